@@ -1,0 +1,114 @@
+/**
+ * What the HTTP API needs from a running daemon. `daemon/` implements it; `api/` serves it; `cli/` reads it over HTTP.
+ * Every type here is plain JSON (it is the body of `GET /report`, i.e. `weft report`).
+ */
+
+export type ConnectionState = 'connecting' | 'pending' | 'established' | 'failed' | 'retrying';
+
+/** One line of `weft status connections`. */
+export interface ConnectionReport {
+  /** '->' outbound (we dialled), '<-' inbound. */
+  direction: '->' | '<-';
+  /** Remote "host:port". */
+  address: string;
+  /** Remote peer name and nickname once the handshake told us. */
+  peer?: string;
+  nickname?: string;
+  state: ConnectionState;
+  /** Why it is in that state: "fastdp"/"sleeve", an error, "retry in 4s", ... */
+  info: string;
+  /** Whether the data and control traffic on this connection are encrypted. */
+  isEncrypted: boolean;
+  /** Seconds since the crypto session started, and how many rekeys it has done (encrypted connections). */
+  sessionAgeSeconds?: number;
+  rekeyCount?: number;
+}
+
+/** One peer in the topology, as `weft status peers` shows it. */
+export interface PeerReport {
+  name: string;
+  nickname: string;
+  uid: string;
+  version: number;
+  connections: Array<{ name: string; nickname: string; address: string; isOutbound: boolean; isEstablished: boolean }>;
+}
+
+export interface TargetReport {
+  address: string;
+  /** 'connected', 'connecting', 'retrying' (with next attempt), 'failed'. */
+  state: string;
+  lastError?: string;
+  nextAttemptInSeconds?: number;
+}
+
+export interface RouterReport {
+  protocol: string;
+  name: string;
+  nickname: string;
+  uid: string;
+  encryption: boolean;
+  peerDiscovery: boolean;
+  trustedSubnets: string[];
+  httpAddr: string;
+  listenAddr: string;
+  targets: TargetReport[];
+  connections: ConnectionReport[];
+  peers: PeerReport[];
+}
+
+export interface DatapathReport {
+  /** 'sleeve' | 'none' */
+  mode: string;
+  bridge?: string;
+  capture?: string;
+  mtuBytes?: number;
+  udpPort?: number;
+  counters: Record<string, number>;
+}
+
+export interface EndpointReport {
+  /** The namespace or container the endpoint lives in, as given at attach. */
+  target: string;
+  interface: string;
+  mac: string;
+  addresses: string[];
+}
+
+export interface IpamReport {
+  status: 'ready' | 'awaiting consensus' | 'idle' | 'off';
+  range: string;
+  defaultSubnet: string;
+  peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
+}
+
+/** The whole of `weft report`. */
+export interface Report {
+  version: string;
+  router: RouterReport;
+  datapath: DatapathReport;
+  endpoints: EndpointReport[];
+  ipam?: IpamReport;
+}
+
+export interface AttachRequest {
+  /** `ip netns` name, a path to a namespace file, or a PID (`pid:1234`). */
+  target: string;
+  /** Addresses in CIDR form (10.2.1.1/24), or IPAM requests: 'net:default', 'net:CIDR', 'ip:ADDR'. */
+  addresses: string[];
+  /** Keep this MAC (moving a container between hosts). */
+  mac?: string;
+  /** Interface name inside the namespace. @default 'ethwe0' */
+  ifname?: string;
+}
+
+export interface WeftControl {
+  report(): Report;
+  connect(peers: string[], replace: boolean): void;
+  forget(peers: string[]): void;
+  attach(request: AttachRequest): Promise<EndpointReport>;
+  detach(target: string): Promise<void>;
+  expose(cidrs: string[]): Promise<string[]>;
+  hide(cidrs: string[]): Promise<string[]>;
+  /** Stop the daemon (the API answers first, then the process exits). */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,50 @@
+/**
+ * A data-plane crypto session for one pair of peers: seal what we send, open what we receive, in place.
+ *
+ * Implemented in `crypto/` (XChaCha20-Poly1305 through sodium-native, per-direction keys, replay window, key phase
+ * for rekeying); used by the sleeve in `router/`. Nothing here allocates per packet, throws or logs: a failed open
+ * returns a negative code that the caller counts.
+ */
+
+/** Why `open` refused a datagram (negative return values). */
+export const OpenResult = {
+  /** Authentication failed: wrong key, forged or corrupted. */
+  BadTag: -1,
+  /** Sequence number already seen. */
+  Replay: -2,
+  /** Sequence number behind the replay window. */
+  Stale: -3,
+  /** No key for the key phase in the header (rekey not yet complete, or too old). */
+  NoKey: -4,
+  /** Too short to hold a tag. */
+  Short: -5,
+} as const;
+
+export interface DataSession {
+  /** Bytes `seal` appends (the authentication tag). */
+  readonly overheadBytes: number;
+  /** The key phase bit (0 or 1) to put in the header of the next datagram sealed. */
+  readonly sendKeyPhase: number;
+  /**
+   * Take the next send sequence number for the current send key. Never returns the same number twice for one key.
+   */
+  nextSeq(): number;
+  /**
+   * Seal `buffer[bodyOffset, bodyOffset+bodyLength)` in place and write the tag right after it.
+   * `buffer[headerOffset, bodyOffset)` (the clear header, which carries `seq`) is authenticated, not encrypted.
+   * The caller must leave `overheadBytes` free after the body. Returns the sealed body length (body + tag).
+   */
+  seal(buffer: Buffer, headerOffset: number, bodyOffset: number, bodyLength: number, seq: number): number;
+  /**
+   * Check the replay window, authenticate and decrypt `buffer[bodyOffset, bodyOffset+sealedLength)` in place, then
+   * record `seq` as seen. Returns the plaintext length (>= 0) or an `OpenResult` code (< 0).
+   */
+  open(
+    buffer: Buffer,
+    headerOffset: number,
+    bodyOffset: number,
+    sealedLength: number,
+    seq: number,
+    keyPhase: number,
+  ): number;
+}

@@ -1,0 +1,35 @@
+/**
+ * Gossip channels: the general mechanism other subsystems (IPAM, DNS, topology) use to spread state over the mesh.
+ *
+ * A subsystem implements `Gossiper` and gets a `GossipChannel` from `Mesh.channel(name, gossiper)`. State travels as
+ * opaque bytes the subsystem encodes. `onGossip` merges must be commutative, associative and idempotent, so the order
+ * and number of times updates arrive does not matter.
+ *
+ * Gossiper callbacks run on the control plane's event loop; they must not block (no sync I/O beyond a small write to
+ * the Store), and must treat every input as untrusted (decode with limits, throw a DecodeError on garbage: the mesh
+ * counts it and drops the message, the connection stays up).
+ */
+
+export interface Gossiper {
+  /** A complete encoding of our current state, sent periodically and to new neighbours. Null when empty. */
+  gossip(): Uint8Array | null;
+  /**
+   * Merge a received update. Return what in it was new to us (the delta to pass on), or null if nothing was.
+   */
+  onGossip(update: Uint8Array): Uint8Array | null;
+  /** Merge a broadcast from `src` (delivered to every reachable peer once). */
+  onGossipBroadcast(src: string, update: Uint8Array): void;
+  /** A message addressed to this peer alone. */
+  onGossipUnicast(src: string, message: Uint8Array): void;
+}
+
+export interface GossipChannel {
+  /** The channel name; the same name on every peer. */
+  readonly name: string;
+  /** Send `update` toward neighbours (logarithmic fan-out, then onward gossip). */
+  gossip(update: Uint8Array): void;
+  /** Deliver `update` to every reachable peer once, along the broadcast routes. */
+  gossipBroadcast(update: Uint8Array): void;
+  /** Deliver `message` to the peer named `dst` along unicast routes. Returns false if `dst` is unreachable. */
+  gossipUnicast(dst: string, message: Uint8Array): boolean;
+}

@@ -1,0 +1,61 @@
+/**
+ * The Datapath seam: where the control plane meets the data plane.
+ *
+ * The control plane (daemon, from gossip's routes and the crypto sessions) hands the data plane immutable
+ * `ForwardingSnapshot`s; a new snapshot is built to the side and applied whole, so a batch always sees one consistent
+ * view. The control plane reads back counters and per-peer health. The data plane never calls into gossip.
+ *
+ * Peers are identified here by their 48-bit peer name as a number (`PeerId`): cheap to compare, to key maps with,
+ * and to read from a packet header (`buf.readUIntBE(off, 6)`).
+ */
+import type { Endpoint } from './underlay.js';
+import type { DataSession } from '../crypto/data-session.js';
+
+/** A peer's 48-bit name as a number (0 .. 2^48-1). */
+export type PeerId = number;
+
+/** What the data plane needs to know about one directly connected peer. */
+export interface PeerPath {
+  readonly peer: PeerId;
+  /** Where to send its datagrams (the address its control connection came from, with the peer's UDP port). */
+  readonly endpoint: Endpoint;
+  /** Seal/open for this pair, or null when the traffic to this peer is sent in clear. */
+  readonly session: DataSession | null;
+}
+
+export interface ForwardingSnapshot {
+  readonly localPeer: PeerId;
+  /** Directly connected peers we exchange datagrams with. */
+  readonly neighbours: ReadonlyMap<PeerId, PeerPath>;
+  /** For each reachable peer, the neighbour to send its unicast frames to. */
+  readonly unicastNextHop: ReadonlyMap<PeerId, PeerId>;
+  /**
+   * For a broadcast frame captured by peer S (key), the neighbours this peer forwards it to, along the spanning tree
+   * rooted at S. Each peer receives one copy.
+   */
+  readonly broadcastNextHops: ReadonlyMap<PeerId, readonly PeerId[]>;
+  /** Path MTU of the underlay toward peers, in bytes of IP packet. */
+  readonly underlayMtuBytes: number;
+}
+
+/** The data plane's view of one neighbour's UDP path. */
+export interface PeerHealth {
+  /** Heartbeats have been answered in both directions recently. */
+  readonly isEstablished: boolean;
+  /** `Clock.now()` when a valid datagram from this peer was last received, or -1. */
+  readonly lastHeardMs: number;
+}
+
+export interface Datapath {
+  start(): Promise<void>;
+  /** Idempotent; safe after a failed start. */
+  stop(): Promise<void>;
+  /** Replace the forwarding view. The snapshot must not be mutated afterwards. */
+  apply(snapshot: ForwardingSnapshot): void;
+  /** Counters by name (`frames_in`, `drop_<reason>`, ...), read at scrape time. */
+  counters(): Readonly<Record<string, number>>;
+  /** Health of each neighbour in the current snapshot. */
+  peerHealth(): ReadonlyMap<PeerId, PeerHealth>;
+  /** Called (from the control plane's side of the loop) when a neighbour's `isEstablished` changes. */
+  onHealthChange(listener: (peer: PeerId, health: PeerHealth) => void): void;
+}

@@ -1,0 +1,40 @@
+/**
+ * The Underlay seam: batches of UDP datagrams to and from peer endpoints.
+ *
+ * Real: `UdpUnderlay` (node:dgram, or the native addon with recvmmsg/sendmmsg). Fake: `MemoryUnderlay` (an
+ * in-memory network with latency, loss and partition knobs).
+ */
+
+/** A UDP endpoint. Instances come from control-plane snapshots and are reused, never built per packet. */
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Datagrams received in one batch. Owned by the underlay; valid only during the callback. */
+export interface DatagramBatch {
+  count: number;
+  buffer: Buffer;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  /** Source address of datagram i. */
+  addresses: string[];
+  /** Source port of datagram i. */
+  ports: Uint16Array;
+}
+
+export interface Underlay {
+  /** The local UDP port bound (known after `start`). */
+  readonly localPort: number;
+  /** Bind and begin delivering datagrams to `onDatagrams`, synchronously per batch. */
+  start(onDatagrams: (batch: DatagramBatch) => void): Promise<void>;
+  /**
+   * Queue one datagram for `to`. The bytes are copied (or handed to the kernel) before return, so the caller may
+   * reuse its buffer at once. Queued datagrams go out at the next `flush()` or sooner.
+   */
+  send(buffer: Buffer, offset: number, length: number, to: Endpoint): void;
+  /** Send every queued datagram now. */
+  flush(): void;
+  /** Close the socket. Idempotent. */
+  stop(): Promise<void>;
+}
