@@ -1,0 +1,64 @@
+/**
+ * The seam between a control connection (gossip/) and its cryptography (crypto/).
+ *
+ * Protocol (see docs/security.md once written): each side puts `begin().publicKey` (a fresh X25519 key) and whether it
+ * has a password in its hello. With both hellos in hand, each side calls `derive()`, sends `confirmation`, and accepts
+ * nothing else until the remote confirmation verifies. After that every control message is `seal`ed/`open`ed, and
+ * rekey messages (a new ephemeral exchange for the data keys) travel on the control connection.
+ *
+ * A router without a password uses no ConnectionSecurity at all; a mismatch in `hasPassword` between two routers is
+ * refused by the handshake before `derive()`.
+ */
+import type { DataSession } from './data-session.js';
+
+export interface ConnectionSecurity {
+  /** True when this router has a password. */
+  readonly hasPassword: boolean;
+  /** Begin securing one connection attempt with a fresh ephemeral key pair. */
+  begin(): SecurityHandshake;
+}
+
+export interface DeriveParams {
+  /** True on the side that dialled. Decides which direction key is "ours". */
+  isInitiator: boolean;
+  localName: string;
+  remoteName: string;
+  remotePublicKey: Uint8Array;
+  /** The protocol version both sides agreed on (bound into the transcript). */
+  protocolVersion: number;
+}
+
+export interface SecurityHandshake {
+  /** Our ephemeral public key (32 bytes), sent in the hello. */
+  readonly publicKey: Uint8Array;
+  /**
+   * Derive the session from the remote's hello. Throws (a typed error with a `code`) if the remote key is invalid
+   * (wrong length, low-order point). The ephemeral private key is wiped afterwards.
+   */
+  derive(params: DeriveParams): SecureSession;
+  /** Wipe the private key without deriving (the connection failed first). Idempotent. */
+  destroy(): void;
+}
+
+export interface SecureSession {
+  /** Key confirmation to send right after derive: proves we hold the same keys (i.e. the same password). */
+  readonly confirmation: Uint8Array;
+  /** Check the remote's confirmation. False means a wrong password or a tampered handshake. */
+  verifyConfirmation(remote: Uint8Array): boolean;
+  /** Seal one control message (after confirmation). Nonces come from a per-direction counter. */
+  seal(message: Uint8Array): Uint8Array;
+  /** Open one control message; null if forged, replayed or out of order (the caller closes the connection). */
+  open(sealed: Uint8Array): Uint8Array | null;
+  /** The data-plane session for this pair of peers. Rekeying changes its keys in place. */
+  readonly data: DataSession;
+  /**
+   * Rekeying: the session calls `send` with messages for the remote's `onRekeyMessage` (sealed and carried by the
+   * control connection). Timers for the rekey policy start here.
+   */
+  startRekeying(send: (message: Uint8Array) => void): void;
+  onRekeyMessage(message: Uint8Array): void;
+  /** For `weft report`. */
+  stats(): { ageSeconds: number; rekeyCount: number };
+  /** Wipe keys and stop timers. Idempotent. */
+  destroy(): void;
+}
