@@ -1,0 +1,171 @@
+/**
+ * The typed face of the `weft_native` C addon (native/src): TAP devices and batched IPv4 UDP, mechanism only.
+ *
+ * Conventions shared by every function:
+ * - Batches live in caller-owned memory: one Buffer cut into fixed slots of `slotBytes`, a packet starting
+ *   `headroomBytes` into its slot, plus typed arrays of offsets, lengths (and for UDP, host-order u32 addresses and
+ *   ports). The addon keeps references to them while a reader runs; do not reallocate them, reuse them.
+ * - Readers run on the main event loop (libuv `uv_poll`): `onBatch(count)` is called synchronously with `count > 0`
+ *   packets now in slots `offsets[0..count)`, valid only until the callback returns. A negative `count` (a negated
+ *   errno) means the fd reported an error (a TAP whose device was deleted); the reader has stopped itself.
+ * - Send functions return how many packets the kernel took and add drops to `drops` (a Float64Array of length 2):
+ *   `drops[0]` the queue/socket buffer was full (EAGAIN), `drops[1]` the packet was refused (bad range or an error).
+ * - Failures of the kernel calls throw an Error whose `code` is the errno name (`EPERM`, `EADDRINUSE`) and whose
+ *   `errno` is the number; argument mistakes throw a TypeError with code `ERR_INVALID_ARG`.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handle of a running reader, from `tapReaderStart` or `udpReaderStart`. */
+export type ReaderHandle = { readonly __brand: 'weft.ReaderHandle' };
+
+/** Counters of one reader; they survive `readerStop`. */
+export interface ReaderStats {
+  /** Times the fd became readable. */
+  wakes: number;
+  /** Callbacks made (batches delivered). */
+  batches: number;
+  /** Packets delivered. */
+  packets: number;
+  /** Packets larger than a slot, dropped. */
+  truncatedDrops: number;
+  /** Reads that failed with something other than EAGAIN. */
+  readErrors: number;
+  isStopped: boolean;
+}
+
+/** Called once per batch read; see the module comment for `count`. Must not throw (a throw is uncaught). */
+export type BatchCallback = (count: number) => void;
+
+export interface WeftNative {
+  /**
+   * Open (creating if needed) the TAP device `name` with IFF_TAP|IFF_NO_PI, nonblocking. `''` lets the kernel pick
+   * a name (tapN). The device is not persistent: it vanishes when the fd is closed. Needs CAP_NET_ADMIN.
+   */
+  tapOpen(name: string): { fd: number; name: string };
+  /** Start reading frames (one per read()) from a TAP fd into slots. */
+  tapReaderStart(
+    fd: number,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    slotBytes: number,
+    headroomBytes: number,
+    onBatch: BatchCallback,
+  ): ReaderHandle;
+  /** Write frames `[0, count)` to a TAP fd, one write() each, in one call. Returns frames written. */
+  tapWriteBatch(
+    fd: number,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    drops: Float64Array,
+  ): number;
+  /**
+   * Open a nonblocking IPv4 UDP socket bound to `bindAddress:port` (port 0: any free port) with 4 MiB socket
+   * buffers where the kernel allows (the sizes it granted are returned; Linux reports double what was set).
+   */
+  udpOpen(
+    bindAddress: string,
+    port: number,
+  ): { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
+  /** Start receiving datagrams with recvmmsg into slots; datagram i came from `addrs[i]:ports[i]`. */
+  udpReaderStart(
+    fd: number,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint32Array,
+    ports: Uint16Array,
+    slotBytes: number,
+    headroomBytes: number,
+    onBatch: BatchCallback,
+  ): ReaderHandle;
+  /** Send datagrams `[0, count)` to `addrs[i]:ports[i]` with sendmmsg. Returns datagrams sent. */
+  udpSendBatch(
+    fd: number,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint32Array,
+    ports: Uint16Array,
+    count: number,
+    drops: Float64Array,
+  ): number;
+  /** Stop a reader. Idempotent; also safe from inside its own callback. The fd stays open. */
+  readerStop(reader: ReaderHandle): void;
+  readerStats(reader: ReaderHandle): ReaderStats;
+  /** Close an fd from `tapOpen`/`udpOpen`. Stop its reader first: libuv must not poll a closed fd. */
+  fdClose(fd: number): void;
+}
+
+/** The addon has not been compiled (or was compiled for another Node ABI). */
+export class NativeAddonMissingError extends Error {
+  readonly code = 'NATIVE_ADDON_MISSING';
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`native addon not loadable at ${path}: ${(cause as Error)?.message ?? cause}; run \`npm run build:native\``);
+    this.name = 'NativeAddonMissingError';
+  }
+}
+
+/**
+ * The repository root: the nearest directory above this file holding package.json. This file runs both as
+ * native/addon.ts (vitest) and as dist/native/addon.js (built), one level deeper, so a fixed `../` would break one.
+ */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new NativeAddonMissingError(dir, new Error('no package.json above the addon loader'));
+    dir = parent;
+  }
+}
+
+/** Where the compiled addon is expected. */
+export function nativeAddonPath(): string {
+  return join(repoRoot(), 'native', 'build', 'Release', 'weft_native.node');
+}
+
+/** Whether the compiled addon exists (tests use this to skip with a reason). */
+export function isNativeAddonBuilt(): boolean {
+  return existsSync(nativeAddonPath());
+}
+
+/**
+ * Load the addon. Node caches the module, so every call returns the same object. Throws
+ * `NativeAddonMissingError` when it is not built.
+ */
+export function loadNative(): WeftNative {
+  const path = nativeAddonPath();
+  try {
+    return createRequire(import.meta.url)(path) as WeftNative;
+  } catch (err) {
+    throw new NativeAddonMissingError(path, err);
+  }
+}
+
+/** `a.b.c.d` to a host-order u32 (127.0.0.1 is 0x7f000001), or -1 when it is not a dotted IPv4 address. */
+export function ipv4ToU32(address: string): number {
+  const parts = address.split('.');
+  if (parts.length !== 4) return -1;
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part)) return -1;
+    const octet = Number(part);
+    if (octet > 255) return -1;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+/** A host-order u32 to `a.b.c.d`. */
+export function u32ToIpv4(value: number): string {
+  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
+}

@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      "target_name": "weft_native",
+      "sources": [
+        "src/addon.c",
+        "src/reader.c",
+        "src/tap.c",
+        "src/udp.c"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

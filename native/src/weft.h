@@ -1,0 +1,102 @@
+/*
+ * weft_native: the data plane's kernel mechanism (TAP devices and batched UDP), no policy.
+ *
+ * Shared by every source file: argument checks that throw a JS error and return -1, errno errors with a stable
+ * `code` (the errno name, e.g. "EPERM"), and the poll-driven batch reader used by both TAP and UDP.
+ */
+#ifndef WEFT_NATIVE_H
+#define WEFT_NATIVE_H
+
+#include <node_api.h>
+#include <uv.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bail out of a napi_callback with NULL (the JS exception is already pending). */
+#define WEFT_TRY(expr)            \
+  do {                            \
+    if ((expr) != 0) return NULL; \
+  } while (0)
+
+/* Throw Error(message "<what>: <strerror>") with `code` = errno name and `errno` = err. */
+void weft_throw_errno(napi_env env, const char *what, int err);
+/* Throw TypeError(message) with code ERR_INVALID_ARG. */
+void weft_throw_arg(napi_env env, const char *message);
+
+/* Argument readers: 0 on success, -1 after throwing a TypeError naming `name`. */
+int weft_arg_u32(napi_env env, napi_value v, const char *name, uint32_t *out);
+int weft_arg_string(napi_env env, napi_value v, const char *name, char *buf, size_t cap);
+int weft_arg_buffer(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len);
+int weft_arg_u32s(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len);
+int weft_arg_u16s(napi_env env, napi_value v, const char *name, uint16_t **data, size_t *len);
+int weft_arg_f64s(napi_env env, napi_value v, const char *name, double **data, size_t *len);
+int weft_arg_function(napi_env env, napi_value v, const char *name);
+/* Set obj[key] = number. */
+void weft_set_number(napi_env env, napi_value obj, const char *key, double value);
+
+/*
+ * A reader watches one nonblocking fd with uv_poll on the main loop. On readability its `fill` reads packets into
+ * fixed slots (slot i spans [i*slot_bytes, (i+1)*slot_bytes) of the buffer; a packet starts `headroom` bytes into
+ * its slot) and records offsets/lengths (and, for UDP, source address and port); the reader then calls the JS
+ * callback once per batch with the count.
+ */
+typedef struct weft_reader weft_reader;
+typedef uint32_t (*weft_fill_fn)(weft_reader *r);
+
+struct weft_reader {
+  napi_env env;
+  uv_poll_t poll;
+  int fd;
+  int is_stopped;
+  int is_drained; /* set by fill: the last read hit EAGAIN (or an error), so stop looping */
+  weft_fill_fn fill;
+  napi_ref refs[5]; /* buffer, offsets, lengths, and for UDP addrs, ports: kept alive (and unmoved) while reading */
+  int ref_count;
+  napi_ref callback_ref;
+  napi_async_context async_context;
+  napi_ref resource_ref;
+  struct weft_handle_box *box;
+  struct weft_env_state *state;
+  weft_reader *next; /* the env's list of live readers, stopped by the env cleanup hook */
+
+  uint8_t *buffer;
+  uint32_t *offsets;
+  uint32_t *lengths;
+  uint32_t *addrs;
+  uint16_t *ports;
+  uint32_t slots;
+  uint32_t slot_bytes;
+  uint32_t headroom;
+  void *scratch; /* fill-specific (UDP: mmsghdr/iovec/sockaddr arrays), freed with the reader */
+
+  double wakes, batches, packets, truncated_drops, read_errors;
+};
+
+/* Counters a reader keeps; they outlive the reader in its JS handle so stats can be read after stop. */
+typedef struct weft_handle_box {
+  weft_reader *reader; /* NULL once stopped */
+  double wakes, batches, packets, truncated_drops, read_errors;
+} weft_handle_box;
+
+/*
+ * Start a reader on `fd`. `r` is calloc'd and has fd, fill, buffer, arrays, slots, slot_bytes, headroom and
+ * scratch set; refs[0..ref_count) are set. Returns the JS handle, or NULL after throwing (then `r` is freed).
+ */
+napi_value weft_reader_start(napi_env env, weft_reader *r, napi_value callback);
+/* Check the common reader arguments and fill `r` from them. 0 on success, -1 after throwing. */
+int weft_reader_args(napi_env env, weft_reader *r, napi_value buffer, napi_value offsets, napi_value lengths,
+                     napi_value slot_bytes, napi_value headroom);
+
+napi_value weft_reader_stop(napi_env env, napi_callback_info info);
+napi_value weft_reader_stats(napi_env env, napi_callback_info info);
+void weft_readers_init(napi_env env);
+
+napi_value weft_tap_open(napi_env env, napi_callback_info info);
+napi_value weft_tap_reader_start(napi_env env, napi_callback_info info);
+napi_value weft_tap_write_batch(napi_env env, napi_callback_info info);
+napi_value weft_udp_open(napi_env env, napi_callback_info info);
+napi_value weft_udp_reader_start(napi_env env, napi_callback_info info);
+napi_value weft_udp_send_batch(napi_env env, napi_callback_info info);
+napi_value weft_fd_close(napi_env env, napi_callback_info info);
+
+#endif
