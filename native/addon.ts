@@ -98,6 +98,12 @@ export interface WeftNative {
   /** Stop a reader. Idempotent; also safe from inside its own callback. The fd stays open. */
   readerStop(reader: ReaderHandle): void;
   readerStats(reader: ReaderHandle): ReaderStats;
+  /**
+   * Copy `length` bytes from `source[sourceOffset..]` to `target[targetOffset..]` (overlap allowed); returns
+   * `length`. Exists because `Buffer#copy` of a partial range allocates a view per call in Node 20; this allocates
+   * nothing. Throws RangeError (code ERR_OUT_OF_RANGE) for a range outside either buffer: check lengths first.
+   */
+  copyBytes(source: Buffer, sourceOffset: number, target: Buffer, targetOffset: number, length: number): number;
   /** Close an fd from `tapOpen`/`udpOpen`. Stop its reader first: libuv must not poll a closed fd. */
   fdClose(fd: number): void;
 }
