@@ -1,0 +1,244 @@
+/**
+ * Endpoints: a container (any network namespace) plugged into the weft bridge by a veth pair, as `weave attach` does.
+ *
+ *   container netns                 host netns (the daemon's)
+ *   ethwe0 (addresses, MAC, MTU) ── vethwl<hash> ── bridge "weft" ── TAP (the datapath)
+ *
+ * A target is named three ways: an `ip netns` name, a path to a namespace file (/proc/PID/ns/net, /run/netns/X, a
+ * bind mount of either), or `pid:1234`. All three are reduced to a path, and every command inside the target runs
+ * as `nsenter --net=PATH ...`; the peer moves there with `ip link set dev X netns PATH` (iproute2 treats an argument
+ * with a '/' as a namespace file). One mechanism for all three forms, no PID to go stale between two commands.
+ *
+ * The host-side name derives from the namespace's identity (device and inode of its nsfs file), not from the
+ * spelling of the target, so `pid:42`, `/proc/42/ns/net` and a bind mount of it name the same endpoint and a second
+ * attach finds the first. The target as given is kept in the host veth's alias (`weft:<target>`), so the kernel
+ * holds the registry: no state file to go stale, and the record vanishes with the veth when the container dies.
+ */
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { globalCidrs, ip, ipJson, isNoSuchDevice, runCommand, type IpAddrLink, type IpLink, type NetdevOptions } from './command.js';
+import { attachToBridge, findLink } from './bridge.js';
+import { InvalidTargetError, TargetNotFoundError } from './errors.js';
+import { disableTxChecksumOffload } from './offload.js';
+import { checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
+
+/** The interface name inside the container, as Weave's. */
+export const DEFAULT_ENDPOINT_IFNAME = 'ethwe0';
+
+/** Host-side veth names: prefix + 8 hex digits = 14 chars (IFNAMSIZ allows 15). 'l' local end, 'g' guest end. */
+const HOST_PREFIX = 'vethwl';
+const GUEST_PREFIX = 'vethwg';
+const ALIAS_PREFIX = 'weft:';
+/** The kernel keeps at most 255 bytes of alias; the prefix takes 5. */
+const MAX_TARGET_CHARS = 240;
+
+/**
+ * One attached endpoint. Structurally the `EndpointReport` of api/control.ts (netdev may not import api/, so the
+ * shape is repeated here; the compiler checks they stay assignable where the daemon hands one for the other).
+ */
+export interface Endpoint {
+  /** The target as given at attach. */
+  target: string;
+  /** Interface name inside the namespace. */
+  interface: string;
+  /** Its MAC, lower case; '' when the namespace could not be entered (see listEndpoints). */
+  mac: string;
+  /** Its global-scope addresses in CIDR form. */
+  addresses: string[];
+}
+
+export interface AttachOptions extends NetdevOptions {
+  /** The bridge to plug the host end into (see ensureBridge). */
+  bridge: string;
+  /** `ip netns` name, namespace file path, or `pid:PID`. */
+  target: string;
+  /** Addresses in CIDR form; IPAM requests ('net:default', ...) are resolved by the caller first. May be empty. */
+  addresses: string[];
+  /** Set this MAC on the container interface (a container moving between hosts keeps its MAC). @default kernel-chosen random */
+  mac?: string;
+  /** Interface name inside the namespace. @default 'ethwe0' */
+  ifname?: string;
+  /** MTU of both veth ends: the overlay MTU (mtu.ts). */
+  mtuBytes: number;
+}
+
+/** A target reduced to what the commands need. */
+export interface ResolvedTarget {
+  target: string;
+  /** Path of the namespace file. */
+  path: string;
+  /** Host-side veth name, 'vethwl' + 8 hex. */
+  hostIfname: string;
+  /** Name of the container end while it is still in the host namespace, 'vethwg' + 8 hex. */
+  guestIfname: string;
+}
+
+/**
+ * Parse `target` and find its namespace. Rejects with `InvalidTargetError` for a malformed target and
+ * `TargetNotFoundError` if the namespace file does not exist (or is not a namespace).
+ */
+export async function resolveTarget(target: string): Promise<ResolvedTarget> {
+  const path = targetPath(target);
+  let st;
+  try {
+    st = await stat(path, { bigint: true });
+  } catch {
+    throw new TargetNotFoundError(target, path);
+  }
+  if (!st.isFile()) throw new TargetNotFoundError(target, path); // nsfs files stat as regular files
+  const hash = createHash('sha256').update(`${st.dev}:${st.ino}`).digest('hex').slice(0, 8);
+  return { target, path, hostIfname: HOST_PREFIX + hash, guestIfname: GUEST_PREFIX + hash };
+}
+
+/** The namespace file path for a target, without touching the filesystem. Exported for tests. */
+export function targetPath(target: string): string {
+  if (typeof target !== 'string' || target.length === 0 || target.length > MAX_TARGET_CHARS) {
+    throw new InvalidTargetError(String(target));
+  }
+  if (target.startsWith('pid:')) {
+    const pid = target.slice(4);
+    if (!/^[1-9][0-9]{0,9}$/.test(pid)) throw new InvalidTargetError(target);
+    return `/proc/${pid}/ns/net`;
+  }
+  if (target.startsWith('/')) {
+    if (target.includes('\0')) throw new InvalidTargetError(target);
+    return target;
+  }
+  try {
+    checkNetnsName(target, 'target');
+  } catch {
+    throw new InvalidTargetError(target);
+  }
+  return `/run/netns/${target}`;
+}
+
+/**
+ * Plug `target` into `bridge`: create a veth pair (MTU `mtuBytes` both ends), move one end into the target's
+ * namespace, name it `ifname`, set the MAC if given, add `addresses`, bring it up and turn off its transmit checksum
+ * offload (see offload.ts); plug the host end into the bridge and bring it up. Resolves the endpoint as the kernel
+ * now has it.
+ *
+ * Attaching a target that is already attached adds any missing addresses and re-plugs the host end; the existing
+ * interface keeps its name and MAC. If a step fails, the veth pair is deleted before the error is rethrown, so a
+ * failed attach leaves nothing behind. Errors: `InvalidNetdevInputError`, `InvalidTargetError`,
+ * `TargetNotFoundError`, `NetdevCommandError` (naming the device and the command), `MissingToolError`.
+ */
+export async function attach(options: AttachOptions): Promise<Endpoint> {
+  const { netns } = options;
+  checkNetnsOption(netns);
+  const bridge = checkIfname(options.bridge, 'bridge');
+  const ifname = checkIfname(options.ifname ?? DEFAULT_ENDPOINT_IFNAME);
+  const mtu = String(checkMtu(options.mtuBytes));
+  const mac = options.mac === undefined ? undefined : checkMac(options.mac);
+  const addresses = options.addresses.map((a) => checkCidr(a, 'address'));
+  const t = await resolveTarget(options.target);
+
+  const existing = await findLink(t.hostIfname, netns);
+  if (existing) {
+    const peer = existing.link_index == null ? undefined : await linkInside(t, existing.link_index);
+    if (peer) {
+      const have = new Set(globalCidrs(peer).map((c) => checkCidr(c)));
+      for (const a of addresses) {
+        if (!have.has(a)) await ip(peer.ifname, ['addr', 'add', a, 'dev', peer.ifname], t.path);
+      }
+      await ip(peer.ifname, ['link', 'set', 'dev', peer.ifname, 'up'], t.path);
+      await attachToBridge(t.hostIfname, bridge, { netns });
+      return await endpointOf(t, peer.ifname);
+    }
+    // Its peer is not in the target: a leftover of an earlier attach whose namespace identity was reused. Replace it.
+    await deleteLink(t.hostIfname, netns);
+  }
+
+  await ip(t.hostIfname, ['link', 'add', 'name', t.hostIfname, 'mtu', mtu, 'type', 'veth', 'peer', 'name', t.guestIfname, 'mtu', mtu], netns);
+  try {
+    await ip(t.guestIfname, ['link', 'set', 'dev', t.guestIfname, 'netns', t.path], netns);
+    await ip(ifname, ['link', 'set', 'dev', t.guestIfname, 'name', ifname], t.path);
+    if (mac !== undefined) await ip(ifname, ['link', 'set', 'dev', ifname, 'address', mac], t.path);
+    for (const a of addresses) await ip(ifname, ['addr', 'add', a, 'dev', ifname], t.path);
+    await ip(ifname, ['link', 'set', 'dev', ifname, 'up'], t.path);
+    await disableTxChecksumOffload(ifname, { netns: t.path });
+    await ip(t.hostIfname, ['link', 'set', 'dev', t.hostIfname, 'alias', ALIAS_PREFIX + t.target], netns);
+    await attachToBridge(t.hostIfname, bridge, { netns });
+    return await endpointOf(t, ifname);
+  } catch (err) {
+    // Deleting either end deletes the pair, wherever the other end is by now.
+    await deleteLink(t.hostIfname, netns).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Remove the target's endpoint (its veth pair; the container interface goes with it). Resolves true if one was
+ * removed, false if there was none, including when the namespace is already gone (its veth died with it). Rejects
+ * with `InvalidTargetError` for a malformed target.
+ */
+export async function detach(target: string, options: NetdevOptions = {}): Promise<boolean> {
+  checkNetnsOption(options.netns);
+  targetPath(target); // syntax check first
+  let hostIfname: string | undefined;
+  try {
+    hostIfname = (await resolveTarget(target)).hostIfname;
+  } catch (err) {
+    if (!(err instanceof TargetNotFoundError)) throw err;
+  }
+  if (hostIfname === undefined || !(await findLink(hostIfname, options.netns))) {
+    // The namespace file is gone (e.g. the process of pid:N exited) but the namespace may live on elsewhere: find
+    // the veth by the target recorded in its alias.
+    const links = await ipJson<IpLink>('veth', ['link', 'show', 'type', 'veth'], options.netns);
+    hostIfname = links.find((l) => l.ifalias === ALIAS_PREFIX + target)?.ifname;
+    if (hostIfname === undefined) return false;
+  }
+  return await deleteLink(hostIfname, options.netns);
+}
+
+/**
+ * The endpoints plugged into `bridge`, read from the kernel: every weft veth on the bridge, its target from the
+ * alias, and the container interface's name, MAC and addresses from inside the namespace. An endpoint whose
+ * namespace file is no longer reachable under the recorded target (its process exited while a bind mount keeps the
+ * namespace alive) is listed with its host-side name as `interface`, mac '' and no addresses.
+ */
+export async function listEndpoints(bridge: string, options: NetdevOptions = {}): Promise<Endpoint[]> {
+  checkIfname(bridge, 'bridge');
+  checkNetnsOption(options.netns);
+  const ports = await ipJson<IpLink>(bridge, ['link', 'show', 'master', bridge], options.netns);
+  const out: Endpoint[] = [];
+  for (const port of ports) {
+    if (!port.ifname.startsWith(HOST_PREFIX) || !port.ifalias?.startsWith(ALIAS_PREFIX)) continue;
+    const target = port.ifalias.slice(ALIAS_PREFIX.length);
+    let t: ResolvedTarget | undefined;
+    try {
+      t = await resolveTarget(target);
+    } catch {
+      t = undefined;
+    }
+    const peer = t && t.hostIfname === port.ifname && port.link_index != null ? await linkInside(t, port.link_index) : undefined;
+    out.push(
+      peer
+        ? { target, interface: peer.ifname, mac: peer.address ?? '', addresses: globalCidrs(peer) }
+        : { target, interface: port.ifname, mac: '', addresses: [] },
+    );
+  }
+  return out;
+}
+
+/** The link with `ifindex` inside the target's namespace, with its addresses; undefined if there is none. */
+async function linkInside(t: ResolvedTarget, ifindex: number): Promise<IpAddrLink | undefined> {
+  const links = await ipJson<IpAddrLink>(t.target, ['addr', 'show'], t.path);
+  return links.find((l) => l.ifindex === ifindex);
+}
+
+async function endpointOf(t: ResolvedTarget, ifname: string): Promise<Endpoint> {
+  const link = (await ipJson<IpAddrLink>(ifname, ['addr', 'show', 'dev', ifname], t.path))[0];
+  return { target: t.target, interface: ifname, mac: link?.address ?? '', addresses: link ? globalCidrs(link) : [] };
+}
+
+/** Delete a link; true if deleted, false if it did not exist. */
+async function deleteLink(ifname: string, netns: string | undefined): Promise<boolean> {
+  try {
+    await runCommand({ device: ifname, file: 'ip', args: ['link', 'del', 'dev', ifname], netns });
+    return true;
+  } catch (err) {
+    if (isNoSuchDevice(err)) return false;
+    throw err;
+  }
+}

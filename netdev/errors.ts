@@ -1,0 +1,106 @@
+/**
+ * Typed failures of the host network devices. Each has a stable `code` that `api/` and `cli/` match on, and a message
+ * that names the device (or value) and says what to do.
+ */
+
+/** A command (`ip`, `ethtool`, `nsenter`) ran and failed. */
+export class NetdevCommandError extends Error {
+  readonly code = 'NETDEV_COMMAND_FAILED';
+  constructor(
+    /** The device (or namespace) the command was about. */
+    readonly device: string,
+    /** The command line as run, space-joined (for people; it was executed without a shell). */
+    readonly command: string,
+    /** Its trimmed standard error, or the spawn error's message. */
+    readonly stderr: string,
+    readonly exitCode: number | null,
+  ) {
+    super(`${device}: \`${command}\` failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${stderr || 'no error output'}`);
+    this.name = 'NetdevCommandError';
+  }
+}
+
+/** A program weft needs is not installed. */
+export class MissingToolError extends Error {
+  readonly code = 'MISSING_TOOL';
+  constructor(readonly tool: string) {
+    super(`\`${tool}\` is not installed (or not on PATH); run scripts/setup.sh as root, or install ${packageOf(tool)}`);
+    this.name = 'MissingToolError';
+  }
+}
+
+function packageOf(tool: string): string {
+  switch (tool) {
+    case 'ip':
+      return 'iproute2';
+    case 'nsenter':
+      return 'util-linux';
+    default:
+      return tool;
+  }
+}
+
+/** A value given by a user (CIDR, interface name, MAC, MTU) is malformed. */
+export class InvalidNetdevInputError extends Error {
+  readonly code = 'INVALID_NETDEV_INPUT';
+  constructor(
+    /** Which input: 'cidr', 'address', 'ifname', 'mac', 'mtuBytes', 'netns'. */
+    readonly field: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
+    super(`invalid ${field} ${JSON.stringify(value)}: expected ${expected}`);
+    this.name = 'InvalidNetdevInputError';
+  }
+}
+
+/** An attach/detach target is not one of the three accepted forms. */
+export class InvalidTargetError extends Error {
+  readonly code = 'INVALID_TARGET';
+  constructor(readonly target: string) {
+    super(
+      `invalid target ${JSON.stringify(target)}: give an \`ip netns\` name, a path to a namespace file ` +
+        '(/proc/PID/ns/net, /run/netns/NAME) or pid:PID',
+    );
+    this.name = 'InvalidTargetError';
+  }
+}
+
+/** The target's network namespace does not exist (the container stopped, the name is wrong). */
+export class TargetNotFoundError extends Error {
+  readonly code = 'TARGET_NOT_FOUND';
+  constructor(
+    readonly target: string,
+    readonly path: string,
+  ) {
+    super(`target ${JSON.stringify(target)}: no network namespace at ${path}; is the container or process still running?`);
+    this.name = 'TargetNotFoundError';
+  }
+}
+
+/** A device with the bridge's name exists but is not a Linux bridge, so weft will not adopt (or delete) it. */
+export class NotABridgeError extends Error {
+  readonly code = 'NOT_A_BRIDGE';
+  constructor(
+    readonly device: string,
+    readonly kind: string,
+  ) {
+    super(
+      `device ${device} exists but is a ${kind || 'plain device'}, not a bridge; remove it (ip link del ${device}) ` +
+        'or choose another bridge name',
+    );
+    this.name = 'NotABridgeError';
+  }
+}
+
+/** There is no route to decide the underlay device from (no default route, or none to the given address). */
+export class NoRouteError extends Error {
+  readonly code = 'NO_ROUTE';
+  constructor(readonly destination: string) {
+    super(
+      `no route ${destination === 'default' ? 'is the default' : `to ${destination}`} to take the underlay MTU from; ` +
+        'add one, or give the MTU explicitly',
+    );
+    this.name = 'NoRouteError';
+  }
+}
