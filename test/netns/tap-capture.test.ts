@@ -198,7 +198,7 @@ describe.skipIf(!!skipReason)('TAP device on a bridge in a namespace', () => {
       for (let attempt = 0; attempt < 40 && mac === undefined; attempt++) {
         expect(capture.write(request, 0, request.length)).toBe(true);
         capture.flush();
-        mac = await Promise.race([reply, new Promise<undefined>((r) => setTimeout(r, 250))]);
+        mac = await Promise.race([reply, new Promise<undefined>((r) => setTimeout(() => r(undefined), 250))]);
       }
       expect(mac).toBe(peerMac);
       expect(capture.counters()).toMatchObject({ dropsQueueFull: 0, dropsWriteError: 0 });
