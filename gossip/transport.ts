@@ -39,3 +39,18 @@ export interface Transport {
   /** Open a connection to `address` ("host:port"). Rejects on failure or after `timeoutMs`. */
   dial(address: string, timeoutMs: number): Promise<TransportConnection>;
 }
+
+/**
+ * Longest close reason in UTF-8 bytes: a WebSocket close frame holds 125 bytes, 2 of them the status code. Every
+ * transport truncates to this so a reason reads the same whichever transport carried it.
+ */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/** `reason` cut to at most `MAX_CLOSE_REASON_BYTES` UTF-8 bytes without splitting a character. */
+export function truncateCloseReason(reason: string): string {
+  const bytes = Buffer.from(reason, 'utf8');
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return reason;
+  let end = MAX_CLOSE_REASON_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // back off continuation bytes
+  return bytes.subarray(0, end).toString('utf8');
+}

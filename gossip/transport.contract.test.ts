@@ -1,0 +1,188 @@
+/**
+ * One suite, two transports: the in-memory network used by simulations must behave like the WebSocket transport
+ * in everything the mesh relies on. MemoryNetwork runs on the system clock here so both run the same async code.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../runtime/clock.js';
+import { MemoryNetwork } from './memory-transport.js';
+import type { Transport, TransportConnection, TransportListener } from './transport.js';
+import { truncateCloseReason, WsTransport } from './ws-transport.js';
+
+interface Pair {
+  server: Transport;
+  client: Transport;
+  /** What to listen on (port 0 picks a free one). */
+  listenAddr: string;
+  maxPayloadBytes: number;
+}
+
+const cases: Array<[string, () => Pair]> = [
+  [
+    'MemoryNetwork',
+    () => {
+      const net = new MemoryNetwork(systemClock, { latencyMs: 1, maxPayloadBytes: 4096 });
+      return { server: net.transport('10.0.0.1'), client: net.transport('10.0.0.2'), listenAddr: '0.0.0.0:6783', maxPayloadBytes: 4096 };
+    },
+  ],
+  [
+    'WsTransport',
+    () => {
+      const t = new WsTransport({ maxPayloadBytes: 4096 });
+      return { server: t, client: new WsTransport({ maxPayloadBytes: 4096 }), listenAddr: '127.0.0.1:0', maxPayloadBytes: 4096 };
+    },
+  ],
+];
+
+function nextMessage(conn: TransportConnection, inbox: Uint8Array[]): Promise<Uint8Array> {
+  return new Promise((resolve) => {
+    const poll = () => (inbox.length > 0 ? resolve(inbox.shift()!) : setTimeout(poll, 2));
+    poll();
+  });
+}
+
+function closed(conn: TransportConnection): Promise<string> {
+  return new Promise((resolve) => conn.onClose(resolve));
+}
+
+describe.each(cases)('Transport contract: %s', (_name, make) => {
+  const listeners: TransportListener[] = [];
+  const conns: TransportConnection[] = [];
+  afterEach(async () => {
+    for (const c of conns.splice(0)) c.close('test over');
+    for (const l of listeners.splice(0)) await l.close();
+  });
+
+  async function connected(pair: Pair): Promise<{ a: TransportConnection; b: TransportConnection; bInbox: Uint8Array[]; aInbox: Uint8Array[]; listener: TransportListener }> {
+    let accept!: (c: TransportConnection) => void;
+    const accepted = new Promise<TransportConnection>((r) => (accept = r));
+    const bInbox: Uint8Array[] = [];
+    const listener = await pair.server.listen(pair.listenAddr, (c) => {
+      c.onMessage((m) => bInbox.push(m));
+      accept(c);
+    });
+    listeners.push(listener);
+    const a = await pair.client.dial(listener.address, 2000);
+    const aInbox: Uint8Array[] = [];
+    a.onMessage((m) => aInbox.push(m));
+    const b = await accepted;
+    conns.push(a, b);
+    return { a, b, aInbox, bInbox, listener };
+  }
+
+  it('delivers binary messages intact and in order both ways', async () => {
+    const { a, b, aInbox, bInbox } = await connected(make());
+    for (let i = 0; i < 20; i++) a.send(new Uint8Array([i, 0, 255, i]));
+    b.send(new Uint8Array([9, 9]));
+    for (let i = 0; i < 20; i++) expect([...(await nextMessage(b, bInbox))]).toEqual([i, 0, 255, i]);
+    expect([...(await nextMessage(a, aInbox))]).toEqual([9, 9]);
+  });
+
+  it('reports direction and remote addresses', async () => {
+    const { a, b, listener } = await connected(make());
+    expect(a.isOutbound).toBe(true);
+    expect(b.isOutbound).toBe(false);
+    expect(a.remoteAddr).toBe(listener.address);
+    expect(b.remoteHost).toMatch(/^10\.0\.0\.2$|^127\.0\.0\.1$/);
+    expect(b.remoteAddr.startsWith(`${b.remoteHost}:`)).toBe(true);
+  });
+
+  it('carries the close reason to the other side, once, truncated to 123 bytes', async () => {
+    const { a, b } = await connected(make());
+    const long = `duplicate connection ${'x'.repeat(200)}`;
+    const remote = closed(b);
+    let localCount = 0;
+    a.onClose(() => localCount++);
+    a.close(long);
+    a.close('again');
+    const reason = await remote;
+    expect(reason).toBe(truncateCloseReason(long));
+    expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(123);
+    expect(localCount).toBe(1);
+    a.send(new Uint8Array([1])); // dropped silently after close
+  });
+
+  it('closes a connection that receives a message over the payload limit', async () => {
+    const pair = make();
+    const { a, b } = await connected(pair);
+    const atB = closed(b);
+    const atA = closed(a);
+    a.send(new Uint8Array(pair.maxPayloadBytes + 1));
+    expect(await atB).toMatch(/too big/);
+    expect(await atA).toMatch(/too big|closed|lost/);
+  });
+
+  it('rejects a dial to an address nobody listens on', async () => {
+    const pair = make();
+    const l = await pair.server.listen(pair.listenAddr, () => {});
+    const addr = l.address;
+    await l.close();
+    await expect(pair.client.dial(addr, 1000)).rejects.toThrow(/refused|closed|ECONNREFUSED|timed out/);
+  });
+
+  it('keeps truncation on a UTF-8 boundary', () => {
+    const r = truncateCloseReason('é'.repeat(100));
+    expect(Buffer.byteLength(r)).toBeLessThanOrEqual(123);
+    expect(r).toBe('é'.repeat(61));
+  });
+});
+
+describe('WsTransport specifics', () => {
+  it('never lets a socket error escape: a garbage client is dropped, the listener keeps working', async () => {
+    const { createConnection } = await import('node:net');
+    const t = new WsTransport();
+    const seen: TransportConnection[] = [];
+    const l = await t.listen('127.0.0.1:0', (c) => seen.push(c));
+    try {
+      const port = Number(l.address.split(':').pop());
+      await new Promise<void>((resolve) => {
+        const s = createConnection({ host: '127.0.0.1', port }, () => s.end('\u0000\u0001garbage\r\n\r\n'));
+        s.on('error', () => {});
+        s.resume(); // read the 400 answer so the socket can end
+        s.on('close', () => resolve());
+      });
+      const c = await t.dial(l.address, 1000);
+      c.close('done');
+      expect(seen.length).toBe(1);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('times out a dial to a silent TCP listener', async () => {
+    const { createServer } = await import('node:net');
+    const held: Array<import('node:net').Socket> = [];
+    const server = createServer((s) => held.push(s)); // accepts TCP, never answers the upgrade
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as { port: number }).port;
+      await expect(new WsTransport().dial(`127.0.0.1:${port}`, 100)).rejects.toThrow(/timed out|timeout/i);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
+
+describe('MemoryNetwork specifics', () => {
+  it('a partition closes open connections and makes dials fail until healed', async () => {
+    const net = new MemoryNetwork(systemClock, { latencyMs: 0 });
+    const a = net.transport('h1');
+    const b = net.transport('h2');
+    await b.listen('0.0.0.0:6783', () => {});
+    const c = await a.dial('h2:6783', 50);
+    const gone = closed(c);
+    net.partition('h1', 'h2:6783');
+    expect(await gone).toMatch(/partition/);
+    await expect(a.dial('h2:6783', 20)).rejects.toThrow(/timed out/);
+    net.heal('h1', 'h2');
+    const again = await a.dial('h2:6783', 50);
+    again.close('done');
+  });
+
+  it('a killed listener refuses new dials', async () => {
+    const net = new MemoryNetwork(systemClock, { latencyMs: 0 });
+    await net.transport('h2').listen('0.0.0.0:6783', () => {});
+    net.killListener('h2:6783');
+    await expect(net.transport('h1').dial('h2:6783', 50)).rejects.toThrow(/refused/);
+  });
+});
