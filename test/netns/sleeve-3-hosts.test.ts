@@ -1,0 +1,139 @@
+/**
+ * The sleeve data path on three real hosts: containers on a bridge per host, frames in UDP between hosts.
+ * Steps run in order and share the hosts; each step states the behaviour it checks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
+import { builtSkipReason, canPing, repoRoot, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+
+const skip = netnsSkipReason() ?? builtSkipReason();
+const fixtures = join(repoRoot, 'test/netns/fixtures');
+
+/** Container i's overlay address (inside our namespaces only). */
+const cip = (i: number) => `10.47.1.${i}`;
+const MAC1 = '02:47:00:00:00:01';
+
+function dropTotal(counters: Record<string, number>): number {
+  return Object.entries(counters)
+    .filter(([k]) => k.startsWith('drop'))
+    .reduce((s, [, v]) => s + v, 0);
+}
+
+describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
+  let hosts: TestHosts;
+  let runDir: string;
+  let weft: WeftHost[] = [];
+  const c: TestContainer[] = [];
+
+  beforeAll(async () => {
+    hosts = await createHosts({ count: 3 });
+    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
+    weft = hosts.hosts.map((h) => weftOn(h, runDir));
+    await weft[0]!.launch();
+    await weft[1]!.launch([hosts.host(1).ip]);
+    await weft[2]!.launch([hosts.host(1).ip]);
+    for (let i = 1; i <= 3; i++) {
+      const ct = await hosts.addContainer(i, 'c1');
+      c.push(ct);
+      const mac = i === 1 ? ['--mac', MAC1] : [];
+      await weft[i - 1]!.run(['attach', '--netns', ct.ns, ...mac, `${cip(i)}/24`]);
+    }
+    for (const w of weft) {
+      await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
+        const r = await w.report();
+        return r.router.connections.filter((x) => x.state === 'established').length === 2;
+      }, 30_000);
+    }
+  });
+
+  afterAll(async () => {
+    for (const w of weft) await w.cleanup().catch(() => undefined);
+    await hosts?.destroy();
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('every container pings every other (ARP resolves across hosts)', async () => {
+    for (let i = 1; i <= 3; i++) {
+      for (let j = 1; j <= 3; j++) {
+        if (i === j) continue;
+        expect(await waitFor(`c${i} -> c${j}`, () => canPing(c[i - 1]!, cip(j)), 15_000)).toBe(true);
+      }
+    }
+    const neigh = await c[0]!.exec('ip', ['neigh', 'show', cip(3)]);
+    expect(neigh).toMatch(/lladdr [0-9a-f:]{17}/);
+  });
+
+  it('delivers a broadcast exactly once to each other container', async () => {
+    const dumps = [2, 3].map((i) =>
+      c[i - 1]!.exec('timeout', ['6', 'tcpdump', '-n', '-l', '-i', 'ethwe0', 'icmp and dst host 10.47.1.255'], { timeoutMs: 15_000 }).catch(
+        (e: { stdout?: string }) => e.stdout ?? '',
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    await c[0]!.exec('ping', ['-b', '-c', '3', '-i', '0.3', '-W', '1', '10.47.1.255']).catch(() => undefined);
+    const outs = await Promise.all(dumps);
+    for (const out of outs) expect(String(out).split('\n').filter((l) => l.includes('ICMP echo request'))).toHaveLength(3);
+  });
+
+  it('carries 100 MB of TCP intact across the overlay', async () => {
+    const sink = c[1]!.spawn(process.execPath, [join(fixtures, 'tcp-transfer.mjs'), 'sink', '5201']);
+    let sinkOut = '';
+    sink.stdout?.on('data', (d) => (sinkOut += String(d)));
+    await waitFor('sink to listen', () => sinkOut.includes('listening'), 10_000, 100);
+    const sent = (await c[0]!.exec(process.execPath, [join(fixtures, 'tcp-transfer.mjs'), 'source', cip(2), '5201', '100'], { timeoutMs: 120_000 })).trim();
+    await waitFor('sink to finish', () => sinkOut.trim().split('\n').length >= 2, 30_000, 100);
+    const received = sinkOut.trim().split('\n')[1]!.trim();
+    expect(sent.startsWith(`${100 * 1024 * 1024} `)).toBe(true);
+    expect(received).toBe(sent);
+  });
+
+  it('drops and counts garbage at the UDP port, and keeps forwarding', async () => {
+    const before = dropTotal((await weft[0]!.report()).datapath.counters);
+    const h2name = (await weft[1]!.report()).router.name.replace(/:/g, '');
+    await hosts.host(2).exec(process.execPath, [join(fixtures, 'udp-garbage.mjs'), hosts.host(1).ip, '6783', '100000', h2name], { timeoutMs: 90_000 });
+    const after = await weft[0]!.report();
+    expect(dropTotal(after.datapath.counters) - before).toBeGreaterThan(50_000);
+    expect(await canPing(c[0]!, cip(2), 2)).toBe(true);
+    expect(await canPing(c[0]!, cip(3), 2)).toBe(true);
+  });
+
+  it('routes h1 <-> h3 through h2 when their link is cut, and directly again when restored', async () => {
+    await hosts.cut(1, 3);
+    await waitFor('h1 to lose its direct connection to h3', async () => {
+      const r = await weft[0]!.report();
+      return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
+    }, 20_000);
+    expect(await waitFor('c1 -> c3 via h2', () => canPing(c[0]!, cip(3)), 20_000)).toBe(true);
+    const peers = await weft[1]!.run(['status', 'peers']);
+    expect(peers).toContain('(h3)');
+
+    const forwardedBefore = (await weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
+    await hosts.restore(1, 3);
+    await waitFor('h1 and h3 to connect directly', async () => {
+      const r = await weft[0]!.report();
+      return r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
+    }, 60_000);
+    const mid = (await weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
+    expect(await canPing(c[0]!, cip(3), 5)).toBe(true);
+    const forwardedAfter = (await weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
+    expect(forwardedBefore).toBeGreaterThan(0);
+    expect(forwardedAfter - mid).toBe(0);
+  });
+
+  it('reaches a container moved from h1 to h2 (same MAC and IP) within a few seconds', async () => {
+    await weft[0]!.run(['detach', '--netns', c[0]!.ns]);
+    const moved = await hosts.addContainer(2, 'c9');
+    await weft[1]!.run(['attach', '--netns', moved.ns, '--mac', MAC1, `${cip(1)}/24`]);
+    expect(await waitFor('c3 -> moved container', () => canPing(c[2]!, cip(1)), 15_000)).toBe(true);
+  });
+
+  it('restores connectivity to a restarted router without re-attaching its containers', async () => {
+    weft[2]!.kill();
+    await new Promise((r) => setTimeout(r, 1000));
+    await weft[2]!.launch([hosts.host(1).ip]);
+    expect(await waitFor('c2 -> c3 after restart', () => canPing(c[1]!, cip(3)), 30_000)).toBe(true);
+  });
+});
