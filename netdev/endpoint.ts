@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { globalCidrs, ip, ipJson, isNoSuchDevice, runCommand, type IpAddrLink, type IpLink, type NetdevOptions } from './command.js';
 import { attachToBridge, findLink } from './bridge.js';
-import { InvalidTargetError, TargetNotFoundError } from './errors.js';
+import { InvalidTargetError, TargetIsHostError, TargetNotFoundError } from './errors.js';
 import { disableTxChecksumOffload } from './offload.js';
 import { checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
 
@@ -132,6 +132,9 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
   const mac = options.mac === undefined ? undefined : checkMac(options.mac);
   const addresses = options.addresses.map((a) => checkCidr(a, 'address'));
   const t = await resolveTarget(options.target);
+  if (await isSameNamespace(t.path, netns === undefined ? '/proc/self/ns/net' : targetPath(netns))) {
+    throw new TargetIsHostError(t.target);
+  }
 
   const existing = await findLink(t.hostIfname, netns);
   if (existing) {
@@ -219,6 +222,16 @@ export async function listEndpoints(bridge: string, options: NetdevOptions = {})
     );
   }
   return out;
+}
+
+/** Whether two namespace files are the same namespace (same nsfs device and inode). */
+async function isSameNamespace(a: string, b: string): Promise<boolean> {
+  try {
+    const [sa, sb] = await Promise.all([stat(a, { bigint: true }), stat(b, { bigint: true })]);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** The link with `ifindex` inside the target's namespace, with its addresses; undefined if there is none. */

@@ -104,3 +104,12 @@ export class NoRouteError extends Error {
     this.name = 'NoRouteError';
   }
 }
+
+/** The target is the namespace the host end would live in: attaching it would plug the host into itself. */
+export class TargetIsHostError extends Error {
+  readonly code = 'TARGET_IS_HOST';
+  constructor(readonly target: string) {
+    super(`target ${JSON.stringify(target)} is weft's own network namespace; attach a container's namespace instead`);
+    this.name = 'TargetIsHostError';
+  }
+}

@@ -20,7 +20,7 @@
  */
 import { execFile, spawn as spawnChild, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Where run markers live (tmpfs, cleared on reboot along with the namespaces). Shared with scripts/testhosts.sh. */
@@ -68,7 +68,9 @@ export interface NamespaceHandle {
   exec(cmd: string, args?: readonly string[], options?: ExecOptions): Promise<string>;
   /**
    * Start `cmd args` inside as a child process, tracked by PID: `destroy()` sends it SIGTERM, then SIGKILL. The PID
-   * is the command's own (`ip netns exec` execs into it), so signals reach it directly.
+   * is the command's own (`ip netns exec` execs into it), so signals reach it directly. Careful: the 'spawn' event
+   * comes before `ip netns exec` has entered the namespace; before using `pid:PID` or /proc/PID/ns/net as a target,
+   * `await untilInNamespace(child.pid, handle.path)`, or you will be looking at the test runner's own namespace.
    */
   spawn(cmd: string, args?: readonly string[], options?: SpawnOptions): ChildProcess;
 }
@@ -176,6 +178,25 @@ export async function createHosts(options: CreateHostsOptions): Promise<TestHost
     throw err;
   }
   return net;
+}
+
+/**
+ * Wait until process `pid` is inside the namespace at `nsPath` (same nsfs inode), polling every 20 ms for at most
+ * `timeoutMs`; rejects if it never gets there (or exits first).
+ */
+export async function untilInNamespace(pid: number, nsPath: string, timeoutMs = 5_000): Promise<void> {
+  const want = statSync(nsPath);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const st = statSync(`/proc/${pid}/ns/net`);
+      if (st.ino === want.ino && st.dev === want.dev) return;
+    } catch {
+      // not started yet, or already gone: the deadline decides
+    }
+    if (Date.now() >= deadline) throw new Error(`process ${pid} did not enter ${nsPath} within ${timeoutMs} ms`);
+    await sleep(20);
+  }
 }
 
 /**

@@ -10,9 +10,10 @@ import { expose, hide, listExposed } from '../../netdev/expose.js';
 import { underlayMtu, overlayMtu } from '../../netdev/mtu.js';
 import { isTxChecksumOffloaded } from '../../netdev/offload.js';
 import { NotABridgeError, NoRouteError } from '../../netdev/errors.js';
-import { createHosts, netnsSkipReason, type TestContainer, type TestHost, type TestHosts } from '../harness/hosts.js';
+import { createHosts, netnsSkipReason, untilInNamespace, type TestContainer, type TestHost, type TestHosts } from '../harness/hosts.js';
 
 const skip = netnsSkipReason();
+
 const BRIDGE = 'weft';
 
 async function pings(from: TestContainer | TestHost, address: string): Promise<boolean> {
@@ -62,7 +63,7 @@ describe.skipIf(skip)('netdev: bridge and endpoints on one host', () => {
   });
 
   it('refuses to adopt a device of the bridge name that is not a bridge', async () => {
-    await host.exec('ip', ['link', 'add', 'name', 'notbr', 'type', 'dummy']);
+    await host.exec('ip', ['link', 'add', 'name', 'notbr', 'type', 'veth', 'peer', 'name', 'notbr-peer']);
     const err = await ensureBridge({ name: 'notbr', mtuBytes, netns: host.ns }).catch((e) => e);
     expect(err).toBeInstanceOf(NotABridgeError);
     expect(err.code).toBe('NOT_A_BRIDGE');
@@ -107,6 +108,8 @@ describe.skipIf(skip)('netdev: bridge and endpoints on one host', () => {
     const c3 = await net!.addContainer(host, 'c3');
     const sleeper = c3.spawn('sleep', ['600']);
     await new Promise((r) => sleeper.once('spawn', r));
+    // 'spawn' fires when `ip netns exec` starts, before it has entered c3: until then /proc/PID/ns/net is ours.
+    await untilInNamespace(sleeper.pid!, c3.path);
     const target = `pid:${sleeper.pid}`;
     await attach({ bridge: BRIDGE, target, addresses: ['10.40.1.3/24'], mtuBytes, netns: host.ns });
     expect(await pings(c1, '10.40.1.3')).toBe(true);
@@ -144,7 +147,7 @@ describe.skipIf(skip)('netdev: bridge and endpoints on one host', () => {
   });
 
   it('a failed attach leaves no veth behind and names the device and command', async () => {
-    await c1.exec('ip', ['link', 'add', 'name', 'ethwe0', 'type', 'dummy']); // the name is taken inside
+    await c1.exec('ip', ['link', 'add', 'name', 'ethwe0', 'type', 'veth', 'peer', 'name', 'other0']); // name taken inside
     const err = await attach({ bridge: BRIDGE, target: c1.ns, addresses: ['10.40.1.1/24'], mtuBytes, netns: host.ns }).catch((e) => e);
     expect(err.code).toBe('NETDEV_COMMAND_FAILED');
     expect(err.device).toBe('ethwe0');
@@ -160,6 +163,7 @@ describe.skipIf(skip)('netdev: bridge and endpoints on one host', () => {
     await expect(attach({ ...base, addresses: ['10.40.1.1'] })).rejects.toMatchObject({ code: 'INVALID_NETDEV_INPUT', field: 'address' });
     await expect(attach({ ...base, addresses: [], target: 'pid:abc' })).rejects.toMatchObject({ code: 'INVALID_TARGET' });
     await expect(attach({ ...base, addresses: [], target: 'nonexistent-ns' })).rejects.toMatchObject({ code: 'TARGET_NOT_FOUND' });
+    await expect(attach({ ...base, addresses: [], target: host.ns })).rejects.toMatchObject({ code: 'TARGET_IS_HOST' });
     await expect(attach({ ...base, addresses: [], ifname: 'much-too-long-name' })).rejects.toMatchObject({ code: 'INVALID_NETDEV_INPUT' });
   });
 
