@@ -1,0 +1,102 @@
+/**
+ * A sliding replay filter over 64-bit-ish sequence numbers (any integer in [0, 2^53)), in the manner of WireGuard's
+ * `replay.Filter` but larger: the default window tracks 2^20 numbers behind the highest seen, because UDP through
+ * busy multi-path underlays reorders by more than WireGuard's 8k at multi-gigabit rates.
+ *
+ * The bitmap is a ring of 32-bit words. One word more than the window needs is kept, so moving forward only has to
+ * zero whole words that fall out (no bit-by-bit shifting) and the word holding the oldest tracked number is never the
+ * one being cleared. A jump further than the ring clears it entirely, once.
+ *
+ * Contract: `accept(seq)` returns `ReplayCheck.Fresh` for the first sighting of any `seq` that is above the highest
+ * accepted so far, or at most `windowSize` below it; `Replay` for a second sighting; `Stale` for anything older (and
+ * for values that are not integers in [0, 2^53)). `check` answers the same without recording, so the caller can
+ * authenticate between the two and never let a forgery move the window.
+ *
+ * Allocates nothing after construction; all operations are O(1) except a forward jump, which is O(words cleared).
+ */
+import { OpenResult } from './data-session.js';
+
+/** Results of `check`/`accept`: fresh is 0, the refusals reuse the `OpenResult` codes the data plane counts. */
+export const ReplayCheck = {
+  Fresh: 0,
+  Replay: OpenResult.Replay,
+  Stale: OpenResult.Stale,
+} as const;
+
+/** Default window: 2^20 sequence numbers (a 128 KiB bitmap). */
+export const DEFAULT_REPLAY_WINDOW = 2 ** 20;
+
+const WORD_BITS = 32;
+
+export class ReplayWindow {
+  /** How far below the highest accepted number a number is still tracked. */
+  readonly windowSize: number;
+  private readonly ring: Uint32Array;
+  private readonly ringWords: number;
+  /** Highest accepted sequence number, -1 before the first. */
+  private last = -1;
+
+  /** @param windowSize a positive multiple of 32. @default DEFAULT_REPLAY_WINDOW (2^20) */
+  constructor(windowSize: number = DEFAULT_REPLAY_WINDOW) {
+    if (!Number.isInteger(windowSize) || windowSize < WORD_BITS || windowSize % WORD_BITS !== 0) {
+      throw new RangeError(`replay window ${windowSize} must be a positive multiple of ${WORD_BITS}`);
+    }
+    this.windowSize = windowSize;
+    this.ringWords = windowSize / WORD_BITS + 1;
+    this.ring = new Uint32Array(this.ringWords);
+  }
+
+  /** The highest accepted sequence number, or -1 if none yet. */
+  get highest(): number {
+    return this.last;
+  }
+
+  /** Would `accept(seq)` take it? No state changes. */
+  check(seq: number): number {
+    if (!(seq >= 0 && seq <= Number.MAX_SAFE_INTEGER) || seq !== Math.floor(seq)) return ReplayCheck.Stale;
+    if (seq > this.last) return ReplayCheck.Fresh;
+    if (this.last - seq > this.windowSize) return ReplayCheck.Stale;
+    // `seq & 31` is exact for integers below 2^53: ToInt32 keeps the value modulo 2^32.
+    return (this.ring[Math.floor(seq / WORD_BITS) % this.ringWords]! & (1 << (seq & 31))) !== 0
+      ? ReplayCheck.Replay
+      : ReplayCheck.Fresh;
+  }
+
+  /** Record `seq` if fresh. Returns the same codes as `check`; only `Fresh` changes state. */
+  accept(seq: number): number {
+    if (!(seq >= 0 && seq <= Number.MAX_SAFE_INTEGER) || seq !== Math.floor(seq)) return ReplayCheck.Stale;
+    const block = Math.floor(seq / WORD_BITS);
+    if (seq > this.last) {
+      const current = this.last < 0 ? -1 : Math.floor(this.last / WORD_BITS);
+      this.clearBlocks(current + 1, Math.min(block - current, this.ringWords));
+      this.last = seq;
+    } else if (this.last - seq > this.windowSize) {
+      return ReplayCheck.Stale;
+    }
+    const index = block % this.ringWords;
+    const bit = 1 << (seq & 31);
+    const word = this.ring[index]!;
+    if ((word & bit) !== 0) return ReplayCheck.Replay;
+    this.ring[index] = word | bit;
+    return ReplayCheck.Fresh;
+  }
+
+  /** Forget everything (for a new key). */
+  reset(): void {
+    this.ring.fill(0);
+    this.last = -1;
+  }
+
+  /** Zero `count` ring words starting at block number `firstBlock` (wrapping). */
+  private clearBlocks(firstBlock: number, count: number): void {
+    if (count <= 0) return;
+    const start = firstBlock % this.ringWords;
+    const end = start + count;
+    if (end <= this.ringWords) {
+      this.ring.fill(0, start, end);
+    } else {
+      this.ring.fill(0, start, this.ringWords);
+      this.ring.fill(0, 0, end - this.ringWords);
+    }
+  }
+}
