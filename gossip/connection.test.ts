@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../runtime/clock.js';
+import { createMemoryLogger } from '../runtime/logger.js';
+import type { ConnectionSecurity } from '../crypto/connection-security.js';
+import { FrameType, PeerConnection, withType } from './connection.js';
+import { FakeConnectionSecurity, type FakeSecureSession } from './fake-security.js';
+import { encodeHello, type Hello, PasswordMismatchError } from './handshake.js';
+import { MemoryNetwork } from './memory-transport.js';
+import type { TransportConnection } from './transport.js';
+
+const flush = () => new Promise<void>((r) => setImmediate(r));
+
+function hello(name: string, nickname: string): Hello {
+  return { minVersion: 1, maxVersion: 1, name, nickname, uid: String(name.length + nickname.length), features: [], hasPassword: false, publicKey: new Uint8Array(0), udpPort: 6784 };
+}
+
+interface Side {
+  conn: PeerConnection;
+  frames: Array<[number, number[]]>;
+  closed: Array<{ reason: string; err: Error | null }>;
+  counts: Map<string, number>;
+  lines: () => Array<Record<string, unknown>>;
+  ready: boolean;
+}
+
+async function pair(opts: { securityA?: ConnectionSecurity; securityB?: ConnectionSecurity } = {}) {
+  const clock = new FakeClock();
+  const net = new MemoryNetwork(clock, { latencyMs: 5 });
+  let inbound!: TransportConnection;
+  await net.transport('10.0.0.2').listen('0.0.0.0:6783', (c) => (inbound = c));
+  const dialled = net.transport('10.0.0.1').dial('10.0.0.2:6783', 1000);
+  clock.advance(10);
+  const outbound = await dialled;
+  const make = (t: TransportConnection, h: Hello, security?: ConnectionSecurity): Side => {
+    const { log, lines } = createMemoryLogger();
+    const counts = new Map<string, number>();
+    const side: Side = { conn: null!, frames: [], closed: [], counts, lines, ready: false };
+    side.conn = new PeerConnection(
+      { clock, log, security, count: (r) => counts.set(r, (counts.get(r) ?? 0) + 1) },
+      t,
+      { local: h, connId: 1 },
+      {
+        onHello: () => {},
+        onReady: () => (side.ready = true),
+        onFrame: (_c, type, body) => side.frames.push([type, [...body]]),
+        onClose: (_c, reason, err) => side.closed.push({ reason, err }),
+      },
+    );
+    return side;
+  };
+  const a = make(outbound, hello('02:00:00:00:00:01', 'h1'), opts.securityA);
+  const b = make(inbound, hello('02:00:00:00:00:02', 'h2'), opts.securityB);
+  return { clock, net, a, b, outbound, inbound };
+}
+
+describe('PeerConnection', () => {
+  it('exchanges hellos, then frames; heartbeats keep an idle connection up', async () => {
+    const { clock, a, b } = await pair();
+    a.conn.start();
+    b.conn.start();
+    clock.advance(10);
+    expect(a.ready && b.ready).toBe(true);
+    expect(a.conn.remote?.nickname).toBe('h2');
+    a.conn.send(withType(FrameType.Gossip, Uint8Array.of(1, 2, 3)));
+    clock.advance(10);
+    expect(b.frames).toEqual([[FrameType.Gossip, [1, 2, 3]]]);
+    clock.advance(60_000);
+    expect(a.closed).toEqual([]);
+    expect(b.closed).toEqual([]);
+  });
+
+  it('closes after heartbeatTimeoutMs without any message', async () => {
+    const { clock, a, b, inbound } = await pair();
+    a.conn.start();
+    b.conn.start();
+    clock.advance(10);
+    (inbound as unknown as { sever(r: string): void }).sever('cable cut'); // b goes silent without telling a
+    clock.advance(7000);
+    expect(a.closed[0]?.reason).toMatch(/^heartbeat timeout: nothing received for 5\d\d\dms$/);
+    expect(a.counts.get('heartbeat_timeout')).toBe(1);
+  });
+
+  it('bounds the handshake: a silent peer is closed', async () => {
+    const { clock, a } = await pair();
+    a.conn.start();
+    clock.advance(6000);
+    expect(a.closed[0]?.reason).toMatch(/handshake timeout: no hello/);
+  });
+
+  it('with the same password: confirms, seals every frame, carries rekey messages', async () => {
+    const sa = new FakeConnectionSecurity('s3cret');
+    const sb = new FakeConnectionSecurity('s3cret');
+    const { clock, a, b, net } = await pair({ securityA: sa, securityB: sb });
+    a.conn.start();
+    b.conn.start();
+    clock.advance(20);
+    expect(a.ready && b.ready).toBe(true);
+    expect(a.conn.session).not.toBeNull();
+    a.conn.send(withType(FrameType.Unicast, Uint8Array.of(7)));
+    (sa.sessions[0] as FakeSecureSession).rekeySend!(Uint8Array.of(0xee));
+    clock.advance(10);
+    expect(b.frames).toEqual([[FrameType.Unicast, [7]]]);
+    expect([...(sb.sessions[0]!.rekeyReceived[0] ?? [])]).toEqual([0xee]);
+    expect(net.openConnectionEnds).toBe(2);
+  });
+
+  it('with different passwords: closes with "password mismatch" and a typed error naming the peer', async () => {
+    const { clock, a, b } = await pair({ securityA: new FakeConnectionSecurity('one'), securityB: new FakeConnectionSecurity('two') });
+    a.conn.start();
+    b.conn.start();
+    clock.advance(20);
+    expect(a.closed[0]?.reason).toBe('password mismatch');
+    expect(a.closed[0]?.err).toBeInstanceOf(PasswordMismatchError);
+    expect(a.closed[0]?.err?.message).toBe('peer h2 (10.0.0.2:6783) refused: password mismatch; every router needs the same --password');
+    const line = a.lines().find((l) => l.reason === 'password mismatch');
+    expect(line).toMatchObject({ level: 50, peer: '02:00:00:00:00:02', nickname: 'h2', addr: '10.0.0.2:6783' });
+  });
+
+  it('refuses a password on one side only, telling which side lacks it', async () => {
+    const { clock, a, b } = await pair({ securityA: new FakeConnectionSecurity('one') });
+    a.conn.start();
+    b.conn.start();
+    clock.advance(20);
+    expect(a.closed[0]?.err?.message).toBe('peer h2 (10.0.0.2:6783) has no password but this router has one; every router needs the same --password');
+    expect(b.closed[0]?.err).toBeInstanceOf(PasswordMismatchError);
+  });
+
+  it('closes on a garbage hello or an unknown frame type, logs once, counts, never throws', async () => {
+    const p = await pair();
+    p.b.conn.start();
+    p.outbound.send(Uint8Array.of(1, 2, 3)); // raw garbage instead of a hello
+    p.clock.advance(10);
+    expect(p.b.closed[0]?.reason).toMatch(/^bad message: hello truncated/);
+    expect(p.b.counts.get('decode_error')).toBe(1);
+    expect(p.b.lines().filter((l) => l.msg === 'closing connection: bad message')).toHaveLength(1);
+
+    const q = await pair();
+    q.b.conn.start();
+    q.outbound.send(encodeHello(hello('02:00:00:00:00:01', 'h1')));
+    q.outbound.send(Uint8Array.of(99));
+    q.clock.advance(10);
+    expect(q.b.closed[0]?.reason).toBe('bad message: unknown frame type 99');
+  });
+});

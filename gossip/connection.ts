@@ -1,0 +1,329 @@
+/**
+ * One control connection to a peer, from the first byte to close: hello exchange, optional key confirmation,
+ * framed (and, with a password, sealed) messages, heartbeats, and rekey messages for the data-plane session.
+ *
+ * Sequence, the same on both sides (nobody waits for the other to speak first):
+ *
+ *     send hello ──────────────►        ◄────────────── remote hello
+ *     checkHello (version, self, name collision, password on one side only) + mesh check (duplicate)
+ *     with passwords: derive(), send confirmation ─►   ◄─ remote confirmation; verify (false: "password mismatch")
+ *     ready: typed frames, sealed when a session exists; heartbeats every heartbeatMs
+ *
+ * Frame after the handshake (the plaintext when sealed):
+ *
+ *     0      1   type (FrameType)
+ *     1      …   body (per type; gossip bodies are decoded in gossip.ts)
+ *
+ * Network input is untrusted: a hello, confirmation or frame that does not decode closes this connection with a
+ * reason, logged once and counted; nothing thrown here escapes to the transport or the event loop.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { ConnectionSecurity, SecureSession, SecurityHandshake } from '../crypto/connection-security.js';
+import type { TransportConnection } from './transport.js';
+import { DecodeError } from './decode-error.js';
+import { checkHello, decodeHello, describePeer, encodeHello, HandshakeError, PasswordMismatchError, type Hello } from './handshake.js';
+
+/** The first byte of every frame after the handshake. */
+export const FrameType = {
+  Heartbeat: 1,
+  /** Neighbour gossip for a channel (gossip.ts). */
+  Gossip: 2,
+  /** A broadcast travelling along the broadcast routes of its source. */
+  Broadcast: 3,
+  /** A unicast travelling along unicast routes. */
+  Unicast: 4,
+  /** Data-plane rekeying (crypto/ owns the content). */
+  Rekey: 5,
+} as const;
+
+export type ConnectionPhase = 'handshaking' | 'confirming' | 'ready' | 'closed';
+
+export interface PeerConnectionDeps {
+  clock: Clock;
+  /** Already bound to the mesh; the connection adds `conn` and `addr`, then `peer` and `nickname`. */
+  log: Logger;
+  /** Present when this router has a password. */
+  security?: ConnectionSecurity;
+  /** Count an event under a reason name (decode failures, auth failures, timeouts). */
+  count: (reason: string) => void;
+}
+
+export interface PeerConnectionOptions {
+  /** Our hello, without the public key (filled in here from `security`). */
+  local: Hello;
+  /** Small number naming this connection in logs. */
+  connId: number;
+  /** @default 1000 */
+  heartbeatMs?: number;
+  /** Close after this long without any message, and bound the handshake by it too. @default 5000 */
+  heartbeatTimeoutMs?: number;
+}
+
+export interface PeerConnectionEvents {
+  /** After the built-in hello checks; throw a `HandshakeError` to refuse (the mesh refuses duplicates here). */
+  onHello(conn: PeerConnection): void;
+  /** The handshake is complete: frames may flow. */
+  onReady(conn: PeerConnection): void;
+  /** A frame other than heartbeat and rekey. May throw `DecodeError`: the connection is then closed. */
+  onFrame(conn: PeerConnection, type: number, body: Uint8Array): void;
+  /** Called once. `err` is the typed error when the handshake was refused (ours or, by reason, theirs). */
+  onClose(conn: PeerConnection, reason: string, err: Error | null): void;
+}
+
+export class PeerConnection {
+  phase: ConnectionPhase = 'handshaking';
+  /** The remote hello, once received and accepted. */
+  remote: Hello | null = null;
+  /** The agreed protocol version. */
+  version = 0;
+  /** The crypto session (passwords on both sides), after confirmation. */
+  session: SecureSession | null = null;
+  /** Clock time the handshake completed. */
+  readyAt = 0;
+  log: Logger;
+
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly local: Hello;
+  private handshake: SecurityHandshake | null = null;
+  private pendingSession: SecureSession | null = null;
+  private timer: Timer | null = null;
+  private lastReceivedAt: number;
+  private closeReason: string | null = null;
+
+  constructor(
+    private readonly deps: PeerConnectionDeps,
+    readonly transport: TransportConnection,
+    options: PeerConnectionOptions,
+    private readonly events: PeerConnectionEvents,
+  ) {
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
+    this.log = deps.log.child({ conn: options.connId, addr: transport.remoteAddr });
+    const usesPassword = deps.security?.hasPassword === true;
+    if (usesPassword) this.handshake = deps.security!.begin();
+    this.local = { ...options.local, hasPassword: usesPassword, publicKey: this.handshake?.publicKey ?? new Uint8Array(0) };
+    this.lastReceivedAt = deps.clock.now();
+  }
+
+  get remoteAddr(): string {
+    return this.transport.remoteAddr;
+  }
+  get remoteHost(): string {
+    return this.transport.remoteHost;
+  }
+  get isOutbound(): boolean {
+    return this.transport.isOutbound;
+  }
+  get isClosed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  /** Send our hello and start listening. Call once, synchronously after the transport connection appeared. */
+  start(): void {
+    this.transport.onMessage((m) => this.receive(m));
+    this.transport.onClose((reason) => this.finish(reason, this.remoteRefusal(reason)));
+    this.transport.send(encodeHello(this.local));
+    // The handshake is bounded like silence later on: a peer that says nothing is gone.
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.deps.count('handshake_timeout');
+      this.close(`handshake timeout: no ${this.phase === 'confirming' ? 'key confirmation' : 'hello'} within ${this.heartbeatTimeoutMs}ms`);
+    }, this.heartbeatTimeoutMs);
+  }
+
+  /** Send one frame (first byte a FrameType). Dropped before ready and after close. */
+  send(frame: Uint8Array): void {
+    if (this.phase !== 'ready') return;
+    this.transport.send(this.session ? this.session.seal(frame) : frame);
+  }
+
+  /** Close with a reason (sent to the peer where the transport can). Idempotent. */
+  close(reason: string, err: Error | null = null): void {
+    if (this.phase === 'closed') return;
+    // Finish first: the transport may report its own close synchronously, and that report has no typed error.
+    this.finish(reason, err);
+    this.transport.close(reason);
+  }
+
+  private receive(message: Uint8Array): void {
+    if (this.phase === 'closed') return;
+    this.lastReceivedAt = this.deps.clock.now();
+    try {
+      switch (this.phase) {
+        case 'handshaking':
+          return this.receiveHello(message);
+        case 'confirming':
+          return this.receiveConfirmation(message);
+        case 'ready':
+          return this.receiveFrame(message);
+      }
+    } catch (err) {
+      this.refuse(err);
+    }
+  }
+
+  private receiveHello(message: Uint8Array): void {
+    const remote = decodeHello(message);
+    this.log = this.log.child({ peer: remote.name, nickname: remote.nickname });
+    this.version = checkHello(this.local, remote, this.remoteAddr);
+    this.remote = remote;
+    this.events.onHello(this);
+    if (this.phase === 'closed') return;
+    if (!this.handshake) return this.becomeReady();
+    this.pendingSession = this.handshake.derive({
+      isInitiator: this.isOutbound,
+      localName: this.local.name,
+      remoteName: remote.name,
+      remotePublicKey: remote.publicKey,
+      protocolVersion: this.version,
+    });
+    this.handshake = null;
+    this.phase = 'confirming';
+    this.transport.send(this.pendingSession.confirmation);
+  }
+
+  private receiveConfirmation(message: Uint8Array): void {
+    const session = this.pendingSession!;
+    if (!session.verifyConfirmation(message)) {
+      this.deps.count('password_mismatch');
+      const err = new PasswordMismatchError(
+        `peer ${describePeer(this.remote!, this.remoteAddr)} refused: password mismatch; every router needs the same --password`,
+      );
+      this.log.error({ reason: 'password mismatch' }, err.message);
+      this.close('password mismatch', err);
+      return;
+    }
+    this.pendingSession = null;
+    this.session = session;
+    this.becomeReady();
+    session.startRekeying((m) => this.send(withType(FrameType.Rekey, m)));
+  }
+
+  private receiveFrame(sealed: Uint8Array): void {
+    let frame = sealed;
+    if (this.session) {
+      const opened = this.session.open(sealed);
+      if (opened === null) {
+        this.deps.count('auth_failed');
+        this.log.warn({ reason: 'message failed authentication' }, 'closing connection');
+        this.close('message failed authentication');
+        return;
+      }
+      frame = opened;
+    }
+    if (frame.length < 1) throw new DecodeError('empty frame');
+    const type = frame[0]!;
+    const body = frame.subarray(1);
+    switch (type) {
+      case FrameType.Heartbeat:
+        return;
+      case FrameType.Rekey:
+        if (!this.session) throw new DecodeError('rekey message on a connection without encryption');
+        this.session.onRekeyMessage(body);
+        return;
+      case FrameType.Gossip:
+      case FrameType.Broadcast:
+      case FrameType.Unicast:
+        this.events.onFrame(this, type, body);
+        return;
+      default:
+        throw new DecodeError(`unknown frame type ${type}`);
+    }
+  }
+
+  private becomeReady(): void {
+    this.phase = 'ready';
+    this.readyAt = this.deps.clock.now();
+    this.timer?.cancel();
+    this.timer = this.deps.clock.setInterval(() => this.tick(), this.heartbeatMs);
+    this.log.info('connection ready');
+    this.events.onReady(this);
+  }
+
+  private tick(): void {
+    const silentMs = this.deps.clock.now() - this.lastReceivedAt;
+    if (silentMs >= this.heartbeatTimeoutMs) {
+      this.deps.count('heartbeat_timeout');
+      this.close(`heartbeat timeout: nothing received for ${silentMs}ms`);
+      return;
+    }
+    this.send(HEARTBEAT);
+  }
+
+  /** Close after a failure while handling input: typed refusals and decode errors are expected, anything else a bug. */
+  private refuse(err: unknown): void {
+    if (this.phase === 'closed') return;
+    if (err instanceof DecodeError) {
+      this.deps.count('decode_error');
+      this.log.warn({ reason: err.message }, 'closing connection: bad message');
+      this.close(`bad message: ${err.message}`, err);
+    } else if (err instanceof HandshakeError) {
+      this.deps.count(err.code === 'ERR_DUPLICATE_CONNECTION' ? 'duplicate_connection' : 'handshake_refused');
+      const level = err.code === 'ERR_DUPLICATE_CONNECTION' || err.code === 'ERR_CONNECT_TO_SELF' ? 'info' : 'error';
+      this.log[level]({ reason: err.message, code: err.code }, 'handshake refused');
+      this.close(closeReasonOf(err), err);
+    } else {
+      this.deps.count('internal_error');
+      this.log.error({ err }, 'closing connection: internal error');
+      this.close('internal error', err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** A refusal the remote told us about in its close reason, typed for the connection maker and the report. */
+  private remoteRefusal(reason: string): Error | null {
+    if (reason === 'password mismatch' && this.remote) {
+      return new PasswordMismatchError(`peer ${describePeer(this.remote, this.remoteAddr)} refused: password mismatch; every router needs the same --password`);
+    }
+    if (reason.startsWith('duplicate connection')) return new HandshakeError('ERR_DUPLICATE_CONNECTION', reason);
+    return null;
+  }
+
+  private finish(reason: string, err: Error | null): void {
+    if (this.phase === 'closed') return;
+    const wasReady = this.phase === 'ready';
+    this.phase = 'closed';
+    this.closeReason = reason;
+    this.timer?.cancel();
+    this.timer = null;
+    this.handshake?.destroy();
+    this.pendingSession?.destroy();
+    this.session?.destroy();
+    if (wasReady) this.log.info({ reason }, 'connection closed');
+    else this.log.debug({ reason }, 'connection closed during handshake');
+    this.events.onClose(this, reason, err);
+  }
+
+  /** Why the connection closed, once closed. */
+  get reason(): string | null {
+    return this.closeReason;
+  }
+}
+
+const HEARTBEAT = Uint8Array.of(FrameType.Heartbeat);
+
+/** `type` followed by `body`, in a new buffer. */
+export function withType(type: number, body: Uint8Array): Uint8Array {
+  const b = new Uint8Array(1 + body.length);
+  b[0] = type;
+  b.set(body, 1);
+  return b;
+}
+
+/** Short close reasons the other side can match ("duplicate connection", "password mismatch"). */
+function closeReasonOf(err: HandshakeError): string {
+  switch (err.code) {
+    case 'ERR_DUPLICATE_CONNECTION':
+      return 'duplicate connection';
+    case 'ERR_PASSWORD_MISMATCH':
+      return 'password mismatch: one side has no --password';
+    case 'ERR_CONNECT_TO_SELF':
+      return 'connected to self';
+    case 'ERR_PEER_NAME_COLLISION':
+      return 'peer name collision';
+    case 'ERR_INCOMPATIBLE_VERSION':
+      return 'incompatible protocol version';
+    default:
+      return err.message;
+  }
+}
