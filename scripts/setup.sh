@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Make a machine (a fresh Debian 12, as root) ready to build, test, demo and benchmark weft. Run by `npm test`,
+# `npm run demo`, `npm run bench` and CI. Idempotent: each step checks first and does nothing when nothing changed,
+# so a second run is fast (about a second) and needs no network. One line per step; a failing step prints its log.
+#
+#   1. Debian packages the netns tests, demo and benchmark use (apt-get update once, only if one is missing; as root)
+#   2. npm install, only if node_modules is missing or package.json / package-lock.json changed since the last install
+#   3. the native addon (node-gyp), only if native/ sources are newer than the built .node file
+#   4. the TypeScript build (tsc -> dist/), only if a source or tsconfig is newer than the last build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# Run a command with its output in a log; show the log only if it fails.
+quietly() {
+  local log
+  log=$(mktemp /tmp/weft-setup-XXXXXX.log)
+  if "$@" >"$log" 2>&1; then
+    rm -f "$log"
+  else
+    local rc=$?
+    cat "$log" >&2
+    rm -f "$log"
+    say "FAILED: $* (exit $rc)"
+    exit "$rc"
+  fi
+}
+
+# --- 0. Node.js itself is a prerequisite, not installed here (Debian 12's own is 18; weft needs 20+).
+if ! command -v node >/dev/null 2>&1; then
+  say "node is not installed: install Node.js 20 or newer (e.g. from https://nodejs.org or NodeSource), then rerun"
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  say "node $(node -v) is too old: weft needs Node.js 20 or newer"
+  exit 1
+fi
+
+# --- 1. Debian packages. util-linux (nsenter) is Essential on Debian, listed so a stripped image is caught too.
+packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool jq python3 make g++ util-linux)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
+  for p in "${packages[@]}"; do
+    grep -qx "$p" <<<"$installed" || missing+=("$p")
+  done
+else
+  # Not Debian: check for the commands instead and leave installing to the user.
+  declare -A command_of=([iproute2]=ip [iputils-ping]=ping [iputils-arping]=arping [iperf3]=iperf3 [tcpdump]=tcpdump
+    [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter)
+  for p in "${packages[@]}"; do
+    command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
+  done
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  say "packages: all ${#packages[@]} present"
+elif [ "$(id -u)" != 0 ]; then
+  say "packages: skipped apt (not root); missing: ${missing[*]}; run scripts/setup.sh as root or install them (netns tests, demo and bench need them)"
+elif ! command -v apt-get >/dev/null 2>&1; then
+  say "packages: missing ${missing[*]} and there is no apt-get; install them with your package manager"
+  exit 1
+else
+  say "packages: installing ${missing[*]} (apt-get update + install)"
+  export DEBIAN_FRONTEND=noninteractive
+  quietly apt-get update -q
+  quietly apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- 2. npm install. npm leaves node_modules/.package-lock.json behind after every install; we touch it afterwards
+# so "package.json newer than it" means exactly "changed since our last install".
+stamp=node_modules/.package-lock.json
+if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] ||
+  { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
+  say "npm install: installing dependencies"
+  quietly npm install --no-audit --no-fund
+  touch "$stamp"
+else
+  say "npm install: up to date"
+fi
+
+# --- 3. Native addon.
+addon=native/build/Release/weft_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit 2>/dev/null)" ]; then
+  say "native addon: building ($addon)"
+  quietly npm run build:native
+else
+  say "native addon: up to date"
+fi
+
+# --- 4. TypeScript. The source folders are those tsconfig.build.json includes.
+build_stamp=dist/.setup-build-stamp
+src_dirs=$(node -e 'const c = JSON.parse(require("fs").readFileSync("tsconfig.build.json", "utf8")); console.log(c.include.join(" "))')
+# shellcheck disable=SC2086 # src_dirs is a word list on purpose
+if [ ! -f "$build_stamp" ] ||
+  [ -n "$(find $src_dirs tsconfig.json tsconfig.build.json package.json \( -name node_modules -o -name build \) -prune -o \
+    -newer "$build_stamp" \( -name '*.ts' ! -name '*.test.ts' -o -name 'tsconfig*.json' -o -name package.json \) \
+    -print -quit 2>/dev/null)" ]; then
+  say "typescript: building (tsc -p tsconfig.build.json -> dist/)"
+  started=$(mktemp /tmp/weft-setup-stamp-XXXXXX) # taken before tsc, so an edit during the build triggers the next one
+  quietly npm run build:ts
+  mkdir -p dist && mv "$started" "$build_stamp"
+else
+  say "typescript: up to date"
+fi
