@@ -1,0 +1,265 @@
+/**
+ * The data-plane session: XChaCha20-Poly1305-IETF over sleeve datagrams, in place.
+ *
+ * Pipeline per datagram, all synchronous and allocation-free in steady state:
+ *   seal: nonce <- (direction, key phase, seq) in a preallocated buffer; views of header, body and tag come from
+ *         `BufferViews`; encrypt the body over itself, tag right after it, header authenticated as AD.
+ *   open: length and bounds -> key for the header's phase -> replay window `check` (no mutation) -> verify tag and
+ *         decrypt over itself -> window `accept`. A forgery never moves the window.
+ *
+ * Nonce (24 bytes; XChaCha20's extended nonce is large enough to spell out every field):
+ *
+ *    0           1           2 .. 7    8 .. 15                       16 .. 23
+ *   +-----------+-----------+---------+-----------------------------+---------+
+ *   | direction | key phase | zero    | seq, u64 big-endian          | zero    |
+ *   +-----------+-----------+---------+-----------------------------+---------+
+ *   direction: 0x01 sent by the connection initiator, 0x02 by the responder.
+ *
+ * Keys already differ per direction and per phase, so the nonce's own direction and phase bytes are belt and braces:
+ * even a key-schedule bug that gave both directions one key would not repeat a (key, nonce) pair.
+ *
+ * Rekeying (driven by PasswordSecurity): two key slots per direction, indexed by the header's key-phase bit. A new
+ * receive key goes into the idle slot before the peer switches, so old and new overlap; `switchSendKey` flips the
+ * phase and restarts `seq` at 0 for the fresh key; the old receive slot is dropped after the overlap.
+ */
+import sodium from 'sodium-native';
+import { OpenResult, type DataSession } from './data-session.js';
+import { BufferViews } from './buffer-views.js';
+import { ReplayCheck, ReplayWindow, DEFAULT_REPLAY_WINDOW } from './replay-window.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, detachedAead, type DetachedAead } from './sodium-aead.js';
+
+/** Nonce direction byte of datagrams sent by the connection initiator. */
+export const DIRECTION_FROM_INITIATOR = 0x01;
+/** Nonce direction byte of datagrams sent by the connection responder. */
+export const DIRECTION_FROM_RESPONDER = 0x02;
+
+/** Write the data nonce for (direction, phase, seq) into `nonce` (24 bytes). Exported for tests and docs. */
+export function writeDataNonce(nonce: Buffer, direction: number, phase: number, seq: number): void {
+  nonce[0] = direction;
+  nonce[1] = phase;
+  // seq < 2^53: the high word is exact after the division, the low word after `>>> 0`.
+  nonce.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 8);
+  nonce.writeUInt32BE(seq >>> 0, 12);
+}
+
+export interface AeadDataSessionOptions {
+  /** True on the side that dialled; picks the nonce direction bytes. */
+  isInitiator: boolean;
+  /** Replay window per receive key, in sequence numbers. @default DEFAULT_REPLAY_WINDOW (2^20) */
+  replayWindow?: number;
+  /**
+   * Where seal/open get their buffer views. Share one across the sessions of a datapath. `null` makes three
+   * `subarray()` views per datagram instead (allocates; for comparison). @default a private `BufferViews`
+   */
+  views?: BufferViews | null;
+  /** The AEAD binding. @default detachedAead (the addon called directly when it passes its self-test) */
+  aead?: DetachedAead;
+}
+
+/** Largest sequence number handed out; past it a key must have been replaced (at 10^7 datagrams/s: 28 years). */
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+export class AeadDataSession implements DataSession {
+  readonly overheadBytes = AEAD_TAG_BYTES;
+
+  private readonly aead: DetachedAead;
+  private readonly views: BufferViews | null;
+  private readonly replayWindowSize: number;
+  private readonly sendDirection: number;
+  private readonly receiveDirection: number;
+  /** Four key slots in guarded memory: send phase 0, send phase 1, receive phase 0, receive phase 1. */
+  private readonly keyMemory: Buffer;
+  private readonly sendKeys: [Buffer, Buffer];
+  private readonly receiveKeys: [Buffer, Buffer];
+  private readonly hasSendKey = [false, false];
+  /** A send key is fresh until it becomes current: only a fresh key may be switched to (seq restarts at 0). */
+  private readonly isSendKeyFresh = [false, false];
+  private readonly hasReceiveKeyFlag = [false, false];
+  private readonly windows: [ReplayWindow | null, ReplayWindow | null] = [null, null];
+  private readonly sealNonce = Buffer.alloc(AEAD_NONCE_BYTES);
+  private readonly openNonce = Buffer.alloc(AEAD_NONCE_BYTES);
+  private phase = 0;
+  private seq = 0;
+
+  constructor(options: AeadDataSessionOptions) {
+    this.aead = options.aead ?? detachedAead;
+    this.views = options.views === undefined ? new BufferViews() : options.views;
+    this.replayWindowSize = options.replayWindow ?? DEFAULT_REPLAY_WINDOW;
+    this.sendDirection = options.isInitiator ? DIRECTION_FROM_INITIATOR : DIRECTION_FROM_RESPONDER;
+    this.receiveDirection = options.isInitiator ? DIRECTION_FROM_RESPONDER : DIRECTION_FROM_INITIATOR;
+    this.keyMemory = sodium.sodium_malloc(4 * AEAD_KEY_BYTES);
+    sodium.sodium_memzero(this.keyMemory);
+    const slot = (i: number): Buffer => this.keyMemory.subarray(i * AEAD_KEY_BYTES, (i + 1) * AEAD_KEY_BYTES);
+    this.sendKeys = [slot(0), slot(1)];
+    this.receiveKeys = [slot(2), slot(3)];
+  }
+
+  get sendKeyPhase(): number {
+    return this.phase;
+  }
+
+  /** Sequence numbers taken with the current send key (the rekey policy compares it with its message limit). */
+  get sentWithCurrentKey(): number {
+    return this.seq;
+  }
+
+  /** True when a send key is current. */
+  get canSeal(): boolean {
+    return this.hasSendKey[this.phase]! && !this.isSendKeyFresh[this.phase]!;
+  }
+
+  nextSeq(): number {
+    const s = this.seq;
+    // Unreachable in practice (the rekey policy replaces keys long before); a repeat would break the AEAD.
+    if (s >= MAX_SEQ) throw new Error('BUG: data key used for 2^53 datagrams without a rekey');
+    this.seq = s + 1;
+    return s;
+  }
+
+  /**
+   * See `DataSession.seal`. In addition: returns `OpenResult.NoKey` (< 0) if there is no current send key (before
+   * the first `switchSendKey` or after `destroy`), `OpenResult.Stale` if `seq` was not handed out by `nextSeq()` for
+   * the current key (e.g. taken before a key switch), and `OpenResult.Short` if the ranges do not fit in `buffer`
+   * (the header is [headerOffset, bodyOffset), the tag must fit after the body). Nothing is written then.
+   */
+  seal(buffer: Buffer, headerOffset: number, bodyOffset: number, bodyLength: number, seq: number): number {
+    const phase = this.phase;
+    if (!this.hasSendKey[phase] || this.isSendKeyFresh[phase]) return OpenResult.NoKey;
+    // Only numbers nextSeq() handed out for this key: one taken before a key switch must not be sealed after it.
+    if (!(seq >= 0 && seq < this.seq) || seq !== Math.floor(seq)) return OpenResult.Stale;
+    const tagOffset = bodyOffset + bodyLength;
+    if (!(headerOffset >= 0 && headerOffset <= bodyOffset && bodyLength >= 0 && tagOffset + AEAD_TAG_BYTES <= buffer.length)) {
+      return OpenResult.Short;
+    }
+    writeDataNonce(this.sealNonce, this.sendDirection, phase, seq);
+    const views = this.views;
+    let header: Buffer, body: Buffer, tag: Buffer;
+    if (views !== null) {
+      header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
+      body = views.view(buffer, bodyOffset, bodyLength);
+      tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
+    } else {
+      header = buffer.subarray(headerOffset, bodyOffset);
+      body = buffer.subarray(bodyOffset, tagOffset);
+      tag = buffer.subarray(tagOffset, tagOffset + AEAD_TAG_BYTES);
+    }
+    if (this.aead.encrypt(body, tag, body, header, this.sealNonce, this.sendKeys[phase]) !== 0) return OpenResult.BadTag;
+    return bodyLength + AEAD_TAG_BYTES;
+  }
+
+  /**
+   * See `DataSession.open`. `keyPhase` is the header's key-phase bit (only bit 0 is read). A datagram whose range
+   * does not fit in `buffer` is `Short`. After a `BadTag` the body bytes are zeroed (libsodium wipes on failure).
+   */
+  open(
+    buffer: Buffer,
+    headerOffset: number,
+    bodyOffset: number,
+    sealedLength: number,
+    seq: number,
+    keyPhase: number,
+  ): number {
+    if (!(sealedLength >= AEAD_TAG_BYTES && headerOffset >= 0 && headerOffset <= bodyOffset)) return OpenResult.Short;
+    const tagOffset = bodyOffset + sealedLength - AEAD_TAG_BYTES;
+    if (!(tagOffset + AEAD_TAG_BYTES <= buffer.length)) return OpenResult.Short;
+    const phase = keyPhase & 1;
+    if (!this.hasReceiveKeyFlag[phase]) return OpenResult.NoKey;
+    const window = this.windows[phase]!;
+    const verdict = window.check(seq);
+    if (verdict !== ReplayCheck.Fresh) return verdict;
+    writeDataNonce(this.openNonce, this.receiveDirection, phase, seq);
+    const bodyLength = sealedLength - AEAD_TAG_BYTES;
+    const views = this.views;
+    let header: Buffer, body: Buffer, tag: Buffer;
+    if (views !== null) {
+      header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
+      body = views.view(buffer, bodyOffset, bodyLength);
+      tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
+    } else {
+      header = buffer.subarray(headerOffset, bodyOffset);
+      body = buffer.subarray(bodyOffset, tagOffset);
+      tag = buffer.subarray(tagOffset, tagOffset + AEAD_TAG_BYTES);
+    }
+    if (this.aead.decrypt(body, body, tag, header, this.openNonce, this.receiveKeys[phase]) !== 0) return OpenResult.BadTag;
+    window.accept(seq);
+    return bodyLength;
+  }
+
+  /**
+   * Put `key` (32 bytes, copied) into the send slot for `phase` without using it yet. Throws if that slot holds the
+   * current send key: replacing a key mid-stream would restart nothing and is always a caller bug.
+   */
+  installSendKey(phase: number, key: Uint8Array): void {
+    const p = checkPhase(phase);
+    checkKey(key);
+    if (p === this.phase && this.hasSendKey[p] && !this.isSendKeyFresh[p]) {
+      throw new Error(`BUG: send key phase ${p} is in use; install the next key into the other phase`);
+    }
+    this.sendKeys[p].set(key);
+    this.hasSendKey[p] = true;
+    this.isSendKeyFresh[p] = true;
+  }
+
+  /**
+   * Start sealing with the key installed for `phase`: the phase bit flips (or is set, the first time), `seq`
+   * restarts at 0, and the previous send key is wiped. Throws unless `phase` holds a fresh (never current) key,
+   * which is what guarantees no (key, nonce) pair repeats.
+   */
+  switchSendKey(phase: number): void {
+    const p = checkPhase(phase);
+    if (!this.hasSendKey[p] || !this.isSendKeyFresh[p]) {
+      throw new Error(`BUG: no fresh send key in phase ${p}; installSendKey first`);
+    }
+    const old = this.phase;
+    if (old !== p) {
+      sodium.sodium_memzero(this.sendKeys[old]);
+      this.hasSendKey[old] = false;
+      this.isSendKeyFresh[old] = false;
+    }
+    this.isSendKeyFresh[p] = false;
+    this.phase = p;
+    this.seq = 0;
+  }
+
+  /** Accept datagrams with `phase` under `key` (32 bytes, copied) from now on, with a fresh replay window. */
+  installReceiveKey(phase: number, key: Uint8Array): void {
+    const p = checkPhase(phase);
+    checkKey(key);
+    this.receiveKeys[p].set(key);
+    let window = this.windows[p];
+    if (window === null) this.windows[p] = window = new ReplayWindow(this.replayWindowSize);
+    else window.reset();
+    this.hasReceiveKeyFlag[p] = true;
+  }
+
+  /** Wipe the receive key for `phase`; its datagrams open as `NoKey` afterwards. Idempotent. */
+  dropReceiveKey(phase: number): void {
+    const p = checkPhase(phase);
+    sodium.sodium_memzero(this.receiveKeys[p]);
+    this.hasReceiveKeyFlag[p] = false;
+  }
+
+  /** True when datagrams with `phase` can be opened. */
+  hasReceiveKey(phase: number): boolean {
+    return this.hasReceiveKeyFlag[checkPhase(phase)]!;
+  }
+
+  /** Wipe every key; seal returns `NoKey` and open `NoKey` afterwards. Idempotent. */
+  destroy(): void {
+    sodium.sodium_memzero(this.keyMemory);
+    this.hasSendKey.fill(false);
+    this.isSendKeyFresh.fill(false);
+    this.hasReceiveKeyFlag.fill(false);
+  }
+}
+
+function checkPhase(phase: number): 0 | 1 {
+  if (phase !== 0 && phase !== 1) throw new RangeError(`key phase ${phase} is not 0 or 1`);
+  return phase;
+}
+
+function checkKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array) || key.length !== AEAD_KEY_BYTES) {
+    throw new RangeError(`data key must be ${AEAD_KEY_BYTES} bytes, got ${key?.length}`);
+  }
+}
