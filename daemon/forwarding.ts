@@ -9,6 +9,7 @@ import ipaddr from 'ipaddr.js';
 import type { Endpoint } from '../router/underlay.js';
 import type { ForwardingSnapshot, PeerId, PeerPath } from '../router/datapath.js';
 import type { DataSession } from '../crypto/data-session.js';
+import { peerNameToId } from '../gossip/peer-name.js';
 
 export interface NeighbourView {
   name: string;
@@ -29,9 +30,7 @@ export interface ForwardingInputs {
 }
 
 /** "7a:3b:01:22:c4:9e" -> 48-bit number. */
-export function nameToId(name: string): PeerId {
-  return parseInt(name.replace(/:/g, ''), 16);
-}
+export const nameToId: (name: string) => PeerId = peerNameToId;
 
 /** True if `host` (an IP address) lies inside one of `cidrs`. */
 export function isTrusted(host: string, cidrs: readonly string[]): boolean {

@@ -4,15 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../runtime/store.js';
-
-const NAME_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
-/** A random 48-bit peer name, MAC-formatted, locally administered, unicast (as Weave's). */
-export function newPeerName(): string {
-  const b = randomBytes(6);
-  b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
+import { isPeerName, parsePeerName, randomPeerName } from '../gossip/peer-name.js';
 
 export class IdentityError extends Error {
   readonly code = 'ERR_IDENTITY';
@@ -22,12 +14,12 @@ export class IdentityError extends Error {
 export function loadOrCreatePeerName(store: Store): string {
   const stored = store.read('peer-name')?.toString().trim();
   if (stored !== undefined) {
-    if (!NAME_RE.test(stored)) {
+    if (!isPeerName(stored)) {
       throw new IdentityError(`the peer-name file in the state dir holds ${JSON.stringify(stored.slice(0, 40))}, not a peer name; remove it to get a new name`);
     }
-    return stored;
+    return parsePeerName(stored);
   }
-  const name = newPeerName();
+  const name = randomPeerName();
   store.write('peer-name', `${name}\n`);
   return name;
 }
