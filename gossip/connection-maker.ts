@@ -1,0 +1,240 @@
+/**
+ * The connection maker keeps us connected to our targets: the addresses given at launch or by `weft connect`, and,
+ * with discovery on, the addresses of peers we learn from the topology. A target that is not connected is dialled;
+ * a failed dial or a dropped connection is retried with exponential back-off and jitter.
+ *
+ * It owns no connections: the mesh dials (`deps.connect`) and says whether an address is connected
+ * (`deps.isConnected`), and calls `refresh()` whenever connections or the topology change. Decisions are made in
+ * one place, `reconcile()`, so the state after any event is the same whatever the order of events.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
+
+/**
+ * One line of `weft status targets`. Same shape as api/control.ts `TargetReport` (gossip/ may not import api/;
+ * gossip/mesh.test.ts checks the two stay assignable).
+ */
+export interface TargetStatus {
+  address: string;
+  /** 'connected', 'connecting', 'retrying' (with next attempt), 'failed'. */
+  state: string;
+  lastError?: string;
+  nextAttemptInSeconds?: number;
+}
+
+export interface BackoffOptions {
+  /** Delay before the first retry. @default 1000 */
+  initialBackoffMs?: number;
+  /** Delays double per failed attempt up to this cap. @default 60000 */
+  maxBackoffMs?: number;
+  /**
+   * Up to this fraction is taken off each delay at random, so routers that failed together do not retry in
+   * lock-step (and the cap stays a cap). @default 0.2
+   */
+  jitterFraction?: number;
+}
+
+export interface ConnectionMakerOptions extends BackoffOptions {
+  /** Use addresses learned from the topology as targets too. @default true */
+  isDiscoveryEnabled?: boolean;
+  /** A connection that lasted this long resets the back-off when it drops. @default 10000 */
+  stableAfterMs?: number;
+}
+
+/** The delay before retry number `attempt` (0-based), with jitter from `random`. */
+export function backoffDelayMs(attempt: number, random: Random, options: BackoffOptions = {}): number {
+  const initial = options.initialBackoffMs ?? 1000;
+  const max = options.maxBackoffMs ?? 60_000;
+  const jitter = options.jitterFraction ?? 0.2;
+  const base = Math.min(max, initial * 2 ** Math.min(attempt, 30));
+  return Math.round(base * (1 - jitter * random.next()));
+}
+
+export interface ConnectionMakerDeps {
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  /** Dial and handshake `address`; resolves once the connection is ready, rejects with why it failed. */
+  connect(address: string): Promise<void>;
+  /** True if a ready connection leads to the peer at `address`. */
+  isConnected(address: string): boolean;
+  /** Listen addresses of peers known from the topology that we are not connected to. */
+  discoveredAddresses(): Iterable<string>;
+}
+
+type TargetState = 'connecting' | 'connected' | 'retrying' | 'failed';
+
+interface Target {
+  address: string;
+  /** Given by the user (kept until forgotten) rather than discovered (dropped when the topology forgets it). */
+  isDirect: boolean;
+  state: TargetState;
+  attempt: number;
+  nextAttemptAt: number;
+  connectedAt: number;
+  lastError?: string;
+  isDialling: boolean;
+}
+
+export class ConnectionMaker {
+  private readonly targets = new Map<string, Target>();
+  private readonly options: Required<ConnectionMakerOptions>;
+  private timer: Timer | null = null;
+  private timerAt = Infinity;
+  private isRunning = false;
+  private isRefreshQueued = false;
+
+  constructor(
+    private readonly deps: ConnectionMakerDeps,
+    options: ConnectionMakerOptions = {},
+  ) {
+    this.options = {
+      initialBackoffMs: options.initialBackoffMs ?? 1000,
+      maxBackoffMs: options.maxBackoffMs ?? 60_000,
+      jitterFraction: options.jitterFraction ?? 0.2,
+      isDiscoveryEnabled: options.isDiscoveryEnabled ?? true,
+      stableAfterMs: options.stableAfterMs ?? 10_000,
+    };
+  }
+
+  start(): void {
+    this.isRunning = true;
+    this.refresh();
+  }
+
+  stop(): void {
+    this.isRunning = false;
+    this.timer?.cancel();
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /** Add targets; with `replace`, direct targets not in `addresses` are forgotten first. */
+  connect(addresses: readonly string[], replace: boolean): void {
+    if (replace) {
+      const keep = new Set(addresses);
+      for (const [addr, t] of this.targets) if (t.isDirect && !keep.has(addr)) this.targets.delete(addr);
+    }
+    for (const address of addresses) {
+      const t = this.targets.get(address);
+      if (t) {
+        t.isDirect = true;
+        if (t.state === 'failed' || t.state === 'retrying') t.nextAttemptAt = this.deps.clock.now(); // the user asked: try now
+      } else {
+        this.targets.set(address, this.newTarget(address, true));
+      }
+    }
+    this.refresh();
+  }
+
+  /** Stop trying `addresses` (open connections stay; the mesh closes them if asked). */
+  forget(addresses: readonly string[]): void {
+    for (const a of addresses) this.targets.delete(a);
+  }
+
+  /** Re-examine every target soon (debounced to one pass per tick). */
+  refresh(): void {
+    if (this.isRefreshQueued || !this.isRunning) return;
+    this.isRefreshQueued = true;
+    queueMicrotask(() => {
+      this.isRefreshQueued = false;
+      this.reconcile();
+    });
+  }
+
+  /** Direct targets (as given to `connect`). */
+  directTargets(): string[] {
+    return [...this.targets.values()].filter((t) => t.isDirect).map((t) => t.address);
+  }
+
+  /** For `weft status targets`. */
+  report(): TargetStatus[] {
+    const now = this.deps.clock.now();
+    return [...this.targets.values()]
+      .sort((a, b) => (a.address < b.address ? -1 : 1))
+      .map((t) => {
+        const r: TargetStatus = { address: t.address, state: t.state };
+        if (t.lastError) r.lastError = t.lastError;
+        if (t.state === 'retrying') r.nextAttemptInSeconds = Math.max(0, Math.ceil((t.nextAttemptAt - now) / 1000));
+        return r;
+      });
+  }
+
+  private newTarget(address: string, isDirect: boolean): Target {
+    return { address, isDirect, state: 'connecting', attempt: 0, nextAttemptAt: this.deps.clock.now(), connectedAt: 0, isDialling: false };
+  }
+
+  private reconcile(): void {
+    if (!this.isRunning) return;
+    const now = this.deps.clock.now();
+    if (this.options.isDiscoveryEnabled) {
+      const discovered = new Set(this.deps.discoveredAddresses());
+      for (const [addr, t] of this.targets) if (!t.isDirect && !discovered.has(addr) && !t.isDialling) this.targets.delete(addr);
+      for (const addr of discovered) if (!this.targets.has(addr)) this.targets.set(addr, this.newTarget(addr, false));
+    }
+    let earliest = Infinity;
+    for (const t of this.targets.values()) {
+      if (t.isDialling) continue;
+      if (this.deps.isConnected(t.address)) {
+        if (t.state !== 'connected') {
+          t.state = 'connected';
+          t.connectedAt = now;
+          delete t.lastError;
+        }
+        continue;
+      }
+      if (t.state === 'connected') {
+        // The connection dropped: retry, from the start of the schedule if it had been up a while.
+        if (now - t.connectedAt >= this.options.stableAfterMs) t.attempt = 0;
+        this.scheduleRetry(t, now);
+      }
+      if (t.state === 'failed') continue;
+      if (t.nextAttemptAt <= now) this.dial(t);
+      else earliest = Math.min(earliest, t.nextAttemptAt);
+    }
+    this.armTimer(earliest, now);
+  }
+
+  private dial(t: Target): void {
+    t.state = 'connecting';
+    t.isDialling = true;
+    this.deps.connect(t.address).then(
+      () => {
+        t.isDialling = false;
+        t.state = 'connected';
+        t.connectedAt = this.deps.clock.now();
+        delete t.lastError;
+        this.refresh();
+      },
+      (err: Error & { code?: string }) => {
+        t.isDialling = false;
+        t.lastError = err.message;
+        if (err.code === 'ERR_CONNECT_TO_SELF') {
+          t.state = 'failed'; // retrying cannot help: it is our own address
+        } else if (!this.deps.isConnected(t.address)) {
+          this.scheduleRetry(t, this.deps.clock.now());
+          this.deps.log.debug({ addr: t.address, reason: err.message, retryInMs: t.nextAttemptAt - this.deps.clock.now() }, 'connect failed');
+        }
+        this.refresh();
+      },
+    );
+  }
+
+  private scheduleRetry(t: Target, now: number): void {
+    t.state = 'retrying';
+    t.nextAttemptAt = now + backoffDelayMs(t.attempt, this.deps.random, this.options);
+    t.attempt++;
+  }
+
+  private armTimer(at: number, now: number): void {
+    if (at === Infinity || at >= this.timerAt) return;
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.reconcile();
+    }, at - now);
+  }
+}
