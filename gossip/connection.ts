@@ -122,9 +122,11 @@ export class PeerConnection {
 
   /** Send our hello and start listening. Call once, synchronously after the transport connection appeared. */
   start(): void {
+    // Hello first: registering the handler may deliver the remote hello at once, and from then on we may send
+    // frames, which must not overtake our hello.
+    this.transport.send(encodeHello(this.local));
     this.transport.onMessage((m) => this.receive(m));
     this.transport.onClose((reason) => this.finish(reason, this.remoteRefusal(reason)));
-    this.transport.send(encodeHello(this.local));
     // The handshake is bounded like silence later on: a peer that says nothing is gone.
     this.timer = this.deps.clock.setTimeout(() => {
       this.deps.count('handshake_timeout');

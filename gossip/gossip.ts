@@ -1,0 +1,266 @@
+/**
+ * Gossip channels over the mesh's connections: named channels, each backed by a subsystem's `Gossiper`.
+ *
+ * Spreading (as weaveworks/mesh gossip.go):
+ * - A local change (`channel.gossip(update)`) goes to every direct neighbour at once.
+ * - A received update is merged; the part that was new to us (the delta `onGossip` returns) goes on to every
+ *   neighbour except the one it came from. Merges are idempotent, so a copy arriving twice costs a merge, no harm.
+ * - A new neighbour gets the complete state of every channel (full exchange, both sides).
+ * - Every `gossipIntervalMs` (jittered ±10 %) each channel's complete state goes to ceil(log2(peers)) random
+ *   neighbours, not to all: O(N log N) messages per round over the mesh, enough to repair anything lost.
+ * - Broadcasts travel the broadcast tree of their source (routes.ts), unicasts hop along unicast routes.
+ *
+ * Frame bodies (after the FrameType byte, connection.ts):
+ *
+ *     Gossip:     [1: channel name length C][C: channel name][payload]
+ *     Broadcast:  [1: C][C: channel name][6: source peer][payload]
+ *     Unicast:    [1: C][C: channel name][6: source peer][6: destination peer][payload]
+ *
+ * A frame whose header does not decode throws `DecodeError` (the connection closes). A payload the gossiper refuses
+ * (it throws) is counted and dropped, and the connection stays up: channel.ts promises that to subsystems, and one
+ * subsystem's bad state must not cut the control connection every other channel uses.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
+import type { GossipChannel, Gossiper } from './channel.js';
+import { FrameType } from './connection.js';
+import { DecodeError } from './decode-error.js';
+import { peerIdToName, peerNameToId, type PeerName } from './peer-name.js';
+import type { Routes } from './routes.js';
+
+/** What gossip needs from the mesh. */
+export interface GossipNetwork {
+  readonly localName: PeerName;
+  /** Peers with a ready connection. */
+  neighbourNames(): readonly PeerName[];
+  /** Send a frame to a neighbour; false if not connected. */
+  sendTo(peer: PeerName, frame: Uint8Array): boolean;
+  routes(): Routes;
+  /** Peers in our topology view, ourselves included (sizes the fan-out). */
+  peerCount(): number;
+}
+
+export interface GossipDeps {
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  network: GossipNetwork;
+  count: (reason: string) => void;
+}
+
+export interface GossipOptions {
+  /** Period of complete-state gossip. @default 30000 */
+  gossipIntervalMs?: number;
+}
+
+const CHANNEL_NAME_RE = /^[\x21-\x7e]{1,64}$/;
+
+/** Messages sent per periodic round, for simulations and metrics. */
+export interface GossipRoundStats {
+  rounds: number;
+  lastRoundMessages: number;
+}
+
+export class Gossip {
+  private readonly channels = new Map<string, MeshChannel>();
+  private readonly intervalMs: number;
+  private timer: Timer | null = null;
+  private readonly warned = new Set<string>();
+  readonly stats: GossipRoundStats = { rounds: 0, lastRoundMessages: 0 };
+
+  constructor(
+    private readonly deps: GossipDeps,
+    options: GossipOptions = {},
+  ) {
+    this.intervalMs = options.gossipIntervalMs ?? 30_000;
+  }
+
+  /** Register a channel; the name must be the same on every peer. Throws on a duplicate or invalid name. */
+  channel(name: string, gossiper: Gossiper): GossipChannel {
+    if (!CHANNEL_NAME_RE.test(name)) throw new RangeError(`channel name ${JSON.stringify(name)} must be 1..64 printable ASCII characters`);
+    if (this.channels.has(name)) throw new Error(`gossip channel ${name} is already registered`);
+    const c = new MeshChannel(name, gossiper, this);
+    this.channels.set(name, c);
+    return c;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.scheduleRound();
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  /** One periodic round now: each channel's complete state to a logarithmic fan-out of neighbours. */
+  round(): void {
+    const net = this.deps.network;
+    const neighbours = net.neighbourNames();
+    const fanout = Math.min(neighbours.length, Math.max(1, Math.ceil(Math.log2(Math.max(2, net.peerCount())))));
+    let sent = 0;
+    for (const c of this.channels.values()) {
+      const state = this.safely(c, () => c.gossiper.gossip());
+      if (!state) continue;
+      const frame = gossipFrame(c.header, state);
+      for (const peer of this.deps.random.sample(neighbours, fanout)) if (net.sendTo(peer, frame)) sent++;
+    }
+    this.stats.rounds++;
+    this.stats.lastRoundMessages = sent;
+  }
+
+  /** Full exchange with a new neighbour: the complete state of every channel. */
+  onNewNeighbour(peer: PeerName): void {
+    for (const c of this.channels.values()) {
+      const state = this.safely(c, () => c.gossiper.gossip());
+      if (state) this.deps.network.sendTo(peer, gossipFrame(c.header, state));
+    }
+  }
+
+  /** A Gossip, Broadcast or Unicast frame body from neighbour `from`. Throws `DecodeError` on a bad header. */
+  onFrame(from: PeerName, type: number, body: Uint8Array): void {
+    if (body.length < 1) throw new DecodeError('gossip frame has no channel name');
+    const nameLen = body[0]!;
+    let o = 1 + nameLen;
+    const fixed = type === FrameType.Broadcast ? 6 : type === FrameType.Unicast ? 12 : 0;
+    if (nameLen === 0 || body.length < o + fixed) throw new DecodeError(`gossip frame truncated (${body.length} bytes)`);
+    const name = Buffer.from(body.buffer, body.byteOffset + 1, nameLen).toString('latin1');
+    if (!CHANNEL_NAME_RE.test(name)) throw new DecodeError('gossip frame has a malformed channel name');
+    const c = this.channels.get(name);
+    if (!c) {
+      // A subsystem we do not run (IPAM off here, on there): not the sender's fault, not worth a connection.
+      this.deps.count('gossip_unknown_channel');
+      return;
+    }
+    const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    if (type === FrameType.Gossip) {
+      const payload = body.subarray(o);
+      const delta = this.safely(c, () => c.gossiper.onGossip(payload), from);
+      if (delta) this.sendToNeighbours(gossipFrame(c.header, delta), from);
+    } else if (type === FrameType.Broadcast) {
+      const src = peerIdToName(view.readUIntBE(o, 6));
+      o += 6;
+      if (src === this.deps.network.localName) return; // our own broadcast come back: routes are settling
+      this.forwardBroadcast(src, body, from);
+      const payload = body.subarray(o);
+      this.safely(c, () => c.gossiper.onGossipBroadcast(src, payload), from);
+    } else if (type === FrameType.Unicast) {
+      const src = peerIdToName(view.readUIntBE(o, 6));
+      const dst = peerIdToName(view.readUIntBE(o + 6, 6));
+      o += 12;
+      if (dst === this.deps.network.localName) {
+        const payload = body.subarray(o);
+        this.safely(c, () => c.gossiper.onGossipUnicast(src, payload), from);
+      } else {
+        this.relayUnicast(dst, frameWithType(FrameType.Unicast, body));
+      }
+    }
+  }
+
+  sendToNeighbours(frame: Uint8Array, except?: PeerName): void {
+    for (const peer of this.deps.network.neighbourNames()) if (peer !== except) this.deps.network.sendTo(peer, frame);
+  }
+
+  broadcastFrom(c: MeshChannel, update: Uint8Array): void {
+    const local = this.deps.network.localName;
+    const body = new Uint8Array(c.header.length + 6 + update.length);
+    body.set(c.header, 0);
+    Buffer.from(body.buffer, body.byteOffset).writeUIntBE(peerNameToId(local), c.header.length, 6);
+    body.set(update, c.header.length + 6);
+    this.forwardBroadcast(local, body, null);
+  }
+
+  unicastFrom(c: MeshChannel, dst: PeerName, message: Uint8Array): boolean {
+    const net = this.deps.network;
+    const body = new Uint8Array(c.header.length + 12 + message.length);
+    body.set(c.header, 0);
+    const view = Buffer.from(body.buffer, body.byteOffset);
+    view.writeUIntBE(peerNameToId(net.localName), c.header.length, 6);
+    view.writeUIntBE(peerNameToId(dst), c.header.length + 6, 6);
+    body.set(message, c.header.length + 12);
+    return this.relayUnicast(dst, frameWithType(FrameType.Unicast, body));
+  }
+
+  private forwardBroadcast(src: PeerName, body: Uint8Array, from: PeerName | null): void {
+    const hops = this.deps.network.routes().broadcast.get(src);
+    if (!hops || hops.length === 0) return;
+    const frame = frameWithType(FrameType.Broadcast, body);
+    for (const hop of hops) if (hop !== from && hop !== src) this.deps.network.sendTo(hop, frame);
+  }
+
+  private relayUnicast(dst: PeerName, frame: Uint8Array): boolean {
+    const hop = this.deps.network.routes().unicast.get(dst);
+    if (!hop || !this.deps.network.sendTo(hop, frame)) {
+      this.deps.count('unicast_unreachable');
+      return false;
+    }
+    return true;
+  }
+
+  /** Run a gossiper callback; a throw is counted, logged once per channel and sender, and dropped. */
+  private safely<T>(c: MeshChannel, fn: () => T, from?: PeerName): T | null {
+    try {
+      return fn();
+    } catch (err) {
+      const isDecode = err instanceof DecodeError || (err as { code?: string })?.code === 'ERR_DECODE';
+      this.deps.count(isDecode ? 'gossip_decode_error' : 'gossip_handler_error');
+      const key = `${c.name}|${from ?? ''}|${isDecode}`;
+      if (!this.warned.has(key)) {
+        this.warned.add(key);
+        this.deps.log.warn({ channel: c.name, peer: from, err }, isDecode ? 'dropped gossip that does not decode' : 'gossip handler failed');
+      }
+      return null;
+    }
+  }
+
+  private scheduleRound(): void {
+    const delay = this.intervalMs * (0.9 + 0.2 * this.deps.random.next());
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.round();
+      if (this.timer) this.scheduleRound();
+    }, delay);
+  }
+}
+
+class MeshChannel implements GossipChannel {
+  /** [length][name]: the start of every frame body on this channel. */
+  readonly header: Uint8Array;
+
+  constructor(
+    readonly name: string,
+    readonly gossiper: Gossiper,
+    private readonly owner: Gossip,
+  ) {
+    this.header = Uint8Array.from([name.length, ...Buffer.from(name, 'latin1')]);
+  }
+
+  /** A local change: to every direct neighbour now. */
+  gossip(update: Uint8Array): void {
+    this.owner.sendToNeighbours(gossipFrame(this.header, update));
+  }
+
+  gossipBroadcast(update: Uint8Array): void {
+    this.owner.broadcastFrom(this, update);
+  }
+
+  gossipUnicast(dst: string, message: Uint8Array): boolean {
+    return this.owner.unicastFrom(this, dst, message);
+  }
+}
+
+function gossipFrame(header: Uint8Array, payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(1 + header.length + payload.length);
+  f[0] = FrameType.Gossip;
+  f.set(header, 1);
+  f.set(payload, 1 + header.length);
+  return f;
+}
+
+function frameWithType(type: number, body: Uint8Array): Uint8Array {
+  const f = new Uint8Array(1 + body.length);
+  f[0] = type;
+  f.set(body, 1);
+  return f;
+}

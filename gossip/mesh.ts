@@ -1,0 +1,573 @@
+/**
+ * The mesh: this router's control plane toward other routers. It assembles the pieces of gossip/:
+ *
+ *   Transport ──► PeerConnection (hello, confirmation, frames, heartbeats)   one per connection
+ *                   │ ready / closed
+ *                   ▼
+ *   our topology entry ──► topology channel ──► Topology (merge, GC) ──► routes (swapped whole)
+ *                   ▲                                  │
+ *   ConnectionMaker (targets, discovery, back-off) ◄───┘ refresh on every change
+ *   Gossip (channels: topology, and what IPAM/DNS register) over the ready connections and the routes
+ *
+ * One connection per pair of peers: when both dial at once, both keep the connection initiated by the peer with the
+ * smaller name and close the other with "duplicate connection" (each side decides alone, and they agree).
+ *
+ * With `requireDataPathConfirm` (the daemon sets it when it runs a data path), a connection is "pending" after the
+ * handshake and reported as established in our topology entry, and so used by routes, only once
+ * `setDataPathEstablished(peer, true)` says the UDP path to that peer works.
+ */
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Random } from '../runtime/random.js';
+import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
+import { joinAddress, splitAddress } from './address.js';
+import type { GossipChannel, Gossiper } from './channel.js';
+import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
+import { PeerConnection } from './connection.js';
+import { Gossip, type GossipRoundStats } from './gossip.js';
+import { DuplicateConnectionError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
+import { parsePeerName, type PeerName } from './peer-name.js';
+import { computeRoutes, emptyRoutes, type Routes } from './routes.js';
+import { TokenBucket } from './token-bucket.js';
+import { decodeTopology, encodeTopology, Topology, type ConnectionEntry } from './topology.js';
+import type { Transport, TransportConnection, TransportListener } from './transport.js';
+
+/** The control port, and the port assumed for a discovered peer known only by an inbound connection. */
+export const DEFAULT_CONTROL_PORT = 6783;
+/** Name of the gossip channel that carries the topology. */
+export const TOPOLOGY_CHANNEL = 'topology';
+
+export interface MeshDeps {
+  transport: Transport;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  /** Given when this router has a password: connections are confirmed and sealed. */
+  security?: ConnectionSecurity;
+}
+
+export interface MeshOptions extends BackoffOptions {
+  peerName: PeerName;
+  nickname: string;
+  /** Per-launch uid, decimal 64-bit. */
+  uid: string;
+  /** Where to accept control connections. @default '0.0.0.0:6783' */
+  listenAddr?: string;
+  /** Our data-plane UDP port, announced in the hello. @default 6784 */
+  udpPort?: number;
+  /** Dial peers learned from the topology. @default true */
+  isDiscoveryEnabled?: boolean;
+  /** @default 1000 */
+  heartbeatMs?: number;
+  /** @default 5000 */
+  heartbeatTimeoutMs?: number;
+  /** Period of complete-state gossip. @default 30000 */
+  gossipIntervalMs?: number;
+  /** @default 5000 */
+  dialTimeoutMs?: number;
+  /** Hold connections 'pending' until `setDataPathEstablished(peer, true)`. @default false */
+  requireDataPathConfirm?: boolean;
+  /** Inbound handshakes accepted per second, sustained. @default 10 */
+  inboundHandshakesPerSecond?: number;
+  /** Inbound handshakes accepted in a burst. @default 10 */
+  inboundHandshakeBurst?: number;
+  /** Features announced in the hello. @default [] */
+  features?: string[];
+}
+
+/** A peer we have a ready control connection to. */
+export interface Neighbour {
+  name: PeerName;
+  nickname: string;
+  /** The peer's IP as seen on the control connection: where its UDP port is. */
+  remoteHost: string;
+  udpPort: number;
+  isOutbound: boolean;
+  /** Established in our topology entry (data path confirmed, or not required). */
+  isEstablished: boolean;
+  /** The crypto session when both routers have a password, else null. */
+  session: SecureSession | null;
+}
+
+/** Same shape as api/control.ts `ConnectionReport` (gossip/ may not import api/; mesh.test.ts checks). */
+export interface ConnectionStatus {
+  direction: '->' | '<-';
+  address: string;
+  peer?: string;
+  nickname?: string;
+  state: 'connecting' | 'pending' | 'established' | 'failed' | 'retrying';
+  info: string;
+  isEncrypted: boolean;
+  sessionAgeSeconds?: number;
+  rekeyCount?: number;
+}
+
+/** Same shape as api/control.ts `PeerReport`. */
+export interface PeerStatus {
+  name: string;
+  nickname: string;
+  uid: string;
+  version: number;
+  connections: Array<{ name: string; nickname: string; address: string; isOutbound: boolean; isEstablished: boolean }>;
+}
+
+/** The mesh's part of `RouterReport`: `targets`, `connections`, `peers`. Plain JSON. */
+export interface MeshStatus {
+  targets: TargetStatus[];
+  connections: ConnectionStatus[];
+  peers: PeerStatus[];
+}
+
+export class Mesh {
+  private readonly log: Logger;
+  private readonly topology: Topology;
+  private readonly gossip: Gossip;
+  private readonly maker: ConnectionMaker;
+  private readonly topologyChannel: GossipChannel;
+  private readonly inboundBucket: TokenBucket;
+  private readonly conns = new Set<PeerConnection>();
+  /** The one connection per peer that passed the hello (duplicates are refused there). */
+  private readonly owners = new Map<PeerName, PeerConnection>();
+  private readonly dataPathUp = new WeakSet<PeerConnection>();
+  private readonly listeners = new Set<() => void>();
+  private readonly counts = new Map<string, number>();
+  private readonly localHello: Hello;
+  private listener: TransportListener | null = null;
+  private cachedRoutes: Routes = emptyRoutes;
+  private isRoutesDirty = true;
+  private isChangeQueued = false;
+  private nextConnId = 1;
+  private phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+
+  private readonly listenAddr: string;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly dialTimeoutMs: number;
+  private readonly requireDataPathConfirm: boolean;
+
+  constructor(
+    private readonly deps: MeshDeps,
+    options: MeshOptions,
+  ) {
+    const name = parsePeerName(options.peerName);
+    this.log = deps.log;
+    this.listenAddr = options.listenAddr ?? `0.0.0.0:${DEFAULT_CONTROL_PORT}`;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
+    this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
+    this.requireDataPathConfirm = options.requireDataPathConfirm ?? false;
+    this.inboundBucket = new TokenBucket(options.inboundHandshakeBurst ?? 10, options.inboundHandshakesPerSecond ?? 10, deps.clock.now());
+    this.localHello = {
+      minVersion: PROTOCOL_MIN_VERSION,
+      maxVersion: PROTOCOL_MAX_VERSION,
+      name,
+      nickname: options.nickname,
+      uid: options.uid,
+      features: options.features ?? [],
+      hasPassword: false, // set per connection from `security`
+      publicKey: new Uint8Array(0),
+      udpPort: options.udpPort ?? 6784,
+    };
+    this.topology = new Topology({ name, nickname: options.nickname, uid: options.uid }, (e) =>
+      this.log.warn(
+        { reason: 'peer name collision', uid: e.uid },
+        `the topology holds an entry for our name ${name} from uid ${e.uid} (ours ${options.uid}): an earlier run of this router, or a copied state dir / cloned VM; if it persists, remove <state-dir>/peer-name on one of them and restart it`,
+      ),
+    );
+    const network = {
+      localName: name,
+      neighbourNames: () => this.readyNeighbourNames(),
+      sendTo: (peer: PeerName, frame: Uint8Array) => {
+        const c = this.owners.get(peer);
+        if (!c || c.phase !== 'ready') return false;
+        c.send(frame);
+        return true;
+      },
+      routes: () => this.routes(),
+      peerCount: () => this.topology.peers.size,
+    };
+    this.gossip = new Gossip({ clock: deps.clock, random: deps.random, log: this.log, network, count: (r) => this.count(r) }, { gossipIntervalMs: options.gossipIntervalMs });
+    this.topologyChannel = this.gossip.channel(TOPOLOGY_CHANNEL, this.topologyGossiper());
+    this.maker = new ConnectionMaker(
+      {
+        clock: deps.clock,
+        random: deps.random,
+        log: this.log,
+        connect: (addr) => this.dial(addr),
+        isConnected: (addr) => this.isConnectedTo(addr),
+        discoveredAddresses: () => this.discoveredAddresses(),
+      },
+      {
+        isDiscoveryEnabled: options.isDiscoveryEnabled ?? true,
+        initialBackoffMs: options.initialBackoffMs,
+        maxBackoffMs: options.maxBackoffMs,
+        jitterFraction: options.jitterFraction,
+      },
+    );
+  }
+
+  /** Our peer name. */
+  get name(): PeerName {
+    return this.localHello.name;
+  }
+
+  /** The address the listener bound, once started. */
+  get listenAddress(): string | null {
+    return this.listener?.address ?? null;
+  }
+
+  /** Listen, then start gossip and the connection maker. Rejects if the listen address is unavailable. */
+  async start(): Promise<void> {
+    if (this.phase !== 'new') return;
+    this.phase = 'starting';
+    const listener = await this.deps.transport.listen(this.listenAddr, (t) => this.accept(t));
+    if (this.phase !== 'starting') {
+      await listener.close(); // stopped while we were binding
+      return;
+    }
+    this.listener = listener;
+    this.phase = 'running';
+    this.gossip.start();
+    this.maker.start();
+    this.log.info({ addr: listener.address, peer: this.name }, 'mesh listening');
+  }
+
+  /** Close every connection with "router stopping", stop timers, close the listener. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopped';
+    this.gossip.stop();
+    this.maker.stop();
+    for (const c of [...this.conns]) c.close('router stopping');
+    const l = this.listener;
+    this.listener = null;
+    await l?.close();
+  }
+
+  /** Add targets ("host" or "host:port"; port 6783 by default); `replace` forgets direct targets not listed. */
+  connect(addrs: string[], replace: boolean): void {
+    this.maker.connect(addrs.map(normalizeAddress), replace);
+  }
+
+  /** Stop dialling `addrs` (connections already up stay). */
+  forget(addrs: string[]): void {
+    this.maker.forget(addrs.map(normalizeAddress));
+  }
+
+  /** Register a gossip channel (the same name on every peer). Register before `start()` so no update is missed. */
+  channel(name: string, gossiper: Gossiper): GossipChannel {
+    return this.gossip.channel(name, gossiper);
+  }
+
+  /** Unicast and broadcast routes for every reachable peer; recomputed on topology change, never mutated. */
+  routes(): Routes {
+    if (this.isRoutesDirty) {
+      this.cachedRoutes = computeRoutes(this.topology.peers, this.name);
+      this.isRoutesDirty = false;
+    }
+    return this.cachedRoutes;
+  }
+
+  /** Peers with a ready control connection. */
+  neighbours(): Neighbour[] {
+    const out: Neighbour[] = [];
+    for (const [name, c] of this.owners) {
+      if (c.phase !== 'ready' || !c.remote) continue;
+      out.push({
+        name,
+        nickname: c.remote.nickname,
+        remoteHost: c.remoteHost,
+        udpPort: c.remote.udpPort,
+        isOutbound: c.isOutbound,
+        isEstablished: this.isEstablished(c),
+        session: c.session,
+      });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /**
+   * The data path to `peer` works (true) or stopped working (false). With `requireDataPathConfirm` this moves the
+   * connection between pending and established in our topology entry. Ignored when not connected to `peer`.
+   */
+  setDataPathEstablished(peer: PeerName, ok: boolean): void {
+    const c = this.owners.get(peer);
+    if (!c) return;
+    const was = this.dataPathUp.has(c);
+    if (ok === was) return;
+    if (ok) this.dataPathUp.add(c);
+    else this.dataPathUp.delete(c);
+    this.updateLocalEntry();
+  }
+
+  /** Call `listener` after any topology, route or connection change (coalesced per tick). Returns unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The topology as we see it (read-only). */
+  peers(): ReadonlyMap<PeerName, import('./topology.js').PeerEntry> {
+    return this.topology.peers;
+  }
+
+  /** Event counters by reason (decode errors, refusals, timeouts, rate limiting). */
+  counters(): Record<string, number> {
+    return Object.fromEntries([...this.counts].sort());
+  }
+
+  /** Periodic gossip statistics (simulations print them). */
+  gossipStats(): Readonly<GossipRoundStats> {
+    return this.gossip.stats;
+  }
+
+  /** Run one periodic gossip round now (simulations). */
+  gossipRound(): void {
+    this.gossip.round();
+  }
+
+  /** `targets`, `connections` and `peers` of `weft report`. */
+  status(): MeshStatus {
+    const targets = this.maker.report();
+    const connections: ConnectionStatus[] = [];
+    const liveAddrs = new Set<string>();
+    for (const c of this.conns) {
+      liveAddrs.add(c.remoteAddr);
+      const r: ConnectionStatus = {
+        direction: c.isOutbound ? '->' : '<-',
+        address: c.remoteAddr,
+        state: c.phase === 'ready' ? (this.isEstablished(c) ? 'established' : 'pending') : 'connecting',
+        info: c.phase === 'ready' ? (this.isEstablished(c) ? (c.session ? 'encrypted' : 'unencrypted') : 'waiting for the data path') : c.phase,
+        isEncrypted: c.session !== null,
+      };
+      if (c.remote) {
+        r.peer = c.remote.name;
+        r.nickname = c.remote.nickname;
+      }
+      if (c.session) {
+        const s = c.session.stats();
+        r.sessionAgeSeconds = s.ageSeconds;
+        r.rekeyCount = s.rekeyCount;
+      }
+      connections.push(r);
+    }
+    for (const t of targets) {
+      if (liveAddrs.has(t.address) || t.state === 'connected' || t.state === 'connecting') continue;
+      connections.push({
+        direction: '->',
+        address: t.address,
+        state: t.state === 'failed' ? 'failed' : 'retrying',
+        info: t.lastError ? `${t.lastError}${t.nextAttemptInSeconds !== undefined ? `, retry in ${t.nextAttemptInSeconds}s` : ''}` : '',
+        isEncrypted: false,
+      });
+    }
+    const peers: PeerStatus[] = [...this.topology.peers.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((e) => ({
+        name: e.name,
+        nickname: e.nickname,
+        uid: e.uid,
+        version: e.version,
+        connections: e.connections.map((c) => ({ ...c, nickname: this.topology.peers.get(c.name)?.nickname ?? '' })),
+      }));
+    return { targets, connections, peers };
+  }
+
+  // --- connections -------------------------------------------------------------------------------------------
+
+  private accept(t: TransportConnection): void {
+    if (this.phase !== 'running') {
+      t.close('router stopping');
+      return;
+    }
+    if (!this.inboundBucket.take(this.deps.clock.now())) {
+      this.count('inbound_rate_limited');
+      this.log.debug({ addr: t.remoteAddr }, 'inbound connection refused: rate limit');
+      t.close('too many connection attempts; retry later');
+      return;
+    }
+    this.adopt(t, null);
+  }
+
+  private async dial(addr: string): Promise<void> {
+    const t = await this.deps.transport.dial(addr, this.dialTimeoutMs);
+    if (this.phase !== 'running') {
+      t.close('router stopping');
+      throw new Error('router stopping');
+    }
+    return new Promise((resolve, reject) => this.adopt(t, { resolve, reject }));
+  }
+
+  private adopt(t: TransportConnection, waiter: { resolve: () => void; reject: (e: Error) => void } | null): void {
+    const conn = new PeerConnection(
+      { clock: this.deps.clock, log: this.log, security: this.deps.security, count: (r) => this.count(r) },
+      t,
+      { local: this.localHello, connId: this.nextConnId++, heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs },
+      {
+        onHello: (c) => this.claim(c),
+        onReady: (c) => {
+          waiter?.resolve();
+          this.onReady(c);
+        },
+        onFrame: (c, type, body) => this.gossip.onFrame(c.remote!.name, type, body),
+        onClose: (c, reason, err) => {
+          waiter?.reject(err ?? new Error(reason));
+          this.onClosed(c);
+        },
+      },
+    );
+    this.conns.add(conn);
+    conn.start();
+    this.changed();
+  }
+
+  /** Make `c` the connection to its peer, or refuse it as a duplicate (throws a HandshakeError). */
+  private claim(c: PeerConnection): void {
+    const peer = c.remote!.name;
+    const existing = this.owners.get(peer);
+    if (existing && existing !== c) {
+      const existingUid = existing.remote!.uid;
+      if (existingUid !== c.remote!.uid) {
+        // Not a duplicate but a second router with the same name (or a restart before the old link timed out):
+        // keep the connection we trust; the other retries and succeeds once the old one is really gone.
+        throw new PeerNameCollisionError(peer, existingUid, c.remote!.uid, c.remoteAddr);
+      }
+      const preferredInitiator = this.name < peer ? this.name : peer;
+      const initiatorOf = (x: PeerConnection) => (x.isOutbound ? this.name : peer);
+      if (initiatorOf(c) === preferredInitiator && initiatorOf(existing) !== preferredInitiator) {
+        this.owners.set(peer, c);
+        existing.close('duplicate connection', new DuplicateConnectionError(peer));
+        return;
+      }
+      throw new DuplicateConnectionError(describe(c));
+    }
+    this.owners.set(peer, c);
+  }
+
+  private onReady(c: PeerConnection): void {
+    if (this.owners.get(c.remote!.name) !== c) return;
+    this.updateLocalEntry();
+    this.gossip.onNewNeighbour(c.remote!.name);
+    this.maker.refresh();
+  }
+
+  private onClosed(c: PeerConnection): void {
+    this.conns.delete(c);
+    const peer = c.remote?.name;
+    if (peer !== undefined && this.owners.get(peer) === c) {
+      this.owners.delete(peer);
+      this.updateLocalEntry();
+    }
+    this.maker.refresh();
+    this.changed();
+  }
+
+  private isEstablished(c: PeerConnection): boolean {
+    return c.phase === 'ready' && (!this.requireDataPathConfirm || this.dataPathUp.has(c));
+  }
+
+  private readyNeighbourNames(): PeerName[] {
+    const out: PeerName[] = [];
+    for (const [name, c] of this.owners) if (c.phase === 'ready') out.push(name);
+    return out;
+  }
+
+  /** A ready connection leads to `addr`: we dialled it, or its host dialled us. */
+  private isConnectedTo(addr: string): boolean {
+    let host: string;
+    try {
+      host = splitAddress(addr).host;
+    } catch {
+      return false;
+    }
+    for (const c of this.owners.values()) {
+      if (c.phase !== 'ready') continue;
+      if (c.isOutbound ? c.remoteAddr === addr : c.remoteHost === host) return true;
+    }
+    return false;
+  }
+
+  /** Listen addresses of peers in the topology we have no connection to. */
+  private discoveredAddresses(): string[] {
+    const byPeer = new Map<PeerName, string>();
+    for (const e of this.topology.peers.values()) {
+      if (e.name === this.name) continue;
+      for (const c of e.connections) {
+        if (c.name === this.name || this.owners.has(c.name)) continue;
+        if (c.isOutbound) byPeer.set(c.name, c.address); // the address its peer dialled: its listen address
+        else if (!byPeer.has(c.name)) {
+          try {
+            byPeer.set(c.name, joinAddress(splitAddress(c.address).host, DEFAULT_CONTROL_PORT));
+          } catch {
+            // an address we cannot parse: nothing to dial
+          }
+        }
+      }
+    }
+    return [...byPeer.values()];
+  }
+
+  // --- topology ----------------------------------------------------------------------------------------------
+
+  private updateLocalEntry(): void {
+    const entries: ConnectionEntry[] = [];
+    for (const [name, c] of this.owners) {
+      if (c.phase !== 'ready') continue;
+      entries.push({ name, address: c.remoteAddr, isOutbound: c.isOutbound, isEstablished: this.isEstablished(c) });
+    }
+    if (this.topology.setLocalConnections(entries)) {
+      this.topologyChannel.gossip(encodeTopology(this.topology.localUpdate()));
+      this.topologyChanged();
+    }
+  }
+
+  private topologyGossiper(): Gossiper {
+    const merge = (update: Uint8Array): Uint8Array | null => {
+      const delta = this.topology.apply(decodeTopology(update));
+      if (delta.length === 0) return null;
+      this.topologyChanged();
+      return encodeTopology(delta);
+    };
+    return {
+      gossip: () => encodeTopology(this.topology.peers.values()),
+      onGossip: merge,
+      onGossipBroadcast: (_src, update) => void merge(update),
+      onGossipUnicast: () => {},
+    };
+  }
+
+  private topologyChanged(): void {
+    this.isRoutesDirty = true;
+    this.maker.refresh();
+    this.changed();
+  }
+
+  private changed(): void {
+    if (this.isChangeQueued) return;
+    this.isChangeQueued = true;
+    queueMicrotask(() => {
+      this.isChangeQueued = false;
+      for (const l of this.listeners) {
+        try {
+          l();
+        } catch (err) {
+          this.log.error({ err }, 'mesh change listener failed');
+        }
+      }
+    });
+  }
+
+  private count(reason: string): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+  }
+}
+
+function describe(c: PeerConnection): string {
+  return `${c.remote?.nickname || c.remote?.name} (${c.remoteAddr})`;
+}
+
+/** "h2" → "h2:6783"; "h2:7000" stays. Throws `AddressError` on garbage. */
+function normalizeAddress(addr: string): string {
+  const { host, port } = splitAddress(addr.trim(), DEFAULT_CONTROL_PORT);
+  return joinAddress(host, port);
+}
