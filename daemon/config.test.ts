@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseCidr, parsePeerAddress, resolveClientConfig, resolveConfig, type ConfigSources } from './config.js';
+
+const sources: ConfigSources = {
+  readFile: (path) => {
+    if (path === '/secret') return 'hunter2\n';
+    if (path === '/empty') return '\n';
+    throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+  },
+  hostname: () => 'box1',
+};
+
+const resolve = (argv: string[], env: NodeJS.ProcessEnv = {}) => resolveConfig(argv, env, sources);
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('ERR_CONFIG');
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('resolveConfig', () => {
+  it('gives the documented defaults with no flags and no environment', () => {
+    const c = resolve([]);
+    expect(c).toMatchObject({
+      stateDir: '/var/lib/weft',
+      httpAddr: '127.0.0.1:6784',
+      httpHost: '127.0.0.1',
+      httpPort: 6784,
+      port: 6783,
+      listenAddr: '0.0.0.0',
+      nickname: 'box1',
+      password: undefined,
+      hasPassword: false,
+      isDiscoveryEnabled: true,
+      bridge: 'weft',
+      mtuBytes: undefined,
+      trustedSubnets: [],
+      ipallocRange: '10.32.0.0/12',
+      ipallocDefaultSubnet: '10.32.0.0/12',
+      ipallocInit: { mode: 'consensus', quorum: 1 },
+      logLevel: 'info',
+      isDatapathEnabled: true,
+      isForeground: false,
+      peers: [],
+      warnings: [],
+    });
+  });
+
+  it('returns a deeply frozen object', () => {
+    const c = resolve(['--trusted-subnets', '10.0.0.0/8', 'h2']);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.trustedSubnets)).toBe(true);
+    expect(Object.isFrozen(c.ipallocInit)).toBe(true);
+  });
+
+  it('lets WEFT_* variables override defaults and flags override variables', () => {
+    const env = { WEFT_STATE_DIR: '/env/state', WEFT_PORT: '7000', WEFT_HTTP_ADDR: '127.0.0.2:7001', WEFT_NICKNAME: 'envnick' };
+    expect(resolve([], env)).toMatchObject({ stateDir: '/env/state', port: 7000, httpAddr: '127.0.0.2:7001', nickname: 'envnick' });
+    const c = resolve(['--state-dir', '/flag/state', '--port=7100', '--nickname', 'flagnick'], env);
+    expect(c).toMatchObject({ stateDir: '/flag/state', port: 7100, httpAddr: '127.0.0.2:7001', nickname: 'flagnick' });
+  });
+
+  it('reads boolean switches from flags and from 1/0 variables', () => {
+    expect(resolve(['--no-discovery', '--no-datapath', '--foreground'])).toMatchObject({
+      isDiscoveryEnabled: false,
+      isDatapathEnabled: false,
+      isForeground: true,
+    });
+    expect(resolve([], { WEFT_NO_DISCOVERY: '1', WEFT_NO_DATAPATH: 'true' })).toMatchObject({ isDiscoveryEnabled: false, isDatapathEnabled: false });
+    expect(resolve([], { WEFT_NO_DISCOVERY: '0' }).isDiscoveryEnabled).toBe(true);
+    expect(configError(() => resolve([], { WEFT_NO_DISCOVERY: 'maybe' })).message).toContain('WEFT_NO_DISCOVERY');
+  });
+
+  it('takes peers as positionals anywhere among the flags and counts them into the default quorum', () => {
+    const c = resolve(['10.0.0.2', '--nickname', 'h1', 'h3.example:7000', '[fd00::2]:6783', 'fd00::3']);
+    expect(c.peers).toEqual(['10.0.0.2', 'h3.example:7000', '[fd00::2]:6783', 'fd00::3']);
+    expect(c.ipallocInit).toEqual({ mode: 'consensus', quorum: 5 });
+  });
+
+  it('refuses bad peer addresses, naming the value', () => {
+    for (const bad of ['10.0.0.2:99999', '10.1', 'host:port', 'under_score', '10.0.0.2:0', '']) {
+      expect(configError(() => resolve([bad])).message).toContain(JSON.stringify(bad));
+    }
+  });
+
+  it('refuses unknown flags and flags without a value, with the usage in the hint', () => {
+    const e = configError(() => resolve(['--frobnicate']));
+    expect(e.message).toBe('unknown option --frobnicate');
+    expect(e.hint).toContain('Usage: weft launch [options] [PEER...]');
+    expect(configError(() => resolve(['--port'])).message).toContain('--port');
+  });
+
+  it('validates ports, addresses, MTU, bridge, log level', () => {
+    expect(configError(() => resolve(['--port', '0'])).message).toContain('--port "0" is not a port');
+    expect(configError(() => resolve([], { WEFT_PORT: 'abc' })).message).toContain('WEFT_PORT');
+    expect(configError(() => resolve(['--http-addr', '127.0.0.1'])).message).toContain('host:port');
+    expect(configError(() => resolve(['--http-addr', 'bad host:80'])).message).toContain('--http-addr');
+    expect(configError(() => resolve(['--listen-addr', '300.1.1.1'])).message).toContain('--listen-addr');
+    expect(configError(() => resolve(['--mtu', '100'])).message).toContain('576');
+    expect(configError(() => resolve(['--bridge', 'a-very-long-bridge-name'])).message).toContain('15');
+    expect(configError(() => resolve(['--log-level', 'loud'])).message).toContain('trace');
+    expect(resolve(['--mtu', '1400', '--listen-addr', '::', '--http-addr', '[::1]:0', '--log-level', 'debug'])).toMatchObject({
+      mtuBytes: 1400,
+      listenAddr: '::',
+      httpAddr: '[::1]:0',
+      httpHost: '::1',
+      httpPort: 0,
+      logLevel: 'debug',
+    });
+    expect(resolve(['--mtu', 'auto']).mtuBytes).toBeUndefined();
+  });
+
+  it('normalises trusted subnets and the IPAM range and checks the default subnet lies inside', () => {
+    const c = resolve(['--trusted-subnets', '10.1.2.3/16, 192.168.0.0/24', '--ipalloc-range', '10.40.0.0/16', '--ipalloc-default-subnet', '10.40.1.0/24']);
+    expect(c.trustedSubnets).toEqual(['10.1.0.0/16', '192.168.0.0/24']);
+    expect(c.ipallocRange).toBe('10.40.0.0/16');
+    expect(c.ipallocDefaultSubnet).toBe('10.40.1.0/24');
+    expect(configError(() => resolve(['--ipalloc-range', '10.40.0.0/16', '--ipalloc-default-subnet', '10.41.0.0/24'])).message).toContain(
+      'not inside the IPAM range',
+    );
+    expect(configError(() => resolve(['--trusted-subnets', '10.0.0.0/33'])).message).toContain('10.0.0.0/33');
+    expect(configError(() => resolve(['--ipalloc-range', '10.0.0/8'])).message).toContain('CIDR');
+  });
+
+  it("turns IPAM off with --ipalloc-range ''", () => {
+    const c = resolve(['--ipalloc-range', '']);
+    expect(c.ipallocRange).toBeUndefined();
+    expect(c.ipallocDefaultSubnet).toBeUndefined();
+    expect(configError(() => resolve(['--ipalloc-range=', '--ipalloc-default-subnet', '10.0.0.0/8'])).message).toContain('needs IPAM');
+  });
+
+  it('parses the three --ipalloc-init modes', () => {
+    expect(resolve(['--ipalloc-init', 'consensus=3']).ipallocInit).toEqual({ mode: 'consensus', quorum: 3 });
+    expect(resolve(['--ipalloc-init', 'consensus', 'a', 'b']).ipallocInit).toEqual({ mode: 'consensus', quorum: 3 });
+    expect(resolve(['--ipalloc-init', 'seed=00:00:00:00:00:01,h2']).ipallocInit).toEqual({ mode: 'seed', seeds: ['00:00:00:00:00:01', 'h2'] });
+    expect(resolve(['--ipalloc-init', 'observer']).ipallocInit).toEqual({ mode: 'observer' });
+    expect(configError(() => resolve(['--ipalloc-init', 'consensus=0'])).message).toContain('quorum');
+    expect(configError(() => resolve(['--ipalloc-init', 'seed='])).message).toContain('seed');
+    expect(configError(() => resolve(['--ipalloc-init', 'paxos'])).message).toContain('consensus[=N]');
+  });
+
+  it('takes the password from the flag (with a ps warning), the environment or a file', () => {
+    const flag = resolve(['--password', 's3cret']);
+    expect(flag.password).toBe('s3cret');
+    expect(flag.hasPassword).toBe(true);
+    expect(flag.warnings.join('\n')).toContain('visible');
+    const env = resolve([], { WEFT_PASSWORD: 'fromenv' });
+    expect(env.password).toBe('fromenv');
+    expect(env.warnings).toEqual([]);
+    expect(resolve(['--password-file', '/secret']).password).toBe('hunter2');
+    expect(resolve([], { WEFT_PASSWORD_FILE: '/secret' }).password).toBe('hunter2');
+    expect(configError(() => resolve(['--password-file', '/missing'])).message).toContain('ENOENT');
+    expect(configError(() => resolve(['--password-file', '/empty'])).message).toContain('empty');
+    expect(configError(() => resolve(['--password', 'a', '--password-file', '/secret'])).message).toContain('not both');
+  });
+});
+
+describe('resolveClientConfig', () => {
+  it('uses WEFT_STATE_DIR and WEFT_HTTP_ADDR with the daemon defaults', () => {
+    expect(resolveClientConfig({})).toEqual({ stateDir: '/var/lib/weft', httpAddr: '127.0.0.1:6784', httpHost: '127.0.0.1', httpPort: 6784 });
+    expect(resolveClientConfig({ WEFT_STATE_DIR: '/s', WEFT_HTTP_ADDR: '127.0.0.9:1234' })).toMatchObject({ stateDir: '/s', httpPort: 1234 });
+    expect(() => resolveClientConfig({ WEFT_HTTP_ADDR: 'nope' })).toThrow(ConfigError);
+  });
+});
+
+describe('address helpers', () => {
+  it('parsePeerAddress fills in the default port', () => {
+    expect(parsePeerAddress('10.0.0.2', 7000)).toEqual({ host: '10.0.0.2', port: 7000 });
+    expect(parsePeerAddress('[::1]:6783')).toEqual({ host: '::1', port: 6783 });
+  });
+  it('parseCidr clears host bits and refuses non-CIDRs', () => {
+    expect(parseCidr('10.32.5.1/12')).toBe('10.32.0.0/12');
+    expect(parseCidr('fd00::1/64')).toBe('fd00::/64');
+    expect(() => parseCidr('10.0.0.1')).toThrow(ConfigError);
+    expect(() => parseCidr('0x0a.0.0.0/8')).toThrow(ConfigError);
+  });
+});

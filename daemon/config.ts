@@ -1,0 +1,441 @@
+/**
+ * The daemon's configuration, resolved once at launch: defaults <- `WEFT_*` environment <- command-line flags,
+ * validated into one frozen `WeftConfig`. Nothing else in weft reads `process.env` or argv.
+ *
+ * The option table (`launchOptions`) is the single source for both this parser and the `weft launch` help text, so
+ * the CLI and the daemon agree on every flag. `weft launch ARGS` validates ARGS here, then starts `daemon/main.js`
+ * with the same ARGS, which resolves them here again.
+ */
+import { hostname as osHostname } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import ipaddr from 'ipaddr.js';
+import { AddressError, joinAddress, splitAddress } from '../gossip/address.js';
+
+/** The usage line of `weft launch` (and of the daemon entry, which takes the same arguments). */
+export const launchUsage = 'weft launch [options] [PEER...]';
+
+/** A bad flag, environment variable or value. The message names the value and says what to write instead. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+  /** The message plus the usage line and where to read more; what the CLI prints. */
+  get hint(): string {
+    return `${this.message}\nUsage: ${launchUsage}\nRun 'weft launch --help' for the options.`;
+  }
+}
+
+/** How IPAM starts when no ring exists yet (Weave's --ipalloc-init). */
+export type IpallocInit =
+  /** Agree on the ring by Paxos among `quorum` peers (a majority of them must be reachable). */
+  | { mode: 'consensus'; quorum: number }
+  /** These peers (names or nicknames) split the range between them; no consensus round. */
+  | { mode: 'seed'; seeds: string[] }
+  /** Never own a part of the range; borrow from others. */
+  | { mode: 'observer' };
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+const logLevels: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export interface WeftConfig {
+  /** Directory for the peer name, IPAM ring, pid file and log. @default '/var/lib/weft' */
+  readonly stateDir: string;
+  /** The HTTP API, "host:port" (IPv6 in brackets). @default '127.0.0.1:6784' */
+  readonly httpAddr: string;
+  readonly httpHost: string;
+  /** 0 picks a free port (tests only: the CLI could not find it). */
+  readonly httpPort: number;
+  /** TCP port for control connections and UDP port for data. @default 6783 */
+  readonly port: number;
+  /** Host the control and data sockets bind to. @default '0.0.0.0' */
+  readonly listenAddr: string;
+  /** Human name of this router. @default os.hostname() */
+  readonly nickname: string;
+  /** Shared secret: when set, control and data traffic is encrypted and peers without it are refused. */
+  readonly password: string | undefined;
+  readonly hasPassword: boolean;
+  /** Connect to peers that other peers tell us about. @default true */
+  readonly isDiscoveryEnabled: boolean;
+  /** Name of the Linux bridge containers attach to. @default 'weft' */
+  readonly bridge: string;
+  /** MTU of the bridge and container interfaces in bytes; undefined = derive from the underlay. @default undefined */
+  readonly mtuBytes: number | undefined;
+  /** Peers on these networks are trusted: no encryption (fastdp allowed). Normalised CIDRs. @default [] */
+  readonly trustedSubnets: readonly string[];
+  /** IPAM range, or undefined when IPAM is off (`--ipalloc-range ''`). @default '10.32.0.0/12' */
+  readonly ipallocRange: string | undefined;
+  /** Subnet for `net:default` requests; inside the range. @default the range */
+  readonly ipallocDefaultSubnet: string | undefined;
+  /** @default consensus with quorum = number of peers given + 1 */
+  readonly ipallocInit: Readonly<IpallocInit>;
+  /** @default 'info' */
+  readonly logLevel: LogLevel;
+  /** Run the control plane only (no bridge, TAP or UDP data): for tests. @default true */
+  readonly isDatapathEnabled: boolean;
+  /** Stay attached to the terminal instead of running in the background. @default false */
+  readonly isForeground: boolean;
+  /** Peers to connect to, as given (host or host:port; a bare host means `port`). */
+  readonly peers: readonly string[];
+  /** Things the user should hear about (e.g. a password on the command line); the caller prints or logs them. */
+  readonly warnings: readonly string[];
+}
+
+/** One `weft launch` option: its flag, environment variable and help. */
+export interface LaunchOption {
+  /** Long flag without dashes, e.g. 'state-dir'. */
+  readonly name: string;
+  /** Value placeholder for help, or undefined for a boolean flag. */
+  readonly value?: string;
+  readonly env?: string;
+  readonly description: string;
+  /** Default as shown in help. */
+  readonly defaultText?: string;
+}
+
+/** Every `weft launch` option, in help order. */
+export const launchOptions: readonly LaunchOption[] = [
+  { name: 'state-dir', value: 'DIR', env: 'WEFT_STATE_DIR', description: 'state directory (peer name, IPAM, log, pid file)', defaultText: '/var/lib/weft' },
+  { name: 'http-addr', value: 'HOST:PORT', env: 'WEFT_HTTP_ADDR', description: 'address of the HTTP API the weft command talks to', defaultText: '127.0.0.1:6784' },
+  { name: 'port', value: 'PORT', env: 'WEFT_PORT', description: 'TCP port for control connections and UDP port for data', defaultText: '6783' },
+  { name: 'listen-addr', value: 'HOST', env: 'WEFT_LISTEN_ADDR', description: 'address the control and data sockets bind to', defaultText: '0.0.0.0' },
+  { name: 'nickname', value: 'NAME', env: 'WEFT_NICKNAME', description: 'human name of this router', defaultText: 'the hostname' },
+  { name: 'password', value: 'SECRET', env: 'WEFT_PASSWORD', description: 'encrypt traffic; every router needs the same password (prefer WEFT_PASSWORD or --password-file: flags are visible in ps)' },
+  { name: 'password-file', value: 'FILE', env: 'WEFT_PASSWORD_FILE', description: 'read the password from FILE' },
+  { name: 'no-discovery', env: 'WEFT_NO_DISCOVERY', description: 'do not connect to peers that other peers tell us about' },
+  { name: 'bridge', value: 'NAME', env: 'WEFT_BRIDGE', description: 'Linux bridge containers attach to', defaultText: 'weft' },
+  { name: 'mtu', value: 'BYTES', env: 'WEFT_MTU', description: 'MTU of the bridge and container interfaces', defaultText: 'derived from the underlay' },
+  { name: 'trusted-subnets', value: 'CIDR,...', env: 'WEFT_TRUSTED_SUBNETS', description: 'peers on these networks are trusted: not encrypted' },
+  { name: 'ipalloc-range', value: 'CIDR', env: 'WEFT_IPALLOC_RANGE', description: "range IPAM allocates from ('' turns IPAM off)", defaultText: '10.32.0.0/12' },
+  { name: 'ipalloc-default-subnet', value: 'CIDR', env: 'WEFT_IPALLOC_DEFAULT_SUBNET', description: 'subnet for containers attached without an address', defaultText: 'the range' },
+  { name: 'ipalloc-init', value: 'MODE', env: 'WEFT_IPALLOC_INIT', description: 'consensus[=N] | seed=NAME,... | observer', defaultText: 'consensus=(number of PEERs + 1)' },
+  { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
+  { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
+  { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
+];
+
+/** What `resolveConfig` reads from outside; tests replace it. */
+export interface ConfigSources {
+  readFile(path: string): string;
+  hostname(): string;
+}
+
+const realSources: ConfigSources = { readFile: (p) => readFileSync(p, 'utf8'), hostname: osHostname };
+
+/**
+ * Resolve and validate the daemon's configuration from `argv` (the arguments after `weft launch`, or the daemon
+ * entry's arguments) and `env`. Flags win over `WEFT_*` variables, which win over defaults. Throws `ConfigError` with
+ * a message naming the bad value; its `hint` adds the usage line. Reads the password file, if one is given.
+ */
+export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, sources: ConfigSources = realSources): WeftConfig {
+  const flags = parseLaunchArgs(argv);
+  const warnings: string[] = [];
+  const pick = (name: string): { value: string; from: string } | undefined => {
+    const flag = flags.values[name];
+    if (typeof flag === 'string') return { value: flag, from: `--${name}` };
+    const opt = launchOptions.find((o) => o.name === name);
+    const fromEnv = opt?.env !== undefined ? env[opt.env] : undefined;
+    if (fromEnv !== undefined) return { value: fromEnv, from: opt!.env! };
+    return undefined;
+  };
+  const isSet = (name: string): boolean => {
+    if (flags.values[name] === true) return true;
+    const opt = launchOptions.find((o) => o.name === name);
+    const fromEnv = opt?.env !== undefined ? env[opt.env] : undefined;
+    return fromEnv !== undefined && parseBoolean(fromEnv, opt!.env!);
+  };
+
+  const stateDir = pick('state-dir')?.value ?? '/var/lib/weft';
+  if (stateDir.length === 0) throw new ConfigError('the state dir is empty; give a directory, e.g. --state-dir /var/lib/weft');
+
+  const http = pick('http-addr');
+  const httpParts = http ? parseHttpAddr(http.value, http.from) : { host: '127.0.0.1', port: 6784 };
+
+  const portPick = pick('port');
+  const port = portPick ? parsePort(portPick.value, portPick.from) : 6783;
+
+  const listenPick = pick('listen-addr');
+  const listenAddr = listenPick ? parseHost(listenPick.value, listenPick.from) : '0.0.0.0';
+
+  const nickPick = pick('nickname');
+  const nickname = nickPick?.value ?? sources.hostname();
+  if (!/^[^\s]{1,64}$/.test(nickname)) {
+    throw new ConfigError(`${nickPick?.from ?? 'the hostname'} ${JSON.stringify(nickname)} is not a nickname: use 1 to 64 characters without spaces, e.g. --nickname host1`);
+  }
+
+  const password = resolvePassword(flags.values, env, sources, warnings);
+
+  const bridgePick = pick('bridge');
+  const bridge = bridgePick?.value ?? 'weft';
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridge) || bridge === '.' || bridge === '..') {
+    throw new ConfigError(`${bridgePick?.from ?? '--bridge'} ${JSON.stringify(bridge)} is not an interface name: use 1 to 15 letters, digits, '-', '_' or '.'`);
+  }
+
+  const mtuPick = pick('mtu');
+  let mtuBytes: number | undefined;
+  if (mtuPick !== undefined && mtuPick.value !== '' && mtuPick.value !== 'auto') {
+    mtuBytes = parseInteger(mtuPick.value);
+    // 576 is the IPv4 minimum every host must accept; 65535 is the largest an IP packet can be.
+    if (mtuBytes === undefined || mtuBytes < 576 || mtuBytes > 65535) {
+      throw new ConfigError(`${mtuPick.from} ${JSON.stringify(mtuPick.value)} is not an MTU: give bytes between 576 and 65535, or leave it out to derive it`);
+    }
+  }
+
+  const trustedPick = pick('trusted-subnets');
+  const trustedSubnets = trustedPick ? splitList(trustedPick.value).map((c) => parseCidr(c, trustedPick.from)) : [];
+
+  const rangePick = pick('ipalloc-range');
+  const ipallocRange = rangePick === undefined ? '10.32.0.0/12' : rangePick.value === '' ? undefined : parseCidr(rangePick.value, rangePick.from);
+  const subnetPick = pick('ipalloc-default-subnet');
+  let ipallocDefaultSubnet = ipallocRange;
+  if (subnetPick !== undefined && subnetPick.value !== '') {
+    if (ipallocRange === undefined) {
+      throw new ConfigError(`${subnetPick.from} needs IPAM, but --ipalloc-range is '' (off); give a range or drop ${subnetPick.from}`);
+    }
+    ipallocDefaultSubnet = parseCidr(subnetPick.value, subnetPick.from);
+    if (!cidrContains(ipallocRange, ipallocDefaultSubnet)) {
+      throw new ConfigError(`${subnetPick.from} ${ipallocDefaultSubnet} is not inside the IPAM range ${ipallocRange}; pick a subnet of it`);
+    }
+  }
+
+  const peers = flags.positionals.map((p) => {
+    parsePeerAddress(p, port);
+    return p;
+  });
+
+  const initPick = pick('ipalloc-init');
+  // Plain "consensus" (or no flag) means: everyone named on this command line plus us.
+  const parsedInit = initPick ? parseIpallocInit(initPick.value, initPick.from) : undefined;
+  const ipallocInit: IpallocInit =
+    parsedInit === undefined || (parsedInit.mode === 'consensus' && parsedInit.quorum === 0) ? { mode: 'consensus', quorum: peers.length + 1 } : parsedInit;
+
+  const levelPick = pick('log-level');
+  const logLevel = (levelPick?.value ?? 'info') as LogLevel;
+  if (!logLevels.includes(logLevel)) {
+    throw new ConfigError(`${levelPick!.from} ${JSON.stringify(levelPick!.value)} is not a log level: use one of ${logLevels.join(', ')}`);
+  }
+
+  return deepFreeze({
+    stateDir,
+    httpAddr: joinAddress(httpParts.host, httpParts.port),
+    httpHost: httpParts.host,
+    httpPort: httpParts.port,
+    port,
+    listenAddr,
+    nickname,
+    password,
+    hasPassword: password !== undefined,
+    isDiscoveryEnabled: !isSet('no-discovery'),
+    bridge,
+    mtuBytes,
+    trustedSubnets,
+    ipallocRange,
+    ipallocDefaultSubnet,
+    ipallocInit,
+    logLevel,
+    isDatapathEnabled: !isSet('no-datapath'),
+    isForeground: flags.values['foreground'] === true,
+    peers,
+    warnings,
+  });
+}
+
+/** What every `weft` command needs to find the daemon: its state dir and API address. */
+export interface ClientConfig {
+  readonly stateDir: string;
+  readonly httpAddr: string;
+  readonly httpHost: string;
+  readonly httpPort: number;
+}
+
+/** `WEFT_STATE_DIR` and `WEFT_HTTP_ADDR` with the daemon's defaults, validated like `resolveConfig` does. */
+export function resolveClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
+  const stateDir = env['WEFT_STATE_DIR'] || '/var/lib/weft';
+  const http = env['WEFT_HTTP_ADDR'] ? parseHttpAddr(env['WEFT_HTTP_ADDR'], 'WEFT_HTTP_ADDR') : { host: '127.0.0.1', port: 6784 };
+  return Object.freeze({ stateDir, httpAddr: joinAddress(http.host, http.port), httpHost: http.host, httpPort: http.port });
+}
+
+/** Split argv into launch flags and peers; unknown flags and missing values are `ConfigError`s. */
+function parseLaunchArgs(argv: readonly string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const o of launchOptions) options[o.name] = { type: o.value === undefined ? 'boolean' : 'string' };
+  try {
+    const parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+  } catch (err) {
+    // parseArgs's messages name the flag but suggest `--` for values starting with a dash; say it our way.
+    const message = err instanceof Error ? err.message : String(err);
+    const unknown = /Unknown option '([^']+)'/.exec(message);
+    if (unknown) throw new ConfigError(`unknown option ${unknown[1]}`);
+    const missing = /Option '([^']+)' argument missing/.exec(message);
+    if (missing) throw new ConfigError(`option ${missing[1]!.replace(/ <value>$/, '')} needs a value`);
+    throw new ConfigError(message.split('.')[0]!);
+  }
+}
+
+function resolvePassword(values: Record<string, unknown>, env: NodeJS.ProcessEnv, sources: ConfigSources, warnings: string[]): string | undefined {
+  const flag = values['password'] as string | undefined;
+  const fileFlag = values['password-file'] as string | undefined;
+  if (flag !== undefined && fileFlag !== undefined) {
+    throw new ConfigError('give either --password or --password-file, not both');
+  }
+  let password: string | undefined;
+  let from: string;
+  if (flag !== undefined) {
+    password = flag;
+    from = '--password';
+    warnings.push('--password on the command line is visible to every user in ps; prefer WEFT_PASSWORD or --password-file');
+  } else if (fileFlag !== undefined || (env['WEFT_PASSWORD_FILE'] && env['WEFT_PASSWORD'] === undefined)) {
+    const path = fileFlag ?? env['WEFT_PASSWORD_FILE']!;
+    from = fileFlag !== undefined ? '--password-file' : 'WEFT_PASSWORD_FILE';
+    try {
+      // One trailing newline is how editors and `echo` end a file; it is not part of the secret.
+      password = sources.readFile(path).replace(/\r?\n$/, '');
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+      throw new ConfigError(`cannot read the password file ${path} (${from}): ${why}`);
+    }
+  } else {
+    password = env['WEFT_PASSWORD'];
+    from = 'WEFT_PASSWORD';
+  }
+  if (password !== undefined && password.length === 0) {
+    throw new ConfigError(`the password from ${from} is empty; give a non-empty password or none at all`);
+  }
+  return password;
+}
+
+/** "1", "true", "yes" (and "0", "false", "no", "") for boolean environment variables. */
+function parseBoolean(value: string, from: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  if (v === '0' || v === 'false' || v === 'no' || v === '') return false;
+  throw new ConfigError(`${from}=${JSON.stringify(value)} is not a boolean: use 1 or 0`);
+}
+
+function parseInteger(text: string): number | undefined {
+  return /^\d{1,6}$/.test(text) ? Number(text) : undefined;
+}
+
+function parsePort(text: string, from: string): number {
+  const port = parseInteger(text);
+  if (port === undefined || port < 1 || port > 65535) {
+    throw new ConfigError(`${from} ${JSON.stringify(text)} is not a port: give a number from 1 to 65535`);
+  }
+  return port;
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
+const hostnamePattern = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** True for an IPv4 address in four-part decimal, an IPv6 address, or a host name. */
+export function isValidHost(host: string): boolean {
+  if (ipaddr.IPv4.isValidFourPartDecimal(host)) return true;
+  if (host.includes(':')) return ipaddr.IPv6.isValid(host);
+  // All-digit-and-dot strings that are not four-part IPv4 ("10.1", "999.1.1.1") are typos, not host names.
+  if (/^[\d.]+$/.test(host)) return false;
+  return hostnamePattern.test(host);
+}
+
+function parseHost(text: string, from: string): string {
+  const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  if (!isValidHost(host)) {
+    throw new ConfigError(`${from} ${JSON.stringify(text)} is not an address: give an IPv4 or IPv6 address or a host name, e.g. 0.0.0.0`);
+  }
+  return host;
+}
+
+/**
+ * A peer as given to `weft launch`/`weft connect`: "host" or "host:port" (IPv6 in brackets when a port follows).
+ * Returns the parts with `defaultPort` filled in; throws `ConfigError` naming the value.
+ */
+export function parsePeerAddress(text: string, defaultPort = 6783): { host: string; port: number } {
+  const bad = () =>
+    new ConfigError(`peer ${JSON.stringify(text.slice(0, 80))} is not an address: write host or host:port, e.g. 10.0.0.2 or 10.0.0.2:6783 or [fd00::2]:6783`);
+  let parts: { host: string; port: number };
+  try {
+    parts = splitAddress(text, defaultPort);
+  } catch (err) {
+    if (err instanceof AddressError) throw bad();
+    throw err;
+  }
+  if (parts.port < 1 || !isValidHost(parts.host)) throw bad();
+  return parts;
+}
+
+/** The API's "host:port" (the port is required, 0 only for tests). Throws `ConfigError`. */
+export function parseHttpAddr(text: string, from = '--http-addr'): { host: string; port: number } {
+  let parts: { host: string; port: number };
+  try {
+    parts = splitAddress(text);
+  } catch {
+    throw new ConfigError(`${from} ${JSON.stringify(text.slice(0, 80))} is not host:port; write it like 127.0.0.1:6784`);
+  }
+  if (!isValidHost(parts.host)) {
+    throw new ConfigError(`${from} ${JSON.stringify(text.slice(0, 80))} has no valid host; write it like 127.0.0.1:6784`);
+  }
+  return parts;
+}
+
+/**
+ * A CIDR ("10.32.0.0/12"), returned in canonical form with host bits cleared ("10.32.1.0/12" -> "10.32.0.0/12").
+ * Throws `ConfigError` naming `from`.
+ */
+export function parseCidr(text: string, from = 'CIDR'): string {
+  try {
+    const [addr, bits] = ipaddr.parseCIDR(text);
+    if (!/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(text) || (addr.kind() === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(text.split('/')[0]!))) {
+      throw new Error('not canonical');
+    }
+    const network = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(text) : ipaddr.IPv6.networkAddressFromCIDR(text);
+    return `${network.toString()}/${bits}`;
+  } catch {
+    throw new ConfigError(`${from} ${JSON.stringify(text.slice(0, 80))} is not a CIDR; write it like 10.32.0.0/12`);
+  }
+}
+
+/** True when CIDR `inner` lies inside CIDR `outer` (both canonical, same family). */
+function cidrContains(outer: string, inner: string): boolean {
+  const [oAddr, oBits] = ipaddr.parseCIDR(outer);
+  const [iAddr, iBits] = ipaddr.parseCIDR(inner);
+  return oAddr.kind() === iAddr.kind() && iBits >= oBits && iAddr.match(oAddr, oBits);
+}
+
+function parseIpallocInit(text: string, from: string): IpallocInit {
+  if (text === 'observer') return { mode: 'observer' };
+  const consensus = /^consensus(?:=(.*))?$/.exec(text);
+  if (consensus) {
+    if (consensus[1] === undefined) return { mode: 'consensus', quorum: 0 }; // 0: filled in by the caller
+    const quorum = parseInteger(consensus[1]);
+    if (quorum === undefined || quorum < 1 || quorum > 10_000) {
+      throw new ConfigError(`${from} ${JSON.stringify(text)}: the consensus quorum must be a number from 1 to 10000, e.g. consensus=3`);
+    }
+    return { mode: 'consensus', quorum };
+  }
+  const seed = /^seed=(.*)$/.exec(text);
+  if (seed) {
+    const seeds = splitList(seed[1]!);
+    if (seeds.length === 0 || seeds.some((s) => !/^[A-Za-z0-9:._-]{1,64}$/.test(s))) {
+      throw new ConfigError(`${from} ${JSON.stringify(text)}: give seed peer names separated by commas, e.g. seed=00:00:00:00:00:01,host2`);
+    }
+    return { mode: 'seed', seeds };
+  }
+  throw new ConfigError(`${from} ${JSON.stringify(text)} is not an IPAM init mode: use consensus[=N], seed=NAME,... or observer`);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
