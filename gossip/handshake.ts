@@ -98,8 +98,11 @@ export function decodeHello(bytes: Uint8Array): Hello {
   const need = (n: number, what: string) => {
     if (o + n > b.length) throw new DecodeError(`hello truncated at byte ${o} reading ${what}`);
   };
+  // Magic before length: a short non-weft message is better reported as "not weft" than as "truncated".
+  for (let i = 0; i < Math.min(4, b.length); i++) {
+    if (b[i] !== MAGIC[i]) throw new DecodeError('not a weft hello (bad magic): is the remote a weft router?');
+  }
   need(24, 'fixed header');
-  for (let i = 0; i < 4; i++) if (b[i] !== MAGIC[i]) throw new DecodeError('not a weft hello (bad magic): is the remote a weft router?');
   const minVersion = b[4]!;
   const maxVersion = b[5]!;
   if (minVersion > maxVersion) throw new DecodeError(`hello version range ${minVersion}..${maxVersion} is empty`);
