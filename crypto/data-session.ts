@@ -32,7 +32,9 @@ export interface DataSession {
   /**
    * Seal `buffer[bodyOffset, bodyOffset+bodyLength)` in place and write the tag right after it.
    * `buffer[headerOffset, bodyOffset)` (the clear header, which carries `seq`) is authenticated, not encrypted.
-   * The caller must leave `overheadBytes` free after the body. Returns the sealed body length (body + tag).
+   * The caller must leave `overheadBytes` free after the body. Returns the sealed body length (body + tag), or a
+   * negative `OpenResult` when nothing was sealed (no current key, e.g. after destroy: `NoKey`; `seq` not taken from
+   * `nextSeq()` for the current key: `Stale`; ranges outside `buffer`: `Short`); the caller drops and counts it.
    */
   seal(buffer: Buffer, headerOffset: number, bodyOffset: number, bodyLength: number, seq: number): number;
   /**
