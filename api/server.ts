@@ -1,0 +1,319 @@
+/**
+ * The HTTP API over a running daemon: JSON in, JSON out, node:http only. `createApiHandler` builds the request
+ * handler from a `WeftControl`, so tests call it without a port; `createApiServer` listens on the config's address.
+ *
+ * Routes (the `weft` command is the main client; see cli/client.ts):
+ *
+ *   GET  /report                              -> Report
+ *   GET  /version                             -> { version, pid }
+ *   POST /connect  { peers: string[], replace?: boolean }   -> { ok: true }
+ *   POST /forget   { peers: string[] }                      -> { ok: true }
+ *   POST /attach   AttachRequest                            -> EndpointReport
+ *   POST /detach   { target: string }                       -> { ok: true }
+ *   POST /expose   { cidrs: string[] }                      -> { addresses: string[] }
+ *   POST /hide     { cidrs: string[] }                      -> { addresses: string[] }
+ *   POST /stop                                              -> { isStopping: true }, then the daemon stops
+ *   /ip, /ip/...                                            -> 501 (IPAM over HTTP comes later)
+ *
+ * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 404 for an
+ * unknown route, 405 for a wrong method, 413 for a body over 64 KiB, 500 for anything else. The handler never throws.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AttachRequest, WeftControl } from './control.js';
+import type { Logger } from '../runtime/logger.js';
+import { weftVersion } from './version.js';
+import { parseHttpAddr } from '../daemon/config.js';
+
+/** Largest request body accepted, in bytes. Every request we define is a few hundred bytes; 64 KiB is generous. */
+export const maxBodyBytes = 64 * 1024;
+
+/** A refusal the API answers with its own status and code (bad JSON, unknown route, body too large, ...). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** The API could not listen on its address (in use, not local, no permission). */
+export class ApiListenError extends Error {
+  readonly code = 'ERR_API_LISTEN';
+  constructor(
+    readonly httpAddr: string,
+    readonly reason: string,
+  ) {
+    super(
+      `cannot serve the API on ${httpAddr}: ${reason}` +
+        (reason === 'EADDRINUSE' ? '; another weft may be running (weft status), or choose another --http-addr' : '; check --http-addr'),
+    );
+    this.name = 'ApiListenError';
+  }
+}
+
+/** The shape of every error body. */
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
+
+type Body = Record<string, unknown>;
+
+interface Route {
+  method: 'GET' | 'POST';
+  /** Compute the response body. Throws typed errors for bad input. */
+  run(body: Body): unknown;
+  /** Runs after the response has been sent (used by /stop, so the client hears back before the daemon goes). */
+  after?: () => void;
+}
+
+// Limits on lists and strings in request bodies: far above real use, low enough that a bad client cannot make the
+// daemon do much work.
+const maxListLength = 1024;
+const maxStringLength = 4096;
+
+/**
+ * Build the API's request handler. `control` is the daemon; `log` gets one line per failed request (debug for
+ * every request). The handler answers every request exactly once and never throws.
+ */
+export function createApiHandler(control: WeftControl, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  const routes = new Map<string, Route>([
+    ['/report', { method: 'GET', run: () => control.report() }],
+    ['/version', { method: 'GET', run: () => ({ version: weftVersion(), pid: process.pid }) }],
+    [
+      '/connect',
+      {
+        method: 'POST',
+        run: (b) => {
+          control.connect(stringList(b, 'peers'), optionalBoolean(b, 'replace') ?? false);
+          return { ok: true };
+        },
+      },
+    ],
+    [
+      '/forget',
+      {
+        method: 'POST',
+        run: (b) => {
+          control.forget(stringList(b, 'peers'));
+          return { ok: true };
+        },
+      },
+    ],
+    ['/attach', { method: 'POST', run: (b) => control.attach(attachRequest(b)) }],
+    [
+      '/detach',
+      {
+        method: 'POST',
+        run: async (b) => {
+          await control.detach(requiredString(b, 'target'));
+          return { ok: true };
+        },
+      },
+    ],
+    ['/expose', { method: 'POST', run: async (b) => ({ addresses: await control.expose(stringList(b, 'cidrs')) }) }],
+    ['/hide', { method: 'POST', run: async (b) => ({ addresses: await control.hide(stringList(b, 'cidrs')) }) }],
+    [
+      '/stop',
+      {
+        method: 'POST',
+        run: () => ({ isStopping: true }),
+        after: () => {
+          control.stop().catch((err: unknown) => log.error({ err }, 'stop failed'));
+        },
+      },
+    ],
+  ]);
+  const routeList = [...routes].map(([path, r]) => `${r.method} ${path}`).join(', ');
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://weft').pathname;
+    const route = routes.get(path);
+    if (route === undefined) {
+      req.resume();
+      if (path === '/ip' || path.startsWith('/ip/') || path === '/ipam' || path.startsWith('/ipam/')) {
+        throw new ApiError(501, 'ERR_NOT_IMPLEMENTED', `${path} is not implemented yet: IPAM over the API comes later; attach with explicit addresses (CIDR)`);
+      }
+      throw new ApiError(404, 'ERR_NOT_FOUND', `no route ${req.method} ${path}; the API has: ${routeList}`);
+    }
+    if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
+      req.resume();
+      res.setHeader('allow', route.method);
+      throw new ApiError(405, 'ERR_METHOD_NOT_ALLOWED', `${path} takes ${route.method}, not ${req.method}`);
+    }
+    const body = route.method === 'POST' ? await readJsonBody(req) : {};
+    const result = await route.run(body);
+    if (route.after) res.once('finish', route.after);
+    send(res, 200, result ?? { ok: true });
+  }
+
+  return (req, res) => {
+    if (log.isLevelEnabled('debug')) log.debug({ method: req.method, url: req.url }, 'api request');
+    handle(req, res).catch((err: unknown) => {
+      const apiError = toApiError(err);
+      if (apiError.status >= 500 && apiError.status !== 501) log.error({ err, method: req.method, url: req.url }, 'api request failed');
+      else log.info({ reason: apiError.code, method: req.method, url: req.url, err: apiError.message }, 'api request refused');
+      if (apiError.status === 413) res.setHeader('connection', 'close');
+      const body: ApiErrorBody = { error: { code: apiError.code, message: apiError.message } };
+      send(res, apiError.status, body);
+    });
+  };
+}
+
+/** A running API server. */
+export interface ApiServer {
+  /** The address actually bound, "host:port" (differs from the asked one when the port was 0). */
+  readonly httpAddr: string;
+  /** Stop listening and drop open connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serve the API on `httpAddr` ("host:port"; port 0 picks a free one). Resolves once listening; rejects with
+ * `ApiListenError` when the address cannot be bound.
+ */
+export function createApiServer(control: WeftControl, log: Logger, httpAddr: string): Promise<ApiServer> {
+  const { host, port } = parseHttpAddr(httpAddr);
+  const server = createServer(createApiHandler(control, log));
+  // A client that sends its headers or body slowly must not hold a socket forever.
+  server.requestTimeout = 15_000;
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new ApiListenError(httpAddr, err.code ?? err.message)));
+    server.listen(port, host, () => {
+      const address = server.address();
+      const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+      const bound = host.includes(':') ? `[${host}]:${boundPort}` : `${host}:${boundPort}`;
+      log.info({ addr: bound }, 'api listening');
+      let closing: Promise<void> | undefined;
+      resolve({
+        httpAddr: bound,
+        close: () => {
+          closing ??= new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          });
+          return closing;
+        },
+      });
+    });
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Map anything thrown to a status and code. Typed errors (a string `code`, not a system error) are the caller's fault. */
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof Error) {
+    const e = err as Error & { code?: unknown; errno?: unknown; syscall?: unknown; httpStatus?: unknown };
+    if (typeof e.code === 'string' && e.errno === undefined && e.syscall === undefined) {
+      // A typed error may say its own status (e.g. 404 for an unknown target); otherwise it is bad input.
+      const status = typeof e.httpStatus === 'number' && e.httpStatus >= 400 && e.httpStatus <= 599 ? e.httpStatus : 400;
+      return new ApiError(status, e.code, e.message);
+    }
+    return new ApiError(500, 'ERR_INTERNAL', `the daemon failed: ${e.message}; see its log`);
+  }
+  return new ApiError(500, 'ERR_INTERNAL', `the daemon failed: ${String(err)}; see its log`);
+}
+
+/** Read at most `maxBodyBytes` and parse it as a JSON object; an empty body is `{}`. */
+function readJsonBody(req: IncomingMessage): Promise<Body> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let isDone = false;
+    req.on('data', (chunk: Buffer) => {
+      if (isDone) return;
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        isDone = true;
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', (err) => {
+      if (!isDone) {
+        isDone = true;
+        reject(new ApiError(400, 'ERR_BAD_REQUEST', `the request body could not be read: ${err.message}`));
+      }
+    });
+    req.on('end', () => {
+      if (isDone) return;
+      isDone = true;
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim().length === 0) {
+        resolve({});
+        return;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        reject(new ApiError(400, 'ERR_BAD_REQUEST', 'the request body is not JSON'));
+        return;
+      }
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        reject(new ApiError(400, 'ERR_BAD_REQUEST', 'the request body must be a JSON object'));
+        return;
+      }
+      resolve(parsed as Body);
+    });
+  });
+}
+
+function tooLarge(): ApiError {
+  return new ApiError(413, 'ERR_TOO_LARGE', `the request body is over ${maxBodyBytes} bytes`);
+}
+
+function badField(field: string, what: string): ApiError {
+  return new ApiError(400, 'ERR_BAD_REQUEST', `"${field}" must be ${what}`);
+}
+
+function stringList(body: Body, field: string, maxLength = maxListLength): string[] {
+  const value = body[field];
+  if (!Array.isArray(value) || value.length > maxLength || !value.every((s) => typeof s === 'string' && s.length > 0 && s.length <= maxStringLength)) {
+    throw badField(field, `a list of at most ${maxLength} non-empty strings`);
+  }
+  return value as string[];
+}
+
+function requiredString(body: Body, field: string): string {
+  const value = body[field];
+  if (typeof value !== 'string' || value.length === 0 || value.length > maxStringLength) throw badField(field, 'a non-empty string');
+  return value;
+}
+
+function optionalString(body: Body, field: string): string | undefined {
+  return body[field] === undefined ? undefined : requiredString(body, field);
+}
+
+function optionalBoolean(body: Body, field: string): boolean | undefined {
+  const value = body[field];
+  if (value !== undefined && typeof value !== 'boolean') throw badField(field, 'true or false');
+  return value;
+}
+
+function attachRequest(body: Body): AttachRequest {
+  const request: AttachRequest = { target: requiredString(body, 'target'), addresses: stringList(body, 'addresses', 64) };
+  const mac = optionalString(body, 'mac');
+  if (mac !== undefined) request.mac = mac;
+  const ifname = optionalString(body, 'ifname');
+  if (ifname !== undefined) request.ifname = ifname;
+  return request;
+}
