@@ -16,7 +16,7 @@
  * Everything here runs on the control plane, once per handshake or rekey, so it favours plain code over speed.
  */
 import sodium from 'sodium-native';
-import { InvalidKeyError, InvalidPasswordError } from './errors.js';
+import { HandshakeError, InvalidKeyError, InvalidPasswordError } from './errors.js';
 
 /** Bytes of every symmetric key, ephemeral public key and hash this module produces. */
 export const KEY_BYTES = 32;
@@ -147,7 +147,9 @@ export interface TranscriptParams {
 }
 
 function lengthPrefixed(bytes: Buffer, prefixBytes: 1 | 2): Buffer {
-  if (bytes.length >= 2 ** (8 * prefixBytes)) throw new RangeError(`transcript field of ${bytes.length} bytes is too long`);
+  if (bytes.length >= 2 ** (8 * prefixBytes)) {
+    throw new HandshakeError(`transcript field of ${bytes.length} bytes is too long; the peer sent an oversized hello`);
+  }
   const prefix = Buffer.alloc(prefixBytes);
   prefix.writeUIntBE(bytes.length, 0, prefixBytes);
   return Buffer.concat([prefix, bytes]);
@@ -164,14 +166,16 @@ function u32(n: number): Buffer {
  *
  *   u8 len | "weft-v1" | u32 version | u16 len | initiator name | u16 len | responder name | 32 init pk | 32 resp pk
  *
- * Variable fields are length-prefixed so no two different transcripts encode to the same bytes.
+ * Variable fields are length-prefixed so no two different transcripts encode to the same bytes. Throws
+ * `HandshakeError` for a name over 65535 UTF-8 bytes or a version that is not a u32, `InvalidKeyError` for keys
+ * that are not 32 bytes.
  */
 export function transcriptHash(p: TranscriptParams): Buffer {
   if (p.initiatorPublicKey.length !== KEY_BYTES || p.responderPublicKey.length !== KEY_BYTES) {
     throw new InvalidKeyError(`ephemeral public keys must be ${KEY_BYTES} bytes`);
   }
   if (!Number.isInteger(p.protocolVersion) || p.protocolVersion < 0 || p.protocolVersion >= 2 ** 32) {
-    throw new RangeError(`protocol version ${p.protocolVersion} is not a u32`);
+    throw new HandshakeError(`protocol version ${p.protocolVersion} is not a u32`);
   }
   return blake2b(KEY_BYTES, [
     lengthPrefixed(utf8(PROTOCOL_LABEL), 1),
