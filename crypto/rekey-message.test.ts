@@ -14,7 +14,11 @@ const message: fc.Arbitrary<RekeyMessage> = fc.oneof(
 
 describe('rekey messages', () => {
   it('decode(encode(m)) equals m', () => {
-    fc.assert(fc.property(message, (m) => expect(decodeRekeyMessage(encodeRekeyMessage(m))).toEqual(m)));
+    fc.assert(
+      fc.property(message, (m) => {
+        expect(decodeRekeyMessage(encodeRekeyMessage(m))).toEqual(m);
+      }),
+    );
   });
 
   it('random bytes either decode or fail with HandshakeError, never anything else', () => {
