@@ -130,7 +130,7 @@ describe('PeerConnection', () => {
     p.b.conn.start();
     p.outbound.send(Uint8Array.of(1, 2, 3)); // raw garbage instead of a hello
     p.clock.advance(10);
-    expect(p.b.closed[0]?.reason).toMatch(/^bad message: hello truncated/);
+    expect(p.b.closed[0]?.reason).toMatch(/^bad message: not a weft hello/);
     expect(p.b.counts.get('decode_error')).toBe(1);
     expect(p.b.lines().filter((l) => l.msg === 'closing connection: bad message')).toHaveLength(1);
 

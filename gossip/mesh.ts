@@ -29,7 +29,7 @@ import { DuplicateConnectionError, PeerNameCollisionError, PROTOCOL_MAX_VERSION,
 import { parsePeerName, type PeerName } from './peer-name.js';
 import { computeRoutes, emptyRoutes, type Routes } from './routes.js';
 import { TokenBucket } from './token-bucket.js';
-import { decodeTopology, encodeTopology, Topology, type ConnectionEntry } from './topology.js';
+import { decodeTopology, encodeTopology, Topology, type ConnectionEntry, type PeerEntry } from './topology.js';
 import type { Transport, TransportConnection, TransportListener } from './transport.js';
 
 /** The control port, and the port assumed for a discovered peer known only by an inbound connection. */
@@ -307,7 +307,7 @@ export class Mesh {
   }
 
   /** The topology as we see it (read-only). */
-  peers(): ReadonlyMap<PeerName, import('./topology.js').PeerEntry> {
+  peers(): ReadonlyMap<PeerName, PeerEntry> {
     return this.topology.peers;
   }
 

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../runtime/clock.js';
+import { createMemoryLogger } from '../runtime/logger.js';
+import { SeededRandom } from '../runtime/random.js';
+import type { Gossiper } from './channel.js';
+import { FrameType } from './connection.js';
+import { DecodeError } from './decode-error.js';
+import { Gossip, type GossipNetwork } from './gossip.js';
+import { emptyRoutes } from './routes.js';
+
+const LOCAL = '02:00:00:00:00:01';
+
+function setup(neighbourCount: number, peerCount: number) {
+  const sent: Array<{ peer: string; frame: Uint8Array }> = [];
+  const neighbours = Array.from({ length: neighbourCount }, (_, i) => `02:00:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`);
+  const network: GossipNetwork = {
+    localName: LOCAL,
+    neighbourNames: () => neighbours,
+    sendTo: (peer, frame) => (sent.push({ peer, frame }), true),
+    routes: () => emptyRoutes,
+    peerCount: () => peerCount,
+  };
+  const counts = new Map<string, number>();
+  const { log, lines } = createMemoryLogger();
+  const clock = new FakeClock();
+  const gossip = new Gossip({ clock, random: new SeededRandom(5), log, network, count: (r) => counts.set(r, (counts.get(r) ?? 0) + 1) }, { gossipIntervalMs: 30_000 });
+  return { gossip, sent, neighbours, counts, lines, clock };
+}
+
+const stateful = (state: string, onGossip: Gossiper['onGossip'] = () => null): Gossiper => ({
+  gossip: () => Buffer.from(state),
+  onGossip,
+  onGossipBroadcast: () => {},
+  onGossipUnicast: () => {},
+});
+
+describe('Gossip', () => {
+  it('sends periodic complete state to ceil(log2(peers)) neighbours, not to all, on a jittered timer', () => {
+    const { gossip, sent, clock } = setup(20, 100);
+    gossip.channel('c', stateful('s'));
+    gossip.start();
+    clock.advance(33_000); // one round: 27..33 s
+    expect(new Set(sent.map((s) => s.peer)).size).toBe(7);
+    expect(gossip.stats).toEqual({ rounds: 1, lastRoundMessages: 7 });
+    gossip.stop();
+    clock.advance(100_000);
+    expect(gossip.stats.rounds).toBe(1);
+  });
+
+  it('passes a delta on to every neighbour except the sender', () => {
+    const { gossip, sent, neighbours } = setup(3, 4);
+    gossip.channel('c', stateful('s', (u) => (Buffer.from(u).toString() === 'new' ? Buffer.from('delta') : null)));
+    const frame = Buffer.from([1, 0x63, ...Buffer.from('new')]);
+    gossip.onFrame(neighbours[0]!, FrameType.Gossip, frame);
+    expect(sent.map((s) => s.peer)).toEqual(neighbours.slice(1));
+    expect(Buffer.from(sent[0]!.frame.subarray(3)).toString()).toBe('delta');
+    gossip.onFrame(neighbours[0]!, FrameType.Gossip, Buffer.from([1, 0x63, ...Buffer.from('old')]));
+    expect(sent).toHaveLength(2);
+  });
+
+  it('closes on a broken frame header, drops (and counts) what a gossiper refuses or an unknown channel', () => {
+    const { gossip, counts, lines, neighbours } = setup(1, 2);
+    gossip.channel('c', stateful('s', () => {
+      throw new DecodeError('bad state');
+    }));
+    expect(() => gossip.onFrame(neighbours[0]!, FrameType.Gossip, new Uint8Array(0))).toThrow(DecodeError);
+    expect(() => gossip.onFrame(neighbours[0]!, FrameType.Unicast, Buffer.from([1, 0x63, 1, 2]))).toThrow(/truncated/);
+    gossip.onFrame(neighbours[0]!, FrameType.Gossip, Buffer.from([1, 0x63, 9]));
+    gossip.onFrame(neighbours[0]!, FrameType.Gossip, Buffer.from([1, 0x63, 9]));
+    gossip.onFrame(neighbours[0]!, FrameType.Gossip, Buffer.from([1, 0x78, 9]));
+    expect(counts.get('gossip_decode_error')).toBe(2);
+    expect(counts.get('gossip_unknown_channel')).toBe(1);
+    expect(lines().filter((l) => l.msg === 'dropped gossip that does not decode')).toHaveLength(1); // logged once
+  });
+
+  it('refuses duplicate and malformed channel names', () => {
+    const { gossip } = setup(0, 1);
+    gossip.channel('ipam', stateful(''));
+    expect(() => gossip.channel('ipam', stateful(''))).toThrow(/already registered/);
+    expect(() => gossip.channel('', stateful(''))).toThrow(RangeError);
+  });
+});
