@@ -18,6 +18,7 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
+/** Per-direction sealing of one connection's control messages (see the top of this file). Not for the data plane. */
 export class ControlCipher {
   private readonly sendKey: Buffer;
   private readonly receiveKey: Buffer;

@@ -28,6 +28,7 @@ export const DEFAULT_REPLAY_WINDOW = 2 ** 20;
 
 const WORD_BITS = 32;
 
+/** One receive key's replay filter; see the contract at the top of this file. Not shared between keys. */
 export class ReplayWindow {
   /** How far below the highest accepted number a number is still tracked. */
   readonly windowSize: number;
