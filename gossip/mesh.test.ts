@@ -8,6 +8,8 @@ import type { Gossiper } from './channel.js';
 import { FakeConnectionSecurity } from './fake-security.js';
 import { MemoryNetwork } from './memory-transport.js';
 import { Mesh, type MeshOptions } from './mesh.js';
+import { WsTransport } from './ws-transport.js';
+import { systemClock } from '../runtime/clock.js';
 
 const seed = Number(process.env.WEFT_SEED ?? 7);
 
@@ -184,5 +186,27 @@ describe('Mesh', () => {
     await w.run(500);
     expect(calls).toBeGreaterThan(0);
     expect(calls).toBeLessThan(10);
+  });
+
+  it('works over WebSocket on 127.0.0.1 with real timers', async () => {
+    const make = (i: number) =>
+      new Mesh(
+        { transport: new WsTransport(), clock: systemClock, random: new SeededRandom(i), log: silentLogger, security: new FakeConnectionSecurity('pw') },
+        { peerName: `02:00:00:00:00:0${i}`, nickname: `h${i}`, uid: String(i), listenAddr: '127.0.0.1:0', heartbeatMs: 50 },
+      );
+    const a = make(1);
+    const b = make(2);
+    try {
+      await a.start();
+      await b.start();
+      b.connect([a.listenAddress!], false);
+      for (let i = 0; i < 200 && a.peers().size < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect([...a.peers().keys()].sort()).toEqual([a.name, b.name]);
+      expect(a.neighbours()[0]!.session).not.toBeNull();
+      expect(a.status().connections[0]).toMatchObject({ direction: '<-', state: 'established', isEncrypted: true });
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
   });
 });
