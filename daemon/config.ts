@@ -337,6 +337,11 @@ function splitList(text: string): string[] {
 // RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
 const hostnamePattern = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
+/** True for an IPv4 address in four-part decimal or an IPv6 address. */
+export function isIpAddress(text: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(text) || (text.includes(':') && ipaddr.IPv6.isValid(text));
+}
+
 /** True for an IPv4 address in four-part decimal, an IPv6 address, or a host name. */
 export function isValidHost(host: string): boolean {
   if (ipaddr.IPv4.isValidFourPartDecimal(host)) return true;
@@ -400,6 +405,16 @@ export function parseCidr(text: string, from = 'CIDR'): string {
     return `${network.toString()}/${bits}`;
   } catch {
     throw new ConfigError(`${from} ${JSON.stringify(text.slice(0, 80))} is not a CIDR; write it like 10.32.0.0/12`);
+  }
+}
+
+/** True when `text` parses as a CIDR the way `parseCidr` accepts it (host bits may be set: "10.2.1.1/24"). */
+export function isCidr(text: string): boolean {
+  try {
+    parseCidr(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 
