@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DaemonNotRunningError, type VersionAnswer } from './client.js';
+import { logTail, movePasswordOutOfArgs, waitForDaemon, type SpawnedDaemon } from './launch.js';
+
+/** A spawned daemon whose exit the test decides. */
+function fakeChild(pid: number): SpawnedDaemon & { exitWith(code: number): void; isKilled: boolean } {
+  let status: { code: number | null; signal: string | null } | undefined;
+  const child = {
+    pid,
+    isKilled: false,
+    exitStatus: () => status,
+    kill: () => {
+      child.isKilled = true;
+    },
+    exitWith: (code: number) => {
+      status = { code, signal: null };
+    },
+  };
+  return child;
+}
+
+/** A clock that moves only when the code under test sleeps. */
+function fakeTime() {
+  let t = 0;
+  return { now: () => t, sleep: async (ms: number) => void (t += ms) };
+}
+
+describe('waitForDaemon', () => {
+  it('returns ready once the spawned pid answers /version', async () => {
+    const child = fakeChild(4242);
+    let polls = 0;
+    const client = {
+      version: async (): Promise<VersionAnswer> => {
+        polls += 1;
+        if (polls < 4) throw new DaemonNotRunningError('127.0.0.1:6784');
+        return { version: '0.1.0', pid: 4242 };
+      },
+    };
+    const outcome = await waitForDaemon(child, { client, ...fakeTime() }, { timeoutMs: 20_000, intervalMs: 200 });
+    expect(outcome).toEqual({ kind: 'ready', version: { version: '0.1.0', pid: 4242 } });
+    expect(polls).toBe(4);
+  });
+
+  it('does not count an answer from another daemon, and reports our child exiting', async () => {
+    const child = fakeChild(4242);
+    let polls = 0;
+    const client = {
+      version: async (): Promise<VersionAnswer> => {
+        polls += 1;
+        if (polls === 3) child.exitWith(1);
+        return { version: '0.1.0', pid: 999 };
+      },
+    };
+    expect(await waitForDaemon(child, { client, ...fakeTime() })).toEqual({ kind: 'exited', code: 1, signal: null });
+  });
+
+  it('times out after timeoutMs of fake time when nothing answers', async () => {
+    const child = fakeChild(4242);
+    let polls = 0;
+    const client = {
+      version: async (): Promise<VersionAnswer> => {
+        polls += 1;
+        throw new DaemonNotRunningError('127.0.0.1:6784');
+      },
+    };
+    expect(await waitForDaemon(child, { client, ...fakeTime() }, { timeoutMs: 1_000, intervalMs: 100 })).toEqual({ kind: 'timeout' });
+    expect(polls).toBe(11);
+  });
+
+  it('passes an unexpected client error through', async () => {
+    const client = { version: async (): Promise<VersionAnswer> => Promise.reject(new TypeError('bug')) };
+    await expect(waitForDaemon(fakeChild(1), { client, ...fakeTime() })).rejects.toThrow('bug');
+  });
+});
+
+describe('movePasswordOutOfArgs', () => {
+  it('takes --password X and --password=X out, keeps everything else in order', () => {
+    expect(movePasswordOutOfArgs(['--nickname', 'h1', '--password', 's3', '10.0.0.2'])).toEqual({ args: ['--nickname', 'h1', '10.0.0.2'], password: 's3' });
+    expect(movePasswordOutOfArgs(['--password=a=b', '--password-file', '/f'])).toEqual({ args: ['--password-file', '/f'], password: 'a=b' });
+    expect(movePasswordOutOfArgs(['h2'])).toEqual({ args: ['h2'], password: undefined });
+    expect(movePasswordOutOfArgs(['--', '--password', 'x'])).toEqual({ args: ['--', '--password', 'x'], password: undefined });
+  });
+});
+
+describe('logTail', () => {
+  it('shows what was logged after the offset, pino lines made readable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-log-'));
+    try {
+      const log = join(dir, 'weft.log');
+      writeFileSync(log, '{"level":30,"msg":"old launch"}\n');
+      const offset = 32;
+      appendFileSync(log, '{"level":30,"msg":"starting"}\n{"level":60,"msg":"weft failed to start","err":{"message":"EADDRINUSE 0.0.0.0:6783"}}\nweft: plain line\n');
+      expect(logTail(log, offset)).toEqual(['info: starting', 'fatal: weft failed to start: EADDRINUSE 0.0.0.0:6783', 'weft: plain line']);
+      expect(logTail(join(dir, 'missing.log'), 0)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

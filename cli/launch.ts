@@ -1,0 +1,206 @@
+/**
+ * Starting and stopping the daemon from the `weft` command.
+ *
+ * `weft launch` (background): validate the arguments, refuse if a daemon already answers, spawn
+ * `node dist/daemon/main.js ARGS` detached with its output appended to `<state-dir>/weft.log`, write
+ * `<state-dir>/weft.pid`, then poll `GET /version` until the daemon with that pid answers (up to 20 s). If the child
+ * exits first, or never answers, print the tail of what it logged and fail. The wait takes its spawner, clock and
+ * client as parameters so it is tested without processes or ports.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiUnreachableError, DaemonNotRunningError, type ApiClient, type VersionAnswer } from './client.js';
+
+/** A started daemon process, as the launcher sees it. */
+export interface SpawnedDaemon {
+  readonly pid: number;
+  /** How it ended, once it has; undefined while it runs. */
+  exitStatus(): { code: number | null; signal: string | null } | undefined;
+  /** Ask it to stop (SIGTERM). */
+  kill(): void;
+}
+
+/** Start the daemon with `args` and `env`, stdout and stderr appended to `logPath`. Throws if it cannot start. */
+export type DaemonSpawner = (args: readonly string[], env: NodeJS.ProcessEnv, logPath: string) => SpawnedDaemon;
+
+/** The compiled daemon entry beside this file: dist/cli/launch.js -> dist/daemon/main.js. */
+export const daemonMainPath = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+
+/** The real spawner: `process.execPath daemonMainPath ...args`, detached into its own session, not waited for. */
+export function processSpawner(mainPath = daemonMainPath): DaemonSpawner {
+  return (args, env, logPath) => {
+    const fd = openSync(logPath, 'a', 0o640);
+    let status: { code: number | null; signal: string | null } | undefined;
+    try {
+      const child = spawn(process.execPath, [mainPath, ...args], { detached: true, stdio: ['ignore', fd, fd], env });
+      if (child.pid === undefined) throw new Error(`could not start ${process.execPath} ${mainPath}`);
+      child.on('exit', (code, signal) => (status = { code, signal }));
+      child.on('error', () => (status ??= { code: null, signal: null }));
+      child.unref();
+      const pid = child.pid;
+      return {
+        pid,
+        exitStatus: () => status,
+        kill: () => {
+          try {
+            process.kill(pid, 'SIGTERM');
+          } catch {
+            // Already gone.
+          }
+        },
+      };
+    } finally {
+      closeSync(fd);
+    }
+  };
+}
+
+export type WaitOutcome =
+  | { kind: 'ready'; version: VersionAnswer }
+  | { kind: 'exited'; code: number | null; signal: string | null }
+  | { kind: 'timeout' };
+
+export interface WaitDeps {
+  client: Pick<ApiClient, 'version'>;
+  sleep(ms: number): Promise<void>;
+  /** Milliseconds, monotonic enough for a deadline. */
+  now(): number;
+}
+
+export interface WaitOptions {
+  /** @default 20_000 */
+  timeoutMs?: number;
+  /** @default 200 */
+  intervalMs?: number;
+}
+
+/**
+ * Poll until the daemon `spawned` answers `GET /version` with its own pid, it exits, or `timeoutMs` passes.
+ * An answer from another pid (a daemon that was already there) does not count.
+ */
+export async function waitForDaemon(spawned: SpawnedDaemon, deps: WaitDeps, options: WaitOptions = {}): Promise<WaitOutcome> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const intervalMs = options.intervalMs ?? 200;
+  const deadline = deps.now() + timeoutMs;
+  for (;;) {
+    const exited = spawned.exitStatus();
+    if (exited) return { kind: 'exited', ...exited };
+    try {
+      const version = await deps.client.version(Math.min(2_000, timeoutMs));
+      if (version.pid === spawned.pid) return { kind: 'ready', version };
+    } catch (err) {
+      if (!(err instanceof DaemonNotRunningError) && !(err instanceof ApiUnreachableError)) throw err;
+    }
+    // It may have exited while we asked.
+    const exitedNow = spawned.exitStatus();
+    if (exitedNow) return { kind: 'exited', ...exitedNow };
+    if (deps.now() >= deadline) return { kind: 'timeout' };
+    await deps.sleep(intervalMs);
+  }
+}
+
+/**
+ * Remove `--password X` / `--password=X` from launch arguments so the daemon's command line (visible in `ps` for as
+ * long as it runs) does not carry the secret; the caller passes it as WEFT_PASSWORD instead.
+ */
+export function movePasswordOutOfArgs(args: readonly string[]): { args: string[]; password: string | undefined } {
+  const out: string[] = [];
+  let password: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (a === '--password' && i + 1 < args.length) {
+      password = args[++i];
+    } else if (a.startsWith('--password=')) {
+      password = a.slice('--password='.length);
+    } else {
+      out.push(a);
+    }
+  }
+  return { args: out, password };
+}
+
+/** The state dir's files the launcher owns. */
+export function stateFiles(stateDir: string): { logPath: string; pidPath: string } {
+  return { logPath: join(stateDir, 'weft.log'), pidPath: join(stateDir, 'weft.pid') };
+}
+
+/** Create the state dir; throws an Error whose message says which dir and why. */
+export function ensureStateDir(stateDir: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  } catch (err) {
+    throw new Error(`cannot create the state dir ${stateDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; set --state-dir or WEFT_STATE_DIR`);
+  }
+}
+
+/** Current size of the log, so a failed launch shows only what this launch wrote. */
+export function logSize(logPath: string): number {
+  try {
+    return statSync(logPath).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The last `maxLines` lines the daemon logged since `offset`, made readable: pino JSON lines become
+ * "level: msg: err.message"; anything else (a crash's stack trace) is kept as it is.
+ */
+export function logTail(logPath: string, offset: number, maxLines = 15): string[] {
+  let text: string;
+  try {
+    text = readFileSync(logPath).subarray(offset).toString('utf8');
+  } catch {
+    return [];
+  }
+  const levelNames: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+  return text
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .slice(-maxLines)
+    .map((line) => {
+      try {
+        const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } | string };
+        if (typeof entry.msg !== 'string') return line;
+        const errText = typeof entry.err === 'string' ? entry.err : entry.err?.message;
+        return `${levelNames[entry.level ?? 30] ?? 'log'}: ${entry.msg}${errText ? `: ${errText}` : ''}`;
+      } catch {
+        return line;
+      }
+    });
+}
+
+export function writePidFile(pidPath: string, pid: number): void {
+  writeFileSync(pidPath, `${pid}\n`);
+}
+
+export function readPidFile(pidPath: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidPath, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removePidFile(pidPath: string, pid?: number): void {
+  // Only remove the file if it still names `pid`: a newer daemon may have replaced it.
+  if (pid !== undefined && readPidFile(pidPath) !== pid) return;
+  rmSync(pidPath, { force: true });
+}
+
+/** True while process `pid` exists (EPERM: it exists but is not ours to signal). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

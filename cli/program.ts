@@ -1,0 +1,426 @@
+/**
+ * The `weft` command: a commander program over the daemon's HTTP API. Output streams, the exit function, the API
+ * client, the daemon spawner and the clock are parameters (`CliIo`), so every command, including misuse, is tested
+ * without a terminal, a port or a process.
+ *
+ * Exit codes: 0 success; 1 the daemon is not running, refused, or failed; 2 misuse (unknown command or flag, bad
+ * address), after printing the usage line and what to type instead.
+ */
+import { Argument, Command, CommanderError, Option } from 'commander';
+import type { AttachRequest, Report } from '../api/control.js';
+import { weftVersion } from '../api/version.js';
+import {
+  ConfigError,
+  isCidr,
+  isIpAddress,
+  launchOptions,
+  parsePeerAddress,
+  resolveClientConfig,
+  resolveConfig,
+  type ClientConfig,
+  type WeftConfig,
+} from '../daemon/config.js';
+import { ApiRequestError, ApiUnreachableError, createApiClient, DaemonNotRunningError, type ApiClient } from './client.js';
+import {
+  ensureStateDir,
+  isProcessAlive,
+  logSize,
+  logTail,
+  movePasswordOutOfArgs,
+  processSpawner,
+  readPidFile,
+  removePidFile,
+  stateFiles,
+  waitForDaemon,
+  writePidFile,
+  type DaemonSpawner,
+} from './launch.js';
+import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
+
+/** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  /** Called once with the exit code when the command is done. */
+  exit(code: number): void;
+  env: NodeJS.ProcessEnv;
+  /** @default an HTTP client to the config's API address */
+  createClient?(config: ClientConfig): ApiClient;
+  /** @default spawn `node dist/daemon/main.js` */
+  spawner?: DaemonSpawner;
+  /** @default setTimeout */
+  sleep?(ms: number): Promise<void>;
+  /** @default Date.now */
+  now?(): number;
+  /** Run the daemon in this process (`weft launch --foreground`). @default daemon/main.js's runDaemon */
+  runForeground?(config: WeftConfig): Promise<void>;
+  /** How long `launch` waits for the daemon to answer, and `stop` for it to exit. @default 20_000 */
+  waitMs?: number;
+}
+
+/** Misuse the user can fix by typing something else; printed with the command's usage line. Exit 2. */
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE';
+  constructor(
+    message: string,
+    readonly command: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A failure already explained in its message; exit 1. */
+class CommandFailedError extends Error {
+  readonly code = 'ERR_COMMAND_FAILED';
+}
+
+const statusViews = ['peers', 'connections', 'targets', 'ipam'] as const;
+type StatusView = (typeof statusViews)[number];
+
+/**
+ * Run `weft ARGV` (arguments after the program name) to completion: writes to `io.stdout`/`io.stderr`, then calls
+ * `io.exit(code)` and returns the same code. Never throws.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io, argv);
+  let code = 0;
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    code = report(err, io, program);
+  }
+  io.exit(code);
+  return code;
+}
+
+function report(err: unknown, io: CliIo, program: Command): number {
+  if (err instanceof CommanderError) {
+    // commander has printed its message (and our usage hint) already.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+    return 2;
+  }
+  if (err instanceof UsageError) {
+    const cmd = program.commands.find((c) => c.name() === err.command);
+    io.stderr.write(`weft ${err.command}: ${err.message}\n${usageHint(cmd ?? program)}\n`);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    io.stderr.write(`weft: ${err.hint}\n`);
+    return 2;
+  }
+  if (err instanceof DaemonNotRunningError) {
+    io.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+  if (err instanceof ApiRequestError || err instanceof ApiUnreachableError || err instanceof CommandFailedError) {
+    io.stderr.write(`weft: ${err.message}\n`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.stderr.write(`weft: ${message}\n`);
+  return 1;
+}
+
+function usageHint(cmd: Command): string {
+  const path = cmd.parent ? `weft ${cmd.name()}` : 'weft';
+  return `Usage: ${path} ${cmd.usage()}\nRun '${path} --help' for details.`;
+}
+
+/**
+ * Build the commander program. `argv` is the full argument list, needed by `launch`, which hands its own arguments
+ * verbatim to `resolveConfig` and to the daemon.
+ */
+export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
+  const sleep = io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const now = io.now ?? Date.now;
+  const waitMs = io.waitMs ?? 20_000;
+  const clientConfig = (): ClientConfig => resolveClientConfig(io.env);
+  const client = (config = clientConfig()): ApiClient => (io.createClient ?? ((c: ClientConfig) => createApiClient(c)))(config);
+  const out = (text: string) => io.stdout.write(text);
+  const json = (value: unknown) => out(`${JSON.stringify(value, null, 2)}\n`);
+
+  const program = new Command('weft')
+    .description('weft: an encrypted mesh network for containers. Talks to the weft daemon on WEFT_HTTP_ADDR (127.0.0.1:6784).')
+    .version(`weft ${weftVersion()}`, '-V, --version', 'print the version')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (s, write) => write(s.replace(/^error: /, 'weft: ')),
+    })
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      'after',
+      '\nEnvironment: WEFT_STATE_DIR (default /var/lib/weft) and WEFT_HTTP_ADDR (default 127.0.0.1:6784) apply to every command.',
+    );
+
+  // ---- launch ------------------------------------------------------------------------------------------------------
+  const launch = program
+    .command('launch')
+    .summary('start the weft daemon (in the background unless --foreground)')
+    .description(
+      'Start the weft daemon and connect it to PEERs (host or host:port). Returns once its API answers.\n' +
+        'Its log goes to <state-dir>/weft.log and its pid to <state-dir>/weft.pid.',
+    )
+    .argument('[PEER...]', 'peers to connect to')
+    .usage('[options] [PEER...]');
+  for (const o of launchOptions) {
+    const flag = o.value === undefined ? `--${o.name}` : `--${o.name} <${o.value}>`;
+    const extras = [o.env ? `env ${o.env}` : '', o.defaultText ? `default ${o.defaultText}` : ''].filter((s) => s.length > 0);
+    launch.addOption(new Option(flag, extras.length > 0 ? `${o.description} (${extras.join(', ')})` : o.description));
+  }
+  launch.action(async () => {
+    const launchArgs = argv.slice(argv.indexOf('launch') + 1);
+    const config = resolveConfig(launchArgs, io.env);
+    for (const w of config.warnings) io.stderr.write(`weft: warning: ${w}\n`);
+    const api = client(config);
+    const existing = await api.version(2_000).catch((err: unknown) => {
+      if (err instanceof DaemonNotRunningError) return undefined;
+      throw err;
+    });
+    if (existing) {
+      throw new CommandFailedError(`weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`);
+    }
+    ensureStateDir(config.stateDir);
+    const { logPath, pidPath } = stateFiles(config.stateDir);
+
+    if (config.isForeground) {
+      writePidFile(pidPath, process.pid);
+      try {
+        await (io.runForeground ?? runDaemonInProcess)(config);
+      } finally {
+        removePidFile(pidPath, process.pid);
+      }
+      return;
+    }
+
+    const { args, password } = movePasswordOutOfArgs(launchArgs);
+    const env = password === undefined ? { ...io.env } : { ...io.env, WEFT_PASSWORD: password };
+    const offset = logSize(logPath);
+    const spawned = (io.spawner ?? processSpawner())(args, env, logPath);
+    writePidFile(pidPath, spawned.pid);
+    const outcome = await waitForDaemon(spawned, { client: api, sleep, now }, { timeoutMs: waitMs });
+    if (outcome.kind === 'ready') {
+      out(`weft ${outcome.version.version} is running on ${config.httpAddr} (pid ${spawned.pid}, log ${logPath})\n`);
+      return;
+    }
+    removePidFile(pidPath, spawned.pid);
+    let why: string;
+    if (outcome.kind === 'exited') {
+      why = `the daemon exited (${outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.code}`}) before its API answered on ${config.httpAddr}`;
+    } else {
+      spawned.kill();
+      why = `the daemon did not answer on ${config.httpAddr} within ${waitMs / 1000} s; stopped it (pid ${spawned.pid})`;
+    }
+    const tail = logTail(logPath, offset);
+    throw new CommandFailedError(tail.length > 0 ? `${why}. Its last words (${logPath}):\n  ${tail.join('\n  ')}` : `${why}; its log ${logPath} is empty`);
+  });
+
+  // ---- stop --------------------------------------------------------------------------------------------------------
+  program
+    .command('stop')
+    .description('stop the weft daemon and wait for it to exit')
+    .action(async () => {
+      const config = clientConfig();
+      const api = client(config);
+      const { pid } = await api.version();
+      await api.stop();
+      const deadline = now() + waitMs;
+      while (isProcessAlive(pid)) {
+        if (now() >= deadline) throw new CommandFailedError(`weft (pid ${pid}) did not exit within ${waitMs / 1000} s; look at its log, or kill it: kill ${pid}`);
+        await sleep(100);
+      }
+      const { pidPath } = stateFiles(config.stateDir);
+      if (readPidFile(pidPath) === pid) removePidFile(pidPath, pid);
+    });
+
+  // ---- status ------------------------------------------------------------------------------------------------------
+  program
+    .command('status')
+    .description('show the router, its connections, peers, targets or IPAM; --json for the data behind the text')
+    .addArgument(new Argument('[view]', 'what to show').choices(statusViews))
+    .option('--json', 'print JSON instead of text')
+    .action(async (view: StatusView | undefined, opts: { json?: boolean }) => {
+      const report: Report = await client().report();
+      if (opts.json) {
+        const views: Record<StatusView, unknown> = {
+          peers: report.router.peers,
+          connections: report.router.connections,
+          targets: report.router.targets,
+          ipam: report.ipam ?? null,
+        };
+        json(view === undefined ? report : views[view]);
+        return;
+      }
+      const formatters: Record<StatusView, (r: Report) => string> = {
+        peers: formatPeers,
+        connections: formatConnections,
+        targets: formatTargets,
+        ipam: formatIpam,
+      };
+      out((view === undefined ? formatStatus : formatters[view])(report));
+    });
+
+  // ---- report ------------------------------------------------------------------------------------------------------
+  program
+    .command('report')
+    .description('print the full daemon report as JSON')
+    .action(async () => {
+      json(await client().report());
+    });
+
+  // ---- version -----------------------------------------------------------------------------------------------------
+  program
+    .command('version')
+    .description("print this command's version and, if it runs, the daemon's")
+    .action(async () => {
+      out(`weft ${weftVersion()}\n`);
+      const config = clientConfig();
+      const daemon = await client(config)
+        .version()
+        .catch((err: unknown) => {
+          if (err instanceof DaemonNotRunningError) return undefined;
+          throw err;
+        });
+      out(daemon ? `daemon ${daemon.version} (pid ${daemon.pid}) on ${config.httpAddr}\n` : `daemon not running on ${config.httpAddr}\n`);
+    });
+
+  // ---- connect / forget --------------------------------------------------------------------------------------------
+  program
+    .command('connect')
+    .description('connect to more peers (host or host:port); --replace drops the peers given before')
+    .argument('[PEER...]', 'peers to connect to')
+    .option('--replace', 'replace the current peer list instead of adding to it')
+    .action(async (peers: string[], opts: { replace?: boolean }) => {
+      if (peers.length === 0 && !opts.replace) throw new UsageError('give at least one PEER, e.g. weft connect 10.0.0.2 (or --replace with none to drop all)', 'connect');
+      checkPeers(peers, 'connect');
+      await client().connect(peers, opts.replace === true);
+    });
+
+  program
+    .command('forget')
+    .description('stop connecting to these peers (existing connections stay until they break)')
+    .argument('<PEER...>', 'peers to forget, as given to launch or connect')
+    .action(async (peers: string[]) => {
+      checkPeers(peers, 'forget');
+      await client().forget(peers);
+    });
+
+  // ---- attach / detach ---------------------------------------------------------------------------------------------
+  program
+    .command('attach')
+    .description(
+      'attach a network namespace (a container) to the weft network.\n' +
+        'ADDR is an address in CIDR form (10.32.1.1/12), or net:default, net:CIDR, ip:ADDR to ask IPAM; with no ADDR, net:default.',
+    )
+    .argument('[ADDR...]', 'addresses for the interface')
+    .option('--netns <NAME|PATH>', 'the namespace: an `ip netns` name or a path like /proc/1234/ns/net')
+    .option('--pid <PID>', 'the namespace of this process')
+    .option('--mac <MAC>', 'keep this MAC address (when moving a container between hosts)')
+    .option('--ifname <NAME>', 'interface name inside the namespace (default ethwe0)')
+    .action(async (addresses: string[], opts: { netns?: string; pid?: string; mac?: string; ifname?: string }) => {
+      const request: AttachRequest = { target: targetOf(opts, 'attach'), addresses: addresses.length > 0 ? addresses : ['net:default'] };
+      for (const a of request.addresses) checkAttachAddress(a);
+      if (opts.mac !== undefined) {
+        if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(opts.mac)) throw new UsageError(`--mac ${JSON.stringify(opts.mac)} is not a MAC; write it like 02:42:0a:20:00:01`, 'attach');
+        request.mac = opts.mac.toLowerCase();
+      }
+      if (opts.ifname !== undefined) {
+        if (!/^[A-Za-z0-9_.-]{1,15}$/.test(opts.ifname)) throw new UsageError(`--ifname ${JSON.stringify(opts.ifname)} is not an interface name: 1 to 15 letters, digits, '-', '_', '.'`, 'attach');
+        request.ifname = opts.ifname;
+      }
+      const endpoint = await client().attach(request);
+      out(`${endpoint.addresses.join(' ')}\n`);
+    });
+
+  program
+    .command('detach')
+    .description('detach a namespace attached with weft attach')
+    .option('--netns <NAME|PATH>', 'the namespace as given to attach')
+    .option('--pid <PID>', 'the namespace of this process')
+    .action(async (opts: { netns?: string; pid?: string }) => {
+      await client().detach(targetOf(opts, 'detach'));
+    });
+
+  // ---- expose / hide -----------------------------------------------------------------------------------------------
+  program
+    .command('expose')
+    .description('give the host an address on the weft network (CIDR form, e.g. 10.32.0.1/12), so it reaches containers')
+    .argument('<CIDR...>', 'host addresses on the bridge')
+    .action(async (cidrs: string[]) => {
+      checkCidrs(cidrs, 'expose');
+      for (const a of await client().expose(cidrs)) out(`${a}\n`);
+    });
+
+  program
+    .command('hide')
+    .description('remove addresses given with weft expose')
+    .argument('<CIDR...>', 'host addresses to remove')
+    .action(async (cidrs: string[]) => {
+      checkCidrs(cidrs, 'hide');
+      for (const a of await client().hide(cidrs)) out(`${a}\n`);
+    });
+
+  // ---- ps ----------------------------------------------------------------------------------------------------------
+  program
+    .command('ps')
+    .description('list attached namespaces: target, interface, MAC, addresses')
+    .action(async () => {
+      out(formatEndpoints(await client().report()));
+    });
+
+  // Every command answers misuse with its usage line and where to read more.
+  for (const cmd of program.commands) cmd.showHelpAfterError(usageHint(cmd));
+  program.showHelpAfterError(usageHint(program));
+  return program;
+}
+
+/** `--netns X` -> "X", `--pid N` -> "pid:N"; exactly one of them. */
+function targetOf(opts: { netns?: string; pid?: string }, command: string): string {
+  if ((opts.netns === undefined) === (opts.pid === undefined)) {
+    throw new UsageError('give exactly one of --netns NAME|PATH or --pid PID', command);
+  }
+  if (opts.pid !== undefined) {
+    if (!/^[1-9]\d{0,9}$/.test(opts.pid)) throw new UsageError(`--pid ${JSON.stringify(opts.pid)} is not a process id`, command);
+    return `pid:${opts.pid}`;
+  }
+  if (opts.netns!.length === 0) throw new UsageError('--netns is empty; give an `ip netns` name or a path', command);
+  return opts.netns!;
+}
+
+function checkPeers(peers: readonly string[], command: string): void {
+  for (const p of peers) {
+    try {
+      parsePeerAddress(p);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message, command);
+      throw err;
+    }
+  }
+}
+
+function checkCidrs(cidrs: readonly string[], command: string): void {
+  for (const c of cidrs) {
+    if (!isCidr(c)) throw new UsageError(`${JSON.stringify(c)} is not an address in CIDR form; write it like 10.32.0.1/12`, command);
+  }
+}
+
+function checkAttachAddress(a: string): void {
+  const ok =
+    isCidr(a) || a === 'net:default' || (a.startsWith('net:') && isCidr(a.slice(4))) || (a.startsWith('ip:') && (isIpAddress(a.slice(3)) || isCidr(a.slice(3))));
+  if (!ok) {
+    throw new UsageError(`${JSON.stringify(a)} is not an address: write 10.32.1.1/12 (CIDR form), net:default, net:10.32.0.0/16 or ip:10.32.1.1`, 'attach');
+  }
+}
+
+/**
+ * `weft launch --foreground`: load the daemon only now (the CLI stays fast for every other command) and run it here.
+ * The path is a variable so the CLI compiles even before daemon/main.ts exists.
+ */
+async function runDaemonInProcess(config: WeftConfig): Promise<void> {
+  const entry = '../daemon/main.js';
+  const daemon = (await import(entry)) as { runDaemon(config: WeftConfig): Promise<void> };
+  await daemon.runDaemon(config);
+}
+

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { sampleReport } from '../api/fake-control.js';
+import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
+
+describe('status formatting of a fixed report', () => {
+  it('formatStatus lays out service blocks with right-aligned labels, like weave status', () => {
+    expect(formatStatus(sampleReport())).toBe(
+      [
+        '        Version: 0.1.0',
+        '',
+        '        Service: router',
+        '       Protocol: weft 1..1',
+        '           Name: 00:00:00:00:00:01(h1)',
+        '     Encryption: disabled',
+        '  PeerDiscovery: enabled',
+        '        Targets: 2',
+        '    Connections: 3 (2 established, 1 retrying)',
+        '          Peers: 3 (with 6 established connections)',
+        ' TrustedSubnets: none',
+        '',
+        '        Service: datapath',
+        '           Mode: sleeve',
+        '         Bridge: weft',
+        '        Capture: tap',
+        '            MTU: 1376',
+        '        UDPPort: 6783',
+        '      Endpoints: 1',
+        '',
+        '        Service: ipam',
+        '         Status: ready',
+        '          Range: 10.32.0.0/12',
+        '  DefaultSubnet: 10.32.0.0/12',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('formatStatus shows encryption, trusted subnets, and IPAM off; leaves out absent parts', () => {
+    const r = sampleReport();
+    r.router.encryption = true;
+    r.router.trustedSubnets = ['10.0.0.0/8', '192.168.0.0/16'];
+    r.router.connections = [];
+    r.datapath = { mode: 'none', counters: {} };
+    r.ipam = { status: 'off', range: '', defaultSubnet: '', peers: [] };
+    const text = formatStatus(r);
+    expect(text).toContain('     Encryption: enabled\n');
+    expect(text).toContain(' TrustedSubnets: 10.0.0.0/8, 192.168.0.0/16\n');
+    expect(text).toContain('    Connections: 0\n');
+    expect(text).toContain('           Mode: none\n      Endpoints: 1\n');
+    expect(text).toContain('         Status: off\n');
+    expect(text).not.toContain('Range');
+    delete r.ipam;
+    expect(formatStatus(r)).not.toContain('ipam');
+  });
+
+  it('formatConnections prints one line per connection with direction, address, state, info', () => {
+    expect(formatConnections(sampleReport())).toBe(
+      [
+        '-> 10.1.0.2:6783         established     sleeve 00:00:00:00:00:02(h2)',
+        '<- 10.1.0.3:41234        established     sleeve 00:00:00:00:00:03(h3)',
+        '-> 10.1.0.9:6783         retrying        retry in 4s: connect ECONNREFUSED',
+        '',
+      ].join('\n'),
+    );
+    const r = sampleReport();
+    r.router.connections[0]!.isEncrypted = true;
+    expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted sleeve 00:00:00:00:00:02(h2)');
+  });
+
+  it('formatPeers prints the topology as a tree', () => {
+    const lines = formatPeers(sampleReport()).split('\n');
+    expect(lines.slice(0, 3)).toEqual([
+      '00:00:00:00:00:01(h1)',
+      '   -> 00:00:00:00:00:02(h2)            10.1.0.2:6783         established',
+      '   <- 00:00:00:00:00:03(h3)            10.1.0.3:41234        established',
+    ]);
+    expect(lines.filter((l) => !l.startsWith(' ') && l.length > 0)).toHaveLength(3);
+    const r = sampleReport();
+    r.router.peers[0]!.connections[0]!.isEstablished = false;
+    expect(formatPeers(r)).toContain('10.1.0.2:6783         unestablished');
+  });
+
+  it('formatTargets shows state, last error and next attempt', () => {
+    expect(formatTargets(sampleReport())).toBe(
+      ['10.1.0.2:6783         connected', '10.1.0.9:6783         retrying    connect ECONNREFUSED, next attempt in 4s', ''].join('\n'),
+    );
+  });
+
+  it("formatIpam shows each peer's share and flags unreachable ones", () => {
+    expect(formatIpam(sampleReport())).toBe(
+      [
+        '00:00:00:00:00:01(h1)               524288 IPs (50.0% of total)',
+        '00:00:00:00:00:02(h2)               262144 IPs (25.0% of total)',
+        '00:00:00:00:00:03(h3)               262144 IPs (25.0% of total) - unreachable!',
+        '',
+      ].join('\n'),
+    );
+    const r = sampleReport();
+    r.ipam!.status = 'awaiting consensus';
+    r.ipam!.peers = [];
+    expect(formatIpam(r)).toBe('IPAM is awaiting consensus (range 10.32.0.0/12)\n');
+    delete r.ipam;
+    expect(formatIpam(r)).toContain('IPAM is off');
+  });
+
+  it('formatEndpoints prints one line per attached namespace', () => {
+    expect(formatEndpoints(sampleReport())).toBe('c1 ethwe0 02:aa:bb:cc:dd:01 10.32.0.1/12\n');
+    const r = sampleReport();
+    r.endpoints = [];
+    expect(formatEndpoints(r)).toBe('');
+  });
+});

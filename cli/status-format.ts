@@ -1,0 +1,127 @@
+/**
+ * Text views of a `Report` for `weft status [peers|connections|targets|ipam]` and `weft ps`, laid out like Weave Net's
+ * `weave status` so its users read them at a glance: right-aligned labels in service blocks, one line per connection,
+ * peers as a tree. Pure functions: a report in, text (ending in a newline, or empty) out.
+ */
+import type { ConnectionReport, Report } from '../api/control.js';
+
+// "TrustedSubnets" is the longest label; Weave pads every label to it plus one space.
+const labelWidth = 15;
+
+function block(lines: Array<[string, string | number]>): string {
+  return lines.map(([label, value]) => `${label.padStart(labelWidth)}: ${value}\n`).join('');
+}
+
+function enabled(flag: boolean): string {
+  return flag ? 'enabled' : 'disabled';
+}
+
+function nameAndNickname(name: string | undefined, nickname: string | undefined): string {
+  if (name === undefined) return '';
+  return nickname ? `${name}(${nickname})` : name;
+}
+
+/** "3 (2 established, 1 retrying)": the count, then how many are in each state, established first. */
+function connectionSummary(connections: readonly ConnectionReport[]): string {
+  if (connections.length === 0) return '0';
+  const byState = new Map<string, number>();
+  for (const c of connections) byState.set(c.state, (byState.get(c.state) ?? 0) + 1);
+  const order = ['established', 'pending', 'connecting', 'retrying', 'failed'];
+  const parts = [...byState]
+    .sort(([a], [b]) => (order.indexOf(a) >>> 0) - (order.indexOf(b) >>> 0))
+    .map(([state, n]) => `${n} ${state}`);
+  return `${connections.length} (${parts.join(', ')})`;
+}
+
+/** `weft status`: the version, then one block per service (router, datapath, ipam). */
+export function formatStatus(report: Report): string {
+  const r = report.router;
+  const establishedInMesh = r.peers.reduce((n, p) => n + p.connections.filter((c) => c.isEstablished).length, 0);
+  let out = block([['Version', report.version]]);
+  out += '\n';
+  out += block([
+    ['Service', 'router'],
+    ['Protocol', r.protocol],
+    ['Name', nameAndNickname(r.name, r.nickname)],
+    ['Encryption', enabled(r.encryption)],
+    ['PeerDiscovery', enabled(r.peerDiscovery)],
+    ['Targets', r.targets.length],
+    ['Connections', connectionSummary(r.connections)],
+    ['Peers', `${r.peers.length} (with ${establishedInMesh} established connections)`],
+    ['TrustedSubnets', r.trustedSubnets.length === 0 ? 'none' : r.trustedSubnets.join(', ')],
+  ]);
+  const d = report.datapath;
+  const datapath: Array<[string, string | number]> = [
+    ['Service', 'datapath'],
+    ['Mode', d.mode],
+  ];
+  if (d.bridge !== undefined) datapath.push(['Bridge', d.bridge]);
+  if (d.capture !== undefined) datapath.push(['Capture', d.capture]);
+  if (d.mtuBytes !== undefined) datapath.push(['MTU', d.mtuBytes]);
+  if (d.udpPort !== undefined) datapath.push(['UDPPort', d.udpPort]);
+  datapath.push(['Endpoints', report.endpoints.length]);
+  out += '\n' + block(datapath);
+  if (report.ipam !== undefined) {
+    const ipam: Array<[string, string | number]> = [
+      ['Service', 'ipam'],
+      ['Status', report.ipam.status],
+    ];
+    if (report.ipam.status !== 'off') {
+      ipam.push(['Range', report.ipam.range], ['DefaultSubnet', report.ipam.defaultSubnet]);
+    }
+    out += '\n' + block(ipam);
+  }
+  return out;
+}
+
+/** `weft status connections`: one line per connection of this router, `->` outbound, `<-` inbound. */
+export function formatConnections(report: Report): string {
+  return report.router.connections
+    .map((c) => {
+      const info = [c.isEncrypted ? 'encrypted' : '', c.info, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
+      return `${c.direction} ${c.address.padEnd(21)} ${c.state.padEnd(15)} ${info}`.trimEnd() + '\n';
+    })
+    .join('');
+}
+
+/** `weft status peers`: each peer in the topology, then its connections indented under it. */
+export function formatPeers(report: Report): string {
+  let out = '';
+  for (const p of report.router.peers) {
+    out += `${nameAndNickname(p.name, p.nickname)}\n`;
+    for (const c of p.connections) {
+      const arrow = c.isOutbound ? '->' : '<-';
+      out += `   ${arrow} ${nameAndNickname(c.name, c.nickname).padEnd(32)} ${c.address.padEnd(21)} ${c.isEstablished ? 'established' : 'unestablished'}\n`;
+    }
+  }
+  return out;
+}
+
+/** `weft status targets`: the peers this router was told to connect to, and how that is going. */
+export function formatTargets(report: Report): string {
+  return report.router.targets
+    .map((t) => {
+      const details: string[] = [];
+      if (t.lastError) details.push(t.lastError);
+      if (t.nextAttemptInSeconds !== undefined) details.push(`next attempt in ${t.nextAttemptInSeconds}s`);
+      return `${t.address.padEnd(21)} ${t.state.padEnd(11)} ${details.join(', ')}`.trimEnd() + '\n';
+    })
+    .join('');
+}
+
+/** `weft status ipam`: how the range is split between peers (`share` is a fraction of the range, 0..1). */
+export function formatIpam(report: Report): string {
+  const ipam = report.ipam;
+  if (ipam === undefined || ipam.status === 'off') return "IPAM is off (launched with --ipalloc-range '')\n";
+  let out = ipam.status === 'ready' ? '' : `IPAM is ${ipam.status} (range ${ipam.range})\n`;
+  for (const p of ipam.peers) {
+    const percent = (p.share * 100).toFixed(1);
+    out += `${nameAndNickname(p.name, p.nickname).padEnd(32)} ${String(p.addresses).padStart(9)} IPs (${percent}% of total)${p.isReachable ? '' : ' - unreachable!'}\n`;
+  }
+  return out;
+}
+
+/** `weft ps`: one line per attached endpoint: target, interface, MAC, addresses. */
+export function formatEndpoints(report: Report): string {
+  return report.endpoints.map((e) => `${e.target} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n').join('');
+}
