@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DaemonNotRunningError, type VersionAnswer } from './client.js';
-import { logTail, movePasswordOutOfArgs, waitForDaemon, type SpawnedDaemon } from './launch.js';
+import { createServer } from 'node:http';
+import { createApiClient, DaemonNotRunningError, type VersionAnswer } from './client.js';
+import { isProcessAlive, logTail, movePasswordOutOfArgs, processSpawner, waitForDaemon, type SpawnedDaemon } from './launch.js';
 
 /** A spawned daemon whose exit the test decides. */
 function fakeChild(pid: number): SpawnedDaemon & { exitWith(code: number): void; isKilled: boolean } {
@@ -96,6 +97,53 @@ describe('logTail', () => {
       expect(logTail(log, offset)).toEqual(['info: starting', 'fatal: weft failed to start: EADDRINUSE 0.0.0.0:6783', 'weft: plain line']);
       expect(logTail(join(dir, 'missing.log'), 0)).toEqual([]);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('processSpawner (real child processes, loopback only)', () => {
+  const realTime = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+
+  it('appends the child\'s stdout and stderr to the log and reports its exit code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-spawn-'));
+    try {
+      const script = join(dir, 'main.mjs');
+      writeFileSync(script, "process.stdout.write('out ' + process.argv.slice(2).join(' ') + '\\n'); process.stderr.write('weft: no bridge\\n'); process.exit(3);\n");
+      const log = join(dir, 'weft.log');
+      const child = processSpawner(script)(['--nickname', 'h1'], { ...process.env }, log);
+      const client = { version: async (): Promise<VersionAnswer> => Promise.reject(new DaemonNotRunningError('127.0.0.1:1')) };
+      const outcome = await waitForDaemon(child, { client, ...realTime }, { timeoutMs: 10_000, intervalMs: 20 });
+      expect(outcome).toEqual({ kind: 'exited', code: 3, signal: null });
+      expect(logTail(log, 0).sort()).toEqual(['out --nickname h1', 'weft: no bridge'].sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is ready once the spawned process answers /version with its own pid', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-spawn-'));
+    // A free port on loopback for the stand-in daemon.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as { port: number };
+    await new Promise((r) => probe.close(r));
+    let child: SpawnedDaemon | undefined;
+    try {
+      const script = join(dir, 'main.mjs');
+      writeFileSync(
+        script,
+        `import { createServer } from 'node:http';
+         setTimeout(() => createServer((q, s) => s.end(JSON.stringify({ version: '9.9.9', pid: process.pid }))).listen(${port}, '127.0.0.1'), 100);
+         setTimeout(() => process.exit(0), 20000);\n`,
+      );
+      child = processSpawner(script)([], { ...process.env }, join(dir, 'weft.log'));
+      const client = createApiClient({ httpHost: '127.0.0.1', httpPort: port, httpAddr: `127.0.0.1:${port}` });
+      const outcome = await waitForDaemon(child, { client, ...realTime }, { timeoutMs: 10_000, intervalMs: 50 });
+      expect(outcome).toEqual({ kind: 'ready', version: { version: '9.9.9', pid: child.pid } });
+    } finally {
+      child?.kill();
+      for (let i = 0; i < 100 && child && isProcessAlive(child.pid) && child.exitStatus() === undefined; i++) await realTime.sleep(20);
       rmSync(dir, { recursive: true, force: true });
     }
   });
