@@ -144,6 +144,13 @@ describe('resolveConfig', () => {
     expect(configError(() => resolve(['--ipalloc-init', 'paxos'])).message).toContain('consensus[=N]');
   });
 
+  it('takes the rekey interval in seconds and refuses nonsense', () => {
+    expect(resolveConfig([], {}, sources).rekeyIntervalMs).toBe(120_000);
+    expect(resolveConfig(['--rekey-interval', '3'], {}, sources).rekeyIntervalMs).toBe(3000);
+    expect(resolveConfig([], { WEFT_REKEY_INTERVAL: '2.5' }, sources).rekeyIntervalMs).toBe(2500);
+    expect(() => resolveConfig(['--rekey-interval', '0'], {}, sources)).toThrow(/rekey interval/);
+  });
+
   it('takes the password from the flag (with a ps warning), the environment or a file', () => {
     const flag = resolve(['--password', 's3cret']);
     expect(flag.password).toBe('s3cret');

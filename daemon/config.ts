@@ -73,6 +73,8 @@ export interface WeftConfig {
   readonly ipallocInit: Readonly<IpallocInit>;
   /** @default 'info' */
   readonly logLevel: LogLevel;
+  /** How often encrypted connections renew their data keys. @default 120000 */
+  readonly rekeyIntervalMs: number;
   /** Run the control plane only (no bridge, TAP or UDP data): for tests. @default true */
   readonly isDatapathEnabled: boolean;
   /** Stay attached to the terminal instead of running in the background. @default false */
@@ -111,6 +113,7 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'ipalloc-range', value: 'CIDR', env: 'WEFT_IPALLOC_RANGE', description: "range IPAM allocates from ('' turns IPAM off)", defaultText: '10.32.0.0/12' },
   { name: 'ipalloc-default-subnet', value: 'CIDR', env: 'WEFT_IPALLOC_DEFAULT_SUBNET', description: 'subnet for containers attached without an address', defaultText: 'the range' },
   { name: 'ipalloc-init', value: 'MODE', env: 'WEFT_IPALLOC_INIT', description: 'consensus[=N] | seed=NAME,... | observer', defaultText: 'consensus=(number of PEERs + 1)' },
+  { name: 'rekey-interval', value: 'SECONDS', env: 'WEFT_REKEY_INTERVAL', description: 'renew the data keys of encrypted connections this often', defaultText: '120' },
   { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
   { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
@@ -211,6 +214,16 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   const ipallocInit: IpallocInit =
     parsedInit === undefined || (parsedInit.mode === 'consensus' && parsedInit.quorum === 0) ? { mode: 'consensus', quorum: peers.length + 1 } : parsedInit;
 
+  const rekeyPick = pick('rekey-interval');
+  let rekeyIntervalMs = 120_000;
+  if (rekeyPick !== undefined) {
+    const seconds = Number(rekeyPick.value);
+    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 86_400) {
+      throw new ConfigError(`${rekeyPick.from} ${JSON.stringify(rekeyPick.value)} is not a rekey interval: give seconds between 1 and 86400, e.g. --rekey-interval 120`);
+    }
+    rekeyIntervalMs = Math.round(seconds * 1000);
+  }
+
   const levelPick = pick('log-level');
   const logLevel = (levelPick?.value ?? 'info') as LogLevel;
   if (!logLevels.includes(logLevel)) {
@@ -235,6 +248,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     ipallocDefaultSubnet,
     ipallocInit,
     logLevel,
+    rekeyIntervalMs,
     isDatapathEnabled: !isSet('no-datapath'),
     isForeground: flags.values['foreground'] === true,
     peers,
