@@ -54,6 +54,8 @@ export interface RouterReport {
   targets: TargetReport[];
   connections: ConnectionReport[];
   peers: PeerReport[];
+  /** Control-plane event counters by reason (decode errors, refusals, timeouts, rate limiting). */
+  counters?: Record<string, number>;
 }
 
 export interface DatapathReport {

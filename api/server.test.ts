@@ -35,7 +35,7 @@ function inject(control: FakeControl, method: string, url: string, body?: unknow
       end(text: string) {
         setImmediate(() => {
           res.emit('finish');
-          resolve({ status, headers, body: JSON.parse(text) });
+          resolve({ status, headers, body: String(headers['content-type']).includes('json') ? JSON.parse(text) : text });
         });
       },
     });
@@ -50,6 +50,17 @@ describe('createApiHandler', () => {
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toContain('application/json');
     expect(r.body).toEqual(sampleReport());
+  });
+
+  it('GET /metrics renders the report counters as Prometheus text', async () => {
+    const control = new FakeControl();
+    control.reportValue.datapath.counters = { drop_replay: 7, framesIn: 3 };
+    const r = await inject(control, 'GET', '/metrics');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toContain('text/plain');
+    expect(r.body).toContain('weft_datapath_events_total{counter="drop_replay"} 7');
+    expect(r.body).toContain('weft_datapath_events_total{counter="frames_in"} 3');
+    expect(r.body).toMatch(/weft_peers \d+/);
   });
 
   it('GET /version answers the package version and the pid', async () => {

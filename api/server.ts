@@ -6,6 +6,7 @@
  *
  *   GET  /report                              -> Report
  *   GET  /version                             -> { version, pid }
+ *   GET  /metrics                             -> Prometheus text (api/metrics.ts)
  *   POST /connect  { peers: string[], replace?: boolean }   -> { ok: true }
  *   POST /forget   { peers: string[] }                      -> { ok: true }
  *   POST /attach   AttachRequest                            -> EndpointReport
@@ -23,6 +24,7 @@ import type { AttachRequest, WeftControl } from './control.js';
 import type { Logger } from '../runtime/logger.js';
 import { weftVersion } from './version.js';
 import { parseHttpAddr } from '../daemon/config.js';
+import { createMetrics, TextBody } from './metrics.js';
 
 /** Largest request body accepted, in bytes. Every request we define is a few hundred bytes; 64 KiB is generous. */
 export const maxBodyBytes = 64 * 1024;
@@ -79,8 +81,10 @@ const maxStringLength = 4096;
  * every request). The handler answers every request exactly once and never throws.
  */
 export function createApiHandler(control: WeftControl, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  const metrics = createMetrics(() => control.report());
   const routes = new Map<string, Route>([
     ['/report', { method: 'GET', run: () => control.report() }],
+    ['/metrics', { method: 'GET', run: async () => new TextBody(metrics.contentType, await metrics.metrics()) }],
     ['/version', { method: 'GET', run: () => ({ version: weftVersion(), pid: process.pid }) }],
     [
       '/connect',
@@ -205,8 +209,10 @@ export function createApiServer(control: WeftControl, log: Logger, httpAddr: str
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  const isText = body instanceof TextBody;
+  const text = isText ? body.text : `${JSON.stringify(body)}\n`;
+  const contentType = isText ? body.contentType : 'application/json; charset=utf-8';
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
