@@ -1,0 +1,111 @@
+/**
+ * Trusted subnets on three real hosts, all with a password: h1 and h2 trust each other's underlay addresses, h3 is
+ * trusted by nobody. Frames between h1 and h2 cross the underlay in the clear; frames to and from h3 stay encrypted.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
+import { builtSkipReason, canPing, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import {
+  ipPairBytes,
+  isEncryptedDatagram,
+  newMarker,
+  sendMarker,
+  sleeveDatagrams,
+  startCapture,
+} from './fixtures/underlay-capture.js';
+
+const skip = netnsSkipReason() ?? builtSkipReason();
+
+const cip = (i: number) => `10.49.1.${i}`;
+
+describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
+  let hosts: TestHosts;
+  let runDir: string;
+  let weft: WeftHost[] = [];
+  const c: TestContainer[] = [];
+  let trusted: string[];
+
+  beforeAll(async () => {
+    hosts = await createHosts({ count: 3 });
+    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
+    weft = hosts.hosts.map((h) => weftOn(h, runDir, { WEFT_PASSWORD: 'trusted-subnets-password' }));
+    trusted = [`${hosts.host(1).ip}/32`, `${hosts.host(2).ip}/32`];
+    const trust = ['--trusted-subnets', trusted.join(',')];
+    await weft[0]!.launch(trust);
+    await weft[1]!.launch([...trust, hosts.host(1).ip]);
+    await weft[2]!.launch([hosts.host(1).ip]);
+    for (let i = 1; i <= 3; i++) {
+      const ct = await hosts.addContainer(i, 'c1');
+      c.push(ct);
+      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
+    }
+    for (const w of weft) {
+      await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
+        const r = await w.report();
+        return r.router.connections.filter((x) => x.state === 'established').length === 2;
+      }, 30_000);
+    }
+    for (const [a, b] of [[1, 2], [1, 3], [2, 3]] as const) {
+      expect(await waitFor(`c${a} -> c${b}`, () => canPing(c[a - 1]!, cip(b)), 15_000)).toBe(true);
+    }
+  });
+
+  afterAll(async () => {
+    for (const w of weft) await w.cleanup().catch(() => undefined);
+    await hosts?.destroy();
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('reports the trusted subnets on h1 and h2, none on h3, and encryption on every router', async () => {
+    for (const i of [1, 2]) {
+      const r = await weft[i - 1]!.report();
+      expect(r.router.encryption).toBe(true);
+      expect([...r.router.trustedSubnets].sort()).toEqual([...trusted].sort());
+    }
+    const r3 = await weft[2]!.report();
+    expect(r3.router.trustedSubnets).toEqual([]);
+    for (const x of r3.router.connections.filter((y) => y.state === 'established')) expect(x.isEncrypted).toBe(true);
+  });
+
+  it('sends h1 <-> h2 in the clear and h1/h2 <-> h3 encrypted', async () => {
+    const file = join(runDir, 'trusted.pcap');
+    const capture = await startCapture(hosts.underlayNs, 'br0', file);
+    const clear = [newMarker('t12'), newMarker('t21')];
+    const secret = [newMarker('t13'), newMarker('t31'), newMarker('t23'), newMarker('t32')];
+    try {
+      await sendMarker(c[0]!, cip(2), clear[0]!);
+      await sendMarker(c[1]!, cip(1), clear[1]!);
+      await sendMarker(c[0]!, cip(3), secret[0]!);
+      await sendMarker(c[2]!, cip(1), secret[1]!);
+      await sendMarker(c[1]!, cip(3), secret[2]!);
+      await sendMarker(c[2]!, cip(2), secret[3]!);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await capture.stop();
+    }
+    const pcap = await capture.stop();
+
+    const sleeve = sleeveDatagrams(pcap);
+    const ip = (i: number) => hosts.host(i).ip;
+    const between = (a: number, b: number) => sleeve.filter((d) => (d.src === ip(a) && d.dst === ip(b)) || (d.src === ip(b) && d.dst === ip(a)));
+    const [d12, d13, d23] = [between(1, 2), between(1, 3), between(2, 3)];
+    console.log(
+      `capture ${pcap.length} bytes; sleeve datagrams h1-h2 ${d12.length} (${d12.filter(isEncryptedDatagram).length} encrypted), ` +
+        `h1-h3 ${d13.length} (${d13.filter(isEncryptedDatagram).length} encrypted), h2-h3 ${d23.length} (${d23.filter(isEncryptedDatagram).length} encrypted)`,
+    );
+    // The capture saw all three links at work.
+    for (const d of [d12, d13, d23]) expect(d.length).toBeGreaterThan(0);
+
+    for (const m of clear) expect(pcap.includes(Buffer.from(m)), `trusted marker ${m}`).toBe(true);
+    expect(pcap.includes(ipPairBytes(cip(1), cip(2))), 'inner IP header c1 -> c2').toBe(true);
+    for (const m of secret) expect(pcap.includes(Buffer.from(m)), `untrusted marker ${m}`).toBe(false);
+    for (const [a, b] of [[1, 3], [3, 1], [2, 3], [3, 2]] as const) {
+      expect(pcap.includes(ipPairBytes(cip(a), cip(b))), `inner IP header c${a} -> c${b}`).toBe(false);
+    }
+    expect(d13.filter(isEncryptedDatagram).length).toBeGreaterThan(0);
+    expect(d23.filter(isEncryptedDatagram).length).toBeGreaterThan(0);
+  });
+});
