@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark's summary from its raw rows: medians per path and metric, ratios, and the printed table.
+#
+#   bash scripts/bench/report.sh RESULTS.tsv META.json [JSON_OUT]
+#
+# RESULTS.tsv has rows "PATH METRIC RUN VALUE" (tab-separated; scripts/bench/measure.sh writes them). META.json is
+# an object merged into the summary's top level (machine, command, runs, seconds, skipped paths). The table goes to
+# stdout; the whole summary, with every run's value, to JSON_OUT if given. Runs apart from the bench, so a saved
+# results file can be summarised again.
+set -euo pipefail
+results=$1 meta=$2 json_out=${3:-}
+
+summary=$(jq -R -s --slurpfile meta "$meta" '
+  def median: sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2]
+    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else ($a / $b * 1000 | round / 1000) end;
+  [split("\n")[] | select(length > 0) | split("\t")
+    | {path: .[0], metric: .[1], run: (.[2] | tonumber), value: (.[3] | tonumber)}]
+  | (group_by(.path) | map({key: .[0].path, value: (group_by(.metric) | map({key: .[0].metric,
+      value: {median: (map(.value) | median), runs: (sort_by(.run) | map(.value))}}) | from_entries)}) | from_entries)
+    as $paths
+  | def cmp($a; $b): ($paths[$a] // {}) as $x | ($paths[$b] // {}) as $y
+      | [$x | keys[] | select($y[.] != null) | {key: ., value: ratio($x[.].median; $y[.].median)}] | from_entries;
+  $meta[0] + {paths: $paths,
+    ratios: {"weft/raw": cmp("weft"; "raw"), "weft/vxlan": cmp("weft"; "vxlan"), "weft-pw/weft": cmp("weft-pw"; "weft")}}
+' "$results")
+
+[ -z "$json_out" ] || printf '%s\n' "$summary" >"$json_out"
+
+# One row per metric: label, then the four paths' medians, then the three ratios ("-" where missing).
+jq -r '
+  def cell($fmt): if . == null then "-" else (. * $fmt | round / $fmt | tostring) end;
+  . as $s
+  | ["TCP 1 stream, Gbit/s", "tcp1_gbps", 100], ["TCP 4 streams, Gbit/s", "tcp4_gbps", 100],
+    ["UDP 64 B received, kpps", "udp64_kpps", 10], ["UDP 64 B loss, %", "udp64_loss_pct", 10],
+    ["ping RTT avg, ms", "ping_avg_ms", 1000],
+    ["weft CPU % sender (TCP 1)", "cpu_send_pct", 1], ["weft CPU % receiver (TCP 1)", "cpu_recv_pct", 1],
+    ["weft RSS MiB sender", "rss_send_mib", 1], ["weft RSS MiB receiver", "rss_recv_mib", 1]
+  | . as [$name, $m, $fmt]
+  | [$name,
+     ($s.paths.raw[$m].median | cell($fmt)), ($s.paths.vxlan[$m].median | cell($fmt)),
+     ($s.paths.weft[$m].median | cell($fmt)), ($s.paths["weft-pw"][$m].median | cell($fmt)),
+     ($s.ratios["weft/raw"][$m] | cell(100)), ($s.ratios["weft/vxlan"][$m] | cell(100)),
+     ($s.ratios["weft-pw/weft"][$m] | cell(100))]
+  | @tsv' <<<"$summary" |
+  awk -F '\t' '
+    BEGIN {
+      fmt = "%-28s %9s %9s %9s %9s   %8s %10s %8s\n"
+      printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "weft/raw", "weft/vxlan", "pw/weft"
+      printf fmt, "----------------------------", "--------", "--------", "--------", "--------", "--------", "----------", "-------"
+    }
+    { printf fmt, $1, $2, $3, $4, $5, $6, $7, $8 }'
+
+jq -r '(.skipped // {}) | to_entries[] | "skipped \(.key): \(.value)"' <<<"$summary"
