@@ -75,6 +75,13 @@ export class Space {
     return 'ok';
   }
 
+  /** Mark `addr` held by `ident` whether or not it is ours and free (restoring persisted holdings). */
+  hold(addr: Address, ident: string): void {
+    const i = lastStartAtOrBefore(this.free, addr);
+    if (i >= 0 && addr < this.free[i]!.end) this.takeFree(i, addr);
+    this.held.set(addr, ident);
+  }
+
   /** Who holds `addr`, if anyone. */
   holderOf(addr: Address): string | undefined {
     return this.held.get(addr);
