@@ -1,0 +1,736 @@
+/**
+ * `Sleeve`: the portable data path. Ethernet frames from the local bridge travel to neighbour peers in UDP
+ * datagrams (format: ./sleeve-format.ts), are relayed along the control plane's routes, and come out on the far
+ * peers' bridges. Behind the `Datapath` seam; the control plane feeds it `ForwardingSnapshot`s.
+ *
+ * Pipeline (one synchronous pass per batch; nothing allocated, awaited or logged per packet):
+ *   capture batch -> per frame: learn the source MAC as local -> destination MAC lookup:
+ *       local (the bridge already delivered it): drop | remote peer: its unicast next hop |
+ *       group, unknown or expired: flood to the broadcast next hops of our own tree
+ *     -> append a record to that neighbour's pending datagram (a preallocated buffer per neighbour: the one copy we
+ *        pay); a full datagram, and every pending one at the end of the batch, is sealed in place when the
+ *        neighbour has a session, then handed to `underlay.send`; `underlay.flush()` once per batch.
+ *   underlay batch -> per datagram: header (length, magic, type, seq) -> sender must be a neighbour -> open in place
+ *       (replay window inside the session) when sealed; sealed/clear must match the neighbour's session ->
+ *       frames: per record: for us or broadcast: learn source MAC -> capturing peer, write to the bridge;
+ *                unicast for another peer: relay to its next hop, neither learned nor delivered;
+ *                broadcast: also relay along the capturing peer's tree (never back to the sender)
+ *       heartbeat: note the time, answer with an ack; ack: note the time.
+ *     -> pending datagrams flushed as above; `capture.flush()` once per batch.
+ *   heartbeat timer (every `heartbeatMs`, control-plane side): heartbeat each neighbour, decide `isEstablished`
+ *     from the times the loops noted, fire `onHealthChange` on transitions, expire MACs.
+ *
+ * A frame too big for the path (its record does not fit a datagram) is dropped; when it is unicast IPv4 with Don't
+ * Fragment, the container is told the overlay MTU with an ICMP "fragmentation needed" written to the bridge.
+ *
+ * Single-threaded: `apply` runs between batches (never inside one), so a batch always sees one snapshot.
+ */
+import type { Capture, FrameBatch } from './capture.js';
+import type { DatagramBatch, Endpoint, Underlay } from './underlay.js';
+import type { Datapath, ForwardingSnapshot, PeerHealth, PeerId } from './datapath.js';
+import { OpenResult, type DataSession } from '../crypto/data-session.js';
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import {
+  BROADCAST_PEER,
+  HEADER_BYTES,
+  HeaderDrop,
+  MIN_FRAME_BYTES,
+  MessageType,
+  RECORD_HEADER_BYTES,
+  checkHeader,
+  countRecords,
+  flagsFor,
+  isEncryptedFlags,
+  keyPhaseOf,
+  readSender,
+  readSeq,
+  writeHeader,
+  writeRecordHeader,
+} from './sleeve-format.js';
+import { LearnResult, MacTable, type MacEntry } from './mac-table.js';
+import { FRAG_NEEDED_MAX_BYTES, writeFragmentationNeeded } from './icmp.js';
+
+/** Outer IPv4 + UDP headers, which the underlay MTU counts and a datagram's payload does not. */
+const OUTER_IP_UDP_BYTES = 20 + 8;
+/** Inner Ethernet header (the overlay MTU counts the IP packet; a record carries the whole frame). */
+const ETHERNET_HEADER_BYTES = 14;
+/** IPv4's minimum MTU (RFC 791): a snapshot leaving less for frames is refused. */
+const MIN_OVERLAY_MTU_BYTES = 68;
+/** Largest IPv4 UDP datagram. */
+const MAX_UNDERLAY_MTU_BYTES = 65_535;
+/** Room for a heartbeat: header plus the largest tag a session may append. */
+const CONTROL_BUFFER_BYTES = HEADER_BYTES + 256;
+const TWO_POW_53 = 2 ** 53;
+
+/** Copies `length` bytes between buffers and returns `length` (e.g. the native addon's `copyBytes`). */
+export type CopyBytes = (source: Buffer, sourceOffset: number, target: Buffer, targetOffset: number, length: number) => number;
+
+/**
+ * Byte loop for short frames, `Buffer#copy` for the rest. `Buffer#copy` of a range makes a view per call on Node 20
+ * (one small allocation per frame); pass the native addon's `copyBytes` to avoid even that.
+ */
+export const defaultCopyBytes: CopyBytes = (source, sourceOffset, target, targetOffset, length) => {
+  if (length <= 128) {
+    for (let i = 0; i < length; i++) target[targetOffset + i] = source[sourceOffset + i]!;
+    return length;
+  }
+  return source.copy(target, targetOffset, sourceOffset, sourceOffset + length);
+};
+
+/** A snapshot the sleeve cannot carry frames with (the control plane built it wrong). */
+export class SleeveSnapshotError extends Error {
+  readonly code = 'SLEEVE_BAD_SNAPSHOT';
+  constructor(detail: string) {
+    super(`forwarding snapshot refused: ${detail}`);
+    this.name = 'SleeveSnapshotError';
+  }
+}
+
+export interface SleeveDeps {
+  capture: Capture;
+  underlay: Underlay;
+  clock: Clock;
+  log: Logger;
+  /** Copier for frame bytes into datagrams. @default defaultCopyBytes */
+  copyBytes?: CopyBytes;
+}
+
+export interface SleeveOptions {
+  /** Interval between heartbeats to each neighbour (and between health decisions). @default 1000 */
+  heartbeatMs?: number;
+  /**
+   * A neighbour is established while both its last heartbeat (its packets reach us) and its last ack of ours (ours
+   * reach it) are at most this old. @default 5000 (five heartbeats: one lost datagram does not flap the state)
+   */
+  heartbeatTimeoutMs?: number;
+  /** A MAC not seen for this long is forgotten and its frames flooded again. @default 300_000 */
+  macExpiryMs?: number;
+  /** Most MACs remembered (local and remote together). @default 8192 */
+  macTableCapacity?: number;
+}
+
+/**
+ * Counters, read at scrape time. Frames are counted per copy: a broadcast sent to two neighbours is two
+ * `frames_out`. Every drop is counted under `drop_<reason>`.
+ */
+export interface SleeveCounters {
+  /** Frames read from the bridge. */
+  frames_captured: number;
+  /** Records appended to datagrams for neighbours (captured or relayed). */
+  frames_out: number;
+  /** Records received in accepted datagrams. */
+  frames_in: number;
+  /** Frames written to the bridge. */
+  frames_delivered: number;
+  /** Records relayed to another neighbour (unicast through us, or broadcast along a tree). */
+  frames_forwarded: number;
+  datagrams_out: number;
+  datagrams_in: number;
+  /** UDP payload bytes sent. */
+  bytes_out: number;
+  /** UDP payload bytes received (accepted or not). */
+  bytes_in: number;
+  heartbeats_out: number;
+  heartbeats_in: number;
+  heartbeat_acks_out: number;
+  heartbeat_acks_in: number;
+  /** A MAC seen behind a different peer than before (a container moved, or a loop). */
+  mac_moves: number;
+  /** A new MAC not learned because the table was full. */
+  mac_table_full: number;
+  /** ICMP "fragmentation needed" replies written to the bridge. */
+  icmp_frag_needed: number;
+  /** Frames captured before the first snapshot. */
+  drop_no_snapshot: number;
+  /** Captured frames shorter than an Ethernet header. */
+  drop_runt: number;
+  /** Captured frames to a MAC on our own bridge (the bridge already delivered them). */
+  drop_local_dest: number;
+  /** Frames to a peer with no route. */
+  drop_no_route: number;
+  /** Frames too big for the path MTU to the next hop. */
+  drop_too_big: number;
+  /** Records that came back to their capturing peer or would go back to their sender. */
+  drop_loop: number;
+  /** Frames the bridge would not take. */
+  drop_capture_full: number;
+  /** Datagrams the session refused to seal (no current key). */
+  drop_seal: number;
+  /** Datagrams shorter than the header, or too short to hold a tag. */
+  drop_short: number;
+  drop_magic: number;
+  /** Reserved message type or flag bits. */
+  drop_unknown_type: number;
+  drop_bad_seq: number;
+  /** Datagrams whose sender is not a neighbour in the snapshot. */
+  drop_unknown_sender: number;
+  /** Clear datagrams from a neighbour we share a session with. */
+  drop_cleartext: number;
+  /** Sealed datagrams from a neighbour we share no session with. */
+  drop_unexpected_sealed: number;
+  /** Authentication failed. */
+  drop_decrypt: number;
+  /** Sequence number already seen or behind the replay window. */
+  drop_replay: number;
+  /** No receive key for the datagram's key phase. */
+  drop_no_key: number;
+  /** A record cut short, overrunning the body, or holding less than an Ethernet header. */
+  drop_bad_record: number;
+}
+
+function newCounters(): SleeveCounters {
+  return {
+    frames_captured: 0,
+    frames_out: 0,
+    frames_in: 0,
+    frames_delivered: 0,
+    frames_forwarded: 0,
+    datagrams_out: 0,
+    datagrams_in: 0,
+    bytes_out: 0,
+    bytes_in: 0,
+    heartbeats_out: 0,
+    heartbeats_in: 0,
+    heartbeat_acks_out: 0,
+    heartbeat_acks_in: 0,
+    mac_moves: 0,
+    mac_table_full: 0,
+    icmp_frag_needed: 0,
+    drop_no_snapshot: 0,
+    drop_runt: 0,
+    drop_local_dest: 0,
+    drop_no_route: 0,
+    drop_too_big: 0,
+    drop_loop: 0,
+    drop_capture_full: 0,
+    drop_seal: 0,
+    drop_short: 0,
+    drop_magic: 0,
+    drop_unknown_type: 0,
+    drop_bad_seq: 0,
+    drop_unknown_sender: 0,
+    drop_cleartext: 0,
+    drop_unexpected_sealed: 0,
+    drop_decrypt: 0,
+    drop_replay: 0,
+    drop_no_key: 0,
+    drop_bad_record: 0,
+  };
+}
+
+/** Per-neighbour state: the pending datagram and what the loops noted for health. Reused across snapshots. */
+class Neighbour {
+  endpoint: Endpoint;
+  session: DataSession | null;
+  /** [header | records ... | room for the tag]; reallocated only by `apply`. */
+  buffer: Buffer;
+  /** Most record bytes one datagram carries. */
+  bodyCapacityBytes: number;
+  /** The IP MTU containers must keep to for frames through this neighbour (told in ICMP replies). */
+  overlayMtuBytes: number;
+  /** Record bytes pending in `buffer`. */
+  used = 0;
+  isDirty = false;
+  /** seq of clear datagrams (receivers ignore it; a cheap sanity mark in captures). */
+  clearSeq = 0;
+  lastHeardMs = -1;
+  lastHeartbeatMs = -1;
+  lastAckMs = -1;
+  isEstablished = false;
+
+  constructor(
+    readonly peer: PeerId,
+    endpoint: Endpoint,
+    session: DataSession | null,
+    underlayMtuBytes: number,
+  ) {
+    this.endpoint = endpoint;
+    this.session = session;
+    this.buffer = Buffer.alloc(0);
+    this.bodyCapacityBytes = 0;
+    this.overlayMtuBytes = 0;
+    this.resize(underlayMtuBytes);
+  }
+
+  /** Size the datagram buffer for the path MTU and this session's tag; allocates only if the size changed. */
+  resize(underlayMtuBytes: number): void {
+    const tagBytes = this.session?.overheadBytes ?? 0;
+    const datagramBytes = underlayMtuBytes - OUTER_IP_UDP_BYTES;
+    this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
+    this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
+    if (this.buffer.length !== datagramBytes) this.buffer = Buffer.alloc(datagramBytes);
+  }
+}
+
+/** The snapshot as the loops use it: neighbours resolved to their state objects. Built by `apply`, never mutated. */
+interface View {
+  readonly localPeer: PeerId;
+  readonly neighbours: readonly Neighbour[];
+  readonly byPeer: ReadonlyMap<PeerId, Neighbour>;
+  readonly unicast: ReadonlyMap<PeerId, Neighbour>;
+  readonly broadcast: ReadonlyMap<PeerId, readonly Neighbour[]>;
+  /** Next hops of frames we capture and flood. */
+  readonly localBroadcast: readonly Neighbour[];
+}
+
+/** See the module comment for the pipeline. */
+export class Sleeve implements Datapath {
+  private readonly capture: Capture;
+  private readonly underlay: Underlay;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly copyBytes: CopyBytes;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly macs: MacTable;
+  private readonly stats = newCounters();
+  private readonly listeners: Array<(peer: PeerId, health: PeerHealth) => void> = [];
+  private readonly controlBuffer = Buffer.alloc(CONTROL_BUFFER_BYTES);
+  private readonly icmpBuffer = Buffer.alloc(FRAG_NEEDED_MAX_BYTES);
+  private view: View | null = null;
+  /** Neighbours with records pending in this batch; sized by `apply` to hold every neighbour once. */
+  private dirty: Neighbour[] = [];
+  private dirtyCount = 0;
+  private isRunning = false;
+  private isStopped = false;
+  private timer: Timer | null = null;
+
+  constructor(deps: SleeveDeps, options: SleeveOptions = {}) {
+    this.capture = deps.capture;
+    this.underlay = deps.underlay;
+    this.clock = deps.clock;
+    this.log = deps.log;
+    this.copyBytes = deps.copyBytes ?? defaultCopyBytes;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
+    this.macs = new MacTable({ expiryMs: options.macExpiryMs ?? 300_000, capacity: options.macTableCapacity ?? 8192 });
+  }
+
+  /** Start the underlay, then the capture, then heartbeats. Idempotent; after `stop()` it does nothing. */
+  async start(): Promise<void> {
+    if (this.isRunning || this.isStopped) return;
+    await this.underlay.start(this.onDatagrams);
+    await this.capture.start(this.onFrames);
+    if (this.isStopped) return; // stopped while starting
+    this.isRunning = true;
+    this.timer = this.clock.setInterval(this.onHeartbeatTimer, this.heartbeatMs);
+    const view = this.view;
+    if (view !== null) {
+      for (const n of view.neighbours) this.sendControl(view, n, MessageType.Heartbeat);
+      this.underlay.flush();
+    }
+  }
+
+  /** Stop heartbeats, the capture and the underlay. Idempotent; safe after a failed start. */
+  async stop(): Promise<void> {
+    this.isStopped = true;
+    this.isRunning = false;
+    this.timer?.cancel();
+    this.timer = null;
+    await this.capture.stop();
+    await this.underlay.stop();
+  }
+
+  /**
+   * Swap in `snapshot` whole. Neighbours kept from the last snapshot keep their health and their buffer (unless
+   * their MTU or tag size changed); MACs of peers no longer reachable are forgotten; a neighbour that leaves while
+   * established is reported as not established. New neighbours get a heartbeat at once (when running). Throws
+   * `SleeveSnapshotError` (and keeps the old snapshot) when the underlay MTU leaves no room for a 68-byte IP packet.
+   */
+  apply(snapshot: ForwardingSnapshot): void {
+    const mtu = snapshot.underlayMtuBytes;
+    const old = this.view;
+    if (!Number.isInteger(mtu) || mtu > MAX_UNDERLAY_MTU_BYTES) {
+      throw new SleeveSnapshotError(`underlay MTU ${mtu} is not an integer in [0, ${MAX_UNDERLAY_MTU_BYTES}]`);
+    }
+    for (const path of snapshot.neighbours.values()) {
+      const room = mtu - OUTER_IP_UDP_BYTES - HEADER_BYTES - (path.session?.overheadBytes ?? 0) - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
+      if (room < MIN_OVERLAY_MTU_BYTES) {
+        throw new SleeveSnapshotError(
+          `underlay MTU ${mtu} leaves ${room} bytes for IP packets to peer ${peerLabel(path.peer)}, below IPv4's minimum of 68; fix the MTU the control plane measured`,
+        );
+      }
+    }
+
+    const byPeer = new Map<PeerId, Neighbour>();
+    const fresh: Neighbour[] = [];
+    for (const path of snapshot.neighbours.values()) {
+      if (path.peer === snapshot.localPeer) continue;
+      let n = old?.byPeer.get(path.peer);
+      if (n === undefined) {
+        n = new Neighbour(path.peer, path.endpoint, path.session, mtu);
+        fresh.push(n);
+      } else {
+        if (n.session !== path.session) {
+          n.clearSeq = 0;
+          // Health seen under another session says nothing about this one.
+          n.lastHeartbeatMs = n.lastAckMs = -1;
+        }
+        n.endpoint = path.endpoint;
+        n.session = path.session;
+        n.resize(mtu);
+      }
+      byPeer.set(path.peer, n);
+    }
+    const unicast = new Map<PeerId, Neighbour>();
+    for (const [dst, via] of snapshot.unicastNextHop) {
+      const n = byPeer.get(via);
+      if (n !== undefined && dst !== snapshot.localPeer) unicast.set(dst, n);
+    }
+    const broadcast = new Map<PeerId, readonly Neighbour[]>();
+    for (const [src, hops] of snapshot.broadcastNextHops) {
+      const ns: Neighbour[] = [];
+      for (const h of hops) {
+        const n = byPeer.get(h);
+        if (n !== undefined && !ns.includes(n)) ns.push(n);
+      }
+      broadcast.set(src, ns);
+    }
+    const neighbours = [...byPeer.values()];
+    this.view = {
+      localPeer: snapshot.localPeer,
+      neighbours,
+      byPeer,
+      unicast,
+      broadcast,
+      localBroadcast: broadcast.get(snapshot.localPeer) ?? [],
+    };
+    this.dirty = new Array<Neighbour>(neighbours.length);
+    this.dirtyCount = 0;
+
+    if (old !== null) {
+      for (const peer of old.unicast.keys()) if (!unicast.has(peer)) this.macs.forgetPeer(peer);
+      if (old.localPeer !== snapshot.localPeer) this.macs.forgetPeer(old.localPeer);
+      for (const n of old.neighbours) {
+        if (byPeer.get(n.peer) !== n && n.isEstablished) {
+          n.isEstablished = false;
+          this.notify(n);
+        }
+      }
+    }
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ neighbours: neighbours.length, peers: unicast.size, mtu }, 'sleeve snapshot applied');
+    }
+    if (this.isRunning && fresh.length > 0) {
+      for (const n of fresh) this.sendControl(this.view, n, MessageType.Heartbeat);
+      this.underlay.flush();
+    }
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.stats };
+  }
+
+  peerHealth(): ReadonlyMap<PeerId, PeerHealth> {
+    const out = new Map<PeerId, PeerHealth>();
+    for (const n of this.view?.neighbours ?? []) out.set(n.peer, healthOf(n));
+    return out;
+  }
+
+  onHealthChange(listener: (peer: PeerId, health: PeerHealth) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The live MAC table (for reports and tests; allocates). */
+  macEntries(): MacEntry[] {
+    return this.macs.entries(this.clock.now());
+  }
+
+  // ---- Frames from the bridge ----
+
+  private readonly onFrames = (batch: FrameBatch): void => {
+    const s = this.stats;
+    const view = this.view;
+    const count = batch.count;
+    s.frames_captured += count;
+    if (view === null) {
+      s.drop_no_snapshot += count;
+      return;
+    }
+    const now = this.clock.now();
+    const buf = batch.buffer;
+    const local = view.localPeer;
+    for (let i = 0; i < count; i++) {
+      const off = batch.offsets[i]!;
+      const len = batch.lengths[i]!;
+      if (len < MIN_FRAME_BYTES) {
+        s.drop_runt++;
+        continue;
+      }
+      if ((buf[off + 6]! & 1) === 0) this.learn(buf.readUIntBE(off + 6, 6), local, now);
+      if ((buf[off]! & 1) !== 0) {
+        this.floodCaptured(view, buf, off, len);
+        continue;
+      }
+      const peer = this.macs.lookup(buf.readUIntBE(off, 6), now);
+      if (peer < 0) {
+        this.floodCaptured(view, buf, off, len);
+      } else if (peer === local) {
+        s.drop_local_dest++;
+      } else {
+        const n = view.unicast.get(peer);
+        if (n === undefined) {
+          s.drop_no_route++;
+        } else if (!this.append(n, local, peer, buf, off, len)) {
+          s.drop_too_big++;
+          this.replyTooBig(n, buf, off, len);
+        }
+      }
+    }
+    this.flushPending();
+  };
+
+  private floodCaptured(view: View, buf: Buffer, off: number, len: number): void {
+    const hops = view.localBroadcast;
+    let isTooBig = false;
+    for (let h = 0; h < hops.length; h++) {
+      if (!this.append(hops[h]!, view.localPeer, BROADCAST_PEER, buf, off, len)) isTooBig = true;
+    }
+    if (isTooBig) this.stats.drop_too_big++;
+  }
+
+  private replyTooBig(n: Neighbour, buf: Buffer, off: number, len: number): void {
+    const replyBytes = writeFragmentationNeeded(this.icmpBuffer, 0, buf, off, len, n.overlayMtuBytes);
+    if (replyBytes > 0 && this.capture.write(this.icmpBuffer, 0, replyBytes)) this.stats.icmp_frag_needed++;
+  }
+
+  // ---- Datagrams from neighbours ----
+
+  private readonly onDatagrams = (batch: DatagramBatch): void => {
+    const s = this.stats;
+    const view = this.view;
+    const now = this.clock.now();
+    const buf = batch.buffer;
+    const count = batch.count;
+    s.datagrams_in += count;
+    for (let i = 0; i < count; i++) {
+      const off = batch.offsets[i]!;
+      const len = batch.lengths[i]!;
+      s.bytes_in += len;
+      const type = checkHeader(buf, off, len);
+      if (type < 0) {
+        if (type === HeaderDrop.Short) s.drop_short++;
+        else if (type === HeaderDrop.Magic) s.drop_magic++;
+        else if (type === HeaderDrop.UnknownType) s.drop_unknown_type++;
+        else s.drop_bad_seq++;
+        continue;
+      }
+      const n = view === null ? undefined : view.byPeer.get(readSender(buf, off));
+      if (n === undefined) {
+        s.drop_unknown_sender++;
+        continue;
+      }
+      const flags = buf[off + 1]!;
+      let bodyLength = len - HEADER_BYTES;
+      if (isEncryptedFlags(flags)) {
+        if (n.session === null) {
+          s.drop_unexpected_sealed++;
+          continue;
+        }
+        const r = n.session.open(buf, off, off + HEADER_BYTES, bodyLength, readSeq(buf, off), keyPhaseOf(flags));
+        if (r < 0) {
+          if (r === OpenResult.BadTag) s.drop_decrypt++;
+          else if (r === OpenResult.Replay || r === OpenResult.Stale) s.drop_replay++;
+          else if (r === OpenResult.NoKey) s.drop_no_key++;
+          else s.drop_short++;
+          continue;
+        }
+        bodyLength = r;
+      } else if (n.session !== null) {
+        s.drop_cleartext++;
+        continue;
+      }
+      n.lastHeardMs = now;
+      if (type === MessageType.Frames) {
+        this.receiveFrames(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
+      } else if (type === MessageType.Heartbeat) {
+        s.heartbeats_in++;
+        n.lastHeartbeatMs = now;
+        this.sendControl(view!, n, MessageType.HeartbeatAck);
+      } else {
+        s.heartbeat_acks_in++;
+        n.lastAckMs = now;
+      }
+    }
+    if (view !== null) this.flushPending();
+    this.capture.flush();
+  };
+
+  private receiveFrames(view: View, from: Neighbour, buf: Buffer, bodyOff: number, bodyLength: number, now: number): void {
+    const s = this.stats;
+    // Validate every record first: a datagram is taken whole or not at all.
+    if (countRecords(buf, bodyOff, bodyLength) < 0) {
+      s.drop_bad_record++;
+      return;
+    }
+    const local = view.localPeer;
+    const end = bodyOff + bodyLength;
+    let p = bodyOff;
+    while (p < end) {
+      const capturing = buf.readUIntBE(p, 6);
+      const dest = buf.readUIntBE(p + 6, 6);
+      const frameLength = buf.readUInt16BE(p + 12);
+      const frame = p + RECORD_HEADER_BYTES;
+      p = frame + frameLength;
+      s.frames_in++;
+      if (capturing === local) {
+        s.drop_loop++;
+        continue;
+      }
+      if (dest === BROADCAST_PEER) {
+        const hops = view.broadcast.get(capturing);
+        if (hops !== undefined) {
+          for (let h = 0; h < hops.length; h++) {
+            const n = hops[h]!;
+            if (n === from || n.peer === capturing) continue;
+            if (this.append(n, capturing, BROADCAST_PEER, buf, frame, frameLength)) s.frames_forwarded++;
+            else s.drop_too_big++;
+          }
+        }
+        this.deliver(buf, frame, frameLength, capturing, now);
+      } else if (dest === local) {
+        this.deliver(buf, frame, frameLength, capturing, now);
+      } else {
+        const n = view.unicast.get(dest);
+        if (n === undefined) s.drop_no_route++;
+        else if (n === from) s.drop_loop++;
+        else if (this.append(n, capturing, dest, buf, frame, frameLength)) s.frames_forwarded++;
+        else s.drop_too_big++;
+      }
+    }
+  }
+
+  private deliver(buf: Buffer, off: number, len: number, capturing: PeerId, now: number): void {
+    if ((buf[off + 6]! & 1) === 0) this.learn(buf.readUIntBE(off + 6, 6), capturing, now);
+    if (this.capture.write(buf, off, len)) this.stats.frames_delivered++;
+    else this.stats.drop_capture_full++;
+  }
+
+  private learn(mac: number, peer: PeerId, now: number): void {
+    const r = this.macs.learn(mac, peer, now);
+    if (r === LearnResult.Moved) this.stats.mac_moves++;
+    else if (r === LearnResult.Full) this.stats.mac_table_full++;
+  }
+
+  // ---- Datagrams to neighbours ----
+
+  /** Append one record to `n`'s pending datagram, sending it first if full. False when the frame can never fit. */
+  private append(n: Neighbour, capturing: PeerId, dest: PeerId, buf: Buffer, off: number, len: number): boolean {
+    const recordBytes = RECORD_HEADER_BYTES + len;
+    if (recordBytes > n.bodyCapacityBytes) return false;
+    if (n.used + recordBytes > n.bodyCapacityBytes) this.sendPending(n);
+    if (!n.isDirty) {
+      n.isDirty = true;
+      this.dirty[this.dirtyCount++] = n;
+    }
+    const p = HEADER_BYTES + n.used;
+    writeRecordHeader(n.buffer, p, capturing, dest, len);
+    this.copyBytes(buf, off, n.buffer, p + RECORD_HEADER_BYTES, len);
+    n.used += recordBytes;
+    this.stats.frames_out++;
+    return true;
+  }
+
+  /** Send every pending datagram of this batch, then flush the underlay. */
+  private flushPending(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < this.dirtyCount; i++) {
+      const n = dirty[i]!;
+      if (n.used > 0) this.sendPending(n);
+      n.isDirty = false;
+    }
+    this.dirtyCount = 0;
+    this.underlay.flush();
+  }
+
+  /** Header, seal in place if `n` has a session, send. The buffer is free again on return (the underlay copies). */
+  private sendPending(n: Neighbour): void {
+    const local = this.view!.localPeer;
+    const length = this.seal(n, n.buffer, MessageType.Frames, local, n.used);
+    n.used = 0;
+    if (length < 0) return;
+    this.underlay.send(n.buffer, 0, length, n.endpoint);
+    this.stats.datagrams_out++;
+    this.stats.bytes_out += length;
+  }
+
+  /** Write the header for a body of `bodyLength` already in `buffer[16..]` and seal it. Returns the datagram length or -1. */
+  private seal(n: Neighbour, buffer: Buffer, type: MessageType, local: PeerId, bodyLength: number): number {
+    const session = n.session;
+    if (session === null) {
+      writeHeader(buffer, 0, flagsFor(type, false, 0), local, n.clearSeq);
+      n.clearSeq = n.clearSeq + 1 < TWO_POW_53 ? n.clearSeq + 1 : 0;
+      return HEADER_BYTES + bodyLength;
+    }
+    if (HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
+      this.stats.drop_seal++;
+      return -1;
+    }
+    const phase = session.sendKeyPhase;
+    const seq = session.nextSeq();
+    writeHeader(buffer, 0, flagsFor(type, true, phase), local, seq);
+    const sealed = session.seal(buffer, 0, HEADER_BYTES, bodyLength, seq);
+    if (sealed < 0) {
+      this.stats.drop_seal++;
+      return -1;
+    }
+    return HEADER_BYTES + sealed;
+  }
+
+  /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
+  private sendControl(view: View, n: Neighbour, type: MessageType): void {
+    if (!this.isRunning) return;
+    const length = this.seal(n, this.controlBuffer, type, view.localPeer, 0);
+    if (length < 0) return;
+    this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
+    this.stats.datagrams_out++;
+    this.stats.bytes_out += length;
+    if (type === MessageType.Heartbeat) this.stats.heartbeats_out++;
+    else this.stats.heartbeat_acks_out++;
+  }
+
+  // ---- Heartbeats and health (timer: control-plane side) ----
+
+  private readonly onHeartbeatTimer = (): void => {
+    const view = this.view;
+    if (view === null || !this.isRunning) return;
+    const now = this.clock.now();
+    for (const n of view.neighbours) {
+      const isEstablished =
+        n.lastAckMs >= 0 &&
+        n.lastHeartbeatMs >= 0 &&
+        now - n.lastAckMs <= this.heartbeatTimeoutMs &&
+        now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs;
+      if (isEstablished !== n.isEstablished) {
+        n.isEstablished = isEstablished;
+        this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, isEstablished ? 'sleeve established' : 'sleeve lost');
+        this.notify(n);
+      }
+      this.sendControl(view, n, MessageType.Heartbeat);
+    }
+    this.underlay.flush();
+    this.macs.expire(now);
+  };
+
+  private notify(n: Neighbour): void {
+    const health = healthOf(n);
+    for (const l of this.listeners) {
+      try {
+        l(n.peer, health);
+      } catch (err) {
+        this.log.error({ err, peer: peerLabel(n.peer) }, 'health listener threw');
+      }
+    }
+  }
+}
+
+function healthOf(n: Neighbour): PeerHealth {
+  return { isEstablished: n.isEstablished, lastHeardMs: n.lastHeardMs };
+}
+
+/** A peer id as weave prints peer names: six hex octets joined by colons. */
+function peerLabel(peer: PeerId): string {
+  const hex = peer.toString(16).padStart(12, '0');
+  return hex.replace(/(..)(?!$)/g, '$1:');
+}
