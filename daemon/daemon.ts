@@ -1,0 +1,251 @@
+/**
+ * The daemon: one validated config in, every part constructed and started in order, stopped in reverse.
+ * Reads top to bottom like a wiring diagram:
+ *
+ *   store, identity -> datapath (bridge, TAP, UDP, sleeve) -> security (password) -> mesh (WebSocket control
+ *   connections, gossip, routes) -> API server
+ *
+ * Between mesh and datapath the daemon is the only go-between: on every mesh change it builds a new forwarding
+ * snapshot and applies it whole; on every datapath health change it tells the mesh whether that neighbour's UDP path
+ * works (a connection is `established` only then).
+ */
+import type { WeftConfig } from './config.js';
+import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
+import { createApiServer, type ApiServer } from '../api/server.js';
+import { weftVersion } from '../api/version.js';
+import { Mesh } from '../gossip/mesh.js';
+import { WsTransport } from '../gossip/ws-transport.js';
+import { PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../gossip/handshake.js';
+import { PasswordSecurity } from '../crypto/password-security.js';
+import type { Logger } from '../runtime/logger.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
+import { systemRandom } from '../runtime/random.js';
+import { FileStore } from '../runtime/store.js';
+import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
+import { SnapshotBuilder } from './forwarding.js';
+import type { HostDatapath } from './host-datapath.js';
+import { peerIdToName } from '../gossip/peer-name.js';
+
+export interface DaemonDeps {
+  log: Logger;
+  clock?: Clock;
+}
+
+export class Daemon implements WeftControl {
+  readonly peerName: string;
+  readonly uid = newLaunchUid();
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly store: FileStore;
+  private security: PasswordSecurity | undefined;
+  private mesh: Mesh | undefined;
+  private datapath: HostDatapath | undefined;
+  private api: ApiServer | undefined;
+  private readonly snapshots = new SnapshotBuilder();
+  private isStopping = false;
+  private stopped: Promise<void> | undefined;
+  private readonly stopListeners: Array<() => void> = [];
+
+  constructor(
+    readonly config: WeftConfig,
+    deps: DaemonDeps,
+  ) {
+    this.log = deps.log;
+    this.clock = deps.clock ?? systemClock;
+    this.store = new FileStore(config.stateDir);
+    this.peerName = loadOrCreatePeerName(this.store);
+  }
+
+  /** Start every part in order. On failure, what started is stopped again and the error is rethrown. */
+  async start(): Promise<void> {
+    const { config, log } = this;
+    try {
+      if (config.isDatapathEnabled) {
+        // Loaded only when needed: --no-datapath runs without the native addon.
+        const { HostDatapath } = await import('./host-datapath.js');
+        this.datapath = new HostDatapath({ log: log.child({ component: 'datapath' }), clock: this.clock }, {
+          bridge: config.bridge,
+          mtuBytes: config.mtuBytes,
+          port: config.port,
+          listenAddr: config.listenAddr,
+        });
+        await this.datapath.start();
+      }
+      if (config.password !== undefined) {
+        this.security = new PasswordSecurity({ clock: this.clock }, { password: config.password, rekeyIntervalMs: config.rekeyIntervalMs });
+      }
+      this.mesh = new Mesh(
+        {
+          transport: new WsTransport(),
+          clock: this.clock,
+          random: systemRandom,
+          log: log.child({ component: 'mesh' }),
+          ...(this.security && { security: this.security }),
+        },
+        {
+          peerName: this.peerName,
+          nickname: config.nickname,
+          uid: this.uid,
+          listenAddr: joinHostPort(config.listenAddr, config.port),
+          udpPort: config.port,
+          isDiscoveryEnabled: config.isDiscoveryEnabled,
+          requireDataPathConfirm: this.datapath !== undefined,
+        },
+      );
+      this.mesh.onChange(() => this.applyForwarding());
+      this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
+      await this.mesh.start();
+      this.mesh.connect([...config.peers], false);
+      this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
+      log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
+    } catch (err) {
+      await this.shutdown();
+      throw err;
+    }
+  }
+
+  /** Resolves when the daemon has stopped (via the API's /stop, or `stop()`). */
+  whenStopped(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.stopped) void this.stopped.then(resolve);
+      else this.stopListeners.push(resolve);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = this.shutdown();
+      await this.stopped;
+      for (const l of this.stopListeners.splice(0)) l();
+    }
+    return this.stopped;
+  }
+
+  /** Stop in reverse order; every step tolerates a part that never started. */
+  private async shutdown(): Promise<void> {
+    this.isStopping = true;
+    const steps: Array<[string, () => Promise<void> | void]> = [
+      ['api', async () => this.api?.close()],
+      ['mesh', async () => this.mesh?.stop()],
+      ['security', () => this.security?.destroy()],
+      ['datapath', async () => this.datapath?.stop()],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.log.warn({ err, reason: what }, 'error while stopping');
+      }
+    }
+    this.log.info({ peer: this.peerName }, 'weft stopped');
+  }
+
+  /** Build a forwarding snapshot from the mesh's routes and neighbours and hand it to the datapath. */
+  private applyForwarding(): void {
+    if (!this.datapath || !this.mesh || this.isStopping) return;
+    const routes = this.mesh.routes();
+    const snapshot = this.snapshots.build({
+      localName: this.peerName,
+      unicast: routes.unicast,
+      broadcast: routes.broadcast,
+      neighbours: this.mesh.neighbours().map((n) => ({
+        name: n.name,
+        remoteHost: n.remoteHost,
+        udpPort: n.udpPort,
+        data: n.session?.data ?? null,
+      })),
+      trustedSubnets: this.config.trustedSubnets,
+      underlayMtuBytes: this.datapath.underlayMtuBytes,
+    });
+    this.datapath.apply(snapshot);
+  }
+
+  report(): Report {
+    const mesh = this.mesh?.status() ?? { targets: [], connections: [], peers: [] };
+    return {
+      version: weftVersion(),
+      router: {
+        protocol: `weft ${PROTOCOL_MIN_VERSION}..${PROTOCOL_MAX_VERSION}`,
+        name: this.peerName,
+        nickname: this.config.nickname,
+        uid: this.uid,
+        encryption: this.config.password !== undefined,
+        peerDiscovery: this.config.isDiscoveryEnabled,
+        trustedSubnets: [...this.config.trustedSubnets],
+        httpAddr: this.config.httpAddr,
+        listenAddr: joinHostPort(this.config.listenAddr, this.config.port),
+        targets: mesh.targets,
+        connections: mesh.connections,
+        peers: mesh.peers,
+        counters: this.mesh?.counters() ?? {},
+      },
+      datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
+      endpoints: this.datapath?.cachedEndpoints() ?? [],
+    };
+  }
+
+  connect(peers: string[], replace: boolean): void {
+    this.mesh?.connect(peers, replace);
+  }
+
+  forget(peers: string[]): void {
+    this.mesh?.forget(peers);
+  }
+
+  async attach(request: AttachRequest): Promise<EndpointReport> {
+    const datapath = this.requireDatapath();
+    const addresses = await this.resolveAddresses(request.target, request.addresses);
+    return datapath.attach({ ...request, addresses });
+  }
+
+  /**
+   * Turn an attach's address list into CIDRs: plain CIDRs pass through; `net:default`, `net:CIDR` and `ip:ADDR` are
+   * IPAM requests (refused with what to type instead while IPAM is off).
+   */
+  private async resolveAddresses(target: string, requested: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const a of requested) {
+      if (!a.startsWith('net:') && !a.startsWith('ip:')) {
+        out.push(a);
+        continue;
+      }
+      throw new IpamOffError(a, target);
+    }
+    return out;
+  }
+
+  async detach(target: string): Promise<void> {
+    await this.requireDatapath().detach(target);
+  }
+
+  async expose(cidrs: string[]): Promise<string[]> {
+    return this.requireDatapath().expose(cidrs);
+  }
+
+  async hide(cidrs: string[]): Promise<string[]> {
+    return this.requireDatapath().hide(cidrs);
+  }
+
+  private requireDatapath(): HostDatapath {
+    if (!this.datapath) throw new DatapathDisabledError();
+    return this.datapath;
+  }
+}
+
+export class DatapathDisabledError extends Error {
+  readonly code = 'ERR_NO_DATAPATH';
+  constructor() {
+    super('this router runs without a data path (--no-datapath): relaunch it without that flag to attach containers');
+  }
+}
+
+export class IpamOffError extends Error {
+  readonly code = 'ERR_IPAM_OFF';
+  constructor(request: string, target: string) {
+    super(`cannot allocate ${request} for ${target}: IPAM is off on this router; give an address instead, e.g. weft attach --netns ${target} 10.32.0.5/12`);
+  }
+}
+
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,152 @@
+/**
+ * The data path on a real host: the bridge containers attach to, a TAP on that bridge, a UDP socket for the sleeve,
+ * and the `Sleeve` that forwards between them; plus the endpoint operations (attach, detach, expose, hide) that act
+ * on the same bridge. Control-plane code: async, may be slow; the per-packet work is all inside `Sleeve`.
+ */
+import { loadNative } from '../native/addon.js';
+import { TapCapture } from '../router/tap-capture.js';
+import { NativeUdpUnderlay } from '../router/native-udp-underlay.js';
+import { Sleeve } from '../router/sleeve.js';
+import type { ForwardingSnapshot, PeerHealth, PeerId } from '../router/datapath.js';
+import { ensureBridge, attachToBridge } from '../netdev/bridge.js';
+import { ip } from '../netdev/command.js';
+import { overlayMtu, underlayMtu } from '../netdev/mtu.js';
+import { NoRouteError } from '../netdev/errors.js';
+import { attach, detach, listEndpoints } from '../netdev/endpoint.js';
+import { expose, hide } from '../netdev/expose.js';
+import type { AttachRequest, DatapathReport, EndpointReport } from '../api/control.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Clock } from '../runtime/clock.js';
+
+export interface HostDatapathOptions {
+  /** Bridge name. */
+  bridge: string;
+  /** Overlay MTU; undefined = underlay MTU minus the sleeve's overhead. */
+  mtuBytes: number | undefined;
+  /** UDP port of the sleeve. */
+  port: number;
+  /** Address the UDP socket binds. */
+  listenAddr: string;
+}
+
+/** Used when the host has no default route to read an MTU from (an isolated test host, say). */
+const FALLBACK_UNDERLAY_MTU = 1500;
+
+export class HostDatapath {
+  underlayMtuBytes = FALLBACK_UNDERLAY_MTU;
+  overlayMtuBytes = 0;
+  private capture: TapCapture | undefined;
+  private underlay: NativeUdpUnderlay | undefined;
+  private sleeve: Sleeve | undefined;
+  private endpoints: EndpointReport[] = [];
+  private readonly healthListeners: Array<(peer: PeerId, health: PeerHealth) => void> = [];
+
+  constructor(
+    private readonly deps: { log: Logger; clock: Clock },
+    private readonly options: HostDatapathOptions,
+  ) {}
+
+  get tapName(): string {
+    return `${this.options.bridge.slice(0, 11)}-tap`;
+  }
+
+  async start(): Promise<void> {
+    const { log, clock } = this.deps;
+    const native = loadNative();
+    try {
+      this.underlayMtuBytes = await underlayMtu();
+    } catch (err) {
+      if (!(err instanceof NoRouteError)) throw err;
+      log.warn({ reason: err.message }, `no default route: assuming an underlay MTU of ${FALLBACK_UNDERLAY_MTU}`);
+    }
+    this.overlayMtuBytes = this.options.mtuBytes ?? overlayMtu(this.underlayMtuBytes);
+    await ensureBridge({ name: this.options.bridge, mtuBytes: this.overlayMtuBytes });
+
+    this.capture = new TapCapture({ native, log }, { name: this.tapName });
+    this.underlay = new NativeUdpUnderlay({ native, log }, { bindAddress: this.options.listenAddr, port: this.options.port });
+    const sleeve = new Sleeve({ capture: this.capture, underlay: this.underlay, clock, log, copyBytes: native.copyBytes }, {});
+    sleeve.onHealthChange((peer, health) => {
+      for (const l of this.healthListeners) l(peer, health);
+    });
+    this.sleeve = sleeve;
+    await sleeve.start();
+    await ip(this.tapName, ['link', 'set', 'dev', this.tapName, 'mtu', String(this.overlayMtuBytes)]);
+    await attachToBridge(this.tapName, this.options.bridge);
+    await this.refreshEndpoints();
+    log.info(
+      { bridge: this.options.bridge, tap: this.tapName, port: this.underlay.localPort, mtu: this.overlayMtuBytes },
+      'data path ready',
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.sleeve?.stop();
+  }
+
+  apply(snapshot: ForwardingSnapshot): void {
+    this.sleeve?.apply(snapshot);
+  }
+
+  onHealthChange(listener: (peer: PeerId, health: PeerHealth) => void): void {
+    this.healthListeners.push(listener);
+  }
+
+  report(): DatapathReport {
+    return {
+      mode: 'sleeve',
+      bridge: this.options.bridge,
+      capture: this.tapName,
+      mtuBytes: this.overlayMtuBytes,
+      udpPort: this.underlay?.localPort ?? this.options.port,
+      counters: {
+        ...(this.sleeve?.counters() ?? {}),
+        ...prefixed('tap_', this.capture?.counters()),
+        ...prefixed('udp_', this.underlay?.counters()),
+      },
+    };
+  }
+
+  /** Endpoints as of the last attach/detach (the report is synchronous). */
+  cachedEndpoints(): EndpointReport[] {
+    return this.endpoints;
+  }
+
+  async attach(request: AttachRequest): Promise<EndpointReport> {
+    const endpoint = await attach({
+      bridge: this.options.bridge,
+      target: request.target,
+      addresses: request.addresses,
+      mtuBytes: this.overlayMtuBytes,
+      ...(request.mac !== undefined && { mac: request.mac }),
+      ...(request.ifname !== undefined && { ifname: request.ifname }),
+    });
+    await this.refreshEndpoints();
+    return endpoint;
+  }
+
+  async detach(target: string): Promise<void> {
+    await detach(target);
+    await this.refreshEndpoints();
+  }
+
+  async expose(cidrs: string[]): Promise<string[]> {
+    for (const c of cidrs) await expose(this.options.bridge, c);
+    return cidrs;
+  }
+
+  async hide(cidrs: string[]): Promise<string[]> {
+    for (const c of cidrs) await hide(this.options.bridge, c);
+    return cidrs;
+  }
+
+  private async refreshEndpoints(): Promise<void> {
+    this.endpoints = await listEndpoints(this.options.bridge);
+  }
+}
+
+function prefixed(prefix: string, counters: object | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!counters) return out;
+  for (const [k, v] of Object.entries(counters)) if (typeof v === 'number') out[prefix + k] = v;
+  return out;
+}
