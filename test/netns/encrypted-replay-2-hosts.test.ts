@@ -1,7 +1,7 @@
 /**
  * Replays and forgeries on the wire, two real hosts with a password: encrypted datagrams captured on h2's underlay
- * interface are sent to h2 again from h1's address (fixtures/udp-replay.mjs), once unchanged and once with a flipped
- * body byte; h2 drops and counts each, and the containers keep talking.
+ * interface are sent to h2 again from h1's address (fixtures/udp-replay.mjs), unchanged and with a flipped body byte;
+ * h2 drops and counts each, a forgery never marks a seq as seen, and the containers keep talking.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,10 +24,10 @@ function sumCounters(counters: Record<string, number>, re: RegExp): number {
     .filter(([k]) => re.test(k))
     .reduce((s, [, v]) => s + v, 0);
 }
-/** Replay-window refusals: a seq seen before, or one too old for the window. */
-const REPLAY_DROPS = /^drop_.*(replay|stale)/;
-/** Authentication failures: forged, corrupted, or sealed with a key we do not have. */
-const DECRYPT_DROPS = /^drop_.*(decrypt|auth|tag|forg)/;
+/** Replay-window refusals (router/sleeve.ts): a seq seen before, or one too old for the window. */
+const REPLAY_DROPS = /^drop_replay$/;
+/** Authentication failures (router/sleeve.ts): forged or corrupted. */
+const DECRYPT_DROPS = /^drop_decrypt$/;
 
 function dropSummary(counters: Record<string, number>): string {
   return Object.entries(counters)
@@ -82,10 +82,10 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
   });
 
   /** Run the replay fixture from h1's namespace at h2; resolves how many datagrams it sent. */
-  async function replay(mode: 'replay' | 'flip'): Promise<number> {
+  async function replay(mode: 'replay' | 'flip' | 'flip-ahead', file = pcapFile): Promise<number> {
     const out = await hosts.host(1).exec(
       process.execPath,
-      [replayScript, pcapFile, hosts.host(1).ip, hosts.host(2).ip, String(SLEEVE_PORT), mode, String(REPLAYS)],
+      [replayScript, file, hosts.host(1).ip, hosts.host(2).ip, String(SLEEVE_PORT), mode, String(REPLAYS)],
       { timeoutMs: 30_000 },
     );
     return (JSON.parse(out.trim()) as { sent: number }).sent;
@@ -111,7 +111,7 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
 
   it('drops each datagram with a flipped byte and counts it as a decrypt failure, without moving the replay window', async () => {
     const before = (await weft[1]!.report()).datapath.counters;
-    const sent = await replay('flip');
+    const sent = await replay('flip-ahead');
     expect(sent).toBeGreaterThanOrEqual(REPLAYS / 2);
     const base = sumCounters(before, DECRYPT_DROPS);
     const after = (await waitFor('h2 to count the forgeries', async () => {
@@ -125,5 +125,54 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     // The forgeries claimed seqs 2^32 ahead: had any moved the window, c1's real datagrams would now be stale.
     expect(await canPing(c[0]!, cip(2), 3)).toBe(true);
     expect(await canPing(c[1]!, cip(1), 3)).toBe(true);
+  });
+  it('refuses a forged copy of a datagram it never received, then still accepts the genuine one once', async () => {
+    // Withhold what h1 sends for a moment (dropped in h2's INPUT chain; tcpdump on eth0 still records it).
+    const h2 = hosts.host(2);
+    const rule = ['INPUT', '-s', hosts.host(1).ip, '-p', 'udp', '--dport', String(SLEEVE_PORT), '-j', 'DROP'];
+    const withheldFile = join(runDir, 'withheld.pcap');
+    await h2.exec('iptables', ['-w', '5', '-I', ...rule]);
+    try {
+      const capture = await startCapture(h2.ns, 'eth0', withheldFile, ['udp', 'dst', 'port', String(SLEEVE_PORT), 'and', 'src', 'host', hosts.host(1).ip]);
+      try {
+        await c[0]!.exec('ping', ['-c', '20', '-i', '0.05', '-W', '1', cip(2)], { timeoutMs: 15_000 }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        await capture.stop();
+      }
+    } finally {
+      await h2.exec('iptables', ['-w', '5', '-D', ...rule]);
+    }
+    expect(await waitFor('c1 -> c2 again', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
+
+    // Forged copies of seqs h2 never saw pass the window check and fail authentication.
+    const before = (await weft[1]!.report()).datapath.counters;
+    const forged = await replay('flip', withheldFile);
+    expect(forged).toBeGreaterThanOrEqual(10);
+    const afterForged = (await waitFor('h2 to count the forgeries', async () => {
+      const now = (await weft[1]!.report()).datapath.counters;
+      return sumCounters(now, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS) >= forged ? now : undefined;
+    }, 10_000))!;
+    expect(sumCounters(afterForged, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS)).toBe(forged);
+    expect(sumCounters(afterForged, REPLAY_DROPS) - sumCounters(before, REPLAY_DROPS)).toBe(0);
+
+    // The forgeries did not mark those seqs as seen: the genuine datagrams are accepted, once.
+    const genuine = await replay('replay', withheldFile);
+    expect(genuine).toBe(forged);
+    const afterGenuine = (await waitFor('h2 to take the genuine datagrams', async () => {
+      const now = (await weft[1]!.report()).datapath.counters;
+      return (now['datagrams_in'] ?? 0) - (afterForged['datagrams_in'] ?? 0) >= genuine ? now : undefined;
+    }, 10_000))!;
+    console.log(`withheld ${genuine}: forged copies -> drop_decrypt +${forged}; genuine: ${dropSummary(afterGenuine)}`);
+    expect(sumCounters(afterGenuine, DECRYPT_DROPS) - sumCounters(afterForged, DECRYPT_DROPS)).toBe(0);
+    expect(sumCounters(afterGenuine, REPLAY_DROPS) - sumCounters(afterForged, REPLAY_DROPS)).toBe(0);
+    expect((afterGenuine['frames_in'] ?? 0) - (afterForged['frames_in'] ?? 0)).toBeGreaterThan(0);
+
+    await replay('replay', withheldFile);
+    await waitFor('the second copies to count as replays', async () => {
+      const now = (await weft[1]!.report()).datapath.counters;
+      return sumCounters(now, REPLAY_DROPS) - sumCounters(afterGenuine, REPLAY_DROPS) === genuine;
+    }, 10_000);
+    expect(await canPing(c[0]!, cip(2), 3)).toBe(true);
   });
 });
