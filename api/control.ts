@@ -113,4 +113,10 @@ export interface WeftControl {
   hide(cidrs: string[]): Promise<string[]>;
   /** Stop the daemon (the API answers first, then the process exits). */
   stop(): Promise<void>;
+  /** `weft prime`: resolve once IPAM has a ring (consensus reached), or reject after `timeoutMs`. */
+  prime(timeoutMs: number): Promise<void>;
+  /** `weft rmpeer NAME`: take over the address space of a peer gone for good; answers how many addresses moved. */
+  rmpeer(name: string): Promise<number>;
+  /** `weft reset`: hand this router's address space to a reachable peer, wipe IPAM state, then stop the daemon. */
+  reset(): Promise<void>;
 }

@@ -42,6 +42,19 @@ export class FakeControl implements WeftControl {
     this.record('hide', [cidrs]);
     return cidrs;
   }
+  async prime(timeoutMs: number): Promise<void> {
+    this.record('prime', [timeoutMs]);
+  }
+
+  async rmpeer(name: string): Promise<number> {
+    this.record('rmpeer', [name]);
+    return 0;
+  }
+
+  async reset(): Promise<void> {
+    this.record('reset', []);
+  }
+
   async stop(): Promise<void> {
     this.record('stop', []);
   }

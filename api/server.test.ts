@@ -52,6 +52,17 @@ describe('createApiHandler', () => {
     expect(r.body).toEqual(sampleReport());
   });
 
+  it('POST /ipam/prime, /ipam/rmpeer, /ipam/reset reach the daemon; reset then stops it', async () => {
+    const control = new FakeControl();
+    expect((await inject(control, 'POST', '/ipam/prime', { timeoutSeconds: 5 })).status).toBe(200);
+    expect((await inject(control, 'POST', '/ipam/rmpeer', { name: 'aa:bb:cc:dd:ee:ff' })).body).toEqual({ addresses: 0 });
+    expect((await inject(control, 'POST', '/ipam/rmpeer', {})).status).toBe(400);
+    expect((await inject(control, 'POST', '/ipam/reset', {})).body).toEqual({ isStopping: true });
+    await new Promise((r) => setImmediate(r));
+    expect(control.calls.map((c) => c.method)).toEqual(['prime', 'rmpeer', 'reset', 'stop']);
+    expect(control.calls[0]!.args).toEqual([5000]);
+  });
+
   it('GET /metrics renders the report counters as Prometheus text', async () => {
     const control = new FakeControl();
     control.reportValue.datapath.counters = { drop_replay: 7, framesIn: 3 };
@@ -138,16 +149,13 @@ describe('createApiHandler', () => {
     expect(r.body.error.code).toBe('ERR_TOO_LARGE');
   });
 
-  it('answers 404 for an unknown route, 405 for a wrong method, 501 for IPAM routes', async () => {
+  it('answers 404 for an unknown route, 405 for a wrong method', async () => {
     const notFound = await inject(new FakeControl(), 'GET', '/nope');
     expect(notFound.status).toBe(404);
     expect(notFound.body.error.message).toContain('GET /report');
     const wrongMethod = await inject(new FakeControl(), 'GET', '/connect');
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers['allow']).toBe('POST');
-    const ipam = await inject(new FakeControl(), 'POST', '/ip/abc');
-    expect(ipam.status).toBe(501);
-    expect(ipam.body.error.code).toBe('ERR_NOT_IMPLEMENTED');
   });
 
   it("passes a typed error's code through with 400 (or its own httpStatus), and hides nothing else as 500", async () => {

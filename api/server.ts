@@ -14,7 +14,9 @@
  *   POST /expose   { cidrs: string[] }                      -> { addresses: string[] }
  *   POST /hide     { cidrs: string[] }                      -> { addresses: string[] }
  *   POST /stop                                              -> { isStopping: true }, then the daemon stops
- *   /ip, /ip/...                                            -> 501 (IPAM over HTTP comes later)
+ *   POST /ipam/prime  { timeoutSeconds? }                   -> { ok: true } once IPAM is ready
+ *   POST /ipam/rmpeer { name }                              -> { addresses: number moved }
+ *   POST /ipam/reset                                        -> { isStopping: true }, then the daemon stops
  *
  * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 404 for an
  * unknown route, 405 for a wrong method, 413 for a body over 64 KiB, 500 for anything else. The handler never throws.
@@ -117,6 +119,31 @@ export function createApiHandler(control: WeftControl, log: Logger): (req: Incom
         },
       },
     ],
+    [
+      '/ipam/prime',
+      {
+        method: 'POST',
+        run: async (b) => {
+          const seconds = b['timeoutSeconds'];
+          await control.prime(typeof seconds === 'number' && seconds > 0 ? Math.min(seconds, 3600) * 1000 : 60_000);
+          return { ok: true };
+        },
+      },
+    ],
+    ['/ipam/rmpeer', { method: 'POST', run: async (b) => ({ addresses: await control.rmpeer(requiredString(b, 'name')) }) }],
+    [
+      '/ipam/reset',
+      {
+        method: 'POST',
+        run: async () => {
+          await control.reset();
+          return { isStopping: true };
+        },
+        after: () => {
+          control.stop().catch((err: unknown) => log.error({ err }, 'stop failed'));
+        },
+      },
+    ],
     ['/expose', { method: 'POST', run: async (b) => ({ addresses: await control.expose(stringList(b, 'cidrs')) }) }],
     ['/hide', { method: 'POST', run: async (b) => ({ addresses: await control.hide(stringList(b, 'cidrs')) }) }],
     [
@@ -137,9 +164,6 @@ export function createApiHandler(control: WeftControl, log: Logger): (req: Incom
     const route = routes.get(path);
     if (route === undefined) {
       req.resume();
-      if (path === '/ip' || path.startsWith('/ip/') || path === '/ipam' || path.startsWith('/ipam/')) {
-        throw new ApiError(501, 'ERR_NOT_IMPLEMENTED', `${path} is not implemented yet: IPAM over the API comes later; attach with explicit addresses (CIDR)`);
-      }
       throw new ApiError(404, 'ERR_NOT_FOUND', `no route ${req.method} ${path}; the API has: ${routeList}`);
     }
     if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {

@@ -59,6 +59,9 @@ export interface ApiClient {
   hide(cidrs: string[]): Promise<string[]>;
   /** Ask the daemon to stop; resolves when it has acknowledged (it exits shortly after). */
   stop(): Promise<void>;
+  prime(timeoutSeconds: number): Promise<void>;
+  rmpeer(name: string): Promise<number>;
+  reset(): Promise<void>;
 }
 
 export interface ApiClientOptions {
@@ -148,6 +151,13 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
     hide: async (cidrs) => (await call<{ addresses: string[] }>('POST', '/hide', { cidrs })).addresses,
     stop: async () => {
       await call('POST', '/stop', {});
+    },
+    prime: async (timeoutSeconds) => {
+      await call('POST', '/ipam/prime', { timeoutSeconds }, (timeoutSeconds + 5) * 1000);
+    },
+    rmpeer: async (name) => (await call<{ addresses: number }>('POST', '/ipam/rmpeer', { name })).addresses,
+    reset: async () => {
+      await call('POST', '/ipam/reset', {});
     },
   };
 }

@@ -362,6 +362,35 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       for (const a of await client().hide(cidrs)) out(`${a}\n`);
     });
 
+  // ---- IPAM --------------------------------------------------------------------------------------------------------
+  program
+    .command('prime')
+    .description('wait until IPAM is ready (the peers agreed how to divide the address range)')
+    .option('--timeout <SECONDS>', 'give up after this long', '60')
+    .action(async (opts: { timeout: string }) => {
+      const seconds = Number(opts.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout ${JSON.stringify(opts.timeout)} is not a number of seconds, e.g. --timeout 60`, 'prime');
+      await client().prime(seconds);
+      out('IPAM is ready\n');
+    });
+
+  program
+    .command('rmpeer')
+    .description("take over the address space of a peer that is gone for good (run it on one router only)")
+    .argument('<NAME>', 'peer name, as weft status ipam shows it')
+    .action(async (name: string) => {
+      const moved = await client().rmpeer(name);
+      out(`${moved} addresses taken over from ${name}\n`);
+    });
+
+  program
+    .command('reset')
+    .description("hand this router's addresses to a reachable peer, wipe its IPAM state and stop it")
+    .action(async () => {
+      await client().reset();
+      out('IPAM state wiped; weft is stopping\n');
+    });
+
   // ---- ps ----------------------------------------------------------------------------------------------------------
   program
     .command('ps')

@@ -25,6 +25,8 @@ import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
 import { peerIdToName } from '../gossip/peer-name.js';
+import { Allocator, type IpamInit } from '../ipam/allocator.js';
+import { reachableFrom } from '../gossip/topology.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -41,6 +43,7 @@ export class Daemon implements WeftControl {
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
+  private ipam: Allocator | undefined;
   private readonly snapshots = new SnapshotBuilder();
   private isStopping = false;
   private stopped: Promise<void> | undefined;
@@ -92,9 +95,26 @@ export class Daemon implements WeftControl {
           requireDataPathConfirm: this.datapath !== undefined,
         },
       );
-      this.mesh.onChange(() => this.applyForwarding());
+      if (config.ipallocRange !== undefined) {
+        this.ipam = new Allocator(
+          { clock: this.clock, random: systemRandom, log: log.child({ component: 'ipam' }), store: this.store },
+          {
+            ourName: this.peerName,
+            ourNickname: config.nickname,
+            range: config.ipallocRange,
+            ...(config.ipallocDefaultSubnet !== undefined && { defaultSubnet: config.ipallocDefaultSubnet }),
+            init: ipamInit(config),
+          },
+        );
+        this.ipam.attach(this.mesh.channel('ipam', this.ipam));
+      }
+      this.mesh.onChange(() => {
+        this.applyForwarding();
+        this.ipam?.setReachablePeers(this.reachablePeers());
+      });
       this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
       await this.mesh.start();
+      this.ipam?.start();
       this.mesh.connect([...config.peers], false);
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
@@ -126,6 +146,7 @@ export class Daemon implements WeftControl {
     this.isStopping = true;
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['api', async () => this.api?.close()],
+      ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
       ['datapath', async () => this.datapath?.stop()],
@@ -181,7 +202,18 @@ export class Daemon implements WeftControl {
       },
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
       endpoints: this.datapath?.cachedEndpoints() ?? [],
+      ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
     };
+  }
+
+  private reachablePeers(): Set<string> {
+    return this.mesh ? reachableFrom(this.mesh.peers(), this.peerName) : new Set();
+  }
+
+  private ipamReport(ipam: Allocator) {
+    const nicknames = new Map<string, string>();
+    for (const [name, entry] of this.mesh?.peers() ?? []) nicknames.set(name, entry.nickname);
+    return ipam.status(this.reachablePeers(), nicknames);
   }
 
   connect(peers: string[], replace: boolean): void {
@@ -195,7 +227,13 @@ export class Daemon implements WeftControl {
   async attach(request: AttachRequest): Promise<EndpointReport> {
     const datapath = this.requireDatapath();
     const addresses = await this.resolveAddresses(request.target, request.addresses);
-    return datapath.attach({ ...request, addresses });
+    try {
+      return await datapath.attach({ ...request, addresses });
+    } catch (err) {
+      // Nothing was attached: give back what IPAM handed out for it (a claim of an explicit address included).
+      if (request.addresses.length > 0 && this.ipam) this.ipam.release(request.target);
+      throw err;
+    }
   }
 
   /**
@@ -205,17 +243,40 @@ export class Daemon implements WeftControl {
   private async resolveAddresses(target: string, requested: readonly string[]): Promise<string[]> {
     const out: string[] = [];
     for (const a of requested) {
-      if (!a.startsWith('net:') && !a.startsWith('ip:')) {
-        out.push(a);
-        continue;
+      const ipam = this.ipam;
+      if (a.startsWith('net:')) {
+        if (!ipam) throw new IpamOffError(a, target);
+        const subnet = a.slice(4);
+        out.push(await ipam.allocate(target, subnet === 'default' ? undefined : subnet));
+      } else if (a.startsWith('ip:')) {
+        if (!ipam) throw new IpamOffError(a, target);
+        out.push(await ipam.claim(target, a.slice(3)));
+      } else {
+        // An explicit CIDR: claimed in IPAM when it lies inside the range, so nobody else is given it (claim
+        // returns addresses outside the range unchanged).
+        out.push(ipam ? await ipam.claim(target, a) : a);
       }
-      throw new IpamOffError(a, target);
     }
     return out;
   }
 
+  async prime(timeoutMs: number): Promise<void> {
+    if (!this.ipam) throw new IpamOffError('prime', 'this router');
+    await this.ipam.prime(timeoutMs);
+  }
+
+  async rmpeer(name: string): Promise<number> {
+    if (!this.ipam) throw new IpamOffError(`rmpeer ${name}`, 'this router');
+    return this.ipam.rmpeer(name);
+  }
+
+  async reset(): Promise<void> {
+    await this.ipam?.reset();
+  }
+
   async detach(target: string): Promise<void> {
     await this.requireDatapath().detach(target);
+    this.ipam?.release(target);
   }
 
   async expose(cidrs: string[]): Promise<string[]> {
@@ -242,8 +303,16 @@ export class DatapathDisabledError extends Error {
 export class IpamOffError extends Error {
   readonly code = 'ERR_IPAM_OFF';
   constructor(request: string, target: string) {
-    super(`cannot allocate ${request} for ${target}: IPAM is off on this router; give an address instead, e.g. weft attach --netns ${target} 10.32.0.5/12`);
+    super(`cannot do ${request} for ${target}: IPAM is off on this router (--ipalloc-range ''); give addresses explicitly, e.g. weft attach --netns NS 10.2.1.5/24`);
   }
+}
+
+/** The config's --ipalloc-init in the allocator's terms. */
+function ipamInit(config: WeftConfig): IpamInit {
+  const init = config.ipallocInit;
+  if (init.mode === 'seed') return { mode: 'seed', peers: [...init.seeds] };
+  if (init.mode === 'observer') return { mode: 'observer' };
+  return { mode: 'consensus', quorum: init.quorum };
 }
 
 function joinHostPort(host: string, port: number): string {
