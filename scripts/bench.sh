@@ -7,7 +7,7 @@
 #   weft    `weft launch` on h3/h4, `weft attach` a container on each (10.48.3.N/24)
 #   weft-pw the same with WEFT_PASSWORD on h5/h6 (10.48.4.N/24); skipped if `weft launch --help` has no --password
 #
-# Per path and run: ping RTT at idle (50 pings, 10 ms apart), iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte
+# Per path and run: ping RTT at idle (50 pings, 10 ms apart; median and mean), iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte
 # payloads at full speed (-b 0; what the receiver got, and the loss). The weft routers' CPU% and RSS are sampled
 # from /proc during the 1-stream TCP test. Prints the median of each figure per path and the ratios weft/raw,
 # weft/vxlan, weft+pw/weft. Everything it creates (prefix wbXXXX) is removed on exit, also on failure or Ctrl-C.
@@ -121,12 +121,15 @@ for i in 1 2 3 4 5 6; do IP[$i]=$(testhosts_ip "$PREFIX" "$i"); done
 
 # measure PATH CLIENT_NS SERVER_NS SERVER_ADDR [SENDER_PID RECEIVER_PID]: every test, $runs times.
 measure() {
-  local path=$1 cns=$2 sns=$3 addr=$4 send_pid=${5:-} recv_pid=${6:-} server run s1 s2 window cpu rss
+  local path=$1 cns=$2 sns=$3 addr=$4 send_pid=${5:-} recv_pid=${6:-} server run s1 s2 window cpu rss dev
   bench_iperf_server "$sns" "$addr" || return 1
   server=$BENCH_SERVER_PID
   SERVERS+=("$server")
   bench_wait_reachable "$cns" "$addr" 30 || return 1
   window=$((seconds > 1 ? seconds - 1 : 1))
+  # The MTU the sender's packets leave with (the container's interface; eth0 for raw), to read the figures by.
+  dev=$(ip -n "$cns" route get "$addr" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
+  [ -z "$dev" ] || bench_record "$path" mtu 1 "$(ip -n "$cns" -o link show dev "$dev" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
   for ((run = 1; run <= runs; run++)); do
     echo "  $path run $run/$runs: ping, TCP x1, TCP x4, UDP 64 B" >&2
     sleep 0.5
@@ -190,7 +193,7 @@ weft_pair() {
   i=1
   for n in "$a" "$b"; do
     testhosts_container "$PREFIX" "$n" c1 >/dev/null || return 1
-    weft "$n" attach --netns "$PREFIX-h$n-c1" "10.48.$octet.$i/24" >&2 || { bench_err "weft attach on h$n failed"; return 1; }
+    weft "$n" attach --netns "$PREFIX-h$n-c1" "10.48.$octet.$i/24" >/dev/null || { bench_err "weft attach on h$n failed"; return 1; }
     i=$((i + 1))
   done
   established=""

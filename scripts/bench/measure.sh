@@ -69,16 +69,19 @@ bench_udp() {
   bench_record "$path" udp64_loss_pct "$run" "$(jq -r '.end.sum.lost_percent' "$out")"
 }
 
-# bench_ping PATH RUN NS ADDR: idle round-trip time, 50 pings 10 ms apart; records avg and mdev in ms.
+# bench_ping PATH RUN NS ADDR: idle round-trip time, 50 pings 10 ms apart; records the median and the mean (one
+# slow reply, e.g. a scheduling hiccup on a busy 2-core machine, moves the mean but not the median) and mdev, in ms.
 bench_ping() {
-  local path=$1 run=$2 ns=$3 addr=$4 out rtt
-  out=$(timeout 20 ip netns exec "$ns" ping -n -q -c 50 -i 0.01 -W 1 "$addr" 2>&1) || {
+  local path=$1 run=$2 ns=$3 addr=$4 out rtt median
+  out=$(timeout 20 ip netns exec "$ns" ping -n -c 50 -i 0.01 -W 1 "$addr" 2>&1) || {
     bench_err "ping from $ns to $addr failed: $(echo "$out" | tail -2)"
     return 1
   }
-  # rtt min/avg/max/mdev = 0.021/0.035/0.080/0.010 ms
-  rtt=$(echo "$out" | sed -n 's|^rtt [^=]*= \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\) ms$|\2 \4|p')
-  [ -n "$rtt" ] || { bench_err "cannot parse ping output: $out"; return 1; }
+  # rtt min/avg/max/mdev = 0.021/0.035/0.080/0.010 ms   (followed by ", pipe N" when replies overlap)
+  rtt=$(echo "$out" | sed -n 's|^rtt [^=]*= \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\) ms.*$|\2 \4|p')
+  median=$(echo "$out" | sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | bench_median) || median=""
+  [ -n "$rtt" ] && [ -n "$median" ] || { bench_err "cannot parse ping output: $out"; return 1; }
+  bench_record "$path" ping_median_ms "$run" "$median"
   bench_record "$path" ping_avg_ms "$run" "${rtt% *}"
   bench_record "$path" ping_mdev_ms "$run" "${rtt#* }"
 }

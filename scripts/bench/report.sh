@@ -27,13 +27,15 @@ summary=$(jq -R -s --slurpfile meta "$meta" '
 
 [ -z "$json_out" ] || printf '%s\n' "$summary" >"$json_out"
 
-# One row per metric: label, then the four paths' medians, then the three ratios ("-" where missing).
+# One row per metric: label, then the four paths' medians, then the three ratios ("-" where missing), as raw numbers
+# that awk rounds for display.
 jq -r '
-  def cell($fmt): if . == null then "-" else (. * $fmt | round / $fmt | tostring) end;
+  def cell($fmt): if . == null then "-" else tostring end;
   . as $s
   | ["TCP 1 stream, Gbit/s", "tcp1_gbps", 100], ["TCP 4 streams, Gbit/s", "tcp4_gbps", 100],
     ["UDP 64 B received, kpps", "udp64_kpps", 10], ["UDP 64 B loss, %", "udp64_loss_pct", 10],
-    ["ping RTT avg, ms", "ping_avg_ms", 1000],
+    ["ping RTT median, ms", "ping_median_ms", 1000], ["ping RTT mean, ms", "ping_avg_ms", 1000],
+    ["MTU of the sending interface", "mtu", 1],
     ["weft CPU % sender (TCP 1)", "cpu_send_pct", 1], ["weft CPU % receiver (TCP 1)", "cpu_recv_pct", 1],
     ["weft RSS MiB sender", "rss_send_mib", 1], ["weft RSS MiB receiver", "rss_recv_mib", 1]
   | . as [$name, $m, $fmt]
@@ -49,6 +51,8 @@ jq -r '
       printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "weft/raw", "weft/vxlan", "pw/weft"
       printf fmt, "----------------------------", "--------", "--------", "--------", "--------", "--------", "----------", "-------"
     }
-    { printf fmt, $1, $2, $3, $4, $5, $6, $7, $8 }'
+    # Three significant digits, whole numbers from 100 up.
+    function num(x) { return x == "-" ? x : (x + 0 >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x)) }
+    { printf fmt, $1, num($2), num($3), num($4), num($5), num($6), num($7), num($8) }'
 
 jq -r '(.skipped // {}) | to_entries[] | "skipped \(.key): \(.value)"' <<<"$summary"
