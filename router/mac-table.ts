@@ -3,7 +3,14 @@
  *
  * An open-addressed hash table (linear probing) over typed arrays of fixed capacity: a lookup, and the learning of
  * a MAC already known (the common case: every frame refreshes its source), allocate nothing and touch no objects.
+ * The data path calls `lookupAt`/`learnAt`, which read the MAC from the frame as two 32-bit words: a 48-bit number
+ * computed in one function and passed to another is boxed (a heap allocation) unless the call is inlined, so no
+ * MAC ever crosses a call as a number. `lookup`/`learn` take numbers, for tests and the control plane.
  * Time is passed in (`now`, in the caller's `Clock.now()` milliseconds); the table holds no clock.
+ *
+ * Values ("peers") are integers in [0, 2^31): the sleeve stores small peer numbers of its own, not 48-bit names,
+ * for the same reason. Peer names are 48-bit too, so the sleeve also uses this table (without expiry) to map a
+ * name read from a header to its number.
  *
  * An entry is live while `now - lastSeenMs <= expiryMs`. Expired entries are invisible to `lookup`, are reused by
  * `learn`, and are removed by `expire(now)` (the sleeve calls it from its heartbeat timer).
@@ -12,8 +19,6 @@
  * are then flooded as unknown, which is correct, only wasteful. This bounds memory against a flood of forged
  * source MACs.
  */
-import type { PeerId } from './datapath.js';
-
 /** What `learn` did. */
 export const LearnResult = {
   /** The MAC was known at this peer; its time was refreshed. */
@@ -36,7 +41,7 @@ export interface MacTableOptions {
 /** One entry, for reports and tests (allocates; not for the data path). */
 export interface MacEntry {
   mac: number;
-  peer: PeerId;
+  peer: number;
   lastSeenMs: number;
 }
 
@@ -48,11 +53,16 @@ export class MacTable {
   readonly expiryMs: number;
   /** Slots: twice the capacity (a power of two), so probe chains stay short at full load. */
   private readonly mask: number;
-  private readonly keys: Float64Array;
-  private readonly peers: Float64Array;
+  /** Upper 16 bits of the MAC, or EMPTY. */
+  private readonly keysHigh: Int32Array;
+  /** Lower 32 bits of the MAC, as a signed int32 (`| 0`). */
+  private readonly keysLow: Int32Array;
+  private readonly peers: Int32Array;
   private readonly lastSeen: Float64Array;
   /** Occupied slots, live or expired. */
   private used = 0;
+  /** Where `lookup`/`learn` put a number's bytes for the `...At` methods. */
+  private readonly scratch = Buffer.alloc(6);
 
   constructor(options: MacTableOptions = {}) {
     this.capacity = options.capacity ?? 8192;
@@ -63,8 +73,9 @@ export class MacTable {
     let slots = 2;
     while (slots < 2 * this.capacity) slots *= 2;
     this.mask = slots - 1;
-    this.keys = new Float64Array(slots).fill(EMPTY);
-    this.peers = new Float64Array(slots);
+    this.keysHigh = new Int32Array(slots).fill(EMPTY);
+    this.keysLow = new Int32Array(slots);
+    this.peers = new Int32Array(slots);
     this.lastSeen = new Float64Array(slots);
   }
 
@@ -73,28 +84,33 @@ export class MacTable {
     return this.used;
   }
 
-  /** The peer that captured frames from `mac`, or -1 when unknown or expired. */
-  lookup(mac: number, now: number): PeerId {
-    const keys = this.keys;
+  /** The peer for the MAC at `buffer[offset, offset+6)`, or -1 when unknown or expired. Allocates nothing. */
+  lookupAt(buffer: Buffer, offset: number, now: number): number {
+    const high = (buffer[offset]! << 8) | buffer[offset + 1]!;
+    const low = buffer.readInt32BE(offset + 2);
     const mask = this.mask;
-    for (let i = this.home(mac); ; i = (i + 1) & mask) {
-      const k = keys[i]!;
+    for (let i = slotOf(high, low, mask); ; i = (i + 1) & mask) {
+      const k = this.keysHigh[i]!;
       if (k === EMPTY) return -1;
-      if (k === mac) return now - this.lastSeen[i]! <= this.expiryMs ? this.peers[i]! : -1;
+      if (k === high && this.keysLow[i] === low) return now - this.lastSeen[i]! <= this.expiryMs ? this.peers[i]! : -1;
     }
   }
 
-  /** Record that `peer` captured a frame from `mac` at `now`. Allocates nothing. */
-  learn(mac: number, peer: PeerId, now: number): number {
-    const keys = this.keys;
+  /**
+   * Record that `peer` (an integer in [0, 2^31)) sent from the MAC at `buffer[offset, offset+6)` at `now`.
+   * Returns a `LearnResult`. Allocates nothing.
+   */
+  learnAt(buffer: Buffer, offset: number, peer: number, now: number): number {
+    const high = (buffer[offset]! << 8) | buffer[offset + 1]!;
+    const low = buffer.readInt32BE(offset + 2);
     const mask = this.mask;
     let reusable = -1;
-    let i = this.home(mac);
+    let i = slotOf(high, low, mask);
     for (; ; i = (i + 1) & mask) {
-      const k = keys[i]!;
+      const k = this.keysHigh[i]!;
       if (k === EMPTY) break;
       const isLive = now - this.lastSeen[i]! <= this.expiryMs;
-      if (k === mac) {
+      if (k === high && this.keysLow[i] === low) {
         const wasPeer = this.peers[i]!;
         this.peers[i] = peer;
         this.lastSeen[i] = now;
@@ -109,21 +125,34 @@ export class MacTable {
     } else {
       if (this.used >= this.capacity) {
         if (this.expire(now) === 0) return LearnResult.Full;
-        return this.learn(mac, peer, now);
+        return this.learnAt(buffer, offset, peer, now);
       }
       this.used++;
     }
-    keys[i] = mac;
+    this.keysHigh[i] = high;
+    this.keysLow[i] = low;
     this.peers[i] = peer;
     this.lastSeen[i] = now;
     return LearnResult.Added;
+  }
+
+  /** `lookupAt` for a MAC given as a number in [0, 2^48). */
+  lookup(mac: number, now: number): number {
+    this.scratch.writeUIntBE(mac, 0, 6);
+    return this.lookupAt(this.scratch, 0, now);
+  }
+
+  /** `learnAt` for a MAC given as a number in [0, 2^48). */
+  learn(mac: number, peer: number, now: number): number {
+    this.scratch.writeUIntBE(mac, 0, 6);
+    return this.learnAt(this.scratch, 0, peer, now);
   }
 
   /** Remove entries expired at `now`. Returns how many. O(slots); call from a timer, not per packet. */
   expire(now: number): number {
     let removed = 0;
     for (let i = 0; i <= this.mask; ) {
-      if (this.keys[i] !== EMPTY && now - this.lastSeen[i]! > this.expiryMs) {
+      if (this.keysHigh[i] !== EMPTY && now - this.lastSeen[i]! > this.expiryMs) {
         this.removeAt(i);
         removed++;
         continue; // removeAt may have shifted a later entry into slot i
@@ -134,10 +163,10 @@ export class MacTable {
   }
 
   /** Remove every entry of `peer` (it left the network). Returns how many. O(slots). */
-  forgetPeer(peer: PeerId): number {
+  forgetPeer(peer: number): number {
     let removed = 0;
     for (let i = 0; i <= this.mask; ) {
-      if (this.keys[i] !== EMPTY && this.peers[i] === peer) {
+      if (this.keysHigh[i] !== EMPTY && this.peers[i] === peer) {
         this.removeAt(i);
         removed++;
         continue;
@@ -151,35 +180,37 @@ export class MacTable {
   entries(now: number): MacEntry[] {
     const out: MacEntry[] = [];
     for (let i = 0; i <= this.mask; i++) {
-      if (this.keys[i] !== EMPTY && now - this.lastSeen[i]! <= this.expiryMs) {
-        out.push({ mac: this.keys[i]!, peer: this.peers[i]!, lastSeenMs: this.lastSeen[i]! });
+      if (this.keysHigh[i] !== EMPTY && now - this.lastSeen[i]! <= this.expiryMs) {
+        out.push({ mac: this.keysHigh[i]! * TWO_POW_32 + (this.keysLow[i]! >>> 0), peer: this.peers[i]!, lastSeenMs: this.lastSeen[i]! });
       }
     }
     return out;
-  }
-
-  private home(mac: number): number {
-    // Mix both words: MACs of one vendor share their high bytes, containers' often differ only in the last ones.
-    const low = mac >>> 0;
-    const high = (mac / TWO_POW_32) | 0;
-    return (Math.imul(low ^ Math.imul(high, 0x85ebca6b), 0x9e3779b1) >>> 0) & this.mask;
   }
 
   /** Backward-shift deletion: keeps every probe chain unbroken without tombstones. */
   private removeAt(slot: number): void {
     const mask = this.mask;
     let hole = slot;
-    for (let j = (hole + 1) & mask; this.keys[j] !== EMPTY; j = (j + 1) & mask) {
-      const home = this.home(this.keys[j]!);
+    for (let j = (hole + 1) & mask; this.keysHigh[j] !== EMPTY; j = (j + 1) & mask) {
+      const home = slotOf(this.keysHigh[j]!, this.keysLow[j]!, mask);
       // Move j into the hole unless its home lies cyclically in (hole, j]: then it must stay after the hole.
       const isBetween = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (isBetween) continue;
-      this.keys[hole] = this.keys[j]!;
+      this.keysHigh[hole] = this.keysHigh[j]!;
+      this.keysLow[hole] = this.keysLow[j]!;
       this.peers[hole] = this.peers[j]!;
       this.lastSeen[hole] = this.lastSeen[j]!;
       hole = j;
     }
-    this.keys[hole] = EMPTY;
+    this.keysHigh[hole] = EMPTY;
     this.used--;
   }
+}
+
+/**
+ * Home slot of a key. Mixes both words: MACs of one vendor share their high bytes, containers' often differ only in
+ * the last ones. The result is below `mask` (< 2^30), so it is a small integer even when this is not inlined.
+ */
+function slotOf(high: number, low: number, mask: number): number {
+  return Math.imul(low ^ Math.imul(high, 0x85ebca6b), 0x9e3779b1) & mask;
 }

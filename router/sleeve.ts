@@ -23,6 +23,12 @@
  * A frame too big for the path (its record does not fit a datagram) is dropped; when it is unicast IPv4 with Don't
  * Fragment, the container is told the overlay MTU with an ICMP "fragmentation needed" written to the bridge.
  *
+ * Peers inside the loops are small numbers (0, 1, 2, ... in order of first appearance in a snapshot), not 48-bit
+ * names: a 48-bit value read from a packet and handed to another function is boxed on the heap unless the call is
+ * inlined, while small integers never are. Names in headers are mapped to numbers by a typed-array table read
+ * straight from the packet (`MacTable.lookupAt`, without expiry), and written back from `idBytes`; per-number
+ * arrays replace maps keyed by name.
+ *
  * Single-threaded: `apply` runs between batches (never inside one), so a batch always sees one snapshot.
  */
 import type { Capture, FrameBatch } from './capture.js';
@@ -38,15 +44,13 @@ import {
   MIN_FRAME_BYTES,
   MessageType,
   RECORD_HEADER_BYTES,
+  SLEEVE_MAGIC,
   checkHeader,
   countRecords,
   flagsFor,
   isEncryptedFlags,
   keyPhaseOf,
-  readSender,
   readSeq,
-  writeHeader,
-  writeRecordHeader,
 } from './sleeve-format.js';
 import { LearnResult, MacTable, type MacEntry } from './mac-table.js';
 import { FRAG_NEEDED_MAX_BYTES, writeFragmentationNeeded } from './icmp.js';
@@ -59,8 +63,11 @@ const ETHERNET_HEADER_BYTES = 14;
 const MIN_OVERLAY_MTU_BYTES = 68;
 /** Largest IPv4 UDP datagram. */
 const MAX_UNDERLAY_MTU_BYTES = 65_535;
+/** Most distinct peers the sleeve numbers over its life (Weave networks have hundreds at most). */
+const MAX_PEER_NUMBERS = 4096;
 /** Room for a heartbeat: header plus the largest tag a session may append. */
 const CONTROL_BUFFER_BYTES = HEADER_BYTES + 256;
+const TWO_POW_32 = 0x1_0000_0000;
 const TWO_POW_53 = 2 ** 53;
 
 /** Copies `length` bytes between buffers and returns `length` (e.g. the native addon's `copyBytes`). */
@@ -177,6 +184,8 @@ export interface SleeveCounters {
   drop_no_key: number;
   /** A record cut short, overrunning the body, or holding less than an Ethernet header. */
   drop_bad_record: number;
+  /** Records whose capturing peer is not in the snapshot (nowhere to learn its MACs to, no tree to relay on). */
+  drop_unknown_peer: number;
 }
 
 function newCounters(): SleeveCounters {
@@ -216,6 +225,7 @@ function newCounters(): SleeveCounters {
     drop_replay: 0,
     drop_no_key: 0,
     drop_bad_record: 0,
+    drop_unknown_peer: 0,
   };
 }
 
@@ -241,6 +251,8 @@ class Neighbour {
 
   constructor(
     readonly peer: PeerId,
+    /** The sleeve's small number for `peer`. */
+    readonly number: number,
     endpoint: Endpoint,
     session: DataSession | null,
     underlayMtuBytes: number,
@@ -263,13 +275,21 @@ class Neighbour {
   }
 }
 
-/** The snapshot as the loops use it: neighbours resolved to their state objects. Built by `apply`, never mutated. */
+/**
+ * The snapshot as the loops use it: peers as numbers, neighbours resolved to their state objects. Built by `apply`,
+ * never mutated. The per-number arrays cover every number handed out when it was built (null: no such relation).
+ */
 interface View {
   readonly localPeer: PeerId;
+  readonly localNumber: number;
   readonly neighbours: readonly Neighbour[];
   readonly byPeer: ReadonlyMap<PeerId, Neighbour>;
-  readonly unicast: ReadonlyMap<PeerId, Neighbour>;
-  readonly broadcast: ReadonlyMap<PeerId, readonly Neighbour[]>;
+  /** Neighbour by its number. */
+  readonly neighbourByNumber: ReadonlyArray<Neighbour | null>;
+  /** Unicast next hop by destination peer number. */
+  readonly unicastByNumber: ReadonlyArray<Neighbour | null>;
+  /** Broadcast next hops by capturing peer number; null for a peer the snapshot does not know. */
+  readonly broadcastByNumber: ReadonlyArray<readonly Neighbour[] | null>;
   /** Next hops of frames we capture and flood. */
   readonly localBroadcast: readonly Neighbour[];
 }
@@ -283,7 +303,14 @@ export class Sleeve implements Datapath {
   private readonly copyBytes: CopyBytes;
   private readonly heartbeatMs: number;
   private readonly heartbeatTimeoutMs: number;
+  /** MAC -> peer number. */
   private readonly macs: MacTable;
+  /** Peer name (read from a packet) -> peer number; never expires, only grows (in `apply`). */
+  private readonly peerNumbers = new MacTable({ capacity: MAX_PEER_NUMBERS, expiryMs: Infinity });
+  /** Peer number -> name. */
+  private readonly peerIds: PeerId[] = [];
+  /** Peer number n's name as 6 bytes at `n * 6`, for writing record headers without a 48-bit number. */
+  private readonly idBytes = Buffer.alloc(MAX_PEER_NUMBERS * 6);
   private readonly stats = newCounters();
   private readonly listeners: Array<(peer: PeerId, health: PeerHealth) => void> = [];
   private readonly controlBuffer = Buffer.alloc(CONTROL_BUFFER_BYTES);
@@ -352,14 +379,18 @@ export class Sleeve implements Datapath {
         );
       }
     }
+    const local = snapshot.localPeer;
+    const localNumber = this.numberOf(local);
+    if (localNumber < 0) throw new SleeveSnapshotError(`local peer ${peerLabel(local)} is not a valid 48-bit name`);
 
     const byPeer = new Map<PeerId, Neighbour>();
     const fresh: Neighbour[] = [];
     for (const path of snapshot.neighbours.values()) {
-      if (path.peer === snapshot.localPeer) continue;
+      const number = this.numberOf(path.peer);
+      if (path.peer === local || number < 0) continue;
       let n = old?.byPeer.get(path.peer);
       if (n === undefined) {
-        n = new Neighbour(path.peer, path.endpoint, path.session, mtu);
+        n = new Neighbour(path.peer, number, path.endpoint, path.session, mtu);
         fresh.push(n);
       } else {
         if (n.session !== path.session) {
@@ -373,35 +404,49 @@ export class Sleeve implements Datapath {
       }
       byPeer.set(path.peer, n);
     }
-    const unicast = new Map<PeerId, Neighbour>();
+    const unicast = new Map<number, Neighbour>();
     for (const [dst, via] of snapshot.unicastNextHop) {
       const n = byPeer.get(via);
-      if (n !== undefined && dst !== snapshot.localPeer) unicast.set(dst, n);
+      const number = this.numberOf(dst);
+      if (n !== undefined && dst !== local && number >= 0) unicast.set(number, n);
     }
-    const broadcast = new Map<PeerId, readonly Neighbour[]>();
+    const broadcast = new Map<number, Neighbour[]>();
     for (const [src, hops] of snapshot.broadcastNextHops) {
+      const number = this.numberOf(src);
+      if (number < 0) continue;
       const ns: Neighbour[] = [];
       for (const h of hops) {
         const n = byPeer.get(h);
         if (n !== undefined && !ns.includes(n)) ns.push(n);
       }
-      broadcast.set(src, ns);
+      broadcast.set(number, ns);
     }
+    const count = this.peerIds.length;
+    const neighbourByNumber = new Array<Neighbour | null>(count).fill(null);
+    const unicastByNumber = new Array<Neighbour | null>(count).fill(null);
+    const broadcastByNumber = new Array<readonly Neighbour[] | null>(count).fill(null);
+    for (const n of byPeer.values()) neighbourByNumber[n.number] = n;
+    for (const [number, n] of unicast) unicastByNumber[number] = n;
+    for (const [number, ns] of broadcast) broadcastByNumber[number] = ns;
     const neighbours = [...byPeer.values()];
     this.view = {
-      localPeer: snapshot.localPeer,
+      localPeer: local,
+      localNumber,
       neighbours,
       byPeer,
-      unicast,
-      broadcast,
-      localBroadcast: broadcast.get(snapshot.localPeer) ?? [],
+      neighbourByNumber,
+      unicastByNumber,
+      broadcastByNumber,
+      localBroadcast: broadcast.get(localNumber) ?? [],
     };
     this.dirty = new Array<Neighbour>(neighbours.length);
     this.dirtyCount = 0;
 
     if (old !== null) {
-      for (const peer of old.unicast.keys()) if (!unicast.has(peer)) this.macs.forgetPeer(peer);
-      if (old.localPeer !== snapshot.localPeer) this.macs.forgetPeer(old.localPeer);
+      for (let number = 0; number < old.unicastByNumber.length; number++) {
+        if (old.unicastByNumber[number] !== null && !unicast.has(number)) this.macs.forgetPeer(number);
+      }
+      if (old.localNumber !== localNumber) this.macs.forgetPeer(old.localNumber);
       for (const n of old.neighbours) {
         if (byPeer.get(n.peer) !== n && n.isEstablished) {
           n.isEstablished = false;
@@ -432,9 +477,24 @@ export class Sleeve implements Datapath {
     this.listeners.push(listener);
   }
 
-  /** The live MAC table (for reports and tests; allocates). */
+  /** The live MAC table with peer names (for reports and tests; allocates). */
   macEntries(): MacEntry[] {
-    return this.macs.entries(this.clock.now());
+    return this.macs.entries(this.clock.now()).map((e) => ({ ...e, peer: this.peerIds[e.peer]! }));
+  }
+
+  /** The number of peer `id`, handing out the next one on first sight; -1 when out of numbers or not a name. */
+  private numberOf(id: PeerId): number {
+    if (!Number.isInteger(id) || id <= BROADCAST_PEER || id >= 2 ** 48) return -1;
+    const known = this.peerNumbers.lookup(id, 0);
+    if (known >= 0) return known;
+    const number = this.peerIds.length;
+    if (number >= MAX_PEER_NUMBERS || this.peerNumbers.learn(id, number, 0) !== LearnResult.Added) {
+      this.log.warn({ peer: peerLabel(id) }, `more than ${MAX_PEER_NUMBERS} peers seen: frames to and from this one are dropped`);
+      return -1;
+    }
+    this.peerIds.push(id);
+    this.idBytes.writeUIntBE(id, number * 6, 6);
+    return number;
   }
 
   // ---- Frames from the bridge ----
@@ -450,7 +510,7 @@ export class Sleeve implements Datapath {
     }
     const now = this.clock.now();
     const buf = batch.buffer;
-    const local = view.localPeer;
+    const local = view.localNumber;
     for (let i = 0; i < count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
@@ -458,21 +518,21 @@ export class Sleeve implements Datapath {
         s.drop_runt++;
         continue;
       }
-      if ((buf[off + 6]! & 1) === 0) this.learn(buf.readUIntBE(off + 6, 6), local, now);
+      if ((buf[off + 6]! & 1) === 0) this.learn(buf, off + 6, local, now);
       if ((buf[off]! & 1) !== 0) {
         this.floodCaptured(view, buf, off, len);
         continue;
       }
-      const peer = this.macs.lookup(buf.readUIntBE(off, 6), now);
+      const peer = this.macs.lookupAt(buf, off, now);
       if (peer < 0) {
         this.floodCaptured(view, buf, off, len);
       } else if (peer === local) {
         s.drop_local_dest++;
       } else {
-        const n = view.unicast.get(peer);
-        if (n === undefined) {
+        const n = view.unicastByNumber[peer];
+        if (!n) {
           s.drop_no_route++;
-        } else if (!this.append(n, local, peer, buf, off, len)) {
+        } else if (!this.appendCaptured(n, local, peer, buf, off, len)) {
           s.drop_too_big++;
           this.replyTooBig(n, buf, off, len);
         }
@@ -485,7 +545,7 @@ export class Sleeve implements Datapath {
     const hops = view.localBroadcast;
     let isTooBig = false;
     for (let h = 0; h < hops.length; h++) {
-      if (!this.append(hops[h]!, view.localPeer, BROADCAST_PEER, buf, off, len)) isTooBig = true;
+      if (!this.appendCaptured(hops[h]!, view.localNumber, -1, buf, off, len)) isTooBig = true;
     }
     if (isTooBig) this.stats.drop_too_big++;
   }
@@ -516,8 +576,9 @@ export class Sleeve implements Datapath {
         else s.drop_bad_seq++;
         continue;
       }
-      const n = view === null ? undefined : view.byPeer.get(readSender(buf, off));
-      if (n === undefined) {
+      const sender = this.peerNumbers.lookupAt(buf, off + 2, 0);
+      const n = view === null || sender < 0 ? null : view.neighbourByNumber[sender];
+      if (!n) {
         s.drop_unknown_sender++;
         continue;
       }
@@ -564,71 +625,104 @@ export class Sleeve implements Datapath {
       s.drop_bad_record++;
       return;
     }
-    const local = view.localPeer;
+    const names = this.peerNumbers;
+    const local = view.localNumber;
     const end = bodyOff + bodyLength;
     let p = bodyOff;
     while (p < end) {
-      const capturing = buf.readUIntBE(p, 6);
-      const dest = buf.readUIntBE(p + 6, 6);
+      const record = p;
       const frameLength = buf.readUInt16BE(p + 12);
       const frame = p + RECORD_HEADER_BYTES;
       p = frame + frameLength;
       s.frames_in++;
+      const capturing = names.lookupAt(buf, record, 0);
+      if (capturing < 0) {
+        s.drop_unknown_peer++;
+        continue;
+      }
       if (capturing === local) {
         s.drop_loop++;
         continue;
       }
-      if (dest === BROADCAST_PEER) {
-        const hops = view.broadcast.get(capturing);
-        if (hops !== undefined) {
+      if (buf.readUInt16BE(record + 6) === 0 && buf.readUInt32BE(record + 8) === 0) {
+        // Broadcast (destination BROADCAST_PEER): pass it on along the capturing peer's tree, and deliver.
+        const hops = view.broadcastByNumber[capturing];
+        if (hops) {
           for (let h = 0; h < hops.length; h++) {
             const n = hops[h]!;
-            if (n === from || n.peer === capturing) continue;
-            if (this.append(n, capturing, BROADCAST_PEER, buf, frame, frameLength)) s.frames_forwarded++;
+            if (n === from || n.number === capturing) continue;
+            if (this.appendRelayed(n, buf, record, frameLength)) s.frames_forwarded++;
             else s.drop_too_big++;
           }
         }
         this.deliver(buf, frame, frameLength, capturing, now);
-      } else if (dest === local) {
-        this.deliver(buf, frame, frameLength, capturing, now);
-      } else {
-        const n = view.unicast.get(dest);
-        if (n === undefined) s.drop_no_route++;
-        else if (n === from) s.drop_loop++;
-        else if (this.append(n, capturing, dest, buf, frame, frameLength)) s.frames_forwarded++;
-        else s.drop_too_big++;
+        continue;
       }
+      const dest = names.lookupAt(buf, record + 6, 0);
+      if (dest === local) {
+        this.deliver(buf, frame, frameLength, capturing, now);
+        continue;
+      }
+      const n = dest < 0 ? null : view.unicastByNumber[dest];
+      if (!n) s.drop_no_route++;
+      else if (n === from) s.drop_loop++;
+      else if (this.appendRelayed(n, buf, record, frameLength)) s.frames_forwarded++;
+      else s.drop_too_big++;
     }
   }
 
-  private deliver(buf: Buffer, off: number, len: number, capturing: PeerId, now: number): void {
-    if ((buf[off + 6]! & 1) === 0) this.learn(buf.readUIntBE(off + 6, 6), capturing, now);
+  private deliver(buf: Buffer, off: number, len: number, capturing: number, now: number): void {
+    if ((buf[off + 6]! & 1) === 0) this.learn(buf, off + 6, capturing, now);
     if (this.capture.write(buf, off, len)) this.stats.frames_delivered++;
     else this.stats.drop_capture_full++;
   }
 
-  private learn(mac: number, peer: PeerId, now: number): void {
-    const r = this.macs.learn(mac, peer, now);
+  private learn(buf: Buffer, macOffset: number, peer: number, now: number): void {
+    const r = this.macs.learnAt(buf, macOffset, peer, now);
     if (r === LearnResult.Moved) this.stats.mac_moves++;
     else if (r === LearnResult.Full) this.stats.mac_table_full++;
   }
 
   // ---- Datagrams to neighbours ----
 
-  /** Append one record to `n`'s pending datagram, sending it first if full. False when the frame can never fit. */
-  private append(n: Neighbour, capturing: PeerId, dest: PeerId, buf: Buffer, off: number, len: number): boolean {
-    const recordBytes = RECORD_HEADER_BYTES + len;
-    if (recordBytes > n.bodyCapacityBytes) return false;
+  /**
+   * Make room for a record of `recordBytes` in `n`'s pending datagram (sending it first if full) and return where
+   * the record goes, or -1 when it can never fit the path MTU.
+   */
+  private reserve(n: Neighbour, recordBytes: number): number {
+    if (recordBytes > n.bodyCapacityBytes) return -1;
     if (n.used + recordBytes > n.bodyCapacityBytes) this.sendPending(n);
     if (!n.isDirty) {
       n.isDirty = true;
       this.dirty[this.dirtyCount++] = n;
     }
-    const p = HEADER_BYTES + n.used;
-    writeRecordHeader(n.buffer, p, capturing, dest, len);
-    this.copyBytes(buf, off, n.buffer, p + RECORD_HEADER_BYTES, len);
+    const at = HEADER_BYTES + n.used;
     n.used += recordBytes;
     this.stats.frames_out++;
+    return at;
+  }
+
+  /** Append a frame we captured, for peer number `dest` (-1: broadcast). False when too big for the path. */
+  private appendCaptured(n: Neighbour, local: number, dest: number, buf: Buffer, off: number, len: number): boolean {
+    const at = this.reserve(n, RECORD_HEADER_BYTES + len);
+    if (at < 0) return false;
+    const out = n.buffer;
+    const ids = this.idBytes;
+    for (let k = 0; k < 6; k++) {
+      out[at + k] = ids[local * 6 + k]!;
+      out[at + 6 + k] = dest < 0 ? 0 : ids[dest * 6 + k]!;
+    }
+    out.writeUInt16BE(len, at + 12);
+    this.copyBytes(buf, off, out, at + RECORD_HEADER_BYTES, len);
+    return true;
+  }
+
+  /** Append a received record (header and frame) unchanged. False when too big for the path. */
+  private appendRelayed(n: Neighbour, buf: Buffer, record: number, frameLength: number): boolean {
+    const recordBytes = RECORD_HEADER_BYTES + frameLength;
+    const at = this.reserve(n, recordBytes);
+    if (at < 0) return false;
+    this.copyBytes(buf, record, n.buffer, at, recordBytes);
     return true;
   }
 
@@ -646,8 +740,7 @@ export class Sleeve implements Datapath {
 
   /** Header, seal in place if `n` has a session, send. The buffer is free again on return (the underlay copies). */
   private sendPending(n: Neighbour): void {
-    const local = this.view!.localPeer;
-    const length = this.seal(n, n.buffer, MessageType.Frames, local, n.used);
+    const length = this.seal(n, n.buffer, MessageType.Frames, n.used);
     n.used = 0;
     if (length < 0) return;
     this.underlay.send(n.buffer, 0, length, n.endpoint);
@@ -655,21 +748,33 @@ export class Sleeve implements Datapath {
     this.stats.bytes_out += length;
   }
 
-  /** Write the header for a body of `bodyLength` already in `buffer[16..]` and seal it. Returns the datagram length or -1. */
-  private seal(n: Neighbour, buffer: Buffer, type: MessageType, local: PeerId, bodyLength: number): number {
+  /**
+   * Write the header for a body of `bodyLength` already at `buffer[16..]` and seal it when `n` has a session.
+   * Returns the datagram's length, or -1 (counted) when it could not be sealed.
+   */
+  private seal(n: Neighbour, buffer: Buffer, type: MessageType, bodyLength: number): number {
     const session = n.session;
+    const local = this.view!.localNumber;
+    let seq: number;
+    let flags: number;
     if (session === null) {
-      writeHeader(buffer, 0, flagsFor(type, false, 0), local, n.clearSeq);
-      n.clearSeq = n.clearSeq + 1 < TWO_POW_53 ? n.clearSeq + 1 : 0;
-      return HEADER_BYTES + bodyLength;
+      seq = n.clearSeq;
+      n.clearSeq = seq + 1 < TWO_POW_53 ? seq + 1 : 0;
+      flags = flagsFor(type, false, 0);
+    } else {
+      if (HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
+        this.stats.drop_seal++;
+        return -1;
+      }
+      flags = flagsFor(type, true, session.sendKeyPhase);
+      seq = session.nextSeq();
     }
-    if (HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
-      this.stats.drop_seal++;
-      return -1;
-    }
-    const phase = session.sendKeyPhase;
-    const seq = session.nextSeq();
-    writeHeader(buffer, 0, flagsFor(type, true, phase), local, seq);
+    buffer[0] = SLEEVE_MAGIC;
+    buffer[1] = flags;
+    for (let k = 0; k < 6; k++) buffer[2 + k] = this.idBytes[local * 6 + k]!;
+    buffer.writeUInt32BE(Math.floor(seq / TWO_POW_32), 8);
+    buffer.writeUInt32BE(seq >>> 0, 12);
+    if (session === null) return HEADER_BYTES + bodyLength;
     const sealed = session.seal(buffer, 0, HEADER_BYTES, bodyLength, seq);
     if (sealed < 0) {
       this.stats.drop_seal++;
@@ -681,7 +786,8 @@ export class Sleeve implements Datapath {
   /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
   private sendControl(view: View, n: Neighbour, type: MessageType): void {
     if (!this.isRunning) return;
-    const length = this.seal(n, this.controlBuffer, type, view.localPeer, 0);
+    void view;
+    const length = this.seal(n, this.controlBuffer, type, 0);
     if (length < 0) return;
     this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
     this.stats.datagrams_out++;

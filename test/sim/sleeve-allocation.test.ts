@@ -1,0 +1,142 @@
+/**
+ * Allocation check, not a test of speed: pushes 1e6 frames from one Sleeve to another through the in-memory capture
+ * and underlay and prints GC scavenges per million frames (a `gc` PerformanceObserver), for clear and sealed paths
+ * and for each byte copier. Prints wall time for orientation only; asserts nothing about either.
+ *
+ *   WEFT_BENCH=1 npx vitest run test/sim/sleeve-allocation.test.ts
+ *
+ * The fakes allocate nothing per frame or datagram (slot rings, byte-loop copies), so what is counted is the
+ * sleeve's own garbage (plus the FakeClock's one timer object per delivered batch).
+ */
+import { describe, expect, it } from 'vitest';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import sodium from 'sodium-native';
+import { FakeClock } from '../../runtime/clock.js';
+import { silentLogger } from '../../runtime/logger.js';
+import { MemoryCapture } from '../../router/memory-capture.js';
+import { MemoryUdpNetwork, MemoryUnderlay } from '../../router/memory-underlay.js';
+import { Sleeve, defaultCopyBytes, type CopyBytes } from '../../router/sleeve.js';
+import type { ForwardingSnapshot, PeerId } from '../../router/datapath.js';
+import type { DataSession } from '../../crypto/data-session.js';
+import { AeadDataSession } from '../../crypto/aead-data-session.js';
+import { isNativeAddonBuilt, loadNative } from '../../native/addon.js';
+
+const FRAMES = 1_000_000;
+const BATCH = 64;
+// Realistic 48-bit peer names (above 2^31: a number that size crossing a call would be boxed).
+const PEER_A = 0x7a3b_0122_c49e;
+const PEER_B = 0xd2f1_5a00_0b17;
+
+async function countScavenges(run: () => void): Promise<number> {
+  let scavenges = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  run();
+  await new Promise((r) => setTimeout(r, 50));
+  obs.disconnect();
+  return scavenges;
+}
+
+function sessionPair(): [DataSession, DataSession] {
+  const k1 = Buffer.alloc(32);
+  const k2 = Buffer.alloc(32);
+  sodium.randombytes_buf(k1);
+  sodium.randombytes_buf(k2);
+  const a = new AeadDataSession({ isInitiator: true });
+  const b = new AeadDataSession({ isInitiator: false });
+  a.installSendKey(0, k1);
+  a.switchSendKey(0);
+  b.installReceiveKey(0, k1);
+  b.installSendKey(0, k2);
+  b.switchSendKey(0);
+  a.installReceiveKey(0, k2);
+  return [a, b];
+}
+
+/** Two sleeves, A (peer 1) capturing, B (peer 2) delivering; `push(n)` sends n frames and lets them arrive. */
+async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes) {
+  const clock = new FakeClock();
+  const network = new MemoryUdpNetwork({ clock }, { copyBytes });
+  const capA = new MemoryCapture({ clock }, { isRecording: false, queueSlots: BATCH * 2 });
+  const capB = new MemoryCapture({ clock }, { isRecording: false });
+  const udpA = new MemoryUnderlay({ network }, { address: '10.0.0.1', queueSlots: 1024 });
+  const udpB = new MemoryUnderlay({ network }, { address: '10.0.0.2', queueSlots: 1024 });
+  const a = new Sleeve({ capture: capA, underlay: udpA, clock, log: silentLogger, copyBytes });
+  const b = new Sleeve({ capture: capB, underlay: udpB, clock, log: silentLogger, copyBytes });
+  const [sa, sb] = isSealed ? sessionPair() : [null, null];
+  const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }, session: DataSession | null): ForwardingSnapshot => ({
+    localPeer: self,
+    neighbours: new Map([[other, { peer: other, endpoint, session }]]),
+    unicastNextHop: new Map([[other, other]]),
+    broadcastNextHops: new Map([
+      [self, [other]],
+      [other, []],
+    ]),
+    underlayMtuBytes: 1500,
+  });
+  a.apply(snap(PEER_A, PEER_B, udpB.endpoint(), sa));
+  b.apply(snap(PEER_B, PEER_A, udpA.endpoint(), sb));
+  await a.start();
+  await b.start();
+
+  // Teach A that the destination MAC is behind B (one broadcast from B), so the run is unicast.
+  const dst = 0x0200_0000_0201;
+  const src = 0x0200_0000_0101;
+  const learn = Buffer.alloc(60);
+  learn.writeUIntBE(0xffff_ffff_ffff, 0, 6);
+  learn.writeUIntBE(dst, 6, 6);
+  capB.inject(learn);
+  clock.advance(1);
+
+  const f = Buffer.alloc(frameBytes);
+  f.writeUIntBE(dst, 0, 6);
+  f.writeUIntBE(src, 6, 6);
+  f.writeUInt16BE(0x0800, 12);
+  const push = (n: number) => {
+    for (let sent = 0; sent < n; ) {
+      const k = Math.min(BATCH, n - sent);
+      for (let i = 0; i < k; i++) capA.injectFrom(f, 0, f.length);
+      capA.deliver();
+      clock.advance(0);
+      sent += k;
+    }
+  };
+  return { a, b, capB, push, stop: async () => (await a.stop(), await b.stop()) };
+}
+
+const copiers: Array<[string, CopyBytes]> = [['default copy', defaultCopyBytes]];
+if (isNativeAddonBuilt()) copiers.push(['native copyBytes', loadNative().copyBytes]);
+
+describe.runIf(process.env.WEFT_BENCH)('Sleeve allocation check (prints, asserts only delivery)', () => {
+  for (const [copyName, copyBytes] of copiers) {
+    for (const isSealed of [false, true]) {
+      for (const frameBytes of [64, 1400]) {
+        it(`${FRAMES} x ${frameBytes}-byte frames A -> B, ${isSealed ? 'sealed (AEAD)' : 'clear'}, ${copyName}`, async () => {
+          const p = await pair(frameBytes, isSealed, copyBytes);
+          p.push(50_000); // warm up the JIT
+          const deliveredBefore = p.capB.writtenCount;
+          let ms = 0;
+          const scavenges = await countScavenges(() => {
+            const t0 = performance.now();
+            p.push(FRAMES);
+            ms = performance.now() - t0;
+          });
+          expect(p.capB.writtenCount - deliveredBefore).toBe(FRAMES);
+          const c = p.a.counters();
+          console.log(
+            `sleeve ${isSealed ? 'sealed' : 'clear '} ${String(frameBytes).padStart(4)} B, ${copyName}: ` +
+              `${(scavenges / (FRAMES / 1e6)).toFixed(1)} scavenges per million frames, ` +
+              `${(c['frames_out']! / c['datagrams_out']!).toFixed(1)} frames/datagram, ` +
+              `${((FRAMES / ms) * 1000).toFixed(0)} frames/s through both sleeves (orientation only)`,
+          );
+          await p.stop();
+        }, 300_000);
+      }
+    }
+  }
+});
