@@ -72,6 +72,11 @@ export BENCH_RUN_DIR BENCH_RESULTS BENCH_SECONDS
 declare -a SERVERS=()   # iperf3 server PIDs
 declare -A SKIPPED=()   # path -> why
 started_at=$(date +%s)
+# Everything here shares two cores: other work running now (tests, builds) shows up as noise in every figure.
+load_at_start=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load_at_start" 'BEGIN { exit !(l >= 1) }'; then
+  echo "bench: warning: load average is $load_at_start before starting; figures will be noisy (see: uptime, top)" >&2
+fi
 
 # weft on host N: the compiled CLI inside the host namespace, state in the run dir. Extra env as leading VAR=VALUE.
 weft() {
@@ -205,6 +210,9 @@ weft_pair() {
   [ -n "$established" ] || { bench_err "h$a and h$b did not establish a connection in 30 s: $out"; return 1; }
   echo "  $(grep established <<<"$out" | head -1)" >&2
   measure "$path" "$PREFIX-h$a-c1" "$PREFIX-h$b-c1" "10.48.$octet.2" "$(weft_pid "$a")" "$(weft_pid "$b")" || return 1
+  # The routers' datapath counters (drops by reason, frames, datagrams) after all runs, for the JSON summary.
+  weft "$a" report 2>/dev/null | jq '.datapath.counters // {}' >"$BENCH_RUN_DIR/counters-$path-sender.json" || true
+  weft "$b" report 2>/dev/null | jq '.datapath.counters // {}' >"$BENCH_RUN_DIR/counters-$path-receiver.json" || true
   weft_down "$a"
   weft_down "$b"
 }
@@ -240,11 +248,20 @@ skipped_json=$(for k in "${!SKIPPED[@]}"; do printf '%s\t%s\n' "$k" "${SKIPPED[$
   jq -R -s '[split("\n")[] | select(length > 0) | split("\t") | {key: .[0], value: .[1]}] | from_entries')
 jq -n --arg command "npm run bench${ORIGINAL_ARGS:+ -- $ORIGINAL_ARGS}" --argjson runs "$runs" \
   --argjson seconds "$seconds" --arg nproc "$(nproc)" --arg kernel "$(uname -sr)" --arg date "$(date -u +%FT%TZ)" \
+  --arg load "$load_at_start" --arg load_end "$(cut -d' ' -f1 /proc/loadavg)" \
   --arg cpu "$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)" \
   --arg node "$(node -v)" --arg iperf3 "$(iperf3 --version | head -1)" --argjson skipped "$skipped_json" \
   '{command: $command, runs: $runs, seconds_per_test: $seconds, skipped: $skipped,
-    machine: {nproc: ($nproc | tonumber), cpu: $cpu, kernel: $kernel, node: $node, iperf3: $iperf3, date: $date}}' \
+    machine: {nproc: ($nproc | tonumber), cpu: $cpu, kernel: $kernel, node: $node, iperf3: $iperf3, date: $date,
+      loadavg_1min_at_start: ($load | tonumber), loadavg_1min_at_end: ($load_end | tonumber)}}' \
   >"$BENCH_RUN_DIR/meta.json"
+for f in "$BENCH_RUN_DIR"/counters-*.json; do
+  [ -s "$f" ] || continue
+  name=${f##*/counters-} name=${name%.json}
+  jq --arg path "${name%-*}" --arg side "${name##*-}" --slurpfile c "$f" \
+    '.weft_datapath_counters[$path][$side] = $c[0]' "$BENCH_RUN_DIR/meta.json" >"$BENCH_RUN_DIR/meta.next" &&
+    mv "$BENCH_RUN_DIR/meta.next" "$BENCH_RUN_DIR/meta.json"
+done
 bash scripts/bench/report.sh "$BENCH_RESULTS" "$BENCH_RUN_DIR/meta.json" "$json_out"
 [ -z "$json_out" ] || echo "summary written to $json_out" >&2
 if [ -n "$failed" ]; then
