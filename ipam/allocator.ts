@@ -157,7 +157,9 @@ export class Allocator implements Gossiper {
   private readonly readyWaiters = new Set<ReadyWaiter>();
   private readonly pending = new Map<number, PendingRequest>();
   private nextRequestId: number;
-  private readonly spaceSearches = new Map<string, Promise<void>>();
+  private readonly spaceSearches = new Map<string, { seq: number; promise: Promise<void> }>();
+  /** Orders allocations and space searches: a search that began before an allocation did is stale for it. */
+  private seq = 0;
   private proposeTimer: Timer | undefined;
   private readonly warned = new Set<string>();
   /** Bumped on every change to the ring: lets a space search tell whether a round taught it anything. */
@@ -249,6 +251,7 @@ export class Allocator implements Gossiper {
     const s = this.parseSubnet(subnet);
     const usable = rangeIntersect(usableRange(s), cidrRange(this.cidr));
     const what = `allocate in ${formatCidr(s)} for ${ident}`;
+    const callSeq = ++this.seq;
     await this.whenReady(what, this.readyTimeoutMs);
     for (let attempt = 0; attempt < 10_000; attempt++) {
       this.checkUsable(what);
@@ -261,7 +264,7 @@ export class Allocator implements Gossiper {
         this.persist();
         return `${formatAddress(addr)}/${s.prefix}`;
       }
-      await this.findSpace(s, usable);
+      await this.findSpace(s, usable, callSeq);
     }
     throw new Error(`IPAM: allocation for ${ident} did not settle`);
   }
@@ -587,14 +590,27 @@ export class Allocator implements Gossiper {
    * donation arrived (the caller retries its allocation); rejects with `IpamExhaustedError` when nobody reachable
    * has any.
    */
-  private findSpace(s: Cidr, usable: AddressRange): Promise<void> {
+  private async findSpace(s: Cidr, usable: AddressRange, callSeq: number): Promise<void> {
     const key = formatCidr(s);
-    let search = this.spaceSearches.get(key);
-    if (!search) {
-      search = this.searchSpace(s, usable).finally(() => this.spaceSearches.delete(key));
-      this.spaceSearches.set(key, search);
+    const current = this.spaceSearches.get(key);
+    if (current) {
+      try {
+        return await current.promise;
+      } catch (err) {
+        // A search that began before this allocation asked peers before it existed; their answers may be stale (a
+        // peer may have released addresses since), so a "none anywhere" from it does not count for us.
+        if (!(err instanceof IpamExhaustedError) || current.seq > callSeq) throw err;
+      }
     }
-    return search;
+    const again = this.spaceSearches.get(key);
+    if (again && again.seq > callSeq) return again.promise;
+    const search = { seq: ++this.seq, promise: this.searchSpace(s, usable) };
+    this.spaceSearches.set(key, search);
+    try {
+      return await search.promise;
+    } finally {
+      if (this.spaceSearches.get(key) === search) this.spaceSearches.delete(key);
+    }
   }
 
   private async searchSpace(s: Cidr, usable: AddressRange): Promise<void> {
@@ -682,6 +698,8 @@ export class Allocator implements Gossiper {
     }
     if (!gift) {
       this.count('space_refused');
+      // Our hints may say we have space we do not: correct them, so the requester's next round skips us.
+      if (this.isFreeHintStale && this.refreshFreeHints()) this.persist();
       return reply('none');
     }
     this.space.give(gift);
