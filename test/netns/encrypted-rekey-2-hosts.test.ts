@@ -16,6 +16,11 @@ const cip = (i: number) => `10.49.1.${i}`;
 const REKEY_INTERVAL_MS = 3_000;
 const IPERF_SECONDS = 15;
 
+/** Data-path drops a broken key switch would cause (router/sleeve.ts counter names). */
+function cryptoDrops(counters: Record<string, number>): number {
+  return (counters['drop_no_key'] ?? 0) + (counters['drop_decrypt'] ?? 0) + (counters['drop_replay'] ?? 0);
+}
+
 interface IperfResult {
   error?: string;
   end?: { sum_sent?: { bytes: number; retransmits?: number }; sum_received?: { bytes: number } };
@@ -62,16 +67,17 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
   }
 
   it('keeps a TCP transfer going across rekeys, on one connection', async () => {
-    const server = c[1]!.spawn('iperf3', ['-s', '-1', '-p', '5201']);
-    let serverOut = '';
-    server.stdout?.on('data', (d) => (serverOut += String(d)));
-    await waitFor('iperf3 server to listen', () => serverOut.includes('Server listening'), 10_000, 100);
+    c[1]!.spawn('iperf3', ['-s', '-1', '-p', '5201'], { stdio: 'ignore' });
+    // Its "Server listening" line sits in a pipe buffer; the socket table tells sooner.
+    await waitFor('iperf3 server to listen', async () => (await c[1]!.exec('ss', ['-Hltn', 'sport = :5201'])).includes('5201'), 10_000, 100);
 
     const before = await connectionToH2();
+    const dropsBefore = await Promise.all(weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
     const out = await c[0]!.exec('iperf3', ['-c', cip(2), '-p', '5201', '-t', String(IPERF_SECONDS), '-J'], {
       timeoutMs: (IPERF_SECONDS + 30) * 1000,
     });
     const during = await connectionToH2();
+    const dropsAfter = await Promise.all(weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
     const result = JSON.parse(out) as IperfResult;
     const sent = result.end?.sum_sent?.bytes ?? 0;
     const received = result.end?.sum_received?.bytes ?? 0;
@@ -84,6 +90,8 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
     expect(received).toBeGreaterThan(0);
     // Keys changed while the transfer ran, and the session was not replaced (a new one starts again at 0 rekeys).
     expect(during.rekeyCount ?? 0).toBeGreaterThan(before.rekeyCount ?? 0);
+    // Each side installs its new receive key before the other can use it: no datagram finds its key missing.
+    expect(dropsAfter, 'drop_no_key + drop_decrypt + drop_replay on h1, h2').toEqual(dropsBefore);
 
     // At least three rekeys on this connection. Each rekey keeps the previous receive key for its overlap period
     // before the next may start, so this may need a little longer than the transfer itself.

@@ -105,6 +105,7 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
     for (const [a, b] of [[1, 3], [3, 1], [2, 3], [3, 2]] as const) {
       expect(pcap.includes(ipPairBytes(cip(a), cip(b))), `inner IP header c${a} -> c${b}`).toBe(false);
     }
+    expect(d12.filter(isEncryptedDatagram), 'sealed datagrams between trusting h1 and h2').toHaveLength(0);
     expect(d13.filter(isEncryptedDatagram).length).toBeGreaterThan(0);
     expect(d23.filter(isEncryptedDatagram).length).toBeGreaterThan(0);
   });
