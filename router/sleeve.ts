@@ -344,7 +344,7 @@ export class Sleeve implements Datapath {
     this.timer = this.clock.setInterval(this.onHeartbeatTimer, this.heartbeatMs);
     const view = this.view;
     if (view !== null) {
-      for (const n of view.neighbours) this.sendControl(view, n, MessageType.Heartbeat);
+      for (const n of view.neighbours) this.sendControl(n, MessageType.Heartbeat);
       this.underlay.flush();
     }
   }
@@ -458,7 +458,7 @@ export class Sleeve implements Datapath {
       this.log.debug({ neighbours: neighbours.length, peers: unicast.size, mtu }, 'sleeve snapshot applied');
     }
     if (this.isRunning && fresh.length > 0) {
-      for (const n of fresh) this.sendControl(this.view, n, MessageType.Heartbeat);
+      for (const n of fresh) this.sendControl(n, MessageType.Heartbeat);
       this.underlay.flush();
     }
   }
@@ -608,7 +608,7 @@ export class Sleeve implements Datapath {
       } else if (type === MessageType.Heartbeat) {
         s.heartbeats_in++;
         n.lastHeartbeatMs = now;
-        this.sendControl(view!, n, MessageType.HeartbeatAck);
+        this.sendControl(n, MessageType.HeartbeatAck);
       } else {
         s.heartbeat_acks_in++;
         n.lastAckMs = now;
@@ -784,9 +784,8 @@ export class Sleeve implements Datapath {
   }
 
   /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
-  private sendControl(view: View, n: Neighbour, type: MessageType): void {
+  private sendControl(n: Neighbour, type: MessageType): void {
     if (!this.isRunning) return;
-    void view;
     const length = this.seal(n, this.controlBuffer, type, 0);
     if (length < 0) return;
     this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
@@ -813,7 +812,7 @@ export class Sleeve implements Datapath {
         this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, isEstablished ? 'sleeve established' : 'sleeve lost');
         this.notify(n);
       }
-      this.sendControl(view, n, MessageType.Heartbeat);
+      this.sendControl(n, MessageType.Heartbeat);
     }
     this.underlay.flush();
     this.macs.expire(now);

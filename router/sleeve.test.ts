@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../runtime/clock.js';
+import { silentLogger } from '../runtime/logger.js';
+import { MemoryCapture } from './memory-capture.js';
+import { MemoryUdpNetwork, MemoryUnderlay } from './memory-underlay.js';
+import { Sleeve, SleeveSnapshotError } from './sleeve.js';
+import type { ForwardingSnapshot, PeerId } from './datapath.js';
+import { MessageType, encodeDatagram } from './sleeve-format.js';
+
+const A = 0x0a00_0000_0001;
+const B = 0x0a00_0000_0002;
+
+function frame(dst: number, src: number): Buffer {
+  const f = Buffer.alloc(60);
+  f.writeUIntBE(dst, 0, 6);
+  f.writeUIntBE(src, 6, 6);
+  return f;
+}
+
+async function twoSleeves() {
+  const clock = new FakeClock();
+  const network = new MemoryUdpNetwork({ clock });
+  const make = (address: string) => {
+    const capture = new MemoryCapture({ clock });
+    const underlay = new MemoryUnderlay({ network }, { address });
+    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger });
+    return { capture, underlay, sleeve, endpoint: underlay.endpoint() };
+  };
+  const a = make('10.0.0.1');
+  const b = make('10.0.0.2');
+  const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }, withOther = true): ForwardingSnapshot => ({
+    localPeer: self,
+    neighbours: withOther ? new Map([[other, { peer: other, endpoint, session: null }]]) : new Map(),
+    unicastNextHop: withOther ? new Map([[other, other]]) : new Map(),
+    broadcastNextHops: new Map([
+      [self, withOther ? [other] : []],
+      [other, []],
+    ]),
+    underlayMtuBytes: 1500,
+  });
+  return { clock, network, a, b, snap };
+}
+
+describe('Sleeve', () => {
+  it('counts frames captured before the first snapshot as drop_no_snapshot; stop is idempotent', async () => {
+    const { clock, a } = await twoSleeves();
+    await a.sleeve.start();
+    a.capture.inject(frame(0xffff_ffff_ffff, 0x02_0000_0000_01));
+    clock.advance(1);
+    expect(a.sleeve.counters()['drop_no_snapshot']).toBe(1);
+    await a.sleeve.stop();
+    await a.sleeve.stop();
+    await new Sleeve({ capture: a.capture, underlay: a.underlay, clock, log: silentLogger }).stop();
+  });
+
+  it('refuses a snapshot whose MTU leaves no room for IP, and keeps the previous one', async () => {
+    const { a, b, snap } = await twoSleeves();
+    a.sleeve.apply(snap(A, B, b.endpoint));
+    expect(() => a.sleeve.apply({ ...snap(A, B, b.endpoint), underlayMtuBytes: 120 })).toThrow(SleeveSnapshotError);
+    expect(a.sleeve.peerHealth().has(B)).toBe(true);
+  });
+
+  it('moves a MAC from local to remote when its frames arrive from another peer, and counts the move', async () => {
+    const { clock, a, b, snap } = await twoSleeves();
+    a.sleeve.apply(snap(A, B, b.endpoint));
+    b.sleeve.apply(snap(B, A, a.endpoint));
+    await a.sleeve.start();
+    await b.sleeve.start();
+    const roaming = 0x02_0000_0000_77;
+    a.capture.inject(frame(0xffff_ffff_ffff, roaming)); // the container starts on A
+    clock.advance(5);
+    expect(a.sleeve.macEntries().find((e) => e.mac === roaming)?.peer).toBe(A);
+    b.capture.inject(frame(0xffff_ffff_ffff, roaming)); // ... and moves to B
+    clock.advance(5);
+    expect(a.sleeve.macEntries().find((e) => e.mac === roaming)?.peer).toBe(B);
+    expect(a.sleeve.counters()['mac_moves']).toBe(1);
+    await a.sleeve.stop();
+    await b.sleeve.stop();
+  });
+
+  it('reports an established neighbour that leaves the snapshot as not established', async () => {
+    const { clock, a, b, snap } = await twoSleeves();
+    a.sleeve.apply(snap(A, B, b.endpoint));
+    b.sleeve.apply(snap(B, A, a.endpoint));
+    const events: Array<[PeerId, boolean]> = [];
+    a.sleeve.onHealthChange((peer, h) => events.push([peer, h.isEstablished]));
+    await a.sleeve.start();
+    await b.sleeve.start();
+    clock.advance(2000); // A's first heartbeat went out before B listened; its second is acked
+    expect(events).toEqual([[B, true]]);
+    a.sleeve.apply(snap(A, B, b.endpoint, false));
+    expect(events).toEqual([
+      [B, true],
+      [B, false],
+    ]);
+    expect(a.sleeve.peerHealth().size).toBe(0);
+    await a.sleeve.stop();
+    await b.sleeve.stop();
+  });
+
+  it('drops a record whose capturing peer is not in the snapshot as drop_unknown_peer', async () => {
+    const { clock, network, a, b, snap } = await twoSleeves();
+    a.sleeve.apply(snap(A, B, b.endpoint));
+    await a.sleeve.start();
+    const spoof = new MemoryUnderlay({ network }, { address: '10.0.0.9' });
+    await spoof.start(() => undefined);
+    const d = encodeDatagram({
+      type: MessageType.Frames,
+      isEncrypted: false,
+      keyPhase: 0,
+      sender: B,
+      seq: 0,
+      records: [{ capturingPeer: 0x0a00_0000_0099, destinationPeer: A, frame: frame(1, 2) }],
+      body: Buffer.alloc(0),
+    });
+    spoof.send(d, 0, d.length, a.endpoint);
+    clock.advance(1);
+    expect(a.sleeve.counters()['drop_unknown_peer']).toBe(1);
+    expect(a.capture.written).toHaveLength(0);
+    await a.sleeve.stop();
+  });
+});
