@@ -30,7 +30,6 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import type { Store } from '../runtime/store.js';
-import type { IpamReport } from '../api/control.js';
 import {
   type Address,
   type AddressRange,
@@ -65,6 +64,17 @@ import {
 import { decodeMessage, encodeMessage, type SpaceReply, type SpaceRequest } from './message.js';
 import { Ring } from './ring.js';
 import { Space } from './space.js';
+
+/**
+ * `weft status ipam`, the same shape as `IpamReport` in api/control.ts (declared here because ipam/ must not import
+ * api/; the daemon passes it through as an `IpamReport`, and the compiler checks the two stay alike there).
+ */
+export interface IpamStatus {
+  status: 'ready' | 'awaiting consensus' | 'idle' | 'off';
+  range: string;
+  defaultSubnet: string;
+  peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
+}
 
 /** How the ring comes to exist when no state is stored (Weave's --ipalloc-init). */
 export type IpamInit =
@@ -424,8 +434,8 @@ export class Allocator implements Gossiper {
   }
 
   /** `weft status ipam`: how the range is split (`share` is a fraction of the range, 0..1). */
-  status(reachablePeers: Set<string>, nicknames: Map<string, string>): IpamReport {
-    let status: IpamReport['status'];
+  status(reachablePeers: Set<string>, nicknames: Map<string, string>): IpamStatus {
+    let status: IpamStatus['status'];
     if (!this.ring.isEmpty) status = 'ready';
     else status = this.readyWaiters.size > 0 || this.proposeTimer !== undefined ? 'awaiting consensus' : 'idle';
     const total = rangeSize(cidrRange(this.cidr));
