@@ -73,10 +73,13 @@ weft 1 launch --nickname h1
 weft 2 launch --nickname h2 "${IP[1]}"
 weft 3 launch --nickname h3 "${IP[2]}"
 
-say "Attaching a container on each host (10.40.1.N/24)"
+say "Attaching a container on each host; IPAM picks the addresses (from 10.32.0.0/12, no two alike)"
+declare -a CIP
 for i in 1 2 3; do
   bash scripts/testhosts.sh container "$PREFIX" "$i" c1 >/dev/null
-  weft "$i" attach --netns "$PREFIX-h$i-c1" "10.40.1.$i/24"
+  addr=$(weft "$i" attach --netns "$PREFIX-h$i-c1")
+  CIP[$i]=${addr%%/*}
+  echo "  c$i on h$i: $addr"
 done
 
 printf '\nwaiting for connections to be established'
@@ -95,6 +98,8 @@ say "weft status peers (on h2)"
 weft 2 status peers
 say "weft ps (on h1)"
 weft 1 ps
+say "weft status ipam (on h2)"
+weft 2 status ipam
 
 say "Every container pings every other (c1 -> c3 goes through h2)"
 fail=0
@@ -103,7 +108,7 @@ for i in 1 2 3; do
     [ "$i" = "$j" ] && continue
     ok=""
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-      if out=$(ip netns exec "$PREFIX-h$i-c1" ping -c 3 -i 0.2 -W 1 "10.40.1.$j" 2>&1); then ok=1; break; fi
+      if out=$(ip netns exec "$PREFIX-h$i-c1" ping -c 3 -i 0.2 -W 1 "${CIP[$j]}" 2>&1); then ok=1; break; fi
       sleep 0.5
     done
     if [ -n "$ok" ]; then
@@ -117,7 +122,7 @@ done
 if [ "$mode" = keep ]; then
   say "Kept running. Try:"
   echo "  ip netns exec $PREFIX-h1 env WEFT_STATE_DIR=$RUN/h1 node dist/cli/main.js status"
-  echo "  ip netns exec $PREFIX-h1-c1 ping 10.40.1.3"
+  echo "  ip netns exec $PREFIX-h1-c1 ping ${CIP[3]}"
   echo "  npm run demo -- --down"
 fi
 [ $fail = 0 ] && say "All containers reach each other." || { say "Some pings failed (see above)."; exit 1; }

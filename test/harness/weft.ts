@@ -31,6 +31,8 @@ export interface WeftHost {
   kill(): void;
   /** `weft stop` if it runs, then remove the state dir. */
   cleanup(): Promise<void>;
+  /** The last `lines` lines of the daemon's log (for failure reports). */
+  logTail(lines?: number): string;
 }
 
 export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, string> = {}): WeftHost {
@@ -58,6 +60,13 @@ export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, 
         } catch {
           /* already gone */
         }
+      }
+    },
+    logTail(lines = 60) {
+      try {
+        return readFileSync(join(stateDir, 'weft.log'), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      } catch {
+        return '(no log)';
       }
     },
     async cleanup() {
@@ -108,4 +117,10 @@ export async function canPing(from: NamespaceHandle, toIp: string, count = 1): P
   } catch {
     return false;
   }
+}
+
+/** Print each router's log tail when the current test failed: call from `afterEach`. */
+export function dumpLogsOnFailure(ctx: { task: { name: string; result?: { state?: string } } }, weft: readonly WeftHost[]): void {
+  if (ctx.task.result?.state !== 'fail') return;
+  for (const w of weft) console.error(`--- h${w.host.index} weft.log (test "${ctx.task.name}" failed) ---\n${w.logTail()}`);
 }
