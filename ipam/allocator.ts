@@ -866,10 +866,20 @@ export class Allocator implements Gossiper {
       this.applyInit();
       return;
     }
-    if (state.ring) this.ring = Ring.decode(Buffer.from(state.ring, 'base64'));
-    if (state.consensus && this.ring.isEmpty) {
+    let table: Consensus | null = null;
+    try {
+      if (state.ring) this.ring = Ring.decode(Buffer.from(state.ring, 'base64'));
+      if (state.consensus) table = Consensus.decodeAt(Buffer.from(state.consensus, 'base64'), 0, this.majority).table;
+      for (const h of state.held) {
+        if (!Array.isArray(h) || !Number.isInteger(h[0]) || !Number.isInteger(h[1]) || typeof h[2] !== 'string') throw new Error('bad holding');
+      }
+    } catch (err) {
+      this.ring = new Ring(this.cidr);
+      throw new DecodeError(`IPAM state in the Store is corrupt (${(err as Error).message}); run 'weft reset' to drop it`);
+    }
+    if (table && this.ring.isEmpty) {
       this.consensus = new Consensus(this.ourName, this.majority);
-      this.consensus.merge(Consensus.decodeAt(Buffer.from(state.consensus, 'base64'), 0, this.majority).table);
+      this.consensus.merge(table);
       this.consensus.join();
     } else if (this.ring.isEmpty) {
       this.applyInit();
