@@ -158,7 +158,7 @@ describe('IPAM consensus and seeding (simulation)', () => {
     const claimed = a!.alloc.claim('web', '10.40.0.9');
     await advance(w.clock, 100, 2);
     expect(await claimed).toBe('10.40.0.9/12');
-    expect(a!.alloc.claim('web', '10.40.0.9')).resolves.toBe('10.40.0.9/12');
+    await expect(a!.alloc.claim('web', '10.40.0.9')).resolves.toBe('10.40.0.9/12');
     const refused = b!.alloc.claim('db', '10.40.0.9').catch((e: unknown) => e);
     await advance(w.clock, 100, 2);
     const err = (await refused) as IpamConflictError;
@@ -167,6 +167,26 @@ describe('IPAM consensus and seeding (simulation)', () => {
     expect(err.message).toContain(a!.name);
     // Outside the range: not IPAM's business, returned as given.
     expect(await a!.alloc.claim('ext', '192.168.1.5/24')).toBe('192.168.1.5/24');
+  });
+
+  it('in a partition, fails fast when only unreachable peers own the subnet, naming them, and succeeds after healing', async () => {
+    const w = makeWorld();
+    cleanup.push(() => w.fabric.close());
+    const names = ['ab:00:00:00:00:01', 'ab:00:00:00:00:02'];
+    const [a, b] = names.map((n) => w.start(n, { mode: 'seed', peers: names }));
+    w.fabric.partition([[a!.name], [b!.name]]);
+    w.updateReachability();
+    // 10.33.0.0/24 lies in a's half of the range.
+    const refused = b!.alloc.allocate('c1', '10.33.0.0/24').catch((e: unknown) => e);
+    await advance(w.clock, 10, 1);
+    const err = (await refused) as Error & { code: string };
+    expect(err.code).toBe('ERR_IPAM_EXHAUSTED');
+    expect(err.message).toContain(`unreachable peers own part of it: ${a!.name}`);
+    w.fabric.heal();
+    w.updateReachability();
+    const granted = b!.alloc.allocate('c1', '10.33.0.0/24');
+    await advance(w.clock, 50, 1);
+    expect(await granted).toBe('10.33.0.128/24'); // the upper half of a's usable .1-.254
   });
 
   it('rmpeer takes over a dead peer once, refuses live peers and second takers, and the dead peer stays removed', async () => {
