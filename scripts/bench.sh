@@ -131,6 +131,8 @@ measure() {
   server=$BENCH_SERVER_PID
   SERVERS+=("$server")
   bench_wait_reachable "$cns" "$addr" 30 || return 1
+  # Warm-up, not recorded: the first seconds of a fresh weft are slower (V8 compiles its hot loop, buffers grow).
+  BENCH_SECONDS=1 bench_iperf "$cns" "$addr" "$BENCH_RUN_DIR/warmup.json" || return 1
   window=$((seconds > 1 ? seconds - 1 : 1))
   # The MTU the sender's packets leave with (the container's interface; eth0 for raw), to read the figures by.
   dev=$(ip -n "$cns" route get "$addr" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)

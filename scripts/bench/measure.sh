@@ -67,6 +67,7 @@ bench_udp() {
   bench_record "$path" udp64_kpps "$run" \
     "$(jq -r '.end.sum | ((.packets - .lost_packets) / .seconds / 1e3)' "$out")"
   bench_record "$path" udp64_loss_pct "$run" "$(jq -r '.end.sum.lost_percent' "$out")"
+  bench_record "$path" udp64_sent_kpps "$run" "$(jq -r '.end.sum | (.packets / .seconds / 1e3)' "$out")"
 }
 
 # bench_ping PATH RUN NS ADDR: idle round-trip time, 50 pings 10 ms apart; records the median and the mean (one

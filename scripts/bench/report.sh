@@ -33,7 +33,7 @@ jq -r '
   def cell($fmt): if . == null then "-" else tostring end;
   . as $s
   | ["TCP 1 stream, Gbit/s", "tcp1_gbps", 100], ["TCP 4 streams, Gbit/s", "tcp4_gbps", 100],
-    ["UDP 64 B received, kpps", "udp64_kpps", 10], ["UDP 64 B loss, %", "udp64_loss_pct", 10],
+    ["UDP 64 B sent, kpps", "udp64_sent_kpps", 10], ["UDP 64 B received, kpps", "udp64_kpps", 10], ["UDP 64 B loss, %", "udp64_loss_pct", 10],
     ["ping RTT median, ms", "ping_median_ms", 1000], ["ping RTT mean, ms", "ping_avg_ms", 1000],
     ["MTU of the sending interface", "mtu", 1],
     ["weft CPU % sender (TCP 1)", "cpu_send_pct", 1], ["weft CPU % receiver (TCP 1)", "cpu_recv_pct", 1],
