@@ -137,7 +137,8 @@ describe('resolveConfig', () => {
   it('parses the three --ipalloc-init modes', () => {
     expect(resolve(['--ipalloc-init', 'consensus=3']).ipallocInit).toEqual({ mode: 'consensus', quorum: 3 });
     expect(resolve(['--ipalloc-init', 'consensus', 'a', 'b']).ipallocInit).toEqual({ mode: 'consensus', quorum: 3 });
-    expect(resolve(['--ipalloc-init', 'seed=00:00:00:00:00:01,h2']).ipallocInit).toEqual({ mode: 'seed', seeds: ['00:00:00:00:00:01', 'h2'] });
+    expect(resolve(['--ipalloc-init', 'seed=00:00:00:00:00:01,7A:3B:01:22:C4:9E']).ipallocInit).toEqual({ mode: 'seed', seeds: ['00:00:00:00:00:01', '7a:3b:01:22:c4:9e'] });
+    expect(configError(() => resolve(['--ipalloc-init', 'seed=host2'])).message).toContain('peer names');
     expect(resolve(['--ipalloc-init', 'observer']).ipallocInit).toEqual({ mode: 'observer' });
     expect(configError(() => resolve(['--ipalloc-init', 'consensus=0'])).message).toContain('quorum');
     expect(configError(() => resolve(['--ipalloc-init', 'seed='])).message).toContain('seed');

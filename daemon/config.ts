@@ -453,10 +453,14 @@ function parseIpallocInit(text: string, from: string): IpallocInit {
   const seed = /^seed=(.*)$/.exec(text);
   if (seed) {
     const seeds = splitList(seed[1]!);
-    if (seeds.length === 0 || seeds.some((s) => !/^[A-Za-z0-9:._-]{1,64}$/.test(s))) {
-      throw new ConfigError(`${from} ${JSON.stringify(text)}: give seed peer names separated by commas, e.g. seed=00:00:00:00:00:01,host2`);
+    // Peer names, not nicknames: at launch nobody can tell which router a nickname means, and a seed that names no
+    // router would own space nobody can use.
+    if (seeds.length === 0 || seeds.some((s) => !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(s))) {
+      throw new ConfigError(
+        `${from} ${JSON.stringify(text)}: give seed peer names separated by commas (weft status shows each router's name), e.g. seed=7a:3b:01:22:c4:9e,7a:3b:01:22:c4:9f`,
+      );
     }
-    return { mode: 'seed', seeds };
+    return { mode: 'seed', seeds: seeds.map((s) => s.toLowerCase()) };
   }
   throw new ConfigError(`${from} ${JSON.stringify(text)} is not an IPAM init mode: use consensus[=N], seed=NAME,... or observer`);
 }
