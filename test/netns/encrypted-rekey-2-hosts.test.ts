@@ -35,7 +35,7 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
   beforeAll(async () => {
     hosts = await createHosts({ count: 2 });
     runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    const env = { WEFT_PASSWORD: 'rekey-test-password', WEFT_REKEY_INTERVAL_MS: String(REKEY_INTERVAL_MS) };
+    const env = { WEFT_PASSWORD: 'rekey-test-password', WEFT_REKEY_INTERVAL: String(REKEY_INTERVAL_MS / 1000) };
     weft = hosts.hosts.map((h) => weftOn(h, runDir, env));
     await weft[0]!.launch();
     await weft[1]!.launch([hosts.host(1).ip]);
