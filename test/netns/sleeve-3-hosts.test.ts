@@ -69,15 +69,25 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
   });
 
   it('delivers a broadcast exactly once to each other container', async () => {
-    const dumps = [2, 3].map((i) =>
-      c[i - 1]!.exec('timeout', ['6', 'tcpdump', '-n', '-l', '-i', 'ethwe0', 'icmp and dst host 10.99.1.255'], { timeoutMs: 15_000 }).catch(
-        (e: { stdout?: string }) => e.stdout ?? '',
-      ),
-    );
-    await new Promise((r) => setTimeout(r, 1500));
-    await c[0]!.exec('ping', ['-b', '-c', '3', '-i', '0.3', '-W', '1', '10.99.1.255']).catch(() => undefined);
-    const outs = await Promise.all(dumps);
-    for (const out of outs) expect(String(out).split('\n').filter((l) => l.includes('ICMP echo request'))).toHaveLength(3);
+    // tcpdump in c2 and c3; the pings start only once both say they are listening (no fixed sleep to race).
+    const dumps = [2, 3].map((i) => {
+      const child = c[i - 1]!.spawn('tcpdump', ['-n', '-l', '-i', 'ethwe0', 'icmp and dst host 10.99.1.255']);
+      let out = '';
+      let err = '';
+      child.stdout?.on('data', (d) => (out += String(d)));
+      child.stderr?.on('data', (d) => (err += String(d)));
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      return { child, exited, out: () => out, isListening: () => err.includes('listening on') };
+    });
+    try {
+      await waitFor('tcpdump to listen', () => dumps.every((d) => d.isListening()), 15_000, 100);
+      await c[0]!.exec('ping', ['-b', '-c', '3', '-i', '0.3', '-W', '1', '10.99.1.255']).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      for (const d of dumps) d.child.kill('SIGINT');
+      await Promise.all(dumps.map((d) => d.exited));
+    }
+    for (const d of dumps) expect(d.out().split('\n').filter((l) => l.includes('ICMP echo request'))).toHaveLength(3);
   });
 
   it('carries 100 MB of TCP intact across the overlay', async () => {
