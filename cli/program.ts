@@ -449,7 +449,8 @@ function checkAttachAddress(a: string): void {
  */
 async function runDaemonInProcess(config: WeftConfig): Promise<void> {
   const entry = '../daemon/main.js';
-  const daemon = (await import(entry)) as { runDaemon(config: WeftConfig): Promise<void> };
-  await daemon.runDaemon(config);
+  const daemon = (await import(entry)) as { runDaemon(config: WeftConfig, options: { isPretty: boolean }): Promise<void> };
+  // Pretty, coloured logs for a person watching a terminal; JSON lines otherwise (a pipe, a log collector).
+  await daemon.runDaemon(config, { isPretty: process.stdout.isTTY === true });
 }
 
