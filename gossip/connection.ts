@@ -90,6 +90,11 @@ export class PeerConnection {
   private pendingSession: SecureSession | null = null;
   private timer: Timer | null = null;
   private lastReceivedAt: number;
+
+  /** Milliseconds since anything arrived on this connection (heartbeats arrive every `heartbeatMs`). */
+  get silentMs(): number {
+    return this.deps.clock.now() - this.lastReceivedAt;
+  }
   private closeReason: string | null = null;
 
   constructor(

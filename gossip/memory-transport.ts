@@ -192,6 +192,15 @@ export class MemoryNetwork {
     if (l) void l.close();
   }
 
+  /**
+   * `host`'s process dies without a word (power loss): its listeners close and its connection ends vanish, but the
+   * far ends are not told; they learn only from their own heartbeat timeouts.
+   */
+  crash(host: string): void {
+    for (const [address, l] of this.listeners) if (hostOf(address) === host) void l.close();
+    for (const c of [...this.connections]) if (c.localHost === host) c.sever('crashed');
+  }
+
   /** Number of open connection ends (two per connection). */
   get openConnectionEnds(): number {
     return this.connections.size;

@@ -77,6 +77,33 @@ describe('Mesh', () => {
     expect(report.peers.map((p) => p.nickname)).toEqual(['h1', 'h2', 'h3']);
   });
 
+  it('takes back a crashed and restarted peer at once, but refuses a live clone of it', async () => {
+    const w = world();
+    const a = await w.add('h1');
+    const b = await w.add('h2');
+    b.connect(['h1'], false);
+    await w.run(2000);
+    expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2']);
+
+    // A clone of h2 (same name, another uid) while h2 is alive and heartbeating: refused.
+    const clone = await w.add('h9', { peerName: b.name, uid: '9999', nickname: 'h2-clone' });
+    clone.connect(['h1'], false);
+    await w.run(1500);
+    expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2']);
+    await clone.stop();
+
+    // h2 crashes (no close reaches h1) and comes back 2.5 s later with a new uid, well before h1's 5 s heartbeat
+    // timeout would have dropped the old link: h1 replaces the silent connection with the new one.
+    w.net.crash('h2');
+    await b.stop();
+    await w.run(2500);
+    const reborn = await w.add('h2', { peerName: b.name, uid: '4242', nickname: 'h2' });
+    reborn.connect(['h1'], false);
+    await w.run(500);
+    expect(a.status().peers.find((p) => p.name === b.name)?.uid).toBe('4242');
+    expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2']);
+  });
+
   it('keeps exactly one connection when two peers dial each other at once', async () => {
     const w = world();
     const a = await w.add('h1', { isDiscoveryEnabled: false });

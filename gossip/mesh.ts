@@ -428,8 +428,19 @@ export class Mesh {
     if (existing && existing !== c) {
       const existingUid = existing.remote!.uid;
       if (existingUid !== c.remote!.uid) {
-        // Not a duplicate but a second router with the same name (or a restart before the old link timed out):
-        // keep the connection we trust; the other retries and succeeds once the old one is really gone.
+        // Same name, another launch uid. A restart (crash, reboot: the old link died without a close) leaves the old
+        // connection silent; a clone keeps heartbeating on it. Two missed heartbeats tell them apart, so a restarted
+        // router gets back in at once instead of being called a clone until the old link times out.
+        if (existing.silentMs > 2 * this.heartbeatMs) {
+          this.log.info(
+            { peer, addr: c.remoteAddr, uid: c.remote!.uid, reason: 'restarted' },
+            `peer ${peer} restarted (uid ${existingUid} -> ${c.remote!.uid}): replacing its silent connection`,
+          );
+          this.owners.set(peer, c);
+          existing.close(`replaced by a restarted ${peer} (uid ${c.remote!.uid})`);
+          return;
+        }
+        // Otherwise keep the connection we trust; the other retries and succeeds once the old one is really gone.
         throw new PeerNameCollisionError(peer, existingUid, c.remote!.uid, c.remoteAddr);
       }
       const preferredInitiator = this.name < peer ? this.name : peer;
