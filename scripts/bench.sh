@@ -7,12 +7,13 @@
 #   weft    `weft launch` on h3/h4, `weft attach` a container on each (10.48.3.N/24)
 #   weft-pw the same with WEFT_PASSWORD on h5/h6 (10.48.4.N/24); skipped if `weft launch --help` has no --password
 #
-# Per path and run: ping RTT at idle (50 pings, 10 ms apart; median and mean), iperf3 TCP with 1 and 4 streams, iperf3 UDP with 64-byte
-# payloads at full speed (-b 0; what the receiver got, and the loss). The weft routers' CPU% and RSS are sampled
-# from /proc during the 1-stream TCP test. Prints the median of each figure per path and the ratios weft/raw,
-# weft/vxlan, weft+pw/weft. Everything it creates (prefix wbXXXX) is removed on exit, also on failure or Ctrl-C.
+# Per path and run: ping RTT at idle (50 pings, 10 ms apart; median and mean), iperf3 TCP with 1 and 4 streams,
+# iperf3 UDP with 64-byte payloads at full speed (-b 0; what was sent, what the receiver got, the loss). The weft
+# routers' CPU% and RSS are sampled from /proc during the 1-stream TCP test. Prints the median of each figure per
+# path and the ratios weft/raw, weft/vxlan, weft+pw/weft. Everything it creates (prefix wbXXXX) is removed on exit,
+# also on failure or Ctrl-C. Results and how to read them: docs/benchmarks.md.
 #
-#   npm run bench                        3 runs of 5 s per test (about 5 minutes)
+#   npm run bench                        3 runs of 5 s per test (about 4 minutes)
 #   npm run bench -- --quick             1 run of 2 s (a smoke test, about a minute)
 #   npm run bench -- --json FILE         also write the summary, with every run's figures, as JSON
 #   npm run bench -- --runs N --seconds S --paths raw,vxlan,weft,weft-pw
@@ -31,9 +32,11 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) runs=1 seconds=2 ;;
-    --json) [ $# -ge 2 ] || { echo "bench: --json needs a file name" >&2; exit 2; }; json_out=$(realpath -m "$2"); shift ;;
+    --json) [ $# -ge 2 ] || { echo "bench: --json needs a file name" >&2; exit 2; }
+      json_out=$(realpath -m "$2"); shift ;;
     --runs) [[ "${2:-}" =~ ^[1-9]$ ]] || { echo "bench: --runs takes 1..9" >&2; exit 2; }; runs=$2; shift ;;
-    --seconds) [[ "${2:-}" =~ ^([1-9]|[1-5][0-9]|60)$ ]] || { echo "bench: --seconds takes 1..60" >&2; exit 2; }; seconds=$2; shift ;;
+    --seconds) [[ "${2:-}" =~ ^([1-9]|[1-5][0-9]|60)$ ]] || { echo "bench: --seconds takes 1..60" >&2; exit 2; }
+      seconds=$2; shift ;;
     --paths) [[ "${2:-}" =~ ^(raw|vxlan|weft|weft-pw)(,(raw|vxlan|weft|weft-pw))*$ ]] ||
       { echo "bench: --paths takes a comma list of raw, vxlan, weft, weft-pw" >&2; exit 2; }; paths=$2; shift ;;
     --no-setup) setup="" ;;
@@ -126,7 +129,7 @@ for i in 1 2 3 4 5 6; do IP[$i]=$(testhosts_ip "$PREFIX" "$i"); done
 
 # measure PATH CLIENT_NS SERVER_NS SERVER_ADDR [SENDER_PID RECEIVER_PID]: every test, $runs times.
 measure() {
-  local path=$1 cns=$2 sns=$3 addr=$4 send_pid=${5:-} recv_pid=${6:-} server run s1 s2 window cpu rss dev
+  local path=$1 cns=$2 sns=$3 addr=$4 send_pid=${5:-} recv_pid=${6:-} server run s1 s2 window cpu rss dev side
   bench_iperf_server "$sns" "$addr" || return 1
   server=$BENCH_SERVER_PID
   SERVERS+=("$server")
@@ -136,7 +139,8 @@ measure() {
   window=$((seconds > 1 ? seconds - 1 : 1))
   # The MTU the sender's packets leave with (the container's interface; eth0 for raw), to read the figures by.
   dev=$(ip -n "$cns" route get "$addr" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
-  [ -z "$dev" ] || bench_record "$path" mtu 1 "$(ip -n "$cns" -o link show dev "$dev" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
+  [ -z "$dev" ] ||
+    bench_record "$path" mtu 1 "$(ip -n "$cns" -o link show dev "$dev" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
   for ((run = 1; run <= runs; run++)); do
     echo "  $path run $run/$runs: ping, TCP x1, TCP x4, UDP 64 B" >&2
     sleep 0.5
@@ -151,16 +155,17 @@ measure() {
     bench_tcp "$path" "$run" "$cns" "$addr" 1 tcp1_gbps || return 1
     if [ -n "$send_pid" ]; then
       wait "$s1" "$s2" || true
-      [ -s "$BENCH_RUN_DIR/sample-send" ] && read -r cpu rss <"$BENCH_RUN_DIR/sample-send" && bench_record "$path" cpu_send_pct "$run" "$cpu" &&
-        bench_record "$path" rss_send_mib "$run" "$rss"
-      [ -s "$BENCH_RUN_DIR/sample-recv" ] && read -r cpu rss <"$BENCH_RUN_DIR/sample-recv" && bench_record "$path" cpu_recv_pct "$run" "$cpu" &&
-        bench_record "$path" rss_recv_mib "$run" "$rss"
+      for side in send recv; do
+        [ -s "$BENCH_RUN_DIR/sample-$side" ] && read -r cpu rss <"$BENCH_RUN_DIR/sample-$side" &&
+          bench_record "$path" "cpu_${side}_pct" "$run" "$cpu" && bench_record "$path" "rss_${side}_mib" "$run" "$rss"
+      done
     fi
     bench_tcp "$path" "$run" "$cns" "$addr" 4 tcp4_gbps || return 1
     bench_udp "$path" "$run" "$cns" "$addr" || return 1
   done
   kill "$server" 2>/dev/null || true
-  echo "  $path: $(awk -F '\t' -v p="$path" '$1 == p && $2 == "tcp1_gbps" {printf "%.2f ", $4}' "$BENCH_RESULTS")Gbit/s (TCP x1)" >&2
+  echo "  $path: $(awk -F '\t' -v p="$path" '$1 == p && $2 == "tcp1_gbps" {printf "%.2f ", $4}' "$BENCH_RESULTS")" \
+    "Gbit/s (TCP x1)" >&2
 }
 
 # --- (a) raw veth: the host namespaces themselves, over the underlay bridge.
@@ -200,7 +205,8 @@ weft_pair() {
   i=1
   for n in "$a" "$b"; do
     testhosts_container "$PREFIX" "$n" c1 >/dev/null || return 1
-    weft "$n" attach --netns "$PREFIX-h$n-c1" "10.48.$octet.$i/24" >/dev/null || { bench_err "weft attach on h$n failed"; return 1; }
+    weft "$n" attach --netns "$PREFIX-h$n-c1" "10.48.$octet.$i/24" >/dev/null ||
+      { bench_err "weft attach on h$n failed"; return 1; }
     i=$((i + 1))
   done
   established=""

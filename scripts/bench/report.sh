@@ -22,7 +22,8 @@ summary=$(jq -R -s --slurpfile meta "$meta" '
   | def cmp($a; $b): ($paths[$a] // {}) as $x | ($paths[$b] // {}) as $y
       | [$x | keys[] | select($y[.] != null) | {key: ., value: ratio($x[.].median; $y[.].median)}] | from_entries;
   $meta[0] + {paths: $paths,
-    ratios: {"weft/raw": cmp("weft"; "raw"), "weft/vxlan": cmp("weft"; "vxlan"), "weft-pw/weft": cmp("weft-pw"; "weft")}}
+    ratios: {"weft/raw": cmp("weft"; "raw"), "weft/vxlan": cmp("weft"; "vxlan"),
+      "weft-pw/weft": cmp("weft-pw"; "weft")}}
 ' "$results")
 
 [ -z "$json_out" ] || printf '%s\n' "$summary" >"$json_out"
@@ -30,26 +31,27 @@ summary=$(jq -R -s --slurpfile meta "$meta" '
 # One row per metric: label, then the four paths' medians, then the three ratios ("-" where missing), as raw numbers
 # that awk rounds for display.
 jq -r '
-  def cell($fmt): if . == null then "-" else tostring end;
+  def cell: if . == null then "-" else tostring end;
   . as $s
-  | ["TCP 1 stream, Gbit/s", "tcp1_gbps", 100], ["TCP 4 streams, Gbit/s", "tcp4_gbps", 100],
-    ["UDP 64 B sent, kpps", "udp64_sent_kpps", 10], ["UDP 64 B received, kpps", "udp64_kpps", 10], ["UDP 64 B loss, %", "udp64_loss_pct", 10],
-    ["ping RTT median, ms", "ping_median_ms", 1000], ["ping RTT mean, ms", "ping_avg_ms", 1000],
-    ["MTU of the sending interface", "mtu", 1],
-    ["weft CPU % sender (TCP 1)", "cpu_send_pct", 1], ["weft CPU % receiver (TCP 1)", "cpu_recv_pct", 1],
-    ["weft RSS MiB sender", "rss_send_mib", 1], ["weft RSS MiB receiver", "rss_recv_mib", 1]
-  | . as [$name, $m, $fmt]
+  | ["TCP 1 stream, Gbit/s", "tcp1_gbps"], ["TCP 4 streams, Gbit/s", "tcp4_gbps"],
+    ["UDP 64 B sent, kpps", "udp64_sent_kpps"], ["UDP 64 B received, kpps", "udp64_kpps"],
+    ["UDP 64 B loss, %", "udp64_loss_pct"],
+    ["ping RTT median, ms", "ping_median_ms"], ["ping RTT mean, ms", "ping_avg_ms"],
+    ["MTU of the sending interface", "mtu"],
+    ["weft CPU % sender (TCP 1)", "cpu_send_pct"], ["weft CPU % receiver (TCP 1)", "cpu_recv_pct"],
+    ["weft RSS MiB sender", "rss_send_mib"], ["weft RSS MiB receiver", "rss_recv_mib"]
+  | . as [$name, $m]
   | [$name,
-     ($s.paths.raw[$m].median | cell($fmt)), ($s.paths.vxlan[$m].median | cell($fmt)),
-     ($s.paths.weft[$m].median | cell($fmt)), ($s.paths["weft-pw"][$m].median | cell($fmt)),
-     ($s.ratios["weft/raw"][$m] | cell(100)), ($s.ratios["weft/vxlan"][$m] | cell(100)),
-     ($s.ratios["weft-pw/weft"][$m] | cell(100))]
+     ($s.paths.raw[$m].median | cell), ($s.paths.vxlan[$m].median | cell),
+     ($s.paths.weft[$m].median | cell), ($s.paths["weft-pw"][$m].median | cell),
+     ($s.ratios["weft/raw"][$m] | cell), ($s.ratios["weft/vxlan"][$m] | cell), ($s.ratios["weft-pw/weft"][$m] | cell)]
   | @tsv' <<<"$summary" |
   awk -F '\t' '
     BEGIN {
       fmt = "%-28s %9s %9s %9s %9s   %8s %10s %8s\n"
       printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "weft/raw", "weft/vxlan", "pw/weft"
-      printf fmt, "----------------------------", "--------", "--------", "--------", "--------", "--------", "----------", "-------"
+      printf fmt, "----------------------------", "--------", "--------", "--------", "--------",
+        "--------", "----------", "-------"
     }
     # Three significant digits, whole numbers from 100 up.
     function num(x) { return x == "-" ? x : (x + 0 >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x)) }
