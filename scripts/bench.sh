@@ -164,8 +164,8 @@ measure() {
     bench_udp "$path" "$run" "$cns" "$addr" || return 1
   done
   kill "$server" 2>/dev/null || true
-  echo "  $path: $(awk -F '\t' -v p="$path" '$1 == p && $2 == "tcp1_gbps" {printf "%.2f ", $4}' "$BENCH_RESULTS")" \
-    "Gbit/s (TCP x1)" >&2
+  echo "  $path: $(awk -F '\t' -v p="$path" '$1 == p && $2 == "tcp1_gbps" {printf "%.2f ", $4}' "$BENCH_RESULTS")$(
+    )Gbit/s (TCP x1)" >&2
 }
 
 # --- (a) raw veth: the host namespaces themselves, over the underlay bridge.
