@@ -75,7 +75,16 @@ export class Daemon implements WeftControl {
         await this.datapath.start();
       }
       if (config.password !== undefined) {
-        this.security = new PasswordSecurity({ clock: this.clock }, { password: config.password, rekeyIntervalMs: config.rekeyIntervalMs });
+        this.security = new PasswordSecurity(
+          { clock: this.clock },
+          {
+            password: config.password,
+            rekeyIntervalMs: config.rekeyIntervalMs,
+            // Old receive keys stay valid this long after a rekey; a new rekey waits for the overlap to end, so a
+            // short interval (tests) needs a short overlap too.
+            overlapMs: Math.min(10_000, config.rekeyIntervalMs / 2),
+          },
+        );
       }
       this.mesh = new Mesh(
         {
