@@ -140,6 +140,32 @@ describe('Mesh', () => {
     expect(b.routes().unicast.size).toBe(0);
   });
 
+  it('carries gossip unicasts and broadcasts over connections still waiting for their data path', async () => {
+    const w = world();
+    const got: string[] = [];
+    const gossiper: Gossiper = {
+      gossip: () => null,
+      onGossip: () => null,
+      onGossipBroadcast: (_src, u) => void got.push(`b:${Buffer.from(u)}`),
+      onGossipUnicast: (_src, m) => void got.push(`u:${Buffer.from(m)}`),
+    };
+    const opts = { isDiscoveryEnabled: false, requireDataPathConfirm: true };
+    const [a, b, c] = [await w.add('h1', opts), await w.add('h2', opts), await w.add('h3', opts)];
+    const ch = a.channel('test', gossiper);
+    b.channel('test', gossiper);
+    c.channel('test', gossiper);
+    a.connect(['h2'], false);
+    b.connect(['h3'], false);
+    await w.run(2000);
+    // Nobody confirmed a data path: no data-plane route, yet control messages reach h3 through h2.
+    expect(a.routes().unicast.get(c.name)).toBeUndefined();
+    expect(a.status().connections.map((x) => x.state)).toEqual(['pending']);
+    expect(ch.gossipUnicast(c.name, Buffer.from('direct'))).toBe(true);
+    ch.gossipBroadcast(Buffer.from('all'));
+    await w.run(100);
+    expect(got.sort()).toEqual(['b:all', 'b:all', 'u:direct']);
+  });
+
   it('carries channel gossip, broadcasts and unicasts to every peer', async () => {
     const w = world();
     const got = new Map<string, string[]>();

@@ -134,6 +134,7 @@ export class Mesh {
   private readonly localHello: Hello;
   private listener: TransportListener | null = null;
   private cachedRoutes: Routes = emptyRoutes;
+  private cachedControlRoutes: Routes = emptyRoutes;
   private isRoutesDirty = true;
   private isChangeQueued = false;
   private nextConnId = 1;
@@ -183,7 +184,7 @@ export class Mesh {
         c.send(frame);
         return true;
       },
-      routes: () => this.routes(),
+      routes: () => this.controlRoutes(),
       peerCount: () => this.topology.peers.size,
     };
     this.gossip = new Gossip({ clock: deps.clock, random: deps.random, log: this.log, network, count: (r) => this.count(r) }, { gossipIntervalMs: options.gossipIntervalMs });
@@ -261,11 +262,25 @@ export class Mesh {
 
   /** Unicast and broadcast routes for every reachable peer; recomputed on topology change, never mutated. */
   routes(): Routes {
-    if (this.isRoutesDirty) {
-      this.cachedRoutes = computeRoutes(this.topology.peers, this.name);
-      this.isRoutesDirty = false;
-    }
+    this.refreshRoutes();
     return this.cachedRoutes;
+  }
+
+  /**
+   * Routes for gossip unicasts and broadcasts: over every connection whose handshake is done, established or still
+   * pending its data path. Control messages need only the TCP connection, so IPAM and DNS work from the moment peers
+   * meet, not from the moment their UDP paths are confirmed.
+   */
+  controlRoutes(): Routes {
+    this.refreshRoutes();
+    return this.cachedControlRoutes;
+  }
+
+  private refreshRoutes(): void {
+    if (!this.isRoutesDirty) return;
+    this.cachedRoutes = computeRoutes(this.topology.peers, this.name);
+    this.cachedControlRoutes = this.requireDataPathConfirm ? computeRoutes(this.topology.peers, this.name, false) : this.cachedRoutes;
+    this.isRoutesDirty = false;
   }
 
   /** Peers with a ready control connection. */

@@ -26,13 +26,20 @@ export interface Routes {
 
 export const emptyRoutes: Routes = { unicast: new Map(), broadcast: new Map() };
 
-/** Neighbours of each peer over connections both ends report as established, in name order. */
-export function establishedGraph(peers: ReadonlyMap<PeerName, PeerEntry>): { names: PeerName[]; adjacency: Int32Array[] } {
+/**
+ * Neighbours of each peer over connections both ends report, in name order: only established ones (the data plane's
+ * view, the default) or every listed one (`isEstablishedRequired` false: the control plane's view, where a connection
+ * whose handshake is done carries gossip even while its UDP path is still being confirmed).
+ */
+export function establishedGraph(
+  peers: ReadonlyMap<PeerName, PeerEntry>,
+  isEstablishedRequired = true,
+): { names: PeerName[]; adjacency: Int32Array[] } {
   const names = [...peers.keys()].sort();
   const index = new Map(names.map((n, i) => [n, i]));
   const established = names.map((n) => {
     const s = new Set<PeerName>();
-    for (const c of peers.get(n)!.connections) if (c.isEstablished) s.add(c.name);
+    for (const c of peers.get(n)!.connections) if (c.isEstablished || !isEstablishedRequired) s.add(c.name);
     return s;
   });
   const adjacency = names.map((n, i) => {
@@ -46,10 +53,13 @@ export function establishedGraph(peers: ReadonlyMap<PeerName, PeerEntry>): { nam
   return { names, adjacency };
 }
 
-/** Compute unicast and broadcast routes as seen from `local`. */
-export function computeRoutes(peers: ReadonlyMap<PeerName, PeerEntry>, local: PeerName): Routes {
+/**
+ * Compute unicast and broadcast routes as seen from `local`, over established connections (data plane) or, with
+ * `isEstablishedRequired` false, over every connection both ends list (control plane: gossip unicast and broadcast).
+ */
+export function computeRoutes(peers: ReadonlyMap<PeerName, PeerEntry>, local: PeerName, isEstablishedRequired = true): Routes {
   if (!peers.has(local)) return emptyRoutes;
-  const { names, adjacency } = establishedGraph(peers);
+  const { names, adjacency } = establishedGraph(peers, isEstablishedRequired);
   const n = names.length;
   const me = names.indexOf(local);
   const parent = new Int32Array(n);

@@ -3,6 +3,7 @@
 # under `node --cpu-prof`, a container on each, one iperf3 TCP stream for SECONDS (default 10) from h1's container to
 # h2's; then both routers stop (writing their profiles) and the top functions by self time are printed for each
 # (h1 = sender, h2 = receiver). Profiles are kept in /tmp/weft-profile-<prefix>/ to open in Chrome DevTools.
+# With WEFT_PASSWORD set in the environment, both routers encrypt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-10}
@@ -22,7 +23,7 @@ IP1=$(bash scripts/testhosts.sh ip "$P" 1)
 cli() { local h=$1; shift; ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" node dist/cli/main.js "$@"; }
 daemon() {
   local h=$1; shift
-  ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" node --cpu-prof --cpu-prof-dir="$RUN/prof" --cpu-prof-name="h$h.cpuprofile" \
+  ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" ${WEFT_PASSWORD:+WEFT_PASSWORD="$WEFT_PASSWORD"} node --cpu-prof --cpu-prof-dir="$RUN/prof" --cpu-prof-name="h$h.cpuprofile" \
     dist/daemon/main.js --nickname "h$h" --ipalloc-range '' "$@" >"$RUN/h$h/weft.log" 2>&1 &
 }
 daemon 1
