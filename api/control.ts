@@ -109,7 +109,9 @@ export interface WeftControl {
   forget(peers: string[]): void;
   attach(request: AttachRequest): Promise<EndpointReport>;
   detach(target: string): Promise<void>;
+  /** Give the host addresses on the bridge: CIDRs or IPAM requests like attach; none means `net:default`. */
   expose(cidrs: string[]): Promise<string[]>;
+  /** Remove exposed addresses; none means every one. Answers what was removed. */
   hide(cidrs: string[]): Promise<string[]>;
   /** Stop the daemon (the API answers first, then the process exits). */
   stop(): Promise<void>;

@@ -346,17 +346,17 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   // ---- expose / hide -----------------------------------------------------------------------------------------------
   program
     .command('expose')
-    .description('give the host an address on the weft network (CIDR form, e.g. 10.32.0.1/12), so it reaches containers')
-    .argument('<CIDR...>', 'host addresses on the bridge')
-    .action(async (cidrs: string[]) => {
-      checkCidrs(cidrs, 'expose');
-      for (const a of await client().expose(cidrs)) out(`${a}\n`);
+    .description('give the host an address on the weft network so it reaches containers: from IPAM when none is given')
+    .argument('[ADDR...]', 'CIDR (10.32.0.1/12), net:default, net:CIDR or ip:ADDR; default net:default')
+    .action(async (addresses: string[]) => {
+      for (const a of addresses) checkAttachAddress(a, 'expose');
+      for (const a of await client().expose(addresses)) out(`${a}\n`);
     });
 
   program
     .command('hide')
-    .description('remove addresses given with weft expose')
-    .argument('<CIDR...>', 'host addresses to remove')
+    .description('remove addresses given with weft expose (all of them when none is given)')
+    .argument('[CIDR...]', 'host addresses to remove')
     .action(async (cidrs: string[]) => {
       checkCidrs(cidrs, 'hide');
       for (const a of await client().hide(cidrs)) out(`${a}\n`);
@@ -435,11 +435,11 @@ function checkCidrs(cidrs: readonly string[], command: string): void {
   }
 }
 
-function checkAttachAddress(a: string): void {
+function checkAttachAddress(a: string, command = 'attach'): void {
   const ok =
     isCidr(a) || a === 'net:default' || (a.startsWith('net:') && isCidr(a.slice(4))) || (a.startsWith('ip:') && (isIpAddress(a.slice(3)) || isCidr(a.slice(3))));
   if (!ok) {
-    throw new UsageError(`${JSON.stringify(a)} is not an address: write 10.32.1.1/12 (CIDR form), net:default, net:10.32.0.0/16 or ip:10.32.1.1`, 'attach');
+    throw new UsageError(`${JSON.stringify(a)} is not an address: write 10.32.1.1/12 (CIDR form), net:default, net:10.32.0.0/16 or ip:10.32.1.1`, command);
   }
 }
 

@@ -288,12 +288,17 @@ export class Daemon implements WeftControl {
     this.ipam?.release(target);
   }
 
-  async expose(cidrs: string[]): Promise<string[]> {
-    return this.requireDatapath().expose(cidrs);
+  async expose(requested: string[]): Promise<string[]> {
+    const datapath = this.requireDatapath();
+    const cidrs = await this.resolveAddresses(EXPOSE_IDENT, requested.length > 0 ? requested : ['net:default']);
+    return datapath.expose(cidrs);
   }
 
   async hide(cidrs: string[]): Promise<string[]> {
-    return this.requireDatapath().hide(cidrs);
+    const datapath = this.requireDatapath();
+    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : await datapath.exposed());
+    for (const c of hidden) this.ipam?.releaseAddress(c.split('/')[0]!);
+    return hidden;
   }
 
   private requireDatapath(): HostDatapath {
@@ -301,6 +306,9 @@ export class Daemon implements WeftControl {
     return this.datapath;
   }
 }
+
+/** The IPAM identity of the host's own addresses (`weft expose`). */
+const EXPOSE_IDENT = 'weft:expose';
 
 export class DatapathDisabledError extends Error {
   readonly code = 'ERR_NO_DATAPATH';

@@ -13,7 +13,7 @@ import { ip } from '../netdev/command.js';
 import { overlayMtu, underlayMtu } from '../netdev/mtu.js';
 import { NoRouteError } from '../netdev/errors.js';
 import { attach, detach, listEndpoints } from '../netdev/endpoint.js';
-import { expose, hide } from '../netdev/expose.js';
+import { expose, hide, listExposed } from '../netdev/expose.js';
 import type { AttachRequest, DatapathReport, EndpointReport } from '../api/control.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Clock } from '../runtime/clock.js';
@@ -137,6 +137,11 @@ export class HostDatapath {
   async hide(cidrs: string[]): Promise<string[]> {
     for (const c of cidrs) await hide(this.options.bridge, c);
     return cidrs;
+  }
+
+  /** Addresses the host has on the bridge. */
+  async exposed(): Promise<string[]> {
+    return listExposed(this.options.bridge);
   }
 
   private async refreshEndpoints(): Promise<void> {

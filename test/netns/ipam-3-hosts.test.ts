@@ -62,6 +62,15 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
     for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) if (i !== j) expect(await waitFor(`c${i + 1} -> c${j + 1}`, () => canPing(c[i]!, addr[j]!), 15_000)).toBe(true);
   });
 
+  it('exposes the host with an address from IPAM, and hides it again', async () => {
+    const exposed = (await weft[0]!.run(['expose'])).trim();
+    expect(exposed).toMatch(/^10\.34\.([0-9]|1[0-5])\.\d+\/20$/);
+    expect(addr).not.toContain(exposed.split('/')[0]);
+    expect(await waitFor('h1 -> c2 over weft', () => canPing(hosts.host(1), addr[1]!), 15_000)).toBe(true);
+    expect((await weft[0]!.run(['hide'])).trim()).toBe(exposed);
+    expect(await canPing(hosts.host(1), addr[1]!, 2)).toBe(false);
+  });
+
   it('isolates containers in different net: subnets', async () => {
     const a = await hosts.addContainer(1, 'na');
     const b = await hosts.addContainer(2, 'nb');
