@@ -72,7 +72,15 @@ export interface WeftNative {
     bindAddress: string,
     port: number,
   ): { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
-  /** Start receiving datagrams with recvmmsg into slots; datagram i came from `addrs[i]:ports[i]`. */
+  /**
+   * Start receiving datagrams with recvmmsg into slots; datagram i came from `addrs[i]:ports[i]`. There are
+   * `buffer.length / slotBytes` receive slots (at most `offsets.length`); `offsets`, `lengths`, `addrs` and `ports`
+   * need as many entries each, at least one per slot. UDP GRO is turned on where the kernel has it: a slot may then
+   * hold several datagrams the kernel coalesced, delivered as separate entries lying back to back (the headroom is
+   * in front of the first only), so `slotBytes` must be at least `headroomBytes + 65507`, and 64 entries per slot
+   * keep a batch from splitting. Datagrams that did not fit the entries stay in their slots and come in the next
+   * callback: write only inside the datagrams delivered, never past them.
+   */
   udpReaderStart(
     fd: number,
     buffer: Buffer,
@@ -84,7 +92,15 @@ export interface WeftNative {
     headroomBytes: number,
     onBatch: BatchCallback,
   ): ReaderHandle;
-  /** Send datagrams `[0, count)` to `addrs[i]:ports[i]` with sendmmsg. Returns datagrams sent. */
+  /**
+   * Send datagrams `[0, count)` to `addrs[i]:ports[i]` with sendmmsg. Returns datagrams sent (not messages).
+   *
+   * With `gso` (a Float64Array of 4 kept per socket, zeroed at first) runs of datagrams to one endpoint, of one
+   * length but the last (which may be shorter), packed back to back in `buffer`, go as one UDP GSO message (up to
+   * 64 datagrams and 65000 bytes). `gso[0]` is the state: 0 untried, 1 works, -1 refused by the kernel (then never
+   * tried again on that socket); `gso[1]` += GSO messages sent, `gso[2]` += datagrams in them, `gso[3]` += GSO
+   * messages the kernel refused, whose datagrams were then sent one by one.
+   */
   udpSendBatch(
     fd: number,
     buffer: Buffer,
@@ -94,6 +110,7 @@ export interface WeftNative {
     ports: Uint16Array,
     count: number,
     drops: Float64Array,
+    gso?: Float64Array,
   ): number;
   /** Stop a reader. Idempotent; also safe from inside its own callback. The fd stays open. */
   readerStop(reader: ReaderHandle): void;

@@ -1,11 +1,14 @@
 /**
  * `NativeUdpUnderlay`: the data-path `Underlay`, IPv4 UDP through the native addon.
  *
- * Pipeline in: socket → (uv_poll wakes, recvmmsg fills up to `batchSlots` slots, each datagram `headroomBytes` into
- * its slot, with its source as a u32 address and a port) → source addresses turned into strings through a cache
- * (a string is built only the first time an address is seen) → one `onDatagrams` call per batch.
+ * Pipeline in: socket → (uv_poll wakes, recvmmsg fills up to `batchSlots` slots, each message `headroomBytes` into
+ * its slot, with its source as a u32 address and a port; a message UDP GRO coalesced is split back into its
+ * datagrams, back to back in the slot) → source addresses turned into strings through a cache (a string is built
+ * only the first time an address is seen) → one `onDatagrams` call per batch.
  * Pipeline out: `send()` copies the datagram into a packed send batch and records its endpoint as a u32 (parsed once
- * per `Endpoint` object, remembered in a WeakMap) → `flush()`, or a full batch, sends it all with sendmmsg.
+ * per `Endpoint` object, remembered in a WeakMap) → `flush()`, or a full batch, sends it all with sendmmsg, runs of
+ * equal-size datagrams to one endpoint as one UDP GSO message each (the kernel segments them late, or never on the
+ * way through veth, and the receiver's GRO keeps them together): one pass through the socket layer for up to 64.
  * Nothing is allocated per datagram once the address caches are warm.
  */
 import type { DatagramBatch, Endpoint, Underlay } from './underlay.js';
@@ -19,6 +22,9 @@ import { MAX_UDP_PAYLOAD_BYTES, UdpBindError } from './udp-underlay.js';
  */
 const ADDRESS_CACHE_LIMIT = 4096;
 
+/** Receive entries per slot: a GRO message holds at most 64 datagrams, so a batch never has to split. */
+const DATAGRAMS_PER_SLOT = 64;
+
 export interface NativeUdpUnderlayDeps {
   /** The loaded addon (`loadNative()`). */
   native: WeftNative;
@@ -30,9 +36,15 @@ export interface NativeUdpUnderlayOptions {
   bindAddress?: string;
   /** Local port; 0 picks a free one (read `localPort` after `start`). @default 0 */
   port?: number;
-  /** Datagrams per receive batch (one recvmmsg) and per send batch (one sendmmsg). @default 64 */
+  /**
+   * Messages per receive batch (one recvmmsg; each may hold up to 64 datagrams with GRO) and datagrams per send
+   * batch (one sendmmsg). @default 64
+   */
   batchSlots?: number;
-  /** Bytes free in front of every datagram delivered. @default 64 */
+  /**
+   * Bytes free in front of every message received: in front of every datagram, except those the kernel coalesced
+   * with GRO, which follow the first of their message back to back. @default 64
+   */
   headroomBytes?: number;
 }
 
@@ -40,7 +52,16 @@ export interface NativeUdpUnderlayOptions {
 export interface NativeUdpUnderlayCounters {
   datagramsReceived: number;
   receiveBatches: number;
+  /** Datagrams the kernel took, counted one by one also when they went as one GSO message. */
   datagramsSent: number;
+  /** Messages sent with UDP GSO (each several datagrams). */
+  gsoMessagesSent: number;
+  /** Datagrams sent inside those messages. */
+  gsoDatagramsSent: number;
+  /** GSO messages the kernel refused, whose datagrams were then sent one by one. */
+  gsoRefused: number;
+  /** 1 once the kernel refused GSO on this socket for good (everything goes one datagram per message), else 0. */
+  gsoDisabled: number;
   /** Received datagrams larger than a slot (cannot happen with the default slot size). */
   dropsTruncated: number;
   /** Sends dropped because the socket buffer was full (EAGAIN). */
@@ -85,6 +106,8 @@ export class NativeUdpUnderlay implements Underlay {
   private sendUsedBytes = 0;
   /** [socket buffer full, send error], incremented by the addon. */
   private readonly sendDrops = new Float64Array(2);
+  /** [state (0 untried, 1 works, -1 refused), GSO messages, datagrams in them, refused], kept by the addon. */
+  private readonly gso = new Float64Array(4);
   /** Endpoint → its address as a u32 (-1: not IPv4). Endpoints are reused from snapshots, so this stays small. */
   private readonly endpointAddrs = new WeakMap<Endpoint, number>();
   private datagramsSent = 0;
@@ -104,14 +127,15 @@ export class NativeUdpUnderlay implements Underlay {
     }
     // Room for the largest IPv4 UDP payload, so no datagram is ever truncated.
     this.slotBytes = this.headroomBytes + MAX_UDP_PAYLOAD_BYTES;
-    this.sourceAddrs = new Uint32Array(this.batchSlots);
+    const entries = this.batchSlots * DATAGRAMS_PER_SLOT;
+    this.sourceAddrs = new Uint32Array(entries);
     this.batch = {
       count: 0,
       buffer: Buffer.alloc(0),
-      offsets: new Uint32Array(this.batchSlots),
-      lengths: new Uint32Array(this.batchSlots),
-      addresses: new Array<string>(this.batchSlots).fill(''),
-      ports: new Uint16Array(this.batchSlots),
+      offsets: new Uint32Array(entries),
+      lengths: new Uint32Array(entries),
+      addresses: new Array<string>(entries).fill(''),
+      ports: new Uint16Array(entries),
     };
     this.sendOffsets = new Uint32Array(this.batchSlots);
     this.sendLengths = new Uint32Array(this.batchSlots);
@@ -156,13 +180,20 @@ export class NativeUdpUnderlay implements Underlay {
             this.log.error({ reason: 'socket-error', errno: -count }, 'underlay socket failed');
             return;
           }
+          // Datagrams split from one GRO message share their source: look it up once per run.
+          let lastAddr = -1;
+          let name = '';
           for (let i = 0; i < count; i++) {
             const addr = addrs[i]!;
-            let name = names.get(addr);
-            if (name === undefined) {
-              name = u32ToIpv4(addr);
-              if (names.size >= ADDRESS_CACHE_LIMIT) names.clear();
-              names.set(addr, name);
+            if (addr !== lastAddr) {
+              let known = names.get(addr);
+              if (known === undefined) {
+                known = u32ToIpv4(addr);
+                if (names.size >= ADDRESS_CACHE_LIMIT) names.clear();
+                names.set(addr, known);
+              }
+              name = known;
+              lastAddr = addr;
             }
             batch.addresses[i] = name;
           }
@@ -221,6 +252,7 @@ export class NativeUdpUnderlay implements Underlay {
       this.sendPorts,
       this.sendCount,
       this.sendDrops,
+      this.gso,
     );
     this.sendCount = 0;
     this.sendUsedBytes = 0;
@@ -248,6 +280,10 @@ export class NativeUdpUnderlay implements Underlay {
       datagramsReceived: stats?.packets ?? 0,
       receiveBatches: stats?.batches ?? 0,
       datagramsSent: this.datagramsSent,
+      gsoMessagesSent: this.gso[1]!,
+      gsoDatagramsSent: this.gso[2]!,
+      gsoRefused: this.gso[3]!,
+      gsoDisabled: this.gso[0]! < 0 ? 1 : 0,
       dropsTruncated: stats?.truncatedDrops ?? 0,
       dropsSendBufferFull: this.sendDrops[0]!,
       dropsSendError: this.sendDrops[1]!,

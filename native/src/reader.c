@@ -95,7 +95,9 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     reader_stop(r, 0);
   } else {
     r->wakes++;
-    for (int round = 0; round < ROUNDS_PER_WAKE && !r->is_stopped; round++) {
+    /* Past ROUNDS_PER_WAKE only to deliver packets already read (bounded: they fill at most the slots): the fd may
+     * be drained, so nothing would wake us for them. */
+    for (int round = 0; (round < ROUNDS_PER_WAKE || r->has_pending) && !r->is_stopped; round++) {
       r->is_drained = 0;
       uint32_t n = r->fill(r);
       if (n > 0) {
@@ -103,7 +105,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
         r->packets += n;
         deliver(r, (int32_t)n);
       }
-      if (r->is_drained) break;
+      if (r->is_drained && !r->has_pending) break;
     }
   }
   napi_close_handle_scope(env, scope);
@@ -123,7 +125,7 @@ void weft_readers_init(napi_env env) {
 }
 
 int weft_reader_args(napi_env env, weft_reader *r, napi_value buffer, napi_value offsets, napi_value lengths,
-                     napi_value slot_bytes, napi_value headroom) {
+                     napi_value slot_bytes, napi_value headroom, int is_slots_from_buffer) {
   size_t buffer_len, offsets_len, lengths_len;
   if (weft_arg_buffer(env, buffer, "buffer", &r->buffer, &buffer_len) ||
       weft_arg_u32s(env, offsets, "offsets", &r->offsets, &offsets_len) ||
@@ -131,13 +133,18 @@ int weft_reader_args(napi_env env, weft_reader *r, napi_value buffer, napi_value
       weft_arg_u32(env, slot_bytes, "slotBytes", &r->slot_bytes) ||
       weft_arg_u32(env, headroom, "headroomBytes", &r->headroom))
     return -1;
-  r->slots = (uint32_t)offsets_len;
-  if (r->slots == 0 || lengths_len < r->slots) {
-    weft_throw_arg(env, "offsets must have one entry per slot (at least 1) and lengths at least as many");
-    return -1;
-  }
   if (r->headroom >= r->slot_bytes) {
     weft_throw_arg(env, "headroomBytes must be smaller than slotBytes");
+    return -1;
+  }
+  r->entries = (uint32_t)offsets_len;
+  r->slots = r->entries;
+  if (is_slots_from_buffer) {
+    size_t slots = buffer_len / r->slot_bytes;
+    r->slots = slots < r->entries ? (uint32_t)slots : r->entries;
+  }
+  if (r->slots == 0 || lengths_len < r->entries) {
+    weft_throw_arg(env, "offsets must have one entry per slot (at least 1) and lengths at least as many");
     return -1;
   }
   if ((uint64_t)r->slots * r->slot_bytes > buffer_len) {

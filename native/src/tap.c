@@ -86,7 +86,7 @@ napi_value weft_tap_reader_start(napi_env env, napi_callback_info info) {
   }
   r->fd = (int)fd;
   r->fill = tap_fill;
-  if (weft_reader_args(env, r, argv[1], argv[2], argv[3], argv[4], argv[5]) != 0) {
+  if (weft_reader_args(env, r, argv[1], argv[2], argv[3], argv[4], argv[5], 0) != 0) {
     for (int i = 0; i < r->ref_count; i++) napi_delete_reference(env, r->refs[i]);
     free(r);
     return NULL;

@@ -4,12 +4,18 @@
  * Addresses cross the boundary as host-order u32 (127.0.0.1 is 0x7f000001) and ports as u16, in typed arrays the
  * caller owns, so no string or object is made per datagram. IPv6 is not supported yet: it needs 128-bit addresses
  * in those arrays.
+ *
+ * Both directions use UDP segmentation offload where the kernel has it, invisibly to the caller: a send batch's
+ * runs of equal-size datagrams to one destination, packed back to back, go as one message with UDP_SEGMENT (GSO,
+ * Linux >= 4.18: the kernel splits it late, or never on the way through veth and loopback), and the reader turns
+ * on UDP_GRO (Linux >= 5.0) and splits each coalesced message back into its datagrams.
  */
 #include "weft.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,8 +26,27 @@
  * the plain option is capped at that maximum, silently. */
 #define SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
 
-/* Datagrams per sendmmsg call: its arrays live on the stack (~24 KiB). */
+/* Messages per sendmmsg call: its arrays live on the stack (~32 KiB). */
 #define SEND_CHUNK 256
+
+/* At most this many datagrams, and bytes, in one GSO message: the kernel's limits are 64 segments (128 since 6.9)
+ * and a 64 KiB IP packet. */
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
+
+/* Control buffer of one received message: room for the UDP_GRO cmsg (an int) and a spare one. */
+#define RECV_CONTROL_BYTES 64
+
+/* Control buffer of one sent message: the UDP_SEGMENT cmsg (a u16). */
+typedef union gso_control {
+  char bytes[CMSG_SPACE(sizeof(uint16_t))];
+  struct cmsghdr align;
+} gso_control;
+
+/* The per-socket GSO state the caller keeps in gso[0] (see udpSendBatch). */
+#define GSO_UNTRIED 0
+#define GSO_WORKS 1
+#define GSO_REFUSED (-1)
 
 static void grow_buffer(int fd, int force_option, int option) {
   int bytes = SOCKET_BUFFER_BYTES;
@@ -83,40 +108,89 @@ typedef struct udp_scratch {
   struct mmsghdr *msgs;
   struct iovec *iovs;
   struct sockaddr_in *names;
+  char *controls; /* RECV_CONTROL_BYTES per slot */
+  /* Messages of the last recvmmsg not yet delivered (the arrays filled up): next_msg < msg_count, and the first
+   * next_byte bytes of message next_msg are already delivered. */
+  uint32_t msg_count, next_msg, next_byte;
 } udp_scratch;
 
+/* The segment size of a GRO-coalesced message, or 0 when the kernel did not coalesce it. */
+static uint32_t gro_size(struct msghdr *h) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int size;
+      memcpy(&size, CMSG_DATA(c), sizeof size);
+      return size > 0 ? (uint32_t)size : 0;
+    }
+  }
+  return 0;
+}
+
+/*
+ * recvmmsg into the slots, then one entry per datagram: a GRO message of N segments becomes N entries lying back to
+ * back in its slot (the headroom is in front of the message, not of each datagram). When the entries run out, the
+ * rest stays in the slots for the next call (has_pending), which delivers it before reading again.
+ */
 static uint32_t udp_fill(weft_reader *r) {
   udp_scratch *s = r->scratch;
-  for (uint32_t i = 0; i < r->slots; i++) s->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
-  int k;
-  do {
-    k = recvmmsg(r->fd, s->msgs, r->slots, MSG_DONTWAIT, NULL);
-  } while (k < 0 && errno == EINTR);
-  if (k < 0) {
-    if (errno != EAGAIN) r->read_errors++;
-    r->is_drained = 1;
-    return 0;
+  if (s->next_msg >= s->msg_count) {
+    for (uint32_t i = 0; i < r->slots; i++) {
+      s->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+      s->msgs[i].msg_hdr.msg_controllen = RECV_CONTROL_BYTES;
+    }
+    int k;
+    do {
+      k = recvmmsg(r->fd, s->msgs, r->slots, MSG_DONTWAIT, NULL);
+    } while (k < 0 && errno == EINTR);
+    if (k < 0) {
+      if (errno != EAGAIN) r->read_errors++;
+      r->is_drained = 1;
+      r->has_pending = 0;
+      return 0;
+    }
+    if ((uint32_t)k < r->slots) r->is_drained = 1;
+    s->msg_count = (uint32_t)k;
+    s->next_msg = 0;
+    s->next_byte = 0;
   }
-  if ((uint32_t)k < r->slots) r->is_drained = 1;
   uint32_t n = 0;
-  for (int i = 0; i < k; i++) {
+  for (; s->next_msg < s->msg_count; s->next_msg++, s->next_byte = 0) {
+    uint32_t i = s->next_msg;
     struct msghdr *h = &s->msgs[i].msg_hdr;
     if (h->msg_flags & MSG_TRUNC) { /* larger than a slot: the tail is gone, so the datagram is useless */
       r->truncated_drops++;
       continue;
     }
-    r->offsets[n] = (uint32_t)i * r->slot_bytes + r->headroom;
-    r->lengths[n] = s->msgs[i].msg_len;
-    r->addrs[n] = ntohl(s->names[i].sin_addr.s_addr);
-    r->ports[n] = ntohs(s->names[i].sin_port);
-    n++;
+    uint32_t len = s->msgs[i].msg_len;
+    uint32_t segment = gro_size(h);
+    if (segment == 0 || segment > len) segment = len;
+    uint32_t base = i * r->slot_bytes + r->headroom;
+    uint32_t addr = ntohl(s->names[i].sin_addr.s_addr);
+    uint16_t port = ntohs(s->names[i].sin_port);
+    do { /* at least one entry: a zero-length datagram is delivered too */
+      if (n == r->entries) {
+        r->has_pending = 1;
+        return n;
+      }
+      uint32_t take = len - s->next_byte < segment ? len - s->next_byte : segment;
+      r->offsets[n] = base + s->next_byte;
+      r->lengths[n] = take;
+      r->addrs[n] = addr;
+      r->ports[n] = port;
+      n++;
+      s->next_byte += take;
+    } while (s->next_byte < len);
   }
+  r->has_pending = 0;
   return n;
 }
 
 /*
  * udpReaderStart(fd, buffer, offsets, lengths, addrs, ports, slotBytes, headroomBytes, onBatch(count)): reader
- * handle. addrs (Uint32Array) and ports (Uint16Array) need one entry per slot.
+ * handle. The receive slots are buffer.length / slotBytes (at most offsets.length); offsets, lengths, addrs
+ * (Uint32Array) and ports (Uint16Array) need at least one entry per slot and as many each, and more entries let a
+ * batch carry more of the datagrams GRO coalesced (64 per slot holds every one). Turns UDP_GRO on for the socket
+ * (ignored where the kernel lacks it), so a slot must hold a whole coalesced message: slotBytes >= headroom + 65507.
  */
 napi_value weft_udp_reader_start(napi_env env, napi_callback_info info) {
   size_t argc = 9;
@@ -132,11 +206,11 @@ napi_value weft_udp_reader_start(napi_env env, napi_callback_info info) {
   }
   r->fd = (int)fd;
   r->fill = udp_fill;
-  if (weft_reader_args(env, r, argv[1], argv[2], argv[3], argv[6], argv[7]) != 0 ||
+  if (weft_reader_args(env, r, argv[1], argv[2], argv[3], argv[6], argv[7], 1) != 0 ||
       weft_arg_u32s(env, argv[4], "addrs", &r->addrs, &addrs_len) != 0 ||
       weft_arg_u16s(env, argv[5], "ports", &r->ports, &ports_len) != 0 ||
-      (addrs_len < r->slots || ports_len < r->slots
-           ? (weft_throw_arg(env, "addrs and ports need one entry per slot"), 1)
+      (addrs_len < r->entries || ports_len < r->entries
+           ? (weft_throw_arg(env, "addrs and ports need as many entries as offsets"), 1)
            : 0)) {
     for (int i = 0; i < r->ref_count; i++) napi_delete_reference(env, r->refs[i]);
     free(r);
@@ -144,8 +218,9 @@ napi_value weft_udp_reader_start(napi_env env, napi_callback_info info) {
   }
   napi_create_reference(env, argv[4], 1, &r->refs[r->ref_count++]);
   napi_create_reference(env, argv[5], 1, &r->refs[r->ref_count++]);
-  /* One allocation for the three arrays, set up once: recvmmsg only rewrites lengths, flags and names. */
-  size_t bytes = r->slots * (sizeof(struct mmsghdr) + sizeof(struct iovec) + sizeof(struct sockaddr_in));
+  /* One allocation for the four arrays, set up once: recvmmsg only rewrites lengths, flags, names and controls. */
+  size_t bytes = r->slots * (sizeof(struct mmsghdr) + sizeof(struct iovec) + sizeof(struct sockaddr_in) +
+                             RECV_CONTROL_BYTES);
   udp_scratch *s = calloc(1, sizeof *s + bytes);
   if (!s) {
     for (int i = 0; i < r->ref_count; i++) napi_delete_reference(env, r->refs[i]);
@@ -156,32 +231,81 @@ napi_value weft_udp_reader_start(napi_env env, napi_callback_info info) {
   s->msgs = (struct mmsghdr *)(s + 1);
   s->iovs = (struct iovec *)(s->msgs + r->slots);
   s->names = (struct sockaddr_in *)(s->iovs + r->slots);
+  s->controls = (char *)(s->names + r->slots); /* 8-aligned: every element above is a multiple of 8 bytes */
   for (uint32_t i = 0; i < r->slots; i++) {
     s->iovs[i].iov_base = r->buffer + (size_t)i * r->slot_bytes + r->headroom;
     s->iovs[i].iov_len = r->slot_bytes - r->headroom;
     s->msgs[i].msg_hdr.msg_name = &s->names[i];
     s->msgs[i].msg_hdr.msg_iov = &s->iovs[i];
     s->msgs[i].msg_hdr.msg_iovlen = 1;
+    s->msgs[i].msg_hdr.msg_control = s->controls + (size_t)i * RECV_CONTROL_BYTES;
   }
   r->scratch = s;
+  int on = 1;
+  setsockopt(r->fd, SOL_UDP, UDP_GRO, &on, sizeof on); /* best effort: without it, one datagram per message */
   return weft_reader_start(env, r, argv[8]);
 }
 
+/* Send datagrams [first, first + count) to `name` one message each; used when the kernel refused them as one GSO
+ * message. Returns datagrams sent; *is_full is set, and the unsent rest counted in drops[0], on EAGAIN. */
+static uint32_t send_plain(int fd, uint8_t *buffer, const uint32_t *offsets, const uint32_t *lengths,
+                           struct sockaddr_in *name, uint32_t first, uint32_t count, double *drops, int *is_full) {
+  struct mmsghdr msgs[GSO_MAX_SEGMENTS];
+  struct iovec iovs[GSO_MAX_SEGMENTS];
+  memset(msgs, 0, sizeof msgs[0] * count);
+  for (uint32_t j = 0; j < count; j++) {
+    iovs[j].iov_base = buffer + offsets[first + j];
+    iovs[j].iov_len = lengths[first + j];
+    msgs[j].msg_hdr.msg_name = name;
+    msgs[j].msg_hdr.msg_namelen = sizeof *name;
+    msgs[j].msg_hdr.msg_iov = &iovs[j];
+    msgs[j].msg_hdr.msg_iovlen = 1;
+  }
+  uint32_t done = 0, sent = 0;
+  while (done < count) {
+    int k = sendmmsg(fd, msgs + done, count - done, MSG_DONTWAIT);
+    if (k > 0) {
+      done += (uint32_t)k;
+      sent += (uint32_t)k;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN) {
+      drops[0] += count - done;
+      *is_full = 1;
+      break;
+    } else {
+      drops[1]++;
+      done++;
+    }
+  }
+  return sent;
+}
+
 /*
- * udpSendBatch(fd, buffer, offsets, lengths, addrs, ports, count, drops): datagrams sent, with sendmmsg in chunks
- * of SEND_CHUNK. drops[0] += datagrams dropped because the socket buffer was full (EAGAIN: the rest of the batch,
- * since retrying now would only spin), drops[1] += datagrams refused one by one (bad range, EMSGSIZE, EHOSTUNREACH,
- * EPERM from a firewall): sendmmsg stops at the first failing message, which we skip and continue after.
+ * udpSendBatch(fd, buffer, offsets, lengths, addrs, ports, count, drops[, gso]): datagrams sent, with sendmmsg in
+ * chunks of SEND_CHUNK messages. drops[0] += datagrams dropped because the socket buffer was full (EAGAIN: the rest
+ * of the batch, since retrying now would only spin), drops[1] += datagrams refused one by one (bad range, EMSGSIZE,
+ * EHOSTUNREACH, EPERM from a firewall): sendmmsg stops at the first failing message, which we skip and continue
+ * after.
+ *
+ * gso (a Float64Array of 4, kept by the caller per socket, zeroed at first) turns on UDP GSO: a run of datagrams to
+ * one address and port, all of one length L but the last (which may be shorter), each starting where the one before
+ * ends in `buffer`, goes as one message with a UDP_SEGMENT cmsg of L (at most GSO_MAX_SEGMENTS datagrams and
+ * GSO_MAX_BYTES). gso[0] is the state: 0 untried, 1 works, -1 refused (the kernel lacks UDP_SEGMENT or refused the
+ * first GSO message with EIO, EINVAL or ENOPROTOOPT, or refused one later with EIO or ENOPROTOOPT: no GSO on this
+ * socket again). gso[1] += GSO messages sent, gso[2] += datagrams in them, gso[3] += GSO messages refused, whose
+ * datagrams were then sent one message each. Without gso, one message per datagram.
  */
 napi_value weft_udp_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8], out;
+  size_t argc = 9;
+  napi_value argv[9], out;
   uint32_t fd, count;
   uint8_t *buffer;
   uint32_t *offsets, *lengths, *addrs;
   uint16_t *ports;
-  double *drops;
-  size_t buffer_len, offsets_len, lengths_len, addrs_len, ports_len, drops_len;
+  double *drops, *gso = NULL;
+  size_t buffer_len, offsets_len, lengths_len, addrs_len, ports_len, drops_len, gso_len = 0;
+  napi_valuetype gso_type = napi_undefined;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   WEFT_TRY(weft_arg_u32(env, argv[0], "fd", &fd));
   WEFT_TRY(weft_arg_buffer(env, argv[1], "buffer", &buffer, &buffer_len));
@@ -191,17 +315,31 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info) {
   WEFT_TRY(weft_arg_u16s(env, argv[5], "ports", &ports, &ports_len));
   WEFT_TRY(weft_arg_u32(env, argv[6], "count", &count));
   WEFT_TRY(weft_arg_f64s(env, argv[7], "drops", &drops, &drops_len));
-  if (count > offsets_len || count > lengths_len || count > addrs_len || count > ports_len || drops_len < 2) {
-    weft_throw_arg(env, "count must not exceed the length of offsets, lengths, addrs or ports; drops needs 2 entries");
+  if (argc >= 9) napi_typeof(env, argv[8], &gso_type);
+  if (gso_type != napi_undefined) WEFT_TRY(weft_arg_f64s(env, argv[8], "gso", &gso, &gso_len));
+  if (count > offsets_len || count > lengths_len || count > addrs_len || count > ports_len || drops_len < 2 ||
+      (gso && gso_len < 4)) {
+    weft_throw_arg(env, "count must not exceed the length of offsets, lengths, addrs or ports; drops needs 2 "
+                        "entries and gso 4");
     return NULL;
+  }
+  if (gso && gso[0] == GSO_UNTRIED) {
+    /* A kernel without UDP_SEGMENT would ignore the cmsg and send each run as one big datagram: ask first. */
+    int size = 0;
+    socklen_t len = sizeof size;
+    if (getsockopt((int)fd, SOL_UDP, UDP_SEGMENT, &size, &len) != 0) gso[0] = GSO_REFUSED;
   }
   struct mmsghdr msgs[SEND_CHUNK];
   struct iovec iovs[SEND_CHUNK];
   struct sockaddr_in names[SEND_CHUNK];
+  gso_control controls[SEND_CHUNK];
+  uint32_t firsts[SEND_CHUNK]; /* message m carries datagrams [firsts[m], firsts[m] + segments[m]) */
+  uint32_t segments[SEND_CHUNK];
   uint32_t sent = 0;
   uint32_t next = 0; /* first datagram not yet handed to the kernel */
   while (next < count) {
     uint32_t n = 0;
+    int is_gso = gso && gso[0] != GSO_REFUSED;
     /* Fill a chunk, skipping (and counting) datagrams whose range lies outside the buffer. */
     while (n < SEND_CHUNK && next < count) {
       uint32_t i = next++;
@@ -209,8 +347,19 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info) {
         drops[1]++;
         continue;
       }
+      uint32_t size = lengths[i], bytes = size, run = 1;
+      if (is_gso && size > 0) {
+        while (next < count && run < GSO_MAX_SEGMENTS && addrs[next] == addrs[i] && ports[next] == ports[i] &&
+               offsets[next] == offsets[next - 1] + lengths[next - 1] && lengths[next] > 0 &&
+               lengths[next] <= size && bytes + lengths[next] <= GSO_MAX_BYTES &&
+               (uint64_t)offsets[next] + lengths[next] <= buffer_len) {
+          bytes += lengths[next];
+          run++;
+          if (lengths[next++] < size) break; /* a shorter datagram ends the run */
+        }
+      }
       iovs[n].iov_base = buffer + offsets[i];
-      iovs[n].iov_len = lengths[i];
+      iovs[n].iov_len = bytes;
       memset(&names[n], 0, sizeof names[n]);
       names[n].sin_family = AF_INET;
       names[n].sin_addr.s_addr = htonl(addrs[i]);
@@ -220,6 +369,18 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info) {
       msgs[n].msg_hdr.msg_namelen = sizeof names[n];
       msgs[n].msg_hdr.msg_iov = &iovs[n];
       msgs[n].msg_hdr.msg_iovlen = 1;
+      if (run > 1) {
+        uint16_t segment = (uint16_t)size;
+        msgs[n].msg_hdr.msg_control = controls[n].bytes;
+        msgs[n].msg_hdr.msg_controllen = sizeof controls[n].bytes;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[n].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof segment);
+        memcpy(CMSG_DATA(c), &segment, sizeof segment);
+      }
+      firsts[n] = i;
+      segments[n] = run;
       n++;
     }
     uint32_t done = 0;
@@ -227,21 +388,37 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info) {
     while (done < n) {
       int k = sendmmsg((int)fd, msgs + done, n - done, MSG_DONTWAIT);
       if (k > 0) {
+        for (uint32_t m = done; m < done + (uint32_t)k; m++) {
+          sent += segments[m];
+          if (segments[m] > 1) {
+            gso[0] = GSO_WORKS;
+            gso[1]++;
+            gso[2] += segments[m];
+          }
+        }
         done += (uint32_t)k;
-        sent += (uint32_t)k;
       } else if (errno == EINTR) {
         continue;
       } else if (errno == EAGAIN) {
         is_full = 1;
         break;
+      } else if (segments[done] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+        /* GSO refused (no checksum offload on the route, a segment above the path MTU, ...): send the run plainly.
+         * EINVAL after GSO has worked is this run's own problem; anything else means never again here. */
+        if (gso[0] == GSO_UNTRIED || errno != EINVAL) gso[0] = GSO_REFUSED;
+        gso[3]++;
+        sent += send_plain((int)fd, buffer, offsets, lengths, &names[done], firsts[done], segments[done], drops,
+                           &is_full);
+        done++;
+        if (is_full) break;
       } else {
-        drops[1]++;
+        drops[1] += segments[done];
         done++;
       }
     }
     if (is_full) {
       /* The unsent rest of this chunk plus everything after it, minus bad ranges already counted above. */
-      drops[0] += n - done;
+      for (uint32_t m = done; m < n; m++) drops[0] += segments[m];
       for (uint32_t i = next; i < count; i++) {
         if ((uint64_t)offsets[i] + lengths[i] > buffer_len) drops[1]++;
         else drops[0]++;

@@ -49,6 +49,8 @@ struct weft_reader {
   int fd;
   int is_stopped;
   int is_drained; /* set by fill: the last read hit EAGAIN (or an error), so stop looping */
+  int has_pending; /* set by fill: packets already read did not fit the arrays; the next fill delivers them before
+                    * reading again, and the reader calls fill again even when the fd is drained */
   weft_fill_fn fill;
   napi_ref refs[5]; /* buffer, offsets, lengths, and for UDP addrs, ports: kept alive (and unmoved) while reading */
   int ref_count;
@@ -64,7 +66,9 @@ struct weft_reader {
   uint32_t *lengths;
   uint32_t *addrs;
   uint16_t *ports;
-  uint32_t slots;
+  uint32_t slots;   /* receive slots: reads per fill */
+  uint32_t entries; /* capacity of offsets/lengths (and addrs/ports): >= slots, more when one read can hold several
+                     * packets (UDP GRO) */
   uint32_t slot_bytes;
   uint32_t headroom;
   void *scratch; /* fill-specific (UDP: mmsghdr/iovec/sockaddr arrays), freed with the reader */
@@ -83,9 +87,14 @@ typedef struct weft_handle_box {
  * scratch set; refs[0..ref_count) are set. Returns the JS handle, or NULL after throwing (then `r` is freed).
  */
 napi_value weft_reader_start(napi_env env, weft_reader *r, napi_value callback);
-/* Check the common reader arguments and fill `r` from them. 0 on success, -1 after throwing. */
+/*
+ * Check the common reader arguments and fill `r` from them. 0 on success, -1 after throwing. With
+ * `is_slots_from_buffer` 0 there is one slot per offsets entry (TAP: one frame per read); with 1 the slots are
+ * buffer.length / slotBytes (at most offsets.length) and offsets/lengths may hold more entries than slots (UDP: a
+ * GRO read holds several datagrams).
+ */
 int weft_reader_args(napi_env env, weft_reader *r, napi_value buffer, napi_value offsets, napi_value lengths,
-                     napi_value slot_bytes, napi_value headroom);
+                     napi_value slot_bytes, napi_value headroom, int is_slots_from_buffer);
 
 napi_value weft_reader_stop(napi_env env, napi_callback_info info);
 napi_value weft_reader_stats(napi_env env, napi_callback_info info);
