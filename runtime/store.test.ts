@@ -1,11 +1,21 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStore, MemoryStore } from './store.js';
 
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'weft-store-'));
+  dirs.push(d);
+  return d;
+};
+
 for (const [name, make] of [
-  ['FileStore', () => new FileStore(mkdtempSync(join(tmpdir(), 'weft-store-')))],
+  ['FileStore', () => new FileStore(tempDir())],
   ['MemoryStore', () => new MemoryStore()],
 ] as const) {
   describe(name, () => {
@@ -17,7 +27,6 @@ for (const [name, make] of [
       expect(store.read('peer-name')?.toString()).toBe('cc:dd');
       store.remove('peer-name');
       expect(store.read('peer-name')).toBeUndefined();
-      if (store instanceof FileStore) rmSync(store.dir, { recursive: true });
     });
 
     it('refuses keys that could escape the directory', () => {
@@ -28,9 +37,8 @@ for (const [name, make] of [
 }
 
 it('FileStore leaves no temp file behind', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-store-'));
+  const dir = tempDir();
   const store = new FileStore(dir);
   store.write('ipam', 'x');
   expect(readdirSync(dir)).toEqual(['ipam']);
-  rmSync(dir, { recursive: true });
 });

@@ -99,6 +99,7 @@ if [ ! -f "$build_stamp" ] ||
     -print -quit 2>/dev/null)" ]; then
   say "typescript: building (tsc -p tsconfig.build.json -> dist/)"
   started=$(mktemp /tmp/weft-setup-stamp-XXXXXX) # taken before tsc, so an edit during the build triggers the next one
+  trap 'rm -f "$started"' EXIT                     # a failed build leaves no stamp behind
   quietly npm run build:ts
   mkdir -p dist && mv "$started" "$build_stamp"
 else
