@@ -235,12 +235,14 @@ export class Daemon implements WeftControl {
 
   async attach(request: AttachRequest): Promise<EndpointReport> {
     const datapath = this.requireDatapath();
+    const heldBefore = new Set(this.ipam?.addressesOf(request.target) ?? []);
     const addresses = await this.resolveAddresses(request.target, request.addresses);
     try {
       return await datapath.attach({ ...request, addresses });
     } catch (err) {
-      // Nothing was attached: give back what IPAM handed out for it (a claim of an explicit address included).
-      if (request.addresses.length > 0 && this.ipam) this.ipam.release(request.target);
+      // The attach failed: give back what IPAM handed out in this call, and only that (a re-attach of a running
+      // container keeps the addresses it already uses).
+      for (const a of this.ipam?.addressesOf(request.target) ?? []) if (!heldBefore.has(a)) this.ipam!.releaseAddress(a);
       throw err;
     }
   }

@@ -90,6 +90,16 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
     await expect(weft[2]!.run(['attach', '--netns', x.ns, `ip:${addr[0]}`])).rejects.toThrow(/held|holds|in use/i);
   });
 
+  it('gives an address back when the attach it was allocated for fails', async () => {
+    const t = await hosts.addContainer(1, 'tmp');
+    const first = (await weft[0]!.run(['attach', '--netns', t.ns])).trim();
+    await weft[0]!.run(['detach', '--netns', t.ns]);
+    // Allocation takes the lowest free address: the failed attach takes `first`, and must give it back.
+    await expect(weft[0]!.run(['attach', '--netns', `${hosts.prefix}-nosuchns`])).rejects.toThrow(/nosuchns/);
+    const u = await hosts.addContainer(1, 'u');
+    expect((await weft[0]!.run(['attach', '--netns', u.ns])).trim()).toBe(first);
+  });
+
   it('keeps addresses across a router restart', async () => {
     weft[1]!.kill();
     await new Promise((r) => setTimeout(r, 500));
