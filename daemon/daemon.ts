@@ -122,8 +122,9 @@ export class Daemon implements WeftControl {
         this.ipam?.setReachablePeers(this.reachablePeers());
       });
       this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
-      await this.mesh.start();
+      // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
+      await this.mesh.start();
       this.mesh.connect([...config.peers], false);
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
