@@ -7,11 +7,11 @@
  * Datagrams live in a 64-slot arena, like the sleeve's batches, at an offset that leaves headroom for the header.
  */
 import { describe, it } from 'vitest';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
 import sodium from 'sodium-native';
 import { AeadDataSession } from './aead-data-session.js';
 import { BufferViews } from './buffer-views.js';
 import { wrapperAead } from './sodium-aead.js';
+import { countScavenges } from '../test/harness/gc.js';
 
 const COUNT = 1_000_000;
 const BODY = 1400;
@@ -45,21 +45,6 @@ function openSlot(rx: AeadDataSession, arena: Buffer, slot: number): number {
   const h = slot * SLOT_BYTES + HEADROOM;
   const seq = arena.readUInt32BE(h + 8) * 0x1_0000_0000 + arena.readUInt32BE(h + 12);
   return rx.open(arena, h, h + HEADER, BODY + 16, seq, (arena[h + 1]! >> 1) & 1);
-}
-
-async function countScavenges(run: () => void): Promise<number> {
-  let scavenges = 0;
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
-      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
-    }
-  });
-  obs.observe({ entryTypes: ['gc'] });
-  run();
-  await new Promise((r) => setTimeout(r, 50));
-  obs.disconnect();
-  return scavenges;
 }
 
 describe.runIf(process.env.WEFT_BENCH)('AeadDataSession benchmark (prints, asserts nothing)', () => {

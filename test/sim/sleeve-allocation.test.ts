@@ -9,7 +9,6 @@
  * sleeve's own garbage (plus the FakeClock's one timer object per delivered batch).
  */
 import { describe, expect, it } from 'vitest';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
 import sodium from 'sodium-native';
 import { FakeClock } from '../../runtime/clock.js';
 import { silentLogger } from '../../runtime/logger.js';
@@ -20,27 +19,13 @@ import type { ForwardingSnapshot, PeerId } from '../../router/datapath.js';
 import type { DataSession } from '../../crypto/data-session.js';
 import { AeadDataSession } from '../../crypto/aead-data-session.js';
 import { isNativeAddonBuilt, loadNative } from '../../native/addon.js';
+import { countScavenges } from '../harness/gc.js';
 
 const FRAMES = 1_000_000;
 const BATCH = 64;
 // Realistic 48-bit peer names (above 2^31: a number that size crossing a call would be boxed).
 const PEER_A = 0x7a3b_0122_c49e;
 const PEER_B = 0xd2f1_5a00_0b17;
-
-async function countScavenges(run: () => void): Promise<number> {
-  let scavenges = 0;
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
-      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
-    }
-  });
-  obs.observe({ entryTypes: ['gc'] });
-  run();
-  await new Promise((r) => setTimeout(r, 50));
-  obs.disconnect();
-  return scavenges;
-}
 
 function sessionPair(): [DataSession, DataSession] {
   const k1 = Buffer.alloc(32);
