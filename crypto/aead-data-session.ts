@@ -63,7 +63,7 @@ export class AeadDataSession implements DataSession {
   readonly overheadBytes = AEAD_TAG_BYTES;
 
   private readonly aead: DetachedAead;
-  private readonly views: BufferViews | null;
+  private readonly views: BufferViews;
   private readonly replayWindowSize: number;
   private readonly sendDirection: number;
   private readonly receiveDirection: number;
@@ -83,7 +83,8 @@ export class AeadDataSession implements DataSession {
 
   constructor(options: AeadDataSessionOptions) {
     this.aead = options.aead ?? detachedAead;
-    this.views = options.views === undefined ? new BufferViews() : options.views;
+    // `null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
+    this.views = options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0));
     this.replayWindowSize = options.replayWindow ?? DEFAULT_REPLAY_WINDOW;
     this.sendDirection = options.isInitiator ? DIRECTION_FROM_INITIATOR : DIRECTION_FROM_RESPONDER;
     this.receiveDirection = options.isInitiator ? DIRECTION_FROM_RESPONDER : DIRECTION_FROM_INITIATOR;
@@ -133,16 +134,9 @@ export class AeadDataSession implements DataSession {
     }
     writeDataNonce(this.sealNonce, this.sendDirection, phase, seq);
     const views = this.views;
-    let header: Buffer, body: Buffer, tag: Buffer;
-    if (views !== null) {
-      header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
-      body = views.view(buffer, bodyOffset, bodyLength);
-      tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
-    } else {
-      header = buffer.subarray(headerOffset, bodyOffset);
-      body = buffer.subarray(bodyOffset, tagOffset);
-      tag = buffer.subarray(tagOffset, tagOffset + AEAD_TAG_BYTES);
-    }
+    const header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
+    const body = views.view(buffer, bodyOffset, bodyLength);
+    const tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
     if (this.aead.encrypt(body, tag, body, header, this.sealNonce, this.sendKeys[phase]) !== 0) return OpenResult.BadTag;
     return bodyLength + AEAD_TAG_BYTES;
   }
@@ -170,16 +164,9 @@ export class AeadDataSession implements DataSession {
     writeDataNonce(this.openNonce, this.receiveDirection, phase, seq);
     const bodyLength = sealedLength - AEAD_TAG_BYTES;
     const views = this.views;
-    let header: Buffer, body: Buffer, tag: Buffer;
-    if (views !== null) {
-      header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
-      body = views.view(buffer, bodyOffset, bodyLength);
-      tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
-    } else {
-      header = buffer.subarray(headerOffset, bodyOffset);
-      body = buffer.subarray(bodyOffset, tagOffset);
-      tag = buffer.subarray(tagOffset, tagOffset + AEAD_TAG_BYTES);
-    }
+    const header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
+    const body = views.view(buffer, bodyOffset, bodyLength);
+    const tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
     if (this.aead.decrypt(body, body, tag, header, this.openNonce, this.receiveKeys[phase]) !== 0) return OpenResult.BadTag;
     window.accept(seq);
     return bodyLength;
