@@ -104,6 +104,28 @@ describe('Mesh', () => {
     expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2']);
   });
 
+  it('keeps a confirmed data path across a reconnect: the new connection is established at once', async () => {
+    const w = world();
+    const opts = { isDiscoveryEnabled: false, requireDataPathConfirm: true };
+    const a = await w.add('h1', opts);
+    const b = await w.add('h2', opts);
+    b.connect(['h1'], false);
+    await w.run(2000);
+    a.setDataPathEstablished(b.name, true);
+    b.setDataPathEstablished(a.name, true);
+    await w.run(100);
+    expect(a.status().connections.map((c) => c.state)).toEqual(['established']);
+    // The control connection flaps (as when a duplicate is resolved or a link blips) while the UDP path never
+    // noticed, so the datapath reports no change: the replacement must not be left pending.
+    w.net.partition('h1', 'h2');
+    await w.run(100);
+    w.net.heal('h1', 'h2');
+    await w.run(5000);
+    expect(a.status().connections.map((c) => c.state)).toEqual(['established']);
+    expect(b.status().connections.map((c) => c.state)).toEqual(['established']);
+    expect(a.routes().unicast.get(b.name)).toBe(b.name);
+  });
+
   it('keeps exactly one connection when two peers dial each other at once', async () => {
     const w = world();
     const a = await w.add('h1', { isDiscoveryEnabled: false });

@@ -128,7 +128,12 @@ export class Mesh {
   private readonly conns = new Set<PeerConnection>();
   /** The one connection per peer that passed the hello (duplicates are refused there). */
   private readonly owners = new Map<PeerName, PeerConnection>();
-  private readonly dataPathUp = new WeakSet<PeerConnection>();
+  /**
+   * Peers whose data path (UDP) the datapath reports working. Kept per peer, not per connection: the UDP path does
+   * not care which TCP connection carries control, so a connection that replaces another (a duplicate resolved, a
+   * reconnect) is established at once if the path already works; the datapath reports only changes.
+   */
+  private readonly dataPathUp = new Set<PeerName>();
   private readonly listeners = new Set<() => void>();
   private readonly counts = new Map<string, number>();
   private readonly localHello: Hello;
@@ -303,16 +308,14 @@ export class Mesh {
 
   /**
    * The data path to `peer` works (true) or stopped working (false). With `requireDataPathConfirm` this moves the
-   * connection between pending and established in our topology entry. Ignored when not connected to `peer`.
+   * connection between pending and established in our topology entry (remembered for `peer`, so it also holds for a
+   * connection to it that opens later).
    */
   setDataPathEstablished(peer: PeerName, ok: boolean): void {
-    const c = this.owners.get(peer);
-    if (!c) return;
-    const was = this.dataPathUp.has(c);
-    if (ok === was) return;
-    if (ok) this.dataPathUp.add(c);
-    else this.dataPathUp.delete(c);
-    this.updateLocalEntry();
+    if (ok === this.dataPathUp.has(peer)) return;
+    if (ok) this.dataPathUp.add(peer);
+    else this.dataPathUp.delete(peer);
+    if (this.owners.has(peer)) this.updateLocalEntry();
   }
 
   /** Call `listener` after any topology, route or connection change (coalesced per tick). Returns unsubscribe. */
@@ -489,7 +492,7 @@ export class Mesh {
   }
 
   private isEstablished(c: PeerConnection): boolean {
-    return c.phase === 'ready' && (!this.requireDataPathConfirm || this.dataPathUp.has(c));
+    return c.phase === 'ready' && (!this.requireDataPathConfirm || (c.remote !== null && this.dataPathUp.has(c.remote.name)));
   }
 
   private readyNeighbourNames(): PeerName[] {
