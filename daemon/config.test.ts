@@ -44,6 +44,7 @@ describe('resolveConfig', () => {
       ipallocDefaultSubnet: '10.32.0.0/12',
       ipallocInit: { mode: 'consensus', quorum: 1 },
       logLevel: 'info',
+      busyPollMicros: 200,
       isDatapathEnabled: true,
       isForeground: false,
       peers: [],
@@ -150,6 +151,14 @@ describe('resolveConfig', () => {
     expect(resolveConfig(['--rekey-interval', '3'], {}, sources).rekeyIntervalMs).toBe(3000);
     expect(resolveConfig([], { WEFT_REKEY_INTERVAL: '2.5' }, sources).rekeyIntervalMs).toBe(2500);
     expect(() => resolveConfig(['--rekey-interval', '0'], {}, sources)).toThrow(/rekey interval/);
+  });
+
+  it('takes the busy-poll window in microseconds, 0 turning it off, and refuses nonsense', () => {
+    expect(resolveConfig(['--busy-poll', '0'], {}, sources).busyPollMicros).toBe(0);
+    expect(resolveConfig([], { WEFT_BUSY_POLL: '50' }, sources).busyPollMicros).toBe(50);
+    for (const bad of ['-1', '1.5', 'fast', '100001']) {
+      expect(() => resolveConfig([`--busy-poll=${bad}`], {}, sources)).toThrow(/busy-poll window: .*--busy-poll 200/);
+    }
   });
 
   it('takes the password from the flag (with a ps warning), the environment or a file', () => {

@@ -71,6 +71,7 @@ export class Daemon implements WeftControl {
           mtuBytes: config.mtuBytes,
           port: config.port,
           listenAddr: config.listenAddr,
+          busyPollMicros: config.busyPollMicros,
         });
         await this.datapath.start();
       }

@@ -27,7 +27,12 @@ export interface HostDatapathOptions {
   port: number;
   /** Address the UDP socket binds. */
   listenAddr: string;
+  /** Busy-poll window after handling packets, in microseconds (0: off). */
+  busyPollMicros: number;
 }
+
+/** Share of one CPU that busy polling may spend spinning with nothing to read. */
+const BUSY_POLL_SHARE_PERCENT = 10;
 
 /** Used when the host has no default route to read an MTU from (an isolated test host, say). */
 const FALLBACK_UNDERLAY_MTU = 1500;
@@ -70,6 +75,7 @@ export class HostDatapath {
     });
     this.sleeve = sleeve;
     await sleeve.start();
+    native.busyPoll(this.options.busyPollMicros, BUSY_POLL_SHARE_PERCENT);
     await ip(this.tapName, ['link', 'set', 'dev', this.tapName, 'mtu', String(this.overlayMtuBytes)]);
     await attachToBridge(this.tapName, this.options.bridge);
     await this.refreshEndpoints();
@@ -102,8 +108,16 @@ export class HostDatapath {
         ...(this.sleeve?.counters() ?? {}),
         ...prefixed('tap_', this.capture?.counters()),
         ...prefixed('udp_', this.underlay?.counters()),
+        ...prefixed('busy_poll_', this.busyPollCounters()),
       },
     };
+  }
+
+  /** Counters of busy polling (spins, hits, idle and busy microseconds, skipped for want of budget). */
+  private busyPollCounters(): Record<string, number> | undefined {
+    if (!this.sleeve) return undefined;
+    const stats = loadNative().busyPollStats();
+    return { spins: stats.spins, hits: stats.hits, idle_us: Math.round(stats.idleMicros), busy_us: Math.round(stats.busyMicros), skipped: stats.skipped };
   }
 
   /** Endpoints as of the last attach/detach (the report is synchronous). */

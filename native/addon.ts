@@ -36,6 +36,20 @@ export interface ReaderStats {
   isStopped: boolean;
 }
 
+/** Busy-poll counters of one thread (see `busyPoll`). */
+export interface BusyPollStats {
+  /** Spins started (after a callback that delivered packets). */
+  spins: number;
+  /** Times a spin found something to read. */
+  hits: number;
+  /** CPU time spent spinning with nothing to read. */
+  idleMicros: number;
+  /** CPU time spent handling what spins found. */
+  busyMicros: number;
+  /** Spins not started because the budget was spent. */
+  skipped: number;
+}
+
 /** Called once per batch read; see the module comment for `count`. Must not throw (a throw is uncaught). */
 export type BatchCallback = (count: number) => void;
 
@@ -115,6 +129,16 @@ export interface WeftNative {
   /** Stop a reader. Idempotent; also safe from inside its own callback. The fd stays open. */
   readerStop(reader: ReaderHandle): void;
   readerStats(reader: ReaderHandle): ReaderStats;
+  /**
+   * Busy polling for every reader of this thread: after a callback that delivered packets, keep polling all the
+   * readers' fds (no sleeping) for `windowMicros` more, handling what arrives, and again after each packet found.
+   * Spinning with nothing to read is paid from a budget that refills at `sharePercent` of wall time (up to 10 ms),
+   * so a trickle of packets cannot keep a CPU busy; one spin never holds the event loop longer than 2 ms.
+   * `windowMicros` 0 turns it off (the default).
+   */
+  busyPoll(windowMicros: number, sharePercent: number): void;
+  /** Busy-poll counters of this thread. */
+  busyPollStats(): BusyPollStats;
   /**
    * Copy `length` bytes from `source[sourceOffset..]` to `target[targetOffset..]` (overlap allowed); returns
    * `length`. Exists because `Buffer#copy` of a partial range allocates a view per call in Node 20; this allocates

@@ -144,6 +144,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpSendBatch", NULL, weft_udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readerStop", NULL, weft_reader_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readerStats", NULL, weft_reader_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"busyPoll", NULL, weft_busy_poll, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"busyPollStats", NULL, weft_busy_poll_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyBytes", NULL, weft_copy_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdClose", NULL, weft_fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -10,14 +10,29 @@
 #include "weft.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ROUNDS_PER_WAKE 4
+/* Busy polling: at most this many fds watched while spinning, and at most this long in one spin (packets found
+ * included) before the loop gets control back for timers and control connections. */
+#define SPIN_MAX_FDS 8
+#define SPIN_MAX_SESSION_NS 2000000ULL
 
-/* Every reader the env has started, so the env cleanup hook can stop them (a worker thread exiting). */
+/* Every reader the env has started, so the env cleanup hook can stop them (a worker thread exiting); and the busy
+ * poll settings and budget shared by all of them. */
 typedef struct weft_env_state {
   weft_reader *head;
+  uint64_t spin_window_ns;   /* 0: busy polling off */
+  double spin_share;         /* budget refill: idle spin allowed per ns of wall time */
+  double spin_capacity_ns;   /* budget ceiling */
+  double spin_budget_ns;     /* idle spin left */
+  uint64_t spin_refilled_at; /* uv_hrtime() of the last refill */
+  int is_spinning;
+  double spins, spin_hits, spin_idle_ns, spin_busy_ns, spins_skipped;
 } weft_env_state;
 
 /* Tags the external handles readerStop/readerStats accept, so a stray external cannot be mistaken for ours. */
@@ -81,12 +96,112 @@ static void deliver(weft_reader *r, int32_t count) {
   }
 }
 
+/* Read and deliver up to ROUNDS_PER_WAKE batches. Past that only to deliver packets already read (bounded: they fill
+ * at most the slots): the fd may be drained, so nothing would wake us for them. Returns the packets delivered. */
+static uint32_t drain(weft_reader *r) {
+  uint32_t total = 0;
+  for (int round = 0; (round < ROUNDS_PER_WAKE || r->has_pending) && !r->is_stopped; round++) {
+    r->is_drained = 0;
+    uint32_t n = r->fill(r);
+    if (n > 0) {
+      r->batches++;
+      r->packets += n;
+      total += n;
+      deliver(r, (int32_t)n);
+    }
+    if (r->is_drained && !r->has_pending) break;
+  }
+  return total;
+}
+
+/*
+ * Busy polling. At idle, every packet a router handles costs a wake-up from epoll, and on a virtual machine waking
+ * an idle vCPU is the largest part of a router's latency. A request forwarded now is usually answered within a few
+ * hundred microseconds, so after handling packets we keep polling every reader's fd (poll() with no timeout, and
+ * sched_yield() so anything else runnable on this CPU still runs) for `spin_window_ns`, and handle what arrives
+ * without sleeping. CPU time spent spinning with nothing to read is paid from a budget that refills at `spin_share`
+ * of wall time, so a steady trickle of packets cannot turn the router into a busy loop; under load the fds are never
+ * empty and epoll returns at once anyway, so spinning changes nothing there.
+ */
+static void refill(weft_env_state *s, uint64_t now) {
+  s->spin_budget_ns += (double)(now - s->spin_refilled_at) * s->spin_share;
+  if (s->spin_budget_ns > s->spin_capacity_ns) s->spin_budget_ns = s->spin_capacity_ns;
+  s->spin_refilled_at = now;
+}
+
+/* CPU time this thread has used: what spinning costs, unlike wall time, which also runs while we are preempted. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void busy_poll(weft_env_state *s) {
+  if (s->spin_window_ns == 0 || s->is_spinning || !s->head) return;
+  uint64_t now = uv_hrtime();
+  refill(s, now);
+  if (s->spin_budget_ns <= 0) {
+    s->spins_skipped++;
+    return;
+  }
+  s->is_spinning = 1;
+  s->spins++;
+  uint64_t session_end = now + SPIN_MAX_SESSION_NS;
+  /* The loop stops on wall time (window, budget) and charges CPU time, which is never more. */
+  uint64_t idle_since = now;
+  uint64_t idle_cpu_since = thread_cpu_ns();
+  uint64_t deadline = now + s->spin_window_ns;
+  struct pollfd fds[SPIN_MAX_FDS];
+  weft_reader *readers[SPIN_MAX_FDS];
+  for (;;) {
+    int count = 0;
+    for (weft_reader *r = s->head; r && count < SPIN_MAX_FDS; r = r->next) {
+      if (r->is_stopped) continue;
+      fds[count].fd = r->fd;
+      fds[count].events = POLLIN;
+      fds[count].revents = 0;
+      readers[count++] = r;
+    }
+    if (count == 0) break;
+    int ready = poll(fds, (nfds_t)count, 0);
+    if (ready > 0) {
+      uint64_t found_cpu = thread_cpu_ns();
+      s->spin_idle_ns += (double)(found_cpu - idle_cpu_since);
+      s->spin_budget_ns -= (double)(found_cpu - idle_cpu_since);
+      s->spin_hits++;
+      for (int i = 0; i < count; i++) {
+        if (!(fds[i].revents & POLLIN) || readers[i]->is_stopped) continue;
+        napi_handle_scope scope;
+        napi_open_handle_scope(readers[i]->env, &scope);
+        drain(readers[i]);
+        napi_close_handle_scope(readers[i]->env, scope);
+      }
+      idle_cpu_since = thread_cpu_ns();
+      s->spin_busy_ns += (double)(idle_cpu_since - found_cpu);
+      now = uv_hrtime();
+      idle_since = now;
+      deadline = now + s->spin_window_ns;
+    } else {
+      now = uv_hrtime();
+      if (now >= deadline || s->spin_budget_ns - (double)(now - idle_since) <= 0) break;
+      sched_yield();
+    }
+    if (now >= session_end) break;
+  }
+  uint64_t spent = thread_cpu_ns() - idle_cpu_since;
+  s->spin_idle_ns += (double)spent;
+  s->spin_budget_ns -= (double)spent;
+  s->is_spinning = 0;
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events) {
   weft_reader *r = handle->data;
   if (r->is_stopped) return;
+  weft_env_state *s = r->state;
   napi_env env = r->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
+  uint32_t delivered = 0;
   if (status < 0) {
     /* POLLERR: libuv has already stopped watching (a TAP whose device was deleted). Report it once as a negative
      * count and stop, rather than spin on an fd that will never read again. */
@@ -95,20 +210,10 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     reader_stop(r, 0);
   } else {
     r->wakes++;
-    /* Past ROUNDS_PER_WAKE only to deliver packets already read (bounded: they fill at most the slots): the fd may
-     * be drained, so nothing would wake us for them. */
-    for (int round = 0; (round < ROUNDS_PER_WAKE || r->has_pending) && !r->is_stopped; round++) {
-      r->is_drained = 0;
-      uint32_t n = r->fill(r);
-      if (n > 0) {
-        r->batches++;
-        r->packets += n;
-        deliver(r, (int32_t)n);
-      }
-      if (r->is_drained && !r->has_pending) break;
-    }
+    delivered = drain(r);
   }
   napi_close_handle_scope(env, scope);
+  if (delivered > 0) busy_poll(s);
 }
 
 static void on_env_cleanup(void *arg) {
@@ -221,6 +326,49 @@ static weft_handle_box *box_arg(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return data;
+}
+
+/*
+ * busyPoll(windowMicros, sharePercent): after handling packets, keep polling all readers for windowMicros (0: off)
+ * while the idle-spin budget lasts; the budget refills at sharePercent of wall time (1..100), up to 10 ms.
+ */
+napi_value weft_busy_poll(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t window_us, share_percent;
+  weft_env_state *s;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  WEFT_TRY(weft_arg_u32(env, argc > 0 ? argv[0] : NULL, "windowMicros", &window_us));
+  WEFT_TRY(weft_arg_u32(env, argc > 1 ? argv[1] : NULL, "sharePercent", &share_percent));
+  if (window_us > 100000 || share_percent < 1 || share_percent > 100) {
+    weft_throw_arg(env, "busyPoll: windowMicros must be 0..100000 and sharePercent 1..100");
+    return NULL;
+  }
+  napi_get_instance_data(env, (void **)&s);
+  if (!s) return NULL;
+  if (s->spin_window_ns == 0) {
+    s->spin_refilled_at = uv_hrtime();
+    s->spin_budget_ns = 0;
+  }
+  s->spin_window_ns = (uint64_t)window_us * 1000;
+  s->spin_share = share_percent / 100.0;
+  s->spin_capacity_ns = 10e6;
+  return NULL;
+}
+
+/* busyPollStats(): {spins, hits, idleMicros, busyMicros, skipped} of this thread's busy polling. */
+napi_value weft_busy_poll_stats(napi_env env, napi_callback_info info) {
+  napi_value out;
+  weft_env_state *s;
+  napi_get_instance_data(env, (void **)&s);
+  if (!s) return NULL;
+  napi_create_object(env, &out);
+  weft_set_number(env, out, "spins", s->spins);
+  weft_set_number(env, out, "hits", s->spin_hits);
+  weft_set_number(env, out, "idleMicros", s->spin_idle_ns / 1000);
+  weft_set_number(env, out, "busyMicros", s->spin_busy_ns / 1000);
+  weft_set_number(env, out, "skipped", s->spins_skipped);
+  return out;
 }
 
 /* readerStop(reader): stop polling. Idempotent. The fd stays open: close it with fdClose afterwards. */

@@ -98,6 +98,8 @@ int weft_reader_args(napi_env env, weft_reader *r, napi_value buffer, napi_value
 
 napi_value weft_reader_stop(napi_env env, napi_callback_info info);
 napi_value weft_reader_stats(napi_env env, napi_callback_info info);
+napi_value weft_busy_poll(napi_env env, napi_callback_info info);
+napi_value weft_busy_poll_stats(napi_env env, napi_callback_info info);
 void weft_readers_init(napi_env env);
 
 napi_value weft_tap_open(napi_env env, napi_callback_info info);
