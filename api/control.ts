@@ -47,6 +47,8 @@ export interface RouterReport {
   nickname: string;
   uid: string;
   encryption: boolean;
+  /** The data plane's cipher and the code computing it, e.g. 'ChaCha20-Poly1305 (openssl)'; with encryption only. */
+  dataCipher?: string;
   peerDiscovery: boolean;
   trustedSubnets: string[];
   httpAddr: string;

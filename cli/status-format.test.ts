@@ -44,6 +44,8 @@ describe('status formatting of a fixed report', () => {
     r.ipam = { status: 'off', range: '', defaultSubnet: '', peers: [] };
     const text = formatStatus(r);
     expect(text).toContain('     Encryption: enabled\n');
+    r.router.dataCipher = 'ChaCha20-Poly1305 (openssl)';
+    expect(formatStatus(r)).toContain('     Encryption: enabled (ChaCha20-Poly1305 (openssl))\n');
     expect(text).toContain(' TrustedSubnets: 10.0.0.0/8, 192.168.0.0/16\n');
     expect(text).toContain('    Connections: 0\n');
     expect(text).toContain('           Mode: none\n      Endpoints: 1\n');

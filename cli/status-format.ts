@@ -43,7 +43,7 @@ export function formatStatus(report: Report): string {
     ['Service', 'router'],
     ['Protocol', r.protocol],
     ['Name', nameAndNickname(r.name, r.nickname)],
-    ['Encryption', enabled(r.encryption)],
+    ['Encryption', r.encryption && r.dataCipher ? `enabled (${r.dataCipher})` : enabled(r.encryption)],
     ['PeerDiscovery', enabled(r.peerDiscovery)],
     ['Targets', r.targets.length],
     ['Connections', connectionSummary(r.connections)],

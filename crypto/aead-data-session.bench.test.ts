@@ -10,7 +10,6 @@ import { describe, it } from 'vitest';
 import sodium from 'sodium-native';
 import { AeadDataSession } from './aead-data-session.js';
 import { BufferViews } from './buffer-views.js';
-import { wrapperAead } from './sodium-aead.js';
 import { countScavenges } from '../test/harness/gc.js';
 
 const COUNT = 1_000_000;
@@ -93,23 +92,4 @@ describe.runIf(process.env.WEFT_BENCH)('AeadDataSession benchmark (prints, asser
       );
     }, 120_000);
   }
-
-  it('forged datagrams: status-returning binding vs the throwing public wrapper', () => {
-    const arena = Buffer.alloc(SLOTS * SLOT_BYTES);
-    const n = 100_000;
-    for (const [label, aead] of [
-      ['direct', undefined],
-      ['wrapper', wrapperAead],
-    ] as const) {
-      const rx = new AeadDataSession({ isInitiator: false, ...(aead && { aead }) });
-      rx.installReceiveKey(0, Buffer.alloc(32, 1));
-      const t0 = performance.now();
-      for (let i = 0; i < n; i++) {
-        const h = (i & (SLOTS - 1)) * SLOT_BYTES + HEADROOM;
-        rx.open(arena, h, h + HEADER, BODY + 16, i, 0);
-      }
-      const ms = performance.now() - t0;
-      console.log(`[bench] forged opens (${label}): ${Math.round(n / (ms / 1000)).toLocaleString('en')} /s`);
-    }
-  });
 });

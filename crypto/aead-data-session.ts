@@ -1,18 +1,19 @@
 /**
- * The data-plane session: XChaCha20-Poly1305-IETF over sleeve datagrams, in place.
+ * The data-plane session: ChaCha20-Poly1305 (RFC 8439, ./data-aead.ts) over sleeve datagrams, in place.
  *
  * Pipeline per datagram, all synchronous and allocation-free in steady state:
- *   seal: nonce <- (direction, key phase, seq) in a preallocated buffer; views of header, body and tag come from
- *         `BufferViews`; encrypt the body over itself, tag right after it, header authenticated as AD.
+ *   seal: nonce <- (direction, key phase, seq) in a preallocated buffer; encrypt the body over itself, tag right
+ *         after it, header authenticated as AD (the `DataAead` takes offsets into the datagram buffer).
  *   open: length and bounds -> key for the header's phase -> replay window `check` (no mutation) -> verify tag and
  *         decrypt over itself -> window `accept`. A forgery never moves the window.
  *
- * Nonce (24 bytes; XChaCha20's extended nonce is large enough to spell out every field):
+ * Nonce (12 bytes; every key is fresh from a key exchange and seq never repeats under one key, so a counter nonce
+ * is all ChaCha20 needs):
  *
- *    0           1           2 .. 7    8 .. 15                       16 .. 23
- *   +-----------+-----------+---------+-----------------------------+---------+
- *   | direction | key phase | zero    | seq, u64 big-endian          | zero    |
- *   +-----------+-----------+---------+-----------------------------+---------+
+ *    0           1           2 .. 3    4 .. 11
+ *   +-----------+-----------+---------+-----------------------------+
+ *   | direction | key phase | zero    | seq, u64 big-endian          |
+ *   +-----------+-----------+---------+-----------------------------+
  *   direction: 0x01 sent by the connection initiator, 0x02 by the responder.
  *
  * Keys already differ per direction and per phase, so the nonce's own direction and phase bytes are belt and braces:
@@ -26,20 +27,20 @@ import sodium from 'sodium-native';
 import { OpenResult, type DataSession } from './data-session.js';
 import { BufferViews } from './buffer-views.js';
 import { ReplayCheck, ReplayWindow, DEFAULT_REPLAY_WINDOW } from './replay-window.js';
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, detachedAead, type DetachedAead } from './sodium-aead.js';
+import { DATA_KEY_BYTES as AEAD_KEY_BYTES, DATA_NONCE_BYTES as AEAD_NONCE_BYTES, DATA_TAG_BYTES as AEAD_TAG_BYTES, sodiumDataAead, type DataAead } from './data-aead.js';
 
 /** Nonce direction byte of datagrams sent by the connection initiator. */
 export const DIRECTION_FROM_INITIATOR = 0x01;
 /** Nonce direction byte of datagrams sent by the connection responder. */
 export const DIRECTION_FROM_RESPONDER = 0x02;
 
-/** Write the data nonce for (direction, phase, seq) into `nonce` (24 bytes). Exported for tests and docs. */
+/** Write the data nonce for (direction, phase, seq) into `nonce` (12 bytes). Exported for tests and docs. */
 export function writeDataNonce(nonce: Buffer, direction: number, phase: number, seq: number): void {
   nonce[0] = direction;
   nonce[1] = phase;
   // seq < 2^53: the high word is exact after the division, the low word after `>>> 0`.
-  nonce.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 8);
-  nonce.writeUInt32BE(seq >>> 0, 12);
+  nonce.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
+  nonce.writeUInt32BE(seq >>> 0, 8);
 }
 
 export interface AeadDataSessionOptions {
@@ -48,12 +49,15 @@ export interface AeadDataSessionOptions {
   /** Replay window per receive key, in sequence numbers. @default DEFAULT_REPLAY_WINDOW (2^20) */
   replayWindow?: number;
   /**
-   * Where seal/open get their buffer views. Share one across the sessions of a datapath. `null` makes three
-   * `subarray()` views per datagram instead (allocates; for comparison). @default a private `BufferViews`
+   * The AEAD implementation. Share one across the sessions of a data path. @default `sodiumDataAead(views)`
+   */
+  aead?: DataAead;
+  /**
+   * Buffer views for the default (sodium-native) AEAD; share one across the sessions of a datapath. `null` makes
+   * `subarray()` views per datagram instead (allocates; for comparison). Ignored when `aead` is given.
+   * @default a private `BufferViews`
    */
   views?: BufferViews | null;
-  /** The AEAD binding. @default detachedAead (the addon called directly when it passes its self-test) */
-  aead?: DetachedAead;
 }
 
 /** Largest sequence number handed out; past it a key must have been replaced (at 10^7 datagrams/s: 28 years). */
@@ -62,8 +66,7 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 export class AeadDataSession implements DataSession {
   readonly overheadBytes = AEAD_TAG_BYTES;
 
-  private readonly aead: DetachedAead;
-  private readonly views: BufferViews;
+  private readonly aead: DataAead;
   private readonly replayWindowSize: number;
   private readonly sendDirection: number;
   private readonly receiveDirection: number;
@@ -82,9 +85,8 @@ export class AeadDataSession implements DataSession {
   private seq = 0;
 
   constructor(options: AeadDataSessionOptions) {
-    this.aead = options.aead ?? detachedAead;
-    // `null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
-    this.views = options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0));
+    // `views: null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
+    this.aead = options.aead ?? sodiumDataAead(options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0)));
     this.replayWindowSize = options.replayWindow ?? DEFAULT_REPLAY_WINDOW;
     this.sendDirection = options.isInitiator ? DIRECTION_FROM_INITIATOR : DIRECTION_FROM_RESPONDER;
     this.receiveDirection = options.isInitiator ? DIRECTION_FROM_RESPONDER : DIRECTION_FROM_INITIATOR;
@@ -133,17 +135,13 @@ export class AeadDataSession implements DataSession {
       return OpenResult.Short;
     }
     writeDataNonce(this.sealNonce, this.sendDirection, phase, seq);
-    const views = this.views;
-    const header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
-    const body = views.view(buffer, bodyOffset, bodyLength);
-    const tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
-    if (this.aead.encrypt(body, tag, body, header, this.sealNonce, this.sendKeys[phase]) !== 0) return OpenResult.BadTag;
-    return bodyLength + AEAD_TAG_BYTES;
+    const sealed = this.aead.seal(buffer, headerOffset, bodyOffset - headerOffset, bodyOffset, bodyLength, this.sealNonce, this.sendKeys[phase]);
+    return sealed < 0 ? OpenResult.BadTag : sealed;
   }
 
   /**
    * See `DataSession.open`. `keyPhase` is the header's key-phase bit (only bit 0 is read). A datagram whose range
-   * does not fit in `buffer` is `Short`. After a `BadTag` the body bytes are zeroed (libsodium wipes on failure).
+   * does not fit in `buffer` is `Short`. After a `BadTag` the body holds no plaintext (it is verified first).
    */
   open(
     buffer: Buffer,
@@ -162,14 +160,10 @@ export class AeadDataSession implements DataSession {
     const verdict = window.check(seq);
     if (verdict !== ReplayCheck.Fresh) return verdict;
     writeDataNonce(this.openNonce, this.receiveDirection, phase, seq);
-    const bodyLength = sealedLength - AEAD_TAG_BYTES;
-    const views = this.views;
-    const header = views.view(buffer, headerOffset, bodyOffset - headerOffset);
-    const body = views.view(buffer, bodyOffset, bodyLength);
-    const tag = views.view(buffer, tagOffset, AEAD_TAG_BYTES);
-    if (this.aead.decrypt(body, body, tag, header, this.openNonce, this.receiveKeys[phase]) !== 0) return OpenResult.BadTag;
+    const opened = this.aead.open(buffer, headerOffset, bodyOffset - headerOffset, bodyOffset, sealedLength, this.openNonce, this.receiveKeys[phase]);
+    if (opened < 0) return OpenResult.BadTag;
     window.accept(seq);
-    return bodyLength;
+    return opened;
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * A data-plane crypto session for one pair of peers: seal what we send, open what we receive, in place.
  *
- * Implemented in `crypto/` (XChaCha20-Poly1305 through sodium-native, per-direction keys, replay window, key phase
+ * Implemented in `crypto/` (ChaCha20-Poly1305, RFC 8439, ./data-aead.ts; per-direction keys, replay window, key phase
  * for rekeying); used by the sleeve in `router/`. Nothing here allocates per packet, throws or logs: a failed open
  * returns a negative code that the caller counts.
  */

@@ -29,6 +29,7 @@ import type {
 } from './connection-security.js';
 import { AeadDataSession } from './aead-data-session.js';
 import { BufferViews } from './buffer-views.js';
+import { sodiumDataAead, type DataAead } from './data-aead.js';
 import { ControlCipher } from './control-cipher.js';
 import { HandshakeError } from './errors.js';
 import {
@@ -56,7 +57,7 @@ export interface PasswordSecurityOptions {
   /** Start a rekey when the data keys are this old. @default 120000 (2 minutes) */
   rekeyIntervalMs?: number;
   /**
-   * Start a rekey after this many datagrams sealed with one key. XChaCha20's 192-bit nonces do not wear out; this
+   * Start a rekey after this many datagrams sealed with one key. The 64-bit sequence in the nonce does not wear out; this
    * bounds how much traffic one key protects (72 minutes at 10^6 datagrams/s, so the timer usually comes first).
    * @default 2**32
    */
@@ -76,6 +77,8 @@ export interface PasswordSecurityOptions {
    * makes views per datagram instead. @default one `BufferViews` for this instance
    */
   views?: BufferViews | null;
+  /** The data plane's AEAD for every data session made here. @default `sodiumDataAead(views)` */
+  dataAead?: DataAead;
 }
 
 interface ResolvedOptions {
@@ -84,7 +87,7 @@ interface ResolvedOptions {
   overlapMs: number;
   rekeyCheckMs: number;
   replayWindow: number;
-  views: BufferViews | null;
+  dataAead: DataAead;
 }
 
 /**
@@ -108,7 +111,8 @@ export class PasswordSecurity implements ConnectionSecurity {
       overlapMs: options.overlapMs ?? 10_000,
       rekeyCheckMs: options.rekeyCheckMs ?? 1_000,
       replayWindow: options.replayWindow ?? DEFAULT_REPLAY_WINDOW,
-      views: options.views === undefined ? new BufferViews() : options.views,
+      // `views: null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
+      dataAead: options.dataAead ?? sodiumDataAead(options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0))),
     };
     const stretched = stretchPassword(options.password, {
       ...(options.passwordOpsLimit !== undefined && { opsLimit: options.passwordOpsLimit }),
@@ -221,7 +225,7 @@ class PasswordSession implements SecureSession {
       this.data = new AeadDataSession({
         isInitiator,
         replayWindow: options.replayWindow,
-        views: options.views,
+        aead: options.dataAead,
       });
       this.data.installSendKey(0, isInitiator ? keys.dataIR : keys.dataRI);
       this.data.switchSendKey(0);

@@ -40,6 +40,8 @@ export class Daemon implements WeftControl {
   private readonly clock: Clock;
   private readonly store: FileStore;
   private security: PasswordSecurity | undefined;
+  /** The data plane cipher and its implementation, for `weft status` (with a password only). */
+  private dataCipher: string | undefined;
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
@@ -76,6 +78,10 @@ export class Daemon implements WeftControl {
         await this.datapath.start();
       }
       if (config.password !== undefined) {
+        const { pickDataAead, DATA_CIPHER } = await import('./data-aead.js');
+        const native = config.isDatapathEnabled ? (await import('../native/addon.js')).loadNative() : undefined;
+        const dataAead = pickDataAead(native, log);
+        this.dataCipher = `${DATA_CIPHER} (${dataAead.name})`;
         this.security = new PasswordSecurity(
           { clock: this.clock },
           {
@@ -84,6 +90,7 @@ export class Daemon implements WeftControl {
             // Old receive keys stay valid this long after a rekey; a new rekey waits for the overlap to end, so a
             // short interval (tests) needs a short overlap too.
             overlapMs: Math.min(10_000, config.rekeyIntervalMs / 2),
+            dataAead,
           },
         );
       }
@@ -202,6 +209,7 @@ export class Daemon implements WeftControl {
         nickname: this.config.nickname,
         uid: this.uid,
         encryption: this.config.password !== undefined,
+        ...(this.dataCipher !== undefined && { dataCipher: this.dataCipher }),
         peerDiscovery: this.config.isDiscoveryEnabled,
         trustedSubnets: [...this.config.trustedSubnets],
         httpAddr: this.config.httpAddr,

@@ -137,6 +137,19 @@ export interface WeftNative {
    * `windowMicros` 0 turns it off (the default).
    */
   busyPoll(windowMicros: number, sharePercent: number): void;
+  /**
+   * ChaCha20-Poly1305 (RFC 8439) in place with OpenSSL's code inside Node: encrypt `buffer[bodyOffset, +bodyLength)`,
+   * write the 16-byte tag after it, authenticate `buffer[adOffset, +adLength)`. Returns `bodyLength + 16`, or -1 when
+   * a range does not fit. `nonce` is 12 bytes, `key` 32. Throws ENOTSUP when this Node does not export the
+   * primitives (then use libsodium).
+   */
+  aeadSeal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
+  /**
+   * Verify the tag that ends `buffer[bodyOffset, +sealedLength)`, then decrypt the body in place. Returns the
+   * plaintext length, or -1 when it is not authentic (the body is left as it came: verified before decrypting) or a
+   * range does not fit.
+   */
+  aeadOpen(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
   /** Busy-poll counters of this thread. */
   busyPollStats(): BusyPollStats;
   /**

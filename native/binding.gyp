@@ -4,6 +4,7 @@
       "target_name": "weft_native",
       "sources": [
         "src/addon.c",
+        "src/aead.c",
         "src/reader.c",
         "src/tap.c",
         "src/udp.c"

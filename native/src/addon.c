@@ -146,11 +146,14 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readerStats", NULL, weft_reader_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"busyPoll", NULL, weft_busy_poll, NULL, NULL, NULL, napi_enumerable, NULL},
       {"busyPollStats", NULL, weft_busy_poll_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aeadSeal", NULL, weft_aead_seal, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aeadOpen", NULL, weft_aead_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyBytes", NULL, weft_copy_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdClose", NULL, weft_fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   weft_readers_init(env);
+  weft_aead_init(env);
   return exports;
 }
 
