@@ -54,6 +54,20 @@ async function pair(opts: { securityA?: ConnectionSecurity; securityB?: Connecti
 }
 
 describe('PeerConnection', () => {
+  it('keeps a connection whose remote hello was already waiting when it started (no stale handshake timeout)', async () => {
+    const { clock, a, b } = await pair();
+    a.conn.start();
+    clock.advance(20); // a's hello reaches b's transport before b starts: b reads it the moment it registers
+    b.conn.start();
+    expect(b.ready).toBe(true);
+    clock.advance(20);
+    expect(a.ready).toBe(true);
+    clock.advance(12_000); // well past the 5 s handshake bound; heartbeats keep both up
+    expect(b.closed).toEqual([]);
+    expect(a.closed).toEqual([]);
+    expect(b.counts.get('handshake_timeout')).toBeUndefined();
+  });
+
   it('exchanges hellos, then frames; heartbeats keep an idle connection up', async () => {
     const { clock, a, b } = await pair();
     a.conn.start();

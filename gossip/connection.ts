@@ -130,13 +130,14 @@ export class PeerConnection {
     // Hello first: registering the handler may deliver the remote hello at once, and from then on we may send
     // frames, which must not overtake our hello.
     this.transport.send(encodeHello(this.local));
-    this.transport.onMessage((m) => this.receive(m));
-    this.transport.onClose((reason) => this.finish(reason, this.remoteRefusal(reason)));
-    // The handshake is bounded like silence later on: a peer that says nothing is gone.
+    // The handshake is bounded like silence later on: a peer that says nothing is gone. Armed before the handler
+    // is registered: a hello delivered at once completes the handshake, and its heartbeat timer replaces this one.
     this.timer = this.deps.clock.setTimeout(() => {
       this.deps.count('handshake_timeout');
       this.close(`handshake timeout: no ${this.phase === 'confirming' ? 'key confirmation' : 'hello'} within ${this.heartbeatTimeoutMs}ms`);
     }, this.heartbeatTimeoutMs);
+    this.transport.onMessage((m) => this.receive(m));
+    this.transport.onClose((reason) => this.finish(reason, this.remoteRefusal(reason)));
   }
 
   /** Send one frame (first byte a FrameType). Dropped before ready and after close. */
