@@ -45,6 +45,7 @@ describe('resolveConfig', () => {
       ipallocInit: { mode: 'consensus', quorum: 1 },
       logLevel: 'info',
       busyPollMicros: 200,
+      isOffloadEnabled: true,
       isDatapathEnabled: true,
       isForeground: false,
       peers: [],
@@ -74,6 +75,8 @@ describe('resolveConfig', () => {
     });
     expect(resolve([], { WEFT_NO_DISCOVERY: '1', WEFT_NO_DATAPATH: 'true' })).toMatchObject({ isDiscoveryEnabled: false, isDatapathEnabled: false });
     expect(resolve([], { WEFT_NO_DISCOVERY: '0' }).isDiscoveryEnabled).toBe(true);
+    expect(resolve(['--no-offload']).isOffloadEnabled).toBe(false);
+    expect(resolve([], { WEFT_NO_OFFLOAD: '1' }).isOffloadEnabled).toBe(false);
     expect(configError(() => resolve([], { WEFT_NO_DISCOVERY: 'maybe' })).message).toContain('WEFT_NO_DISCOVERY');
   });
 

@@ -74,6 +74,7 @@ export class Daemon implements WeftControl {
           port: config.port,
           listenAddr: config.listenAddr,
           busyPollMicros: config.busyPollMicros,
+          isOffloadEnabled: config.isOffloadEnabled,
         });
         await this.datapath.start();
       }

@@ -29,6 +29,8 @@ export interface HostDatapathOptions {
   listenAddr: string;
   /** Busy-poll window after handling packets, in microseconds (0: off). */
   busyPollMicros: number;
+  /** Open the TAP with offloads (partial checksums and TCP super-frames carried across whole). */
+  isOffloadEnabled: boolean;
 }
 
 /** Share of one CPU that busy polling may spend spinning with nothing to read. */
@@ -67,9 +69,12 @@ export class HostDatapath {
     this.overlayMtuBytes = this.options.mtuBytes ?? overlayMtu(this.underlayMtuBytes);
     await ensureBridge({ name: this.options.bridge, mtuBytes: this.overlayMtuBytes });
 
-    this.capture = new TapCapture({ native, log }, { name: this.tapName });
+    this.capture = new TapCapture({ native, log }, { name: this.tapName, offload: this.options.isOffloadEnabled });
     this.underlay = new NativeUdpUnderlay({ native, log }, { bindAddress: this.options.listenAddr, port: this.options.port });
-    const sleeve = new Sleeve({ capture: this.capture, underlay: this.underlay, clock, log, copyBytes: native.copyBytes }, {});
+    const sleeve = new Sleeve(
+      { capture: this.capture, underlay: this.underlay, clock, log, copyBytes: native.copyBytes, checksumComplete: native.checksumComplete },
+      {},
+    );
     sleeve.onHealthChange((peer, health) => {
       for (const l of this.healthListeners) l(peer, health);
     });
@@ -80,7 +85,7 @@ export class HostDatapath {
     await attachToBridge(this.tapName, this.options.bridge);
     await this.refreshEndpoints();
     log.info(
-      { bridge: this.options.bridge, tap: this.tapName, port: this.underlay.localPort, mtu: this.overlayMtuBytes },
+      { bridge: this.options.bridge, tap: this.tapName, port: this.underlay.localPort, mtu: this.overlayMtuBytes, offloads: this.capture.counters().offloads },
       'data path ready',
     );
   }
@@ -131,6 +136,8 @@ export class HostDatapath {
       target: request.target,
       addresses: request.addresses,
       mtuBytes: this.overlayMtuBytes,
+      // A TAP with offloads carries partial checksums and TCP super-frames across: containers keep theirs on.
+      isTxOffloadKept: (this.capture?.vnetHeaderBytes ?? 0) > 0,
       ...(request.mac !== undefined && { mac: request.mac }),
       ...(request.ifname !== undefined && { ifname: request.ifname }),
     });

@@ -55,11 +55,21 @@ export type BatchCallback = (count: number) => void;
 
 export interface WeftNative {
   /**
-   * Open (creating if needed) the TAP device `name` with IFF_TAP|IFF_NO_PI, nonblocking. `''` lets the kernel pick
+   * Finish a partial TCP/UDP checksum in place (a frame read with VIRTIO_NET_HDR_F_NEEDS_CSUM): sum
+   * `[frameOffset + csumStart, frameOffset + frameLength)`, store the folded complement at `csumStart + csumOffset`.
+   * False (nothing written) when the offsets do not fit.
+   */
+  checksumComplete(buffer: Buffer, frameOffset: number, frameLength: number, csumStart: number, csumOffset: number): boolean;
+  /**
+   * Open (creating if needed) the TAP device `name` with IFF_TAP|IFF_NO_PI, nonblocking; with `offload`, also
+   * IFF_VNET_HDR and the kernel's checksum and TCP segmentation offloads (`offloads`: the TUN_F_* bits it took). `''` lets the kernel pick
    * a name (tapN). The device is not persistent: it vanishes when the fd is closed. Needs CAP_NET_ADMIN.
    */
-  tapOpen(name: string): { fd: number; name: string };
-  /** Start reading frames (one per read()) from a TAP fd into slots. */
+  tapOpen(name: string, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number };
+  /**
+   * Start reading frames (one per read()) from a TAP fd into slots. With `vnetHeaderBytes` (a TAP opened with
+   * offload: 10), each frame's virtio_net_hdr lands in the bytes right before its offset (inside the headroom).
+   */
   tapReaderStart(
     fd: number,
     buffer: Buffer,
@@ -68,7 +78,8 @@ export interface WeftNative {
     slotBytes: number,
     headroomBytes: number,
     onBatch: BatchCallback,
-  ): ReaderHandle;
+    vnetHeaderBytes?: number,
+): ReaderHandle;
   /** Write frames `[0, count)` to a TAP fd, one write() each, in one call. Returns frames written. */
   tapWriteBatch(
     fd: number,

@@ -60,6 +60,11 @@ export interface AttachOptions extends NetdevOptions {
   ifname?: string;
   /** MTU of both veth ends: the overlay MTU (mtu.ts). */
   mtuBytes: number;
+  /**
+   * Leave transmit checksum offload (and with it TSO) on in the container: right when the capture takes offloads
+   * (a TAP with a virtio_net_hdr carries partial checksums and super-frames across). @default false (turned off)
+   */
+  isTxOffloadKept?: boolean;
 }
 
 /** A target reduced to what the commands need. */
@@ -159,7 +164,7 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
     if (mac !== undefined) await ip(ifname, ['link', 'set', 'dev', ifname, 'address', mac], t.path);
     for (const a of addresses) await ip(ifname, ['addr', 'add', a, 'dev', ifname], t.path);
     await ip(ifname, ['link', 'set', 'dev', ifname, 'up'], t.path);
-    await disableTxChecksumOffload(ifname, { netns: t.path });
+    if (options.isTxOffloadKept !== true) await disableTxChecksumOffload(ifname, { netns: t.path });
     await ip(t.hostIfname, ['link', 'set', 'dev', t.hostIfname, 'alias', ALIAS_PREFIX + t.target], netns);
     await attachToBridge(t.hostIfname, bridge, { netns });
     return await endpointOf(t, ifname);

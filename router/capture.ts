@@ -7,6 +7,10 @@
  * what it keeps) before its callback returns. Every frame in a batch starts at least `headroomBytes` after the
  * previous frame's end (and after the buffer's start), so a receiver may write its own header in front of a frame in
  * place without copying.
+ *
+ * Offloads: a capture may run with a `vnetHeaderBytes`-byte virtio_net_hdr (see ./offload.ts) in front of every
+ * frame, in the headroom. It then hands over, and takes, frames whose TCP/UDP checksum is only partly computed and
+ * TCP "super-frames" of up to 64 KiB that the kernel has not cut into segments; the header says which.
  */
 
 /** A batch of frames in one buffer. Owned by the capture; valid only during the callback. */
@@ -27,6 +31,11 @@ export interface Capture {
   /** Bytes free in front of every frame delivered in a batch. */
   readonly headroomBytes: number;
   /**
+   * Bytes of virtio_net_hdr in front of every frame delivered (the last bytes of its headroom), and expected in
+   * front of frames given to `writeOffloaded`; 0 when the capture has no offloads. Known once `start` resolved.
+   */
+  readonly vnetHeaderBytes: number;
+  /**
    * Begin delivering frames; `onFrames` runs synchronously for each batch read. Must not be called twice.
    * Resolves once the capture is open.
    */
@@ -37,6 +46,12 @@ export interface Capture {
    * Returns false (and counts a drop) when the frame cannot be queued.
    */
   write(buffer: Buffer, offset: number, length: number): boolean;
+  /**
+   * Queue one frame together with its virtio_net_hdr: `buffer[headerOffset, +vnetHeaderBytes)` is the header and
+   * the frame of `frameLength` bytes follows it. Only for a capture with `vnetHeaderBytes > 0`; false (counted)
+   * otherwise, or when the frame cannot be queued.
+   */
+  writeOffloaded(buffer: Buffer, headerOffset: number, frameLength: number): boolean;
   /** Write every queued frame now (one batched syscall where the device allows). */
   flush(): void;
   /** Stop reading and close the device. Idempotent. */

@@ -29,6 +29,11 @@ export interface MemoryCaptureOptions {
   maxFrameBytes?: number;
   /** Keep a copy of every frame written in `written`. @default true */
   isRecording?: boolean;
+  /**
+   * Act as a TAP with offloads: a virtio_net_hdr of this many bytes in front of every delivered frame (all zero
+   * unless `inject` got one), and `writeOffloaded` accepted. 0 or 10. @default 0
+   */
+  vnetHeaderBytes?: number;
 }
 
 const ETHERNET_HEADER_BYTES = 14;
@@ -37,8 +42,11 @@ export class MemoryCapture implements Capture {
   readonly name: string;
   readonly headroomBytes: number;
   readonly maxFrameBytes: number;
+  readonly vnetHeaderBytes: number;
   /** Copies of the frames the datapath wrote, in order (when `isRecording`). Tests may clear it. */
   readonly written: Buffer[] = [];
+  /** With `vnetHeaderBytes`: the header each frame in `written` went with (all zero for a plain `write`). */
+  readonly writtenHeaders: Buffer[] = [];
   /** Frames written (recorded or not). */
   writtenCount = 0;
   /** `write` refusals (bad length). */
@@ -71,6 +79,8 @@ export class MemoryCapture implements Capture {
     this.name = options.name ?? 'mem0';
     this.headroomBytes = options.headroomBytes ?? 64;
     this.maxFrameBytes = options.maxFrameBytes ?? 9216;
+    this.vnetHeaderBytes = options.vnetHeaderBytes ?? 0;
+    if (this.vnetHeaderBytes > this.headroomBytes) throw new RangeError('MemoryCapture: vnetHeaderBytes must fit in headroomBytes');
     this.queueSlots = options.queueSlots ?? 256;
     this.isRecording = options.isRecording ?? true;
     const batchSlots = options.batchSlots ?? 64;
@@ -92,9 +102,19 @@ export class MemoryCapture implements Capture {
     return Promise.resolve();
   }
 
-  /** Queue a copy of `frame` as if the bridge sent it. Returns false (and counts) if the queue is full. */
-  inject(frame: Buffer): boolean {
-    return this.injectFrom(frame, 0, frame.length);
+  /**
+   * Queue a copy of `frame` as if the bridge sent it, with `vnetHeader` in front when the capture has offloads (all
+   * zero when not given). Returns false (and counts) if the queue is full.
+   */
+  inject(frame: Buffer, vnetHeader?: Buffer): boolean {
+    const ok = this.injectFrom(frame, 0, frame.length);
+    if (ok && this.vnetHeaderBytes > 0) {
+      const slot = (this.head + this.queued - 1) % this.queueSlots;
+      const at = slot * this.slotBytes + this.headroomBytes - this.vnetHeaderBytes;
+      this.buffer.fill(0, at, at + this.vnetHeaderBytes);
+      vnetHeader?.copy(this.buffer, at, 0, this.vnetHeaderBytes);
+    }
+    return ok;
   }
 
   /** `inject` of `buffer[offset, offset+length)`, without making a view (for allocation checks). */
@@ -140,7 +160,20 @@ export class MemoryCapture implements Capture {
       return false;
     }
     this.writtenCount++;
-    if (this.isRecording) this.written.push(Buffer.from(buffer.subarray(offset, offset + length)));
+    if (this.isRecording) {
+      this.written.push(Buffer.from(buffer.subarray(offset, offset + length)));
+      if (this.vnetHeaderBytes > 0) this.writtenHeaders.push(Buffer.alloc(this.vnetHeaderBytes));
+    }
+    return true;
+  }
+
+  writeOffloaded(buffer: Buffer, headerOffset: number, frameLength: number): boolean {
+    const offset = headerOffset + this.vnetHeaderBytes;
+    if (this.vnetHeaderBytes === 0 || headerOffset < 0 || !this.write(buffer, offset, frameLength)) {
+      if (this.vnetHeaderBytes === 0) this.dropsBadLength++;
+      return false;
+    }
+    if (this.isRecording) this.writtenHeaders[this.writtenHeaders.length - 1] = Buffer.from(buffer.subarray(headerOffset, offset));
     return true;
   }
 

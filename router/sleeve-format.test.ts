@@ -34,7 +34,7 @@ const framesDatagram: fc.Arbitrary<SleeveDatagram> = fc.record({
 
 const otherDatagram: fc.Arbitrary<SleeveDatagram> = fc
   .record({
-    type: fc.constantFrom(MessageType.Frames, MessageType.Heartbeat, MessageType.HeartbeatAck),
+    type: fc.constantFrom(MessageType.Frames, MessageType.Heartbeat, MessageType.HeartbeatAck, MessageType.Piece),
     isEncrypted: fc.boolean(),
     keyPhase: fc.integer({ min: 0, max: 1 }),
     sender: peer,
@@ -106,6 +106,8 @@ describe('sleeve format', () => {
     expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.Magic);
     b[0] = SLEEVE_MAGIC;
     b[1] = 3 << 4;
+    expect(checkHeader(b, 0, 16)).toBe(MessageType.Piece);
+    b[1] = 4 << 4;
     expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.UnknownType);
     b[1] = 0x04;
     expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.UnknownType);

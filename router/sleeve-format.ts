@@ -15,7 +15,8 @@
  *           drops its datagrams as `drop_magic` instead of misreading them.
  *   flags   bit 0 ENCRYPTED (the body is sealed and a tag follows it), bit 1 KEY_PHASE (which of the two data keys
  *           sealed it, for rekeying), bits 2-3 reserved (sent as 0; a datagram with either set is dropped as an
- *           unknown type), bits 4-7 message type: 0 frames, 1 heartbeat, 2 heartbeat-ack; 3-15 reserved (dropped).
+ *           unknown type), bits 4-7 message type: 0 frames, 1 heartbeat, 2 heartbeat-ack, 3 piece of an offloaded
+ *           frame; 4-15 reserved (dropped).
  *   sender  the sending peer's name (a neighbour: the peer the datagram came from, not the frame's origin).
  *   seq     per-sender, per-key sequence number. Sealed datagrams: `DataSession.nextSeq()`, checked by the replay
  *           window and bound into the nonce. Clear datagrams: a per-neighbour counter, ignored by receivers.
@@ -32,6 +33,23 @@
  *   destination peer   the peer the frame is for, or 0 (`BROADCAST_PEER`) for a broadcast/multicast/unknown
  *                      destination that is flooded along the capturing peer's broadcast tree.
  *   length             u16 big-endian, the frame's bytes (Ethernet header onward, no FCS); at least 14.
+ *
+ * Body of a piece datagram: one piece of one frame that came with offloads (a TCP super-frame of up to 64 KiB that
+ * no kernel has cut into segments yet, see ./offload.ts), too big for one datagram. Its pieces go back to back in
+ * order, one per datagram, and the destination joins them and writes the whole frame to its bridge in one go:
+ *
+ *    0              6              12         16             20              24               34
+ *    +--------------+--------------+----------+--------------+---------------+----------------+------------ ...
+ *    | capturing    | destination  | frame id | frame length | piece offset  | virtio_net_hdr | piece bytes
+ *    +--------------+--------------+----------+--------------+---------------+----------------+------------ ...
+ *
+ *   capturing, destination   as in a record (destination 0: flooded along the capturing peer's tree).
+ *   frame id                 u32 big-endian, per capturing peer, the same in every piece of a frame.
+ *   frame length, offset     u32 big-endian: the whole frame's bytes, and where this piece starts in it.
+ *   virtio_net_hdr           the frame's 10-byte offload header as the capturing kernel wrote it (./offload.ts).
+ *
+ * A piece that does not continue the frame its capturing peer is sending (a lost or reordered datagram) drops the
+ * frame; TCP sends it again. Relays pass pieces on unchanged, without joining them.
  *
  * Heartbeat and heartbeat-ack bodies are empty; receivers ignore any body bytes (room for later fields).
  */
@@ -62,9 +80,15 @@ export const MessageType = {
   Frames: 0,
   Heartbeat: 1,
   HeartbeatAck: 2,
+  Piece: 3,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
-const LAST_TYPE = MessageType.HeartbeatAck;
+const LAST_TYPE = MessageType.Piece;
+
+/** Bytes in front of the piece bytes in a piece body. */
+export const PIECE_HEADER_BYTES = 34;
+/** Largest offloaded frame a piece header is accepted for: a 64 KiB IP packet, Ethernet and VLAN headers. */
+export const MAX_OFFLOADED_FRAME_BYTES = 65535 + 14 + 4;
 
 /** Why a header was refused (negative results of `checkHeader`). Each maps to a `drop_<reason>` counter. */
 export const HeaderDrop = {

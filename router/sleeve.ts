@@ -41,8 +41,10 @@ import {
   BROADCAST_PEER,
   HEADER_BYTES,
   HeaderDrop,
+  MAX_OFFLOADED_FRAME_BYTES,
   MIN_FRAME_BYTES,
   MessageType,
+  PIECE_HEADER_BYTES,
   RECORD_HEADER_BYTES,
   SLEEVE_MAGIC,
   checkHeader,
@@ -54,6 +56,7 @@ import {
 } from './sleeve-format.js';
 import { LearnResult, MacTable, type MacEntry } from './mac-table.js';
 import { FRAG_NEEDED_MAX_BYTES, writeFragmentationNeeded } from './icmp.js';
+import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HEADER_BYTES, checksumCompleteJs, isSaneVnetHeader, type ChecksumComplete } from './offload.js';
 
 /** Outer IPv4 + UDP headers, which the underlay MTU counts and a datagram's payload does not. */
 const OUTER_IP_UDP_BYTES = 20 + 8;
@@ -101,6 +104,8 @@ export interface SleeveDeps {
   log: Logger;
   /** Copier for frame bytes into datagrams. @default defaultCopyBytes */
   copyBytes?: CopyBytes;
+  /** Finishes partial checksums of captured frames (the addon's `checksumComplete`). @default checksumCompleteJs */
+  checksumComplete?: ChecksumComplete;
 }
 
 export interface SleeveOptions {
@@ -186,6 +191,26 @@ export interface SleeveCounters {
   drop_bad_record: number;
   /** Records whose capturing peer is not in the snapshot (nowhere to learn its MACs to, no tree to relay on). */
   drop_unknown_peer: number;
+  /** Captured frames with a partial checksum that we finished (offloads). */
+  checksums_completed: number;
+  /** Offloaded frames (TCP super-frames) sent in pieces, per next hop. */
+  offloaded_out: number;
+  /** Offloaded frames joined from their pieces and written to the bridge whole. */
+  offloaded_delivered: number;
+  /** Piece datagrams sent (captured or relayed). */
+  pieces_out: number;
+  /** Piece datagrams received. */
+  pieces_in: number;
+  /** Pieces relayed to another neighbour. */
+  pieces_forwarded: number;
+  /** Pieces that did not continue their frame (a piece lost or reordered before them), or whose frame was given up. */
+  drop_piece_gap: number;
+  /** Piece headers that make no sense (lengths, offsets, an offload header no kernel should see). */
+  drop_bad_piece: number;
+  /** Captured frames whose offload header we cannot act on (checksum offsets outside the frame, unknown kind). */
+  drop_bad_offload: number;
+  /** Offloaded frames for a bridge that takes no offloads (a capture without a virtio_net_hdr). */
+  drop_offload_unsupported: number;
 }
 
 function newCounters(): SleeveCounters {
@@ -226,7 +251,32 @@ function newCounters(): SleeveCounters {
     drop_no_key: 0,
     drop_bad_record: 0,
     drop_unknown_peer: 0,
+    checksums_completed: 0,
+    offloaded_out: 0,
+    offloaded_delivered: 0,
+    pieces_out: 0,
+    pieces_in: 0,
+    pieces_forwarded: 0,
+    drop_piece_gap: 0,
+    drop_bad_piece: 0,
+    drop_bad_offload: 0,
+    drop_offload_unsupported: 0,
   };
+}
+
+/**
+ * An offloaded frame being joined from its pieces, one per capturing peer (a capturing peer sends the pieces of one
+ * frame back to back, and they follow one path, so they arrive in order unless the underlay reorders). Allocated the
+ * first time a peer sends one; reused after.
+ */
+class Joiner {
+  /** [virtio_net_hdr | frame]. */
+  readonly buffer = Buffer.alloc(VNET_HEADER_BYTES + MAX_OFFLOADED_FRAME_BYTES);
+  /** Frame id being joined, or -1 (waiting for a first piece). */
+  id = -1;
+  length = 0;
+  /** Bytes joined so far: the offset the next piece must have. */
+  next = 0;
 }
 
 /** Per-neighbour state: the pending datagram and what the loops noted for health. Reused across snapshots. */
@@ -235,6 +285,8 @@ class Neighbour {
   session: DataSession | null;
   /** [header | records ... | room for the tag]; reallocated only by `apply`. */
   buffer: Buffer;
+  /** Where piece datagrams are built, one at a time (sent at once); the size of `buffer`. */
+  pieceBuffer: Buffer;
   /** Most record bytes one datagram carries. */
   bodyCapacityBytes: number;
   /** The IP MTU containers must keep to for frames through this neighbour (told in ICMP replies). */
@@ -260,6 +312,7 @@ class Neighbour {
     this.endpoint = endpoint;
     this.session = session;
     this.buffer = Buffer.alloc(0);
+    this.pieceBuffer = this.buffer;
     this.bodyCapacityBytes = 0;
     this.overlayMtuBytes = 0;
     this.resize(underlayMtuBytes);
@@ -271,7 +324,10 @@ class Neighbour {
     const datagramBytes = underlayMtuBytes - OUTER_IP_UDP_BYTES;
     this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
     this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
-    if (this.buffer.length !== datagramBytes) this.buffer = Buffer.alloc(datagramBytes);
+    if (this.buffer.length !== datagramBytes) {
+      this.buffer = Buffer.alloc(datagramBytes);
+      this.pieceBuffer = Buffer.alloc(datagramBytes);
+    }
   }
 }
 
@@ -301,6 +357,11 @@ export class Sleeve implements Datapath {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly copyBytes: CopyBytes;
+  private readonly checksumComplete: ChecksumComplete;
+  /** Offloaded frames being joined, by capturing peer number. */
+  private readonly joiners: Array<Joiner | undefined> = [];
+  /** Id of the last offloaded frame we captured and sent. */
+  private lastPieceFrameId = 0;
   private readonly heartbeatMs: number;
   private readonly heartbeatTimeoutMs: number;
   /** MAC -> peer number. */
@@ -329,6 +390,7 @@ export class Sleeve implements Datapath {
     this.clock = deps.clock;
     this.log = deps.log;
     this.copyBytes = deps.copyBytes ?? defaultCopyBytes;
+    this.checksumComplete = deps.checksumComplete ?? checksumCompleteJs;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.macs = new MacTable({ expiryMs: options.macExpiryMs ?? 300_000, capacity: options.macTableCapacity ?? 8192 });
@@ -511,12 +573,28 @@ export class Sleeve implements Datapath {
     const now = this.clock.now();
     const buf = batch.buffer;
     const local = view.localNumber;
+    const vnet = this.capture.vnetHeaderBytes;
     for (let i = 0; i < count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
       if (len < MIN_FRAME_BYTES) {
         s.drop_runt++;
         continue;
+      }
+      if (vnet !== 0) {
+        const h = off - vnet;
+        if (buf[h + 1] !== VNET_GSO_NONE) {
+          if ((buf[off + 6]! & 1) === 0) this.learn(buf, off + 6, local, now);
+          this.captureOffloaded(view, buf, h, len, now);
+          continue;
+        }
+        if ((buf[h]! & VNET_F_NEEDS_CSUM) !== 0) {
+          if (!this.checksumComplete(buf, off, len, buf.readUInt16LE(h + 6), buf.readUInt16LE(h + 8))) {
+            s.drop_bad_offload++;
+            continue;
+          }
+          s.checksums_completed++;
+        }
       }
       if ((buf[off + 6]! & 1) === 0) this.learn(buf, off + 6, local, now);
       if ((buf[off]! & 1) !== 0) {
@@ -548,6 +626,70 @@ export class Sleeve implements Datapath {
       if (!this.appendCaptured(hops[h]!, view.localNumber, -1, buf, off, len)) isTooBig = true;
     }
     if (isTooBig) this.stats.drop_too_big++;
+  }
+
+  /**
+   * A frame the capture handed over with offloads (a TCP super-frame, header at `buf[h]`, frame right after it):
+   * send it in pieces to the unicast next hop of its destination, or along our broadcast tree when the destination
+   * MAC is a group or unknown. The MAC was learned by the caller.
+   */
+  private captureOffloaded(view: View, buf: Buffer, h: number, len: number, now: number): void {
+    const s = this.stats;
+    const off = h + VNET_HEADER_BYTES;
+    if (len > MAX_OFFLOADED_FRAME_BYTES || !isSaneVnetHeader(buf, h, len)) {
+      s.drop_bad_offload++;
+      return;
+    }
+    const local = view.localNumber;
+    const id = (this.lastPieceFrameId = (this.lastPieceFrameId + 1) >>> 0);
+    const peer = (buf[off]! & 1) !== 0 ? -1 : this.macs.lookupAt(buf, off, now);
+    if (peer < 0) {
+      const hops = view.localBroadcast;
+      for (let k = 0; k < hops.length; k++) this.sendPieces(hops[k]!, local, -1, id, buf, h, len);
+    } else if (peer === local) {
+      s.drop_local_dest++;
+    } else {
+      const n = view.unicastByNumber[peer];
+      if (!n) s.drop_no_route++;
+      else this.sendPieces(n, local, peer, id, buf, h, len);
+    }
+  }
+
+  /** Cut the offloaded frame at `buf[h]` (header, then `len` frame bytes) into piece datagrams for `n`, sent now. */
+  private sendPieces(n: Neighbour, capturing: number, dest: number, id: number, buf: Buffer, h: number, len: number): void {
+    const out = n.pieceBuffer;
+    const room = n.bodyCapacityBytes - PIECE_HEADER_BYTES;
+    const ids = this.idBytes;
+    for (let at = 0; at < len; at += room) {
+      const piece = len - at < room ? len - at : room;
+      const p = HEADER_BYTES;
+      for (let k = 0; k < 6; k++) {
+        out[p + k] = ids[capturing * 6 + k]!;
+        out[p + 6 + k] = dest < 0 ? 0 : ids[dest * 6 + k]!;
+      }
+      out.writeUInt32BE(id, p + 12);
+      out.writeUInt32BE(len, p + 16);
+      out.writeUInt32BE(at, p + 20);
+      this.copyBytes(buf, h, out, p + 24, VNET_HEADER_BYTES);
+      this.copyBytes(buf, h + VNET_HEADER_BYTES + at, out, p + PIECE_HEADER_BYTES, piece);
+      if (!this.sendPiece(n, PIECE_HEADER_BYTES + piece)) return;
+    }
+    this.stats.offloaded_out++;
+  }
+
+  /**
+   * Seal and send the piece body already in `n.pieceBuffer[16..]`. False when it could not be sealed. Frames already
+   * pending for `n` go first: TCP takes segments arriving out of order as loss.
+   */
+  private sendPiece(n: Neighbour, bodyLength: number): boolean {
+    if (n.used > 0) this.sendPending(n);
+    const length = this.seal(n, n.pieceBuffer, MessageType.Piece, bodyLength);
+    if (length < 0) return false;
+    this.underlay.send(n.pieceBuffer, 0, length, n.endpoint);
+    this.stats.datagrams_out++;
+    this.stats.bytes_out += length;
+    this.stats.pieces_out++;
+    return true;
   }
 
   private replyTooBig(n: Neighbour, buf: Buffer, off: number, len: number): void {
@@ -605,6 +747,8 @@ export class Sleeve implements Datapath {
       n.lastHeardMs = now;
       if (type === MessageType.Frames) {
         this.receiveFrames(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
+      } else if (type === MessageType.Piece) {
+        this.receivePiece(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
       } else if (type === MessageType.Heartbeat) {
         s.heartbeats_in++;
         n.lastHeartbeatMs = now;
@@ -675,6 +819,97 @@ export class Sleeve implements Datapath {
     if ((buf[off + 6]! & 1) === 0) this.learn(buf, off + 6, capturing, now);
     if (this.capture.write(buf, off, len)) this.stats.frames_delivered++;
     else this.stats.drop_capture_full++;
+  }
+
+  /** A piece of an offloaded frame: relay it on, and join it into its frame when the frame is for us. */
+  private receivePiece(view: View, from: Neighbour, buf: Buffer, p: number, bodyLength: number, now: number): void {
+    const s = this.stats;
+    s.pieces_in++;
+    const piece = bodyLength - PIECE_HEADER_BYTES;
+    if (piece <= 0) {
+      s.drop_bad_piece++;
+      return;
+    }
+    const frameLength = buf.readUInt32BE(p + 16);
+    const at = buf.readUInt32BE(p + 20);
+    if (frameLength < MIN_FRAME_BYTES || frameLength > MAX_OFFLOADED_FRAME_BYTES || at + piece > frameLength) {
+      s.drop_bad_piece++;
+      return;
+    }
+    const capturing = this.peerNumbers.lookupAt(buf, p, 0);
+    if (capturing < 0) {
+      s.drop_unknown_peer++;
+      return;
+    }
+    const local = view.localNumber;
+    if (capturing === local) {
+      s.drop_loop++;
+      return;
+    }
+    if (buf.readUInt16BE(p + 6) === 0 && buf.readUInt32BE(p + 8) === 0) {
+      const hops = view.broadcastByNumber[capturing];
+      if (hops) {
+        for (let k = 0; k < hops.length; k++) {
+          const n = hops[k]!;
+          if (n !== from && n.number !== capturing) this.relayPiece(n, buf, p, bodyLength);
+        }
+      }
+      this.joinPiece(buf, p, piece, frameLength, at, capturing, now);
+      return;
+    }
+    const dest = this.peerNumbers.lookupAt(buf, p + 6, 0);
+    if (dest === local) {
+      this.joinPiece(buf, p, piece, frameLength, at, capturing, now);
+      return;
+    }
+    const n = dest < 0 ? null : view.unicastByNumber[dest];
+    if (!n) s.drop_no_route++;
+    else if (n === from) s.drop_loop++;
+    else this.relayPiece(n, buf, p, bodyLength);
+  }
+
+  /** Pass a piece body on to `n` unchanged (its own datagram, sealed for `n`). */
+  private relayPiece(n: Neighbour, buf: Buffer, p: number, bodyLength: number): void {
+    if (bodyLength > n.bodyCapacityBytes) {
+      this.stats.drop_too_big++;
+      return;
+    }
+    this.copyBytes(buf, p, n.pieceBuffer, HEADER_BYTES, bodyLength);
+    if (this.sendPiece(n, bodyLength)) this.stats.pieces_forwarded++;
+  }
+
+  /** Add a piece to the frame `capturing` is sending us; write the frame to the bridge when it is whole. */
+  private joinPiece(buf: Buffer, p: number, piece: number, frameLength: number, at: number, capturing: number, now: number): void {
+    const s = this.stats;
+    let j = this.joiners[capturing];
+    if (j === undefined) j = this.joiners[capturing] = new Joiner();
+    const id = buf.readUInt32BE(p + 12);
+    if (at === 0) {
+      if (j.id !== -1) s.drop_piece_gap++; // the frame before never completed
+      j.id = id;
+      j.length = frameLength;
+      j.next = 0;
+      this.copyBytes(buf, p + 24, j.buffer, 0, VNET_HEADER_BYTES);
+    } else if (j.id !== id || j.next !== at || j.length !== frameLength) {
+      s.drop_piece_gap++;
+      j.id = -1;
+      return;
+    }
+    this.copyBytes(buf, p + PIECE_HEADER_BYTES, j.buffer, VNET_HEADER_BYTES + at, piece);
+    j.next = at + piece;
+    if (j.next < frameLength) return;
+    j.id = -1;
+    if (!isSaneVnetHeader(j.buffer, 0, frameLength)) {
+      s.drop_bad_piece++;
+      return;
+    }
+    if (this.capture.vnetHeaderBytes !== VNET_HEADER_BYTES) {
+      s.drop_offload_unsupported++;
+      return;
+    }
+    if ((j.buffer[VNET_HEADER_BYTES + 6]! & 1) === 0) this.learn(j.buffer, VNET_HEADER_BYTES + 6, capturing, now);
+    if (this.capture.writeOffloaded(j.buffer, 0, frameLength)) s.offloaded_delivered++;
+    else s.drop_capture_full++;
   }
 
   private learn(buf: Buffer, macOffset: number, peer: number, now: number): void {

@@ -16,13 +16,24 @@ class FakeNative {
   openError: (Error & { code?: string }) | undefined;
   private reader: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; slotBytes: number; headroom: number; onBatch: BatchCallback } | undefined;
 
-  tapOpen(name: string): { fd: number; name: string } {
+  vnetHeaderBytesAsked: number | undefined;
+  tapOpen(name: string, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number } {
     if (this.openError) throw this.openError;
     this.openedNames.push(name);
-    return { fd: 42, name: name || 'tap7' };
+    return { fd: 42, name: name || 'tap7', vnetHeaderBytes: offload ? 10 : 0, offloads: offload ? 0x17 : 0 };
   }
-  tapReaderStart(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, slotBytes: number, headroom: number, onBatch: BatchCallback): ReaderHandle {
+  tapReaderStart(
+    fd: number,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    slotBytes: number,
+    headroom: number,
+    onBatch: BatchCallback,
+    vnetHeaderBytes?: number,
+  ): ReaderHandle {
     this.reader = { buffer, offsets, lengths, slotBytes, headroom, onBatch };
+    this.vnetHeaderBytesAsked = vnetHeaderBytes;
     return {} as ReaderHandle;
   }
   tapWriteBatch(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, drops: Float64Array): number {
@@ -68,7 +79,8 @@ function frame(n: number, length = 60): Buffer {
 function setup(options: ConstructorParameters<typeof TapCapture>[1] = {}) {
   const fake = new FakeNative();
   const logger = createMemoryLogger();
-  const capture = new TapCapture({ native: fake as unknown as WeftNative, log: logger.log }, options);
+  // Offloads off unless a test asks: most tests look at plain frames.
+  const capture = new TapCapture({ native: fake as unknown as WeftNative, log: logger.log }, { offload: false, ...options });
   return { fake, capture, logger };
 }
 
@@ -168,5 +180,29 @@ describe('TapCapture', () => {
     expect(capture.write(frame(1), 0, 60)).toBe(false);
     capture.flush();
     expect(fake.writeBatches).toHaveLength(0); // the queued frame was discarded with the device
+  });
+
+  it('with offloads, reads headers before frames and writes a zero header before plain frames and the given one before offloaded frames', async () => {
+    const { fake, capture } = setup({ offload: true, batchSlots: 4 });
+    await capture.start(() => {});
+    expect(capture.vnetHeaderBytes).toBe(10);
+    expect(fake.vnetHeaderBytesAsked).toBe(10);
+    expect(capture.counters().offloads).toBe(0x17);
+    const plain = frame(1);
+    expect(capture.write(plain, 0, plain.length)).toBe(true);
+    const big = Buffer.concat([Buffer.from([1, 1, 0x36, 0, 0x88, 5, 0x22, 0, 0x10, 0]), frame(2, 9000)]);
+    expect(capture.writeOffloaded(big, 0, 9000)).toBe(true);
+    capture.flush();
+    expect(fake.writeBatches).toEqual([[Buffer.concat([Buffer.alloc(10), plain]), big]]);
+  });
+
+  it('refuses offloaded writes when the device has no offloads', async () => {
+    const { fake, capture } = setup({ offload: false });
+    await capture.start(() => {});
+    expect(capture.vnetHeaderBytes).toBe(0);
+    expect(capture.writeOffloaded(Buffer.alloc(80), 0, 70)).toBe(false);
+    capture.flush();
+    expect(fake.writeBatches).toEqual([]);
+    expect(capture.counters().dropsBadLength).toBe(1);
   });
 });

@@ -139,6 +139,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tapOpen", NULL, weft_tap_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tapReaderStart", NULL, weft_tap_reader_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tapWriteBatch", NULL, weft_tap_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checksumComplete", NULL, weft_checksum_complete, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpOpen", NULL, weft_udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpReaderStart", NULL, weft_udp_reader_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSendBatch", NULL, weft_udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},

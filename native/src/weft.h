@@ -71,6 +71,8 @@ struct weft_reader {
                      * packets (UDP GRO) */
   uint32_t slot_bytes;
   uint32_t headroom;
+  uint32_t prefix_bytes; /* TAP with IFF_VNET_HDR: each read starts with this many bytes of virtio_net_hdr, landing in
+                          * the headroom right before the frame (0 otherwise) */
   void *scratch; /* fill-specific (UDP: mmsghdr/iovec/sockaddr arrays), freed with the reader */
 
   double wakes, batches, packets, truncated_drops, read_errors;
@@ -105,6 +107,7 @@ void weft_readers_init(napi_env env);
 napi_value weft_tap_open(napi_env env, napi_callback_info info);
 napi_value weft_tap_reader_start(napi_env env, napi_callback_info info);
 napi_value weft_tap_write_batch(napi_env env, napi_callback_info info);
+napi_value weft_checksum_complete(napi_env env, napi_callback_info info);
 napi_value weft_udp_open(napi_env env, napi_callback_info info);
 napi_value weft_udp_reader_start(napi_env env, napi_callback_info info);
 napi_value weft_udp_send_batch(napi_env env, napi_callback_info info);
