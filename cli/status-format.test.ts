@@ -67,6 +67,8 @@ describe('status formatting of a fixed report', () => {
     const r = sampleReport();
     r.router.connections[0]!.isEncrypted = true;
     expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted sleeve 00:00:00:00:00:02(h2)');
+    r.router.connections[0]!.info = 'encrypted';
+    expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted 00:00:00:00:00:02(h2)');
   });
 
   it('formatPeers prints the topology as a tree', () => {

@@ -78,7 +78,9 @@ export function formatStatus(report: Report): string {
 export function formatConnections(report: Report): string {
   return report.router.connections
     .map((c) => {
-      const info = [c.isEncrypted ? 'encrypted' : '', c.info, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
+      // The mesh's own info already says "encrypted"/"unencrypted" once the connection is established: say it once.
+      const saysEncryption = /^(un)?encrypted\b/.test(c.info);
+      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', c.info, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
       return `${c.direction} ${c.address.padEnd(21)} ${c.state.padEnd(15)} ${info}`.trimEnd() + '\n';
     })
     .join('');
