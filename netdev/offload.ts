@@ -6,6 +6,10 @@
  * a TAP or pcap reader copies the bytes as they are, so the remote host receives a packet whose checksum is wrong
  * and drops it. The symptom: ping works across hosts (ICMP checksums are computed in software) while every TCP
  * connection hangs. Weave does the same (`EthtoolTXOff`) on its bridge and on every container's interface.
+ *
+ * weft's TAP normally reads frames with a virtio_net_hdr instead (router/tap-capture.ts, `offload`), which says
+ * which checksums are partial, so containers keep their offloads (TSO included) and the router finishes or carries
+ * the checksums; this is for captures without that header (`weft launch --no-offload`).
  */
 import { runCommand, type NetdevOptions } from './command.js';
 import { checkIfname, checkNetnsOption } from './validation.js';
