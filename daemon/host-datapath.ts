@@ -137,7 +137,7 @@ export class HostDatapath {
       addresses: request.addresses,
       mtuBytes: this.overlayMtuBytes,
       // A TAP with offloads carries partial checksums and TCP super-frames across: containers keep theirs on.
-      isTxOffloadKept: (this.capture?.vnetHeaderBytes ?? 0) > 0,
+      isTxOffloadKept: (this.capture?.counters().offloads ?? 0) !== 0,
       ...(request.mac !== undefined && { mac: request.mac }),
       ...(request.ifname !== undefined && { ifname: request.ifname }),
     });

@@ -61,11 +61,13 @@ export interface WeftNative {
    */
   checksumComplete(buffer: Buffer, frameOffset: number, frameLength: number, csumStart: number, csumOffset: number): boolean;
   /**
-   * Open (creating if needed) the TAP device `name` with IFF_TAP|IFF_NO_PI, nonblocking; with `offload`, also
-   * IFF_VNET_HDR and the kernel's checksum and TCP segmentation offloads (`offloads`: the TUN_F_* bits it took). `''` lets the kernel pick
+   * Open (creating if needed) the TAP device `name` with IFF_TAP|IFF_NO_PI, nonblocking; with `vnetHeader`, also
+   * IFF_VNET_HDR (a 10-byte virtio_net_hdr before every frame, both ways: frames written may be TCP super-frames);
+   * with `offload` as well, the kernel hands over partial checksums and super-frames too (`offloads`: the TUN_F_*
+   * bits it took; 0 without `offload`). `''` lets the kernel pick
    * a name (tapN). The device is not persistent: it vanishes when the fd is closed. Needs CAP_NET_ADMIN.
    */
-  tapOpen(name: string, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number };
+  tapOpen(name: string, vnetHeader?: boolean, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number };
   /**
    * Start reading frames (one per read()) from a TAP fd into slots. With `vnetHeaderBytes` (a TAP opened with
    * offload: 10), each frame's virtio_net_hdr lands in the bytes right before its offset (inside the headroom).

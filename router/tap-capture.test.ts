@@ -17,10 +17,10 @@ class FakeNative {
   private reader: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; slotBytes: number; headroom: number; onBatch: BatchCallback } | undefined;
 
   vnetHeaderBytesAsked: number | undefined;
-  tapOpen(name: string, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number } {
+  tapOpen(name: string, vnetHeader?: boolean, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number } {
     if (this.openError) throw this.openError;
     this.openedNames.push(name);
-    return { fd: 42, name: name || 'tap7', vnetHeaderBytes: offload ? 10 : 0, offloads: offload ? 0x17 : 0 };
+    return { fd: 42, name: name || 'tap7', vnetHeaderBytes: vnetHeader ? 10 : 0, offloads: offload ? 0x17 : 0 };
   }
   tapReaderStart(
     fd: number,
@@ -79,8 +79,8 @@ function frame(n: number, length = 60): Buffer {
 function setup(options: ConstructorParameters<typeof TapCapture>[1] = {}) {
   const fake = new FakeNative();
   const logger = createMemoryLogger();
-  // Offloads off unless a test asks: most tests look at plain frames.
-  const capture = new TapCapture({ native: fake as unknown as WeftNative, log: logger.log }, { offload: false, ...options });
+  // No header unless a test asks: most tests look at plain frames.
+  const capture = new TapCapture({ native: fake as unknown as WeftNative, log: logger.log }, { vnetHeader: false, ...options });
   return { fake, capture, logger };
 }
 
@@ -183,7 +183,7 @@ describe('TapCapture', () => {
   });
 
   it('with offloads, reads headers before frames and writes a zero header before plain frames and the given one before offloaded frames', async () => {
-    const { fake, capture } = setup({ offload: true, batchSlots: 4 });
+    const { fake, capture } = setup({ vnetHeader: true, batchSlots: 4 });
     await capture.start(() => {});
     expect(capture.vnetHeaderBytes).toBe(10);
     expect(fake.vnetHeaderBytesAsked).toBe(10);
@@ -196,8 +196,15 @@ describe('TapCapture', () => {
     expect(fake.writeBatches).toEqual([[Buffer.concat([Buffer.alloc(10), plain]), big]]);
   });
 
-  it('refuses offloaded writes when the device has no offloads', async () => {
-    const { fake, capture } = setup({ offload: false });
+  it('keeps the header but takes no offloads with offload off', async () => {
+    const { capture } = setup({ vnetHeader: true, offload: false });
+    await capture.start(() => {});
+    expect(capture.vnetHeaderBytes).toBe(10);
+    expect(capture.counters().offloads).toBe(0);
+  });
+
+  it('refuses offloaded writes when the device has no header', async () => {
+    const { fake, capture } = setup({ vnetHeader: false });
     await capture.start(() => {});
     expect(capture.vnetHeaderBytes).toBe(0);
     expect(capture.writeOffloaded(Buffer.alloc(80), 0, 70)).toBe(false);

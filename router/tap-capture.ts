@@ -6,9 +6,10 @@
  * datapath can seal in place. Back: `write()` copies a frame into a packed send batch (no allocation), `flush()`
  * hands the whole batch to the addon, which write()s every frame in one N-API call; a full batch flushes itself.
  *
- * With `offload` (the default), the TAP takes the kernel's offloads (virtio_net_hdr in front of every frame, partial
- * checksums, TCP super-frames of up to 64 KiB: see ./offload.ts), so one read or write can move 45 segments of a TCP
- * stream. Plain `write()`s then get an all-zero header (an ordinary frame).
+ * The TAP has a virtio_net_hdr in front of every frame (./offload.ts), so TCP super-frames of up to 64 KiB from peers
+ * are written whole; with `offload` (the default) it also takes the kernel's offloads, partial checksums and
+ * super-frames, on the way out, so one read or write moves up to 45 segments of a TCP stream. Plain `write()`s get
+ * an all-zero header (an ordinary frame).
  *
  * The device is created on `start()` and vanishes on `stop()` (not persistent). Attaching it to the bridge and
  * setting its MTU (`ip link set <name> master <bridge> mtu <n> up`) is the caller's business.
@@ -59,8 +60,13 @@ export interface TapCaptureDeps {
 export interface TapCaptureOptions {
   /** TAP device name (at most 15 bytes); `''` lets the kernel choose (tapN). @default '' */
   name?: string;
-  /** Open the TAP with offloads (virtio_net_hdr, partial checksums, TSO). @default true */
+  /**
+   * Take the kernel's offloads (partial checksums, TCP super-frames) from the TAP. Either way the TAP has a
+   * virtio_net_hdr, so super-frames from peers are written whole. @default true
+   */
   offload?: boolean;
+  /** Put the virtio_net_hdr on the TAP at all; false gives plain frames only (and no `offload`). @default true */
+  vnetHeader?: boolean;
   /** Frames per read batch and per write batch. @default 64 */
   batchSlots?: number;
   /** Bytes left free in front of every frame read, for the datapath's header. @default 64 */
@@ -96,6 +102,7 @@ export class TapCapture implements Capture {
   vnetHeaderBytes = 0;
   private offloads = 0;
   private readonly isOffloadWanted: boolean;
+  private readonly isVnetWanted: boolean;
   private deviceName: string;
   private readonly batchSlots: number;
   private readonly maxFrameBytes: number;
@@ -127,11 +134,12 @@ export class TapCapture implements Capture {
     this.native = deps.native;
     this.log = deps.log;
     this.deviceName = options.name ?? '';
-    this.isOffloadWanted = options.offload ?? true;
+    this.isVnetWanted = options.vnetHeader ?? true;
+    this.isOffloadWanted = this.isVnetWanted && (options.offload ?? true);
     this.batchSlots = options.batchSlots ?? 64;
     this.headroomBytes = options.headroomBytes ?? 64;
     this.maxFrameBytes = options.maxFrameBytes ?? 65535 + 14 + 4;
-    const minHeadroom = this.isOffloadWanted ? VNET_HEADER_BYTES : 0;
+    const minHeadroom = this.isVnetWanted ? VNET_HEADER_BYTES : 0;
     if (!(this.batchSlots >= 1 && this.headroomBytes >= minHeadroom && this.maxFrameBytes >= ETHERNET_HEADER_BYTES)) {
       throw new RangeError(`TapCapture: batchSlots must be >= 1, headroomBytes >= ${minHeadroom}, maxFrameBytes >= 14`);
     }
@@ -160,7 +168,8 @@ export class TapCapture implements Capture {
     if (this.isStarted) throw new Error('TapCapture.start called twice');
     let opened: { fd: number; name: string; vnetHeaderBytes: number; offloads: number };
     try {
-      opened = this.native.tapOpen(this.deviceName, this.isOffloadWanted);
+      // With the header even without offloads of our own: peers' TCP super-frames must be writable whole.
+      opened = this.native.tapOpen(this.deviceName, this.isVnetWanted, this.isOffloadWanted);
     } catch (err) {
       const e = err as { code?: string; message?: string };
       throw new TapOpenError(this.deviceName, e.code ?? 'EUNKNOWN', e.message ?? String(err));

@@ -24,21 +24,28 @@
 #define VNET_HDR_BYTES 10 /* struct virtio_net_hdr: what TUNSETVNETHDRSZ defaults to */
 
 /*
- * tapOpen(name, offload): {fd, name, vnetHeaderBytes, offloads}. `name` '' lets the kernel choose (tapN); a name of
- * an existing TAP attaches to it. With `offload` true, frames carry a virtio_net_hdr (vnetHeaderBytes 10) and the
- * device takes partial checksums and TCP segmentation from the kernel where it can (offloads: the TUN_F_* bits the
- * kernel accepted; 0 when it took none, which leaves plain frames behind a header).
+ * tapOpen(name, vnetHeader, offload): {fd, name, vnetHeaderBytes, offloads}. `name` '' lets the kernel choose
+ * (tapN); a name of an existing TAP attaches to it. With `vnetHeader`, every frame read or written carries a
+ * virtio_net_hdr (vnetHeaderBytes 10): frames written may then be TCP super-frames with partial checksums, which
+ * the kernel finishes and cuts. With `offload` as well, the device also takes partial checksums and TCP
+ * segmentation from the kernel on the way out (offloads: the TUN_F_* bits the kernel accepted); without it the
+ * kernel finishes checksums and segments before frames reach us (offloads 0).
  */
 napi_value weft_tap_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], out, value;
+  size_t argc = 3;
+  napi_value argv[3], out, value;
   char name[IFNAMSIZ];
   char what[IFNAMSIZ + 64];
-  bool is_offload = false;
+  bool is_vnet = false, is_offload = false;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   WEFT_TRY(weft_arg_string(env, argv[0], "name", name, sizeof name));
-  if (argc > 1 && napi_get_value_bool(env, argv[1], &is_offload) != napi_ok) {
-    weft_throw_arg(env, "offload must be a boolean");
+  if ((argc > 1 && napi_get_value_bool(env, argv[1], &is_vnet) != napi_ok) ||
+      (argc > 2 && napi_get_value_bool(env, argv[2], &is_offload) != napi_ok)) {
+    weft_throw_arg(env, "vnetHeader and offload must be booleans");
+    return NULL;
+  }
+  if (is_offload && !is_vnet) {
+    weft_throw_arg(env, "offload needs vnetHeader: the header is how the kernel says what it left undone");
     return NULL;
   }
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -48,7 +55,7 @@ napi_value weft_tap_open(napi_env env, napi_callback_info info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (is_offload ? IFF_VNET_HDR : 0);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (is_vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, strlen(name));
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
     int err = errno;
@@ -58,7 +65,7 @@ napi_value weft_tap_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   unsigned int offloads = 0;
-  if (is_offload) {
+  if (is_vnet) {
     int header_bytes = VNET_HDR_BYTES;
     if (ioctl(fd, TUNSETVNETHDRSZ, &header_bytes) != 0) {
       int err = errno;
@@ -68,7 +75,7 @@ napi_value weft_tap_open(napi_env env, napi_callback_info info) {
     }
     /* Partial checksums and TCP segmentation (IPv4, IPv6, with ECN); fall back to checksums only, then none. */
     const unsigned int wanted[] = {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN, TUN_F_CSUM, 0};
-    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+    for (size_t i = is_offload ? 0 : 2; i < sizeof wanted / sizeof wanted[0]; i++) {
       if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)wanted[i]) == 0) {
         offloads = wanted[i];
         break;
@@ -77,7 +84,7 @@ napi_value weft_tap_open(napi_env env, napi_callback_info info) {
   }
   napi_create_object(env, &out);
   weft_set_number(env, out, "fd", fd);
-  weft_set_number(env, out, "vnetHeaderBytes", is_offload ? VNET_HDR_BYTES : 0);
+  weft_set_number(env, out, "vnetHeaderBytes", is_vnet ? VNET_HDR_BYTES : 0);
   weft_set_number(env, out, "offloads", offloads);
   napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &value);
   napi_set_named_property(env, out, "name", value);
