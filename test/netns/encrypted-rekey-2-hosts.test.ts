@@ -2,12 +2,10 @@
  * Rekeying under load, two real hosts with a password and a short rekey interval: a 15-second iperf3 TCP transfer
  * between the containers runs across several data-key changes without an error, on the same connection.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
-import { builtSkipReason, canPing, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
+import { weftNetwork } from '../harness/network.js';
 import type { ConnectionReport } from '../../api/control.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
@@ -27,16 +25,11 @@ interface IperfResult {
 }
 
 describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
-  let hosts: TestHosts;
-  let runDir: string;
-  let weft: WeftHost[] = [];
+  const net = weftNetwork(2, { env: { WEFT_PASSWORD: 'rekey-test-password', WEFT_REKEY_INTERVAL: String(REKEY_INTERVAL_MS / 1000) } });
   const c: TestContainer[] = [];
 
   beforeAll(async () => {
-    hosts = await createHosts({ count: 2 });
-    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    const env = { WEFT_PASSWORD: 'rekey-test-password', WEFT_REKEY_INTERVAL: String(REKEY_INTERVAL_MS / 1000) };
-    weft = hosts.hosts.map((h) => weftOn(h, runDir, env));
+    const { hosts, weft } = net;
     await weft[0]!.launch();
     await weft[1]!.launch([hosts.host(1).ip]);
     for (let i = 1; i <= 2; i++) {
@@ -53,14 +46,8 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
     expect(await waitFor('c1 -> c2', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
   });
 
-  afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
-    await hosts?.destroy();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
-  });
-
   async function connectionToH2(): Promise<ConnectionReport> {
-    const r = await weft[0]!.report();
+    const r = await net.weft[0]!.report();
     const x = r.router.connections.find((y) => y.nickname === 'h2' && y.state === 'established');
     if (!x) throw new Error(`h1 has no established connection to h2: ${JSON.stringify(r.router.connections)}`);
     return x;
@@ -72,12 +59,12 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
     await waitFor('iperf3 server to listen', async () => (await c[1]!.exec('ss', ['-Hltn', 'sport = :5201'])).includes('5201'), 10_000, 100);
 
     const before = await connectionToH2();
-    const dropsBefore = await Promise.all(weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
+    const dropsBefore = await Promise.all(net.weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
     const out = await c[0]!.exec('iperf3', ['-c', cip(2), '-p', '5201', '-t', String(IPERF_SECONDS), '-J'], {
       timeoutMs: (IPERF_SECONDS + 30) * 1000,
     });
     const during = await connectionToH2();
-    const dropsAfter = await Promise.all(weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
+    const dropsAfter = await Promise.all(net.weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
     const result = JSON.parse(out) as IperfResult;
     const sent = result.end?.sum_sent?.bytes ?? 0;
     const received = result.end?.sum_received?.bytes ?? 0;

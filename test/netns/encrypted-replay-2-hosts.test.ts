@@ -3,12 +3,11 @@
  * interface are sent to h2 again from h1's address (fixtures/udp-replay.mjs), unchanged and with a flipped body byte;
  * h2 drops and counts each, a forgery never marks a seq as seen, and the containers keep talking.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
-import { builtSkipReason, canPing, repoRoot, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, repoRoot, waitFor } from '../harness/weft.js';
+import { weftNetwork } from '../harness/network.js';
 import { isEncryptedDatagram, SLEEVE_PORT, sleeveDatagrams, startCapture } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
@@ -37,16 +36,12 @@ function dropSummary(counters: Record<string, number>): string {
 }
 
 describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
-  let hosts: TestHosts;
-  let runDir: string;
-  let weft: WeftHost[] = [];
+  const net = weftNetwork(2, { env: { WEFT_PASSWORD: 'replay-test-password' } });
   const c: TestContainer[] = [];
   let pcapFile: string;
 
   beforeAll(async () => {
-    hosts = await createHosts({ count: 2 });
-    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    weft = hosts.hosts.map((h) => weftOn(h, runDir, { WEFT_PASSWORD: 'replay-test-password' }));
+    const { hosts, weft, runDir } = net;
     await weft[0]!.launch();
     await weft[1]!.launch([hosts.host(1).ip]);
     for (let i = 1; i <= 2; i++) {
@@ -75,32 +70,26 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     }
   });
 
-  afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
-    await hosts?.destroy();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
-  });
-
   /** Run the replay fixture from h1's namespace at h2; resolves how many datagrams it sent. */
   async function replay(mode: 'replay' | 'flip' | 'flip-ahead', file = pcapFile): Promise<number> {
-    const out = await hosts.host(1).exec(
+    const out = await net.hosts.host(1).exec(
       process.execPath,
-      [replayScript, file, hosts.host(1).ip, hosts.host(2).ip, String(SLEEVE_PORT), mode, String(REPLAYS)],
+      [replayScript, file, net.hosts.host(1).ip, net.hosts.host(2).ip, String(SLEEVE_PORT), mode, String(REPLAYS)],
       { timeoutMs: 30_000 },
     );
     return (JSON.parse(out.trim()) as { sent: number }).sent;
   }
 
   it('drops each replayed datagram and counts it as a replay', async () => {
-    const before = (await weft[1]!.report()).datapath.counters;
+    const before = (await net.weft[1]!.report()).datapath.counters;
     const sent = await replay('replay');
     expect(sent).toBeGreaterThanOrEqual(REPLAYS / 2);
     const base = sumCounters(before, REPLAY_DROPS);
     const after = (await waitFor('h2 to count the replays', async () => {
-      const now = (await weft[1]!.report()).datapath.counters;
+      const now = (await net.weft[1]!.report()).datapath.counters;
       return sumCounters(now, REPLAY_DROPS) - base >= sent ? now : undefined;
     }, 10_000).catch(async (err: Error) => {
-      throw new Error(`${err.message}; h2 drops now: ${dropSummary((await weft[1]!.report()).datapath.counters)}`);
+      throw new Error(`${err.message}; h2 drops now: ${dropSummary((await net.weft[1]!.report()).datapath.counters)}`);
     }))!;
     console.log(`replayed ${sent}; h2 drops before: ${dropSummary(before)}; after: ${dropSummary(after)}`);
     // Every replay is counted once; the real traffic meanwhile (heartbeats) adds no replays.
@@ -110,15 +99,15 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
   });
 
   it('drops each datagram with a flipped byte and counts it as a decrypt failure, without moving the replay window', async () => {
-    const before = (await weft[1]!.report()).datapath.counters;
+    const before = (await net.weft[1]!.report()).datapath.counters;
     const sent = await replay('flip-ahead');
     expect(sent).toBeGreaterThanOrEqual(REPLAYS / 2);
     const base = sumCounters(before, DECRYPT_DROPS);
     const after = (await waitFor('h2 to count the forgeries', async () => {
-      const now = (await weft[1]!.report()).datapath.counters;
+      const now = (await net.weft[1]!.report()).datapath.counters;
       return sumCounters(now, DECRYPT_DROPS) - base >= sent ? now : undefined;
     }, 10_000).catch(async (err: Error) => {
-      throw new Error(`${err.message}; h2 drops now: ${dropSummary((await weft[1]!.report()).datapath.counters)}`);
+      throw new Error(`${err.message}; h2 drops now: ${dropSummary((await net.weft[1]!.report()).datapath.counters)}`);
     }))!;
     console.log(`forged ${sent}; h2 drops before: ${dropSummary(before)}; after: ${dropSummary(after)}`);
     expect(sumCounters(after, DECRYPT_DROPS) - base).toBe(sent);
@@ -128,12 +117,12 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
   });
   it('refuses a forged copy of a datagram it never received, then still accepts the genuine one once', async () => {
     // Withhold what h1 sends for a moment (dropped in h2's INPUT chain; tcpdump on eth0 still records it).
-    const h2 = hosts.host(2);
-    const rule = ['INPUT', '-s', hosts.host(1).ip, '-p', 'udp', '--dport', String(SLEEVE_PORT), '-j', 'DROP'];
-    const withheldFile = join(runDir, 'withheld.pcap');
+    const h2 = net.hosts.host(2);
+    const rule = ['INPUT', '-s', net.hosts.host(1).ip, '-p', 'udp', '--dport', String(SLEEVE_PORT), '-j', 'DROP'];
+    const withheldFile = join(net.runDir, 'withheld.pcap');
     await h2.exec('iptables', ['-w', '5', '-I', ...rule]);
     try {
-      const capture = await startCapture(h2.ns, 'eth0', withheldFile, ['udp', 'dst', 'port', String(SLEEVE_PORT), 'and', 'src', 'host', hosts.host(1).ip]);
+      const capture = await startCapture(h2.ns, 'eth0', withheldFile, ['udp', 'dst', 'port', String(SLEEVE_PORT), 'and', 'src', 'host', net.hosts.host(1).ip]);
       try {
         await c[0]!.exec('ping', ['-c', '20', '-i', '0.05', '-W', '1', cip(2)], { timeoutMs: 15_000 }).catch(() => undefined);
         await new Promise((r) => setTimeout(r, 300));
@@ -146,11 +135,11 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     expect(await waitFor('c1 -> c2 again', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
 
     // Forged copies of seqs h2 never saw pass the window check and fail authentication.
-    const before = (await weft[1]!.report()).datapath.counters;
+    const before = (await net.weft[1]!.report()).datapath.counters;
     const forged = await replay('flip', withheldFile);
     expect(forged).toBeGreaterThanOrEqual(10);
     const afterForged = (await waitFor('h2 to count the forgeries', async () => {
-      const now = (await weft[1]!.report()).datapath.counters;
+      const now = (await net.weft[1]!.report()).datapath.counters;
       return sumCounters(now, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS) >= forged ? now : undefined;
     }, 10_000))!;
     expect(sumCounters(afterForged, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS)).toBe(forged);
@@ -160,7 +149,7 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     const genuine = await replay('replay', withheldFile);
     expect(genuine).toBe(forged);
     const afterGenuine = (await waitFor('h2 to take the genuine datagrams', async () => {
-      const now = (await weft[1]!.report()).datapath.counters;
+      const now = (await net.weft[1]!.report()).datapath.counters;
       return (now['datagrams_in'] ?? 0) - (afterForged['datagrams_in'] ?? 0) >= genuine ? now : undefined;
     }, 10_000))!;
     console.log(`withheld ${genuine}: forged copies -> drop_decrypt +${forged}; genuine: ${dropSummary(afterGenuine)}`);
@@ -170,7 +159,7 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
 
     await replay('replay', withheldFile);
     await waitFor('the second copies to count as replays', async () => {
-      const now = (await weft[1]!.report()).datapath.counters;
+      const now = (await net.weft[1]!.report()).datapath.counters;
       return sumCounters(now, REPLAY_DROPS) - sumCounters(afterGenuine, REPLAY_DROPS) === genuine;
     }, 10_000);
     expect(await canPing(c[0]!, cip(2), 3)).toBe(true);

@@ -2,43 +2,29 @@
  * IPAM on three real hosts: addresses come from the shared range without anyone picking them, stay unique, survive a
  * router restart, isolate by subnet, and a dead host's space can be taken over with rmpeer.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
-import { builtSkipReason, canPing, dumpLogsOnFailure, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
+import { weftNetwork } from '../harness/network.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const ipamArgs = ['--ipalloc-range', '10.34.0.0/16', '--ipalloc-default-subnet', '10.34.0.0/20', '--ipalloc-init', 'consensus=3'];
 
 describe.skipIf(skip)('IPAM on 3 hosts', () => {
-  let hosts: TestHosts;
-  let runDir: string;
-  let weft: WeftHost[] = [];
+  const net = weftNetwork(3);
   const c: TestContainer[] = [];
   const addr: string[] = [];
 
   beforeAll(async () => {
-    hosts = await createHosts({ count: 3 });
-    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    weft = hosts.hosts.map((h) => weftOn(h, runDir));
+    const { hosts, weft } = net;
     await weft[0]!.launch(ipamArgs);
     await weft[1]!.launch([...ipamArgs, hosts.host(1).ip]);
     await weft[2]!.launch([...ipamArgs, hosts.host(1).ip]);
     for (const w of weft) await w.run(['prime', '--timeout', '30'], 40_000);
   });
 
-  afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
-
-  afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
-    await hosts?.destroy();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
-  });
-
   it('agrees on one ring that all three peers share', async () => {
-    for (const w of weft) {
+    for (const w of net.weft) {
       const r = await w.report();
       expect(r.ipam?.status).toBe('ready');
       expect(r.ipam?.peers.map((p) => p.nickname).sort()).toEqual(['h1', 'h2', 'h3']);
@@ -49,35 +35,35 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
 
   it('gives each container a unique address in the default subnet, and they all ping each other', async () => {
     for (let i = 1; i <= 3; i++) {
-      const ct = await hosts.addContainer(i, 'c1');
+      const ct = await net.hosts.addContainer(i, 'c1');
       c.push(ct);
-      const out = (await weft[i - 1]!.run(['attach', '--netns', ct.ns])).trim();
+      const out = (await net.weft[i - 1]!.run(['attach', '--netns', ct.ns])).trim();
       expect(out).toMatch(/^10\.34\.([0-9]|1[0-5])\.\d+\/20$/);
       addr.push(out.split('/')[0]!);
     }
     expect(new Set(addr).size).toBe(3);
     // Asking again for the same container returns the same address.
-    expect((await weft[0]!.run(['attach', '--netns', c[0]!.ns])).trim()).toBe(`${addr[0]}/20`);
-    await waitFor('connections established', async () => (await weft[0]!.report()).router.connections.filter((x) => x.state === 'established').length === 2, 30_000);
+    expect((await net.weft[0]!.run(['attach', '--netns', c[0]!.ns])).trim()).toBe(`${addr[0]}/20`);
+    await waitFor('connections established', async () => (await net.weft[0]!.report()).router.connections.filter((x) => x.state === 'established').length === 2, 30_000);
     for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) if (i !== j) expect(await waitFor(`c${i + 1} -> c${j + 1}`, () => canPing(c[i]!, addr[j]!), 15_000)).toBe(true);
   });
 
   it('exposes the host with an address from IPAM, and hides it again', async () => {
-    const exposed = (await weft[0]!.run(['expose'])).trim();
+    const exposed = (await net.weft[0]!.run(['expose'])).trim();
     expect(exposed).toMatch(/^10\.34\.([0-9]|1[0-5])\.\d+\/20$/);
     expect(addr).not.toContain(exposed.split('/')[0]);
-    expect(await waitFor('h1 -> c2 over weft', () => canPing(hosts.host(1), addr[1]!), 15_000)).toBe(true);
-    expect((await weft[0]!.run(['hide'])).trim()).toBe(exposed);
-    expect(await canPing(hosts.host(1), addr[1]!, 2)).toBe(false);
+    expect(await waitFor('h1 -> c2 over weft', () => canPing(net.hosts.host(1), addr[1]!), 15_000)).toBe(true);
+    expect((await net.weft[0]!.run(['hide'])).trim()).toBe(exposed);
+    expect(await canPing(net.hosts.host(1), addr[1]!, 2)).toBe(false);
   });
 
   it('isolates containers in different net: subnets', async () => {
-    const a = await hosts.addContainer(1, 'na');
-    const b = await hosts.addContainer(2, 'nb');
-    const b2 = await hosts.addContainer(3, 'nb2');
-    const ipA = (await weft[0]!.run(['attach', '--netns', a.ns, 'net:10.34.32.0/24'])).trim().split('/')[0]!;
-    const ipB = (await weft[1]!.run(['attach', '--netns', b.ns, 'net:10.34.33.0/24'])).trim().split('/')[0]!;
-    const ipB2 = (await weft[2]!.run(['attach', '--netns', b2.ns, 'net:10.34.33.0/24'])).trim().split('/')[0]!;
+    const a = await net.hosts.addContainer(1, 'na');
+    const b = await net.hosts.addContainer(2, 'nb');
+    const b2 = await net.hosts.addContainer(3, 'nb2');
+    const ipA = (await net.weft[0]!.run(['attach', '--netns', a.ns, 'net:10.34.32.0/24'])).trim().split('/')[0]!;
+    const ipB = (await net.weft[1]!.run(['attach', '--netns', b.ns, 'net:10.34.33.0/24'])).trim().split('/')[0]!;
+    const ipB2 = (await net.weft[2]!.run(['attach', '--netns', b2.ns, 'net:10.34.33.0/24'])).trim().split('/')[0]!;
     expect(ipA.startsWith('10.34.32.')).toBe(true);
     expect(ipB.startsWith('10.34.33.')).toBe(true);
     expect(await waitFor('same subnet reaches', () => canPing(b2, ipB), 15_000)).toBe(true);
@@ -86,50 +72,50 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
   });
 
   it('refuses a claim of an address another container holds, naming the holder', async () => {
-    const x = await hosts.addContainer(3, 'x');
-    await expect(weft[2]!.run(['attach', '--netns', x.ns, `ip:${addr[0]}`])).rejects.toThrow(/held|holds|in use/i);
+    const x = await net.hosts.addContainer(3, 'x');
+    await expect(net.weft[2]!.run(['attach', '--netns', x.ns, `ip:${addr[0]}`])).rejects.toThrow(/held|holds|in use/i);
   });
 
   it('gives an address back when the attach it was allocated for fails', async () => {
-    const t = await hosts.addContainer(1, 'tmp');
-    const first = (await weft[0]!.run(['attach', '--netns', t.ns])).trim();
-    await weft[0]!.run(['detach', '--netns', t.ns]);
+    const t = await net.hosts.addContainer(1, 'tmp');
+    const first = (await net.weft[0]!.run(['attach', '--netns', t.ns])).trim();
+    await net.weft[0]!.run(['detach', '--netns', t.ns]);
     // Allocation takes the lowest free address: the failed attach takes `first`, and must give it back.
-    await expect(weft[0]!.run(['attach', '--netns', `${hosts.prefix}-nosuchns`])).rejects.toThrow(/nosuchns/);
-    const u = await hosts.addContainer(1, 'u');
-    expect((await weft[0]!.run(['attach', '--netns', u.ns])).trim()).toBe(first);
+    await expect(net.weft[0]!.run(['attach', '--netns', `${net.hosts.prefix}-nosuchns`])).rejects.toThrow(/nosuchns/);
+    const u = await net.hosts.addContainer(1, 'u');
+    expect((await net.weft[0]!.run(['attach', '--netns', u.ns])).trim()).toBe(first);
   });
 
   it('keeps addresses across a router restart', async () => {
-    weft[1]!.kill();
+    net.weft[1]!.kill();
     await new Promise((r) => setTimeout(r, 500));
-    await weft[1]!.launch([...ipamArgs, hosts.host(1).ip]);
-    expect((await weft[1]!.run(['attach', '--netns', c[1]!.ns])).trim()).toBe(`${addr[1]}/20`);
-    const fresh = await hosts.addContainer(2, 'c2');
-    const next = (await weft[1]!.run(['attach', '--netns', fresh.ns])).trim().split('/')[0]!;
+    await net.weft[1]!.launch([...ipamArgs, net.hosts.host(1).ip]);
+    expect((await net.weft[1]!.run(['attach', '--netns', c[1]!.ns])).trim()).toBe(`${addr[1]}/20`);
+    const fresh = await net.hosts.addContainer(2, 'c2');
+    const next = (await net.weft[1]!.run(['attach', '--netns', fresh.ns])).trim().split('/')[0]!;
     expect(addr).not.toContain(next);
   });
 
   it('lets survivors take over a dead host\'s space with rmpeer', async () => {
-    const h3name = (await weft[2]!.report()).router.name;
-    weft[2]!.kill();
+    const h3name = (await net.weft[2]!.report()).router.name;
+    net.weft[2]!.kill();
     await waitFor('h3 unreachable', async () => {
-      const r = await weft[0]!.report();
+      const r = await net.weft[0]!.report();
       return r.ipam?.peers.some((p) => p.name === h3name && !p.isReachable);
     }, 30_000);
-    const before = (await weft[0]!.report()).ipam!.peers.find((p) => p.nickname === 'h1')!.addresses;
-    const out = await weft[0]!.run(['rmpeer', h3name]);
+    const before = (await net.weft[0]!.report()).ipam!.peers.find((p) => p.nickname === 'h1')!.addresses;
+    const out = await net.weft[0]!.run(['rmpeer', h3name]);
     expect(Number(out.split(' ')[0])).toBeGreaterThan(0);
-    const after = (await weft[0]!.report()).ipam!.peers.find((p) => p.nickname === 'h1')!.addresses;
+    const after = (await net.weft[0]!.report()).ipam!.peers.find((p) => p.nickname === 'h1')!.addresses;
     expect(after).toBeGreaterThan(before);
     // Once the takeover has reached h2 by gossip, a second rmpeer of the same name there is refused or moves nothing.
     // (Run at the same moment on both sides of a partition, two rmpeers can both succeed: docs/ipam.md says to run it
     // on one router only.)
     await waitFor('h2 to learn of the takeover', async () => {
-      const r = await weft[1]!.report();
+      const r = await net.weft[1]!.report();
       return !r.ipam?.peers.some((p) => p.name === h3name && p.addresses > 0);
     }, 15_000);
-    const second = await weft[1]!.run(['rmpeer', h3name]).catch((e: Error) => e.message);
+    const second = await net.weft[1]!.run(['rmpeer', h3name]).catch((e: Error) => e.message);
     expect(second).toMatch(/^0 addresses|already taken over/);
   });
 });

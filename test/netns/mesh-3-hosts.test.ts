@@ -2,33 +2,18 @@
  * Three real daemons on three test hosts. h2 and h3 are given only h1's address; discovery completes the mesh.
  * Then h3 is killed (noticed by the others within 10 s) and restarted (it rejoins).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHosts, netnsSkipReason, type TestHosts } from '../harness/hosts.js';
-import { builtSkipReason, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { describe, expect, it } from 'vitest';
+import { netnsSkipReason } from '../harness/hosts.js';
+import { builtSkipReason, waitFor } from '../harness/weft.js';
+import { weftNetwork } from '../harness/network.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 
 describe.skipIf(skip)('mesh of 3 hosts', () => {
-  let hosts: TestHosts;
-  let runDir: string;
-  let weft: WeftHost[] = [];
-
-  beforeAll(async () => {
-    hosts = await createHosts({ count: 3 });
-    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    weft = hosts.hosts.map((h) => weftOn(h, runDir));
-  });
-
-  afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
-    await hosts?.destroy();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
-  });
+  const net = weftNetwork(3);
 
   it('forms a full mesh by discovery from one address', async () => {
+    const { hosts, weft } = net;
     const h1ip = hosts.host(1).ip;
     await weft[0]!.launch();
     await weft[1]!.launch([h1ip]);
@@ -49,8 +34,8 @@ describe.skipIf(skip)('mesh of 3 hosts', () => {
   });
 
   it('notices a killed router within 10 s, and takes it back when it restarts', async () => {
-    weft[2]!.kill();
-    for (const w of weft.slice(0, 2)) {
+    net.weft[2]!.kill();
+    for (const w of net.weft.slice(0, 2)) {
       await waitFor(
         `h${w.host.index} to drop h3`,
         async () => {
@@ -60,14 +45,14 @@ describe.skipIf(skip)('mesh of 3 hosts', () => {
         10_000,
       );
     }
-    await weft[2]!.launch([hosts.host(1).ip]);
-    for (const w of weft) {
+    await net.weft[2]!.launch([net.hosts.host(1).ip]);
+    for (const w of net.weft) {
       await waitFor(`h${w.host.index} to see 2 established connections again`, async () => {
         const r = await w.report();
         return r.router.connections.filter((c) => c.state === 'established').length === 2;
       });
     }
-    const r3 = await weft[2]!.report();
+    const r3 = await net.weft[2]!.report();
     expect(r3.router.peers.map((p) => p.nickname).sort()).toEqual(['h1', 'h2', 'h3']);
   });
 });

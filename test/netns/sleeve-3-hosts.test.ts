@@ -2,12 +2,11 @@
  * The sleeve data path on three real hosts: containers on a bridge per host, frames in UDP between hosts.
  * Steps run in order and share the hosts; each step states the behaviour it checks.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
-import { builtSkipReason, canPing, dumpLogsOnFailure, repoRoot, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, repoRoot, waitFor } from '../harness/weft.js';
+import { expectTcpTransfer, weftNetwork } from '../harness/network.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const fixtures = join(repoRoot, 'test/netns/fixtures');
@@ -23,15 +22,11 @@ function dropTotal(counters: Record<string, number>): number {
 }
 
 describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
-  let hosts: TestHosts;
-  let runDir: string;
-  let weft: WeftHost[] = [];
+  const net = weftNetwork(3);
   const c: TestContainer[] = [];
 
   beforeAll(async () => {
-    hosts = await createHosts({ count: 3 });
-    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    weft = hosts.hosts.map((h) => weftOn(h, runDir));
+    const { hosts, weft } = net;
     await weft[0]!.launch();
     await weft[1]!.launch([hosts.host(1).ip]);
     await weft[2]!.launch([hosts.host(1).ip]);
@@ -47,14 +42,6 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
         return r.router.connections.filter((x) => x.state === 'established').length === 2;
       }, 30_000);
     }
-  });
-
-  afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
-
-  afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
-    await hosts?.destroy();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
   });
 
   it('every container pings every other (ARP resolves across hosts)', async () => {
@@ -91,42 +78,34 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
   });
 
   it('carries 100 MB of TCP intact across the overlay', async () => {
-    const sink = c[1]!.spawn(process.execPath, [join(fixtures, 'tcp-transfer.mjs'), 'sink', '5201']);
-    let sinkOut = '';
-    sink.stdout?.on('data', (d) => (sinkOut += String(d)));
-    await waitFor('sink to listen', () => sinkOut.includes('listening'), 10_000, 100);
-    const sent = (await c[0]!.exec(process.execPath, [join(fixtures, 'tcp-transfer.mjs'), 'source', cip(2), '5201', '100'], { timeoutMs: 120_000 })).trim();
-    await waitFor('sink to finish', () => sinkOut.trim().split('\n').length >= 2, 30_000, 100);
-    const received = sinkOut.trim().split('\n')[1]!.trim();
-    expect(sent.startsWith(`${100 * 1024 * 1024} `)).toBe(true);
-    expect(received).toBe(sent);
+    await expectTcpTransfer(c[0]!, c[1]!, cip(2), 100, 5201);
   });
 
   it('drops and counts garbage at the UDP port, and keeps forwarding', async () => {
-    const before = dropTotal((await weft[0]!.report()).datapath.counters);
-    const h2name = (await weft[1]!.report()).router.name.replace(/:/g, '');
-    await hosts.host(2).exec(process.execPath, [join(fixtures, 'udp-garbage.mjs'), hosts.host(1).ip, '6783', '100000', h2name], { timeoutMs: 90_000 });
-    const after = await weft[0]!.report();
+    const before = dropTotal((await net.weft[0]!.report()).datapath.counters);
+    const h2name = (await net.weft[1]!.report()).router.name.replace(/:/g, '');
+    await net.hosts.host(2).exec(process.execPath, [join(fixtures, 'udp-garbage.mjs'), net.hosts.host(1).ip, '6783', '100000', h2name], { timeoutMs: 90_000 });
+    const after = await net.weft[0]!.report();
     expect(dropTotal(after.datapath.counters) - before).toBeGreaterThan(50_000);
     expect(await canPing(c[0]!, cip(2), 2)).toBe(true);
     expect(await canPing(c[0]!, cip(3), 2)).toBe(true);
   });
 
   it('routes h1 <-> h3 through h2 when their link is cut, and directly again when restored', async () => {
-    await hosts.cut(1, 3);
+    await net.hosts.cut(1, 3);
     await waitFor('h1 to lose its direct connection to h3', async () => {
-      const r = await weft[0]!.report();
+      const r = await net.weft[0]!.report();
       return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
     }, 20_000);
     expect(await waitFor('c1 -> c3 via h2', () => canPing(c[0]!, cip(3)), 20_000)).toBe(true);
-    const peers = await weft[1]!.run(['status', 'peers']);
+    const peers = await net.weft[1]!.run(['status', 'peers']);
     expect(peers).toContain('(h3)');
 
-    const forwarded = async () => (await weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
+    const forwarded = async () => (await net.weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
     expect(await forwarded()).toBeGreaterThan(0);
-    await hosts.restore(1, 3);
+    await net.hosts.restore(1, 3);
     await waitFor('h1 and h3 to connect directly', async () => {
-      const r = await weft[0]!.report();
+      const r = await net.weft[0]!.report();
       return r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
     }, 60_000);
     // Both ends must gossip the new link before routes use it; then pings stop passing through h2.
@@ -138,16 +117,16 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
   });
 
   it('reaches a container moved from h1 to h2 (same MAC and IP) within a few seconds', async () => {
-    await weft[0]!.run(['detach', '--netns', c[0]!.ns]);
-    const moved = await hosts.addContainer(2, 'c9');
-    await weft[1]!.run(['attach', '--netns', moved.ns, '--mac', MAC1, `${cip(1)}/24`]);
+    await net.weft[0]!.run(['detach', '--netns', c[0]!.ns]);
+    const moved = await net.hosts.addContainer(2, 'c9');
+    await net.weft[1]!.run(['attach', '--netns', moved.ns, '--mac', MAC1, `${cip(1)}/24`]);
     expect(await waitFor('c3 -> moved container', () => canPing(c[2]!, cip(1)), 15_000)).toBe(true);
   });
 
   it('restores connectivity to a restarted router without re-attaching its containers', async () => {
-    weft[2]!.kill();
+    net.weft[2]!.kill();
     await new Promise((r) => setTimeout(r, 1000));
-    await weft[2]!.launch([hosts.host(1).ip]);
+    await net.weft[2]!.launch([net.hosts.host(1).ip]);
     expect(await waitFor('c2 -> c3 after restart', () => canPing(c[1]!, cip(3)), 30_000)).toBe(true);
   });
 });

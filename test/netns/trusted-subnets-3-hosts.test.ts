@@ -2,12 +2,11 @@
  * Trusted subnets on three real hosts, all with a password: h1 and h2 trust each other's underlay addresses, h3 is
  * trusted by nobody. Frames between h1 and h2 cross the underlay in the clear; frames to and from h3 stay encrypted.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
-import { builtSkipReason, canPing, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
+import { weftNetwork } from '../harness/network.js';
 import {
   ipPairBytes,
   isEncryptedDatagram,
@@ -22,16 +21,12 @@ const skip = netnsSkipReason() ?? builtSkipReason();
 const cip = (i: number) => `10.49.1.${i}`;
 
 describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
-  let hosts: TestHosts;
-  let runDir: string;
-  let weft: WeftHost[] = [];
+  const net = weftNetwork(3, { env: { WEFT_PASSWORD: 'trusted-subnets-password' } });
   const c: TestContainer[] = [];
   let trusted: string[];
 
   beforeAll(async () => {
-    hosts = await createHosts({ count: 3 });
-    runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    weft = hosts.hosts.map((h) => weftOn(h, runDir, { WEFT_PASSWORD: 'trusted-subnets-password' }));
+    const { hosts, weft } = net;
     trusted = [`${hosts.host(1).ip}/32`, `${hosts.host(2).ip}/32`];
     const trust = ['--trusted-subnets', trusted.join(',')];
     await weft[0]!.launch(trust);
@@ -53,26 +48,20 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
     }
   });
 
-  afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
-    await hosts?.destroy();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
-  });
-
   it('reports the trusted subnets on h1 and h2, none on h3, and encryption on every router', async () => {
     for (const i of [1, 2]) {
-      const r = await weft[i - 1]!.report();
+      const r = await net.weft[i - 1]!.report();
       expect(r.router.encryption).toBe(true);
       expect([...r.router.trustedSubnets].sort()).toEqual([...trusted].sort());
     }
-    const r3 = await weft[2]!.report();
+    const r3 = await net.weft[2]!.report();
     expect(r3.router.trustedSubnets).toEqual([]);
     for (const x of r3.router.connections.filter((y) => y.state === 'established')) expect(x.isEncrypted).toBe(true);
   });
 
   it('sends h1 <-> h2 in the clear and h1/h2 <-> h3 encrypted', async () => {
-    const file = join(runDir, 'trusted.pcap');
-    const capture = await startCapture(hosts.underlayNs, 'br0', file);
+    const file = join(net.runDir, 'trusted.pcap');
+    const capture = await startCapture(net.hosts.underlayNs, 'br0', file);
     const clear = [newMarker('t12'), newMarker('t21')];
     const secret = [newMarker('t13'), newMarker('t31'), newMarker('t23'), newMarker('t32')];
     try {
@@ -89,7 +78,7 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
     const pcap = await capture.stop();
 
     const sleeve = sleeveDatagrams(pcap);
-    const ip = (i: number) => hosts.host(i).ip;
+    const ip = (i: number) => net.hosts.host(i).ip;
     const between = (a: number, b: number) => sleeve.filter((d) => (d.src === ip(a) && d.dst === ip(b)) || (d.src === ip(b) && d.dst === ip(a)));
     const [d12, d13, d23] = [between(1, 2), between(1, 3), between(2, 3)];
     console.log(
