@@ -135,8 +135,10 @@ export function sodiumDataAead(views: BufferViews = new BufferViews()): DataAead
 
 /**
  * Check `candidate` against `reference` on inputs that cover the edges (empty AD and body, lengths around the
- * 16- and 64-byte block sizes, MTU-sized bodies, offsets into a larger buffer): equal ciphertext and tag, both open
- * each other's output, and neither opens a datagram with one bit flipped. Returns what differed, or undefined.
+ * 16- and 64-byte block sizes, MTU-sized bodies, offsets into a larger buffer, buffers that are views with memory
+ * in front of them, which an implementation may borrow): equal ciphertext and tag, memory outside the datagram
+ * untouched, both open each other's output, and neither opens a datagram with one bit flipped. Returns what
+ * differed, or undefined.
  */
 export function crossCheckDataAead(candidate: DataAead, reference: DataAead): string | undefined {
   const key = Buffer.alloc(DATA_KEY_BYTES);
@@ -149,8 +151,13 @@ export function crossCheckDataAead(candidate: DataAead, reference: DataAead): st
     sodium.randombytes_buf(key);
     sodium.randombytes_buf(nonce);
     const offset = 3 + (i % 5);
-    const a = Buffer.alloc(offset + adLength + bodyLength + DATA_TAG_BYTES + 7);
-    sodium.randombytes_buf(a);
+    const bytes = offset + adLength + bodyLength + DATA_TAG_BYTES + 7;
+    // Every other case: a view with 80 bytes of memory in front (as the sleeve's datagram buffers have).
+    const front = i % 2 === 0 ? 0 : 80;
+    const whole = Buffer.alloc(front + bytes);
+    sodium.randombytes_buf(whole);
+    const outside = Buffer.from(whole.subarray(0, front));
+    const a = whole.subarray(front);
     const b = Buffer.from(a);
     const plain = Buffer.from(a);
     const body = offset + adLength;
@@ -159,6 +166,7 @@ export function crossCheckDataAead(candidate: DataAead, reference: DataAead): st
       if (candidate.seal(a, offset, adLength, body, bodyLength, nonce, key) !== bodyLength + DATA_TAG_BYTES) return `seal failed (${what})`;
       reference.seal(b, offset, adLength, body, bodyLength, nonce, key);
       if (!a.equals(b)) return `ciphertext or tag differs (${what})`;
+      if (!whole.subarray(0, front).equals(outside)) return `changed memory in front of the buffer (${what})`;
       if (reference.open(b, offset, adLength, body, bodyLength + DATA_TAG_BYTES, nonce, key) !== bodyLength) return `reference cannot open (${what})`;
       if (candidate.open(a, offset, adLength, body, bodyLength + DATA_TAG_BYTES, nonce, key) !== bodyLength) return `cannot open its own (${what})`;
       if (!a.subarray(0, body + bodyLength).equals(plain.subarray(0, body + bodyLength))) return `decrypts to other bytes (${what})`;

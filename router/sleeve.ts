@@ -325,11 +325,21 @@ class Neighbour {
     this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
     this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
     if (this.buffer.length !== datagramBytes) {
-      this.buffer = Buffer.alloc(datagramBytes);
-      this.pieceBuffer = Buffer.alloc(datagramBytes);
+      this.buffer = withFront(datagramBytes);
+      this.pieceBuffer = withFront(datagramBytes);
     }
   }
 }
+
+/**
+ * A datagram buffer with memory in front of it that belongs to nobody else: the native AEAD borrows the 64 bytes in
+ * front of a body to compute the Poly1305 key in the same pass as the encryption (native/src/aead.c), and the body
+ * starts 16 bytes in, after the header.
+ */
+function withFront(bytes: number): Buffer {
+  return Buffer.alloc(SEAL_FRONT_BYTES + bytes).subarray(SEAL_FRONT_BYTES);
+}
+const SEAL_FRONT_BYTES = 64 - HEADER_BYTES;
 
 /**
  * The snapshot as the loops use it: peers as numbers, neighbours resolved to their state objects. Built by `apply`,
