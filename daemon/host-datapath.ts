@@ -3,6 +3,7 @@
  * and the `Sleeve` that forwards between them; plus the endpoint operations (attach, detach, expose, hide) that act
  * on the same bridge. Control-plane code: async, may be slow; the per-packet work is all inside `Sleeve`.
  */
+import { readFileSync } from 'node:fs';
 import { loadNative } from '../native/addon.js';
 import { TapCapture } from '../router/tap-capture.js';
 import { NativeUdpUnderlay } from '../router/native-udp-underlay.js';
@@ -114,8 +115,27 @@ export class HostDatapath {
         ...prefixed('tap_', this.capture?.counters()),
         ...prefixed('udp_', this.underlay?.counters()),
         ...prefixed('busy_poll_', this.busyPollCounters()),
+        ...prefixed('tap_kernel_', this.tapKernelCounters()),
       },
     };
+  }
+
+  /**
+   * Drops the kernel counted on the TAP, before the router saw a frame: `tx_dropped` are frames for the router that
+   * did not fit the device's queue (the router did not read fast enough), `rx_dropped` frames the router wrote that
+   * the kernel refused. Read from sysfs at report time; empty when the device is gone.
+   */
+  private tapKernelCounters(): Record<string, number> | undefined {
+    if (!this.capture) return undefined;
+    const out: Record<string, number> = {};
+    for (const name of ['tx_dropped', 'rx_dropped']) {
+      try {
+        out[name] = Number(readFileSync(`/sys/class/net/${this.tapName}/statistics/${name}`, 'utf8').trim());
+      } catch {
+        return undefined;
+      }
+    }
+    return out;
   }
 
   /** Counters of busy polling (spins, hits, idle and busy microseconds, skipped for want of budget). */
