@@ -50,8 +50,11 @@ export interface BusyPollStats {
   skipped: number;
 }
 
-/** Called once per batch read; see the module comment for `count`. Must not throw (a throw is uncaught). */
-export type BatchCallback = (count: number) => void;
+/**
+ * Called once per batch read; see the module comment for `count`. Must not throw (a throw is uncaught). Returning
+ * `false` says the batch was nothing a reply could follow, so busy polling (see `busyPoll`) is not started for it.
+ */
+export type BatchCallback = (count: number) => boolean | void;
 
 export interface WeftNative {
   /**

@@ -196,7 +196,7 @@ export class MemoryUnderlay implements Underlay {
     return { address: this.address, port: this.localPort };
   }
 
-  start(onDatagrams: (batch: DatagramBatch) => void): Promise<void> {
+  start(onDatagrams: (batch: DatagramBatch) => boolean | void): Promise<void> {
     if (this.onDatagrams) throw new Error('MemoryUnderlay.start called twice');
     this.network.bind(this);
     this.onDatagrams = onDatagrams;

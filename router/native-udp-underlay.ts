@@ -148,7 +148,7 @@ export class NativeUdpUnderlay implements Underlay {
   }
 
   /** Bind and begin delivering. Throws `UdpBindError` when the bind fails; `start()` may then be tried again. */
-  async start(onDatagrams: (batch: DatagramBatch) => void): Promise<void> {
+  async start(onDatagrams: (batch: DatagramBatch) => boolean | void): Promise<void> {
     if (this.isStarted) throw new Error('NativeUdpUnderlay.start called twice');
     let opened: { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
     try {
@@ -178,7 +178,7 @@ export class NativeUdpUnderlay implements Underlay {
         (count) => {
           if (count < 0) {
             this.log.error({ reason: 'socket-error', errno: -count }, 'underlay socket failed');
-            return;
+            return false;
           }
           // Datagrams split from one GRO message share their source: look it up once per run.
           let lastAddr = -1;
@@ -198,7 +198,8 @@ export class NativeUdpUnderlay implements Underlay {
             batch.addresses[i] = name;
           }
           batch.count = count;
-          onDatagrams(batch);
+          // false: nothing a reply could follow, so the addon does not busy-poll after this batch.
+          return onDatagrams(batch) !== false;
         },
       );
     } catch (err) {

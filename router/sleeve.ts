@@ -709,8 +709,10 @@ export class Sleeve implements Datapath {
 
   // ---- Datagrams from neighbours ----
 
-  private readonly onDatagrams = (batch: DatagramBatch): void => {
+  /** Returns whether the batch carried frames (a reply may follow) rather than only heartbeats and drops. */
+  private readonly onDatagrams = (batch: DatagramBatch): boolean => {
     const s = this.stats;
+    let hasFrames = false;
     const view = this.view;
     const now = this.clock.now();
     const buf = batch.buffer;
@@ -756,8 +758,10 @@ export class Sleeve implements Datapath {
       }
       n.lastHeardMs = now;
       if (type === MessageType.Frames) {
+        hasFrames = true;
         this.receiveFrames(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
       } else if (type === MessageType.Piece) {
+        hasFrames = true;
         this.receivePiece(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
       } else if (type === MessageType.Heartbeat) {
         s.heartbeats_in++;
@@ -770,6 +774,7 @@ export class Sleeve implements Datapath {
     }
     if (view !== null) this.flushPending();
     this.capture.flush();
+    return hasFrames;
   };
 
   private receiveFrames(view: View, from: Neighbour, buf: Buffer, bodyOff: number, bodyLength: number, now: number): void {

@@ -114,7 +114,7 @@ export class UdpUnderlay implements Underlay {
   }
 
   /** Bind and begin delivering. Throws `UdpBindError` when the bind fails; `start()` may then be tried again. */
-  async start(onDatagrams: (batch: DatagramBatch) => void): Promise<void> {
+  async start(onDatagrams: (batch: DatagramBatch) => boolean | void): Promise<void> {
     if (this.isStarted) throw new Error('UdpUnderlay.start called twice');
     const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     try {

@@ -26,8 +26,12 @@ export interface DatagramBatch {
 export interface Underlay {
   /** The local UDP port bound (known after `start`). */
   readonly localPort: number;
-  /** Bind and begin delivering datagrams to `onDatagrams`, synchronously per batch. */
-  start(onDatagrams: (batch: DatagramBatch) => void): Promise<void>;
+  /**
+   * Bind and begin delivering datagrams to `onDatagrams`, synchronously per batch. `onDatagrams` returns false when
+   * the batch carried nothing a reply could follow (only heartbeats, say): an underlay that busy-polls for replies
+   * then goes back to sleep at once.
+   */
+  start(onDatagrams: (batch: DatagramBatch) => boolean | void): Promise<void>;
   /**
    * Queue one datagram for `to`. The bytes are copied (or handed to the kernel) before return, so the caller may
    * reuse its buffer at once. Queued datagrams go out at the next `flush()` or sooner.

@@ -81,7 +81,8 @@ static void reader_stop(weft_reader *r, int is_teardown) {
   uv_close((uv_handle_t *)&r->poll, on_close);
 }
 
-static void deliver(weft_reader *r, int32_t count) {
+/* Call the JS callback with `count`. Returns 0 when it returned `false` (nothing worth busy-polling for), else 1. */
+static int deliver(weft_reader *r, int32_t count) {
   napi_env env = r->env;
   napi_value callback, resource, argv[1], result;
   napi_get_reference_value(env, r->callback_ref, &callback);
@@ -93,11 +94,17 @@ static void deliver(weft_reader *r, int32_t count) {
     napi_value error;
     napi_get_and_clear_last_exception(env, &error);
     napi_fatal_exception(env, error); /* same fate as a throw in any event handler: 'uncaughtException' */
+    return 0;
   }
+  bool value = true;
+  napi_valuetype type;
+  if (napi_typeof(env, result, &type) == napi_ok && type == napi_boolean) napi_get_value_bool(env, result, &value);
+  return value ? 1 : 0;
 }
 
 /* Read and deliver up to ROUNDS_PER_WAKE batches. Past that only to deliver packets already read (bounded: they fill
- * at most the slots): the fd may be drained, so nothing would wake us for them. Returns the packets delivered. */
+ * at most the slots): the fd may be drained, so nothing would wake us for them. Returns the packets delivered in
+ * batches whose callback did not say they were nothing worth busy-polling for. */
 static uint32_t drain(weft_reader *r) {
   uint32_t total = 0;
   for (int round = 0; (round < ROUNDS_PER_WAKE || r->has_pending) && !r->is_stopped; round++) {
@@ -106,8 +113,7 @@ static uint32_t drain(weft_reader *r) {
     if (n > 0) {
       r->batches++;
       r->packets += n;
-      total += n;
-      deliver(r, (int32_t)n);
+      if (deliver(r, (int32_t)n)) total += n;
     }
     if (r->is_drained && !r->has_pending) break;
   }
@@ -169,18 +175,19 @@ static void busy_poll(weft_env_state *s) {
       s->spin_idle_ns += (double)(found_cpu - idle_cpu_since);
       s->spin_budget_ns -= (double)(found_cpu - idle_cpu_since);
       s->spin_hits++;
+      uint32_t wanted = 0;
       for (int i = 0; i < count; i++) {
         if (!(fds[i].revents & POLLIN) || readers[i]->is_stopped) continue;
         napi_handle_scope scope;
         napi_open_handle_scope(readers[i]->env, &scope);
-        drain(readers[i]);
+        wanted += drain(readers[i]);
         napi_close_handle_scope(readers[i]->env, scope);
       }
       idle_cpu_since = thread_cpu_ns();
       s->spin_busy_ns += (double)(idle_cpu_since - found_cpu);
       now = uv_hrtime();
       idle_since = now;
-      deadline = now + s->spin_window_ns;
+      if (wanted > 0) deadline = now + s->spin_window_ns; /* a heartbeat alone does not keep us spinning */
     } else {
       now = uv_hrtime();
       if (now >= deadline || s->spin_budget_ns - (double)(now - idle_since) <= 0) break;
