@@ -680,7 +680,7 @@ export class Sleeve implements Datapath {
       out.writeUInt32BE(id, p + 12);
       out.writeUInt32BE(len, p + 16);
       out.writeUInt32BE(at, p + 20);
-      this.copyBytes(buf, h, out, p + 24, VNET_HEADER_BYTES);
+      for (let k = 0; k < VNET_HEADER_BYTES; k++) out[p + 24 + k] = buf[h + k]!; // 10 bytes: cheaper than a call
       this.copyBytes(buf, h + VNET_HEADER_BYTES + at, out, p + PIECE_HEADER_BYTES, piece);
       if (!this.sendPiece(n, PIECE_HEADER_BYTES + piece)) return;
     }
@@ -904,7 +904,7 @@ export class Sleeve implements Datapath {
       j.id = id;
       j.length = frameLength;
       j.next = 0;
-      this.copyBytes(buf, p + 24, j.buffer, 0, VNET_HEADER_BYTES);
+      for (let k = 0; k < VNET_HEADER_BYTES; k++) j.buffer[k] = buf[p + 24 + k]!;
     } else if (j.id !== id || j.next !== at || j.length !== frameLength) {
       s.drop_piece_gap++;
       j.id = -1;
