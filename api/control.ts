@@ -65,6 +65,10 @@ export interface DatapathReport {
   mode: string;
   bridge?: string;
   capture?: string;
+  /** What the capture takes from the kernel whole: e.g. ['checksum', 'TCP segmentation']; [] for none. */
+  offloads?: string[];
+  /** Microseconds a router polls for a reply after forwarding (0: off). */
+  busyPollMicros?: number;
   mtuBytes?: number;
   udpPort?: number;
   counters: Record<string, number>;

@@ -131,7 +131,7 @@ export function sampleReport(): Report {
         },
       ],
     },
-    datapath: { mode: 'sleeve', bridge: 'weft', capture: 'tap', mtuBytes: 1376, udpPort: 6783, counters: { framesIn: 10, framesOut: 12, dropNoRoute: 1 } },
+    datapath: { mode: 'sleeve', bridge: 'weft', capture: 'tap', offloads: ['checksum', 'TCP segmentation'], busyPollMicros: 200, mtuBytes: 1376, udpPort: 6783, counters: { framesIn: 10, framesOut: 12, dropNoRoute: 1 } },
     endpoints: [{ target: 'c1', interface: 'ethwe0', mac: '02:aa:bb:cc:dd:01', addresses: ['10.32.0.1/12'] }],
     ipam: {
       status: 'ready',

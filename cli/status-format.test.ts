@@ -22,6 +22,8 @@ describe('status formatting of a fixed report', () => {
         '           Mode: sleeve',
         '         Bridge: weft',
         '        Capture: tap',
+        '       Offloads: checksum, TCP segmentation',
+        '       BusyPoll: 200us',
         '            MTU: 1376',
         '        UDPPort: 6783',
         '      Endpoints: 1',

@@ -57,6 +57,8 @@ export function formatStatus(report: Report): string {
   ];
   if (d.bridge !== undefined) datapath.push(['Bridge', d.bridge]);
   if (d.capture !== undefined) datapath.push(['Capture', d.capture]);
+  if (d.offloads !== undefined) datapath.push(['Offloads', d.offloads.length === 0 ? 'none' : d.offloads.join(', ')]);
+  if (d.busyPollMicros !== undefined) datapath.push(['BusyPoll', d.busyPollMicros === 0 ? 'off' : `${d.busyPollMicros}us`]);
   if (d.mtuBytes !== undefined) datapath.push(['MTU', d.mtuBytes]);
   if (d.udpPort !== undefined) datapath.push(['UDPPort', d.udpPort]);
   datapath.push(['Endpoints', report.endpoints.length]);

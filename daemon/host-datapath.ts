@@ -108,6 +108,8 @@ export class HostDatapath {
       mode: 'sleeve',
       bridge: this.options.bridge,
       capture: this.tapName,
+      offloads: offloadNames(this.capture?.counters().offloads ?? 0),
+      busyPollMicros: this.options.busyPollMicros,
       mtuBytes: this.overlayMtuBytes,
       udpPort: this.underlay?.localPort ?? this.options.port,
       counters: {
@@ -195,4 +197,12 @@ function prefixed(prefix: string, counters: object | undefined): Record<string, 
   if (!counters) return out;
   for (const [k, v] of Object.entries(counters)) if (typeof v === 'number') out[prefix + k] = v;
   return out;
+}
+
+/** TUN_F_* bits (linux/if_tun.h) as words for `weft status`. */
+function offloadNames(bits: number): string[] {
+  const names: string[] = [];
+  if (bits & 0x01) names.push('checksum');
+  if (bits & (0x02 | 0x04)) names.push('TCP segmentation');
+  return names;
 }

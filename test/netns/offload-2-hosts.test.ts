@@ -41,6 +41,8 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     const [r1, r2] = await Promise.all(net.weft.map((w) => w.report()));
     expect(r1!.datapath.counters['tap_offloads']).toBeGreaterThan(0);
     expect(r2!.datapath.counters['tap_offloads']).toBe(0);
+    expect(await net.weft[0]!.run(['status'])).toMatch(/Offloads: checksum, TCP segmentation\n/);
+    expect(await net.weft[1]!.run(['status'])).toMatch(/Offloads: none\n/);
   });
 
   it('carries 50 MB h1 -> h2 as super-frames that h2 writes whole', async () => {
