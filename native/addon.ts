@@ -157,7 +157,9 @@ export interface WeftNative {
    * ChaCha20-Poly1305 (RFC 8439) in place with OpenSSL's code inside Node: encrypt `buffer[bodyOffset, +bodyLength)`,
    * write the 16-byte tag after it, authenticate `buffer[adOffset, +adLength)`. Returns `bodyLength + 16`, or -1 when
    * a range does not fit. `nonce` is 12 bytes, `key` 32. Throws ENOTSUP when this Node does not export the
-   * primitives (then use libsodium).
+   * primitives (then use libsodium). It may borrow the 64 bytes in front of the body for the duration of the call,
+   * also memory in front of the Buffer view itself (put back before it returns): never pass a Buffer over memory
+   * another thread reads (a SharedArrayBuffer).
    */
   aeadSeal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
   /**
