@@ -68,7 +68,8 @@ export class HostDatapath {
       log.warn({ reason: err.message }, `no default route: assuming an underlay MTU of ${FALLBACK_UNDERLAY_MTU}`);
     }
     this.overlayMtuBytes = this.options.mtuBytes ?? overlayMtu(this.underlayMtuBytes);
-    await ensureBridge({ name: this.options.bridge, mtuBytes: this.overlayMtuBytes });
+    // With offloads the host's own traffic on the bridge (weft expose) may use them too: the TAP takes them whole.
+    await ensureBridge({ name: this.options.bridge, mtuBytes: this.overlayMtuBytes, isTxOffloadKept: this.options.isOffloadEnabled });
 
     this.capture = new TapCapture({ native, log }, { name: this.tapName, offload: this.options.isOffloadEnabled });
     this.underlay = new NativeUdpUnderlay({ native, log }, { bindAddress: this.options.listenAddr, port: this.options.port });

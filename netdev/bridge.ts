@@ -4,7 +4,7 @@
  */
 import { ip, ipJson, isAlreadyExists, isNoSuchDevice, type IpLink, type NetdevOptions } from './command.js';
 import { NotABridgeError } from './errors.js';
-import { disableTxChecksumOffload } from './offload.js';
+import { setTxChecksumOffload } from './offload.js';
 import { checkIfname, checkMtu, checkNetnsOption } from './validation.js';
 
 /** Weave's bridge is "weave"; ours is "weft". */
@@ -21,6 +21,12 @@ export interface BridgeOptions extends NetdevOptions {
   name?: string;
   /** MTU of the bridge; every port should match (the overlay MTU, see mtu.ts). */
   mtuBytes: number;
+  /**
+   * Leave transmit checksum offload (and TSO) on for the bridge's own traffic (`weft expose`): right when the capture
+   * carries the kernel's offloads (a TAP with a virtio_net_hdr). Turned on if an earlier run turned it off.
+   * @default false (turned off)
+   */
+  isTxOffloadKept?: boolean;
 }
 
 /** The bridge as `ensureBridge` left it. */
@@ -36,7 +42,8 @@ export interface BridgeState {
 /**
  * Create the bridge, or adopt an existing one of that name, and configure it: MTU `mtuBytes`, STP off (a leaf
  * bridge with one uplink has no loop to break, and STP would hold each new port in "listening" for 30 s), ageing
- * as the kernel/Weave default, MAC pinned, transmit checksum offload off (see offload.ts), link up.
+ * as the kernel/Weave default, MAC pinned, transmit checksum offload off unless `isTxOffloadKept` (see offload.ts),
+ * link up.
  *
  * The MAC is pinned because a bridge whose MAC was never set takes the lowest MAC of its ports and changes it as
  * containers come and go, which leaves stale neighbour entries for the exposed host address.
@@ -75,7 +82,7 @@ export async function ensureBridge(options: BridgeOptions): Promise<BridgeState>
   const mac = link.address ?? '';
   if (mac) await ip(name, ['link', 'set', 'dev', name, 'address', mac], netns);
   await ip(name, ['link', 'set', 'dev', name, 'mtu', String(mtuBytes)], netns);
-  await disableTxChecksumOffload(name, { netns });
+  await setTxChecksumOffload(name, options.isTxOffloadKept === true, { netns });
   await ip(name, ['link', 'set', 'dev', name, 'up'], netns);
   return { name, mtuBytes, mac, wasCreated };
 }

@@ -20,9 +20,17 @@ import { checkIfname, checkNetnsOption } from './validation.js';
  * Rejects with `MissingToolError` without ethtool, `NetdevCommandError` if the device does not exist.
  */
 export async function disableTxChecksumOffload(ifname: string, options: NetdevOptions = {}): Promise<void> {
+  await setTxChecksumOffload(ifname, false, options);
+}
+
+/**
+ * Turn transmit checksum offload (and the segmentation offloads that depend on it) on or off (`ethtool -K IF tx
+ * on|off`) on `ifname`, in `netns` or the current namespace. Idempotent.
+ */
+export async function setTxChecksumOffload(ifname: string, isOn: boolean, options: NetdevOptions = {}): Promise<void> {
   checkIfname(ifname);
   checkNetnsOption(options.netns);
-  await runCommand({ device: ifname, file: 'ethtool', args: ['-K', ifname, 'tx', 'off'], netns: options.netns });
+  await runCommand({ device: ifname, file: 'ethtool', args: ['-K', ifname, 'tx', isOn ? 'on' : 'off'], netns: options.netns });
 }
 
 /** Whether transmit checksumming is on for `ifname` (`ethtool -k` says "tx-checksumming: on"). */

@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHosts, type TestContainer, type TestHosts } from './hosts.js';
+import { createHosts, type NamespaceHandle, type TestHosts } from './hosts.js';
 import { dumpLogsOnFailure, repoRoot, waitFor, weftOn, type WeftHost } from './weft.js';
 
 export interface WeftNetworkOptions {
@@ -60,10 +60,10 @@ export function weftNetwork(count: number, options: WeftNetworkOptions = {}): We
 const transferFixture = join(repoRoot, 'test/netns/fixtures/tcp-transfer.mjs');
 
 /**
- * Send `megabytes` of TCP from container `from` to container `to` (listening on `toIp:port`) with
+ * Send `megabytes` of TCP from `from` to `to` (a container or a host, listening on `toIp:port`) with
  * fixtures/tcp-transfer.mjs, and expect the sink to have received every byte with the same sha256.
  */
-export async function expectTcpTransfer(from: TestContainer, to: TestContainer, toIp: string, megabytes: number, port: number): Promise<void> {
+export async function expectTcpTransfer(from: NamespaceHandle, to: NamespaceHandle, toIp: string, megabytes: number, port: number): Promise<void> {
   const sink = to.spawn(process.execPath, [transferFixture, 'sink', String(port)]);
   let sinkOut = '';
   sink.stdout?.on('data', (d) => (sinkOut += String(d)));

@@ -64,4 +64,11 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     expect(after['offloaded_out']).toBe(before['offloaded_out']);
     expect(after['frames_captured']! - before['frames_captured']!).toBeGreaterThan(30_000); // 50 MB / 1.4 KB
   });
+
+  it('carries TCP both ways between an exposed host address on h1 and the container on h2, bridge offloads on', async () => {
+    await net.weft[0]!.run(['expose', `${cip(100)}/24`]);
+    expect(await isTxChecksumOffloaded('weft', { netns: net.hosts.host(1).ns })).toBe(true);
+    await expectTcpTransfer(net.hosts.host(1), c[1]!, cip(2), 30, 5303);
+    await expectTcpTransfer(c[1]!, net.hosts.host(1), cip(100), 30, 5304);
+  });
 });
