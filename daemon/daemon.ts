@@ -275,8 +275,8 @@ export class Daemon implements WeftControl {
         out.push(await ipam.claim(target, a.slice(3)));
       } else {
         // An explicit CIDR: claimed in IPAM when it lies inside the range, so nobody else is given it (claim
-        // returns addresses outside the range unchanged).
-        out.push(ipam ? await ipam.claim(target, a) : a);
+        // returns addresses outside the range unchanged). IPAM is IPv4 only: IPv6 CIDRs (with a ':') pass through.
+        out.push(ipam && !a.includes(':') ? await ipam.claim(target, a) : a);
       }
     }
     return out;

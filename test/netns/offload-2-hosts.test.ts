@@ -11,6 +11,7 @@ import { isTxChecksumOffloaded } from '../../netdev/offload.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const cip = (i: number) => `10.99.3.${i}`;
+const cip6 = (i: number) => `fd99:3::${i}`;
 
 describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
   const net = weftNetwork(2);
@@ -23,7 +24,7 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     for (let i = 1; i <= 2; i++) {
       const ct = await hosts.addContainer(i, 'c1');
       c.push(ct);
-      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
+      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`, `${cip6(i)}/64`]);
     }
     for (const w of weft) {
       await waitFor(`h${w.host.index} to have an established connection`, async () => {
@@ -70,5 +71,20 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     expect(await isTxChecksumOffloaded('weft', { netns: net.hosts.host(1).ns })).toBe(true);
     await expectTcpTransfer(net.hosts.host(1), c[1]!, cip(2), 30, 5303);
     await expectTcpTransfer(c[1]!, net.hosts.host(1), cip(100), 30, 5304);
+  });
+
+  it('carries IPv6 TCP as TCPv6 super-frames', async () => {
+    // The addresses pass duplicate address detection first (about a second after attach).
+    await waitFor('c1 to reach c2 over IPv6', async () => {
+      try {
+        await c[0]!.exec('ping', ['-6', '-c', '1', '-W', '1', cip6(2)]);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 15_000);
+    const before = (await net.weft[1]!.report()).datapath.counters['offloaded_delivered']!;
+    await expectTcpTransfer(c[0]!, c[1]!, cip6(2), 30, 5305);
+    expect((await net.weft[1]!.report()).datapath.counters['offloaded_delivered']! - before).toBeGreaterThan(100);
   });
 });
