@@ -12,6 +12,22 @@ import { Sleeve } from './sleeve.js';
 import type { ForwardingSnapshot, PeerId } from './datapath.js';
 import { checksumCompleteJs, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from './offload.js';
 import { MessageType } from './sleeve-format.js';
+import { AeadDataSession } from '../crypto/aead-data-session.js';
+
+/** A sealed link: the left peer's session (initiator) and the right peer's, keys in both directions. */
+function sessionPair(): [AeadDataSession, AeadDataSession] {
+  const left = new AeadDataSession({ isInitiator: true });
+  const right = new AeadDataSession({ isInitiator: false });
+  const k1 = Buffer.alloc(32, 1);
+  const k2 = Buffer.alloc(32, 2);
+  left.installSendKey(0, k1);
+  left.switchSendKey(0);
+  right.installReceiveKey(0, k1);
+  right.installSendKey(0, k2);
+  right.switchSendKey(0);
+  left.installReceiveKey(0, k2);
+  return [left, right];
+}
 
 const A = 0x0a00_0000_0001;
 const B = 0x0a00_0000_0002;
@@ -49,8 +65,8 @@ function broadcastFrom(src: number): Buffer {
   return f;
 }
 
-/** Peers in a line a - b - c (a and c are not neighbours), every capture with offloads. */
-async function line(peers: PeerId[]) {
+/** Peers in a line a - b - c (a and c are not neighbours), every capture with offloads; `sealed[i]` seals link i-(i+1). */
+async function line(peers: PeerId[], sealed: boolean[] = []) {
   const clock = new FakeClock();
   const network = new MemoryUdpNetwork({ clock });
   const nodes = peers.map((peer, i) => {
@@ -59,13 +75,19 @@ async function line(peers: PeerId[]) {
     const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger });
     return { peer, capture, underlay, sleeve, endpoint: underlay.endpoint() };
   });
+  // One session pair per sealed link: [the left peer's session, the right peer's session].
+  const sessions = peers.slice(1).map((_, i) => (sealed[i] ? sessionPair() : null));
+  const sessionFor = (i: number, j: number) => {
+    const pair = sessions[Math.min(i, j)];
+    return pair ? pair[i < j ? 0 : 1] : null;
+  };
   nodes.forEach((n, i) => {
     const left = nodes[i - 1];
     const right = nodes[i + 1];
     const neighbours = [left, right].filter((x) => x !== undefined);
     const snapshot: ForwardingSnapshot = {
       localPeer: n.peer,
-      neighbours: new Map(neighbours.map((x) => [x.peer, { peer: x.peer, endpoint: x.endpoint, session: null }])),
+      neighbours: new Map(neighbours.map((x) => [x.peer, { peer: x.peer, endpoint: x.endpoint, session: sessionFor(i, nodes.indexOf(x)) }])),
       unicastNextHop: new Map(nodes.filter((x) => x !== n).map((x) => [x.peer, nodes.indexOf(x) < i ? left!.peer : right!.peer])),
       // Broadcast trees along the line: each peer floods away from the root.
       broadcastNextHops: new Map(
@@ -93,7 +115,8 @@ describe('Sleeve with offloads', () => {
     expect(delivered).toBeGreaterThanOrEqual(0);
     expect(b.capture.written[delivered]!.equals(f)).toBe(true);
     expect(b.capture.writtenHeaders[delivered]).toEqual(tsoHeader());
-    const pieces = Math.ceil(60_000 / (1500 - 28 - 16 - 34));
+    // Pieces leave room for a tag even on a clear hop: 1500 - IP/UDP - header - tag - piece header.
+    const pieces = Math.ceil(60_000 / (1500 - 28 - 16 - 16 - 34));
     expect(a.sleeve.counters()).toMatchObject({ offloaded_out: 1, pieces_out: pieces });
     expect(b.sleeve.counters()).toMatchObject({ pieces_in: pieces, offloaded_delivered: 1, drop_piece_gap: 0 });
   });
@@ -111,6 +134,19 @@ describe('Sleeve with offloads', () => {
     expect(b.capture.written.some((w) => w.length === f.length)).toBe(false);
     expect(b.sleeve.counters().pieces_forwarded).toBe(a.sleeve.counters().pieces_out);
     expect(c.sleeve.counters().offloaded_delivered).toBe(1);
+  });
+
+  it('relays pieces cut for a clear hop onto a sealed hop (trusted subnets mix them): they still fit', async () => {
+    const { clock, nodes } = await line([A, B, C], [false, true]);
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    c.capture.inject(broadcastFrom(MAC.c));
+    clock.advance(1);
+    const f = superFrame(MAC.c, MAC.a, 40_000, 8);
+    a.capture.inject(f, tsoHeader());
+    clock.advance(1);
+    expect(b.sleeve.counters()).toMatchObject({ drop_too_big: 0, drop_seal: 0 });
+    expect(b.sleeve.counters().pieces_forwarded).toBe(a.sleeve.counters().pieces_out);
+    expect(c.capture.written.some((w) => w.equals(f))).toBe(true);
   });
 
   it('drops only the frame that lost a piece, counts it, and carries the next one', async () => {

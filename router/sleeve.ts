@@ -68,6 +68,8 @@ const MIN_OVERLAY_MTU_BYTES = 68;
 const MAX_UNDERLAY_MTU_BYTES = 65_535;
 /** Most distinct peers the sleeve numbers over its life (Weave networks have hundreds at most). */
 const MAX_PEER_NUMBERS = 4096;
+/** The largest tag a data session appends (ChaCha20-Poly1305's); pieces leave room for it on every hop. */
+const MAX_TAG_BYTES = 16;
 /** Room for a heartbeat: header plus the largest tag a session may append. */
 const CONTROL_BUFFER_BYTES = HEADER_BYTES + 256;
 const TWO_POW_32 = 0x1_0000_0000;
@@ -289,6 +291,11 @@ class Neighbour {
   pieceBuffer: Buffer;
   /** Most record bytes one datagram carries. */
   bodyCapacityBytes: number;
+  /**
+   * Frame bytes per piece we cut: sized as if the datagram were sealed even when this hop is clear, so a relay can
+   * pass the piece on to a sealed hop (trusted subnets mix the two), as the overlay MTU leaves room for the tag.
+   */
+  pieceRoomBytes: number;
   /** The IP MTU containers must keep to for frames through this neighbour (told in ICMP replies). */
   overlayMtuBytes: number;
   /** Record bytes pending in `buffer`. */
@@ -314,6 +321,7 @@ class Neighbour {
     this.buffer = Buffer.alloc(0);
     this.pieceBuffer = this.buffer;
     this.bodyCapacityBytes = 0;
+    this.pieceRoomBytes = 0;
     this.overlayMtuBytes = 0;
     this.resize(underlayMtuBytes);
   }
@@ -323,6 +331,7 @@ class Neighbour {
     const tagBytes = this.session?.overheadBytes ?? 0;
     const datagramBytes = underlayMtuBytes - OUTER_IP_UDP_BYTES;
     this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
+    this.pieceRoomBytes = datagramBytes - HEADER_BYTES - MAX_TAG_BYTES - PIECE_HEADER_BYTES;
     this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
     if (this.buffer.length !== datagramBytes) {
       this.buffer = withFront(datagramBytes);
@@ -668,7 +677,7 @@ export class Sleeve implements Datapath {
   /** Cut the offloaded frame at `buf[h]` (header, then `len` frame bytes) into piece datagrams for `n`, sent now. */
   private sendPieces(n: Neighbour, capturing: number, dest: number, id: number, buf: Buffer, h: number, len: number): void {
     const out = n.pieceBuffer;
-    const room = n.bodyCapacityBytes - PIECE_HEADER_BYTES;
+    const room = n.pieceRoomBytes;
     const ids = this.idBytes;
     for (let at = 0; at < len; at += room) {
       const piece = len - at < room ? len - at : room;
