@@ -118,7 +118,7 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'ipalloc-default-subnet', value: 'CIDR', env: 'WEFT_IPALLOC_DEFAULT_SUBNET', description: 'subnet for containers attached without an address', defaultText: 'the range' },
   { name: 'ipalloc-init', value: 'MODE', env: 'WEFT_IPALLOC_INIT', description: 'consensus[=N] | seed=NAME,... | observer', defaultText: 'consensus=(number of PEERs + 1)' },
   { name: 'rekey-interval', value: 'SECONDS', env: 'WEFT_REKEY_INTERVAL', description: 'renew the data keys of encrypted connections this often', defaultText: '120' },
-  { name: 'no-offload', env: 'WEFT_NO_OFFLOAD', description: 'read and write one segment at a time: no checksum or TCP segmentation offloads through the TAP' },
+  { name: 'no-offload', env: 'WEFT_NO_OFFLOAD', description: "take no checksum or TCP segmentation offloads from the kernel: read one segment at a time (peers' TCP super-frames are still written whole)" },
   { name: 'busy-poll', value: 'MICROS', env: 'WEFT_BUSY_POLL', description: 'after forwarding, poll for the reply this long instead of sleeping (lower latency; capped at 10% of a CPU; 0 = off)', defaultText: '200' },
   { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
