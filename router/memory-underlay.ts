@@ -204,13 +204,42 @@ export class MemoryUnderlay implements Underlay {
   }
 
   send(buffer: Buffer, offset: number, length: number, to: Endpoint): void {
+    this.carryClaimed();
     if (this.isStopped || this.onDatagrams === null) return;
     this.sentCount++;
     this.network.carry(this, buffer, offset, length, to);
   }
 
+  /** One claimed datagram at a time, carried at the next claim, send or flush (as a batch would keep the order). */
+  readonly claimBuffer = Buffer.alloc(65_536);
+  private claimedLength = -1;
+  private claimedTo: Endpoint | null = null;
+
+  claim(length: number, to: Endpoint): number {
+    this.carryClaimed();
+    if (this.isStopped || this.onDatagrams === null || length > this.claimBuffer.length) return -1;
+    this.claimedLength = length;
+    this.claimedTo = to;
+    return 0;
+  }
+
+  unclaim(): void {
+    this.claimedLength = -1;
+    this.claimedTo = null;
+  }
+
+  private carryClaimed(): void {
+    const to = this.claimedTo;
+    if (to === null) return;
+    const length = this.claimedLength;
+    this.unclaim();
+    this.sentCount++;
+    this.network.carry(this, this.claimBuffer, 0, length, to);
+  }
+
   flush(): void {
-    // Datagrams are handed to the network in send(); nothing waits here.
+    // Datagrams are handed to the network in send(); only a claimed one waits for this.
+    this.carryClaimed();
   }
 
   stop(): Promise<void> {

@@ -262,4 +262,30 @@ describe.skipIf(!isBuilt)('NativeUdpUnderlay on loopback', () => {
     a.send(Buffer.alloc(10), 0, 10, { address: '127.0.0.1', port: 9 });
     expect(a.counters().dropsNotRunning).toBe(1);
   });
+
+  it('sends claimed datagrams written in place, and forgets one given back with unclaim', async () => {
+    const a = make();
+    const b = make();
+    await a.start(() => {});
+    const inbox = collector(2, 0);
+    await b.start(inbox.onDatagrams);
+    const to: Endpoint = { address: '127.0.0.1', port: b.localPort };
+    for (const [i, keep] of [
+      [1, true],
+      [2, false],
+      [3, true],
+    ] as const) {
+      const at = a.claim(500, to);
+      expect(at).toBeGreaterThanOrEqual(0);
+      a.claimBuffer.writeUInt32BE(i, at);
+      a.claimBuffer.fill(i, at + 4, at + 500);
+      if (!keep) a.unclaim();
+    }
+    a.flush();
+    await inbox.isDone;
+    expect(inbox.received.map((r) => r.index)).toEqual([1, 3]);
+    for (const r of inbox.received) expect(r.bytes.subarray(4).every((x) => x === r.index)).toBe(true);
+    expect(a.counters().datagramsSent).toBe(2);
+    expect(a.claim(70_000, to)).toBe(-1); // larger than a UDP datagram
+  });
 });

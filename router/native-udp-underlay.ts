@@ -213,13 +213,26 @@ export class NativeUdpUnderlay implements Underlay {
   }
 
   send(buffer: Buffer, offset: number, length: number, to: Endpoint): void {
-    if (this.fd < 0) {
-      this.dropsNotRunning++;
-      return;
-    }
-    if (length > MAX_UDP_PAYLOAD_BYTES || offset < 0 || offset + length > buffer.length) {
+    if (offset < 0 || offset + length > buffer.length) {
       this.dropsBadLength++;
       return;
+    }
+    const at = this.claim(length, to);
+    if (at >= 0) this.native.copyBytes(buffer, offset, this.sendBuffer, at, length);
+  }
+
+  get claimBuffer(): Buffer {
+    return this.sendBuffer;
+  }
+
+  claim(length: number, to: Endpoint): number {
+    if (this.fd < 0) {
+      this.dropsNotRunning++;
+      return -1;
+    }
+    if (!(length >= 0 && length <= MAX_UDP_PAYLOAD_BYTES)) {
+      this.dropsBadLength++;
+      return -1;
     }
     let addr = this.endpointAddrs.get(to);
     if (addr === undefined) {
@@ -228,18 +241,24 @@ export class NativeUdpUnderlay implements Underlay {
     }
     if (addr < 0) {
       this.dropsBadAddress++;
-      return;
+      return -1;
     }
     if (this.sendCount === this.batchSlots || this.sendUsedBytes + length > this.sendBuffer.length) this.flush();
     const i = this.sendCount;
     const at = this.sendUsedBytes;
-    this.native.copyBytes(buffer, offset, this.sendBuffer, at, length);
     this.sendOffsets[i] = at;
     this.sendLengths[i] = length;
     this.sendAddrs[i] = addr;
     this.sendPorts[i] = to.port;
     this.sendCount = i + 1;
     this.sendUsedBytes = at + length;
+    return at;
+  }
+
+  unclaim(): void {
+    if (this.sendCount === 0) return;
+    this.sendCount--;
+    this.sendUsedBytes = this.sendOffsets[this.sendCount]!;
   }
 
   flush(): void {

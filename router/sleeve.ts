@@ -381,6 +381,8 @@ export class Sleeve implements Datapath {
   private readonly joiners: Array<Joiner | undefined> = [];
   /** Id of the last offloaded frame we captured and sent. */
   private lastPieceFrameId = 0;
+  /** Where `beginPiece` said to build the piece datagram in progress. */
+  private pieceOut: Buffer = Buffer.alloc(0);
   private readonly heartbeatMs: number;
   private readonly heartbeatTimeoutMs: number;
   /** MAC -> peer number. */
@@ -676,12 +678,14 @@ export class Sleeve implements Datapath {
 
   /** Cut the offloaded frame at `buf[h]` (header, then `len` frame bytes) into piece datagrams for `n`, sent now. */
   private sendPieces(n: Neighbour, capturing: number, dest: number, id: number, buf: Buffer, h: number, len: number): void {
-    const out = n.pieceBuffer;
     const room = n.pieceRoomBytes;
     const ids = this.idBytes;
     for (let at = 0; at < len; at += room) {
       const piece = len - at < room ? len - at : room;
-      const p = HEADER_BYTES;
+      const d = this.beginPiece(n, PIECE_HEADER_BYTES + piece);
+      if (d < 0) return;
+      const out = this.pieceOut;
+      const p = d + HEADER_BYTES;
       for (let k = 0; k < 6; k++) {
         out[p + k] = ids[capturing * 6 + k]!;
         out[p + 6 + k] = dest < 0 ? 0 : ids[dest * 6 + k]!;
@@ -691,20 +695,39 @@ export class Sleeve implements Datapath {
       out.writeUInt32BE(at, p + 20);
       for (let k = 0; k < VNET_HEADER_BYTES; k++) out[p + 24 + k] = buf[h + k]!; // 10 bytes: cheaper than a call
       this.copyBytes(buf, h + VNET_HEADER_BYTES + at, out, p + PIECE_HEADER_BYTES, piece);
-      if (!this.sendPiece(n, PIECE_HEADER_BYTES + piece)) return;
+      if (!this.endPiece(n, d, PIECE_HEADER_BYTES + piece)) return;
     }
     this.stats.offloaded_out++;
   }
 
   /**
-   * Seal and send the piece body already in `n.pieceBuffer[16..]`. False when it could not be sealed. Frames already
-   * pending for `n` go first: TCP takes segments arriving out of order as loss.
+   * Where to build the next piece datagram for `n`, whose body will be `bodyLength` bytes: straight in the
+   * underlay's send buffer when it lends one (`claim`: no copy on the way out), else in `n.pieceBuffer`. Sets
+   * `pieceOut` and returns the datagram's offset in it, or -1 when the underlay refused (counted there). Frames
+   * already pending for `n` go first: TCP takes segments arriving out of order as loss.
    */
-  private sendPiece(n: Neighbour, bodyLength: number): boolean {
+  private beginPiece(n: Neighbour, bodyLength: number): number {
     if (n.used > 0) this.sendPending(n);
-    const length = this.seal(n, n.pieceBuffer, MessageType.Piece, bodyLength);
-    if (length < 0) return false;
-    this.underlay.send(n.pieceBuffer, 0, length, n.endpoint);
+    const u = this.underlay;
+    if (u.claim !== undefined) {
+      const at = u.claim(HEADER_BYTES + bodyLength + (n.session?.overheadBytes ?? 0), n.endpoint);
+      if (at >= 0) this.pieceOut = u.claimBuffer!;
+      return at;
+    }
+    this.pieceOut = n.pieceBuffer;
+    return 0;
+  }
+
+  /** Header, seal and send the piece whose body is built at `pieceOut[d + 16..]`. False when it could not be sealed. */
+  private endPiece(n: Neighbour, d: number, bodyLength: number): boolean {
+    const out = this.pieceOut;
+    const isClaimed = out !== n.pieceBuffer;
+    const length = this.sealAt(n, out, d, MessageType.Piece, bodyLength);
+    if (length < 0) {
+      if (isClaimed) this.underlay.unclaim?.();
+      return false;
+    }
+    if (!isClaimed) this.underlay.send(out, 0, length, n.endpoint);
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
     this.stats.pieces_out++;
@@ -898,8 +921,10 @@ export class Sleeve implements Datapath {
       this.stats.drop_too_big++;
       return;
     }
-    this.copyBytes(buf, p, n.pieceBuffer, HEADER_BYTES, bodyLength);
-    if (this.sendPiece(n, bodyLength)) this.stats.pieces_forwarded++;
+    const d = this.beginPiece(n, bodyLength);
+    if (d < 0) return;
+    this.copyBytes(buf, p, this.pieceOut, d + HEADER_BYTES, bodyLength);
+    if (this.endPiece(n, d, bodyLength)) this.stats.pieces_forwarded++;
   }
 
   /** Add a piece to the frame `capturing` is sending us; write the frame to the bridge when it is whole. */
@@ -1012,6 +1037,11 @@ export class Sleeve implements Datapath {
    * Returns the datagram's length, or -1 (counted) when it could not be sealed.
    */
   private seal(n: Neighbour, buffer: Buffer, type: MessageType, bodyLength: number): number {
+    return this.sealAt(n, buffer, 0, type, bodyLength);
+  }
+
+  /** `seal` for a datagram starting at `buffer[at]` (header there, body after it). */
+  private sealAt(n: Neighbour, buffer: Buffer, at: number, type: MessageType, bodyLength: number): number {
     const session = n.session;
     const local = this.view!.localNumber;
     let seq: number;
@@ -1021,20 +1051,20 @@ export class Sleeve implements Datapath {
       n.clearSeq = seq + 1 < TWO_POW_53 ? seq + 1 : 0;
       flags = flagsFor(type, false, 0);
     } else {
-      if (HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
+      if (at + HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
         this.stats.drop_seal++;
         return -1;
       }
       flags = flagsFor(type, true, session.sendKeyPhase);
       seq = session.nextSeq();
     }
-    buffer[0] = SLEEVE_MAGIC;
-    buffer[1] = flags;
-    for (let k = 0; k < 6; k++) buffer[2 + k] = this.idBytes[local * 6 + k]!;
-    buffer.writeUInt32BE(Math.floor(seq / TWO_POW_32), 8);
-    buffer.writeUInt32BE(seq >>> 0, 12);
+    buffer[at] = SLEEVE_MAGIC;
+    buffer[at + 1] = flags;
+    for (let k = 0; k < 6; k++) buffer[at + 2 + k] = this.idBytes[local * 6 + k]!;
+    buffer.writeUInt32BE(Math.floor(seq / TWO_POW_32), at + 8);
+    buffer.writeUInt32BE(seq >>> 0, at + 12);
     if (session === null) return HEADER_BYTES + bodyLength;
-    const sealed = session.seal(buffer, 0, HEADER_BYTES, bodyLength, seq);
+    const sealed = session.seal(buffer, at, at + HEADER_BYTES, bodyLength, seq);
     if (sealed < 0) {
       this.stats.drop_seal++;
       return -1;

@@ -37,6 +37,16 @@ export interface Underlay {
    * reuse its buffer at once. Queued datagrams go out at the next `flush()` or sooner.
    */
   send(buffer: Buffer, offset: number, length: number, to: Endpoint): void;
+  /**
+   * Optional, saves the copy `send` makes: reserve `length` bytes for one datagram to `to` in `claimBuffer` and
+   * return where they start; the caller writes the datagram there before its next call on this underlay, and it
+   * goes out like a `send`. -1 (counted) when it cannot be queued.
+   */
+  claim?(length: number, to: Endpoint): number;
+  /** Give back the datagram the last `claim` reserved, unsent (the caller could not build it). */
+  unclaim?(): void;
+  /** Where `claim`ed datagrams are written (the same Buffer for the underlay's life, once started). */
+  readonly claimBuffer?: Buffer;
   /** Send every queued datagram now. */
   flush(): void;
   /** Close the socket. Idempotent. */
