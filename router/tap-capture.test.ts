@@ -190,10 +190,14 @@ describe('TapCapture', () => {
     expect(capture.counters().offloads).toBe(0x17);
     const plain = frame(1);
     expect(capture.write(plain, 0, plain.length)).toBe(true);
+    const small = Buffer.concat([Buffer.from([1, 0, 0, 0, 0, 0, 0x22, 0, 0x10, 0]), frame(3, 1000)]);
+    expect(capture.writeOffloaded(small, 0, 1000)).toBe(true); // queued with the plain one
     const big = Buffer.concat([Buffer.from([1, 1, 0x36, 0, 0x88, 5, 0x22, 0, 0x10, 0]), frame(2, 9000)]);
-    expect(capture.writeOffloaded(big, 0, 9000)).toBe(true);
+    expect(capture.writeOffloaded(big, 0, 9000)).toBe(true); // written at once, after what was queued
+    expect(fake.writeBatches).toEqual([[Buffer.concat([Buffer.alloc(10), plain]), small], [big]]);
     capture.flush();
-    expect(fake.writeBatches).toEqual([[Buffer.concat([Buffer.alloc(10), plain]), big]]);
+    expect(fake.writeBatches).toHaveLength(2);
+    expect(capture.counters().framesWritten).toBe(3);
   });
 
   it('keeps the header but takes no offloads with offload off', async () => {

@@ -19,6 +19,8 @@ import type { Logger } from '../runtime/logger.js';
 import type { ReaderHandle, ReaderStats, WeftNative } from '../native/addon.js';
 import { VNET_HEADER_BYTES } from './offload.js';
 
+/** Offloaded frames this large are written straight from the caller's buffer instead of copied into the batch. */
+const DIRECT_WRITE_BYTES = 8192;
 /** Smallest frame worth writing: an Ethernet header (two MACs and an EtherType). */
 const ETHERNET_HEADER_BYTES = 14;
 
@@ -126,6 +128,9 @@ export class TapCapture implements Capture {
   private sendUsedBytes = 0;
   /** [queue full, write error], incremented by the addon. */
   private readonly sendDrops = new Float64Array(2);
+  /** The one-frame batch of a direct write. */
+  private readonly oneOffset = new Uint32Array(1);
+  private readonly oneLength = new Uint32Array(1);
   private framesWritten = 0;
   private dropsBadLength = 0;
   private dropsNotRunning = 0;
@@ -217,7 +222,24 @@ export class TapCapture implements Capture {
       this.dropsBadLength++;
       return false;
     }
-    return this.queue(buffer, headerOffset + this.vnetHeaderBytes, frameLength, true);
+    const offset = headerOffset + this.vnetHeaderBytes;
+    if (frameLength < DIRECT_WRITE_BYTES) return this.queue(buffer, offset, frameLength, true);
+    // A super-frame: written at once from the caller's buffer (the kernel copies it), after what is queued, rather
+    // than copied into the batch first.
+    if (this.fd < 0) {
+      this.dropsNotRunning++;
+      return false;
+    }
+    if (frameLength > this.maxFrameBytes || headerOffset < 0 || offset + frameLength > buffer.length) {
+      this.dropsBadLength++;
+      return false;
+    }
+    this.flush();
+    this.oneOffset[0] = headerOffset;
+    this.oneLength[0] = this.vnetHeaderBytes + frameLength;
+    const written = this.native.tapWriteBatch(this.fd, buffer, this.oneOffset, this.oneLength, 1, this.sendDrops);
+    this.framesWritten += written;
+    return written === 1;
   }
 
   /** Copy a frame (after its header when `hasHeader`, else after an all-zero one when the device wants one). */
