@@ -86,10 +86,12 @@ function sodiumFunctions(): { encrypt: RawFn; decrypt: RawFn; isDirect: boolean 
   chosen = wrappers;
   const raw = rawSodium();
   if (raw) {
+    const { encrypt, decrypt } = raw;
     const direct = {
-      // libsodium's encrypt returns the tag length written (>= 0), decrypt 0 when authentic: normalise both.
-      encrypt: (...a: unknown[]) => (raw.encrypt(...a) < 0 ? -1 : 0),
-      decrypt: (...a: unknown[]) => (raw.decrypt(...a) === 0 ? 0 : -1),
+      // libsodium's encrypt returns the tag length written (>= 0), decrypt 0 when authentic: normalise both. Named
+      // parameters, not rest arguments: this runs per datagram and must not build an array each time.
+      encrypt: (c: unknown, mac: unknown, m: unknown, ad: unknown, npub: unknown, k: unknown) => (encrypt(c, mac, m, ad, npub, k) < 0 ? -1 : 0),
+      decrypt: (m: unknown, c: unknown, mac: unknown, ad: unknown, npub: unknown, k: unknown) => (decrypt(m, c, mac, ad, npub, k) === 0 ? 0 : -1),
       isDirect: true,
     };
     const probe = crossCheckDataAead(sodiumWith(direct, new BufferViews(0), 'direct'), sodiumWith(wrappers, new BufferViews(0), 'wrappers'));
