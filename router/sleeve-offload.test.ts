@@ -12,22 +12,7 @@ import { Sleeve } from './sleeve.js';
 import type { ForwardingSnapshot, PeerId } from './datapath.js';
 import { checksumCompleteJs, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from './offload.js';
 import { MessageType } from './sleeve-format.js';
-import { AeadDataSession } from '../crypto/aead-data-session.js';
-
-/** A sealed link: the left peer's session (initiator) and the right peer's, keys in both directions. */
-function sessionPair(): [AeadDataSession, AeadDataSession] {
-  const left = new AeadDataSession({ isInitiator: true });
-  const right = new AeadDataSession({ isInitiator: false });
-  const k1 = Buffer.alloc(32, 1);
-  const k2 = Buffer.alloc(32, 2);
-  left.installSendKey(0, k1);
-  left.switchSendKey(0);
-  right.installReceiveKey(0, k1);
-  right.installSendKey(0, k2);
-  right.switchSendKey(0);
-  left.installReceiveKey(0, k2);
-  return [left, right];
-}
+import { sealedSessionPair } from '../test/harness/sessions.js';
 
 const A = 0x0a00_0000_0001;
 const B = 0x0a00_0000_0002;
@@ -76,7 +61,7 @@ async function line(peers: PeerId[], sealed: boolean[] = []) {
     return { peer, capture, underlay, sleeve, endpoint: underlay.endpoint() };
   });
   // One session pair per sealed link: [the left peer's session, the right peer's session].
-  const sessions = peers.slice(1).map((_, i) => (sealed[i] ? sessionPair() : null));
+  const sessions = peers.slice(1).map((_, i) => (sealed[i] ? sealedSessionPair() : null));
   const sessionFor = (i: number, j: number) => {
     const pair = sessions[Math.min(i, j)];
     return pair ? pair[i < j ? 0 : 1] : null;

@@ -9,7 +9,6 @@
  * sleeve's own garbage (plus the FakeClock's one timer object per delivered batch).
  */
 import { describe, expect, it } from 'vitest';
-import sodium from 'sodium-native';
 import { FakeClock } from '../../runtime/clock.js';
 import { silentLogger } from '../../runtime/logger.js';
 import { MemoryCapture } from '../../router/memory-capture.js';
@@ -17,32 +16,16 @@ import { MemoryUdpNetwork, MemoryUnderlay } from '../../router/memory-underlay.j
 import { Sleeve, defaultCopyBytes, type CopyBytes } from '../../router/sleeve.js';
 import type { ForwardingSnapshot, PeerId } from '../../router/datapath.js';
 import type { DataSession } from '../../crypto/data-session.js';
-import { AeadDataSession } from '../../crypto/aead-data-session.js';
 import type { DataAead } from '../../crypto/data-aead.js';
 import { isNativeAddonBuilt, loadNative } from '../../native/addon.js';
 import { countScavenges } from '../harness/gc.js';
+import { sealedSessionPair } from '../harness/sessions.js';
 
 const FRAMES = 1_000_000;
 const BATCH = 64;
 // Realistic 48-bit peer names (above 2^31: a number that size crossing a call would be boxed).
 const PEER_A = 0x7a3b_0122_c49e;
 const PEER_B = 0xd2f1_5a00_0b17;
-
-function sessionPair(aead?: DataAead): [DataSession, DataSession] {
-  const k1 = Buffer.alloc(32);
-  const k2 = Buffer.alloc(32);
-  sodium.randombytes_buf(k1);
-  sodium.randombytes_buf(k2);
-  const a = new AeadDataSession({ isInitiator: true, ...(aead && { aead }) });
-  const b = new AeadDataSession({ isInitiator: false, ...(aead && { aead }) });
-  a.installSendKey(0, k1);
-  a.switchSendKey(0);
-  b.installReceiveKey(0, k1);
-  b.installSendKey(0, k2);
-  b.switchSendKey(0);
-  a.installReceiveKey(0, k2);
-  return [a, b];
-}
 
 /** Two sleeves, A (peer 1) capturing, B (peer 2) delivering; `push(n)` sends n frames and lets them arrive. */
 async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes, offload?: { aead: DataAead }) {
@@ -56,7 +39,7 @@ async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes,
   const udpB = new MemoryUnderlay({ network }, { address: '10.0.0.2', queueSlots: 1024 });
   const a = new Sleeve({ capture: capA, underlay: udpA, clock, log: silentLogger, copyBytes });
   const b = new Sleeve({ capture: capB, underlay: udpB, clock, log: silentLogger, copyBytes });
-  const [sa, sb] = isSealed ? sessionPair(offload?.aead) : [null, null];
+  const [sa, sb] = isSealed ? sealedSessionPair(offload?.aead) : [null, null];
   const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }, session: DataSession | null): ForwardingSnapshot => ({
     localPeer: self,
     neighbours: new Map([[other, { peer: other, endpoint, session }]]),
