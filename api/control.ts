@@ -22,6 +22,8 @@ export interface ConnectionReport {
   /** Seconds since the crypto session started, and how many rekeys it has done (encrypted connections). */
   sessionAgeSeconds?: number;
   rekeyCount?: number;
+  /** The data cipher the two routers agreed on, e.g. 'AEGIS-256' (encrypted connections). */
+  dataCipher?: string;
 }
 
 /** One peer in the topology, as `weft status peers` shows it. */

@@ -82,7 +82,8 @@ export function formatConnections(report: Report): string {
     .map((c) => {
       // The mesh's own info already says "encrypted"/"unencrypted" once the connection is established: say it once.
       const saysEncryption = /^(un)?encrypted\b/.test(c.info);
-      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', c.info, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
+      const said = c.dataCipher ? c.info.replace(/^encrypted\b/, `encrypted (${c.dataCipher})`) : c.info;
+      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', said, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
       return `${c.direction} ${c.address.padEnd(21)} ${c.state.padEnd(15)} ${info}`.trimEnd() + '\n';
     })
     .join('');

@@ -1,5 +1,6 @@
 /**
- * The data-plane session: ChaCha20-Poly1305 (RFC 8439, ./data-aead.ts) over sleeve datagrams, in place.
+ * The data-plane session: the connection's AEAD (ChaCha20-Poly1305 or AEGIS-256, ./data-aead.ts) over sleeve
+ * datagrams, in place.
  *
  * Pipeline per datagram, all synchronous and allocation-free in steady state:
  *   seal: nonce <- (direction, key phase, seq) in a preallocated buffer; encrypt the body over itself, tag right
@@ -7,13 +8,13 @@
  *   open: length and bounds -> key for the header's phase -> replay window `check` (no mutation) -> verify tag and
  *         decrypt over itself -> window `accept`. A forgery never moves the window.
  *
- * Nonce (12 bytes; every key is fresh from a key exchange and seq never repeats under one key, so a counter nonce
- * is all ChaCha20 needs):
+ * Nonce (12 bytes for ChaCha20-Poly1305, 32 for AEGIS-256; every key is fresh from a key exchange and seq never
+ * repeats under one key, so a counter nonce is all either cipher needs):
  *
- *    0           1           2 .. 3    4 .. 11
- *   +-----------+-----------+---------+-----------------------------+
- *   | direction | key phase | zero    | seq, u64 big-endian          |
- *   +-----------+-----------+---------+-----------------------------+
+ *    0           1           2 .. N-9   N-8 .. N-1
+ *   +-----------+-----------+----------+-----------------------------+
+ *   | direction | key phase | zero     | seq, u64 big-endian          |
+ *   +-----------+-----------+----------+-----------------------------+
  *   direction: 0x01 sent by the connection initiator, 0x02 by the responder.
  *
  * Keys already differ per direction and per phase, so the nonce's own direction and phase bytes are belt and braces:
@@ -27,20 +28,24 @@ import sodium from 'sodium-native';
 import { OpenResult, type DataSession } from './data-session.js';
 import { BufferViews } from './buffer-views.js';
 import { ReplayCheck, ReplayWindow, DEFAULT_REPLAY_WINDOW } from './replay-window.js';
-import { DATA_KEY_BYTES as AEAD_KEY_BYTES, DATA_NONCE_BYTES as AEAD_NONCE_BYTES, DATA_TAG_BYTES as AEAD_TAG_BYTES, sodiumDataAead, type DataAead } from './data-aead.js';
+import { DATA_KEY_BYTES as AEAD_KEY_BYTES, DATA_TAG_BYTES as AEAD_TAG_BYTES, sodiumDataAead, type DataAead, type DataCipher } from './data-aead.js';
 
 /** Nonce direction byte of datagrams sent by the connection initiator. */
 export const DIRECTION_FROM_INITIATOR = 0x01;
 /** Nonce direction byte of datagrams sent by the connection responder. */
 export const DIRECTION_FROM_RESPONDER = 0x02;
 
-/** Write the data nonce for (direction, phase, seq) into `nonce` (12 bytes). Exported for tests and docs. */
+/**
+ * Write the data nonce for (direction, phase, seq) into `nonce` (12 or 32 bytes; the bytes between phase and seq
+ * must be zero, as in a fresh buffer). Exported for tests and docs.
+ */
 export function writeDataNonce(nonce: Buffer, direction: number, phase: number, seq: number): void {
+  const end = nonce.length;
   nonce[0] = direction;
   nonce[1] = phase;
   // seq < 2^53: the high word is exact after the division, the low word after `>>> 0`.
-  nonce.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 4);
-  nonce.writeUInt32BE(seq >>> 0, 8);
+  nonce.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), end - 8);
+  nonce.writeUInt32BE(seq >>> 0, end - 4);
 }
 
 export interface AeadDataSessionOptions {
@@ -65,6 +70,10 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 export class AeadDataSession implements DataSession {
   readonly overheadBytes = AEAD_TAG_BYTES;
+  /** The cipher this session seals with (agreed in the handshake). */
+  get cipher(): DataCipher {
+    return this.aead.cipher;
+  }
 
   private readonly aead: DataAead;
   private readonly replayWindowSize: number;
@@ -79,14 +88,16 @@ export class AeadDataSession implements DataSession {
   private readonly isSendKeyFresh = [false, false];
   private readonly hasReceiveKeyFlag = [false, false];
   private readonly windows: [ReplayWindow | null, ReplayWindow | null] = [null, null];
-  private readonly sealNonce = Buffer.alloc(AEAD_NONCE_BYTES);
-  private readonly openNonce = Buffer.alloc(AEAD_NONCE_BYTES);
+  private readonly sealNonce: Buffer;
+  private readonly openNonce: Buffer;
   private phase = 0;
   private seq = 0;
 
   constructor(options: AeadDataSessionOptions) {
     // `views: null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
     this.aead = options.aead ?? sodiumDataAead(options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0)));
+    this.sealNonce = Buffer.alloc(this.aead.nonceBytes);
+    this.openNonce = Buffer.alloc(this.aead.nonceBytes);
     this.replayWindowSize = options.replayWindow ?? DEFAULT_REPLAY_WINDOW;
     this.sendDirection = options.isInitiator ? DIRECTION_FROM_INITIATOR : DIRECTION_FROM_RESPONDER;
     this.receiveDirection = options.isInitiator ? DIRECTION_FROM_RESPONDER : DIRECTION_FROM_INITIATOR;

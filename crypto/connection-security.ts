@@ -26,11 +26,15 @@ export interface DeriveParams {
   remotePublicKey: Uint8Array;
   /** The protocol version both sides agreed on (bound into the transcript). */
   protocolVersion: number;
+  /** The features of the remote's hello: which data ciphers it offers. @default none (ChaCha20-Poly1305 only) */
+  remoteFeatures?: readonly string[];
 }
 
 export interface SecurityHandshake {
   /** Our ephemeral public key (32 bytes), sent in the hello. */
   readonly publicKey: Uint8Array;
+  /** Hello features to add to ours: the data ciphers we offer beyond ChaCha20-Poly1305. */
+  readonly features: readonly string[];
   /**
    * Derive the session from the remote's hello. Throws (a typed error with a `code`) if the remote key is invalid
    * (wrong length, low-order point). The ephemeral private key is wiped afterwards.
@@ -51,6 +55,8 @@ export interface SecureSession {
   open(sealed: Uint8Array): Uint8Array | null;
   /** The data-plane session for this pair of peers. Rekeying changes its keys in place. */
   readonly data: DataSession;
+  /** The data cipher both hellos agreed on, e.g. 'AEGIS-256' (for `weft status connections`). */
+  readonly dataCipherName: string;
   /**
    * Rekeying: the session calls `send` with messages for the remote's `onRekeyMessage` (sealed and carried by the
    * control connection). Timers for the rekey policy start here.

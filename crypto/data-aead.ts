@@ -1,31 +1,50 @@
 /**
- * The data plane's AEAD: ChaCha20-Poly1305 as in RFC 8439 (32-byte key, 12-byte nonce, 16-byte tag), over ranges of
- * a datagram buffer, in place. The seam between the data session (nonces, keys, replay) and an implementation:
+ * The data plane's AEADs, over ranges of a datagram buffer, in place. The seam between the data session (nonces,
+ * keys, replay) and an implementation. Two ciphers, agreed per connection in the handshake
+ * (crypto/password-security.ts):
  *
- *   - `sodiumDataAead`: libsodium through sodium-native (`crypto_aead_chacha20poly1305_ietf_*`). The reference, and
- *     what runs when nothing faster is offered.
- *   - the native addon's `aeadSeal`/`aeadOpen` (native/src/aead.c: OpenSSL's ChaCha20 and Poly1305 inside Node, with
- *     AVX-512 code; about 2.5 times the datagrams per second here). The daemon hands it in after `crossCheckDataAead`
- *     found it byte-for-byte equal to this one.
+ *   - ChaCha20-Poly1305 as in RFC 8439 (32-byte key, 12-byte nonce, 16-byte tag): every router has it.
+ *       `sodiumDataAead`: libsodium through sodium-native (`crypto_aead_chacha20poly1305_ietf_*`). The reference,
+ *       and what runs when nothing faster is offered.
+ *       the native addon's `aeadSeal`/`aeadOpen` (native/src/aead.c: OpenSSL's ChaCha20 and Poly1305 inside Node,
+ *       with AVX-512 code; about 2.5 times the datagrams per second here). The daemon hands it in after
+ *       `crossCheckDataAead` found it byte-for-byte equal to libsodium's.
+ *   - AEGIS-256 (draft-irtf-cfrg-aegis-aead: 32-byte key, 32-byte nonce, 16-byte tag): the native addon's
+ *       `aegis256Seal`/`aegis256Open` (native/src/aegis.c, AES instructions), offered only on CPUs that have them and
+ *       after its known-answer tests passed (./aegis256.ts). Used when both ends offer it.
  *
- * Both compute the same function, so peers using either interoperate; which one a router uses is never visible on
- * the wire.
+ * Implementations of one cipher compute the same function, so which one a router uses is never visible on the wire.
  */
 import { createRequire } from 'node:module';
 import sodium from 'sodium-native';
 import { BufferViews } from './buffer-views.js';
 
 export const DATA_KEY_BYTES = 32;
+/** ChaCha20-Poly1305's nonce; AEGIS-256's is `AEGIS256_NONCE_BYTES`. */
 export const DATA_NONCE_BYTES = 12;
+export const AEGIS256_NONCE_BYTES = 32;
 export const DATA_TAG_BYTES = 16;
+
+/** The data ciphers a connection can agree on. */
+export type DataCipher = 'chacha20-poly1305' | 'aegis-256';
+
+/** How logs and `weft status` name each cipher. */
+export const DATA_CIPHER_NAMES: Readonly<Record<DataCipher, string>> = {
+  'chacha20-poly1305': 'ChaCha20-Poly1305',
+  'aegis-256': 'AEGIS-256',
+};
 
 export interface DataAead {
   /** Which implementation, for logs and `weft report`. */
   readonly name: string;
+  /** Which cipher it computes. */
+  readonly cipher: DataCipher;
+  /** Bytes of the nonce `seal`/`open` take: 12 for ChaCha20-Poly1305, 32 for AEGIS-256. */
+  readonly nonceBytes: number;
   /**
    * Encrypt `buffer[bodyOffset, +bodyLength)` in place and write the tag right after it, authenticating
    * `buffer[adOffset, +adLength)`. Returns `bodyLength + 16`, or -1 when a range does not fit (nothing written).
-   * `nonce` must be 12 bytes and `key` 32.
+   * `nonce` must be `nonceBytes` long and `key` 32.
    */
   seal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
   /**
@@ -103,6 +122,8 @@ function sodiumFunctions(): { encrypt: RawFn; decrypt: RawFn; isDirect: boolean 
 function sodiumWith(fns: { encrypt: RawFn; decrypt: RawFn }, views: BufferViews, name: string): DataAead {
   return {
     name,
+    cipher: 'chacha20-poly1305',
+    nonceBytes: DATA_NONCE_BYTES,
     seal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key) {
       const tagOffset = bodyOffset + bodyLength;
       if (!fits(buffer, adOffset, adLength) || !fits(buffer, bodyOffset, bodyLength + DATA_TAG_BYTES)) return -1;
@@ -143,8 +164,11 @@ export function sodiumDataAead(views: BufferViews = new BufferViews()): DataAead
  * differed, or undefined.
  */
 export function crossCheckDataAead(candidate: DataAead, reference: DataAead): string | undefined {
+  if (candidate.cipher !== reference.cipher || candidate.nonceBytes !== reference.nonceBytes) {
+    return `${candidate.name} computes ${candidate.cipher}, ${reference.name} ${reference.cipher}`;
+  }
   const key = Buffer.alloc(DATA_KEY_BYTES);
-  const nonce = Buffer.alloc(DATA_NONCE_BYTES);
+  const nonce = Buffer.alloc(candidate.nonceBytes);
   const lengths = [0, 1, 15, 16, 17, 63, 64, 65, 255, 1400, 1440, 1471, 9000];
   const adLengths = [0, 16, 13];
   for (let i = 0; i < lengths.length * adLengths.length; i++) {

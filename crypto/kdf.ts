@@ -144,6 +144,12 @@ export interface TranscriptParams {
   responderName: string;
   initiatorPublicKey: Uint8Array;
   responderPublicKey: Uint8Array;
+  /**
+   * The data cipher the two hellos agreed on. ChaCha20-Poly1305 (every router's, and the only one before AEGIS-256
+   * was offered) leaves the transcript as it was; any other adds a field, so a hello whose offer was changed in
+   * transit makes the two sides' keys differ and the handshake fail. @default 'chacha20-poly1305'
+   */
+  dataCipher?: string;
 }
 
 function lengthPrefixed(bytes: Buffer, prefixBytes: 1 | 2): Buffer {
@@ -165,6 +171,7 @@ function u32(n: number): Buffer {
  * The transcript hash: BLAKE2b-256 over
  *
  *   u8 len | "weft-v1" | u32 version | u16 len | initiator name | u16 len | responder name | 32 init pk | 32 resp pk
+ *   [ | u8 len | "data-cipher" | u8 len | cipher ]      only when the agreed data cipher is not ChaCha20-Poly1305
  *
  * Variable fields are length-prefixed so no two different transcripts encode to the same bytes. Throws
  * `HandshakeError` for a name over 65535 UTF-8 bytes or a version that is not a u32, `InvalidKeyError` for keys
@@ -177,14 +184,18 @@ export function transcriptHash(p: TranscriptParams): Buffer {
   if (!Number.isInteger(p.protocolVersion) || p.protocolVersion < 0 || p.protocolVersion >= 2 ** 32) {
     throw new HandshakeError(`protocol version ${p.protocolVersion} is not a u32`);
   }
-  return blake2b(KEY_BYTES, [
+  const fields = [
     lengthPrefixed(utf8(PROTOCOL_LABEL), 1),
     u32(p.protocolVersion),
     lengthPrefixed(utf8(p.initiatorName), 2),
     lengthPrefixed(utf8(p.responderName), 2),
     Buffer.from(p.initiatorPublicKey),
     Buffer.from(p.responderPublicKey),
-  ]);
+  ];
+  if (p.dataCipher !== undefined && p.dataCipher !== 'chacha20-poly1305') {
+    fields.push(lengthPrefixed(utf8('data-cipher'), 1), lengthPrefixed(utf8(p.dataCipher), 1));
+  }
+  return blake2b(KEY_BYTES, fields);
 }
 
 /** All keys of one session (epoch 0). Every buffer is `KEY_BYTES` long and owned by the caller, who wipes them. */

@@ -7,6 +7,9 @@ import { OpenResult, type DataSession } from './data-session.js';
 import { HandshakeError, InvalidKeyError } from './errors.js';
 import { PasswordSecurity, type PasswordSecurityOptions } from './password-security.js';
 import { RekeyType, encodeRekeyMessage } from './rekey-message.js';
+import { AEGIS256_FEATURE } from './aegis256.js';
+import { sodiumDataAead } from './data-aead.js';
+import { referenceAegis256 } from '../test/harness/aegis256-reference.js';
 
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
@@ -22,6 +25,8 @@ function handshake(
   initiator: PasswordSecurity,
   responder: PasswordSecurity,
   names: { initiator: string; responder: string } = { initiator: A, responder: B },
+  /** What each side's hello features look like on arrival (default: as sent). */
+  inTransit: { toResponder?: (f: readonly string[]) => string[]; toInitiator?: (f: readonly string[]) => string[] } = {},
 ): { i: SecureSession; r: SecureSession; iVerified: boolean; rVerified: boolean } {
   const hi = initiator.begin();
   const hr = responder.begin();
@@ -31,6 +36,7 @@ function handshake(
     remoteName: names.responder,
     remotePublicKey: hr.publicKey,
     protocolVersion: 1,
+    remoteFeatures: inTransit.toInitiator ? inTransit.toInitiator(hr.features) : hr.features,
   });
   const r = hr.derive({
     isInitiator: false,
@@ -38,6 +44,7 @@ function handshake(
     remoteName: names.initiator,
     remotePublicKey: hi.publicKey,
     protocolVersion: 1,
+    remoteFeatures: inTransit.toResponder ? inTransit.toResponder(hi.features) : hi.features,
   });
   return { i, r, iVerified: i.verifyConfirmation(r.confirmation), rVerified: r.verifyConfirmation(i.confirmation) };
 }
@@ -117,6 +124,47 @@ describe('PasswordSecurity handshake', () => {
       expect(openDatagram(i.data, d2)).toBe(10);
     });
   }
+
+  it('agrees on AEGIS-256 when both hellos offer it, else ChaCha20-Poly1305, and data crosses either way', () => {
+    const clock = new FakeClock();
+    const withAegis = () => security(clock, 'swordfish', { aegis256: referenceAegis256 });
+    const cases = [
+      { i: withAegis(), r: withAegis(), cipher: 'AEGIS-256' },
+      { i: withAegis(), r: security(clock), cipher: 'ChaCha20-Poly1305' },
+      { i: security(clock), r: withAegis(), cipher: 'ChaCha20-Poly1305' },
+      { i: security(clock), r: security(clock), cipher: 'ChaCha20-Poly1305' },
+    ];
+    for (const c of cases) {
+      const { i, r, iVerified, rVerified } = handshake(c.i, c.r);
+      expect([iVerified, rVerified, i.dataCipherName, r.dataCipherName]).toEqual([true, true, c.cipher, c.cipher]);
+      const d = sealDatagram(i.data, 'frame i->r');
+      expect(openDatagram(r.data, d)).toBe(10);
+      expect(text(d, 10)).toBe('frame i->r');
+      expect(openDatagram(i.data, sealDatagram(r.data, 'frame r->i'))).toBe(10);
+    }
+    expect(withAegis().begin().features).toEqual([AEGIS256_FEATURE]);
+    expect(security(clock).begin().features).toEqual([]);
+  });
+
+  it('an AEGIS-256 offer removed from one hello in transit fails key confirmation (no silent downgrade)', () => {
+    const clock = new FakeClock();
+    const a = security(clock, 'swordfish', { aegis256: referenceAegis256 });
+    const b = security(clock, 'swordfish', { aegis256: referenceAegis256 });
+    const strip = (f: readonly string[]) => f.filter((x) => x !== AEGIS256_FEATURE);
+    for (const inTransit of [{ toResponder: strip }, { toInitiator: strip }]) {
+      const { iVerified, rVerified } = handshake(a, b, { initiator: A, responder: B }, inTransit);
+      expect([iVerified, rVerified]).toEqual([false, false]);
+    }
+    // Removed from both: both settle on ChaCha20-Poly1305, which every router has; still confidential.
+    const both = handshake(a, b, { initiator: A, responder: B }, { toResponder: strip, toInitiator: strip });
+    expect([both.iVerified, both.rVerified, both.i.dataCipherName]).toEqual([true, true, 'ChaCha20-Poly1305']);
+  });
+
+  it('refuses a ChaCha20-Poly1305 implementation passed as AEGIS-256 and the reverse', () => {
+    const clock = new FakeClock();
+    expect(() => security(clock, 'x', { aegis256: sodiumDataAead() })).toThrow(/aegis256 computes chacha20-poly1305/);
+    expect(() => security(clock, 'x', { dataAead: referenceAegis256 })).toThrow(/must compute ChaCha20-Poly1305/);
+  });
 
   it('simultaneous open: two crossing handshakes give two independent sessions', () => {
     const clock = new FakeClock();

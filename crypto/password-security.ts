@@ -29,7 +29,8 @@ import type {
 } from './connection-security.js';
 import { AeadDataSession } from './aead-data-session.js';
 import { BufferViews } from './buffer-views.js';
-import { sodiumDataAead, type DataAead } from './data-aead.js';
+import { DATA_CIPHER_NAMES, sodiumDataAead, type DataAead } from './data-aead.js';
+import { AEGIS256_FEATURE } from './aegis256.js';
 import { ControlCipher } from './control-cipher.js';
 import { HandshakeError } from './errors.js';
 import {
@@ -77,8 +78,13 @@ export interface PasswordSecurityOptions {
    * makes views per datagram instead. @default one `BufferViews` for this instance
    */
   views?: BufferViews | null;
-  /** The data plane's AEAD for every data session made here. @default `sodiumDataAead(views)` */
+  /** The data plane's ChaCha20-Poly1305 for every data session made here. @default `sodiumDataAead(views)` */
   dataAead?: DataAead;
+  /**
+   * AEGIS-256 (a `DataAead` computing 'aegis-256' that passed `checkAegis256`): offered in every hello, and used on
+   * connections whose remote offers it too. @default none: ChaCha20-Poly1305 only
+   */
+  aegis256?: DataAead;
 }
 
 interface ResolvedOptions {
@@ -88,6 +94,7 @@ interface ResolvedOptions {
   rekeyCheckMs: number;
   replayWindow: number;
   dataAead: DataAead;
+  aegis256: DataAead | undefined;
 }
 
 /**
@@ -113,7 +120,10 @@ export class PasswordSecurity implements ConnectionSecurity {
       replayWindow: options.replayWindow ?? DEFAULT_REPLAY_WINDOW,
       // `views: null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
       dataAead: options.dataAead ?? sodiumDataAead(options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0))),
+      aegis256: options.aegis256,
     };
+    if (this.options.dataAead.cipher !== 'chacha20-poly1305') throw new RangeError(`dataAead must compute ChaCha20-Poly1305, not ${this.options.dataAead.cipher}`);
+    if (options.aegis256 !== undefined && options.aegis256.cipher !== 'aegis-256') throw new RangeError(`aegis256 computes ${options.aegis256.cipher}`);
     const stretched = stretchPassword(options.password, {
       ...(options.passwordOpsLimit !== undefined && { opsLimit: options.passwordOpsLimit }),
       ...(options.passwordMemLimitBytes !== undefined && { memLimitBytes: options.passwordMemLimitBytes }),
@@ -138,6 +148,7 @@ export class PasswordSecurity implements ConnectionSecurity {
 
 class PasswordHandshake implements SecurityHandshake {
   readonly publicKey: Uint8Array;
+  readonly features: readonly string[];
   private readonly ephemeral: EphemeralKeyPair;
   private isUsed = false;
 
@@ -148,6 +159,7 @@ class PasswordHandshake implements SecurityHandshake {
   ) {
     this.ephemeral = generateEphemeral();
     this.publicKey = new Uint8Array(this.ephemeral.publicKey);
+    this.features = options.aegis256 ? [AEGIS256_FEATURE] : [];
   }
 
   derive(params: DeriveParams): SecureSession {
@@ -158,14 +170,18 @@ class PasswordHandshake implements SecurityHandshake {
       shared = sharedSecret(this.ephemeral.secretKey, params.remotePublicKey);
       const local = this.ephemeral.publicKey;
       const remote = Buffer.from(params.remotePublicKey);
+      // AEGIS-256 when both hellos offer it, else ChaCha20-Poly1305: the same answer on both sides.
+      const aegis = this.options.aegis256;
+      const aead = aegis && params.remoteFeatures?.includes(AEGIS256_FEATURE) ? aegis : this.options.dataAead;
       const transcript = transcriptHash({
+        dataCipher: aead.cipher,
         protocolVersion: params.protocolVersion,
         initiatorName: params.isInitiator ? params.localName : params.remoteName,
         responderName: params.isInitiator ? params.remoteName : params.localName,
         initiatorPublicKey: params.isInitiator ? local : remote,
         responderPublicKey: params.isInitiator ? remote : local,
       });
-      return new PasswordSession(this.clock, this.passwordKey, this.options, params.isInitiator, shared, transcript);
+      return new PasswordSession(this.clock, this.passwordKey, this.options, aead, params.isInitiator, shared, transcript);
     } finally {
       if (shared) sodium.sodium_memzero(shared);
       sodium.sodium_memzero(this.ephemeral.secretKey);
@@ -186,6 +202,7 @@ type PendingRekey =
 class PasswordSession implements SecureSession {
   readonly confirmation: Uint8Array;
   readonly data: AeadDataSession;
+  readonly dataCipherName: string;
   private readonly expectedConfirmation: Buffer;
   private readonly control: ControlCipher;
   /** This session's own copy, so rekeys keep working if the PasswordSecurity is destroyed first. */
@@ -207,6 +224,7 @@ class PasswordSession implements SecureSession {
     private readonly clock: Clock,
     passwordKey: Buffer,
     private readonly options: ResolvedOptions,
+    aead: DataAead,
     private readonly isInitiator: boolean,
     shared: Buffer,
     transcript: Buffer,
@@ -225,8 +243,9 @@ class PasswordSession implements SecureSession {
       this.data = new AeadDataSession({
         isInitiator,
         replayWindow: options.replayWindow,
-        aead: options.dataAead,
+        aead,
       });
+      this.dataCipherName = DATA_CIPHER_NAMES[aead.cipher];
       this.data.installSendKey(0, isInitiator ? keys.dataIR : keys.dataRI);
       this.data.switchSendKey(0);
       this.data.installReceiveKey(0, isInitiator ? keys.dataRI : keys.dataIR);

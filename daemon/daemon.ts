@@ -79,10 +79,10 @@ export class Daemon implements WeftControl {
         await this.datapath.start();
       }
       if (config.password !== undefined) {
-        const { pickDataAead, DATA_CIPHER } = await import('./data-aead.js');
+        const { pickDataAeads, describeDataAeads } = await import('./data-aead.js');
         const native = config.isDatapathEnabled ? (await import('../native/addon.js')).loadNative() : undefined;
-        const dataAead = pickDataAead(native, log);
-        this.dataCipher = `${DATA_CIPHER} (${dataAead.name})`;
+        const aeads = pickDataAeads(native, log);
+        this.dataCipher = describeDataAeads(aeads);
         this.security = new PasswordSecurity(
           { clock: this.clock },
           {
@@ -91,7 +91,8 @@ export class Daemon implements WeftControl {
             // Old receive keys stay valid this long after a rekey; a new rekey waits for the overlap to end, so a
             // short interval (tests) needs a short overlap too.
             overlapMs: Math.min(10_000, config.rekeyIntervalMs / 2),
-            dataAead,
+            dataAead: aeads.chacha,
+            ...(aeads.aegis256 && { aegis256: aeads.aegis256 }),
           },
         );
       }

@@ -11,7 +11,7 @@ import { AeadDataSession } from '../crypto/aead-data-session.js';
 import { OpenResult } from '../crypto/data-session.js';
 import { createMemoryLogger } from '../runtime/logger.js';
 import { aeadInputs, checkRfcVector } from '../test/harness/rfc8439.js';
-import { nativeDataAead, pickDataAead } from './data-aead.js';
+import { nativeDataAead, pickDataAeads } from './data-aead.js';
 
 const isBuilt = isNativeAddonBuilt();
 if (!isBuilt) {
@@ -93,24 +93,46 @@ describe.skipIf(!isBuilt)('native ChaCha20-Poly1305', () => {
   });
 });
 
-describe('pickDataAead', () => {
-  const broken: DataAead = { name: 'broken', seal: () => -1, open: () => -1 };
-  const fakeNative = (aead: DataAead) => ({ aeadSeal: aead.seal, aeadOpen: aead.open }) as unknown as Parameters<typeof pickDataAead>[0];
+describe('pickDataAeads', () => {
+  const broken: DataAead = { name: 'broken', cipher: 'chacha20-poly1305', nonceBytes: 12, seal: () => -1, open: () => -1 };
+  type Native = Parameters<typeof pickDataAeads>[0];
+  const fakeNative = (aead: DataAead, aegis?: { seal: DataAead['seal']; open: DataAead['open'] }) =>
+    ({
+      aeadSeal: aead.seal,
+      aeadOpen: aead.open,
+      aegis256Supported: () => aegis !== undefined,
+      aegis256Seal: aegis?.seal,
+      aegis256Open: aegis?.open,
+    }) as unknown as Native;
 
-  it.skipIf(!isBuilt)('takes the native code when it agrees with libsodium, and says so', () => {
+  it.skipIf(!isBuilt)('takes the native code when it passes its checks, offers AEGIS-256 on this CPU, and says so', () => {
     const { log, lines } = createMemoryLogger();
-    expect(pickDataAead(loadNative(), log, {}).name).toBe('openssl');
-    expect(lines().some((e) => /ChaCha20-Poly1305 by openssl/.test(String(e.msg)))).toBe(true);
+    const native = loadNative();
+    const aeads = pickDataAeads(native, log, {});
+    expect(aeads.chacha.name).toBe('openssl');
+    expect(aeads.aegis256?.name).toBe(native.aegis256Supported() ? 'aes-ni' : undefined);
+    const says = native.aegis256Supported() ? /AEGIS-256 \(aes-ni\) or ChaCha20-Poly1305 \(openssl\)/ : /ChaCha20-Poly1305 \(openssl\)/;
+    expect(lines().some((e) => says.test(String(e.msg)))).toBe(true);
   });
 
-  it('falls back to libsodium, with a warning naming the problem, when the native code disagrees', () => {
+  it('falls back to libsodium, with a warning naming the problem, when the native ChaCha20 disagrees', () => {
     const { log, lines } = createMemoryLogger();
-    expect(pickDataAead(fakeNative(broken), log, {}).name).toBe('sodium-native');
+    expect(pickDataAeads(fakeNative(broken), log, {}).chacha.name).toBe('sodium-native');
     expect(lines().some((e) => e.level === 40 && /failed its check against libsodium \(seal failed/.test(String(e.msg)))).toBe(true);
   });
 
-  it('uses libsodium when told to or when there is no addon', () => {
-    expect(pickDataAead(fakeNative(broken), createMemoryLogger().log, { WEFT_DATA_AEAD: 'sodium' }).name).toBe('sodium-native');
-    expect(pickDataAead(undefined, createMemoryLogger().log, {}).name).toBe('sodium-native');
+  it('does not offer an AEGIS-256 that fails its known-answer tests, and says which', () => {
+    const { log, lines } = createMemoryLogger();
+    const wrong = { seal: () => -1, open: () => -1 };
+    expect(pickDataAeads(fakeNative(sodiumDataAead(), wrong), log, {}).aegis256).toBeUndefined();
+    expect(lines().some((e) => e.level === 40 && /AEGIS-256 failed its known-answer tests \(Test Vector 1: seal failed/.test(String(e.msg)))).toBe(true);
+  });
+
+  it('offers ChaCha20-Poly1305 only when told to, or when there is no addon or no AES', () => {
+    const log = createMemoryLogger().log;
+    expect(pickDataAeads(fakeNative(broken), log, { WEFT_DATA_AEAD: 'sodium' })).toEqual({ chacha: expect.objectContaining({ name: 'sodium-native' }) });
+    expect(pickDataAeads(undefined, log, {})).toEqual({ chacha: expect.objectContaining({ name: 'sodium-native' }) });
+    expect(pickDataAeads(fakeNative(sodiumDataAead()), log, {}).aegis256).toBeUndefined();
+    if (isBuilt) expect(pickDataAeads(loadNative(), log, { WEFT_DATA_AEAD: 'chacha' }).aegis256).toBeUndefined();
   });
 });

@@ -108,7 +108,12 @@ export class PeerConnection {
     this.log = deps.log.child({ conn: options.connId, addr: transport.remoteAddr });
     const usesPassword = deps.security?.hasPassword === true;
     if (usesPassword) this.handshake = deps.security!.begin();
-    this.local = { ...options.local, hasPassword: usesPassword, publicKey: this.handshake?.publicKey ?? new Uint8Array(0) };
+    this.local = {
+      ...options.local,
+      hasPassword: usesPassword,
+      publicKey: this.handshake?.publicKey ?? new Uint8Array(0),
+      features: [...options.local.features, ...(this.handshake?.features ?? [])],
+    };
     this.lastReceivedAt = deps.clock.now();
   }
 
@@ -185,6 +190,7 @@ export class PeerConnection {
       remoteName: remote.name,
       remotePublicKey: remote.publicKey,
       protocolVersion: this.version,
+      remoteFeatures: remote.features,
     });
     this.handshake = null;
     this.phase = 'confirming';

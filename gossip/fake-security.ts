@@ -20,6 +20,7 @@ export class FakeConnectionSecurity implements ConnectionSecurity {
     const publicKey = new Uint8Array(32).fill(9);
     return {
       publicKey,
+      features: [],
       derive: (params: DeriveParams) => {
         if (params.remotePublicKey.length !== 32) throw Object.assign(new Error('bad public key'), { code: 'ERR_BAD_KEY' });
         const s = new FakeSecureSession(this.password ?? '');
@@ -33,6 +34,7 @@ export class FakeConnectionSecurity implements ConnectionSecurity {
 
 export class FakeSecureSession implements SecureSession {
   readonly confirmation: Uint8Array;
+  readonly dataCipherName = 'fake';
   readonly rekeyReceived: Uint8Array[] = [];
   rekeySend: ((m: Uint8Array) => void) | null = null;
   isDestroyed = false;

@@ -100,6 +100,7 @@ export interface ConnectionStatus {
   isEncrypted: boolean;
   sessionAgeSeconds?: number;
   rekeyCount?: number;
+  dataCipher?: string;
 }
 
 /** Same shape as api/control.ts `PeerReport`. */
@@ -366,6 +367,7 @@ export class Mesh {
         const s = c.session.stats();
         r.sessionAgeSeconds = s.ageSeconds;
         r.rekeyCount = s.rekeyCount;
+        r.dataCipher = c.session.dataCipherName;
       }
       connections.push(r);
     }

@@ -1,13 +1,16 @@
 /**
  * Encryption on the wire, three real hosts: with a password, nothing a container sends (payload, inner IP header,
  * inner MACs) shows on the underlay; without one, the same marker is there in the clear, which proves the capture
- * would have caught a leak. Each describe has its own hosts.
+ * would have caught a leak. Each describe has its own hosts. With a password, h3 offers ChaCha20-Poly1305 only
+ * (WEFT_DATA_AEAD=chacha), so on a CPU with AES instructions c1 <-> c2 crosses under AEGIS-256 and the pairs with
+ * c3 under ChaCha20-Poly1305: both ciphers are checked on the wire.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHosts, netnsSkipReason, type TestContainer, type TestHosts } from '../harness/hosts.js';
+import { loadNative } from '../../native/addon.js';
 import { builtSkipReason, canPing, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
 import {
   ipPairBytes,
@@ -21,6 +24,8 @@ import {
 } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
+/** Whether routers here offer AEGIS-256 (x86-64 with AES instructions). */
+const hasAes = skip === undefined && loadNative().aegis256Supported();
 
 /** Container i's overlay address (inside our namespaces only). */
 const cip = (i: number) => `10.49.1.${i}`;
@@ -37,11 +42,14 @@ interface Mesh {
   containers: TestContainer[];
 }
 
-/** Three hosts in a mesh (h2, h3 given h1's address), a container c1 on each at 10.49.1.N/24. */
-async function buildMesh(env: Record<string, string>, mesh: Partial<Mesh>): Promise<void> {
+/**
+ * Three hosts in a mesh (h2, h3 given h1's address), a container c1 on each at 10.49.1.N/24. `hostEnv`: more
+ * environment for host N.
+ */
+async function buildMesh(env: Record<string, string>, mesh: Partial<Mesh>, hostEnv: Record<number, Record<string, string>> = {}): Promise<void> {
   const hosts = (mesh.hosts = await createHosts({ count: 3 }));
   const runDir = (mesh.runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`)));
-  const weft = (mesh.weft = hosts.hosts.map((h) => weftOn(h, runDir, env)));
+  const weft = (mesh.weft = hosts.hosts.map((h) => weftOn(h, runDir, { ...env, ...hostEnv[h.index] })));
   mesh.containers = [];
   await weft[0]!.launch();
   await weft[1]!.launch([hosts.host(1).ip]);
@@ -94,7 +102,7 @@ describe.skipIf(skip)('encrypted sleeve on 3 hosts (password on every router)', 
   const mesh: Partial<Mesh> = {};
 
   beforeAll(async () => {
-    await buildMesh({ WEFT_PASSWORD: 'correct horse battery staple' }, mesh);
+    await buildMesh({ WEFT_PASSWORD: 'correct horse battery staple' }, mesh, { 3: { WEFT_DATA_AEAD: 'chacha' } });
   });
   afterAll(async () => {
     await teardown(mesh);
@@ -108,7 +116,13 @@ describe.skipIf(skip)('encrypted sleeve on 3 hosts (password on every router)', 
       expect(r.router.encryption).toBe(true);
       const established = r.router.connections.filter((x) => x.state === 'established');
       expect(established).toHaveLength(2);
-      for (const x of established) expect(x.isEncrypted, `h${w.host.index} -> ${x.nickname}`).toBe(true);
+      for (const x of established) {
+        expect(x.isEncrypted, `h${w.host.index} -> ${x.nickname}`).toBe(true);
+        const isAegis = hasAes && w.host.index !== 3 && x.nickname !== 'h3';
+        expect(x.dataCipher, `h${w.host.index} -> ${x.nickname}`).toBe(isAegis ? 'AEGIS-256' : 'ChaCha20-Poly1305');
+      }
+      const connections = await w.run(['status', 'connections']);
+      expect(connections).toMatch(w.host.index === 3 || !hasAes ? /encrypted \(ChaCha20-Poly1305\)/ : /encrypted \(AEGIS-256\)/);
     }
   });
 

@@ -8,6 +8,7 @@
  * The fakes allocate nothing per frame or datagram (slot rings, byte-loop copies), so what is counted is the
  * sleeve's own garbage (plus the FakeClock's one timer object per delivered batch).
  */
+import { nativeDataAead } from '../../daemon/data-aead.js';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
 import { silentLogger } from '../../runtime/logger.js';
@@ -93,7 +94,7 @@ describe.runIf(process.env.WEFT_BENCH)('Sleeve allocation check (prints, asserts
   it.runIf(isNativeAddonBuilt())('20000 x 60000-byte TCP super-frames A -> B in pieces, sealed by the native AEAD', async () => {
     const native = loadNative();
     const SUPER = 20_000;
-    const p = await pair(60_000, true, native.copyBytes, { aead: { name: 'openssl', seal: native.aeadSeal, open: native.aeadOpen } });
+    const p = await pair(60_000, true, native.copyBytes, { aead: nativeDataAead(native) });
     p.push(2_000);
     const deliveredBefore = p.capB.writtenCount;
     const piecesBefore = p.a.counters()['pieces_out']!;
