@@ -22,7 +22,7 @@ export interface ConnectionReport {
   /** Seconds since the crypto session started, and how many rekeys it has done (encrypted connections). */
   sessionAgeSeconds?: number;
   rekeyCount?: number;
-  /** The data cipher the two routers agreed on, e.g. 'AEGIS-256' (encrypted connections). */
+  /** The data cipher the two routers agreed on, e.g. 'AEGIS-256X2' (encrypted connections). */
   dataCipher?: string;
 }
 

@@ -71,8 +71,8 @@ describe('status formatting of a fixed report', () => {
     expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted sleeve 00:00:00:00:00:02(h2)');
     r.router.connections[0]!.info = 'encrypted';
     expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted 00:00:00:00:00:02(h2)');
-    r.router.connections[0]!.dataCipher = 'AEGIS-256';
-    expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted (AEGIS-256) 00:00:00:00:00:02(h2)');
+    r.router.connections[0]!.dataCipher = 'AEGIS-256X2';
+    expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted (AEGIS-256X2) 00:00:00:00:00:02(h2)');
   });
 
   it('formatPeers prints the topology as a tree', () => {

@@ -55,7 +55,7 @@ export interface SecureSession {
   open(sealed: Uint8Array): Uint8Array | null;
   /** The data-plane session for this pair of peers. Rekeying changes its keys in place. */
   readonly data: DataSession;
-  /** The data cipher both hellos agreed on, e.g. 'AEGIS-256' (for `weft status connections`). */
+  /** The data cipher both hellos agreed on, e.g. 'AEGIS-256X2' (for `weft status connections`). */
   readonly dataCipherName: string;
   /**
    * Rekeying: the session calls `send` with messages for the remote's `onRekeyMessage` (sealed and carried by the

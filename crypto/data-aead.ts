@@ -9,9 +9,9 @@
  *       the native addon's `aeadSeal`/`aeadOpen` (native/src/aead.c: OpenSSL's ChaCha20 and Poly1305 inside Node,
  *       with AVX-512 code; about 2.5 times the datagrams per second here). The daemon hands it in after
  *       `crossCheckDataAead` found it byte-for-byte equal to libsodium's.
- *   - AEGIS-256 (draft-irtf-cfrg-aegis-aead: 32-byte key, 32-byte nonce, 16-byte tag): the native addon's
- *       `aegis256Seal`/`aegis256Open` (native/src/aegis.c, AES instructions), offered only on CPUs that have them and
- *       after its known-answer tests passed (./aegis256.ts). Used when both ends offer it.
+ *   - AEGIS-256X2 (draft-irtf-cfrg-aegis-aead, AEGIS-256X of degree 2: 32-byte key, 32-byte nonce, 16-byte tag):
+ *       the native addon's `aegis256x2Seal`/`aegis256x2Open` (native/src/aegis.c, AES instructions), offered only on
+ *       CPUs that have them and after its known-answer tests passed (./aegis256x2.ts). Used when both ends offer it.
  *
  * Implementations of one cipher compute the same function, so which one a router uses is never visible on the wire.
  */
@@ -20,18 +20,19 @@ import sodium from 'sodium-native';
 import { BufferViews } from './buffer-views.js';
 
 export const DATA_KEY_BYTES = 32;
-/** ChaCha20-Poly1305's nonce; AEGIS-256's is `AEGIS256_NONCE_BYTES`. */
+/** ChaCha20-Poly1305's nonce; AEGIS-256X2's is `AEGIS256_NONCE_BYTES`. */
 export const DATA_NONCE_BYTES = 12;
 export const AEGIS256_NONCE_BYTES = 32;
 export const DATA_TAG_BYTES = 16;
 
 /** The data ciphers a connection can agree on. */
-export type DataCipher = 'chacha20-poly1305' | 'aegis-256';
+export type DataCipher = 'chacha20-poly1305' | 'aegis-256' | 'aegis-256x2';
 
 /** How logs and `weft status` name each cipher. */
 export const DATA_CIPHER_NAMES: Readonly<Record<DataCipher, string>> = {
   'chacha20-poly1305': 'ChaCha20-Poly1305',
   'aegis-256': 'AEGIS-256',
+  'aegis-256x2': 'AEGIS-256X2',
 };
 
 export interface DataAead {
@@ -39,7 +40,7 @@ export interface DataAead {
   readonly name: string;
   /** Which cipher it computes. */
   readonly cipher: DataCipher;
-  /** Bytes of the nonce `seal`/`open` take: 12 for ChaCha20-Poly1305, 32 for AEGIS-256. */
+  /** Bytes of the nonce `seal`/`open` take: 12 for ChaCha20-Poly1305, 32 for AEGIS-256(X2). */
   readonly nonceBytes: number;
   /**
    * Encrypt `buffer[bodyOffset, +bodyLength)` in place and write the tag right after it, authenticating

@@ -47,9 +47,9 @@ describe('kdf test vectors (fixed inputs, outputs computed once and pinned)', ()
     expect(hex(shared)).toBe(VECTORS.shared);
     const th = transcriptHash(params);
     expect(hex(th)).toBe(VECTORS.transcript);
-    // ChaCha20-Poly1305 leaves the transcript as it was before ciphers were negotiated; AEGIS-256 adds a field.
+    // ChaCha20-Poly1305 leaves the transcript as it was before ciphers were negotiated; AEGIS-256X2 adds a field.
     expect(hex(transcriptHash({ ...params, dataCipher: 'chacha20-poly1305' }))).toBe(VECTORS.transcript);
-    expect(hex(transcriptHash({ ...params, dataCipher: 'aegis-256' }))).toBe(VECTORS.transcriptAegis256);
+    expect(hex(transcriptHash({ ...params, dataCipher: 'aegis-256x2' }))).toBe(VECTORS.transcriptAegis256x2);
     const keys = deriveSessionKeys(shared, passwordKey, th);
     expect(Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, hex(v)]))).toEqual(VECTORS.session);
     expect(hex(confirmationTag(keys.confirmIR, th))).toBe(VECTORS.confirmIR);
@@ -106,7 +106,7 @@ describe('kdf properties', () => {
           { ...base, initiatorPublicKey: r.publicKey, responderPublicKey: i.publicKey },
           // Moves the boundary between the names: an encoding without length prefixes would collide here.
           { ...base, initiatorName: nameA + nameB.slice(0, 1), responderName: nameB.slice(1) },
-          { ...base, dataCipher: 'aegis-256' },
+          { ...base, dataCipher: 'aegis-256x2' },
         ];
         const distinct = new Set(
           variants.map((v) =>
@@ -164,7 +164,7 @@ const VECTORS = {
   shared: '9e004098efc091d4ec2663b4e9f5cfd4d7064571690b4bea97ab146ab9f35056',
   transcript: '7ec9a58d07fa3adf4c3a1fabcbb368281fca539555d6916abde9b9ce26444aa7',
   // Checked independently: Python's hashlib.blake2b(digest_size=32) over the same bytes gives both transcripts.
-  transcriptAegis256: '43400baf63cf3b1e2581309b380fcb37dbaaad78fac88105d4551dbf431bd51f',
+  transcriptAegis256x2: '5205019c913627cbeb95ae18f609fc5d16b47179aa347e8d5ef9de087bfbd3b3',
   session: {
     controlIR: '9c292db0e982f426f118b1fd541a292a3125a08f67449f416fae82583dac553c',
     controlRI: 'b6e02e022ce6774894fd141caf593124dfd2c347af34d9e940ca1b44c1008298',

@@ -7,9 +7,9 @@ import { OpenResult, type DataSession } from './data-session.js';
 import { HandshakeError, InvalidKeyError } from './errors.js';
 import { PasswordSecurity, type PasswordSecurityOptions } from './password-security.js';
 import { RekeyType, encodeRekeyMessage } from './rekey-message.js';
-import { AEGIS256_FEATURE } from './aegis256.js';
+import { AEGIS256X2_FEATURE } from './aegis256x2.js';
 import { sodiumDataAead } from './data-aead.js';
-import { referenceAegis256 } from '../test/harness/aegis256-reference.js';
+import { referenceAegis256x2 } from '../test/harness/aegis256-reference.js';
 
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
@@ -125,11 +125,11 @@ describe('PasswordSecurity handshake', () => {
     });
   }
 
-  it('agrees on AEGIS-256 when both hellos offer it, else ChaCha20-Poly1305, and data crosses either way', () => {
+  it('agrees on AEGIS-256X2 when both hellos offer it, else ChaCha20-Poly1305, and data crosses either way', () => {
     const clock = new FakeClock();
-    const withAegis = () => security(clock, 'swordfish', { aegis256: referenceAegis256 });
+    const withAegis = () => security(clock, 'swordfish', { aegis256x2: referenceAegis256x2 });
     const cases = [
-      { i: withAegis(), r: withAegis(), cipher: 'AEGIS-256' },
+      { i: withAegis(), r: withAegis(), cipher: 'AEGIS-256X2' },
       { i: withAegis(), r: security(clock), cipher: 'ChaCha20-Poly1305' },
       { i: security(clock), r: withAegis(), cipher: 'ChaCha20-Poly1305' },
       { i: security(clock), r: security(clock), cipher: 'ChaCha20-Poly1305' },
@@ -142,15 +142,15 @@ describe('PasswordSecurity handshake', () => {
       expect(text(d, 10)).toBe('frame i->r');
       expect(openDatagram(i.data, sealDatagram(r.data, 'frame r->i'))).toBe(10);
     }
-    expect(withAegis().begin().features).toEqual([AEGIS256_FEATURE]);
+    expect(withAegis().begin().features).toEqual([AEGIS256X2_FEATURE]);
     expect(security(clock).begin().features).toEqual([]);
   });
 
-  it('an AEGIS-256 offer removed from one hello in transit fails key confirmation (no silent downgrade)', () => {
+  it('an AEGIS-256X2 offer removed from one hello in transit fails key confirmation (no silent downgrade)', () => {
     const clock = new FakeClock();
-    const a = security(clock, 'swordfish', { aegis256: referenceAegis256 });
-    const b = security(clock, 'swordfish', { aegis256: referenceAegis256 });
-    const strip = (f: readonly string[]) => f.filter((x) => x !== AEGIS256_FEATURE);
+    const a = security(clock, 'swordfish', { aegis256x2: referenceAegis256x2 });
+    const b = security(clock, 'swordfish', { aegis256x2: referenceAegis256x2 });
+    const strip = (f: readonly string[]) => f.filter((x) => x !== AEGIS256X2_FEATURE);
     for (const inTransit of [{ toResponder: strip }, { toInitiator: strip }]) {
       const { iVerified, rVerified } = handshake(a, b, { initiator: A, responder: B }, inTransit);
       expect([iVerified, rVerified]).toEqual([false, false]);
@@ -160,10 +160,10 @@ describe('PasswordSecurity handshake', () => {
     expect([both.iVerified, both.rVerified, both.i.dataCipherName]).toEqual([true, true, 'ChaCha20-Poly1305']);
   });
 
-  it('refuses a ChaCha20-Poly1305 implementation passed as AEGIS-256 and the reverse', () => {
+  it('refuses a ChaCha20-Poly1305 implementation passed as AEGIS-256X2 and the reverse', () => {
     const clock = new FakeClock();
-    expect(() => security(clock, 'x', { aegis256: sodiumDataAead() })).toThrow(/aegis256 computes chacha20-poly1305/);
-    expect(() => security(clock, 'x', { dataAead: referenceAegis256 })).toThrow(/must compute ChaCha20-Poly1305/);
+    expect(() => security(clock, 'x', { aegis256x2: sodiumDataAead() })).toThrow(/aegis256x2 computes chacha20-poly1305/);
+    expect(() => security(clock, 'x', { dataAead: referenceAegis256x2 })).toThrow(/must compute ChaCha20-Poly1305/);
   });
 
   it('simultaneous open: two crossing handshakes give two independent sessions', () => {

@@ -30,7 +30,7 @@ import type {
 import { AeadDataSession } from './aead-data-session.js';
 import { BufferViews } from './buffer-views.js';
 import { DATA_CIPHER_NAMES, sodiumDataAead, type DataAead } from './data-aead.js';
-import { AEGIS256_FEATURE } from './aegis256.js';
+import { AEGIS256X2_FEATURE } from './aegis256x2.js';
 import { ControlCipher } from './control-cipher.js';
 import { HandshakeError } from './errors.js';
 import {
@@ -81,10 +81,10 @@ export interface PasswordSecurityOptions {
   /** The data plane's ChaCha20-Poly1305 for every data session made here. @default `sodiumDataAead(views)` */
   dataAead?: DataAead;
   /**
-   * AEGIS-256 (a `DataAead` computing 'aegis-256' that passed `checkAegis256`): offered in every hello, and used on
-   * connections whose remote offers it too. @default none: ChaCha20-Poly1305 only
+   * AEGIS-256X2 (a `DataAead` computing 'aegis-256x2' that passed `checkAegis256x2`): offered in every hello, and
+   * used on connections whose remote offers it too. @default none: ChaCha20-Poly1305 only
    */
-  aegis256?: DataAead;
+  aegis256x2?: DataAead;
 }
 
 interface ResolvedOptions {
@@ -94,7 +94,7 @@ interface ResolvedOptions {
   rekeyCheckMs: number;
   replayWindow: number;
   dataAead: DataAead;
-  aegis256: DataAead | undefined;
+  aegis256x2: DataAead | undefined;
 }
 
 /**
@@ -120,10 +120,10 @@ export class PasswordSecurity implements ConnectionSecurity {
       replayWindow: options.replayWindow ?? DEFAULT_REPLAY_WINDOW,
       // `views: null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
       dataAead: options.dataAead ?? sodiumDataAead(options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0))),
-      aegis256: options.aegis256,
+      aegis256x2: options.aegis256x2,
     };
     if (this.options.dataAead.cipher !== 'chacha20-poly1305') throw new RangeError(`dataAead must compute ChaCha20-Poly1305, not ${this.options.dataAead.cipher}`);
-    if (options.aegis256 !== undefined && options.aegis256.cipher !== 'aegis-256') throw new RangeError(`aegis256 computes ${options.aegis256.cipher}`);
+    if (options.aegis256x2 !== undefined && options.aegis256x2.cipher !== 'aegis-256x2') throw new RangeError(`aegis256x2 computes ${options.aegis256x2.cipher}`);
     const stretched = stretchPassword(options.password, {
       ...(options.passwordOpsLimit !== undefined && { opsLimit: options.passwordOpsLimit }),
       ...(options.passwordMemLimitBytes !== undefined && { memLimitBytes: options.passwordMemLimitBytes }),
@@ -159,7 +159,7 @@ class PasswordHandshake implements SecurityHandshake {
   ) {
     this.ephemeral = generateEphemeral();
     this.publicKey = new Uint8Array(this.ephemeral.publicKey);
-    this.features = options.aegis256 ? [AEGIS256_FEATURE] : [];
+    this.features = options.aegis256x2 ? [AEGIS256X2_FEATURE] : [];
   }
 
   derive(params: DeriveParams): SecureSession {
@@ -170,9 +170,9 @@ class PasswordHandshake implements SecurityHandshake {
       shared = sharedSecret(this.ephemeral.secretKey, params.remotePublicKey);
       const local = this.ephemeral.publicKey;
       const remote = Buffer.from(params.remotePublicKey);
-      // AEGIS-256 when both hellos offer it, else ChaCha20-Poly1305: the same answer on both sides.
-      const aegis = this.options.aegis256;
-      const aead = aegis && params.remoteFeatures?.includes(AEGIS256_FEATURE) ? aegis : this.options.dataAead;
+      // AEGIS-256X2 when both hellos offer it, else ChaCha20-Poly1305: the same answer on both sides.
+      const aegis = this.options.aegis256x2;
+      const aead = aegis && params.remoteFeatures?.includes(AEGIS256X2_FEATURE) ? aegis : this.options.dataAead;
       const transcript = transcriptHash({
         dataCipher: aead.cipher,
         protocolVersion: params.protocolVersion,

@@ -92,7 +92,7 @@ export class Daemon implements WeftControl {
             // short interval (tests) needs a short overlap too.
             overlapMs: Math.min(10_000, config.rekeyIntervalMs / 2),
             dataAead: aeads.chacha,
-            ...(aeads.aegis256 && { aegis256: aeads.aegis256 }),
+            ...(aeads.aegis256x2 && { aegis256x2: aeads.aegis256x2 }),
           },
         );
       }

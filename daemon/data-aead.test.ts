@@ -100,18 +100,19 @@ describe('pickDataAeads', () => {
     ({
       aeadSeal: aead.seal,
       aeadOpen: aead.open,
-      aegis256Supported: () => aegis !== undefined,
-      aegis256Seal: aegis?.seal,
-      aegis256Open: aegis?.open,
+      aegis256x2Implementation: () => (aegis !== undefined ? 'aes-ni' : ''),
+      aegis256x2Seal: aegis?.seal,
+      aegis256x2Open: aegis?.open,
     }) as unknown as Native;
 
-  it.skipIf(!isBuilt)('takes the native code when it passes its checks, offers AEGIS-256 on this CPU, and says so', () => {
+  it.skipIf(!isBuilt)('takes the native code when it passes its checks, offers AEGIS-256X2 on this CPU, and says so', () => {
     const { log, lines } = createMemoryLogger();
     const native = loadNative();
     const aeads = pickDataAeads(native, log, {});
+    const implementation = native.aegis256x2Implementation();
     expect(aeads.chacha.name).toBe('openssl');
-    expect(aeads.aegis256?.name).toBe(native.aegis256Supported() ? 'aes-ni' : undefined);
-    const says = native.aegis256Supported() ? /AEGIS-256 \(aes-ni\) or ChaCha20-Poly1305 \(openssl\)/ : /ChaCha20-Poly1305 \(openssl\)/;
+    expect(aeads.aegis256x2?.name).toBe(implementation === '' ? undefined : implementation);
+    const says = implementation !== '' ? new RegExp(`AEGIS-256X2 \\(${implementation}\\) or ChaCha20-Poly1305 \\(openssl\\)`) : /ChaCha20-Poly1305 \(openssl\)/;
     expect(lines().some((e) => says.test(String(e.msg)))).toBe(true);
   });
 
@@ -121,18 +122,18 @@ describe('pickDataAeads', () => {
     expect(lines().some((e) => e.level === 40 && /failed its check against libsodium \(seal failed/.test(String(e.msg)))).toBe(true);
   });
 
-  it('does not offer an AEGIS-256 that fails its known-answer tests, and says which', () => {
+  it('does not offer an AEGIS-256X2 that fails its known-answer tests, and says which', () => {
     const { log, lines } = createMemoryLogger();
     const wrong = { seal: () => -1, open: () => -1 };
-    expect(pickDataAeads(fakeNative(sodiumDataAead(), wrong), log, {}).aegis256).toBeUndefined();
-    expect(lines().some((e) => e.level === 40 && /AEGIS-256 failed its known-answer tests \(Test Vector 1: seal failed/.test(String(e.msg)))).toBe(true);
+    expect(pickDataAeads(fakeNative(sodiumDataAead(), wrong), log, {}).aegis256x2).toBeUndefined();
+    expect(lines().some((e) => e.level === 40 && /AEGIS-256X2 failed its known-answer tests \(Test Vector 1: seal failed/.test(String(e.msg)))).toBe(true);
   });
 
   it('offers ChaCha20-Poly1305 only when told to, or when there is no addon or no AES', () => {
     const log = createMemoryLogger().log;
     expect(pickDataAeads(fakeNative(broken), log, { WEFT_DATA_AEAD: 'sodium' })).toEqual({ chacha: expect.objectContaining({ name: 'sodium-native' }) });
     expect(pickDataAeads(undefined, log, {})).toEqual({ chacha: expect.objectContaining({ name: 'sodium-native' }) });
-    expect(pickDataAeads(fakeNative(sodiumDataAead()), log, {}).aegis256).toBeUndefined();
-    if (isBuilt) expect(pickDataAeads(loadNative(), log, { WEFT_DATA_AEAD: 'chacha' }).aegis256).toBeUndefined();
+    expect(pickDataAeads(fakeNative(sodiumDataAead()), log, {}).aegis256x2).toBeUndefined();
+    if (isBuilt) expect(pickDataAeads(loadNative(), log, { WEFT_DATA_AEAD: 'chacha' }).aegis256x2).toBeUndefined();
   });
 });

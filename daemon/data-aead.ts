@@ -4,13 +4,14 @@
  *   - ChaCha20-Poly1305, always: the native addon's (OpenSSL inside Node, with AVX-512 code) when it is there and
  *     agrees byte for byte with libsodium's, else libsodium's through sodium-native. Both compute the same function,
  *     so that choice is local.
- *   - AEGIS-256, when the addon runs it on this CPU (AES instructions) and it passes its known-answer tests
- *     (crypto/aegis256.ts). Offered in every hello; a connection uses it when the remote offers it too.
+ *   - AEGIS-256X2, when the addon runs it on this CPU (AES instructions, 256-bit VAES when there) and it passes its
+ *     known-answer tests (crypto/aegis256x2.ts). Offered in every hello; a connection uses it when the remote offers
+ *     it too.
  *
  * `WEFT_DATA_AEAD=chacha` offers ChaCha20-Poly1305 only; `WEFT_DATA_AEAD=sodium` also computes it with libsodium
  * (to compare implementations in a benchmark, or to rule the native code out).
  */
-import { checkAegis256 } from '../crypto/aegis256.js';
+import { checkAegis256x2 } from '../crypto/aegis256x2.js';
 import { BufferViews } from '../crypto/buffer-views.js';
 import { AEGIS256_NONCE_BYTES, DATA_CIPHER_NAMES, DATA_NONCE_BYTES, crossCheckDataAead, sodiumDataAead, type DataAead } from '../crypto/data-aead.js';
 import type { WeftNative } from '../native/addon.js';
@@ -21,22 +22,28 @@ export function nativeDataAead(native: WeftNative): DataAead {
   return { name: 'openssl', cipher: 'chacha20-poly1305', nonceBytes: DATA_NONCE_BYTES, seal: native.aeadSeal, open: native.aeadOpen };
 }
 
-/** The addon's AEGIS-256 as a `DataAead`. */
-export function nativeAegis256(native: WeftNative): DataAead {
-  return { name: 'aes-ni', cipher: 'aegis-256', nonceBytes: AEGIS256_NONCE_BYTES, seal: native.aegis256Seal, open: native.aegis256Open };
+/** The addon's AEGIS-256X2 as a `DataAead`, named after the instructions that compute it ('vaes' or 'aes-ni'). */
+export function nativeAegis256x2(native: WeftNative): DataAead {
+  return {
+    name: native.aegis256x2Implementation() || 'unsupported',
+    cipher: 'aegis-256x2',
+    nonceBytes: AEGIS256_NONCE_BYTES,
+    seal: native.aegis256x2Seal,
+    open: native.aegis256x2Open,
+  };
 }
 
 export interface DataAeads {
   /** ChaCha20-Poly1305: every router has it. */
   chacha: DataAead;
-  /** AEGIS-256 when this router offers it. */
-  aegis256?: DataAead;
+  /** AEGIS-256X2 when this router offers it. */
+  aegis256x2?: DataAead;
 }
 
-/** What `weft status` says of the data ciphers, e.g. 'AEGIS-256 (aes-ni) or ChaCha20-Poly1305 (openssl)'. */
+/** What `weft status` says of the data ciphers, e.g. 'AEGIS-256X2 (vaes) or ChaCha20-Poly1305 (openssl)'. */
 export function describeDataAeads(aeads: DataAeads): string {
   const one = (a: DataAead): string => `${DATA_CIPHER_NAMES[a.cipher]} (${a.name})`;
-  return aeads.aegis256 ? `${one(aeads.aegis256)} or ${one(aeads.chacha)}` : one(aeads.chacha);
+  return aeads.aegis256x2 ? `${one(aeads.aegis256x2)} or ${one(aeads.chacha)}` : one(aeads.chacha);
 }
 
 /**
@@ -45,8 +52,8 @@ export function describeDataAeads(aeads: DataAeads): string {
  */
 export function pickDataAeads(native: WeftNative | undefined, log: Logger, env: NodeJS.ProcessEnv = process.env): DataAeads {
   const chacha = pickChacha(native, log, env);
-  const aegis256 = pickAegis256(native, log, env);
-  const aeads = aegis256 ? { chacha, aegis256 } : { chacha };
+  const aegis256x2 = pickAegis256x2(native, log, env);
+  const aeads = aegis256x2 ? { chacha, aegis256x2 } : { chacha };
   log.info({ ciphers: describeDataAeads(aeads) }, `data encryption: ${describeDataAeads(aeads)}`);
   return aeads;
 }
@@ -63,16 +70,16 @@ function pickChacha(native: WeftNative | undefined, log: Logger, env: NodeJS.Pro
   return candidate;
 }
 
-function pickAegis256(native: WeftNative | undefined, log: Logger, env: NodeJS.ProcessEnv): DataAead | undefined {
+function pickAegis256x2(native: WeftNative | undefined, log: Logger, env: NodeJS.ProcessEnv): DataAead | undefined {
   if (env.WEFT_DATA_AEAD === 'sodium' || env.WEFT_DATA_AEAD === 'chacha' || native === undefined) return undefined;
-  if (!native.aegis256Supported()) {
-    log.info('AEGIS-256 not offered: this CPU has no AES instructions (or this is not x86-64)');
+  if (native.aegis256x2Implementation() === '') {
+    log.info('AEGIS-256X2 not offered: this CPU has no AES instructions (or this is not x86-64)');
     return undefined;
   }
-  const candidate = nativeAegis256(native);
-  const problem = checkAegis256(candidate);
+  const candidate = nativeAegis256x2(native);
+  const problem = checkAegis256x2(candidate);
   if (problem !== undefined) {
-    log.warn({ problem }, `AEGIS-256 failed its known-answer tests (${problem}): not offering it`);
+    log.warn({ problem }, `AEGIS-256X2 failed its known-answer tests (${problem}): not offering it`);
     return undefined;
   }
   return candidate;

@@ -169,19 +169,21 @@ export interface WeftNative {
    */
   aeadOpen(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
   /**
-   * AEGIS-256 (draft-irtf-cfrg-aegis-aead, 16-byte tag) in place with the CPU's AES instructions: encrypt
-   * `buffer[bodyOffset, +bodyLength)`, write the tag after it, authenticate `buffer[adOffset, +adLength)` (which must
-   * not overlap the body). Returns `bodyLength + 16`, or -1 when a range does not fit. `nonce` and `key` are 32
-   * bytes. Throws ENOTSUP unless `aegis256Supported()`.
+   * AEGIS-256X2 (draft-irtf-cfrg-aegis-aead, "AEGIS-256X" of degree 2, 16-byte tag) in place with the CPU's AES
+   * instructions: encrypt `buffer[bodyOffset, +bodyLength)`, write the tag after it, authenticate
+   * `buffer[adOffset, +adLength)` (which must not overlap the body). Returns `bodyLength + 16`, or -1 when a range
+   * does not fit. `nonce` and `key` are 32 bytes. Throws ENOTSUP when `aegis256x2Implementation()` is ''.
    */
-  aegis256Seal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
+  aegis256x2Seal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
   /**
    * Decrypt `buffer[bodyOffset, +sealedLength - 16)` in place and check the tag after it. Returns the plaintext
    * length, or -1 when it is not authentic (the body is then zeroed) or a range does not fit.
    */
-  aegis256Open(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
-  /** True when this build and CPU run AEGIS-256 (x86-64 with AES-NI). */
-  aegis256Supported(): boolean;
+  aegis256x2Open(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
+  /** What computes AEGIS-256X2 on this CPU: 'vaes' (256-bit AES instructions), 'aes-ni', or '' (it cannot). */
+  aegis256x2Implementation(): '' | 'aes-ni' | 'vaes';
+  /** Tests only: run the 'aes-ni' code although the CPU has VAES (or back). Returns what runs now. */
+  aegis256x2Use(implementation: 'aes-ni' | 'vaes'): '' | 'aes-ni' | 'vaes';
   /** Busy-poll counters of this thread. */
   busyPollStats(): BusyPollStats;
   /**

@@ -149,9 +149,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"busyPollStats", NULL, weft_busy_poll_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"aeadSeal", NULL, weft_aead_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"aeadOpen", NULL, weft_aead_open, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"aegis256Seal", NULL, weft_aegis256_seal, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"aegis256Open", NULL, weft_aegis256_open, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"aegis256Supported", NULL, weft_aegis256_supported, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aegis256x2Seal", NULL, weft_aegis256x2_seal, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aegis256x2Open", NULL, weft_aegis256x2_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aegis256x2Implementation", NULL, weft_aegis256x2_implementation, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"aegis256x2Use", NULL, weft_aegis256x2_use, NULL, NULL, NULL, napi_enumerable, NULL},
       {"copyBytes", NULL, weft_copy_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fdClose", NULL, weft_fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

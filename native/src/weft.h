@@ -114,9 +114,10 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info);
 napi_value weft_fd_close(napi_env env, napi_callback_info info);
 napi_value weft_aead_seal(napi_env env, napi_callback_info info);
 napi_value weft_aead_open(napi_env env, napi_callback_info info);
-napi_value weft_aegis256_seal(napi_env env, napi_callback_info info);
-napi_value weft_aegis256_open(napi_env env, napi_callback_info info);
-napi_value weft_aegis256_supported(napi_env env, napi_callback_info info);
+napi_value weft_aegis256x2_seal(napi_env env, napi_callback_info info);
+napi_value weft_aegis256x2_open(napi_env env, napi_callback_info info);
+napi_value weft_aegis256x2_implementation(napi_env env, napi_callback_info info);
+napi_value weft_aegis256x2_use(napi_env env, napi_callback_info info);
 void weft_aead_init(napi_env env);
 
 #endif

@@ -1,11 +1,14 @@
 /**
- * A reference AEGIS-256 AEAD with 128-bit tags, written from draft-irtf-cfrg-aegis-aead ("The AEGIS-256 Algorithm")
- * and FIPS-197 section 5 (the AES round), for tests only: it is the slow, obviously correct model that the native C
- * implementation is property-tested against.
+ * A reference AEGIS-256 AEAD, and its parallel mode AEGIS-256X of degree D (AEGIS-256X2 is D = 2), with 128-bit
+ * tags, written from draft-irtf-cfrg-aegis-aead ("The AEGIS-256 Algorithm" and "Parallel Modes", "AEGIS-256X") and
+ * FIPS-197 section 5 (the AES round), for tests only: it is the slow, obviously correct model that the native C
+ * implementations are property-tested against.
  *
  * It is slow on purpose. Every function mirrors one pseudocode block of the draft, blocks are fresh 16-byte arrays,
  * the AES round works byte by byte on the FIPS-197 state, and the S-box is computed from its definition (inverse in
  * GF(2^8), then the affine transform) rather than pasted, so nothing here has to be trusted as an opaque table.
+ * AEGIS-256 and AEGIS-256X are written out separately (the draft's two sets of pseudocode), so that the draft's
+ * statement "AEGIS-256X with a degree of 1 is identical to AEGIS-256" is something the tests check rather than assume.
  * The tag comparison is not constant time; no secret ever meets an attacker in a test. Never use this in weft proper.
  */
 
@@ -117,17 +120,20 @@ function and(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** ZeroPad(x, 128): `x` with zeros appended up to a multiple of 16 bytes; an empty `x` stays empty. */
-function zeroPad(x: Uint8Array): Uint8Array {
-  const padded = new Uint8Array(Math.ceil(x.length / BLOCK_BYTES) * BLOCK_BYTES);
+/**
+ * ZeroPad(x, n): `x` with zeros appended up to a multiple of `n` bits (`sizeBytes` bytes, 16 unless given);
+ * an empty `x` stays empty.
+ */
+function zeroPad(x: Uint8Array, sizeBytes = BLOCK_BYTES): Uint8Array {
+  const padded = new Uint8Array(Math.ceil(x.length / sizeBytes) * sizeBytes);
   padded.set(x);
   return padded;
 }
 
-/** Split(x, 128): the whole 16-byte blocks of `x`, ignoring a partial last block. */
-function split(x: Uint8Array): Uint8Array[] {
+/** Split(x, n): the whole `n`-bit blocks of `x` (`sizeBytes` bytes, 16 unless given), ignoring a partial last one. */
+function split(x: Uint8Array, sizeBytes = BLOCK_BYTES): Uint8Array[] {
   const blocks: Uint8Array[] = [];
-  for (let at = 0; at + BLOCK_BYTES <= x.length; at += BLOCK_BYTES) blocks.push(x.slice(at, at + BLOCK_BYTES));
+  for (let at = 0; at + sizeBytes <= x.length; at += sizeBytes) blocks.push(x.slice(at, at + sizeBytes));
   return blocks;
 }
 
@@ -291,25 +297,279 @@ export function aegis256UpdateForTest(state: readonly Uint8Array[], m: Uint8Arra
   return s;
 }
 
-/** The reference as a `DataAead` (copies in and out of the buffer ranges). */
-export const referenceAegis256: DataAead = {
-  name: 'reference',
-  cipher: 'aegis-256',
-  nonceBytes: AEGIS256_NONCE_BYTES,
-  seal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key) {
-    if (bodyOffset + bodyLength + 16 > buffer.length || adOffset + adLength > buffer.length) return -1;
-    const { ct, tag } = aegis256Encrypt(buffer.subarray(bodyOffset, bodyOffset + bodyLength), buffer.subarray(adOffset, adOffset + adLength), key, nonce);
-    buffer.set(ct, bodyOffset);
-    buffer.set(tag, bodyOffset + bodyLength);
-    return bodyLength + 16;
-  },
-  open(buffer, adOffset, adLength, bodyOffset, sealedLength, nonce, key) {
-    if (sealedLength < 16 || bodyOffset + sealedLength > buffer.length || adOffset + adLength > buffer.length) return -1;
-    const bodyLength = sealedLength - 16;
-    const ct = buffer.subarray(bodyOffset, bodyOffset + bodyLength);
-    const msg = aegis256Decrypt(ct, buffer.subarray(bodyOffset + bodyLength, bodyOffset + sealedLength), buffer.subarray(adOffset, adOffset + adLength), key, nonce);
-    if (msg === null) return -1;
-    buffer.set(msg, bodyOffset);
-    return bodyLength;
-  },
-};
+// ---------------------------------------------------------------------------------------------------------------
+// AEGIS-256X of degree D, following the draft's "Parallel Modes" pseudocode block by block. The state is a vector of
+// D AEGIS-256 states; V[j][i] is the j-th 16-byte AES block of the i-th state (the draft's V[j,i]), j in [0, 6),
+// i in [0, D). The rate R is 128 * D bits: Absorb, Enc, Dec and DecPartial each take R bits per Update.
+
+/** V[j][i]: six rows of D lanes. */
+type VectorState = Uint8Array[][];
+
+/** The largest degree whose highest lane index D - 1 still fits the one byte ctx[i] gives it. */
+const MAX_DEGREE = 256;
+
+/** R in bytes: 128 * D bits. */
+const rateBytes = (degree: number): number => BLOCK_BYTES * degree;
+
+/** The degree D of a state: the number of lanes in a row. */
+const degreeOf = (v: VectorState): number => v[0]!.length;
+
+/** `block` repeated D times, the draft's `x_v = x_v || x` loops. */
+function repeatForLanes(block: Uint8Array, degree: number): Uint8Array {
+  return concat(Array.from({ length: degree }, () => block));
+}
+
+/** Update(M): `m` is R bits, split into one 128-bit block per lane; every lane is an AEGIS-256 Update. */
+function updateX(v: VectorState, m: Uint8Array): void {
+  const degree = degreeOf(v);
+  const mi = split(m);
+  if (m.length !== rateBytes(degree) || mi.length !== degree) throw new Error('AEGIS-256X Update takes R bits');
+  for (let i = 0; i < degree; i++) {
+    const next = [
+      aesRound(v[5]![i]!, xor(v[0]![i]!, mi[i]!)),
+      aesRound(v[0]![i]!, v[1]![i]!),
+      aesRound(v[1]![i]!, v[2]![i]!),
+      aesRound(v[2]![i]!, v[3]![i]!),
+      aesRound(v[3]![i]!, v[4]![i]!),
+      aesRound(v[4]![i]!, v[5]![i]!),
+    ];
+    for (let j = 0; j < 6; j++) v[j]![i] = next[j]!;
+  }
+}
+
+/** ctx[i] = ZeroPad(Byte(i) || Byte(D - 1), 128): the context separator of lane i. */
+function contextSeparator(i: number, degree: number): Uint8Array {
+  const ctx = new Uint8Array(BLOCK_BYTES);
+  ctx[0] = i;
+  ctx[1] = degree - 1;
+  return ctx;
+}
+
+/** Init(key, nonce): D AEGIS-256 initial states, the lanes told apart by ctx[i] added before every Update. */
+function initX(degree: number, key: Uint8Array, nonce: Uint8Array): VectorState {
+  const [k0, k1] = split(key) as [Uint8Array, Uint8Array];
+  const [n0, n1] = split(nonce) as [Uint8Array, Uint8Array];
+
+  const v: VectorState = Array.from({ length: 6 }, () => []);
+  for (let i = 0; i < degree; i++) {
+    v[0]![i] = xor(k0, n0);
+    v[1]![i] = xor(k1, n1);
+    v[2]![i] = C1.slice();
+    v[3]![i] = C0.slice();
+    v[4]![i] = xor(k0, C0);
+    v[5]![i] = xor(k1, C1);
+  }
+
+  const k0v = repeatForLanes(k0, degree);
+  const k1v = repeatForLanes(k1, degree);
+  const k0n0v = repeatForLanes(xor(k0, n0), degree);
+  const k1n1v = repeatForLanes(xor(k1, n1), degree);
+
+  const ctx = Array.from({ length: degree }, (_, i) => contextSeparator(i, degree));
+  const addContext = (): void => {
+    for (let i = 0; i < degree; i++) {
+      v[3]![i] = xor(v[3]![i]!, ctx[i]!);
+      v[5]![i] = xor(v[5]![i]!, ctx[i]!);
+    }
+  };
+
+  for (let round = 0; round < 4; round++) {
+    addContext();
+    updateX(v, k0v);
+    addContext();
+    updateX(v, k1v);
+    addContext();
+    updateX(v, k0n0v);
+    addContext();
+    updateX(v, k1n1v);
+  }
+  return v;
+}
+
+/** Absorb(ai): `ai` is R bits. */
+function absorbX(v: VectorState, ai: Uint8Array): void {
+  updateX(v, ai);
+}
+
+/** z = z || (V[1,i] ^ V[4,i] ^ V[5,i] ^ (V[2,i] & V[3,i])) over the lanes: R bits of keystream. */
+function keystreamX(v: VectorState): Uint8Array {
+  const lanes: Uint8Array[] = [];
+  for (let i = 0; i < degreeOf(v); i++) {
+    lanes.push(xor(xor(xor(v[1]![i]!, v[4]![i]!), v[5]![i]!), and(v[2]![i]!, v[3]![i]!)));
+  }
+  return concat(lanes);
+}
+
+/** Enc(xi): `xi` is R bits. */
+function encX(v: VectorState, xi: Uint8Array): Uint8Array {
+  const z = keystreamX(v);
+  updateX(v, xi);
+  return xor(xi, z);
+}
+
+/** Dec(ci): `ci` is R bits. */
+function decX(v: VectorState, ci: Uint8Array): Uint8Array {
+  const z = keystreamX(v);
+  const xi = xor(ci, z);
+  updateX(v, xi);
+  return xi;
+}
+
+/** DecPartial(cn): `cn` is shorter than R bits; the padding bytes of the decryption are zeroed before Update. */
+function decPartialX(v: VectorState, cn: Uint8Array): Uint8Array {
+  const r = rateBytes(degreeOf(v));
+  const z = keystreamX(v);
+  const t = zeroPad(cn, r);
+  const out = xor(t, z);
+  const xn = out.slice(0, cn.length);
+  const padded = zeroPad(xn, r); // the draft's ZeroPad(xn, 128 * D), which is R for AEGIS-256X
+  updateX(v, padded);
+  return xn;
+}
+
+/** Finalize(ad_len_bits, msg_len_bits) with tag_len_bits = 128: the XOR of the D lanes' AEGIS-256 tags. */
+function finalizeX(v: VectorState, adLenBytes: number, msgLenBytes: number): Uint8Array {
+  const degree = degreeOf(v);
+  const u = concat([le64(BigInt(adLenBytes) * 8n), le64(BigInt(msgLenBytes) * 8n)]);
+  const t = concat(Array.from({ length: degree }, (_, i) => xor(v[3]![i]!, u)));
+  for (let round = 0; round < 7; round++) updateX(v, t);
+  let tag: Uint8Array = new Uint8Array(TAG_BYTES);
+  for (let i = 0; i < degree; i++) {
+    let ti: Uint8Array = new Uint8Array(TAG_BYTES);
+    for (let j = 0; j < 6; j++) ti = xor(ti, v[j]![i]!);
+    tag = xor(tag, ti);
+  }
+  return tag;
+}
+
+function checkDegree(degree: number): void {
+  if (!Number.isInteger(degree) || degree < 1 || degree > MAX_DEGREE) {
+    throw new RangeError(`AEGIS-256X degree must be an integer in [1, ${MAX_DEGREE}], got ${degree}`);
+  }
+}
+
+/**
+ * AEGIS-256X Encrypt(msg, ad, key, nonce) of degree `degree` (D; 2 is AEGIS-256X2, 1 is AEGIS-256) with a 128-bit tag.
+ * `degree` is an integer in [1, 256] and `key` and `nonce` are 32 bytes each (RangeError otherwise). Inputs are not
+ * modified; `ct` (same length as `msg`) and `tag` (16 bytes) are new arrays owned by the caller.
+ */
+export function aegis256xEncrypt(
+  degree: number,
+  msg: Uint8Array,
+  ad: Uint8Array,
+  key: Uint8Array,
+  nonce: Uint8Array,
+): { ct: Uint8Array; tag: Uint8Array } {
+  checkDegree(degree);
+  checkKeyAndNonce(key, nonce);
+  const r = rateBytes(degree);
+  const v = initX(degree, key, nonce);
+  for (const ai of split(zeroPad(ad, r), r)) absorbX(v, ai);
+  const ctBlocks: Uint8Array[] = [];
+  for (const xi of split(zeroPad(msg, r), r)) ctBlocks.push(encX(v, xi));
+  const tag = finalizeX(v, ad.length, msg.length);
+  const ct = concat(ctBlocks).slice(0, msg.length);
+  return { ct, tag };
+}
+
+/**
+ * AEGIS-256X Decrypt(ct, tag, ad, key, nonce) of degree `degree` with a 128-bit tag.
+ * Returns the plaintext (a new array the caller owns) or null when `tag` does not verify, including when it is not
+ * 16 bytes long. `degree` is an integer in [1, 256] and `key` and `nonce` are 32 bytes each (RangeError otherwise).
+ * Inputs are not modified.
+ */
+export function aegis256xDecrypt(
+  degree: number,
+  ct: Uint8Array,
+  tag: Uint8Array,
+  ad: Uint8Array,
+  key: Uint8Array,
+  nonce: Uint8Array,
+): Uint8Array | null {
+  checkDegree(degree);
+  checkKeyAndNonce(key, nonce);
+  const r = rateBytes(degree);
+  const v = initX(degree, key, nonce);
+  for (const ai of split(zeroPad(ad, r), r)) absorbX(v, ai);
+  const msgParts: Uint8Array[] = [];
+  // ct_blocks = Split(ct, R), cn = Tail(ct, |ct| mod R): whole R-bit blocks to Dec, the tail to DecPartial alone.
+  for (const ci of split(ct, r)) msgParts.push(decX(v, ci));
+  const tailBytes = ct.length % r;
+  if (tailBytes !== 0) msgParts.push(decPartialX(v, ct.slice(ct.length - tailBytes)));
+  const msg = concat(msgParts);
+  const expectedTag = finalizeX(v, ad.length, msg.length);
+  if (tag.length !== TAG_BYTES || !expectedTag.every((byte, i) => byte === tag[i])) {
+    msg.fill(0);
+    return null;
+  }
+  return msg;
+}
+
+/** AEGIS-256X2 Encrypt: `aegis256xEncrypt` with D = 2. */
+export function aegis256x2Encrypt(
+  msg: Uint8Array,
+  ad: Uint8Array,
+  key: Uint8Array,
+  nonce: Uint8Array,
+): { ct: Uint8Array; tag: Uint8Array } {
+  return aegis256xEncrypt(2, msg, ad, key, nonce);
+}
+
+/** AEGIS-256X2 Decrypt: `aegis256xDecrypt` with D = 2. */
+export function aegis256x2Decrypt(
+  ct: Uint8Array,
+  tag: Uint8Array,
+  ad: Uint8Array,
+  key: Uint8Array,
+  nonce: Uint8Array,
+): Uint8Array | null {
+  return aegis256xDecrypt(2, ct, tag, ad, key, nonce);
+}
+
+/**
+ * The AEGIS-256X state right after Init(key, nonce), exposed only so a test can check the draft's "Initial State"
+ * vectors. Returns V as new arrays: `result[j][i]` is V[j,i], block j (0..5) of lane i (0..D-1).
+ */
+export function aegis256xInitForTest(degree: number, key: Uint8Array, nonce: Uint8Array): Uint8Array[][] {
+  checkDegree(degree);
+  checkKeyAndNonce(key, nonce);
+  return initX(degree, key, nonce);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The references as `DataAead`s.
+
+/** A `DataAead` over an encrypt/decrypt pair with 16-byte tags (copies in and out of the buffer ranges). */
+function referenceDataAead(
+  cipher: DataAead['cipher'],
+  encrypt: (msg: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array) => { ct: Uint8Array; tag: Uint8Array },
+  decrypt: (ct: Uint8Array, tag: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array) => Uint8Array | null,
+): DataAead {
+  return {
+    name: 'reference',
+    cipher,
+    nonceBytes: AEGIS256_NONCE_BYTES,
+    seal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key) {
+      if (bodyOffset + bodyLength + 16 > buffer.length || adOffset + adLength > buffer.length) return -1;
+      const { ct, tag } = encrypt(buffer.subarray(bodyOffset, bodyOffset + bodyLength), buffer.subarray(adOffset, adOffset + adLength), key, nonce);
+      buffer.set(ct, bodyOffset);
+      buffer.set(tag, bodyOffset + bodyLength);
+      return bodyLength + 16;
+    },
+    open(buffer, adOffset, adLength, bodyOffset, sealedLength, nonce, key) {
+      if (sealedLength < 16 || bodyOffset + sealedLength > buffer.length || adOffset + adLength > buffer.length) return -1;
+      const bodyLength = sealedLength - 16;
+      const ct = buffer.subarray(bodyOffset, bodyOffset + bodyLength);
+      const msg = decrypt(ct, buffer.subarray(bodyOffset + bodyLength, bodyOffset + sealedLength), buffer.subarray(adOffset, adOffset + adLength), key, nonce);
+      if (msg === null) return -1;
+      buffer.set(msg, bodyOffset);
+      return bodyLength;
+    },
+  };
+}
+
+/** The AEGIS-256 reference as a `DataAead` (copies in and out of the buffer ranges). */
+export const referenceAegis256: DataAead = referenceDataAead('aegis-256', aegis256Encrypt, aegis256Decrypt);
+
+/** The AEGIS-256X2 reference as a `DataAead` (copies in and out of the buffer ranges). */
+export const referenceAegis256x2: DataAead = referenceDataAead('aegis-256x2', aegis256x2Encrypt, aegis256x2Decrypt);

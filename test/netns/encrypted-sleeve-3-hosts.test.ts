@@ -2,7 +2,7 @@
  * Encryption on the wire, three real hosts: with a password, nothing a container sends (payload, inner IP header,
  * inner MACs) shows on the underlay; without one, the same marker is there in the clear, which proves the capture
  * would have caught a leak. Each describe has its own hosts. With a password, h3 offers ChaCha20-Poly1305 only
- * (WEFT_DATA_AEAD=chacha), so on a CPU with AES instructions c1 <-> c2 crosses under AEGIS-256 and the pairs with
+ * (WEFT_DATA_AEAD=chacha), so on a CPU with AES instructions c1 <-> c2 crosses under AEGIS-256X2 and the pairs with
  * c3 under ChaCha20-Poly1305: both ciphers are checked on the wire.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +24,8 @@ import {
 } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
-/** Whether routers here offer AEGIS-256 (x86-64 with AES instructions). */
-const hasAes = skip === undefined && loadNative().aegis256Supported();
+/** Whether routers here offer AEGIS-256X2 (x86-64 with AES instructions). */
+const hasAes = skip === undefined && loadNative().aegis256x2Implementation() !== '';
 
 /** Container i's overlay address (inside our namespaces only). */
 const cip = (i: number) => `10.49.1.${i}`;
@@ -119,10 +119,10 @@ describe.skipIf(skip)('encrypted sleeve on 3 hosts (password on every router)', 
       for (const x of established) {
         expect(x.isEncrypted, `h${w.host.index} -> ${x.nickname}`).toBe(true);
         const isAegis = hasAes && w.host.index !== 3 && x.nickname !== 'h3';
-        expect(x.dataCipher, `h${w.host.index} -> ${x.nickname}`).toBe(isAegis ? 'AEGIS-256' : 'ChaCha20-Poly1305');
+        expect(x.dataCipher, `h${w.host.index} -> ${x.nickname}`).toBe(isAegis ? 'AEGIS-256X2' : 'ChaCha20-Poly1305');
       }
       const connections = await w.run(['status', 'connections']);
-      expect(connections).toMatch(w.host.index === 3 || !hasAes ? /encrypted \(ChaCha20-Poly1305\)/ : /encrypted \(AEGIS-256\)/);
+      expect(connections).toMatch(w.host.index === 3 || !hasAes ? /encrypted \(ChaCha20-Poly1305\)/ : /encrypted \(AEGIS-256X2\)/);
     }
   });
 
