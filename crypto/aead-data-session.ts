@@ -177,6 +177,83 @@ export class AeadDataSession implements DataSession {
     return opened;
   }
 
+  /** See `DataSession.sealRun`. Without a run in the AEAD it seals one datagram at a time. */
+  sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, headerBytes: number, firstSeq: number): number {
+    const phase = this.phase;
+    if (!this.hasSendKey[phase] || this.isSendKeyFresh[phase]) return OpenResult.NoKey;
+    // Only numbers nextSeq() handed out for this key: ones taken before a key switch must not be sealed after it.
+    if (!(firstSeq >= 0 && firstSeq + count <= this.seq && count >= 0) || firstSeq !== Math.floor(firstSeq)) return OpenResult.Stale;
+    if (count > offsets.length || count > bodyLengths.length) return OpenResult.Short;
+    const key = this.sendKeys[phase];
+    const aead = this.aead;
+    if (aead.sealRun !== undefined) {
+      writeDataNonce(this.sealNonce, this.sendDirection, phase, firstSeq);
+      return aead.sealRun(buffer, offsets, bodyLengths, count, headerBytes, this.sealNonce, key) < 0 ? OpenResult.Short : count;
+    }
+    for (let i = 0; i < count; i++) {
+      const at = offsets[i]!;
+      if (at + headerBytes + bodyLengths[i]! + AEAD_TAG_BYTES > buffer.length) return OpenResult.Short;
+    }
+    for (let i = 0; i < count; i++) {
+      const at = offsets[i]!;
+      writeDataNonce(this.sealNonce, this.sendDirection, phase, firstSeq + i);
+      aead.seal(buffer, at, headerBytes, at + headerBytes, bodyLengths[i]!, this.sealNonce, key);
+    }
+    return count;
+  }
+
+  /** See `DataSession.checkOpen`. */
+  checkOpen(seq: number, keyPhase: number): number {
+    const phase = keyPhase & 1;
+    if (!this.hasReceiveKeyFlag[phase]) return OpenResult.NoKey;
+    return this.windows[phase]!.check(seq);
+  }
+
+  /** See `DataSession.openRun`. */
+  openRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    sealedLengths: Uint32Array,
+    seqs: Float64Array,
+    count: number,
+    headerBytes: number,
+    keyPhase: number,
+    results: Int32Array,
+  ): void {
+    const phase = keyPhase & 1;
+    if (!this.hasReceiveKeyFlag[phase]) {
+      results.fill(OpenResult.NoKey, 0, count);
+      return;
+    }
+    const key = this.receiveKeys[phase];
+    const aead = this.aead;
+    if (aead.openRun !== undefined) {
+      writeDataNonce(this.openNonce, this.receiveDirection, phase, 0);
+      if (aead.openRun(buffer, offsets, sealedLengths, seqs, count, headerBytes, this.openNonce, key, results) < 0) {
+        results.fill(OpenResult.Short, 0, count);
+        return;
+      }
+    } else {
+      for (let i = 0; i < count; i++) {
+        const at = offsets[i]!;
+        const sealedLength = sealedLengths[i]!;
+        if (sealedLength < AEAD_TAG_BYTES || at + headerBytes + sealedLength > buffer.length) {
+          results[i] = OpenResult.Short;
+          continue;
+        }
+        writeDataNonce(this.openNonce, this.receiveDirection, phase, seqs[i]!);
+        results[i] = aead.open(buffer, at, headerBytes, at + headerBytes, sealedLength, this.openNonce, key);
+      }
+    }
+    // Record what opened; a second copy of one seq within the run is a replay. A forgery never moves the window.
+    const window = this.windows[phase]!;
+    for (let i = 0; i < count; i++) {
+      if (results[i]! < 0) continue; // -1 from an AEAD is OpenResult.BadTag
+      const verdict = window.accept(seqs[i]!);
+      if (verdict !== ReplayCheck.Fresh) results[i] = verdict;
+    }
+  }
+
   /**
    * Put `key` (32 bytes, copied) into the send slot for `phase` without using it yet. Throws if that slot holds the
    * current send key: replacing a key mid-stream would restart nothing and is always a caller bug.

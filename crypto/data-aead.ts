@@ -53,6 +53,29 @@ export interface DataAead {
    * length, or -1 when it is not authentic or a range does not fit (the body then holds no plaintext).
    */
   open(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
+  /**
+   * Optional: `seal` for `count` datagrams under one key in one call. Datagram i has its AD at `offsets[i]`
+   * (`adLength` bytes) and its body of `bodyLengths[i]` bytes right after it; the first takes `nonce`, each next one
+   * the nonce whose last 8 bytes (a big-endian counter) are one more. Returns `count`, or -1 when a range does not
+   * fit (nothing written).
+   */
+  sealRun?(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  /**
+   * Optional: `open` for `count` datagrams under one key in one call, datagram i with the last 8 bytes of `nonce`
+   * set to `seqs[i]` (big-endian). `results[i]`: plaintext length, or -1. Returns `count`, or -1 when a range does
+   * not fit (nothing opened).
+   */
+  openRun?(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    sealedLengths: Uint32Array,
+    seqs: Float64Array,
+    count: number,
+    adLength: number,
+    nonce: Buffer,
+    key: Buffer,
+    results: Int32Array,
+  ): number;
 }
 
 type RawFn = (...args: unknown[]) => number;

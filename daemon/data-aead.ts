@@ -19,7 +19,15 @@ import type { Logger } from '../runtime/logger.js';
 
 /** The addon's ChaCha20-Poly1305 as a `DataAead` (its functions take exactly the `DataAead` arguments). */
 export function nativeDataAead(native: WeftNative): DataAead {
-  return { name: 'openssl', cipher: 'chacha20-poly1305', nonceBytes: DATA_NONCE_BYTES, seal: native.aeadSeal, open: native.aeadOpen };
+  return {
+    name: 'openssl',
+    cipher: 'chacha20-poly1305',
+    nonceBytes: DATA_NONCE_BYTES,
+    seal: native.aeadSeal,
+    open: native.aeadOpen,
+    sealRun: native.aeadSealRun,
+    openRun: native.aeadOpenRun,
+  };
 }
 
 /** The addon's AEGIS-256X2 as a `DataAead`, named after the instructions that compute it ('vaes' or 'aes-ni'). */
@@ -30,6 +38,8 @@ export function nativeAegis256x2(native: WeftNative): DataAead {
     nonceBytes: AEGIS256_NONCE_BYTES,
     seal: native.aegis256x2Seal,
     open: native.aegis256x2Open,
+    sealRun: native.aegis256x2SealRun,
+    openRun: native.aegis256x2OpenRun,
   };
 }
 

@@ -184,6 +184,23 @@ export interface WeftNative {
   aegis256x2Implementation(): '' | 'aes-ni' | 'vaes';
   /** Tests only: run the 'aes-ni' code although the CPU has VAES (or back). Returns what runs now. */
   aegis256x2Use(implementation: 'aes-ni' | 'vaes'): '' | 'aes-ni' | 'vaes';
+  /**
+   * Seal `count` datagrams under one key in one call (ChaCha20-Poly1305, as `aeadSeal` one by one): datagram i has
+   * its AD at `offsets[i]` (`adLength` bytes) and its body of `bodyLengths[i]` bytes right after it, with room for
+   * the tag after that. The first uses `nonce` (12 bytes), each next one the nonce whose last 8 bytes, a big-endian
+   * counter, are one more. Returns `count`, or -1 when a range does not fit (nothing written).
+   */
+  aeadSealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  /**
+   * Open `count` datagrams under one key in one call (as `aeadOpen` one by one), datagram i with the last 8 bytes of
+   * `nonce` set to `seqs[i]` (big-endian). `results[i]` gets the plaintext length, or -1 when it is not authentic.
+   * Returns `count`, or -1 when a range does not fit or a seq is not a u53 (nothing opened).
+   */
+  aeadOpenRun(buffer: Buffer, offsets: Uint32Array, sealedLengths: Uint32Array, seqs: Float64Array, count: number, adLength: number, nonce: Buffer, key: Buffer, results: Int32Array): number;
+  /** `aeadSealRun` for AEGIS-256X2 (32-byte nonce). */
+  aegis256x2SealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  /** `aeadOpenRun` for AEGIS-256X2 (32-byte nonce; a body that fails is zeroed). */
+  aegis256x2OpenRun(buffer: Buffer, offsets: Uint32Array, sealedLengths: Uint32Array, seqs: Float64Array, count: number, adLength: number, nonce: Buffer, key: Buffer, results: Int32Array): number;
   /** Busy-poll counters of this thread. */
   busyPollStats(): BusyPollStats;
   /**

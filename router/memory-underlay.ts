@@ -140,6 +140,9 @@ export interface MemoryUnderlayOptions {
   batchSlots?: number;
 }
 
+/** Claimed datagrams a `MemoryUnderlay` holds before it carries them (a native send batch holds 64). */
+const CLAIM_SLOTS = 16;
+
 export class MemoryUnderlay implements Underlay {
   readonly address: string;
   readonly localPort: number;
@@ -210,35 +213,54 @@ export class MemoryUnderlay implements Underlay {
     this.network.carry(this, buffer, offset, length, to);
   }
 
-  /** One claimed datagram at a time, carried at the next claim, send or flush (as a batch would keep the order). */
-  readonly claimBuffer = Buffer.alloc(65_536);
-  private claimedLength = -1;
-  private claimedTo: Endpoint | null = null;
+  /** See `Underlay.beforeSend`. */
+  beforeSend: (() => void) | null = null;
+  /**
+   * Claimed datagrams wait in `claimBuffer`, back to back like a native send batch, and are carried in order at the
+   * next `send` or `flush`, or when the batch is full (each time after `beforeSend`).
+   */
+  readonly claimBuffer = Buffer.alloc(CLAIM_SLOTS * 2048 + 65_536);
+  private readonly claimedOffsets = new Uint32Array(CLAIM_SLOTS);
+  private readonly claimedLengths = new Uint32Array(CLAIM_SLOTS);
+  private readonly claimedTo: Array<Endpoint | null> = new Array<Endpoint | null>(CLAIM_SLOTS).fill(null);
+  private claimedCount = 0;
+  private claimedBytes = 0;
 
   claim(length: number, to: Endpoint): number {
-    this.carryClaimed();
-    if (this.isStopped || this.onDatagrams === null || length > this.claimBuffer.length) return -1;
-    this.claimedLength = length;
-    this.claimedTo = to;
-    return 0;
+    if (this.isStopped || this.onDatagrams === null || length > 65_536) return -1;
+    if (this.claimedCount === CLAIM_SLOTS || this.claimedBytes + length > this.claimBuffer.length) this.carryClaimed();
+    const i = this.claimedCount++;
+    const at = this.claimedBytes;
+    this.claimedOffsets[i] = at;
+    this.claimedLengths[i] = length;
+    this.claimedTo[i] = to;
+    this.claimedBytes = at + length;
+    return at;
   }
 
   unclaim(): void {
-    this.claimedLength = -1;
-    this.claimedTo = null;
+    if (this.claimedCount === 0) return;
+    const i = --this.claimedCount;
+    this.claimedBytes = this.claimedOffsets[i]!;
+    this.claimedTo[i] = null;
   }
 
   private carryClaimed(): void {
-    const to = this.claimedTo;
-    if (to === null) return;
-    const length = this.claimedLength;
-    this.unclaim();
-    this.sentCount++;
-    this.network.carry(this, this.claimBuffer, 0, length, to);
+    const count = this.claimedCount;
+    if (count === 0) return;
+    this.beforeSend?.();
+    this.claimedCount = 0;
+    this.claimedBytes = 0;
+    for (let i = 0; i < count; i++) {
+      const to = this.claimedTo[i]!;
+      this.claimedTo[i] = null;
+      this.sentCount++;
+      this.network.carry(this, this.claimBuffer, this.claimedOffsets[i]!, this.claimedLengths[i]!, to);
+    }
   }
 
   flush(): void {
-    // Datagrams are handed to the network in send(); only a claimed one waits for this.
+    // Datagrams are handed to the network in send(); only claimed ones wait for this.
     this.carryClaimed();
   }
 

@@ -96,6 +96,8 @@ export class NativeUdpUnderlay implements Underlay {
   private readonly sourceAddrs: Uint32Array;
   private readonly addressNames = new Map<number, string>();
 
+  /** See `Underlay.beforeSend`. */
+  beforeSend: (() => void) | null = null;
   /** The send batch: datagrams packed back to back in `sendBuffer`. */
   private sendBuffer: Buffer = Buffer.alloc(0);
   private readonly sendOffsets: Uint32Array;
@@ -263,6 +265,7 @@ export class NativeUdpUnderlay implements Underlay {
 
   flush(): void {
     if (this.sendCount === 0 || this.fd < 0) return;
+    this.beforeSend?.();
     this.datagramsSent += this.native.udpSendBatch(
       this.fd,
       this.sendBuffer,

@@ -72,6 +72,10 @@ const MAX_PEER_NUMBERS = 4096;
 const MAX_TAG_BYTES = 16;
 /** Room for a heartbeat: header plus the largest tag a session may append. */
 const CONTROL_BUFFER_BYTES = HEADER_BYTES + 256;
+/** Piece datagrams sealed in one call at most (a 64 KiB super-frame is about 45). */
+const SEAL_RUN_MAX = 128;
+/** Received datagrams opened in one call at most. */
+const OPEN_RUN_MAX = 256;
 const TWO_POW_32 = 0x1_0000_0000;
 const TWO_POW_53 = 2 ** 53;
 
@@ -398,6 +402,24 @@ export class Sleeve implements Datapath {
   private readonly controlBuffer = Buffer.alloc(CONTROL_BUFFER_BYTES);
   private readonly icmpBuffer = Buffer.alloc(FRAG_NEEDED_MAX_BYTES);
   private view: View | null = null;
+  /**
+   * Claimed piece datagrams whose headers are written but which are not sealed yet: consecutive sequence numbers of
+   * one session, sealed in one call (`sealPendingRun`) before the underlay sends any of them.
+   */
+  private runSession: DataSession | null = null;
+  private runFirstSeq = 0;
+  private runCount = 0;
+  private readonly runOffsets = new Uint32Array(SEAL_RUN_MAX);
+  private readonly runLengths = new Uint32Array(SEAL_RUN_MAX);
+  /** Received sealed datagrams from one neighbour under one key phase, opened in one call (`openPendingRun`). */
+  private openNeighbour: Neighbour | null = null;
+  private openPhase = 0;
+  private openCount = 0;
+  private readonly openOffsets = new Uint32Array(OPEN_RUN_MAX);
+  private readonly openLengths = new Uint32Array(OPEN_RUN_MAX);
+  private readonly openSeqs = new Float64Array(OPEN_RUN_MAX);
+  private readonly openResults = new Int32Array(OPEN_RUN_MAX);
+  private readonly openTypes = new Uint8Array(OPEN_RUN_MAX);
   /** Neighbours with records pending in this batch; sized by `apply` to hold every neighbour once. */
   private dirty: Neighbour[] = [];
   private dirtyCount = 0;
@@ -415,6 +437,7 @@ export class Sleeve implements Datapath {
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.macs = new MacTable({ expiryMs: options.macExpiryMs ?? 300_000, capacity: options.macTableCapacity ?? 8192 });
+    if (this.underlay.claim !== undefined) this.underlay.beforeSend = this.sealPendingRun;
   }
 
   /** Start the underlay, then the capture, then heartbeats. Idempotent; after `stop()` it does nothing. */
@@ -438,6 +461,8 @@ export class Sleeve implements Datapath {
     this.isRunning = false;
     this.timer?.cancel();
     this.timer = null;
+    this.runCount = 0;
+    this.runSession = null;
     await this.capture.stop();
     await this.underlay.stop();
   }
@@ -722,7 +747,11 @@ export class Sleeve implements Datapath {
   private endPiece(n: Neighbour, d: number, bodyLength: number): boolean {
     const out = this.pieceOut;
     const isClaimed = out !== n.pieceBuffer;
-    const length = this.sealAt(n, out, d, MessageType.Piece, bodyLength);
+    const session = n.session;
+    const length =
+      isClaimed && session !== null && session.sealRun !== undefined
+        ? this.deferSeal(session, out, d, bodyLength)
+        : this.sealAt(n, out, d, MessageType.Piece, bodyLength);
     if (length < 0) {
       if (isClaimed) this.underlay.unclaim?.();
       return false;
@@ -770,44 +799,100 @@ export class Sleeve implements Datapath {
       }
       const flags = buf[off + 1]!;
       let bodyLength = len - HEADER_BYTES;
+      const session = n.session;
       if (isEncryptedFlags(flags)) {
-        if (n.session === null) {
+        if (session === null) {
           s.drop_unexpected_sealed++;
           continue;
         }
-        const r = n.session.open(buf, off, off + HEADER_BYTES, bodyLength, readSeq(buf, off), keyPhaseOf(flags));
+        const seq = readSeq(buf, off);
+        const phase = keyPhaseOf(flags);
+        if (session.openRun !== undefined) {
+          // Opened with the run it joins, in one call; handled then, in arrival order.
+          const verdict = session.checkOpen!(seq, phase);
+          if (verdict < 0) {
+            this.countOpenDrop(verdict);
+            continue;
+          }
+          const k = this.openCount;
+          if (k > 0 && (this.openNeighbour !== n || this.openPhase !== phase || k === OPEN_RUN_MAX)) {
+            if (this.openPendingRun(view!, buf, now)) hasFrames = true;
+          }
+          const j = this.openCount++;
+          this.openNeighbour = n;
+          this.openPhase = phase;
+          this.openOffsets[j] = off;
+          this.openLengths[j] = bodyLength;
+          this.openSeqs[j] = seq;
+          this.openTypes[j] = type;
+          continue;
+        }
+        const r = session.open(buf, off, off + HEADER_BYTES, bodyLength, seq, phase);
         if (r < 0) {
-          if (r === OpenResult.BadTag) s.drop_decrypt++;
-          else if (r === OpenResult.Replay || r === OpenResult.Stale) s.drop_replay++;
-          else if (r === OpenResult.NoKey) s.drop_no_key++;
-          else s.drop_short++;
+          this.countOpenDrop(r);
           continue;
         }
         bodyLength = r;
-      } else if (n.session !== null) {
+      } else if (session !== null) {
         s.drop_cleartext++;
         continue;
       }
-      n.lastHeardMs = now;
-      if (type === MessageType.Frames) {
-        hasFrames = true;
-        this.receiveFrames(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
-      } else if (type === MessageType.Piece) {
-        hasFrames = true;
-        this.receivePiece(view!, n, buf, off + HEADER_BYTES, bodyLength, now);
-      } else if (type === MessageType.Heartbeat) {
-        s.heartbeats_in++;
-        n.lastHeartbeatMs = now;
-        this.sendControl(n, MessageType.HeartbeatAck);
-      } else {
-        s.heartbeat_acks_in++;
-        n.lastAckMs = now;
-      }
+      if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
+      if (this.handle(view!, n, type, buf, off, bodyLength, now)) hasFrames = true;
     }
+    if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
     if (view !== null) this.flushPending();
     this.capture.flush();
     return hasFrames;
   };
+
+  private countOpenDrop(r: number): void {
+    const s = this.stats;
+    if (r === OpenResult.BadTag) s.drop_decrypt++;
+    else if (r === OpenResult.Replay || r === OpenResult.Stale) s.drop_replay++;
+    else if (r === OpenResult.NoKey) s.drop_no_key++;
+    else s.drop_short++;
+  }
+
+  /** Open the pending run of sealed datagrams in `buf` in one call and handle each; true if any carried frames. */
+  private openPendingRun(view: View, buf: Buffer, now: number): boolean {
+    const count = this.openCount;
+    const n = this.openNeighbour!;
+    this.openCount = 0;
+    this.openNeighbour = null;
+    const results = this.openResults;
+    n.session!.openRun!(buf, this.openOffsets, this.openLengths, this.openSeqs, count, HEADER_BYTES, this.openPhase, results);
+    let hasFrames = false;
+    for (let j = 0; j < count; j++) {
+      const r = results[j]!;
+      if (r < 0) this.countOpenDrop(r);
+      else if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, now)) hasFrames = true;
+    }
+    return hasFrames;
+  }
+
+  /** One authentic datagram from `n` (body in the clear at `buf[off + 16]`); true if it carried frames. */
+  private handle(view: View, n: Neighbour, type: number, buf: Buffer, off: number, bodyLength: number, now: number): boolean {
+    const s = this.stats;
+    n.lastHeardMs = now;
+    if (type === MessageType.Frames) {
+      this.receiveFrames(view, n, buf, off + HEADER_BYTES, bodyLength, now);
+      return true;
+    }
+    if (type === MessageType.Piece) {
+      this.receivePiece(view, n, buf, off + HEADER_BYTES, bodyLength, now);
+      return true;
+    }
+    if (type === MessageType.Heartbeat) {
+      s.heartbeats_in++;
+      n.lastHeartbeatMs = now;
+      this.sendControl(n, MessageType.HeartbeatAck);
+    } else {
+      s.heartbeat_acks_in++;
+      n.lastAckMs = now;
+    }
+    return false;
+  }
 
   private receiveFrames(view: View, from: Neighbour, buf: Buffer, bodyOff: number, bodyLength: number, now: number): void {
     const s = this.stats;
@@ -1040,10 +1125,64 @@ export class Sleeve implements Datapath {
     return this.sealAt(n, buffer, 0, type, bodyLength);
   }
 
+  /**
+   * Header for the claimed piece datagram at `out[d]` (body already there), queued to be sealed with the pending
+   * run: it leaves only after `sealPendingRun`, which the underlay calls before it sends anything. Returns the
+   * datagram's sealed length, or -1 (counted) when the tag would not fit.
+   */
+  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number): number {
+    if (d + HEADER_BYTES + bodyLength + session.overheadBytes > out.length) {
+      this.stats.drop_seal++;
+      return -1;
+    }
+    const seq = session.nextSeq();
+    const count = this.runCount;
+    if (count > 0 && (this.runSession !== session || seq !== this.runFirstSeq + count || count === SEAL_RUN_MAX)) {
+      this.sealPendingRun();
+    }
+    if (this.runCount === 0) {
+      this.runSession = session;
+      this.runFirstSeq = seq;
+    }
+    this.writeHeader(out, d, flagsFor(MessageType.Piece, true, session.sendKeyPhase), seq);
+    const i = this.runCount++;
+    this.runOffsets[i] = d;
+    this.runLengths[i] = bodyLength;
+    return HEADER_BYTES + bodyLength + session.overheadBytes;
+  }
+
+  /**
+   * Seal the pending run of claimed piece datagrams in one call. The underlay calls this before it sends (so it
+   * must not send itself). If sealing fails, their bodies are blanked instead: nothing leaves in the clear.
+   */
+  private readonly sealPendingRun = (): void => {
+    const count = this.runCount;
+    if (count === 0) return;
+    const session = this.runSession!;
+    this.runCount = 0;
+    this.runSession = null;
+    const buffer = this.underlay.claimBuffer!;
+    if (session.sealRun!(buffer, this.runOffsets, this.runLengths, count, HEADER_BYTES, this.runFirstSeq) === count) return;
+    for (let i = 0; i < count; i++) {
+      const body = this.runOffsets[i]! + HEADER_BYTES;
+      buffer.fill(0, body, body + this.runLengths[i]!);
+    }
+    this.stats.drop_seal += count;
+  };
+
+  private writeHeader(buffer: Buffer, at: number, flags: number, seq: number): void {
+    buffer[at] = SLEEVE_MAGIC;
+    buffer[at + 1] = flags;
+    const ids = this.idBytes;
+    const local = this.view!.localNumber * 6;
+    for (let k = 0; k < 6; k++) buffer[at + 2 + k] = ids[local + k]!;
+    buffer.writeUInt32BE(Math.floor(seq / TWO_POW_32), at + 8);
+    buffer.writeUInt32BE(seq >>> 0, at + 12);
+  }
+
   /** `seal` for a datagram starting at `buffer[at]` (header there, body after it). */
   private sealAt(n: Neighbour, buffer: Buffer, at: number, type: MessageType, bodyLength: number): number {
     const session = n.session;
-    const local = this.view!.localNumber;
     let seq: number;
     let flags: number;
     if (session === null) {
@@ -1058,11 +1197,7 @@ export class Sleeve implements Datapath {
       flags = flagsFor(type, true, session.sendKeyPhase);
       seq = session.nextSeq();
     }
-    buffer[at] = SLEEVE_MAGIC;
-    buffer[at + 1] = flags;
-    for (let k = 0; k < 6; k++) buffer[at + 2 + k] = this.idBytes[local * 6 + k]!;
-    buffer.writeUInt32BE(Math.floor(seq / TWO_POW_32), at + 8);
-    buffer.writeUInt32BE(seq >>> 0, at + 12);
+    this.writeHeader(buffer, at, flags, seq);
     if (session === null) return HEADER_BYTES + bodyLength;
     const sealed = session.seal(buffer, at, at + HEADER_BYTES, bodyLength, seq);
     if (sealed < 0) {

@@ -47,6 +47,12 @@ export interface Underlay {
   unclaim?(): void;
   /** Where `claim`ed datagrams are written (the same Buffer for the underlay's life, once started). */
   readonly claimBuffer?: Buffer;
+  /**
+   * With `claim`: called before claimed datagrams leave (at `flush`, or when a `claim` or `send` needs room), so a
+   * caller that finishes several claimed datagrams at once (seals them in one call) does it in time. It must not
+   * call this underlay. Set by the user of the underlay; an underlay with `claim` must honour it.
+   */
+  beforeSend?: (() => void) | null;
   /** Send every queued datagram now. */
   flush(): void;
   /** Close the socket. Idempotent. */

@@ -178,6 +178,41 @@ static napi_value int_result(napi_env env, int32_t value) {
   return out;
 }
 
+/* The seal itself, ranges already checked. */
+static void chacha_seal(const aead_args *a) {
+  unsigned int k[8], counter[4];
+  uint8_t *body = a->buffer + a->body_offset;
+  load_key(a->key, a->nonce, k, counter);
+  if (!seal_in_one_pass(a, k, counter, body)) {
+    poly_begin(k, counter, a->buffer + a->ad_offset, a->ad_length);
+    chacha20_ctr32(body, body, a->length, k, counter);
+  }
+  poly_end(body, a->length, a->ad_length, body + a->length);
+  memset(k, 0, sizeof k);
+}
+
+/* The open itself, ranges already checked (`length` includes the tag, at least 16): 0 when authentic, else -1 with
+ * the body left as it came (verified before decrypting). */
+static int chacha_open(const aead_args *a) {
+  unsigned int k[8], counter[4];
+  unsigned char tag[TAG_BYTES];
+  const uint32_t body_length = a->length - TAG_BYTES;
+  uint8_t *body = a->buffer + a->body_offset;
+  load_key(a->key, a->nonce, k, counter);
+  poly_begin(k, counter, a->buffer + a->ad_offset, a->ad_length);
+  poly_end(body, body_length, a->ad_length, tag);
+  /* Constant time: the comparison must not tell a forger how many tag bytes were right. */
+  unsigned char diff = 0;
+  for (int i = 0; i < TAG_BYTES; i++) diff |= tag[i] ^ body[body_length + i];
+  if (diff != 0) {
+    memset(k, 0, sizeof k);
+    return -1;
+  }
+  chacha20_ctr32(body, body, body_length, k, counter);
+  memset(k, 0, sizeof k);
+  return 0;
+}
+
 /*
  * aeadSeal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key): encrypt buffer[bodyOffset, +bodyLength)
  * in place and write the tag right after it, authenticating buffer[adOffset, +adLength). Returns bodyLength + 16, or
@@ -185,19 +220,11 @@ static napi_value int_result(napi_env env, int32_t value) {
  */
 napi_value weft_aead_seal(napi_env env, napi_callback_info info) {
   aead_args a;
-  unsigned int k[8], counter[4];
   if (read_args(env, info, &a, "aeadSeal") != 0) return NULL;
   if ((uint64_t)a.ad_offset + a.ad_length > a.buffer_len || (uint64_t)a.body_offset + a.length + TAG_BYTES > a.buffer_len ||
       a.length > INT32_MAX - TAG_BYTES)
     return int_result(env, -1);
-  uint8_t *body = a.buffer + a.body_offset;
-  load_key(a.key, a.nonce, k, counter);
-  if (!seal_in_one_pass(&a, k, counter, body)) {
-    poly_begin(k, counter, a.buffer + a.ad_offset, a.ad_length);
-    chacha20_ctr32(body, body, a.length, k, counter);
-  }
-  poly_end(body, a.length, a.ad_length, body + a.length);
-  memset(k, 0, sizeof k);
+  chacha_seal(&a);
   return int_result(env, (int32_t)(a.length + TAG_BYTES));
 }
 
@@ -209,25 +236,68 @@ napi_value weft_aead_seal(napi_env env, napi_callback_info info) {
  */
 napi_value weft_aead_open(napi_env env, napi_callback_info info) {
   aead_args a;
-  unsigned int k[8], counter[4];
-  unsigned char tag[TAG_BYTES];
   if (read_args(env, info, &a, "aeadOpen") != 0) return NULL;
   if ((uint64_t)a.ad_offset + a.ad_length > a.buffer_len || (uint64_t)a.body_offset + a.length > a.buffer_len ||
       a.length < TAG_BYTES || a.length > INT32_MAX)
     return int_result(env, -1);
-  uint32_t body_length = a.length - TAG_BYTES;
-  uint8_t *body = a.buffer + a.body_offset;
-  load_key(a.key, a.nonce, k, counter);
-  poly_begin(k, counter, a.buffer + a.ad_offset, a.ad_length);
-  poly_end(body, body_length, a.ad_length, tag);
-  /* Constant time: the comparison must not tell a forger how many tag bytes were right. */
-  unsigned char diff = 0;
-  for (int i = 0; i < TAG_BYTES; i++) diff |= tag[i] ^ body[body_length + i];
-  if (diff != 0) {
-    memset(k, 0, sizeof k);
-    return int_result(env, -1);
+  return int_result(env, chacha_open(&a) == 0 ? (int32_t)(a.length - TAG_BYTES) : -1);
+}
+
+/*
+ * aeadSealRun(buffer, offsets, bodyLengths, count, adLength, nonce, key): seal `count` datagrams under one key, as
+ * aeadSeal would one by one: datagram i has its AD at offsets[i] (adLength bytes) and its body right after it; the
+ * first uses `nonce`, each next one the nonce whose last 8 bytes (a big-endian counter) are one more. Returns
+ * `count`, or -1 when a range does not fit the buffer (nothing written).
+ */
+napi_value weft_aead_seal_run(napi_env env, napi_callback_info info) {
+  weft_run_args r;
+  const int bad = weft_read_run_args(env, info, &r, 0, NONCE_BYTES);
+  if (bad < 0) return NULL;
+  if (bad > 0) return int_result(env, -1);
+  if (!chacha20_ctr32) {
+    weft_throw_errno(env, "aeadSealRun", ENOTSUP);
+    return NULL;
   }
-  chacha20_ctr32(body, body, body_length, k, counter);
-  memset(k, 0, sizeof k);
-  return int_result(env, (int32_t)body_length);
+  uint8_t nonce[NONCE_BYTES];
+  memcpy(nonce, r.nonce, NONCE_BYTES);
+  uint64_t seq = weft_nonce_seq(nonce, NONCE_BYTES);
+  for (size_t i = 0; i < r.count; i++, seq++) {
+    weft_nonce_set_seq(nonce, NONCE_BYTES, seq);
+    const aead_args a = {.buffer = r.buffer, .nonce = nonce, .key = r.key, .buffer_len = r.buffer_len,
+                         .bytes_before = r.bytes_before, .ad_offset = r.offsets[i], .ad_length = r.ad_length,
+                         .body_offset = r.offsets[i] + r.ad_length, .length = r.lengths[i]};
+    chacha_seal(&a);
+  }
+  return int_result(env, (int32_t)r.count);
+}
+
+/*
+ * aeadOpenRun(buffer, offsets, sealedLengths, seqs, count, adLength, nonce, key, results): open `count` datagrams
+ * under one key, as aeadOpen would one by one, datagram i with `nonce`'s last 8 bytes set to seqs[i] (big-endian).
+ * results[i] gets the plaintext length, or -1 when it is not authentic or shorter than a tag. Returns `count`, or
+ * -1 when a range does not fit the buffer (nothing opened).
+ */
+napi_value weft_aead_open_run(napi_env env, napi_callback_info info) {
+  weft_run_args r;
+  const int bad = weft_read_run_args(env, info, &r, 1, NONCE_BYTES);
+  if (bad < 0) return NULL;
+  if (bad > 0) return int_result(env, -1);
+  if (!chacha20_ctr32) {
+    weft_throw_errno(env, "aeadOpenRun", ENOTSUP);
+    return NULL;
+  }
+  uint8_t nonce[NONCE_BYTES];
+  memcpy(nonce, r.nonce, NONCE_BYTES);
+  for (size_t i = 0; i < r.count; i++) {
+    if (r.lengths[i] < TAG_BYTES) {
+      r.results[i] = -1;
+      continue;
+    }
+    weft_nonce_set_seq(nonce, NONCE_BYTES, (uint64_t)r.seqs[i]);
+    const aead_args a = {.buffer = r.buffer, .nonce = nonce, .key = r.key, .buffer_len = r.buffer_len,
+                         .bytes_before = r.bytes_before, .ad_offset = r.offsets[i], .ad_length = r.ad_length,
+                         .body_offset = r.offsets[i] + r.ad_length, .length = r.lengths[i]};
+    r.results[i] = chacha_open(&a) == 0 ? (int32_t)(r.lengths[i] - TAG_BYTES) : -1;
+  }
+  return int_result(env, (int32_t)r.count);
 }

@@ -209,6 +209,62 @@ napi_value weft_aegis256x2_open(napi_env env, napi_callback_info info) {
   return int_result(env, (int32_t)body_length);
 }
 
+/*
+ * aegis256x2SealRun(buffer, offsets, bodyLengths, count, adLength, nonce, key): seal `count` datagrams under one
+ * key, as aegis256x2Seal would one by one: datagram i has its AD at offsets[i] (adLength bytes) and its body right
+ * after it; the first uses `nonce`, each next one the nonce whose last 8 bytes (a big-endian counter) are one more.
+ * Returns `count`, or -1 when a range does not fit the buffer (nothing written).
+ */
+napi_value weft_aegis256x2_seal_run(napi_env env, napi_callback_info info) {
+  weft_run_args r;
+  const int bad = weft_read_run_args(env, info, &r, 0, NONCE_BYTES);
+  if (bad < 0) return NULL;
+  if (bad > 0) return weft_int_result(env, -1);
+  if (current_level() == 0) {
+    weft_throw_errno(env, "aegis256x2SealRun", ENOTSUP);
+    return NULL;
+  }
+  uint8_t nonce[NONCE_BYTES];
+  memcpy(nonce, r.nonce, NONCE_BYTES);
+  uint64_t seq = weft_nonce_seq(nonce, NONCE_BYTES);
+  for (size_t i = 0; i < r.count; i++, seq++) {
+    weft_nonce_set_seq(nonce, NONCE_BYTES, seq);
+    uint8_t *ad = r.buffer + r.offsets[i];
+    aegis_seal(ad + r.ad_length, r.lengths[i], ad, r.ad_length, nonce, r.key);
+  }
+  return weft_int_result(env, (int32_t)r.count);
+}
+
+/*
+ * aegis256x2OpenRun(buffer, offsets, sealedLengths, seqs, count, adLength, nonce, key, results): open `count`
+ * datagrams under one key, datagram i with `nonce`'s last 8 bytes set to seqs[i] (big-endian). results[i] gets the
+ * plaintext length, or -1 when it is not authentic (its body is then zeroed) or shorter than a tag. Returns
+ * `count`, or -1 when a range does not fit the buffer (nothing opened).
+ */
+napi_value weft_aegis256x2_open_run(napi_env env, napi_callback_info info) {
+  weft_run_args r;
+  const int bad = weft_read_run_args(env, info, &r, 1, NONCE_BYTES);
+  if (bad < 0) return NULL;
+  if (bad > 0) return weft_int_result(env, -1);
+  if (current_level() == 0) {
+    weft_throw_errno(env, "aegis256x2OpenRun", ENOTSUP);
+    return NULL;
+  }
+  uint8_t nonce[NONCE_BYTES];
+  memcpy(nonce, r.nonce, NONCE_BYTES);
+  for (size_t i = 0; i < r.count; i++) {
+    if (r.lengths[i] < TAG_BYTES) {
+      r.results[i] = -1;
+      continue;
+    }
+    weft_nonce_set_seq(nonce, NONCE_BYTES, (uint64_t)r.seqs[i]);
+    uint8_t *ad = r.buffer + r.offsets[i];
+    const uint32_t body_length = r.lengths[i] - TAG_BYTES;
+    r.results[i] = aegis_open(ad + r.ad_length, body_length, ad, r.ad_length, nonce, r.key) == 0 ? (int32_t)body_length : -1;
+  }
+  return weft_int_result(env, (int32_t)r.count);
+}
+
 /* aegis256x2Implementation(): what computes AEGIS-256X2 here: "vaes", "aes-ni", or "" (not supported). */
 napi_value weft_aegis256x2_implementation(napi_env env, napi_callback_info info) {
   static const char *const names[] = {"", "aes-ni", "vaes"};

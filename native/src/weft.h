@@ -114,6 +114,22 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info);
 napi_value weft_fd_close(napi_env env, napi_callback_info info);
 napi_value weft_aead_seal(napi_env env, napi_callback_info info);
 napi_value weft_aead_open(napi_env env, napi_callback_info info);
+/* Runs of datagrams under one key (aead-run.c). */
+typedef struct {
+  uint8_t *buffer, *nonce, *key;
+  size_t buffer_len, bytes_before, count;
+  uint32_t *offsets, *lengths, ad_length;
+  double *seqs;     /* open runs: each datagram's sequence number */
+  int32_t *results; /* open runs: plaintext length, or -1 */
+} weft_run_args;
+int weft_read_run_args(napi_env env, napi_callback_info info, weft_run_args *r, int is_open, size_t nonce_bytes);
+void weft_nonce_set_seq(uint8_t *nonce, size_t nonce_bytes, uint64_t seq);
+uint64_t weft_nonce_seq(const uint8_t *nonce, size_t nonce_bytes);
+napi_value weft_int_result(napi_env env, int32_t value);
+napi_value weft_aead_seal_run(napi_env env, napi_callback_info info);
+napi_value weft_aead_open_run(napi_env env, napi_callback_info info);
+napi_value weft_aegis256x2_seal_run(napi_env env, napi_callback_info info);
+napi_value weft_aegis256x2_open_run(napi_env env, napi_callback_info info);
 napi_value weft_aegis256x2_seal(napi_env env, napi_callback_info info);
 napi_value weft_aegis256x2_open(napi_env env, napi_callback_info info);
 napi_value weft_aegis256x2_implementation(napi_env env, napi_callback_info info);
