@@ -5,7 +5,7 @@
       "sources": [
         "src/addon.c",
         "src/aead.c",
-        "src/aead-run.c",
+        "src/aead-calls.c",
         "src/aegis.c",
         "src/reader.c",
         "src/tap.c",

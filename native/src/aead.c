@@ -50,15 +50,6 @@ void weft_aead_init(napi_env env) {
   chacha20_ctr32 = chacha; /* set last: it is what the calls test */
 }
 
-/* The seven arguments both calls share; 0 on success, -1 after throwing. `length` is the body (seal) or the body
- * plus tag (open); ranges are checked against the buffer here, never trusted. */
-typedef struct {
-  uint8_t *buffer, *nonce, *key;
-  size_t buffer_len;
-  size_t bytes_before; /* bytes of the buffer's memory in front of `buffer` (a Buffer view's byteOffset) */
-  uint32_t ad_offset, ad_length, body_offset, length;
-} aead_args;
-
 /* Poly1305 one-time key from block 0, then the body encrypted (seal) or decrypted (open) from block 1; the MAC
  * covers AD || pad16 || ciphertext || pad16 || le64(|AD|) || le64(|ciphertext|) (RFC 8439 section 2.8). */
 static void poly_begin_with(const unsigned char block[64], const uint8_t *ad, size_t ad_length) {
@@ -104,7 +95,7 @@ static void poly_begin(const unsigned int key[8], unsigned int counter[4], const
  * zeroed, encrypted together with the body from block 0, read out as the key block and put back. Returns 0 when it
  * could not borrow them (the caller takes the two-call path).
  */
-static int seal_in_one_pass(const aead_args *a, const unsigned int k[8], unsigned int counter[4], uint8_t *body) {
+static int seal_in_one_pass(const weft_aead_args *a, const unsigned int k[8], unsigned int counter[4], uint8_t *body) {
   if (a->bytes_before + a->body_offset < 64 || a->length < 448) return 0; /* small bodies: nothing to win */
   uint8_t *front = body - 64;
   unsigned char saved[64], block[64];
@@ -137,49 +128,8 @@ static void load_key(const uint8_t *key, const uint8_t *nonce, unsigned int k[8]
 }
 
 
-static int read_args(napi_env env, napi_callback_info info, aead_args *a, const char *what) {
-  size_t argc = 7, nonce_len, key_len;
-  napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 7) {
-    weft_throw_arg(env, "expected (buffer, adOffset, adLength, bodyOffset, length, nonce, key)");
-    return -1;
-  }
-  bool is_typed = false;
-  napi_typedarray_type type;
-  void *data;
-  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[0], &type, &a->buffer_len, &data, NULL, &a->bytes_before) != napi_ok ||
-      type != napi_uint8_array) {
-    weft_throw_arg(env, "buffer must be a Buffer");
-    return -1;
-  }
-  a->buffer = data;
-  if (
-      weft_arg_u32(env, argv[1], "adOffset", &a->ad_offset) || weft_arg_u32(env, argv[2], "adLength", &a->ad_length) ||
-      weft_arg_u32(env, argv[3], "bodyOffset", &a->body_offset) || weft_arg_u32(env, argv[4], "length", &a->length) ||
-      weft_arg_buffer(env, argv[5], "nonce", &a->nonce, &nonce_len) ||
-      weft_arg_buffer(env, argv[6], "key", &a->key, &key_len))
-    return -1;
-  if (nonce_len != NONCE_BYTES || key_len != KEY_BYTES) {
-    weft_throw_arg(env, "nonce must be 12 bytes and key 32");
-    return -1;
-  }
-  if (!chacha20_ctr32) {
-    weft_throw_errno(env, what, ENOTSUP);
-    return -1;
-  }
-  return 0;
-}
-
-static napi_value int_result(napi_env env, int32_t value) {
-  napi_value out;
-  napi_create_int32(env, value, &out);
-  return out;
-}
-
 /* The seal itself, ranges already checked. */
-static void chacha_seal(const aead_args *a) {
+static void chacha_seal(const weft_aead_args *a) {
   unsigned int k[8], counter[4];
   uint8_t *body = a->buffer + a->body_offset;
   load_key(a->key, a->nonce, k, counter);
@@ -191,12 +141,12 @@ static void chacha_seal(const aead_args *a) {
   memset(k, 0, sizeof k);
 }
 
-/* The open itself, ranges already checked (`length` includes the tag, at least 16): 0 when authentic, else -1 with
+/* The open itself, ranges already checked (`length` is the body, the tag follows): 0 when authentic, else -1 with
  * the body left as it came (verified before decrypting). */
-static int chacha_open(const aead_args *a) {
+static int chacha_open(const weft_aead_args *a) {
   unsigned int k[8], counter[4];
   unsigned char tag[TAG_BYTES];
-  const uint32_t body_length = a->length - TAG_BYTES;
+  const uint32_t body_length = a->length;
   uint8_t *body = a->buffer + a->body_offset;
   load_key(a->key, a->nonce, k, counter);
   poly_begin(k, counter, a->buffer + a->ad_offset, a->ad_length);
@@ -213,35 +163,32 @@ static int chacha_open(const aead_args *a) {
   return 0;
 }
 
+static int chacha_ready(void) { return chacha20_ctr32 != NULL; }
+
+static const weft_aead_cipher chacha = {
+    .seal_name = "aeadSeal",
+    .open_name = "aeadOpen",
+    .seal_run_name = "aeadSealRun",
+    .open_run_name = "aeadOpenRun",
+    .nonce_bytes = NONCE_BYTES,
+    .ready = chacha_ready,
+    .seal = chacha_seal,
+    .open = chacha_open,
+};
+
 /*
  * aeadSeal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key): encrypt buffer[bodyOffset, +bodyLength)
  * in place and write the tag right after it, authenticating buffer[adOffset, +adLength). Returns bodyLength + 16, or
  * -1 when a range does not fit the buffer (nothing written).
  */
-napi_value weft_aead_seal(napi_env env, napi_callback_info info) {
-  aead_args a;
-  if (read_args(env, info, &a, "aeadSeal") != 0) return NULL;
-  if ((uint64_t)a.ad_offset + a.ad_length > a.buffer_len || (uint64_t)a.body_offset + a.length + TAG_BYTES > a.buffer_len ||
-      a.length > INT32_MAX - TAG_BYTES)
-    return int_result(env, -1);
-  chacha_seal(&a);
-  return int_result(env, (int32_t)(a.length + TAG_BYTES));
-}
+napi_value weft_aead_seal(napi_env env, napi_callback_info info) { return weft_aead_call_seal(env, info, &chacha); }
 
 /*
  * aeadOpen(buffer, adOffset, adLength, bodyOffset, sealedLength, nonce, key): verify the tag at the end of
  * buffer[bodyOffset, +sealedLength) and decrypt the body in place. Returns the plaintext length, or -1 when the
- * datagram is not authentic (the body is then zeroed: no unauthenticated plaintext is left behind) or a range does
- * not fit the buffer.
+ * datagram is not authentic (the body is left as it came) or a range does not fit the buffer.
  */
-napi_value weft_aead_open(napi_env env, napi_callback_info info) {
-  aead_args a;
-  if (read_args(env, info, &a, "aeadOpen") != 0) return NULL;
-  if ((uint64_t)a.ad_offset + a.ad_length > a.buffer_len || (uint64_t)a.body_offset + a.length > a.buffer_len ||
-      a.length < TAG_BYTES || a.length > INT32_MAX)
-    return int_result(env, -1);
-  return int_result(env, chacha_open(&a) == 0 ? (int32_t)(a.length - TAG_BYTES) : -1);
-}
+napi_value weft_aead_open(napi_env env, napi_callback_info info) { return weft_aead_call_open(env, info, &chacha); }
 
 /*
  * aeadSealRun(buffer, offsets, bodyLengths, count, adLength, nonce, key): seal `count` datagrams under one key, as
@@ -250,54 +197,15 @@ napi_value weft_aead_open(napi_env env, napi_callback_info info) {
  * `count`, or -1 when a range does not fit the buffer (nothing written).
  */
 napi_value weft_aead_seal_run(napi_env env, napi_callback_info info) {
-  weft_run_args r;
-  const int bad = weft_read_run_args(env, info, &r, 0, NONCE_BYTES);
-  if (bad < 0) return NULL;
-  if (bad > 0) return int_result(env, -1);
-  if (!chacha20_ctr32) {
-    weft_throw_errno(env, "aeadSealRun", ENOTSUP);
-    return NULL;
-  }
-  uint8_t nonce[NONCE_BYTES];
-  memcpy(nonce, r.nonce, NONCE_BYTES);
-  uint64_t seq = weft_nonce_seq(nonce, NONCE_BYTES);
-  for (size_t i = 0; i < r.count; i++, seq++) {
-    weft_nonce_set_seq(nonce, NONCE_BYTES, seq);
-    const aead_args a = {.buffer = r.buffer, .nonce = nonce, .key = r.key, .buffer_len = r.buffer_len,
-                         .bytes_before = r.bytes_before, .ad_offset = r.offsets[i], .ad_length = r.ad_length,
-                         .body_offset = r.offsets[i] + r.ad_length, .length = r.lengths[i]};
-    chacha_seal(&a);
-  }
-  return int_result(env, (int32_t)r.count);
+  return weft_aead_call_seal_run(env, info, &chacha);
 }
 
 /*
  * aeadOpenRun(buffer, offsets, sealedLengths, seqs, count, adLength, nonce, key, results): open `count` datagrams
  * under one key, as aeadOpen would one by one, datagram i with `nonce`'s last 8 bytes set to seqs[i] (big-endian).
  * results[i] gets the plaintext length, or -1 when it is not authentic or shorter than a tag. Returns `count`, or
- * -1 when a range does not fit the buffer (nothing opened).
+ * -1 when a range does not fit the buffer or a seq is not a u53 (nothing opened).
  */
 napi_value weft_aead_open_run(napi_env env, napi_callback_info info) {
-  weft_run_args r;
-  const int bad = weft_read_run_args(env, info, &r, 1, NONCE_BYTES);
-  if (bad < 0) return NULL;
-  if (bad > 0) return int_result(env, -1);
-  if (!chacha20_ctr32) {
-    weft_throw_errno(env, "aeadOpenRun", ENOTSUP);
-    return NULL;
-  }
-  uint8_t nonce[NONCE_BYTES];
-  memcpy(nonce, r.nonce, NONCE_BYTES);
-  for (size_t i = 0; i < r.count; i++) {
-    if (r.lengths[i] < TAG_BYTES) {
-      r.results[i] = -1;
-      continue;
-    }
-    weft_nonce_set_seq(nonce, NONCE_BYTES, (uint64_t)r.seqs[i]);
-    const aead_args a = {.buffer = r.buffer, .nonce = nonce, .key = r.key, .buffer_len = r.buffer_len,
-                         .bytes_before = r.bytes_before, .ad_offset = r.offsets[i], .ad_length = r.ad_length,
-                         .body_offset = r.offsets[i] + r.ad_length, .length = r.lengths[i]};
-    r.results[i] = chacha_open(&a) == 0 ? (int32_t)(r.lengths[i] - TAG_BYTES) : -1;
-  }
-  return int_result(env, (int32_t)r.count);
+  return weft_aead_call_open_run(env, info, &chacha);
 }

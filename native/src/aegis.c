@@ -137,44 +137,26 @@ static int aegis_open(uint8_t *body, size_t length, const uint8_t *ad, size_t ad
 }
 
 
-/* The seven arguments both calls share; 0 on success, -1 after throwing. `length` is the body (seal) or the body
- * plus tag (open); ranges are checked against the buffer here, never trusted. */
-typedef struct {
-  uint8_t *buffer, *nonce, *key;
-  size_t buffer_len;
-  uint32_t ad_offset, ad_length, body_offset, length;
-} aegis_args;
+static int aegis_ready(void) { return current_level() != 0; }
 
-static int read_args(napi_env env, napi_callback_info info, aegis_args *a, const char *what) {
-  size_t argc = 7, nonce_len, key_len;
-  napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 7) {
-    weft_throw_arg(env, "expected (buffer, adOffset, adLength, bodyOffset, length, nonce, key)");
-    return -1;
-  }
-  if (weft_arg_buffer(env, argv[0], "buffer", &a->buffer, &a->buffer_len) ||
-      weft_arg_u32(env, argv[1], "adOffset", &a->ad_offset) || weft_arg_u32(env, argv[2], "adLength", &a->ad_length) ||
-      weft_arg_u32(env, argv[3], "bodyOffset", &a->body_offset) || weft_arg_u32(env, argv[4], "length", &a->length) ||
-      weft_arg_buffer(env, argv[5], "nonce", &a->nonce, &nonce_len) ||
-      weft_arg_buffer(env, argv[6], "key", &a->key, &key_len))
-    return -1;
-  if (nonce_len != NONCE_BYTES || key_len != KEY_BYTES) {
-    weft_throw_arg(env, "nonce and key must be 32 bytes");
-    return -1;
-  }
-  if (current_level() == 0) {
-    weft_throw_errno(env, what, ENOTSUP);
-    return -1;
-  }
-  return 0;
+static void aegis_seal_args(const weft_aead_args *a) {
+  aegis_seal(a->buffer + a->body_offset, a->length, a->buffer + a->ad_offset, a->ad_length, a->nonce, a->key);
 }
 
-static napi_value int_result(napi_env env, int32_t value) {
-  napi_value out;
-  napi_create_int32(env, value, &out);
-  return out;
+static int aegis_open_args(const weft_aead_args *a) {
+  return aegis_open(a->buffer + a->body_offset, a->length, a->buffer + a->ad_offset, a->ad_length, a->nonce, a->key);
 }
+
+static const weft_aead_cipher aegis256x2 = {
+    .seal_name = "aegis256x2Seal",
+    .open_name = "aegis256x2Open",
+    .seal_run_name = "aegis256x2SealRun",
+    .open_run_name = "aegis256x2OpenRun",
+    .nonce_bytes = NONCE_BYTES,
+    .ready = aegis_ready,
+    .seal = aegis_seal_args,
+    .open = aegis_open_args,
+};
 
 /*
  * aegis256x2Seal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key): encrypt buffer[bodyOffset,
@@ -183,13 +165,7 @@ static napi_value int_result(napi_env env, int32_t value) {
  * the body. Throws ENOTSUP on a CPU without AES instructions (or not x86-64).
  */
 napi_value weft_aegis256x2_seal(napi_env env, napi_callback_info info) {
-  aegis_args a;
-  if (read_args(env, info, &a, "aegis256x2Seal") != 0) return NULL;
-  if ((uint64_t)a.ad_offset + a.ad_length > a.buffer_len ||
-      (uint64_t)a.body_offset + a.length + TAG_BYTES > a.buffer_len || a.length > INT32_MAX - TAG_BYTES)
-    return int_result(env, -1);
-  aegis_seal(a.buffer + a.body_offset, a.length, a.buffer + a.ad_offset, a.ad_length, a.nonce, a.key);
-  return int_result(env, (int32_t)(a.length + TAG_BYTES));
+  return weft_aead_call_seal(env, info, &aegis256x2);
 }
 
 /*
@@ -198,71 +174,17 @@ napi_value weft_aegis256x2_seal(napi_env env, napi_callback_info info) {
  * datagram is not authentic (the body is then zeroed) or a range does not fit the buffer.
  */
 napi_value weft_aegis256x2_open(napi_env env, napi_callback_info info) {
-  aegis_args a;
-  if (read_args(env, info, &a, "aegis256x2Open") != 0) return NULL;
-  if ((uint64_t)a.ad_offset + a.ad_length > a.buffer_len || (uint64_t)a.body_offset + a.length > a.buffer_len ||
-      a.length < TAG_BYTES || a.length > INT32_MAX)
-    return int_result(env, -1);
-  const uint32_t body_length = a.length - TAG_BYTES;
-  if (aegis_open(a.buffer + a.body_offset, body_length, a.buffer + a.ad_offset, a.ad_length, a.nonce, a.key) != 0)
-    return int_result(env, -1);
-  return int_result(env, (int32_t)body_length);
+  return weft_aead_call_open(env, info, &aegis256x2);
 }
 
-/*
- * aegis256x2SealRun(buffer, offsets, bodyLengths, count, adLength, nonce, key): seal `count` datagrams under one
- * key, as aegis256x2Seal would one by one: datagram i has its AD at offsets[i] (adLength bytes) and its body right
- * after it; the first uses `nonce`, each next one the nonce whose last 8 bytes (a big-endian counter) are one more.
- * Returns `count`, or -1 when a range does not fit the buffer (nothing written).
- */
+/* aegis256x2SealRun(...): aeadSealRun's contract (aead.c) with AEGIS-256X2 and 32-byte nonces. */
 napi_value weft_aegis256x2_seal_run(napi_env env, napi_callback_info info) {
-  weft_run_args r;
-  const int bad = weft_read_run_args(env, info, &r, 0, NONCE_BYTES);
-  if (bad < 0) return NULL;
-  if (bad > 0) return weft_int_result(env, -1);
-  if (current_level() == 0) {
-    weft_throw_errno(env, "aegis256x2SealRun", ENOTSUP);
-    return NULL;
-  }
-  uint8_t nonce[NONCE_BYTES];
-  memcpy(nonce, r.nonce, NONCE_BYTES);
-  uint64_t seq = weft_nonce_seq(nonce, NONCE_BYTES);
-  for (size_t i = 0; i < r.count; i++, seq++) {
-    weft_nonce_set_seq(nonce, NONCE_BYTES, seq);
-    uint8_t *ad = r.buffer + r.offsets[i];
-    aegis_seal(ad + r.ad_length, r.lengths[i], ad, r.ad_length, nonce, r.key);
-  }
-  return weft_int_result(env, (int32_t)r.count);
+  return weft_aead_call_seal_run(env, info, &aegis256x2);
 }
 
-/*
- * aegis256x2OpenRun(buffer, offsets, sealedLengths, seqs, count, adLength, nonce, key, results): open `count`
- * datagrams under one key, datagram i with `nonce`'s last 8 bytes set to seqs[i] (big-endian). results[i] gets the
- * plaintext length, or -1 when it is not authentic (its body is then zeroed) or shorter than a tag. Returns
- * `count`, or -1 when a range does not fit the buffer (nothing opened).
- */
+/* aegis256x2OpenRun(...): aeadOpenRun's contract (aead.c) with AEGIS-256X2; a body that fails is zeroed. */
 napi_value weft_aegis256x2_open_run(napi_env env, napi_callback_info info) {
-  weft_run_args r;
-  const int bad = weft_read_run_args(env, info, &r, 1, NONCE_BYTES);
-  if (bad < 0) return NULL;
-  if (bad > 0) return weft_int_result(env, -1);
-  if (current_level() == 0) {
-    weft_throw_errno(env, "aegis256x2OpenRun", ENOTSUP);
-    return NULL;
-  }
-  uint8_t nonce[NONCE_BYTES];
-  memcpy(nonce, r.nonce, NONCE_BYTES);
-  for (size_t i = 0; i < r.count; i++) {
-    if (r.lengths[i] < TAG_BYTES) {
-      r.results[i] = -1;
-      continue;
-    }
-    weft_nonce_set_seq(nonce, NONCE_BYTES, (uint64_t)r.seqs[i]);
-    uint8_t *ad = r.buffer + r.offsets[i];
-    const uint32_t body_length = r.lengths[i] - TAG_BYTES;
-    r.results[i] = aegis_open(ad + r.ad_length, body_length, ad, r.ad_length, nonce, r.key) == 0 ? (int32_t)body_length : -1;
-  }
-  return weft_int_result(env, (int32_t)r.count);
+  return weft_aead_call_open_run(env, info, &aegis256x2);
 }
 
 /* aegis256x2Implementation(): what computes AEGIS-256X2 here: "vaes", "aes-ni", or "" (not supported). */

@@ -114,18 +114,30 @@ napi_value weft_udp_send_batch(napi_env env, napi_callback_info info);
 napi_value weft_fd_close(napi_env env, napi_callback_info info);
 napi_value weft_aead_seal(napi_env env, napi_callback_info info);
 napi_value weft_aead_open(napi_env env, napi_callback_info info);
-/* Runs of datagrams under one key (aead-run.c). */
+/*
+ * The data-plane AEADs (aead-calls.c): one datagram's ranges, checked against the buffer before a cipher sees them.
+ * AD at buffer[ad_offset, +ad_length); body at buffer[body_offset, +length), the 16-byte tag right after it.
+ */
 typedef struct {
   uint8_t *buffer, *nonce, *key;
-  size_t buffer_len, bytes_before, count;
-  uint32_t *offsets, *lengths, ad_length;
-  double *seqs;     /* open runs: each datagram's sequence number */
-  int32_t *results; /* open runs: plaintext length, or -1 */
-} weft_run_args;
-int weft_read_run_args(napi_env env, napi_callback_info info, weft_run_args *r, int is_open, size_t nonce_bytes);
-void weft_nonce_set_seq(uint8_t *nonce, size_t nonce_bytes, uint64_t seq);
-uint64_t weft_nonce_seq(const uint8_t *nonce, size_t nonce_bytes);
-napi_value weft_int_result(napi_env env, int32_t value);
+  size_t buffer_len;
+  size_t bytes_before; /* bytes of the buffer's memory in front of `buffer` (a Buffer view's byteOffset) */
+  uint32_t ad_offset, ad_length, body_offset, length;
+} weft_aead_args;
+
+/* What a cipher supplies to the shared calls. */
+typedef struct {
+  const char *seal_name, *open_name, *seal_run_name, *open_run_name; /* for ENOTSUP errors */
+  size_t nonce_bytes;                                                  /* 12 or 32 */
+  int (*ready)(void);                                                  /* can it run here? */
+  void (*seal)(const weft_aead_args *a);                               /* encrypt in place, write the tag */
+  int (*open)(const weft_aead_args *a); /* 0 when authentic, else -1 (no plaintext left behind) */
+} weft_aead_cipher;
+
+napi_value weft_aead_call_seal(napi_env env, napi_callback_info info, const weft_aead_cipher *c);
+napi_value weft_aead_call_open(napi_env env, napi_callback_info info, const weft_aead_cipher *c);
+napi_value weft_aead_call_seal_run(napi_env env, napi_callback_info info, const weft_aead_cipher *c);
+napi_value weft_aead_call_open_run(napi_env env, napi_callback_info info, const weft_aead_cipher *c);
 napi_value weft_aead_seal_run(napi_env env, napi_callback_info info);
 napi_value weft_aead_open_run(napi_env env, napi_callback_info info);
 napi_value weft_aegis256x2_seal_run(napi_env env, napi_callback_info info);
