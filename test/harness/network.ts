@@ -24,6 +24,8 @@ export interface WeftNetworkOptions {
   env?: Record<string, string>;
   /** Which hosts (1-based) get a router in `weft`. @default all */
   routersOn?: readonly number[];
+  /** More environment for the router on host N (1-based), over `env`. @default {} */
+  hostEnv?: Readonly<Record<number, Record<string, string>>>;
 }
 
 export interface WeftNetwork {
@@ -46,7 +48,7 @@ export function weftNetwork(count: number, options: WeftNetworkOptions = {}): We
     net.hosts = await createHosts({ count });
     net.runDir = mkdtempSync(join(tmpdir(), `${net.hosts.prefix}-`));
     const on = options.routersOn ?? net.hosts.hosts.map((h) => h.index);
-    for (const i of on) net.weft.push(weftOn(net.hosts.host(i), net.runDir, options.env));
+    for (const i of on) net.weft.push(weftOn(net.hosts.host(i), net.runDir, { ...options.env, ...options.hostEnv?.[i] }));
   });
   afterEach((ctx) => dumpLogsOnFailure(ctx, net.weft));
   afterAll(async () => {
