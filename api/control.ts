@@ -51,6 +51,10 @@ export interface RouterReport {
   encryption: boolean;
   /** The data plane's cipher and the code computing it, e.g. 'ChaCha20-Poly1305 (openssl)'; with encryption only. */
   dataCipher?: string;
+  /** This router's identity public key (base64); with encryption only. */
+  identity?: string;
+  /** How many identities `--authorized-peers` accepts; absent when any router with the password may join. */
+  authorizedPeers?: number;
   peerDiscovery: boolean;
   trustedSubnets: string[];
   httpAddr: string;

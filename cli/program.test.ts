@@ -307,3 +307,25 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
     expect(r.stderr).toContain(`did not exit within 1 s; look at its log, or kill it: kill ${process.pid}`);
   });
 });
+
+describe('weft identity', () => {
+  it('prints the identity public key, making the key file once, from the state dir or --identity-file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cli-identity-'));
+    try {
+      const first = await weft(['identity'], { WEFT_STATE_DIR: dir });
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+      expect(existsSync(join(dir, 'identity'))).toBe(true);
+      expect((await weft(['identity'], { WEFT_STATE_DIR: dir })).stdout).toBe(first.stdout);
+      const other = await weft(['identity', '--identity-file', join(dir, 'other')], { WEFT_STATE_DIR: dir });
+      expect(other.stdout).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+      expect(other.stdout).not.toBe(first.stdout);
+      appendFileSync(join(dir, 'broken'), 'nonsense\n');
+      const broken = await weft(['identity', '--identity-file', join(dir, 'broken')], {});
+      expect(broken.code).not.toBe(0);
+      expect(broken.stderr).toMatch(/does not hold a key/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,6 +6,7 @@
  * Exit codes: 0 success; 1 the daemon is not running, refused, or failed; 2 misuse (unknown command or flag, bad
  * address), after printing the usage line and what to type instead.
  */
+import { join } from 'node:path';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import type { AttachRequest, Report } from '../api/control.js';
 import { weftVersion } from '../api/version.js';
@@ -36,6 +37,7 @@ import {
   type DaemonSpawner,
 } from './launch.js';
 import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
+import { identityPublicKeyText } from '../daemon/identity.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -284,6 +286,21 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
           throw err;
         });
       out(daemon ? `daemon ${daemon.version} (pid ${daemon.pid}) on ${config.httpAddr}\n` : `daemon not running on ${config.httpAddr}\n`);
+    });
+
+  // ---- identity ----------------------------------------------------------------------------------------------------
+  program
+    .command('identity')
+    .description("print this router's identity public key (for other routers' --authorized-peers), making the key if needed")
+    .option('--identity-file <FILE>', 'the private key file (default: WEFT_IDENTITY_FILE, else STATE_DIR/identity)')
+    .action((opts: { identityFile?: string }) => {
+      const file = opts.identityFile ?? (io.env['WEFT_IDENTITY_FILE'] || join(clientConfig().stateDir, 'identity'));
+      if (file === '') throw new UsageError('--identity-file is empty; give a file, e.g. weft identity --identity-file /var/lib/weft/identity', 'identity');
+      try {
+        out(`${identityPublicKeyText(file)}\n`);
+      } catch (err) {
+        throw new CommandFailedError((err as Error).message);
+      }
     });
 
   // ---- connect / forget --------------------------------------------------------------------------------------------

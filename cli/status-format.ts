@@ -44,6 +44,8 @@ export function formatStatus(report: Report): string {
     ['Protocol', r.protocol],
     ['Name', nameAndNickname(r.name, r.nickname)],
     ['Encryption', r.encryption && r.dataCipher ? `enabled (${r.dataCipher})` : enabled(r.encryption)],
+    ...(r.identity !== undefined ? [['Identity', r.identity] as [string, string]] : []),
+    ...(r.authorizedPeers !== undefined ? [['AuthorizedPeers', `${r.authorizedPeers}`] as [string, string]] : []),
     ['PeerDiscovery', enabled(r.peerDiscovery)],
     ['Targets', r.targets.length],
     ['Connections', connectionSummary(r.connections)],

@@ -43,3 +43,15 @@ export class InvalidPasswordError extends Error {
     this.name = 'InvalidPasswordError';
   }
 }
+
+/**
+ * The remote's identity is not one this router accepts (`--authorized-peers`), or its hello shows none or a
+ * malformed one. The connection is refused before any key is derived.
+ */
+export class UnauthorizedPeerError extends Error {
+  readonly code = 'ERR_UNAUTHORIZED_PEER';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnauthorizedPeerError';
+  }
+}

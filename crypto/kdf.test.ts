@@ -9,6 +9,7 @@ import {
   sharedSecret,
   stretchPassword,
   transcriptHash,
+  identitySecrets,
   type TranscriptParams,
 } from './kdf.js';
 import { InvalidKeyError, InvalidPasswordError } from './errors.js';
@@ -50,6 +51,11 @@ describe('kdf test vectors (fixed inputs, outputs computed once and pinned)', ()
     // ChaCha20-Poly1305 leaves the transcript as it was before ciphers were negotiated; AEGIS-256X2 adds a field.
     expect(hex(transcriptHash({ ...params, dataCipher: 'chacha20-poly1305' }))).toBe(VECTORS.transcript);
     expect(hex(transcriptHash({ ...params, dataCipher: 'aegis-256x2' }))).toBe(VECTORS.transcriptAegis256x2);
+    // Identities on both sides add their static public keys (here the fixed pairs 0x33.. and 0x44..).
+    const staticI = fixedKeyPair(0x33);
+    const staticR = fixedKeyPair(0x44);
+    expect(hex(transcriptHash({ ...params, initiatorIdentity: staticI.publicKey, responderIdentity: staticR.publicKey }))).toBe(VECTORS.transcriptIdentity);
+    expect(() => transcriptHash({ ...params, initiatorIdentity: staticI.publicKey })).toThrow(/both identity keys or neither/);
     const keys = deriveSessionKeys(shared, passwordKey, th);
     expect(Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, hex(v)]))).toEqual(VECTORS.session);
     expect(hex(confirmationTag(keys.confirmIR, th))).toBe(VECTORS.confirmIR);
@@ -83,6 +89,21 @@ describe('kdf properties', () => {
     // Directions are distinct keys, so no message can be reflected back to its sender.
     const all = Object.values(atInitiator).map(hex);
     expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('identity proofs: both sides compute the same es and se, and they change the keys', () => {
+    const [ei, er, si, sr] = [generateEphemeral(), generateEphemeral(), generateEphemeral(), generateEphemeral()];
+    const atI = identitySecrets({ isInitiator: true, localStaticSecret: si.secretKey, localEphemeralSecret: ei.secretKey, remoteStaticPublic: sr.publicKey, remoteEphemeralPublic: er.publicKey });
+    const atR = identitySecrets({ isInitiator: false, localStaticSecret: sr.secretKey, localEphemeralSecret: er.secretKey, remoteStaticPublic: si.publicKey, remoteEphemeralPublic: ei.publicKey });
+    expect(atI.map(hex)).toEqual(atR.map(hex));
+    expect(hex(atI[0])).not.toBe(hex(atI[1]));
+    const t = transcriptHash({ protocolVersion: 1, initiatorName: 'a', responderName: 'b', initiatorPublicKey: ei.publicKey, responderPublicKey: er.publicKey });
+    const shared = sharedSecret(ei.secretKey, er.publicKey);
+    expect(hex(deriveSessionKeys(shared, pwA, t, atI).dataIR)).not.toBe(hex(deriveSessionKeys(shared, pwA, t).dataIR));
+    // Someone with the responder's public key but another private key gets other proofs.
+    const fake = generateEphemeral();
+    const atFake = identitySecrets({ isInitiator: false, localStaticSecret: fake.secretKey, localEphemeralSecret: er.secretKey, remoteStaticPublic: si.publicKey, remoteEphemeralPublic: ei.publicKey });
+    expect(hex(atFake[0])).not.toBe(hex(atI[0]));
   });
 
   it('a different password, transcript field or name order gives unrelated keys', () => {
@@ -165,6 +186,7 @@ const VECTORS = {
   transcript: '7ec9a58d07fa3adf4c3a1fabcbb368281fca539555d6916abde9b9ce26444aa7',
   // Checked independently: Python's hashlib.blake2b(digest_size=32) over the same bytes gives both transcripts.
   transcriptAegis256x2: '5205019c913627cbeb95ae18f609fc5d16b47179aa347e8d5ef9de087bfbd3b3',
+  transcriptIdentity: 'f9b4d1e0b51bfdbd76bf833b302a90128187fa467d252c4eb1b3b83377d2f51e', // also checked with Python's hashlib
   session: {
     controlIR: '9c292db0e982f426f118b1fd541a292a3125a08f67449f416fae82583dac553c',
     controlRI: 'b6e02e022ce6774894fd141caf593124dfd2c347af34d9e940ca1b44c1008298',

@@ -5,6 +5,9 @@
  *   th          = BLAKE2b-256(transcript: label, version, initiator name, responder name, both ephemeral keys)
  *   shared      = X25519(our ephemeral secret, their ephemeral public)                  all-zero is refused
  *   prk         = BLAKE2b-256(key = passwordKey, "weft-v1 session" || shared || th)
+ *                 with identities on both sides (crypto/identity.ts), th also binds both static public keys and
+ *   prk         = BLAKE2b-256(key = passwordKey, "weft-v1 session" || shared || th || "identity" || es || se)
+ *                 es = X25519(initiator ephemeral, responder static), se = X25519(initiator static, responder ephemeral)
  *   subkey(id)  = crypto_kdf_derive_from_key(prk, id, context "weftv1sk")               one key per purpose
  *
  * A rekey (a fresh ephemeral exchange on the established control channel) chains from the previous epoch:
@@ -150,6 +153,12 @@ export interface TranscriptParams {
    * transit makes the two sides' keys differ and the handshake fail. @default 'chacha20-poly1305'
    */
   dataCipher?: string;
+  /**
+   * Both routers' identity public keys (crypto/identity.ts), when both have one: a field is added, so the keys in
+   * the hellos are bound to the session. Give both or neither.
+   */
+  initiatorIdentity?: Uint8Array;
+  responderIdentity?: Uint8Array;
 }
 
 function lengthPrefixed(bytes: Buffer, prefixBytes: 1 | 2): Buffer {
@@ -172,6 +181,7 @@ function u32(n: number): Buffer {
  *
  *   u8 len | "weft-v1" | u32 version | u16 len | initiator name | u16 len | responder name | 32 init pk | 32 resp pk
  *   [ | u8 len | "data-cipher" | u8 len | cipher ]      only when the agreed data cipher is not ChaCha20-Poly1305
+ *   [ | u8 len | "identity" | 32 init static pk | 32 resp static pk ]          only when both have identities
  *
  * Variable fields are length-prefixed so no two different transcripts encode to the same bytes. Throws
  * `HandshakeError` for a name over 65535 UTF-8 bytes or a version that is not a u32, `InvalidKeyError` for keys
@@ -195,7 +205,37 @@ export function transcriptHash(p: TranscriptParams): Buffer {
   if (p.dataCipher !== undefined && p.dataCipher !== 'chacha20-poly1305') {
     fields.push(lengthPrefixed(utf8('data-cipher'), 1), lengthPrefixed(utf8(p.dataCipher), 1));
   }
+  if ((p.initiatorIdentity === undefined) !== (p.responderIdentity === undefined)) {
+    throw new InvalidKeyError('give both identity keys or neither');
+  }
+  if (p.initiatorIdentity !== undefined && p.responderIdentity !== undefined) {
+    if (p.initiatorIdentity.length !== KEY_BYTES || p.responderIdentity.length !== KEY_BYTES) {
+      throw new InvalidKeyError(`identity public keys must be ${KEY_BYTES} bytes`);
+    }
+    fields.push(lengthPrefixed(utf8('identity'), 1), Buffer.from(p.initiatorIdentity), Buffer.from(p.responderIdentity));
+  }
   return blake2b(KEY_BYTES, fields);
+}
+
+/**
+ * The two X25519 results that prove both identities, as each side computes them: es = X25519(initiator ephemeral,
+ * responder static) and se = X25519(initiator static, responder ephemeral). Only the holder of a static private key
+ * (or of the ephemeral one it is paired with) gets them. Throws `InvalidKeyError` for a low-order remote key.
+ * The caller wipes both.
+ */
+export function identitySecrets(p: {
+  isInitiator: boolean;
+  localStaticSecret: Buffer;
+  localEphemeralSecret: Buffer;
+  remoteStaticPublic: Uint8Array;
+  remoteEphemeralPublic: Uint8Array;
+}): [Buffer, Buffer] {
+  if (p.isInitiator) {
+    const es = sharedSecret(p.localEphemeralSecret, p.remoteStaticPublic);
+    return [es, sharedSecret(p.localStaticSecret, p.remoteEphemeralPublic)];
+  }
+  const es = sharedSecret(p.localStaticSecret, p.remoteEphemeralPublic);
+  return [es, sharedSecret(p.localEphemeralSecret, p.remoteStaticPublic)];
 }
 
 /** All keys of one session (epoch 0). Every buffer is `KEY_BYTES` long and owned by the caller, who wipes them. */
@@ -216,11 +256,14 @@ function subkey(prk: Buffer, id: number, context: Buffer): Buffer {
 }
 
 /**
- * Derive the session keys from the X25519 shared secret, the stretched password and the transcript hash.
- * A different password, transcript (names, their order, keys, version) or shared secret gives unrelated keys.
+ * Derive the session keys from the X25519 shared secret, the stretched password and the transcript hash, and with
+ * identities on both sides their two X25519 results `identity` = [es, se] (`identitySecrets`). A different
+ * password, transcript (names, their order, keys, version) or shared secret gives unrelated keys.
  */
-export function deriveSessionKeys(shared: Buffer, passwordKey: Buffer, transcript: Buffer): SessionKeys {
-  const prk = blake2b(KEY_BYTES, [utf8(`${PROTOCOL_LABEL} session`), shared, transcript], passwordKey);
+export function deriveSessionKeys(shared: Buffer, passwordKey: Buffer, transcript: Buffer, identity?: readonly [Buffer, Buffer]): SessionKeys {
+  const parts = [utf8(`${PROTOCOL_LABEL} session`), shared, transcript];
+  if (identity) parts.push(utf8('identity'), identity[0], identity[1]);
+  const prk = blake2b(KEY_BYTES, parts, passwordKey);
   const keys: SessionKeys = {
     controlIR: subkey(prk, SubkeyId.ControlIR, SESSION_CONTEXT),
     controlRI: subkey(prk, SubkeyId.ControlRI, SESSION_CONTEXT),

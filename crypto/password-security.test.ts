@@ -4,7 +4,8 @@ import { FakeClock } from '../runtime/clock.js';
 import { SeededRandom } from '../runtime/random.js';
 import type { SecureSession } from './connection-security.js';
 import { OpenResult, type DataSession } from './data-session.js';
-import { HandshakeError, InvalidKeyError } from './errors.js';
+import { HandshakeError, InvalidKeyError, UnauthorizedPeerError } from './errors.js';
+import { generateIdentity, identityFeature, keyToText } from './identity.js';
 import { PasswordSecurity, type PasswordSecurityOptions } from './password-security.js';
 import { RekeyType, encodeRekeyMessage } from './rekey-message.js';
 import { AEGIS256X2_FEATURE } from './aegis256x2.js';
@@ -164,6 +165,61 @@ describe('PasswordSecurity handshake', () => {
     const clock = new FakeClock();
     expect(() => security(clock, 'x', { aegis256x2: sodiumDataAead() })).toThrow(/aegis256x2 computes chacha20-poly1305/);
     expect(() => security(clock, 'x', { dataAead: referenceAegis256x2 })).toThrow(/must compute ChaCha20-Poly1305/);
+  });
+
+  it('with identities on both sides: sessions work, and keys differ from a password-only session', () => {
+    const clock = new FakeClock();
+    const a = security(clock, 'swordfish', { identity: generateIdentity() });
+    const b = security(clock, 'swordfish', { identity: generateIdentity() });
+    const { i, r, iVerified, rVerified } = handshake(a, b);
+    expect([iVerified, rVerified]).toEqual([true, true]);
+    const d = sealDatagram(i.data, 'frame i->r');
+    expect(openDatagram(r.data, d)).toBe(10);
+    expect(Buffer.from(i.open(r.seal(Buffer.from('hi')))!).toString()).toBe('hi');
+    // One side without an identity: password-only keys, still working (no allow-list asks for more).
+    const plain = handshake(a, security(clock));
+    expect([plain.iVerified, plain.rVerified]).toEqual([true, true]);
+  });
+
+  it('a router showing another router\'s identity without its private key fails key confirmation', () => {
+    const clock = new FakeClock();
+    const victim = generateIdentity();
+    const a = security(clock, 'swordfish', { identity: generateIdentity(), authorizedPeers: new Set([keyToText(victim.publicKey)]) });
+    // The impostor has the password and shows the victim's public key as its own, without the private key behind it.
+    const impostor = security(clock, 'swordfish', { identity: { publicKey: victim.publicKey, secretKey: generateIdentity().secretKey } });
+    for (const [initiator, responder] of [
+      [a, impostor],
+      [impostor, a],
+    ] as const) {
+      const { iVerified, rVerified } = handshake(initiator, responder);
+      expect([iVerified, rVerified]).toEqual([false, false]);
+    }
+    // The real victim is accepted.
+    const real = security(clock, 'swordfish', { identity: victim });
+    const ok = handshake(real, a);
+    expect([ok.iVerified, ok.rVerified]).toEqual([true, true]);
+  });
+
+  it('--authorized-peers: an unlisted identity, no identity or a malformed one is refused before any key is derived', () => {
+    const clock = new FakeClock();
+    const mine = generateIdentity();
+    const listed = generateIdentity();
+    const a = security(clock, 'swordfish', { identity: mine, authorizedPeers: new Set([keyToText(listed.publicKey)]) });
+    const derive = (remote: PasswordSecurity) => {
+      const h = remote.begin();
+      return () =>
+        a.begin().derive({ isInitiator: true, localName: A, remoteName: B, remotePublicKey: h.publicKey, protocolVersion: 1, remoteFeatures: h.features });
+    };
+    const stranger = generateIdentity();
+    expect(derive(security(clock, 'swordfish', { identity: stranger }))).toThrow(UnauthorizedPeerError);
+    expect(derive(security(clock, 'swordfish', { identity: stranger }))).toThrow(`its identity ${keyToText(stranger.publicKey)} is not in --authorized-peers`);
+    expect(derive(security(clock))).toThrow(/shows no identity/);
+    const h = security(clock).begin();
+    expect(() =>
+      a.begin().derive({ isInitiator: true, localName: A, remoteName: B, remotePublicKey: h.publicKey, protocolVersion: 1, remoteFeatures: ['id=nonsense'] }),
+    ).toThrow(/malformed identity/);
+    expect(derive(security(clock, 'swordfish', { identity: listed }))).not.toThrow();
+    expect(() => security(clock, 'x', { authorizedPeers: new Set([keyToText(listed.publicKey)]) })).toThrow(/needs an identity/);
   });
 
   it('simultaneous open: two crossing handshakes give two independent sessions', () => {

@@ -32,13 +32,15 @@ import { BufferViews } from './buffer-views.js';
 import { DATA_CIPHER_NAMES, sodiumDataAead, type DataAead } from './data-aead.js';
 import { AEGIS256X2_FEATURE } from './aegis256x2.js';
 import { ControlCipher } from './control-cipher.js';
-import { HandshakeError } from './errors.js';
+import { HandshakeError, UnauthorizedPeerError } from './errors.js';
+import { identityFeature, identityOf, keyToText, type Identity } from './identity.js';
 import {
   KEY_BYTES,
   confirmationTag,
   deriveRekeyKeys,
   deriveSessionKeys,
   generateEphemeral,
+  identitySecrets,
   sharedSecret,
   stretchPassword,
   transcriptHash,
@@ -85,6 +87,16 @@ export interface PasswordSecurityOptions {
    * used on connections whose remote offers it too. @default none: ChaCha20-Poly1305 only
    */
   aegis256x2?: DataAead;
+  /**
+   * This router's identity (crypto/identity.ts): shown in every hello and, when the remote has one too, proven by
+   * the key schedule. @default none
+   */
+  identity?: Identity;
+  /**
+   * Identity public keys (base64) this router accepts; a remote whose hello shows another key, or none, is refused
+   * with `UnauthorizedPeerError`. Needs `identity`. @default any router with the password
+   */
+  authorizedPeers?: ReadonlySet<string>;
 }
 
 interface ResolvedOptions {
@@ -95,6 +107,8 @@ interface ResolvedOptions {
   replayWindow: number;
   dataAead: DataAead;
   aegis256x2: DataAead | undefined;
+  identity: Identity | undefined;
+  authorizedPeers: ReadonlySet<string> | undefined;
 }
 
 /**
@@ -121,7 +135,12 @@ export class PasswordSecurity implements ConnectionSecurity {
       // `views: null` (comparison mode) is a cache that keeps nothing: every view is a fresh subarray().
       dataAead: options.dataAead ?? sodiumDataAead(options.views === undefined ? new BufferViews() : (options.views ?? new BufferViews(0))),
       aegis256x2: options.aegis256x2,
+      identity: options.identity,
+      authorizedPeers: options.authorizedPeers,
     };
+    if (options.authorizedPeers !== undefined && options.identity === undefined) {
+      throw new RangeError('authorizedPeers needs an identity: the peers must be able to prove theirs to one');
+    }
     if (this.options.dataAead.cipher !== 'chacha20-poly1305') throw new RangeError(`dataAead must compute ChaCha20-Poly1305, not ${this.options.dataAead.cipher}`);
     if (options.aegis256x2 !== undefined && options.aegis256x2.cipher !== 'aegis-256x2') throw new RangeError(`aegis256x2 computes ${options.aegis256x2.cipher}`);
     const stretched = stretchPassword(options.password, {
@@ -159,17 +178,42 @@ class PasswordHandshake implements SecurityHandshake {
   ) {
     this.ephemeral = generateEphemeral();
     this.publicKey = new Uint8Array(this.ephemeral.publicKey);
-    this.features = options.aegis256x2 ? [AEGIS256X2_FEATURE] : [];
+    this.features = [
+      ...(options.aegis256x2 ? [AEGIS256X2_FEATURE] : []),
+      ...(options.identity ? [identityFeature(options.identity.publicKey)] : []),
+    ];
   }
 
   derive(params: DeriveParams): SecureSession {
     if (this.isUsed) throw new HandshakeError('derive() called twice or after destroy(); begin a new handshake');
     this.isUsed = true;
     let shared: Buffer | undefined;
+    let proofs: [Buffer, Buffer] | undefined;
     try {
+      const identity = this.options.identity;
+      const remoteIdentity = identityOf(params.remoteFeatures);
+      if (remoteIdentity === undefined) throw new UnauthorizedPeerError('its hello carries a malformed identity');
+      const authorized = this.options.authorizedPeers;
+      if (authorized !== undefined) {
+        if (remoteIdentity === null) {
+          throw new UnauthorizedPeerError('it shows no identity (an older weft?) and --authorized-peers is set');
+        }
+        const key = keyToText(remoteIdentity);
+        if (!authorized.has(key)) throw new UnauthorizedPeerError(`its identity ${key} is not in --authorized-peers`);
+      }
       shared = sharedSecret(this.ephemeral.secretKey, params.remotePublicKey);
       const local = this.ephemeral.publicKey;
       const remote = Buffer.from(params.remotePublicKey);
+      const bothIdentities = identity !== undefined && remoteIdentity !== null;
+      if (bothIdentities) {
+        proofs = identitySecrets({
+          isInitiator: params.isInitiator,
+          localStaticSecret: identity.secretKey,
+          localEphemeralSecret: this.ephemeral.secretKey,
+          remoteStaticPublic: remoteIdentity,
+          remoteEphemeralPublic: remote,
+        });
+      }
       // AEGIS-256X2 when both hellos offer it, else ChaCha20-Poly1305: the same answer on both sides.
       const aegis = this.options.aegis256x2;
       const aead = aegis && params.remoteFeatures?.includes(AEGIS256X2_FEATURE) ? aegis : this.options.dataAead;
@@ -180,10 +224,15 @@ class PasswordHandshake implements SecurityHandshake {
         responderName: params.isInitiator ? params.remoteName : params.localName,
         initiatorPublicKey: params.isInitiator ? local : remote,
         responderPublicKey: params.isInitiator ? remote : local,
+        ...(bothIdentities && {
+          initiatorIdentity: params.isInitiator ? identity.publicKey : remoteIdentity,
+          responderIdentity: params.isInitiator ? remoteIdentity : identity.publicKey,
+        }),
       });
-      return new PasswordSession(this.clock, this.passwordKey, this.options, aead, params.isInitiator, shared, transcript);
+      return new PasswordSession(this.clock, this.passwordKey, this.options, aead, params.isInitiator, shared, transcript, proofs);
     } finally {
       if (shared) sodium.sodium_memzero(shared);
+      if (proofs) for (const p of proofs) sodium.sodium_memzero(p);
       sodium.sodium_memzero(this.ephemeral.secretKey);
     }
   }
@@ -228,10 +277,11 @@ class PasswordSession implements SecureSession {
     private readonly isInitiator: boolean,
     shared: Buffer,
     transcript: Buffer,
+    proofs: [Buffer, Buffer] | undefined,
   ) {
     this.passwordKey = sodium.sodium_malloc(KEY_BYTES);
     this.passwordKey.set(passwordKey);
-    const keys = deriveSessionKeys(shared, passwordKey, transcript);
+    const keys = deriveSessionKeys(shared, passwordKey, transcript, proofs);
     try {
       this.confirmation = new Uint8Array(confirmationTag(isInitiator ? keys.confirmIR : keys.confirmRI, transcript));
       this.expectedConfirmation = confirmationTag(isInitiator ? keys.confirmRI : keys.confirmIR, transcript);

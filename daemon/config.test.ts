@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseCidr, parsePeerAddress, resolveClientConfig, resolveConfig, type ConfigSources } from './config.js';
 
+const KEY1 = Buffer.alloc(32, 1).toString('base64');
+const KEY2 = Buffer.alloc(32, 2).toString('base64');
 const sources: ConfigSources = {
   readFile: (path) => {
     if (path === '/secret') return 'hunter2\n';
     if (path === '/empty') return '\n';
+    if (path === '/peers') return `# ours\n${KEY1} h1\n${KEY2}\n`;
+    if (path === '/bad-peers') return `${KEY1}\nnot-a-key\n`;
     throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
   },
   hostname: () => 'box1',
@@ -22,6 +26,25 @@ function configError(fn: () => unknown): ConfigError {
   }
   throw new Error('expected a ConfigError');
 }
+
+describe('resolveConfig: identities', () => {
+  it('keeps the identity in the state dir unless told otherwise', () => {
+    expect(resolve([]).identityFile).toBe('/var/lib/weft/identity');
+    expect(resolve(['--state-dir', '/s']).identityFile).toBe('/s/identity');
+    expect(resolve([], { WEFT_IDENTITY_FILE: '/k' }).identityFile).toBe('/k');
+    expect(resolve(['--identity-file', '/f'], { WEFT_IDENTITY_FILE: '/k' }).identityFile).toBe('/f');
+    expect(configError(() => resolve(['--identity-file', ''])).message).toContain('empty');
+  });
+
+  it('reads --authorized-peers (with a password only), and names the file and line of a bad key', () => {
+    expect(resolve([], { WEFT_PASSWORD: 'x' }).authorizedPeers).toBeUndefined();
+    expect(resolve(['--authorized-peers', '/peers'], { WEFT_PASSWORD: 'x' }).authorizedPeers).toEqual([KEY1, KEY2]);
+    expect(resolve([], { WEFT_PASSWORD: 'x', WEFT_AUTHORIZED_PEERS: '/peers' }).authorizedPeers).toEqual([KEY1, KEY2]);
+    expect(configError(() => resolve(['--authorized-peers', '/peers'])).message).toMatch(/needs a password/);
+    expect(configError(() => resolve(['--authorized-peers', '/bad-peers'], { WEFT_PASSWORD: 'x' })).message).toMatch(/\/bad-peers line 2: "not-a-key" is not a public key/);
+    expect(configError(() => resolve(['--authorized-peers', '/missing'], { WEFT_PASSWORD: 'x' })).message).toMatch(/cannot read the authorized peers file \/missing .*ENOENT/);
+  });
+});
 
 describe('resolveConfig', () => {
   it('gives the documented defaults with no flags and no environment', () => {

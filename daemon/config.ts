@@ -8,6 +8,8 @@
  */
 import { hostname as osHostname } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAuthorizedPeers } from '../crypto/identity.js';
 import { parseArgs } from 'node:util';
 import ipaddr from 'ipaddr.js';
 import { AddressError, joinAddress, splitAddress } from '../gossip/address.js';
@@ -57,6 +59,10 @@ export interface WeftConfig {
   /** Shared secret: when set, control and data traffic is encrypted and peers without it are refused. */
   readonly password: string | undefined;
   readonly hasPassword: boolean;
+  /** This router's identity key file (crypto/identity.ts), made on first use. @default '<stateDir>/identity' */
+  readonly identityFile: string;
+  /** Identity public keys (base64) this router accepts; undefined: any router with the password. */
+  readonly authorizedPeers: readonly string[] | undefined;
   /** Connect to peers that other peers tell us about. @default true */
   readonly isDiscoveryEnabled: boolean;
   /** Name of the Linux bridge containers attach to. @default 'weft' */
@@ -110,6 +116,8 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'nickname', value: 'NAME', env: 'WEFT_NICKNAME', description: 'human name of this router', defaultText: 'the hostname' },
   { name: 'password', value: 'SECRET', env: 'WEFT_PASSWORD', description: 'encrypt traffic; every router needs the same password (prefer WEFT_PASSWORD or --password-file: flags are visible in ps)' },
   { name: 'password-file', value: 'FILE', env: 'WEFT_PASSWORD_FILE', description: 'read the password from FILE' },
+  { name: 'identity-file', value: 'FILE', env: 'WEFT_IDENTITY_FILE', description: "this router's private identity key (made on first use; `weft identity` prints the public key)", defaultText: 'STATE_DIR/identity' },
+  { name: 'authorized-peers', value: 'FILE', env: 'WEFT_AUTHORIZED_PEERS', description: 'with a password: accept only routers whose identity public key is listed in FILE (one per line)' },
   { name: 'no-discovery', env: 'WEFT_NO_DISCOVERY', description: 'do not connect to peers that other peers tell us about' },
   { name: 'bridge', value: 'NAME', env: 'WEFT_BRIDGE', description: 'Linux bridge containers attach to', defaultText: 'weft' },
   { name: 'mtu', value: 'BYTES', env: 'WEFT_MTU', description: 'MTU of the bridge and container interfaces', defaultText: 'derived from the underlay' },
@@ -175,6 +183,29 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   }
 
   const password = resolvePassword(flags.values, env, sources, warnings);
+
+  const identityPick = pick('identity-file');
+  if (identityPick !== undefined && identityPick.value === '') throw new ConfigError(`${identityPick.from} is empty; give a file, e.g. --identity-file /var/lib/weft/identity`);
+  const identityFile = identityPick?.value ?? join(stateDir, 'identity');
+  const authorizedPick = pick('authorized-peers');
+  let authorizedPeers: string[] | undefined;
+  if (authorizedPick !== undefined) {
+    if (password === undefined) {
+      throw new ConfigError(`${authorizedPick.from} needs a password: identities are proven inside the encrypted handshake (add WEFT_PASSWORD or --password-file)`);
+    }
+    let text: string;
+    try {
+      text = sources.readFile(authorizedPick.value);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+      throw new ConfigError(`cannot read the authorized peers file ${authorizedPick.value} (${authorizedPick.from}): ${why}`);
+    }
+    try {
+      authorizedPeers = [...parseAuthorizedPeers(text, `${authorizedPick.from} ${authorizedPick.value}`)];
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
 
   const bridgePick = pick('bridge');
   const bridge = bridgePick?.value ?? 'weft';
@@ -255,6 +286,8 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     nickname,
     password,
     hasPassword: password !== undefined,
+    identityFile,
+    authorizedPeers,
     isDiscoveryEnabled: !isSet('no-discovery'),
     bridge,
     mtuBytes,

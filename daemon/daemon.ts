@@ -21,6 +21,7 @@ import type { Logger } from '../runtime/logger.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import { FileStore } from '../runtime/store.js';
+import { keyToText, loadOrCreateIdentity, type Identity } from '../crypto/identity.js';
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
@@ -42,6 +43,7 @@ export class Daemon implements WeftControl {
   private security: PasswordSecurity | undefined;
   /** The data plane cipher and its implementation, for `weft status` (with a password only). */
   private dataCipher: string | undefined;
+  private identity: Identity | undefined;
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
@@ -83,6 +85,8 @@ export class Daemon implements WeftControl {
         const native = config.isDatapathEnabled ? (await import('../native/addon.js')).loadNative() : undefined;
         const aeads = pickDataAeads(native, log);
         this.dataCipher = describeDataAeads(aeads);
+        this.identity = loadOrCreateIdentity(config.identityFile);
+        log.info({ identity: keyToText(this.identity.publicKey), file: config.identityFile }, `identity ${keyToText(this.identity.publicKey)}`);
         this.security = new PasswordSecurity(
           { clock: this.clock },
           {
@@ -93,6 +97,8 @@ export class Daemon implements WeftControl {
             overlapMs: Math.min(10_000, config.rekeyIntervalMs / 2),
             dataAead: aeads.chacha,
             ...(aeads.aegis256x2 && { aegis256x2: aeads.aegis256x2 }),
+            identity: this.identity,
+            ...(config.authorizedPeers !== undefined && { authorizedPeers: new Set(config.authorizedPeers) }),
           },
         );
       }
@@ -212,6 +218,8 @@ export class Daemon implements WeftControl {
         uid: this.uid,
         encryption: this.config.password !== undefined,
         ...(this.dataCipher !== undefined && { dataCipher: this.dataCipher }),
+        ...(this.identity !== undefined && { identity: keyToText(this.identity.publicKey) }),
+        ...(this.config.authorizedPeers !== undefined && { authorizedPeers: this.config.authorizedPeers.length }),
         peerDiscovery: this.config.isDiscoveryEnabled,
         trustedSubnets: [...this.config.trustedSubnets],
         httpAddr: this.config.httpAddr,

@@ -1,10 +1,13 @@
 /**
  * The router's identity: a stable peer name (generated once, kept in the state dir as `peer-name`) and a per-launch
- * uid. Two routers on one machine in different namespaces have different state dirs, hence different names.
+ * uid. Two routers on one machine in different namespaces have different state dirs, hence different names. With a
+ * password, also its identity key (crypto/identity.ts), kept in `--identity-file` (default `<state dir>/identity`).
  */
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../runtime/store.js';
 import { isPeerName, parsePeerName, randomPeerName } from '../gossip/peer-name.js';
+import { keyToText, loadOrCreateIdentity } from '../crypto/identity.js';
+import sodium from 'sodium-native';
 
 export class IdentityError extends Error {
   readonly code = 'ERR_IDENTITY';
@@ -27,4 +30,14 @@ export function loadOrCreatePeerName(store: Store): string {
 /** A random 64-bit uid for this launch, as a decimal string. */
 export function newLaunchUid(): string {
   return randomBytes(8).readBigUInt64BE().toString();
+}
+
+/**
+ * The identity public key in `file` as text (`weft identity`), making the identity first when the file does not
+ * exist. Throws `IdentityFileError` naming the file otherwise.
+ */
+export function identityPublicKeyText(file: string): string {
+  const identity = loadOrCreateIdentity(file);
+  sodium.sodium_memzero(identity.secretKey);
+  return keyToText(identity.publicKey);
 }

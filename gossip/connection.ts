@@ -184,14 +184,23 @@ export class PeerConnection {
     this.events.onHello(this);
     if (this.phase === 'closed') return;
     if (!this.handshake) return this.becomeReady();
-    this.pendingSession = this.handshake.derive({
-      isInitiator: this.isOutbound,
-      localName: this.local.name,
-      remoteName: remote.name,
-      remotePublicKey: remote.publicKey,
-      protocolVersion: this.version,
-      remoteFeatures: remote.features,
-    });
+    try {
+      this.pendingSession = this.handshake.derive({
+        isInitiator: this.isOutbound,
+        localName: this.local.name,
+        remoteName: remote.name,
+        remotePublicKey: remote.publicKey,
+        protocolVersion: this.version,
+        remoteFeatures: remote.features,
+      });
+    } catch (err) {
+      // The remote's keys or identity are refused (crypto/errors.ts): say so with its name and address.
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ERR_UNAUTHORIZED_PEER' || code === 'ERR_INVALID_KEY') {
+        throw new HandshakeError(code, `peer ${describePeer(remote, this.remoteAddr)} refused: ${(err as Error).message}`);
+      }
+      throw err;
+    }
     this.handshake = null;
     this.phase = 'confirming';
     this.transport.send(this.pendingSession.confirmation);
@@ -290,6 +299,12 @@ export class PeerConnection {
       return new PasswordMismatchError(`peer ${describePeer(this.remote, this.remoteAddr)} refused: password mismatch; every router needs the same --password`);
     }
     if (reason.startsWith('duplicate connection')) return new HandshakeError('ERR_DUPLICATE_CONNECTION', reason);
+    if (reason === 'unauthorized peer' && this.remote) {
+      return new HandshakeError(
+        'ERR_UNAUTHORIZED_PEER',
+        `peer ${describePeer(this.remote, this.remoteAddr)} refused us: our identity is not in its --authorized-peers (\`weft identity\` prints it)`,
+      );
+    }
     return null;
   }
 
@@ -337,6 +352,8 @@ function closeReasonOf(err: HandshakeError): string {
       return 'peer name collision';
     case 'ERR_INCOMPATIBLE_VERSION':
       return 'incompatible protocol version';
+    case 'ERR_UNAUTHORIZED_PEER':
+      return 'unauthorized peer';
     default:
       return err.message;
   }
