@@ -142,7 +142,14 @@ export class PeerConnection {
       this.close(`handshake timeout: no ${this.phase === 'confirming' ? 'key confirmation' : 'hello'} within ${this.heartbeatTimeoutMs}ms`);
     }, this.heartbeatTimeoutMs);
     this.transport.onMessage((m) => this.receive(m));
-    this.transport.onClose((reason) => this.finish(reason, this.remoteRefusal(reason)));
+    this.transport.onClose((reason) => {
+      const refusal = this.remoteRefusal(reason);
+      // Only the refusing side checks an identity: say it here too, or this router's log would not tell why.
+      if (refusal instanceof HandshakeError && refusal.code === 'ERR_UNAUTHORIZED_PEER' && this.phase !== 'closed') {
+        this.log.error({ reason, code: refusal.code }, refusal.message);
+      }
+      this.finish(reason, refusal);
+    });
   }
 
   /** Send one frame (first byte a FrameType). Dropped before ready and after close. */
@@ -210,8 +217,11 @@ export class PeerConnection {
     const session = this.pendingSession!;
     if (!session.verifyConfirmation(message)) {
       this.deps.count('password_mismatch');
+      // With identities on both sides a key shown without its private key fails the same check.
+      const identities = hasIdentity(this.local.features) && hasIdentity(this.remote!.features);
       const err = new PasswordMismatchError(
-        `peer ${describePeer(this.remote!, this.remoteAddr)} refused: password mismatch; every router needs the same --password`,
+        `peer ${describePeer(this.remote!, this.remoteAddr)} refused: password mismatch; every router needs the same --password` +
+          (identities ? ' (or its identity key does not belong to its identity file: regenerated, or copied by hand?)' : ''),
       );
       this.log.error({ reason: 'password mismatch' }, err.message);
       this.close('password mismatch', err);
@@ -354,7 +364,14 @@ function closeReasonOf(err: HandshakeError): string {
       return 'incompatible protocol version';
     case 'ERR_UNAUTHORIZED_PEER':
       return 'unauthorized peer';
+    case 'ERR_INVALID_KEY':
+      return 'invalid key';
     default:
       return err.message;
   }
+}
+
+/** Whether a hello's features show an identity key (crypto/identity.ts's `id=` feature). */
+function hasIdentity(features: readonly string[]): boolean {
+  return features.some((f) => f.startsWith('id='));
 }
