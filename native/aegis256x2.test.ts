@@ -92,6 +92,43 @@ for (const path of paths) {
       expect(aead.open(Buffer.from(sealed), 0, ad, ad, length + 16, nonce, key)).toBe(length);
     });
 
+    it('opens runs two at a time (equal lengths) exactly as one at a time, a forgery in either slot failing alone', () => {
+      use();
+      fc.assert(
+        fc.property(fc.array(fc.tuple(fc.nat(3), fc.boolean()), { minLength: 1, maxLength: 9 }), fc.integer({ min: 0, max: 1500 }), (shape, base) => {
+          const key = Buffer.alloc(32, 5);
+          const nonce = Buffer.alloc(32);
+          const slot = 1600;
+          const count = shape.length;
+          const buffer = Buffer.alloc(count * slot);
+          const offsets = new Uint32Array(count);
+          const lengths = new Uint32Array(count);
+          const seqs = new Float64Array(count);
+          const plain: Buffer[] = [];
+          for (let i = 0; i < count; i++) {
+            const bodyLength = shape[i]![0] === 0 ? 0 : base; // mostly equal lengths, so pairs form
+            offsets[i] = i * slot;
+            lengths[i] = bodyLength + 16;
+            seqs[i] = 1000 + i;
+            buffer.fill(i + 1, offsets[i]! + 16, offsets[i]! + 16 + bodyLength);
+            plain.push(Buffer.from(buffer.subarray(offsets[i]! + 16, offsets[i]! + 16 + bodyLength)));
+            nonce.writeUInt32BE(1000 + i, 28);
+            aead.seal(buffer, offsets[i]!, 16, offsets[i]! + 16, bodyLength, nonce, key);
+            if (shape[i]![1]) buffer[offsets[i]! + 16 + (bodyLength > 0 ? bodyLength - 1 : 0)]! ^= 0x80; // forge it
+          }
+          const results = new Int32Array(count);
+          expect(aead.openRun!(buffer, offsets, lengths, seqs, count, 16, Buffer.alloc(32), key, results)).toBe(count);
+          for (let i = 0; i < count; i++) {
+            const bodyLength = lengths[i]! - 16;
+            expect(results[i], `datagram ${i}`).toBe(shape[i]![1] ? -1 : bodyLength);
+            const body = buffer.subarray(offsets[i]! + 16, offsets[i]! + 16 + bodyLength);
+            expect(body.equals(shape[i]![1] ? Buffer.alloc(bodyLength) : plain[i]!)).toBe(true);
+          }
+        }),
+        { numRuns: 150 },
+      );
+    });
+
     it('checks ranges and argument sizes', () => {
       use();
       const key = Buffer.alloc(32);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run demo`: three test hosts (network namespaces on one underlay), host 1 and host 3 cut apart so their
-# traffic must go through host 2. weft is launched on each, a container attached on each, and every container pings
-# every other. Everything is removed at the end, also on failure.
+# traffic must go through host 2. weft is launched on each with one random network password (everything between
+# hosts encrypted), a container attached on each, and every container pings every other. Everything is removed at
+# the end, also on failure.
 #
 #   npm run demo                 run it and tear down
 #   npm run demo -- --keep       leave it running (prints how to look around)
@@ -68,10 +69,11 @@ weft() {
   ip netns exec "$PREFIX-h$h" env WEFT_STATE_DIR="$RUN/h$h" node "$REPO/dist/cli/main.js" "$@"
 }
 
-say "Launching weft: h1 alone, h2 -> h1, h3 -> h2 (h3 learns of h1 by gossip but cannot reach it)"
-weft 1 launch --nickname h1
-weft 2 launch --nickname h2 "${IP[1]}"
-weft 3 launch --nickname h3 "${IP[2]}"
+say "Launching weft with a random network password (in $RUN/password): h1 alone, h2 -> h1, h3 -> h2 (h3 learns of h1 by gossip but cannot reach it)"
+(umask 077; head -c 24 /dev/urandom | base64 > "$RUN/password")
+weft 1 launch --nickname h1 --password-file "$RUN/password"
+weft 2 launch --nickname h2 --password-file "$RUN/password" "${IP[1]}"
+weft 3 launch --nickname h3 --password-file "$RUN/password" "${IP[2]}"
 
 say "Attaching a container on each host; IPAM picks the addresses (from 10.32.0.0/12, no two alike)"
 declare -a CIP
@@ -92,7 +94,7 @@ echo
 
 say "weft status (on h2)"
 weft 2 status
-say "weft status connections (on h1: no direct link to h3)"
+say "weft status connections (on h1: no direct link to h3; the cipher each connection agreed on)"
 weft 1 status connections
 say "weft status peers (on h2)"
 weft 2 status peers

@@ -138,5 +138,50 @@ TARGET static int CAT(open, SUFFIX)(uint8_t *body, size_t length, const uint8_t 
   return 0;
 }
 
+/*
+ * Open two datagrams of the same body length at once (runs of received pieces: almost all are full-sized). Each
+ * state's next update waits on the block just decrypted with it, a chain of about eight cycles per 32 bytes; two
+ * independent chains side by side keep the AES units busy instead. Returns a mask: bit 0 set when `a` failed,
+ * bit 1 when `b` did (a failed body is zeroed). Same results as two `open` calls.
+ */
+TARGET static int CAT(open2, SUFFIX)(uint8_t *body_a, uint8_t *body_b, size_t length, const uint8_t *ad_a,
+                                     const uint8_t *ad_b, size_t ad_length, const uint8_t *nonce_a,
+                                     const uint8_t *nonce_b, const uint8_t *key) {
+  CAT(state, SUFFIX) s, t;
+  CAT(begin, SUFFIX)(&s, key, nonce_a, ad_a, ad_length);
+  CAT(begin, SUFFIX)(&t, key, nonce_b, ad_b, ad_length);
+  size_t i = 0;
+  for (; i + 32 <= length; i += 32) {
+    const V x = V_XOR(V_LOAD(body_a + i), CAT(keystream, SUFFIX)(&s));
+    const V y = V_XOR(V_LOAD(body_b + i), CAT(keystream, SUFFIX)(&t));
+    CAT(update, SUFFIX)(&s, x);
+    CAT(update, SUFFIX)(&t, y);
+    V_STORE(body_a + i, x);
+    V_STORE(body_b + i, y);
+  }
+  if (i < length) {
+    uint8_t pad[2][32] = {{0}};
+    memcpy(pad[0], body_a + i, length - i);
+    memcpy(pad[1], body_b + i, length - i);
+    V_STORE(pad[0], V_XOR(V_LOAD(pad[0]), CAT(keystream, SUFFIX)(&s)));
+    V_STORE(pad[1], V_XOR(V_LOAD(pad[1]), CAT(keystream, SUFFIX)(&t)));
+    memset(pad[0] + (length - i), 0, 32 - (length - i));
+    memset(pad[1] + (length - i), 0, 32 - (length - i));
+    CAT(update, SUFFIX)(&s, V_LOAD(pad[0]));
+    CAT(update, SUFFIX)(&t, V_LOAD(pad[1]));
+    memcpy(body_a + i, pad[0], length - i);
+    memcpy(body_b + i, pad[1], length - i);
+  }
+  const __m128i expected_a = CAT(finish, SUFFIX)(&s, ad_length, length);
+  const __m128i expected_b = CAT(finish, SUFFIX)(&t, ad_length, length);
+  const int ok_a = _mm_movemask_epi8(_mm_cmpeq_epi8(expected_a, _mm_loadu_si128((const __m128i *)(body_a + length)))) == 0xffff;
+  const int ok_b = _mm_movemask_epi8(_mm_cmpeq_epi8(expected_b, _mm_loadu_si128((const __m128i *)(body_b + length)))) == 0xffff;
+  memset(&s, 0, sizeof s);
+  memset(&t, 0, sizeof t);
+  if (!ok_a) memset(body_a, 0, length);
+  if (!ok_b) memset(body_b, 0, length);
+  return (ok_a ? 0 : 1) | (ok_b ? 0 : 2);
+}
+
 #undef CAT
 #undef CAT2

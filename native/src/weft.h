@@ -132,6 +132,9 @@ typedef struct {
   int (*ready)(void);                                                  /* can it run here? */
   void (*seal)(const weft_aead_args *a);                               /* encrypt in place, write the tag */
   int (*open)(const weft_aead_args *a); /* 0 when authentic, else -1 (no plaintext left behind) */
+  /* Optional: open two datagrams of one body length (and AD length) under one key at once; a mask of which failed
+   * (bit 0: a, bit 1: b). */
+  int (*open2)(const weft_aead_args *a, const weft_aead_args *b);
 } weft_aead_cipher;
 
 napi_value weft_aead_call_seal(napi_env env, napi_callback_info info, const weft_aead_cipher *c);
