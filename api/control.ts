@@ -24,6 +24,8 @@ export interface ConnectionReport {
   rekeyCount?: number;
   /** The data cipher the two routers agreed on, e.g. 'AEGIS-256X2' (encrypted connections). */
   dataCipher?: string;
+  /** True when the remote is in a trusted subnet: control encrypted, data in the clear (no `dataCipher` then). */
+  isDataClear?: boolean;
 }
 
 /** One peer in the topology, as `weft status peers` shows it. */

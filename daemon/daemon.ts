@@ -23,7 +23,7 @@ import { systemRandom } from '../runtime/random.js';
 import { FileStore } from '../runtime/store.js';
 import { keyToText, loadOrCreateIdentity, type Identity } from '../crypto/identity.js';
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
-import { SnapshotBuilder } from './forwarding.js';
+import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
 import { peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
@@ -225,7 +225,7 @@ export class Daemon implements WeftControl {
         httpAddr: this.config.httpAddr,
         listenAddr: joinHostPort(this.config.listenAddr, this.config.port),
         targets: mesh.targets,
-        connections: mesh.connections,
+        connections: mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets)),
         peers: mesh.peers,
         counters: this.mesh?.counters() ?? {},
       },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SnapshotBuilder, isTrusted, nameToId } from './forwarding.js';
+import { SnapshotBuilder, isTrusted, nameToId, withTrustedData } from './forwarding.js';
 import type { DataSession } from '../crypto/data-session.js';
 
 const A = '02:00:00:00:00:01';
@@ -64,5 +64,29 @@ describe('isTrusted', () => {
     expect(isTrusted('192.169.5.4', ['192.168.0.0/16'])).toBe(false);
     expect(isTrusted('fd00::1', ['fd00::/8'])).toBe(true);
     expect(isTrusted('not-an-ip', ['0.0.0.0/0'])).toBe(false);
+  });
+});
+
+describe('withTrustedData', () => {
+  const encrypted: { address: string; isEncrypted: boolean; info: string; dataCipher?: string; isDataClear?: boolean } = {
+    address: '10.0.0.2:6783',
+    isEncrypted: true,
+    info: 'encrypted',
+    dataCipher: 'AEGIS-256X2',
+  };
+
+  it('says a trusted connection sends data in the clear, and names no data cipher for it', () => {
+    const c = withTrustedData(encrypted, ['10.0.0.0/24']);
+    expect(c).toEqual({ address: '10.0.0.2:6783', isEncrypted: true, isDataClear: true, info: 'encrypted control, clear data (trusted subnet)' });
+    expect(withTrustedData({ ...encrypted, address: '[::ffff:10.0.0.2]:41000' }, ['10.0.0.0/24']).isDataClear).toBe(true);
+  });
+
+  it('leaves untrusted, unencrypted or unparsable connections alone', () => {
+    expect(withTrustedData(encrypted, ['10.1.0.0/24'])).toBe(encrypted);
+    expect(withTrustedData(encrypted, [])).toBe(encrypted);
+    const clear = { ...encrypted, isEncrypted: false, info: 'unencrypted' };
+    expect(withTrustedData(clear, ['10.0.0.0/24'])).toBe(clear);
+    const odd = { ...encrypted, address: 'not an address' };
+    expect(withTrustedData(odd, ['10.0.0.0/24'])).toBe(odd);
   });
 });

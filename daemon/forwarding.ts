@@ -10,6 +10,7 @@ import type { Endpoint } from '../router/underlay.js';
 import type { ForwardingSnapshot, PeerId, PeerPath } from '../router/datapath.js';
 import type { DataSession } from '../crypto/data-session.js';
 import { peerNameToId } from '../gossip/peer-name.js';
+import { splitAddress } from '../gossip/address.js';
 
 export interface NeighbourView {
   name: string;
@@ -41,6 +42,26 @@ export function isTrusted(host: string, cidrs: readonly string[]): boolean {
     const [net, bits] = ipaddr.parseCIDR(c);
     return net.kind() === addr.kind() && addr.match([net, bits]);
   });
+}
+
+/**
+ * A connection as `weft status connections` should show it: one whose remote is in a trusted subnet has its control
+ * traffic encrypted but its data in the clear, so it says so instead of naming a data cipher.
+ */
+export function withTrustedData<C extends { address: string; isEncrypted: boolean; info: string; dataCipher?: string; isDataClear?: boolean }>(
+  c: C,
+  trustedSubnets: readonly string[],
+): C {
+  if (!c.isEncrypted || trustedSubnets.length === 0) return c;
+  let host: string;
+  try {
+    host = splitAddress(c.address).host;
+  } catch {
+    return c;
+  }
+  if (!isTrusted(host, trustedSubnets)) return c;
+  const { dataCipher: _, ...rest } = c;
+  return { ...rest, isDataClear: true, info: c.info.replace(/^encrypted\b/, 'encrypted control, clear data (trusted subnet)') } as C;
 }
 
 /**

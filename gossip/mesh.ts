@@ -101,6 +101,7 @@ export interface ConnectionStatus {
   sessionAgeSeconds?: number;
   rekeyCount?: number;
   dataCipher?: string;
+  isDataClear?: boolean;
 }
 
 /** Same shape as api/control.ts `PeerReport`. */

@@ -54,6 +54,16 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
       expect(r.router.encryption).toBe(true);
       expect([...r.router.trustedSubnets].sort()).toEqual([...trusted].sort());
     }
+    // h1's connections: to h2 control encrypted, data clear; to h3 both encrypted, with the cipher named.
+    const r1 = await net.weft[0]!.report();
+    const to = (nick: string) => r1.router.connections.find((x) => x.nickname === nick && x.state === 'established')!;
+    expect(to('h2')).toMatchObject({ isEncrypted: true, isDataClear: true });
+    expect(to('h2').dataCipher).toBeUndefined();
+    expect(to('h3').isDataClear).toBeUndefined();
+    expect(to('h3').dataCipher).toMatch(/^(AEGIS-256X2|ChaCha20-Poly1305)$/);
+    const lines = await net.weft[0]!.run(['status', 'connections']);
+    expect(lines).toMatch(/established\s+encrypted control, clear data \(trusted subnet\) \S+\(h2\)/);
+    expect(lines).toMatch(/established\s+encrypted \((AEGIS-256X2|ChaCha20-Poly1305)\) \S+\(h3\)/);
     const r3 = await net.weft[2]!.report();
     expect(r3.router.trustedSubnets).toEqual([]);
     for (const x of r3.router.connections.filter((y) => y.state === 'established')) expect(x.isEncrypted).toBe(true);
