@@ -92,6 +92,35 @@ for (const path of paths) {
       expect(aead.open(Buffer.from(sealed), 0, ad, ad, length + 16, nonce, key)).toBe(length);
     });
 
+    it('seals runs (two at a time where lengths match) to exactly the bytes of one-at-a-time seals', () => {
+      use();
+      fc.assert(
+        fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 9 }), fc.integer({ min: 0, max: 1500 }), fc.nat(1000), (odd, base, seq0) => {
+          const key = Buffer.alloc(32, 6);
+          const slot = 1600;
+          const count = odd.length;
+          const run = Buffer.alloc(count * slot);
+          for (let i = 0; i < run.length; i++) run[i] = (i * 31 + 7) & 0xff;
+          const single = Buffer.from(run);
+          const offsets = new Uint32Array(count);
+          const lengths = new Uint32Array(count);
+          for (let i = 0; i < count; i++) {
+            offsets[i] = i * slot;
+            lengths[i] = odd[i] ? (base * 7 + 3) % 1500 : base;
+          }
+          const nonce = Buffer.alloc(32);
+          nonce.writeUInt32BE(seq0, 28);
+          expect(aead.sealRun!(run, offsets, lengths, count, 16, nonce, key)).toBe(count);
+          for (let i = 0; i < count; i++) {
+            nonce.writeUInt32BE(seq0 + i, 28);
+            aead.seal(single, offsets[i]!, 16, offsets[i]! + 16, lengths[i]!, nonce, key);
+          }
+          expect(run.equals(single)).toBe(true);
+        }),
+        { numRuns: 150 },
+      );
+    });
+
     it('opens runs two at a time (equal lengths) exactly as one at a time, a forgery in either slot failing alone', () => {
       use();
       fc.assert(

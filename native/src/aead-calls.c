@@ -167,9 +167,24 @@ napi_value weft_aead_call_seal_run(napi_env env, napi_callback_info info, const 
   memcpy(nonce, r.one.nonce, nonce_bytes);
   uint64_t seq = 0;
   for (size_t i = nonce_bytes - 8; i < nonce_bytes; i++) seq = (seq << 8) | nonce[i];
-  weft_aead_args a = r.one;
+  uint8_t nonce_b[32];
+  memcpy(nonce_b, nonce, nonce_bytes);
+  weft_aead_args a = r.one, b = r.one;
   a.nonce = nonce;
+  b.nonce = nonce_b;
   for (size_t i = 0; i < r.count; i++, seq++) {
+    if (c->seal2 != NULL && i + 1 < r.count && r.lengths[i + 1] == r.lengths[i]) {
+      nonce_set_seq(nonce, nonce_bytes, seq);
+      nonce_set_seq(nonce_b, nonce_bytes, seq + 1);
+      a.ad_offset = r.offsets[i];
+      a.body_offset = r.offsets[i] + r.one.ad_length;
+      b.ad_offset = r.offsets[i + 1];
+      b.body_offset = r.offsets[i + 1] + r.one.ad_length;
+      a.length = b.length = r.lengths[i];
+      c->seal2(&a, &b);
+      i++, seq++;
+      continue;
+    }
     nonce_set_seq(nonce, nonce_bytes, seq);
     a.ad_offset = r.offsets[i];
     a.body_offset = r.offsets[i] + r.one.ad_length;

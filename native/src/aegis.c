@@ -115,8 +115,11 @@ static int open2_aesni(uint8_t *body_a, uint8_t *body_b, size_t length, const ui
                        size_t ad_length, const uint8_t *nonce_a, const uint8_t *nonce_b, const uint8_t *key) {
   return 3;
 }
+static void seal2_aesni(uint8_t *body_a, uint8_t *body_b, size_t length, const uint8_t *ad_a, const uint8_t *ad_b,
+                        size_t ad_length, const uint8_t *nonce_a, const uint8_t *nonce_b, const uint8_t *key) {}
 #define seal_vaes seal_aesni
 #define open_vaes open_aesni
+#define seal2_vaes seal2_aesni
 #define open2_vaes open2_aesni
 static int detect(void) { return 0; }
 #endif
@@ -152,7 +155,14 @@ static int aegis_open_args(const weft_aead_args *a) {
   return aegis_open(a->buffer + a->body_offset, a->length, a->buffer + a->ad_offset, a->ad_length, a->nonce, a->key);
 }
 
-/* Two datagrams of one length under one key, interleaved (see open2 in aegis256x2-impl.h). */
+/* Two datagrams of one length under one key, interleaved (see seal2 and open2 in aegis256x2-impl.h). */
+static void aegis_seal2_args(const weft_aead_args *a, const weft_aead_args *b) {
+  uint8_t *const body_a = a->buffer + a->body_offset, *const body_b = b->buffer + b->body_offset;
+  const uint8_t *const ad_a = a->buffer + a->ad_offset, *const ad_b = b->buffer + b->ad_offset;
+  if (level == 2) seal2_vaes(body_a, body_b, a->length, ad_a, ad_b, a->ad_length, a->nonce, b->nonce, a->key);
+  else seal2_aesni(body_a, body_b, a->length, ad_a, ad_b, a->ad_length, a->nonce, b->nonce, a->key);
+}
+
 static int aegis_open2_args(const weft_aead_args *a, const weft_aead_args *b) {
   uint8_t *const body_a = a->buffer + a->body_offset, *const body_b = b->buffer + b->body_offset;
   const uint8_t *const ad_a = a->buffer + a->ad_offset, *const ad_b = b->buffer + b->ad_offset;
@@ -169,6 +179,7 @@ static const weft_aead_cipher aegis256x2 = {
     .ready = aegis_ready,
     .seal = aegis_seal_args,
     .open = aegis_open_args,
+    .seal2 = aegis_seal2_args,
     .open2 = aegis_open2_args,
 };
 

@@ -132,6 +132,8 @@ typedef struct {
   int (*ready)(void);                                                  /* can it run here? */
   void (*seal)(const weft_aead_args *a);                               /* encrypt in place, write the tag */
   int (*open)(const weft_aead_args *a); /* 0 when authentic, else -1 (no plaintext left behind) */
+  /* Optional: seal two datagrams of one body length (and AD length) under one key at once. */
+  void (*seal2)(const weft_aead_args *a, const weft_aead_args *b);
   /* Optional: open two datagrams of one body length (and AD length) under one key at once; a mask of which failed
    * (bit 0: a, bit 1: b). */
   int (*open2)(const weft_aead_args *a, const weft_aead_args *b);
