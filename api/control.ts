@@ -26,6 +26,8 @@ export interface ConnectionReport {
   dataCipher?: string;
   /** True when the remote is in a trusted subnet: control encrypted, data in the clear (no `dataCipher` then). */
   isDataClear?: boolean;
+  /** The identity public key the remote's hello showed (base64), when it has one. */
+  identity?: string;
 }
 
 /** One peer in the topology, as `weft status peers` shows it. */

@@ -102,6 +102,7 @@ export interface ConnectionStatus {
   rekeyCount?: number;
   dataCipher?: string;
   isDataClear?: boolean;
+  identity?: string;
 }
 
 /** Same shape as api/control.ts `PeerReport`. */
@@ -363,6 +364,9 @@ export class Mesh {
       if (c.remote) {
         r.peer = c.remote.name;
         r.nickname = c.remote.nickname;
+        // The identity key its hello showed (proven by the handshake once established), for --authorized-peers lists.
+        const id = c.remote.features.find((f) => f.startsWith('id='));
+        if (id !== undefined) r.identity = id.slice(3);
       }
       if (c.session) {
         const s = c.session.stats();

@@ -81,6 +81,7 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
       const est = r.router.connections.filter((x) => x.state === 'established');
       expect(est.map((x) => x.nickname)).toEqual([other]);
       expect(est[0]!.isEncrypted).toBe(true);
+      expect(est[0]!.identity, `the key ${other} showed`).toBe(keys[other === 'h1' ? 0 : 1]);
       expect(r.router.encryption).toBe(true);
       expect(r.router.authorizedPeers).toBe(2);
       expect(r.router.peers.map((p) => p.nickname).sort()).toEqual(['h1', 'h2']);
