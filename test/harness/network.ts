@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHosts, type NamespaceHandle, type TestHosts } from './hosts.js';
+import { createHosts, type NamespaceHandle, type TestContainer, type TestHosts } from './hosts.js';
 import { dumpLogsOnFailure, repoRoot, waitFor, weftOn, type WeftHost } from './weft.js';
 
 export interface WeftNetworkOptions {
@@ -57,6 +57,40 @@ export function weftNetwork(count: number, options: WeftNetworkOptions = {}): We
     if (net.runDir) rmSync(net.runDir, { recursive: true, force: true });
   });
   return net;
+}
+
+export interface StartOptions {
+  /** More `weft launch` arguments for the router on host i (1-based). @default none */
+  launchArgs?: (i: number) => string[];
+  /** More `weft attach` arguments for the container on host i (1-based), before the address. @default none */
+  attachArgs?: (i: number) => string[];
+}
+
+/**
+ * The start most netns files share: router 1 alone, every other router joining router 1, a container `c1` on each
+ * host attached at `ip(i)/24`, then every router with an established connection to every other. Call it from a
+ * `beforeAll` after `weftNetwork` (routers on all hosts). Returns the containers in host order.
+ */
+export async function startNetwork(net: WeftNetwork, ip: (i: number) => string, options: StartOptions = {}): Promise<TestContainer[]> {
+  const { hosts, weft } = net;
+  const count = weft.length;
+  for (let i = 1; i <= count; i++) {
+    const join = i === 1 ? [] : [hosts.host(1).ip];
+    await weft[i - 1]!.launch([...(options.launchArgs?.(i) ?? []), ...join]);
+  }
+  const containers: TestContainer[] = [];
+  for (let i = 1; i <= count; i++) {
+    const ct = await hosts.addContainer(i, 'c1');
+    containers.push(ct);
+    await weft[i - 1]!.run(['attach', '--netns', ct.ns, ...(options.attachArgs?.(i) ?? []), `${ip(i)}/24`]);
+  }
+  for (const w of weft) {
+    await waitFor(`h${w.host.index} to have ${count - 1} established connection(s)`, async () => {
+      const r = await w.report();
+      return r.router.connections.filter((x) => x.state === 'established').length === count - 1;
+    }, 30_000);
+  }
+  return containers;
 }
 
 const transferFixture = join(repoRoot, 'test/netns/fixtures/tcp-transfer.mjs');

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
-import { expectTcpTransfer, weftNetwork } from '../harness/network.js';
+import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
 import type { ConnectionReport } from '../../api/control.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
@@ -31,20 +31,8 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
   const c: TestContainer[] = [];
 
   beforeAll(async () => {
-    const { hosts, weft } = net;
-    await weft[0]!.launch();
-    await weft[1]!.launch([hosts.host(1).ip]);
-    for (let i = 1; i <= 2; i++) {
-      const ct = await hosts.addContainer(i, 'c1');
-      c.push(ct);
-      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
-    }
-    for (const w of weft) {
-      await waitFor(`h${w.host.index} to have an established encrypted connection`, async () => {
-        const r = await w.report();
-        return r.router.connections.some((x) => x.state === 'established' && x.isEncrypted);
-      }, 30_000);
-    }
+    c.push(...(await startNetwork(net, cip)));
+    for (const w of net.weft) expect((await w.report()).router.connections.every((x) => x.state !== 'established' || x.isEncrypted)).toBe(true);
     expect(await waitFor('c1 -> c2', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
   });
 

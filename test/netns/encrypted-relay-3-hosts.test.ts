@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
-import { expectTcpTransfer, weftNetwork } from '../harness/network.js';
+import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
 import { loadNative } from '../../native/addon.js';
 import { ipPairBytes, isEncryptedDatagram, newMarker, sendMarker, sleeveDatagrams, startCapture } from './fixtures/underlay-capture.js';
 
@@ -24,20 +24,7 @@ describe.skipIf(skip)('encrypted relay on 3 hosts (h1 <-> h3 through h2)', () =>
 
   beforeAll(async () => {
     const { hosts, weft } = net;
-    await weft[0]!.launch();
-    await weft[1]!.launch([hosts.host(1).ip]);
-    await weft[2]!.launch([hosts.host(1).ip]);
-    for (let i = 1; i <= 3; i++) {
-      const ct = await hosts.addContainer(i, 'c1');
-      c.push(ct);
-      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
-    }
-    for (const w of weft) {
-      await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
-        const r = await w.report();
-        return r.router.connections.filter((x) => x.state === 'established').length === 2;
-      }, 30_000);
-    }
+    c.push(...(await startNetwork(net, cip)));
     await hosts.cut(1, 3);
     await waitFor('h1 to lose its direct connection to h3', async () => {
       const r = await weft[0]!.report();

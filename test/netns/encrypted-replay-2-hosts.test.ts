@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, repoRoot, waitFor } from '../harness/weft.js';
-import { weftNetwork } from '../harness/network.js';
+import { startNetwork, weftNetwork } from '../harness/network.js';
 import { isEncryptedDatagram, SLEEVE_PORT, sleeveDatagrams, startCapture } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
@@ -42,19 +42,8 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
 
   beforeAll(async () => {
     const { hosts, weft, runDir } = net;
-    await weft[0]!.launch();
-    await weft[1]!.launch([hosts.host(1).ip]);
-    for (let i = 1; i <= 2; i++) {
-      const ct = await hosts.addContainer(i, 'c1');
-      c.push(ct);
-      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
-    }
-    for (const w of weft) {
-      await waitFor(`h${w.host.index} to have an established connection`, async () => {
-        const r = await w.report();
-        return r.router.connections.some((x) => x.state === 'established' && x.isEncrypted);
-      }, 30_000);
-    }
+    c.push(...(await startNetwork(net, cip)));
+    for (const w of weft) expect((await w.report()).router.connections.every((x) => x.state !== 'established' || x.isEncrypted)).toBe(true);
     expect(await waitFor('c1 -> c2', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
 
     // Record what h1 sends h2 while c1 pings c2.

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, repoRoot, waitFor } from '../harness/weft.js';
-import { expectTcpTransfer, weftNetwork } from '../harness/network.js';
+import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const fixtures = join(repoRoot, 'test/netns/fixtures');
@@ -26,22 +26,7 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
   const c: TestContainer[] = [];
 
   beforeAll(async () => {
-    const { hosts, weft } = net;
-    await weft[0]!.launch();
-    await weft[1]!.launch([hosts.host(1).ip]);
-    await weft[2]!.launch([hosts.host(1).ip]);
-    for (let i = 1; i <= 3; i++) {
-      const ct = await hosts.addContainer(i, 'c1');
-      c.push(ct);
-      const mac = i === 1 ? ['--mac', MAC1] : [];
-      await weft[i - 1]!.run(['attach', '--netns', ct.ns, ...mac, `${cip(i)}/24`]);
-    }
-    for (const w of weft) {
-      await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
-        const r = await w.report();
-        return r.router.connections.filter((x) => x.state === 'established').length === 2;
-      }, 30_000);
-    }
+    c.push(...(await startNetwork(net, cip, { attachArgs: (i) => (i === 1 ? ['--mac', MAC1] : []) })));
   });
 
   it('every container pings every other (ARP resolves across hosts)', async () => {

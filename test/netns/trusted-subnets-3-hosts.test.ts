@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
-import { weftNetwork } from '../harness/network.js';
+import { startNetwork, weftNetwork } from '../harness/network.js';
 import {
   ipPairBytes,
   isEncryptedDatagram,
@@ -26,23 +26,9 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
   let trusted: string[];
 
   beforeAll(async () => {
-    const { hosts, weft } = net;
+    const { hosts } = net;
     trusted = [`${hosts.host(1).ip}/32`, `${hosts.host(2).ip}/32`];
-    const trust = ['--trusted-subnets', trusted.join(',')];
-    await weft[0]!.launch(trust);
-    await weft[1]!.launch([...trust, hosts.host(1).ip]);
-    await weft[2]!.launch([hosts.host(1).ip]);
-    for (let i = 1; i <= 3; i++) {
-      const ct = await hosts.addContainer(i, 'c1');
-      c.push(ct);
-      await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
-    }
-    for (const w of weft) {
-      await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
-        const r = await w.report();
-        return r.router.connections.filter((x) => x.state === 'established').length === 2;
-      }, 30_000);
-    }
+    c.push(...(await startNetwork(net, cip, { launchArgs: (i) => (i <= 2 ? ['--trusted-subnets', trusted.join(',')] : []) })));
     for (const [a, b] of [[1, 2], [1, 3], [2, 3]] as const) {
       expect(await waitFor(`c${a} -> c${b}`, () => canPing(c[a - 1]!, cip(b)), 15_000)).toBe(true);
     }
