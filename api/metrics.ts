@@ -53,12 +53,15 @@ export function createMetrics(report: () => Report): Registry {
   });
   new Gauge({
     name: 'weft_connections',
-    help: 'Control connections by state and encryption.',
-    labelNames: ['state', 'encrypted'],
+    help: "Control connections by state, encryption and data cipher ('none' without encryption, 'clear' to a trusted subnet).",
+    labelNames: ['state', 'encrypted', 'cipher'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const c of current?.router.connections ?? []) this.inc({ state: c.state, encrypted: String(c.isEncrypted) });
+      for (const c of current?.router.connections ?? []) {
+        const cipher = c.isDataClear ? 'clear' : (c.dataCipher ?? 'none');
+        this.inc({ state: c.state, encrypted: String(c.isEncrypted), cipher });
+      }
     },
   });
   new Gauge({

@@ -72,6 +72,14 @@ describe('createApiHandler', () => {
     expect(r.body).toContain('weft_datapath_events_total{counter="drop_replay"} 7');
     expect(r.body).toContain('weft_datapath_events_total{counter="frames_in"} 3');
     expect(r.body).toMatch(/weft_peers \d+/);
+    // Connections by data cipher: none without encryption, the agreed one, clear to a trusted subnet.
+    expect(r.body).toMatch(/weft_connections\{state="established",encrypted="false",cipher="none"\} \d+/);
+    const [first, second] = control.reportValue.router.connections;
+    Object.assign(first!, { isEncrypted: true, dataCipher: 'AEGIS-256X2' });
+    Object.assign(second!, { isEncrypted: true, isDataClear: true });
+    const again = (await inject(control, 'GET', '/metrics')).body as string;
+    expect(again).toContain('weft_connections{state="established",encrypted="true",cipher="AEGIS-256X2"} 1');
+    expect(again).toContain('weft_connections{state="established",encrypted="true",cipher="clear"} 1');
   });
 
   it('GET /version answers the package version and the pid', async () => {
