@@ -137,4 +137,9 @@ export interface WeftControl {
   rmpeer(name: string): Promise<number>;
   /** `weft reset`: hand this router's address space to a reachable peer, wipe IPAM state, then stop the daemon. */
   reset(): Promise<void>;
+  /**
+   * `weft reload`: re-read `--authorized-peers`; connections to routers no longer listed are closed. Answers the
+   * number of keys now listed and the peers whose connections were closed.
+   */
+  reloadAuthorizedPeers(): { keys: number; closed: string[] };
 }

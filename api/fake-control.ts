@@ -55,6 +55,11 @@ export class FakeControl implements WeftControl {
     this.record('reset', []);
   }
 
+  reloadAuthorizedPeers(): { keys: number; closed: string[] } {
+    this.record('reloadAuthorizedPeers', []);
+    return { keys: 2, closed: ['h3 (10.1.0.3:6783)'] };
+  }
+
   async stop(): Promise<void> {
     this.record('stop', []);
   }

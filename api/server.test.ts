@@ -82,6 +82,17 @@ describe('createApiHandler', () => {
     expect(again).toContain('weft_connections{state="established",encrypted="true",cipher="clear"} 1');
   });
 
+  it('POST /reload re-reads the allow-list and answers what it closed; a bad file is a 400 naming it', async () => {
+    const control = new FakeControl();
+    const r = await inject(control, 'POST', '/reload', {});
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ keys: 2, closed: ['h3 (10.1.0.3:6783)'] });
+    control.failWith.reloadAuthorizedPeers = Object.assign(new Error('/etc/weft/peers line 2: "x" is not a public key'), { code: 'ERR_CONFIG' });
+    const bad = await inject(control, 'POST', '/reload', {});
+    expect(bad.status).toBe(400);
+    expect(bad.body).toEqual({ error: { code: 'ERR_CONFIG', message: '/etc/weft/peers line 2: "x" is not a public key' } });
+  });
+
   it('GET /version answers the package version and the pid', async () => {
     const r = await inject(new FakeControl(), 'GET', '/version');
     expect(r.body).toEqual({ version: weftVersion(), pid: process.pid });

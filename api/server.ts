@@ -16,6 +16,7 @@
  *   POST /stop                                              -> { isStopping: true }, then the daemon stops
  *   POST /ipam/prime  { timeoutSeconds? }                   -> { ok: true } once IPAM is ready
  *   POST /ipam/rmpeer { name }                              -> { addresses: number moved }
+ *   POST /reload                                            -> { keys, closed }: --authorized-peers re-read
  *   POST /ipam/reset                                        -> { isStopping: true }, then the daemon stops
  *
  * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 404 for an
@@ -131,6 +132,7 @@ export function createApiHandler(control: WeftControl, log: Logger): (req: Incom
       },
     ],
     ['/ipam/rmpeer', { method: 'POST', run: async (b) => ({ addresses: await control.rmpeer(requiredString(b, 'name')) }) }],
+    ['/reload', { method: 'POST', run: () => control.reloadAuthorizedPeers() }],
     [
       '/ipam/reset',
       {

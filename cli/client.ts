@@ -61,6 +61,8 @@ export interface ApiClient {
   stop(): Promise<void>;
   prime(timeoutSeconds: number): Promise<void>;
   rmpeer(name: string): Promise<number>;
+  /** Re-read the daemon's --authorized-peers file. */
+  reload(): Promise<{ keys: number; closed: string[] }>;
   reset(): Promise<void>;
 }
 
@@ -156,6 +158,7 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
       await call('POST', '/ipam/prime', { timeoutSeconds }, (timeoutSeconds + 5) * 1000);
     },
     rmpeer: async (name) => (await call<{ addresses: number }>('POST', '/ipam/rmpeer', { name })).addresses,
+    reload: () => call<{ keys: number; closed: string[] }>('POST', '/reload', {}),
     reset: async () => {
       await call('POST', '/ipam/reset', {});
     },

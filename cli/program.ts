@@ -401,6 +401,14 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     });
 
   program
+    .command('reload')
+    .description('re-read --authorized-peers: routers no longer listed are disconnected and refused (SIGHUP does the same)')
+    .action(async () => {
+      const { keys, closed } = await client().reload();
+      out(`${keys} authorized peers; ${closed.length === 0 ? 'no connection closed' : `closed: ${closed.join(', ')}`}\n`);
+    });
+
+  program
     .command('reset')
     .description("hand this router's addresses to a reachable peer, wipe its IPAM state and stop it")
     .action(async () => {

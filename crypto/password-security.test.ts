@@ -220,6 +220,14 @@ describe('PasswordSecurity handshake', () => {
     ).toThrow(/malformed identity/);
     expect(derive(security(clock, 'swordfish', { identity: listed }))).not.toThrow();
     expect(() => security(clock, 'x', { authorizedPeers: new Set([keyToText(listed.publicKey)]) })).toThrow(/needs an identity/);
+    // The list can be replaced (weft reload); the next handshake uses it.
+    const strangerSecurity = security(clock, 'swordfish', { identity: stranger });
+    a.setAuthorizedPeers(new Set([keyToText(stranger.publicKey)]));
+    expect(derive(strangerSecurity)).not.toThrow();
+    expect(derive(security(clock, 'swordfish', { identity: listed }))).toThrow(UnauthorizedPeerError);
+    a.setAuthorizedPeers(undefined);
+    expect(derive(security(clock))).not.toThrow();
+    expect(() => security(clock).setAuthorizedPeers(new Set())).toThrow(/needs an identity/);
   });
 
   it('simultaneous open: two crossing handshakes give two independent sessions', () => {

@@ -108,6 +108,7 @@ interface ResolvedOptions {
   dataAead: DataAead;
   aegis256x2: DataAead | undefined;
   identity: Identity | undefined;
+  /** Read by every handshake when it derives, so `setAuthorizedPeers` applies to the next one. */
   authorizedPeers: ReadonlySet<string> | undefined;
 }
 
@@ -156,6 +157,17 @@ export class PasswordSecurity implements ConnectionSecurity {
   begin(): SecurityHandshake {
     if (this.isDestroyed) throw new HandshakeError('connection security was shut down; no new handshakes');
     return new PasswordHandshake(this.deps.clock, this.passwordKey, this.options);
+  }
+
+  /**
+   * Replace the allow-list (`authorizedPeers`; undefined: any router with the password) for handshakes from now on.
+   * Connections already made are the caller's to close. Throws `RangeError` without an identity.
+   */
+  setAuthorizedPeers(keys: ReadonlySet<string> | undefined): void {
+    if (keys !== undefined && this.options.identity === undefined) {
+      throw new RangeError('authorizedPeers needs an identity: the peers must be able to prove theirs to one');
+    }
+    this.options.authorizedPeers = keys;
   }
 
   /** Wipe the stretched password. Sessions already derived keep their own copy until they are destroyed. Idempotent. */

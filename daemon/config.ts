@@ -63,6 +63,8 @@ export interface WeftConfig {
   readonly identityFile: string;
   /** Identity public keys (base64) this router accepts; undefined: any router with the password. */
   readonly authorizedPeers: readonly string[] | undefined;
+  /** Where `authorizedPeers` came from (re-read by `weft reload` and SIGHUP). */
+  readonly authorizedPeersFile: string | undefined;
   /** Connect to peers that other peers tell us about. @default true */
   readonly isDiscoveryEnabled: boolean;
   /** Name of the Linux bridge containers attach to. @default 'weft' */
@@ -288,6 +290,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     hasPassword: password !== undefined,
     identityFile,
     authorizedPeers,
+    authorizedPeersFile: authorizedPick?.value,
     isDiscoveryEnabled: !isSet('no-discovery'),
     bridge,
     mtuBytes,

@@ -9,7 +9,8 @@
  * snapshot and applies it whole; on every datapath health change it tells the mesh whether that neighbour's UDP path
  * works (a connection is `established` only then).
  */
-import type { WeftConfig } from './config.js';
+import { ConfigError, type WeftConfig } from './config.js';
+import { readFileSync } from 'node:fs';
 import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { weftVersion } from '../api/version.js';
@@ -21,7 +22,7 @@ import type { Logger } from '../runtime/logger.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import { FileStore } from '../runtime/store.js';
-import { keyToText, loadOrCreateIdentity, type Identity } from '../crypto/identity.js';
+import { identityOf, keyToText, loadOrCreateIdentity, parseAuthorizedPeers, type Identity } from '../crypto/identity.js';
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
@@ -44,6 +45,8 @@ export class Daemon implements WeftControl {
   /** The data plane cipher and its implementation, for `weft status` (with a password only). */
   private dataCipher: string | undefined;
   private identity: Identity | undefined;
+  /** How many keys the allow-list holds now (it can be reloaded). */
+  private authorizedPeerCount: number | undefined;
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
@@ -101,6 +104,7 @@ export class Daemon implements WeftControl {
             ...(config.authorizedPeers !== undefined && { authorizedPeers: new Set(config.authorizedPeers) }),
           },
         );
+        this.authorizedPeerCount = config.authorizedPeers?.length;
       }
       this.mesh = new Mesh(
         {
@@ -219,7 +223,7 @@ export class Daemon implements WeftControl {
         encryption: this.config.password !== undefined,
         ...(this.dataCipher !== undefined && { dataCipher: this.dataCipher }),
         ...(this.identity !== undefined && { identity: keyToText(this.identity.publicKey) }),
-        ...(this.config.authorizedPeers !== undefined && { authorizedPeers: this.config.authorizedPeers.length }),
+        ...(this.authorizedPeerCount !== undefined && { authorizedPeers: this.authorizedPeerCount }),
         peerDiscovery: this.config.isDiscoveryEnabled,
         trustedSubnets: [...this.config.trustedSubnets],
         httpAddr: this.config.httpAddr,
@@ -314,6 +318,33 @@ export class Daemon implements WeftControl {
     const datapath = this.requireDatapath();
     const cidrs = await this.resolveAddresses(EXPOSE_IDENT, requested.length > 0 ? requested : ['net:default']);
     return datapath.expose(cidrs);
+  }
+
+  /**
+   * `weft reload` and SIGHUP: re-read the `--authorized-peers` file. Handshakes from now on use the new list, and
+   * connections to routers no longer in it are closed (they see "unauthorized peer"; reconnecting is refused).
+   * Throws `ConfigError` when there is no such file or it does not parse (the old list stays).
+   */
+  reloadAuthorizedPeers(): { keys: number; closed: string[] } {
+    const file = this.config.authorizedPeersFile;
+    if (file === undefined || this.security === undefined) {
+      throw new ConfigError('this router was launched without --authorized-peers: there is no list to reload');
+    }
+    let keys: Set<string>;
+    try {
+      keys = parseAuthorizedPeers(readFileSync(file, 'utf8'), file);
+    } catch (err) {
+      throw new ConfigError(`${(err as Error).message}; the list in use stays as it was`);
+    }
+    this.security.setAuthorizedPeers(keys);
+    this.authorizedPeerCount = keys.size;
+    const isListed = (features: readonly string[]) => {
+      const key = identityOf(features);
+      return key !== null && key !== undefined && keys.has(keyToText(key));
+    };
+    const closed = this.mesh?.closeConnectionsWhere(isListed, 'unauthorized peer', 'ERR_UNAUTHORIZED_PEER') ?? [];
+    this.log.info({ file, keys: keys.size, closed }, `reloaded ${file}: ${keys.size} authorized peers; closed ${closed.length} connection(s)`);
+    return { keys: keys.size, closed };
   }
 
   async hide(cidrs: string[]): Promise<string[]> {

@@ -38,11 +38,21 @@ export async function runDaemon(config: WeftConfig, options: RunOptions = {}): P
     log.info({ reason: signal }, 'stopping on signal');
     void daemon.stop();
   };
+  // SIGHUP re-reads --authorized-peers, like `weft reload`.
+  const onHangup = () => {
+    try {
+      daemon.reloadAuthorizedPeers();
+    } catch (err) {
+      log.error({ err }, `reload on SIGHUP failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onHangup);
   await daemon.whenStopped();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onHangup);
   try {
     if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) rmSync(pidFile, { force: true });
   } catch {

@@ -25,7 +25,7 @@ import type { GossipChannel, Gossiper } from './channel.js';
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
 import { PeerConnection } from './connection.js';
 import { Gossip, type GossipRoundStats } from './gossip.js';
-import { DuplicateConnectionError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
+import { describePeer, DuplicateConnectionError, HandshakeError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
 import { computeRoutes, emptyRoutes, type Routes } from './routes.js';
 import { TokenBucket } from './token-bucket.js';
@@ -345,6 +345,20 @@ export class Mesh {
   /** Run one periodic gossip round now (simulations). */
   gossipRound(): void {
     this.gossip.round();
+  }
+
+  /**
+   * Close every connection whose remote hello's features fail `keep` (e.g. an identity no longer authorized), with
+   * `reason` as the close reason the remote sees. Answers how the closed peers are named in messages.
+   */
+  closeConnectionsWhere(keep: (features: readonly string[]) => boolean, reason: string, code: string): string[] {
+    const closed: string[] = [];
+    for (const c of [...this.conns]) {
+      if (c.remote === null || keep(c.remote.features)) continue;
+      closed.push(describePeer(c.remote, c.remoteAddr));
+      c.close(reason, new HandshakeError(code, `closed: ${reason}`));
+    }
+    return closed;
   }
 
   /** `targets`, `connections` and `peers` of `weft report`. */

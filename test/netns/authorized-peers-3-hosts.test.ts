@@ -151,6 +151,35 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     expect(s3).not.toMatch(/AuthorizedPeers/);
   });
 
+  it('admits h3 once its key is listed and `weft reload` runs, and drops it again when removed (reload on h1, SIGHUP on h2)', async () => {
+    const [h1, h2, h3] = net.weft as [WeftHost, WeftHost, WeftHost];
+    const established = async (w: WeftHost) =>
+      (await w.report()).router.connections.filter((x) => x.state === 'established').map((x) => x.nickname).sort();
+    writeFileSync(allowList, `${keys[0]} h1\n${keys[1]} h2\n${keys[2]} h3\n`);
+    for (const w of [h1, h2]) expect(await w.run(['reload'])).toBe('3 authorized peers; no connection closed\n');
+    await h3.run(['connect', net.hosts.host(1).ip, net.hosts.host(2).ip]); // retry now instead of after the backoff
+    await waitFor('h3 to connect to h1 and h2', async () => (await established(h3)).join() === 'h1,h2', 30_000, 250);
+    expect((await h1.report()).router.authorizedPeers).toBe(3);
+    expect(await waitFor('c3 -> c1', () => canPing(c[2]!, cip(1)), 15_000)).toBe(true);
+
+    writeFileSync(allowList, `${keys[0]} h1\n${keys[1]} h2\n`);
+    const said = await h1.run(['reload']);
+    expect(said).toMatch(new RegExp(`^2 authorized peers; closed: h3 \\(${escape(net.hosts.host(3).ip)}:\\d+\\)\\n$`));
+    await waitFor('h1 to have dropped h3', async () => !(await established(h1)).includes('h3'), 10_000, 250);
+    process.kill(h2.pid()!, 'SIGHUP');
+    await waitFor('h2 to have dropped h3 on SIGHUP', async () => !(await established(h2)).includes('h3'), 10_000, 250);
+    expect((await h2.report()).router.authorizedPeers).toBe(2);
+    // h3 keeps trying and keeps being refused.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await established(h3)).toEqual([]);
+    expect(await established(h1)).toEqual(['h2']);
+    // A file that does not parse is refused and the list in use stays.
+    writeFileSync(allowList, 'nonsense\n');
+    await expect(h1.run(['reload'])).rejects.toThrow(/line 1: "nonsense" is not a public key.*the list in use stays/s);
+    expect((await h1.report()).router.authorizedPeers).toBe(2);
+    writeFileSync(allowList, `${keys[0]} h1\n${keys[1]} h2\n`);
+  });
+
   it('refuses to launch with an allow-list but no password, from the flag or the environment', async () => {
     // Own state dirs and ports, no WEFT_PASSWORD: nothing these do can touch h3's router.
     const ports = { WEFT_HTTP_ADDR: '127.0.0.1:6794', WEFT_PORT: '6795' };
