@@ -194,4 +194,28 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     // h3's router did not notice.
     expect((await net.weft[2]!.report()).router.identity).toBe(keys[2]);
   });
+
+  it('gives an unlisted router no password oracle: with a wrong password it hears "unauthorized", as with the right one', async () => {
+    // Control plane only (the TAP name is h3's router's), own state dir and ports, a wrong password.
+    const probe = net.track(
+      weftOn(net.hosts.host(3), mkdtempSync(join(net.runDir, 'wrongpw-')), {
+        WEFT_PASSWORD: 'not-the-password',
+        WEFT_HTTP_ADDR: '127.0.0.1:6796',
+        WEFT_PORT: '6797',
+        WEFT_NO_DATAPATH: '1',
+      }),
+    );
+    await probe.run(['launch', '--nickname', 'probe', net.hosts.host(1).ip]);
+    const said = await waitFor('the probe to be refused by h1', async () => {
+      const t = (await probe.report()).router.targets.find((x) => x.lastError !== undefined);
+      return t?.lastError;
+    }, 20_000, 250);
+    // Refused for its identity before any key is compared: nothing says whether the password was right.
+    expect(said).toMatch(/refused us: our identity is not in its --authorized-peers/);
+    expect(said).not.toMatch(/password/);
+    const onH1 = readFileSync(join(net.weft[0]!.stateDir, 'weft.log'), 'utf8');
+    const aboutProbe = onH1.split('\n').filter((l) => l.includes('"nickname":"probe"'));
+    expect(aboutProbe.some((l) => /is not in --authorized-peers/.test(l))).toBe(true);
+    expect(aboutProbe.some((l) => /password mismatch/.test(l))).toBe(false);
+  });
 });
