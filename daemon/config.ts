@@ -195,18 +195,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     if (password === undefined) {
       throw new ConfigError(`${authorizedPick.from} needs a password: identities are proven inside the encrypted handshake (add WEFT_PASSWORD or --password-file)`);
     }
-    let text: string;
-    try {
-      text = sources.readFile(authorizedPick.value);
-    } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
-      throw new ConfigError(`cannot read the authorized peers file ${authorizedPick.value} (${authorizedPick.from}): ${why}`);
-    }
-    try {
-      authorizedPeers = [...parseAuthorizedPeers(text, `${authorizedPick.from} ${authorizedPick.value}`)];
-    } catch (err) {
-      throw new ConfigError((err as Error).message);
-    }
+    authorizedPeers = [...readAuthorizedPeers(authorizedPick.value, authorizedPick.from, sources)];
   }
 
   const bridgePick = pick('bridge');
@@ -339,6 +328,25 @@ function parseLaunchArgs(argv: readonly string[]): { values: Record<string, stri
     const missing = /Option '([^']+)' argument missing/.exec(message);
     if (missing) throw new ConfigError(`option ${missing[1]!.replace(/ <value>$/, '')} needs a value`);
     throw new ConfigError(message.split('.')[0]!);
+  }
+}
+
+/**
+ * Read and parse an authorized-peers file (at launch, and again for `weft reload`). Throws `ConfigError` naming the
+ * file and, for a bad line, the line.
+ */
+export function readAuthorizedPeers(path: string, from: string, sources: ConfigSources = realSources): Set<string> {
+  let text: string;
+  try {
+    text = sources.readFile(path);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+    throw new ConfigError(`cannot read the authorized peers file ${path} (${from}): ${why}`);
+  }
+  try {
+    return parseAuthorizedPeers(text, `${from} ${path}`);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
 }
 

@@ -9,8 +9,7 @@
  * snapshot and applies it whole; on every datapath health change it tells the mesh whether that neighbour's UDP path
  * works (a connection is `established` only then).
  */
-import { ConfigError, type WeftConfig } from './config.js';
-import { readFileSync } from 'node:fs';
+import { ConfigError, readAuthorizedPeers, type WeftConfig } from './config.js';
 import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { weftVersion } from '../api/version.js';
@@ -22,7 +21,7 @@ import type { Logger } from '../runtime/logger.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom } from '../runtime/random.js';
 import { FileStore } from '../runtime/store.js';
-import { identityOf, keyToText, loadOrCreateIdentity, parseAuthorizedPeers, type Identity } from '../crypto/identity.js';
+import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../crypto/identity.js';
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
@@ -332,7 +331,7 @@ export class Daemon implements WeftControl {
     }
     let keys: Set<string>;
     try {
-      keys = parseAuthorizedPeers(readFileSync(file, 'utf8'), file);
+      keys = readAuthorizedPeers(file, '--authorized-peers');
     } catch (err) {
       throw new ConfigError(`${(err as Error).message}; the list in use stays as it was`);
     }

@@ -17,6 +17,7 @@
  * Network input is untrusted: a hello, confirmation or frame that does not decode closes this connection with a
  * reason, logged once and counted; nothing thrown here escapes to the transport or the event loop.
  */
+import { IDENTITY_FEATURE_PREFIX } from '../crypto/identity.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { ConnectionSecurity, SecureSession, SecurityHandshake } from '../crypto/connection-security.js';
@@ -371,7 +372,7 @@ function closeReasonOf(err: HandshakeError): string {
   }
 }
 
-/** Whether a hello's features show an identity key (crypto/identity.ts's `id=` feature). */
+/** Whether a hello's features show an identity key (crypto/identity.ts). */
 function hasIdentity(features: readonly string[]): boolean {
-  return features.some((f) => f.startsWith('id='));
+  return features.some((f) => f.startsWith(IDENTITY_FEATURE_PREFIX));
 }

@@ -16,6 +16,7 @@
  * handshake and reported as established in our topology entry, and so used by routes, only once
  * `setDataPathEstablished(peer, true)` says the UDP path to that peer works.
  */
+import { IDENTITY_FEATURE_PREFIX } from '../crypto/identity.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
@@ -379,8 +380,8 @@ export class Mesh {
         r.peer = c.remote.name;
         r.nickname = c.remote.nickname;
         // The identity key its hello showed (proven by the handshake once established), for --authorized-peers lists.
-        const id = c.remote.features.find((f) => f.startsWith('id='));
-        if (id !== undefined) r.identity = id.slice(3);
+        const id = c.remote.features.find((f) => f.startsWith(IDENTITY_FEATURE_PREFIX));
+        if (id !== undefined) r.identity = id.slice(IDENTITY_FEATURE_PREFIX.length);
       }
       if (c.session) {
         const s = c.session.stats();

@@ -8,9 +8,8 @@
  * libsodium's ChaCha20-Poly1305 has no run call: its "run" rows are the session's one-call-per-datagram fallback.
  */
 import { describe, expect, it } from 'vitest';
-import sodium from 'sodium-native';
 import { isNativeAddonBuilt, loadNative } from './addon.js';
-import { AeadDataSession } from '../crypto/aead-data-session.js';
+import { sealedSessionPair } from '../test/harness/sessions.js';
 import { sodiumDataAead, type DataAead } from '../crypto/data-aead.js';
 import { nativeAegis256x2, nativeDataAead } from '../daemon/data-aead.js';
 
@@ -19,17 +18,6 @@ const HEADER = 16;
 const RUN = 44;
 const SLOT = 1536;
 const ROUNDS = 3000; // runs per measurement: 132 000 datagrams
-
-function pair(aead: DataAead): { tx: AeadDataSession; rx: AeadDataSession } {
-  const k = Buffer.alloc(32);
-  sodium.randombytes_buf(k);
-  const tx = new AeadDataSession({ isInitiator: true, aead });
-  const rx = new AeadDataSession({ isInitiator: false, aead });
-  tx.installSendKey(0, k);
-  tx.switchSendKey(0);
-  rx.installReceiveKey(0, k);
-  return { tx, rx };
-}
 
 function implementations(): Array<[string, () => DataAead]> {
   const list: Array<[string, () => DataAead]> = [['ChaCha20-Poly1305, libsodium', () => sodiumDataAead()]];
@@ -56,7 +44,7 @@ describe.runIf(process.env.WEFT_BENCH)('data AEAD benchmark (prints ns per 1440-
     const rows: string[] = [];
     for (const [name, make] of implementations()) {
       const aead = make();
-      const { tx, rx } = pair(aead);
+      const [tx, rx] = sealedSessionPair(aead);
       const time = (f: () => void): number => {
         for (let r = 0; r < 200; r++) f(); // warm up
         const t0 = process.hrtime.bigint();

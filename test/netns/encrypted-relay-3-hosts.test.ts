@@ -11,7 +11,7 @@ import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
 import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
 import { loadNative } from '../../native/addon.js';
-import { ipPairBytes, isEncryptedDatagram, newMarker, sendMarker, sleeveDatagrams, startCapture } from './fixtures/underlay-capture.js';
+import { captureMarkers, datagramsBetween, ipPairBytes, isEncryptedDatagram, newMarker, sleeveDatagrams } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const hasAes = skip === undefined && loadNative().aegis256x2Implementation() !== '';
@@ -59,20 +59,13 @@ describe.skipIf(skip)('encrypted relay on 3 hosts (h1 <-> h3 through h2)', () =>
   });
 
   it('shows nothing readable on either hop', async () => {
-    const file = join(net.runDir, 'relay.pcap');
-    const capture = await startCapture(net.hosts.underlayNs, 'br0', file);
     const markers = [newMarker('r13'), newMarker('r31')];
-    try {
-      await sendMarker(c[0]!, cip(3), markers[0]!);
-      await sendMarker(c[2]!, cip(1), markers[1]!);
-      await new Promise((r) => setTimeout(r, 500));
-    } finally {
-      await capture.stop();
-    }
-    const pcap = await capture.stop();
+    const pcap = await captureMarkers(net.hosts.underlayNs, 'br0', join(net.runDir, 'relay.pcap'), [
+      [c[0]!, cip(3), markers[0]!],
+      [c[2]!, cip(1), markers[1]!],
+    ]);
     const sleeve = sleeveDatagrams(pcap);
-    const ip = (i: number) => net.hosts.host(i).ip;
-    const hop = (a: number, b: number) => sleeve.filter((d) => (d.src === ip(a) && d.dst === ip(b)) || (d.src === ip(b) && d.dst === ip(a)));
+    const hop = (a: number, b: number) => datagramsBetween(sleeve, net.hosts.host(a).ip, net.hosts.host(b).ip);
     console.log(`capture ${pcap.length} bytes; sleeve datagrams h1-h2 ${hop(1, 2).length}, h2-h3 ${hop(2, 3).length}, h1-h3 ${hop(1, 3).length}`);
     // Both hops carried the markers' datagrams, sealed; the cut link carried nothing that reached the other side.
     expect(hop(1, 2).filter(isEncryptedDatagram).length).toBeGreaterThanOrEqual(4);

@@ -7,14 +7,7 @@ import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
 import { startNetwork, weftNetwork } from '../harness/network.js';
-import {
-  ipPairBytes,
-  isEncryptedDatagram,
-  newMarker,
-  sendMarker,
-  sleeveDatagrams,
-  startCapture,
-} from './fixtures/underlay-capture.js';
+import { captureMarkers, datagramsBetween, ipPairBytes, isEncryptedDatagram, newMarker, sleeveDatagrams } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 
@@ -56,26 +49,19 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
   });
 
   it('sends h1 <-> h2 in the clear and h1/h2 <-> h3 encrypted', async () => {
-    const file = join(net.runDir, 'trusted.pcap');
-    const capture = await startCapture(net.hosts.underlayNs, 'br0', file);
     const clear = [newMarker('t12'), newMarker('t21')];
     const secret = [newMarker('t13'), newMarker('t31'), newMarker('t23'), newMarker('t32')];
-    try {
-      await sendMarker(c[0]!, cip(2), clear[0]!);
-      await sendMarker(c[1]!, cip(1), clear[1]!);
-      await sendMarker(c[0]!, cip(3), secret[0]!);
-      await sendMarker(c[2]!, cip(1), secret[1]!);
-      await sendMarker(c[1]!, cip(3), secret[2]!);
-      await sendMarker(c[2]!, cip(2), secret[3]!);
-      await new Promise((r) => setTimeout(r, 500));
-    } finally {
-      await capture.stop();
-    }
-    const pcap = await capture.stop();
+    const pcap = await captureMarkers(net.hosts.underlayNs, 'br0', join(net.runDir, 'trusted.pcap'), [
+      [c[0]!, cip(2), clear[0]!],
+      [c[1]!, cip(1), clear[1]!],
+      [c[0]!, cip(3), secret[0]!],
+      [c[2]!, cip(1), secret[1]!],
+      [c[1]!, cip(3), secret[2]!],
+      [c[2]!, cip(2), secret[3]!],
+    ]);
 
     const sleeve = sleeveDatagrams(pcap);
-    const ip = (i: number) => net.hosts.host(i).ip;
-    const between = (a: number, b: number) => sleeve.filter((d) => (d.src === ip(a) && d.dst === ip(b)) || (d.src === ip(b) && d.dst === ip(a)));
+    const between = (a: number, b: number) => datagramsBetween(sleeve, net.hosts.host(a).ip, net.hosts.host(b).ip);
     const [d12, d13, d23] = [between(1, 2), between(1, 3), between(2, 3)];
     console.log(
       `capture ${pcap.length} bytes; sleeve datagrams h1-h2 ${d12.length} (${d12.filter(isEncryptedDatagram).length} encrypted), ` +
