@@ -135,7 +135,7 @@ export function ensureStateDir(stateDir: string): void {
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o750 });
   } catch (err) {
-    throw new Error(`cannot create the state dir ${stateDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; set --state-dir or WEFT_STATE_DIR`);
+    throw new Error(`cannot create the state dir ${stateDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; set --state-dir or WEFT_STATE_DIR`, { cause: err });
   }
 }
 

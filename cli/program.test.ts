@@ -11,7 +11,6 @@ import { formatStatus } from './status-format.js';
 import { weftVersion } from '../api/version.js';
 import { silentLogger } from '../runtime/logger.js';
 import { DaemonNotRunningError, type ApiClient, type VersionAnswer } from './client.js';
-import type { SpawnedDaemon } from './launch.js';
 import type { WeftConfig } from '../daemon/config.js';
 
 interface Run {

@@ -295,8 +295,8 @@ export class AeadDataSession implements DataSession {
     const p = checkPhase(phase);
     checkKey(key);
     this.receiveKeys[p].set(key);
-    let window = this.windows[p];
-    if (window === null) this.windows[p] = window = new ReplayWindow(this.replayWindowSize);
+    const window = this.windows[p];
+    if (window === null) this.windows[p] = new ReplayWindow(this.replayWindowSize);
     else window.reset();
     this.hasReceiveKeyFlag[p] = true;
   }

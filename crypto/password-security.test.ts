@@ -5,7 +5,7 @@ import { SeededRandom } from '../runtime/random.js';
 import type { SecureSession } from './connection-security.js';
 import { OpenResult, type DataSession } from './data-session.js';
 import { HandshakeError, InvalidKeyError, UnauthorizedPeerError } from './errors.js';
-import { generateIdentity, identityFeature, keyToText } from './identity.js';
+import { generateIdentity, keyToText } from './identity.js';
 import { PasswordSecurity, type PasswordSecurityOptions } from './password-security.js';
 import { RekeyType, encodeRekeyMessage } from './rekey-message.js';
 import { AEGIS256X2_FEATURE } from './aegis256x2.js';

@@ -8,8 +8,6 @@ import { encodeHello, type Hello, PasswordMismatchError } from './handshake.js';
 import { MemoryNetwork } from './memory-transport.js';
 import type { TransportConnection } from './transport.js';
 
-const flush = () => new Promise<void>((r) => setImmediate(r));
-
 function hello(name: string, nickname: string): Hello {
   return { minVersion: 1, maxVersion: 1, name, nickname, uid: String(name.length + nickname.length), features: [], hasPassword: false, publicKey: new Uint8Array(0), udpPort: 6784 };
 }

@@ -151,7 +151,10 @@ describe.skipIf(!isBuilt)('NativeUdpUnderlay on loopback', () => {
     let nextC = 0;
     for (let block = 1; nextB < 60 || nextC < 60; block = (block % 13) + 1) {
       for (let k = 0; k < block && nextB < 60; k++, nextB++) a.send(bytesOf(nextB), 0, sizeOf(nextB), toB2);
-      if (nextC < 60) a.send(bytesOf(nextC), 0, sizeOf(nextC), toC), nextC++;
+      if (nextC < 60) {
+        a.send(bytesOf(nextC), 0, sizeOf(nextC), toC);
+        nextC++;
+      }
       if (block % 3 === 0) for (let k = 0; k < block && nextC < 60; k++, nextC++) a.send(bytesOf(nextC), 0, sizeOf(nextC), toC);
     }
     a.flush();

@@ -36,7 +36,7 @@ class FakeNative {
     this.vnetHeaderBytesAsked = vnetHeaderBytes;
     return {} as ReaderHandle;
   }
-  tapWriteBatch(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, drops: Float64Array): number {
+  tapWriteBatch(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, _drops: Float64Array): number {
     const frames: Buffer[] = [];
     for (let i = 0; i < count; i++) frames.push(Buffer.from(buffer.subarray(offsets[i]!, offsets[i]! + lengths[i]!)));
     this.writeBatches.push(frames);

@@ -210,7 +210,7 @@ export async function sweepStale(prefixPattern: RegExp = DEFAULT_PREFIX_PATTERN)
     const dash = ns.indexOf('-');
     if (dash > 0 && prefixPattern.test(ns.slice(0, dash))) prefixes.add(ns.slice(0, dash));
   }
-  let markers: string[] = [];
+  let markers: string[];
   try {
     markers = readdirSync(MARKER_DIR);
   } catch {

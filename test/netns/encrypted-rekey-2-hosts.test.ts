@@ -90,7 +90,7 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
     const before = [await counters(0), await counters(1)];
     const rekeysBefore = (await connectionToH2()).rekeyCount ?? 0;
     await h2.exec('iptables', ['-w', '5', '-I', ...rule]);
-    let dropped = 0;
+    let dropped: number;
     try {
       await expectTcpTransfer(c[0]!, c[1]!, cip(2), 40, 5302);
       await new Promise((r) => setTimeout(r, REKEY_INTERVAL_MS + 500)); // one more key change under loss

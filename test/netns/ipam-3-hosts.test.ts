@@ -66,6 +66,7 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
     const ipB2 = (await net.weft[2]!.run(['attach', '--netns', b2.ns, 'net:10.34.33.0/24'])).trim().split('/')[0]!;
     expect(ipA.startsWith('10.34.32.')).toBe(true);
     expect(ipB.startsWith('10.34.33.')).toBe(true);
+    expect(ipB2.startsWith('10.34.33.')).toBe(true);
     expect(await waitFor('same subnet reaches', () => canPing(b2, ipB), 15_000)).toBe(true);
     expect(await canPing(a, ipB, 2)).toBe(false);
     expect(await canPing(b, ipA, 2)).toBe(false);
