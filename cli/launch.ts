@@ -2,7 +2,8 @@
  * Starting and stopping the daemon from the `weft` command.
  *
  * `weft launch` (background): validate the arguments, refuse if a daemon already answers, spawn
- * `node dist/daemon/main.js ARGS` detached with its output appended to `<state-dir>/weft.log`, write
+ * `node dist/daemon/main.js ARGS --log-file <state-dir>/weft.log` detached (the daemon rotates that log by size) with
+ * its stdout and stderr appended to `<state-dir>/weft.out`, write
  * `<state-dir>/weft.pid`, then poll `GET /version` until the daemon with that pid answers (up to 20 s). If the child
  * exits first, or never answers, print the tail of what it logged and fail. The wait takes its spawner, clock and
  * client as parameters so it is tested without processes or ports.
@@ -125,9 +126,13 @@ export function movePasswordOutOfArgs(args: readonly string[]): { args: string[]
   return { args: out, password };
 }
 
-/** The state dir's files the launcher owns. */
-export function stateFiles(stateDir: string): { logPath: string; pidPath: string } {
-  return { logPath: join(stateDir, 'weft.log'), pidPath: join(stateDir, 'weft.pid') };
+/**
+ * The state dir's files the launcher owns: the daemon's log (JSON lines, rotated by size by the daemon itself), the
+ * process's own stdout/stderr (only what bypasses the logger: a crash's stack trace, the one-line start-up error), and
+ * the pid file.
+ */
+export function stateFiles(stateDir: string): { logPath: string; outPath: string; pidPath: string } {
+  return { logPath: join(stateDir, 'weft.log'), outPath: join(stateDir, 'weft.out'), pidPath: join(stateDir, 'weft.pid') };
 }
 
 /** Create the state dir; throws an Error whose message says which dir and why. */

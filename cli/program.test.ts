@@ -230,9 +230,10 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
     expect(r.stderr).toContain('warning: --password on the command line is visible');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`weft 0.1.0 is running on 127.0.0.1:6784 (pid 4242, log ${join(stateDir, 'weft.log')})\n`);
-    expect(spawnCall!.args).toEqual(['--nickname', 'h1', '10.0.0.2']);
+    // The daemon logs (rotated by size) into weft.log; its raw stdout/stderr go to weft.out.
+    expect(spawnCall!.args).toEqual(['--log-file', join(stateDir, 'weft.log'), '--nickname', 'h1', '10.0.0.2']);
     expect(spawnCall!.env['WEFT_PASSWORD']).toBe('s3cret');
-    expect(spawnCall!.logPath).toBe(join(stateDir, 'weft.log'));
+    expect(spawnCall!.logPath).toBe(join(stateDir, 'weft.out'));
     expect(readFileSync(join(stateDir, 'weft.pid'), 'utf8')).toBe('4242\n');
   });
 

@@ -185,7 +185,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       throw new CommandFailedError(`weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`);
     }
     ensureStateDir(config.stateDir);
-    const { logPath, pidPath } = stateFiles(config.stateDir);
+    const { outPath, pidPath } = stateFiles(config.stateDir);
+    const logPath = config.logFile ?? stateFiles(config.stateDir).logPath;
 
     if (config.isForeground) {
       writePidFile(pidPath, process.pid);
@@ -198,9 +199,11 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     }
 
     const { args, password } = movePasswordOutOfArgs(launchArgs);
+    if (config.logFile === undefined) args.unshift('--log-file', logPath);
     const env = password === undefined ? { ...io.env } : { ...io.env, WEFT_PASSWORD: password };
     const offset = logSize(logPath);
-    const spawned = (io.spawner ?? processSpawner())(args, env, logPath);
+    const outOffset = logSize(outPath);
+    const spawned = (io.spawner ?? processSpawner())(args, env, outPath);
     writePidFile(pidPath, spawned.pid);
     const outcome = await waitForDaemon(spawned, { client: api, sleep, now }, { timeoutMs: waitMs });
     if (outcome.kind === 'ready') {
@@ -215,7 +218,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       spawned.kill();
       why = `the daemon did not answer on ${config.httpAddr} within ${waitMs / 1000} s; stopped it (pid ${spawned.pid})`;
     }
-    const tail = logTail(logPath, offset);
+    const tail = [...logTail(logPath, offset), ...logTail(outPath, outOffset)];
     throw new CommandFailedError(tail.length > 0 ? `${why}. Its last words (${logPath}):\n  ${tail.join('\n  ')}` : `${why}; its log ${logPath} is empty`);
   });
 

@@ -81,6 +81,10 @@ export interface WeftConfig {
   readonly ipallocInit: Readonly<IpallocInit>;
   /** @default 'info' */
   readonly logLevel: LogLevel;
+  /** Log to this file, rotated by size, instead of stdout (`weft launch` in the background sets it). @default undefined */
+  readonly logFile: string | undefined;
+  /** Rotate the log file when it would grow past this many bytes (3 old files are kept). @default 10485760 */
+  readonly logMaxBytes: number;
   /** How often encrypted connections renew their data keys. @default 120000 */
   readonly rekeyIntervalMs: number;
   /** Carry the kernel's offloads (partial checksums, TCP super-frames) through the TAP. @default true */
@@ -131,6 +135,8 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'no-offload', env: 'WEFT_NO_OFFLOAD', description: "take no checksum or TCP segmentation offloads from the kernel: read one segment at a time (peers' TCP super-frames are still written whole)" },
   { name: 'busy-poll', value: 'MICROS', env: 'WEFT_BUSY_POLL', description: 'after forwarding, poll for the reply this long instead of sleeping (lower latency; capped at 10% of a CPU; 0 = off)', defaultText: '200' },
   { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
+  { name: 'log-file', value: 'FILE', env: 'WEFT_LOG_FILE', description: 'log JSON lines to FILE, rotated by size, instead of stdout', defaultText: 'stdout (STATE_DIR/weft.log when launched in the background)' },
+  { name: 'log-max-bytes', value: 'BYTES', env: 'WEFT_LOG_MAX_BYTES', description: 'rotate the log file past this size; 3 old files are kept', defaultText: '10485760' },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
   { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
 ];
@@ -267,6 +273,16 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     throw new ConfigError(`${levelPick!.from} ${JSON.stringify(levelPick!.value)} is not a log level: use one of ${logLevels.join(', ')}`);
   }
 
+  const logFile = pick('log-file')?.value || undefined;
+  const logMaxPick = pick('log-max-bytes');
+  let logMaxBytes = 10 * 1024 * 1024;
+  if (logMaxPick !== undefined) {
+    logMaxBytes = Number(logMaxPick.value);
+    if (!/^[0-9]+$/.test(logMaxPick.value) || logMaxBytes < 1024 || logMaxBytes > 2 ** 40) {
+      throw new ConfigError(`${logMaxPick.from} ${JSON.stringify(logMaxPick.value)} is not a log size: give bytes, at least 1024, e.g. --log-max-bytes 10485760`);
+    }
+  }
+
   return deepFreeze({
     stateDir,
     httpAddr: joinAddress(httpParts.host, httpParts.port),
@@ -288,6 +304,8 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     ipallocDefaultSubnet,
     ipallocInit,
     logLevel,
+    logFile,
+    logMaxBytes,
     rekeyIntervalMs,
     busyPollMicros,
     isOffloadEnabled: !isSet('no-offload'),

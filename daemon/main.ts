@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { resolveConfig, type WeftConfig } from './config.js';
 import { Daemon } from './daemon.js';
 import { createLogger } from '../runtime/logger.js';
+import { RotatingLogFile } from '../runtime/log-file.js';
 
 export interface RunOptions {
   /** Pretty logs (foreground on a TTY). @default false */
@@ -18,7 +19,8 @@ export interface RunOptions {
 }
 
 export async function runDaemon(config: WeftConfig, options: RunOptions = {}): Promise<void> {
-  const log = createLogger({ level: config.logLevel, isPretty: options.isPretty ?? false });
+  const logFile = config.logFile !== undefined ? new RotatingLogFile(config.logFile, { maxBytes: config.logMaxBytes }) : undefined;
+  const log = createLogger({ level: config.logLevel, isPretty: logFile === undefined && (options.isPretty ?? false), destination: logFile });
   for (const warning of config.warnings) log.warn(warning);
   let daemon: Daemon;
   try {
@@ -58,6 +60,7 @@ export async function runDaemon(config: WeftConfig, options: RunOptions = {}): P
   } catch {
     /* already gone */
   }
+  logFile?.close();
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
