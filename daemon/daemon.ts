@@ -28,6 +28,7 @@ import type { HostDatapath } from './host-datapath.js';
 import { peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
+import { missingTools, missingToolsMessage } from '../netdev/tools.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -70,6 +71,8 @@ export class Daemon implements WeftControl {
     const { config, log } = this;
     try {
       if (config.isDatapathEnabled) {
+        const missing = missingTools();
+        if (missing.length > 0) throw new ConfigError(missingToolsMessage(missing));
         // Loaded only when needed: --no-datapath runs without the native addon.
         const { HostDatapath } = await import('./host-datapath.js');
         this.datapath = new HostDatapath({ log: log.child({ component: 'datapath' }), clock: this.clock }, {
