@@ -38,6 +38,8 @@ import {
 } from './launch.js';
 import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
 import { identityPublicKeyText } from '../daemon/identity.js';
+import { formatReport, ReportFormatError } from './report-format.js';
+import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -270,9 +272,33 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   // ---- report ------------------------------------------------------------------------------------------------------
   program
     .command('report')
-    .description('print the full daemon report as JSON')
-    .action(async () => {
-      json(await client().report());
+    .description('print the full daemon report as JSON, or the fields a template picks')
+    .option('-f, --format <TEMPLATE>', "print TEMPLATE with each {{path.to.field}} replaced by its value, e.g. -f '{{router.peerName}}\\n'")
+    .action(async (opts: { format?: string }) => {
+      const report = await client().report();
+      if (opts.format === undefined) {
+        json(report);
+        return;
+      }
+      try {
+        out(formatReport(opts.format, report));
+      } catch (err) {
+        if (err instanceof ReportFormatError) throw new CommandFailedError(err.message);
+        throw err;
+      }
+    });
+
+  // ---- setup-systemd -----------------------------------------------------------------------------------------------
+  program
+    .command('setup-systemd')
+    .description('install a systemd unit running `weft launch --foreground`, with its settings in an environment file')
+    .option('--unit-dir <DIR>', 'where the unit goes', '/etc/systemd/system')
+    .option('--env-file <FILE>', 'the WEFT_* settings the unit reads (written once, 0600; never overwritten)', '/etc/weft/weft.env')
+    .action((opts: { unitDir: string; envFile: string }) => {
+      const result = setupSystemd({ ...defaultSystemdSetup(), unitDir: opts.unitDir, envFile: opts.envFile }, envTemplate());
+      out(`${result.unit === 'written' ? 'wrote' : 'unchanged'} ${result.unitPath}\n`);
+      out(`${result.env === 'written' ? 'wrote' : 'kept existing'} ${result.envFile}\n`);
+      out(`next: edit ${result.envFile}, then: systemctl daemon-reload && systemctl enable --now weft\n`);
     });
 
   // ---- version -----------------------------------------------------------------------------------------------------
