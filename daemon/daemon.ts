@@ -29,6 +29,10 @@ import { peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
+import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
+
+/** The state dir's file of saved connection targets. */
+const TARGETS_KEY = 'targets';
 
 export interface DaemonDeps {
   log: Logger;
@@ -52,6 +56,8 @@ export class Daemon implements WeftControl {
   private api: ApiServer | undefined;
   private ipam: Allocator | undefined;
   private readonly snapshots = new SnapshotBuilder();
+  /** Targets the user gave (launch PEERs, `connect`, not `forget`), kept across restarts. */
+  private targets = new SavedTargets();
   private isStopping = false;
   private stopped: Promise<void> | undefined;
   private readonly stopListeners: Array<() => void> = [];
@@ -147,7 +153,8 @@ export class Daemon implements WeftControl {
       // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
       await this.mesh.start();
-      this.mesh.connect([...config.peers], false);
+      this.targets = this.loadSavedTargets();
+      this.mesh.connect(this.targets.list(), false);
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
     } catch (err) {
@@ -253,10 +260,35 @@ export class Daemon implements WeftControl {
 
   connect(peers: string[], replace: boolean): void {
     this.mesh?.connect(peers, replace);
+    this.targets.connect(peers, replace);
+    this.saveTargets();
   }
 
   forget(peers: string[]): void {
     this.mesh?.forget(peers);
+    this.targets.forget(peers);
+    this.saveTargets();
+  }
+
+  /** The launch PEERs plus what `weft connect` added before a restart (minus what `forget` removed). */
+  private loadSavedTargets(): SavedTargets {
+    const targets = new SavedTargets(this.config.peers, this.config.port);
+    const saved = this.store.read(TARGETS_KEY);
+    if (saved === undefined) return targets;
+    try {
+      targets.connect(decodeSavedTargets(saved.toString('utf8')), false);
+    } catch (err) {
+      this.log.warn({ err }, `ignoring the saved targets in ${this.config.stateDir}/${TARGETS_KEY}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return targets;
+  }
+
+  private saveTargets(): void {
+    try {
+      this.store.write(TARGETS_KEY, this.targets.encode());
+    } catch (err) {
+      this.log.warn({ err }, `could not save the connection targets: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   async attach(request: AttachRequest): Promise<EndpointReport> {

@@ -35,14 +35,22 @@ export interface WeftHost {
   logTail(lines?: number): string;
 }
 
-export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, string> = {}): WeftHost {
-  const stateDir = join(runDir, `h${host.index}`);
+export interface WeftOnOptions {
+  /** The `weft` entry to run (an installed package's, say). @default the repo's dist/cli/main.js */
+  cliPath?: string;
+  /** The state dir's name under `runDir`. @default `h<index>` */
+  stateName?: string;
+}
+
+export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, string> = {}, options: WeftOnOptions = {}): WeftHost {
+  const stateDir = join(runDir, options.stateName ?? `h${host.index}`);
+  const cli = options.cliPath ?? cliPath;
   mkdirSync(stateDir, { recursive: true });
   const envArgs = [`WEFT_STATE_DIR=${stateDir}`, ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
   const w: WeftHost = {
     host,
     stateDir,
-    run: (args, timeoutMs = 60_000) => host.exec('env', [...envArgs, process.execPath, cliPath, ...args], { timeoutMs }),
+    run: (args, timeoutMs = 60_000) => host.exec('env', [...envArgs, process.execPath, cli, ...args], { timeoutMs }),
     launch: (args = []) => w.run(['launch', '--nickname', `h${host.index}`, ...args]),
     report: async () => JSON.parse(await w.run(['report'])) as Report,
     pid() {
