@@ -2,8 +2,9 @@
  * The seam between a control connection (gossip/) and its cryptography (crypto/).
  *
  * Protocol (see docs/security.md once written): each side puts `begin().publicKey` (a fresh X25519 key) and whether it
- * has a password in its hello. With both hellos in hand, each side calls `derive()`, sends `confirmation`, and accepts
- * nothing else until the remote confirmation verifies. After that every control message is `seal`ed/`open`ed, and
+ * has a password in its hello. With both hellos in hand, each side calls `derive()`; the initiator sends its
+ * `confirmation` first, the responder sends its own only after the initiator's verified (docs/control-protocol.md),
+ * and neither accepts anything else until the remote confirmation verifies. After that every control message is `seal`ed/`open`ed, and
  * rekey messages (a new ephemeral exchange for the data keys) travel on the control connection.
  *
  * A router without a password uses no ConnectionSecurity at all; a mismatch in `hasPassword` between two routers is
@@ -45,7 +46,10 @@ export interface SecurityHandshake {
 }
 
 export interface SecureSession {
-  /** Key confirmation to send right after derive: proves we hold the same keys (i.e. the same password). */
+  /**
+   * Key confirmation: proves we hold the same keys (i.e. the same password). The initiator sends it right after
+   * derive; the responder only after `verifyConfirmation` returned true (an implementation may throw before).
+   */
   readonly confirmation: Uint8Array;
   /** Check the remote's confirmation. False means a wrong password or a tampered handshake. */
   verifyConfirmation(remote: Uint8Array): boolean;

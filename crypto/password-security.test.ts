@@ -47,7 +47,9 @@ function handshake(
     protocolVersion: 1,
     remoteFeatures: inTransit.toResponder ? inTransit.toResponder(hi.features) : hi.features,
   });
-  return { i, r, iVerified: i.verifyConfirmation(r.confirmation), rVerified: r.verifyConfirmation(i.confirmation) };
+  // The initiator proves first; the responder's tag exists only once the initiator's verified.
+  const rVerified = r.verifyConfirmation(i.confirmation);
+  return { i, r, iVerified: rVerified && i.verifyConfirmation(r.confirmation), rVerified };
 }
 
 /** The sleeve's 16-byte clear header: magic(1) flags(1, bit 1 = KEY_PHASE) sender(6) seq(8, big-endian). */
@@ -268,8 +270,24 @@ describe('PasswordSecurity handshake', () => {
       remotePublicKey: hi.publicKey,
       protocolVersion: 1,
     });
-    expect(i.verifyConfirmation(r.confirmation)).toBe(false);
     expect(r.verifyConfirmation(i.confirmation)).toBe(false);
+    expect(() => r.confirmation).toThrow(HandshakeError);
+  });
+
+  it("gives the responder's key confirmation only after the initiator's verified (no tag for a party that proved nothing)", () => {
+    const clock = new FakeClock();
+    const hi = security(clock).begin();
+    const hr = security(clock).begin();
+    const r = hr.derive({ isInitiator: false, localName: B, remoteName: A, remotePublicKey: hi.publicKey, protocolVersion: 1 });
+    const i = hi.derive({ isInitiator: true, localName: A, remoteName: B, remotePublicKey: hr.publicKey, protocolVersion: 1 });
+    expect(() => r.confirmation).toThrow(/only after the initiator's verified/);
+    expect(r.verifyConfirmation(new Uint8Array(32))).toBe(false); // a guess
+    expect(() => r.confirmation).toThrow(HandshakeError); // still nothing, and the session stays failed
+    const r2 = security(clock).begin();
+    const s2 = r2.derive({ isInitiator: false, localName: B, remoteName: A, remotePublicKey: security(clock).begin().publicKey, protocolVersion: 1 });
+    expect(() => s2.confirmation).toThrow(HandshakeError);
+    expect(i.confirmation).toHaveLength(32); // the initiator's is there at once
+    for (const s of [i, r, s2]) s.destroy();
   });
 
   it('refuses low-order keys with InvalidKeyError, and derive twice or after destroy with HandshakeError', () => {

@@ -4,8 +4,10 @@
  * Handshake, per connection:
  *   1. each side: `begin()` -> a fresh X25519 key pair; the public key goes in its hello.
  *   2. each side: `derive()` with the remote's hello -> session keys from the shared secret, the stretched password and
- *      the transcript (names, roles, keys, version); sends `confirmation`.
- *   3. each side: `verifyConfirmation(remote)`; false means a different password (or tampering). Only after true do
+ *      the transcript (names, roles, keys, version).
+ *   3. the initiator sends its `confirmation`; the responder `verifyConfirmation`s it and only then can read (and
+ *      send) its own: reading it earlier throws, so no code path can hand a tag to a party that proved nothing.
+ *   4. the initiator verifies the responder's. False means a different password (or tampering). Only after true do
  *      `seal`/`open` work.
  *
  * Rekey, on the established control channel (messages in rekey-message.ts, sealed by the caller):
@@ -261,7 +263,7 @@ type PendingRekey =
   | { kind: 'answered'; epoch: number; chain: Buffer };
 
 class PasswordSession implements SecureSession {
-  readonly confirmation: Uint8Array;
+  private readonly ownConfirmation: Uint8Array;
   readonly data: AeadDataSession;
   readonly dataCipherName: string;
   private readonly expectedConfirmation: Buffer;
@@ -295,7 +297,7 @@ class PasswordSession implements SecureSession {
     this.passwordKey.set(passwordKey);
     const keys = deriveSessionKeys(shared, passwordKey, transcript, proofs);
     try {
-      this.confirmation = new Uint8Array(confirmationTag(isInitiator ? keys.confirmIR : keys.confirmRI, transcript));
+      this.ownConfirmation = new Uint8Array(confirmationTag(isInitiator ? keys.confirmIR : keys.confirmRI, transcript));
       this.expectedConfirmation = confirmationTag(isInitiator ? keys.confirmRI : keys.confirmIR, transcript);
       this.control = new ControlCipher(
         isInitiator ? keys.controlIR : keys.controlRI,
@@ -317,6 +319,18 @@ class PasswordSession implements SecureSession {
       wipeKeys(keys);
     }
     this.createdAtMs = this.epochStartedAtMs = clock.now();
+  }
+
+  /**
+   * Our key confirmation (the proof that we hold the password). The responder's is available only after the
+   * initiator's verified: a responder that sent its tag to anyone who connects would be an offline-guessing oracle.
+   * Throws `HandshakeError` when read too early.
+   */
+  get confirmation(): Uint8Array {
+    if (!this.isInitiator && !this.isConfirmed) {
+      throw new HandshakeError("the responder's key confirmation is sent only after the initiator's verified");
+    }
+    return this.ownConfirmation;
   }
 
   verifyConfirmation(remote: Uint8Array): boolean {
@@ -423,6 +437,7 @@ class PasswordSession implements SecureSession {
     sodium.sodium_memzero(this.chain);
     sodium.sodium_memzero(this.passwordKey);
     sodium.sodium_memzero(this.expectedConfirmation);
+    this.ownConfirmation.fill(0);
     this.send = null;
   }
 

@@ -186,7 +186,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
 
   const nickPick = pick('nickname');
   const nickname = nickPick?.value ?? sources.hostname();
-  if (!/^[^\s]{1,64}$/.test(nickname)) {
+  if (!/^[^\s\p{Cc}\p{Cf}]{1,64}$/u.test(nickname)) {
     throw new ConfigError(`${nickPick?.from ?? 'the hostname'} ${JSON.stringify(nickname)} is not a nickname: use 1 to 64 characters without spaces, e.g. --nickname host1`);
   }
 

@@ -15,6 +15,7 @@ import { createApiServer, type ApiServer } from '../api/server.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
 import { WsTransport } from '../gossip/ws-transport.js';
+import { systemLocalHosts } from '../gossip/dial-policy.js';
 import { PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../gossip/handshake.js';
 import { PasswordSecurity } from '../crypto/password-security.js';
 import type { Logger } from '../runtime/logger.js';
@@ -121,6 +122,8 @@ export class Daemon implements WeftControl {
           random: systemRandom,
           log: log.child({ component: 'mesh' }),
           ...(this.security && { security: this.security }),
+          // Gossip never makes this router dial its own addresses (listener, API, metrics): dial-policy.ts.
+          localHosts: systemLocalHosts,
         },
         {
           peerName: this.peerName,

@@ -6,6 +6,11 @@
  * It owns no connections: the mesh dials (`deps.connect`) and says whether an address is connected
  * (`deps.isConnected`), and calls `refresh()` whenever connections or the topology change. Decisions are made in
  * one place, `reconcile()`, so the state after any event is the same whatever the order of events.
+ *
+ * Gossip must not be able to make us dial without bound: targets are capped (`maxTargets`; the user's own always
+ * get a place, discovered ones take what is left), at most `maxConcurrentDials` dials run at once (the rest wait
+ * their turn), and a discovered target that leaves and comes back resumes its back-off instead of starting over
+ * (remembered for up to `maxTargets` forgotten addresses). The mesh filters what discovery may dial at all.
  */
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -35,7 +40,17 @@ export interface BackoffOptions {
   jitterFraction?: number;
 }
 
-export interface ConnectionMakerOptions extends BackoffOptions {
+export interface ConnectionMakerLimits {
+  /**
+   * Targets kept, direct and discovered together; discovered addresses beyond this are ignored until a place frees
+   * (direct targets are always kept). @default 256
+   */
+  maxTargets?: number;
+  /** Dials in flight at once; due targets wait for a free slot. @default 8 */
+  maxConcurrentDials?: number;
+}
+
+export interface ConnectionMakerOptions extends BackoffOptions, ConnectionMakerLimits {
   /** Use addresses learned from the topology as targets too. @default true */
   isDiscoveryEnabled?: boolean;
   /** A connection that lasted this long resets the back-off when it drops. @default 10000 */
@@ -79,6 +94,9 @@ interface Target {
 
 export class ConnectionMaker {
   private readonly targets = new Map<string, Target>();
+  /** Back-off of discovered targets that left the topology, by address (bounded, oldest forgotten first). */
+  private readonly pastBackoff = new Map<string, { attempt: number; nextAttemptAt: number }>();
+  private dialsInFlight = 0;
   private readonly options: Required<ConnectionMakerOptions>;
   private timer: Timer | null = null;
   private timerAt = Infinity;
@@ -95,6 +113,8 @@ export class ConnectionMaker {
       jitterFraction: options.jitterFraction ?? 0.2,
       isDiscoveryEnabled: options.isDiscoveryEnabled ?? true,
       stableAfterMs: options.stableAfterMs ?? 10_000,
+      maxTargets: options.maxTargets ?? 256,
+      maxConcurrentDials: options.maxConcurrentDials ?? 8,
     };
   }
 
@@ -162,7 +182,27 @@ export class ConnectionMaker {
   }
 
   private newTarget(address: string, isDirect: boolean): Target {
-    return { address, isDirect, state: 'connecting', attempt: 0, nextAttemptAt: this.deps.clock.now(), connectedAt: 0, isDialling: false };
+    const t: Target = { address, isDirect, state: 'connecting', attempt: 0, nextAttemptAt: this.deps.clock.now(), connectedAt: 0, isDialling: false };
+    const past = isDirect ? undefined : this.pastBackoff.get(address);
+    if (past) {
+      // Gossip that drops an address and names it again must not buy an immediate dial each time.
+      this.pastBackoff.delete(address);
+      t.attempt = past.attempt;
+      t.nextAttemptAt = Math.max(t.nextAttemptAt, past.nextAttemptAt);
+      if (t.nextAttemptAt > this.deps.clock.now()) t.state = 'retrying';
+    }
+    return t;
+  }
+
+  private rememberBackoff(t: Target): void {
+    this.pastBackoff.delete(t.address);
+    this.pastBackoff.set(t.address, { attempt: t.attempt, nextAttemptAt: t.nextAttemptAt });
+    while (this.pastBackoff.size > this.options.maxTargets) this.pastBackoff.delete(this.pastBackoff.keys().next().value!);
+  }
+
+  /** Dials running now (never above `maxConcurrentDials`). */
+  get dialsRunning(): number {
+    return this.dialsInFlight;
   }
 
   private reconcile(): void {
@@ -170,8 +210,15 @@ export class ConnectionMaker {
     const now = this.deps.clock.now();
     if (this.options.isDiscoveryEnabled) {
       const discovered = new Set(this.deps.discoveredAddresses());
-      for (const [addr, t] of this.targets) if (!t.isDirect && !discovered.has(addr) && !t.isDialling) this.targets.delete(addr);
-      for (const addr of discovered) if (!this.targets.has(addr)) this.targets.set(addr, this.newTarget(addr, false));
+      for (const [addr, t] of this.targets) {
+        if (t.isDirect || discovered.has(addr) || t.isDialling) continue;
+        this.targets.delete(addr);
+        if (t.attempt > 0) this.rememberBackoff(t);
+      }
+      for (const addr of discovered) {
+        if (this.targets.size >= this.options.maxTargets) break;
+        if (!this.targets.has(addr)) this.targets.set(addr, this.newTarget(addr, false));
+      }
     }
     let earliest = Infinity;
     for (const t of this.targets.values()) {
@@ -190,8 +237,9 @@ export class ConnectionMaker {
         this.scheduleRetry(t, now);
       }
       if (t.state === 'failed') continue;
-      if (t.nextAttemptAt <= now) this.dial(t);
-      else earliest = Math.min(earliest, t.nextAttemptAt);
+      if (t.nextAttemptAt > now) earliest = Math.min(earliest, t.nextAttemptAt);
+      else if (this.dialsInFlight < this.options.maxConcurrentDials) this.dial(t);
+      // else: due, waiting for a dial to finish (each finish refreshes)
     }
     this.armTimer(earliest, now);
   }
@@ -199,8 +247,10 @@ export class ConnectionMaker {
   private dial(t: Target): void {
     t.state = 'connecting';
     t.isDialling = true;
+    this.dialsInFlight++;
     this.deps.connect(t.address).then(
       () => {
+        this.dialsInFlight--;
         t.isDialling = false;
         t.state = 'connected';
         t.connectedAt = this.deps.clock.now();
@@ -208,6 +258,7 @@ export class ConnectionMaker {
         this.refresh();
       },
       (err: Error & { code?: string }) => {
+        this.dialsInFlight--;
         t.isDialling = false;
         t.lastError = err.message;
         if (err.code === 'ERR_CONNECT_TO_SELF') {

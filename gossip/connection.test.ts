@@ -39,6 +39,7 @@ async function pair(opts: { securityA?: ConnectionSecurity; securityB?: Connecti
       { local: h, connId: 1 },
       {
         onHello: () => {},
+        onConfirmed: () => {},
         onReady: () => (side.ready = true),
         onFrame: (_c, type, body) => side.frames.push([type, [...body]]),
         onClose: (_c, reason, err) => side.closed.push({ reason, err }),

@@ -2,12 +2,22 @@
  * One control connection to a peer, from the first byte to close: hello exchange, optional key confirmation,
  * framed (and, with a password, sealed) messages, heartbeats, and rekey messages for the data-plane session.
  *
- * Sequence, the same on both sides (nobody waits for the other to speak first):
+ * Sequence (I: the side that dialled, R: the side that accepted):
  *
- *     send hello ──────────────►        ◄────────────── remote hello
- *     checkHello (version, self, name collision, password on one side only) + mesh check (duplicate)
- *     with passwords: derive(), send confirmation ─►   ◄─ remote confirmation; verify (false: "password mismatch")
+ *     I: send hello ──────────────►        ◄────────────── R: send hello          (both at once, no secret in them)
+ *     checkHello (version, self, name collision, password on one side only) + mesh check (duplicate of a confirmed one)
+ *     with passwords:
+ *       I: derive(), send proof ──────────►  R: derive(); verify I's proof (false: close "password mismatch", R's
+ *                                               proof never sent)
+ *       I: verify R's proof  ◄────────────── R: mesh claims the connection, send proof, ready
+ *       I: mesh claims the connection, ready
+ *     without: mesh claims the connection, ready
  *     ready: typed frames, sealed when a session exists; heartbeats every heartbeatMs
+ *
+ * The responder proves the password only to a dialler that proved it first, so connecting to a router yields
+ * nothing to guess the password against offline (docs/security.md says what still does). Older routers send their
+ * proof right after the hello on both sides; they still interoperate (an older responder is an oracle, a newer one
+ * is not). Until the handshake is done the transport refuses messages over `MAX_HANDSHAKE_MESSAGE_BYTES`.
  *
  * Frame after the handshake (the plaintext when sealed):
  *
@@ -23,7 +33,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { ConnectionSecurity, SecureSession, SecurityHandshake } from '../crypto/connection-security.js';
 import type { TransportConnection } from './transport.js';
 import { DecodeError } from './decode-error.js';
-import { checkHello, decodeHello, describePeer, encodeHello, HandshakeError, PasswordMismatchError, type Hello } from './handshake.js';
+import { checkHello, decodeHello, describePeer, encodeHello, HandshakeError, MAX_HANDSHAKE_MESSAGE_BYTES, PasswordMismatchError, type Hello } from './handshake.js';
 
 /** The first byte of every frame after the handshake. */
 export const FrameType = {
@@ -62,8 +72,17 @@ export interface PeerConnectionOptions {
 }
 
 export interface PeerConnectionEvents {
-  /** After the built-in hello checks; throw a `HandshakeError` to refuse (the mesh refuses duplicates here). */
+  /**
+   * After the built-in hello checks, before anything is proven: throw a `HandshakeError` to refuse. Must not touch
+   * other connections (the remote is not authenticated yet); the mesh refuses only what `onConfirmed` would refuse.
+   */
   onHello(conn: PeerConnection): void;
+  /**
+   * The remote proved the password (without one: its hello was accepted), just before this side proves it (as
+   * responder) and becomes ready. Throw a `HandshakeError` to refuse; the mesh resolves duplicates here, and only
+   * here may a connection replace another.
+   */
+  onConfirmed(conn: PeerConnection): void;
   /** The handshake is complete: frames may flow. */
   onReady(conn: PeerConnection): void;
   /** A frame other than heartbeat and rekey. May throw `DecodeError`: the connection is then closed. */
@@ -136,6 +155,7 @@ export class PeerConnection {
     // Hello first: registering the handler may deliver the remote hello at once, and from then on we may send
     // frames, which must not overtake our hello.
     this.transport.send(encodeHello(this.local));
+    this.transport.setMaxMessageBytes(MAX_HANDSHAKE_MESSAGE_BYTES);
     // The handshake is bounded like silence later on: a peer that says nothing is gone. Armed before the handler
     // is registered: a hello delivered at once completes the handshake, and its heartbeat timer replaces this one.
     this.timer = this.deps.clock.setTimeout(() => {
@@ -144,10 +164,19 @@ export class PeerConnection {
     }, this.heartbeatTimeoutMs);
     this.transport.onMessage((m) => this.receive(m));
     this.transport.onClose((reason) => {
+      if (reason === 'message too big' && (this.phase === 'handshaking' || this.phase === 'confirming')) {
+        this.deps.count('handshake_message_too_big');
+        this.log.warn({ reason: `a message over ${MAX_HANDSHAKE_MESSAGE_BYTES} bytes before the handshake was done` }, 'closing connection: bad message');
+      }
       const refusal = this.remoteRefusal(reason);
-      // Only the refusing side checks an identity: say it here too, or this router's log would not tell why.
-      if (refusal instanceof HandshakeError && refusal.code === 'ERR_UNAUTHORIZED_PEER' && this.phase !== 'closed') {
-        this.log.error({ reason, code: refusal.code }, refusal.message);
+      // Only the refusing side checks an identity, and only the responder checks the first proof: say it here too,
+      // or this router's log would not tell why.
+      if (refusal instanceof HandshakeError && this.phase !== 'closed') {
+        if (refusal.code === 'ERR_UNAUTHORIZED_PEER') this.log.error({ reason, code: refusal.code }, refusal.message);
+        if (refusal.code === 'ERR_PASSWORD_MISMATCH') {
+          this.deps.count('password_mismatch');
+          this.log.error({ reason, code: refusal.code }, refusal.message);
+        }
       }
       this.finish(reason, refusal);
     });
@@ -170,6 +199,13 @@ export class PeerConnection {
   private receive(message: Uint8Array): void {
     if (this.phase === 'closed') return;
     this.lastReceivedAt = this.deps.clock.now();
+    if (this.phase !== 'ready' && message.length > MAX_HANDSHAKE_MESSAGE_BYTES) {
+      // The transport refuses these before buffering them; this holds for one that cannot.
+      this.deps.count('handshake_message_too_big');
+      this.log.warn({ reason: `a ${message.length}-byte message before the handshake was done` }, 'closing connection: bad message');
+      this.close('message too big');
+      return;
+    }
     try {
       switch (this.phase) {
         case 'handshaking':
@@ -191,7 +227,7 @@ export class PeerConnection {
     this.remote = remote;
     this.events.onHello(this);
     if (this.phase === 'closed') return;
-    if (!this.handshake) return this.becomeReady();
+    if (!this.handshake) return this.confirmed();
     try {
       this.pendingSession = this.handshake.derive({
         isInitiator: this.isOutbound,
@@ -211,7 +247,9 @@ export class PeerConnection {
     }
     this.handshake = null;
     this.phase = 'confirming';
-    this.transport.send(this.pendingSession.confirmation);
+    // Only the dialler proves first; the responder waits for that proof (receiveConfirmation), so a stranger who
+    // connects gets no tag to test password guesses against.
+    if (this.isOutbound) this.transport.send(this.pendingSession.confirmation);
   }
 
   private receiveConfirmation(message: Uint8Array): void {
@@ -230,8 +268,16 @@ export class PeerConnection {
     }
     this.pendingSession = null;
     this.session = session;
+    this.confirmed();
+    if (this.phase === 'ready') session.startRekeying((m) => this.send(withType(FrameType.Rekey, m)));
+  }
+
+  /** The remote is authenticated (or needs not be): let the mesh claim it, prove ours as responder, be ready. */
+  private confirmed(): void {
+    this.events.onConfirmed(this);
+    if (this.phase === 'closed') return;
+    if (this.session && !this.isOutbound) this.transport.send(this.session.confirmation);
     this.becomeReady();
-    session.startRekeying((m) => this.send(withType(FrameType.Rekey, m)));
   }
 
   private receiveFrame(sealed: Uint8Array): void {
@@ -268,6 +314,7 @@ export class PeerConnection {
 
   private becomeReady(): void {
     this.phase = 'ready';
+    this.transport.setMaxMessageBytes(Infinity);
     this.readyAt = this.deps.clock.now();
     this.timer?.cancel();
     this.timer = this.deps.clock.setInterval(() => this.tick(), this.heartbeatMs);

@@ -23,7 +23,7 @@ export class FakeConnectionSecurity implements ConnectionSecurity {
       features: [],
       derive: (params: DeriveParams) => {
         if (params.remotePublicKey.length !== 32) throw Object.assign(new Error('bad public key'), { code: 'ERR_BAD_KEY' });
-        const s = new FakeSecureSession(this.password ?? '');
+        const s = new FakeSecureSession(this.password ?? '', params.isInitiator);
         this.sessions.push(s);
         return s;
       },
@@ -33,7 +33,8 @@ export class FakeConnectionSecurity implements ConnectionSecurity {
 }
 
 export class FakeSecureSession implements SecureSession {
-  readonly confirmation: Uint8Array;
+  private readonly ownConfirmation: Uint8Array;
+  private isVerified = false;
   readonly dataCipherName = 'fake';
   readonly rekeyReceived: Uint8Array[] = [];
   rekeySend: ((m: Uint8Array) => void) | null = null;
@@ -42,13 +43,23 @@ export class FakeSecureSession implements SecureSession {
   private recvSeq = 0;
   private readonly tag: number;
 
-  constructor(password: string) {
-    this.confirmation = new TextEncoder().encode(`confirm:${password}`);
+  constructor(
+    password: string,
+    private readonly isInitiator = true,
+  ) {
+    this.ownConfirmation = new TextEncoder().encode(`confirm:${password}`);
     this.tag = [...password].reduce((h, c) => (h * 31 + c.charCodeAt(0)) & 0xff, 7);
   }
 
+  /** Like the real one: the responder's exists only after the initiator's verified. */
+  get confirmation(): Uint8Array {
+    if (!this.isInitiator && !this.isVerified) throw new Error("the responder's confirmation was read before the initiator's verified");
+    return this.ownConfirmation;
+  }
+
   verifyConfirmation(remote: Uint8Array): boolean {
-    return Buffer.from(remote).equals(Buffer.from(this.confirmation));
+    this.isVerified = Buffer.from(remote).equals(Buffer.from(this.ownConfirmation));
+    return this.isVerified;
   }
 
   seal(message: Uint8Array): Uint8Array {

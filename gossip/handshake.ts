@@ -14,6 +14,7 @@
  *    23       1   N = nickname length in bytes (0..64)
  *    24       N   nickname, UTF-8
  *  24+N       1   K = ephemeral public key length (0, or 32 when hasPassword)
+ *                 (the nickname has no control or format characters: a hello with one is refused)
  *  25+N       K   X25519 public key (crypto/connection-security.ts)
  * 25+N+K      1   F = feature count (0..32)
  *   ...           F times: 1 byte length L (1..64), then L bytes of printable ASCII
@@ -32,6 +33,13 @@ export const MAX_FEATURES = 32;
 export const MAX_FEATURE_BYTES = 64;
 export const PUBLIC_KEY_BYTES = 32;
 export const MAX_HELLO_BYTES = 4096;
+/**
+ * Largest message accepted on a connection before its handshake is done (a hello, then a 32-byte confirmation):
+ * the transport refuses anything bigger before buffering it, so an unauthenticated peer costs a few KiB at most.
+ */
+export const MAX_HANDSHAKE_MESSAGE_BYTES = MAX_HELLO_BYTES;
+/** Control and format characters (terminal escapes, bidi overrides): never in a nickname. */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 
 const MAGIC = [0x77, 0x65, 0x66, 0x74];
 const FLAG_HAS_PASSWORD = 0x01;
@@ -57,6 +65,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function encodeHello(h: Hello): Uint8Array {
   const nick = Buffer.from(h.nickname, 'utf8');
   if (nick.length > MAX_NICKNAME_BYTES) throw new RangeError(`nickname ${JSON.stringify(h.nickname)} is over ${MAX_NICKNAME_BYTES} bytes`);
+  if (UNPRINTABLE.test(h.nickname)) throw new RangeError(`nickname ${JSON.stringify(h.nickname)} has control characters`);
   if (h.publicKey.length !== 0 && h.publicKey.length !== PUBLIC_KEY_BYTES) throw new RangeError('public key must be 0 or 32 bytes');
   if (h.features.length > MAX_FEATURES) throw new RangeError(`more than ${MAX_FEATURES} features`);
   const feats = h.features.map((f) => {
@@ -121,6 +130,8 @@ export function decodeHello(bytes: Uint8Array): Hello {
   } catch {
     throw new DecodeError('hello nickname is not valid UTF-8');
   }
+  // Nicknames end up in logs and on terminals (`weft status`): an escape sequence in one must not reach them.
+  if (UNPRINTABLE.test(nickname)) throw new DecodeError('hello nickname has control characters');
   o += nickLen;
   need(1, 'public key length');
   const keyLen = b[o++]!;

@@ -12,7 +12,7 @@
  */
 import type { Clock } from '../runtime/clock.js';
 import { joinAddress, splitAddress } from './address.js';
-import { truncateCloseReason, type Transport, type TransportConnection, type TransportListener } from './transport.js';
+import { sanitizeRemoteText, truncateCloseReason, type Transport, type TransportConnection, type TransportListener } from './transport.js';
 
 export interface MemoryNetworkOptions {
   /**
@@ -34,6 +34,8 @@ class MemoryConnection implements TransportConnection {
   private early: Uint8Array[] = [];
   private isClosed = false;
   private closeReason: string | null = null;
+  /** `setMaxMessageBytes`: below the network's maximum while a handshake is under way. */
+  private maxMessageBytes = Infinity;
   /** Time the last message toward `peer` is due, so later ones never overtake it. */
   private lastDueAt = 0;
 
@@ -63,7 +65,11 @@ class MemoryConnection implements TransportConnection {
     const reason = truncateCloseReason(fullReason);
     this.finish(reason);
     const peer = this.peer;
-    this.schedule(() => peer.finish(reason));
+    this.schedule(() => peer.finish(sanitizeRemoteText(reason)));
+  }
+
+  setMaxMessageBytes(bytes: number): void {
+    this.maxMessageBytes = bytes;
   }
 
   onMessage(handler: MessageHandler): void {
@@ -92,7 +98,7 @@ class MemoryConnection implements TransportConnection {
 
   private receive(message: Uint8Array): void {
     if (this.isClosed) return;
-    if (message.byteLength > this.network.maxPayloadBytes) {
+    if (message.byteLength > Math.min(this.network.maxPayloadBytes, this.maxMessageBytes)) {
       this.close('message too big');
       return;
     }

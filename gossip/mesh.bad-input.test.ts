@@ -109,10 +109,13 @@ it('refuses garbage, truncated, oversized, wrong-version and name-stealing peers
   }
 });
 
-it('rate-limits inbound handshakes', async () => {
+it('rate-limits inbound handshakes per address first, then in all', async () => {
   const clock = new FakeClock();
   const net = new MemoryNetwork(clock, { latencyMs: 1 });
-  const h1 = new Mesh({ transport: net.transport('h1'), clock, random: new SeededRandom(1), log: silentLogger }, { peerName: '02:00:00:00:00:01', nickname: 'h1', uid: '1' });
+  const h1 = new Mesh(
+    { transport: net.transport('h1'), clock, random: new SeededRandom(1), log: silentLogger },
+    { peerName: '02:00:00:00:00:01', nickname: 'h1', uid: '1', inbound: { perAddressBurst: 5, totalBurst: 8, maxPendingPerAddress: 100, maxPending: 100 } },
+  );
   await h1.start();
   try {
     const reasons: string[] = [];
@@ -120,8 +123,16 @@ it('rate-limits inbound handshakes', async () => {
     clock.advance(5);
     for (const c of await Promise.all(dials)) c.onClose((r) => reasons.push(r));
     clock.advance(10);
-    expect(reasons.filter((r) => r === 'too many connection attempts; retry later')).toHaveLength(5);
-    expect(h1.counters().inbound_rate_limited).toBe(5);
+    expect(reasons.filter((r) => r === 'too many connection attempts; retry later')).toHaveLength(10);
+    expect(h1.counters().inbound_rate_limited_address).toBe(10);
+    // The 10 refused spent nothing shared: 3 of the 8 shared tokens are left for everyone else.
+    const others = Array.from({ length: 5 }, (_, i) => net.transport(`x${i}`).dial('h1:6783', 1000));
+    clock.advance(5);
+    const refusedOthers: string[] = [];
+    for (const c of await Promise.all(others)) c.onClose((r) => refusedOthers.push(r));
+    clock.advance(10);
+    expect(refusedOthers).toHaveLength(2);
+    expect(h1.counters().inbound_rate_limited).toBe(2);
   } finally {
     await h1.stop();
   }

@@ -10,7 +10,13 @@
  *   Gossip (channels: topology, and what IPAM/DNS register) over the ready connections and the routes
  *
  * One connection per pair of peers: when both dial at once, both keep the connection initiated by the peer with the
- * smaller name and close the other with "duplicate connection" (each side decides alone, and they agree).
+ * smaller name and close the other with "duplicate connection" (each side decides alone, and they agree). Only a
+ * confirmed connection (the remote proved the password) may replace another: names and uids travel in clear hellos,
+ * so a stranger could replay them; an unconfirmed duplicate that would lose is refused at its hello, one that would
+ * win waits for its proof, and the connection in place is never touched before that.
+ *
+ * Inbound connections are admitted per source address first (inbound-admission.ts), so one address cannot lock
+ * others out; addresses learned from gossip are dialled only if dial-policy.ts allows them.
  *
  * With `requireDataPathConfirm` (the daemon sets it when it runs a data path), a connection is "pending" after the
  * handshake and reported as established in our topology entry, and so used by routes, only once
@@ -23,15 +29,17 @@ import type { Random } from '../runtime/random.js';
 import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
 import { joinAddress, splitAddress } from './address.js';
 import type { GossipChannel, Gossiper } from './channel.js';
-import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
+import { ConnectionMaker, type BackoffOptions, type ConnectionMakerLimits, type TargetStatus } from './connection-maker.js';
+import { canonicalHost, discoveryRefusal } from './dial-policy.js';
+import { InboundAdmission, type InboundAdmissionOptions } from './inbound-admission.js';
+import { LogLimiter } from './log-limiter.js';
 import { PeerConnection } from './connection.js';
 import { Gossip, type GossipRoundStats } from './gossip.js';
 import { describePeer, DuplicateConnectionError, HandshakeError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
 import { computeRoutes, emptyRoutes, type Routes } from './routes.js';
-import { TokenBucket } from './token-bucket.js';
 import { decodeTopology, encodeTopology, Topology, type ConnectionEntry, type PeerEntry } from './topology.js';
-import type { Transport, TransportConnection, TransportListener } from './transport.js';
+import type { Transport, TransportConnection, TransportListener, TransportRefusal } from './transport.js';
 
 /** The control port, and the port assumed for a discovered peer known only by an inbound connection. */
 export const DEFAULT_CONTROL_PORT = 6783;
@@ -45,9 +53,14 @@ export interface MeshDeps {
   log: Logger;
   /** Given when this router has a password: connections are confirmed and sealed. */
   security?: ConnectionSecurity;
+  /**
+   * This host's own IP addresses (every interface; `systemLocalHosts` in dial-policy.ts): gossip never makes us dial
+   * them, whatever the port (our listener, API, metrics). Read at each discovery pass. @default none
+   */
+  localHosts?: () => Iterable<string>;
 }
 
-export interface MeshOptions extends BackoffOptions {
+export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits {
   peerName: PeerName;
   nickname: string;
   /** Per-launch uid, decimal 64-bit. */
@@ -68,10 +81,8 @@ export interface MeshOptions extends BackoffOptions {
   dialTimeoutMs?: number;
   /** Hold connections 'pending' until `setDataPathEstablished(peer, true)`. @default false */
   requireDataPathConfirm?: boolean;
-  /** Inbound handshakes accepted per second, sustained. @default 10 */
-  inboundHandshakesPerSecond?: number;
-  /** Inbound handshakes accepted in a burst. @default 10 */
-  inboundHandshakeBurst?: number;
+  /** Limits on inbound handshakes, per address and in all (defaults in inbound-admission.ts). */
+  inbound?: InboundAdmissionOptions;
   /** Features announced in the hello. @default [] */
   features?: string[];
 }
@@ -128,9 +139,15 @@ export class Mesh {
   private readonly gossip: Gossip;
   private readonly maker: ConnectionMaker;
   private readonly topologyChannel: GossipChannel;
-  private readonly inboundBucket: TokenBucket;
+  private readonly admission: InboundAdmission;
+  /** Inbound connections admitted and not yet ready: each holds a place in `admission` until then. */
+  private readonly pendingInbound = new Set<PeerConnection>();
+  /** One line per address per minute about refused connections and refused discovered addresses. */
+  private readonly refusalLog: LogLimiter;
+  /** Discovered addresses refused and already counted (bounded: oldest forgotten first, then counted again). */
+  private readonly refusedDiscoveries = new Set<string>();
   private readonly conns = new Set<PeerConnection>();
-  /** The one connection per peer that passed the hello (duplicates are refused there). */
+  /** The one confirmed connection per peer (a duplicate is resolved when it is confirmed, never earlier). */
   private readonly owners = new Map<PeerName, PeerConnection>();
   /**
    * Peers whose data path (UDP) the datapath reports working. Kept per peer, not per connection: the UDP path does
@@ -166,7 +183,8 @@ export class Mesh {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
     this.requireDataPathConfirm = options.requireDataPathConfirm ?? false;
-    this.inboundBucket = new TokenBucket(options.inboundHandshakeBurst ?? 10, options.inboundHandshakesPerSecond ?? 10, deps.clock.now());
+    this.admission = new InboundAdmission(deps.clock.now(), options.inbound);
+    this.refusalLog = new LogLimiter(deps.clock.now());
     this.localHello = {
       minVersion: PROTOCOL_MIN_VERSION,
       maxVersion: PROTOCOL_MAX_VERSION,
@@ -209,6 +227,8 @@ export class Mesh {
       },
       {
         isDiscoveryEnabled: options.isDiscoveryEnabled ?? true,
+        maxTargets: options.maxTargets,
+        maxConcurrentDials: options.maxConcurrentDials,
         initialBackoffMs: options.initialBackoffMs,
         maxBackoffMs: options.maxBackoffMs,
         jitterFraction: options.jitterFraction,
@@ -230,7 +250,11 @@ export class Mesh {
   async start(): Promise<void> {
     if (this.phase !== 'new') return;
     this.phase = 'starting';
-    const listener = await this.deps.transport.listen(this.listenAddr, (t) => this.accept(t));
+    const listener = await this.deps.transport.listen(
+      this.listenAddr,
+      (t) => this.accept(t),
+      (r: TransportRefusal) => this.refused(r.reason, r.remoteHost, r.message),
+    );
     if (this.phase !== 'starting') {
       await listener.close(); // stopped while we were binding
       return;
@@ -420,13 +444,21 @@ export class Mesh {
       t.close('router stopping');
       return;
     }
-    if (!this.inboundBucket.take(this.deps.clock.now())) {
-      this.count('inbound_rate_limited');
-      this.log.debug({ addr: t.remoteAddr }, 'inbound connection refused: rate limit');
-      t.close('too many connection attempts; retry later');
+    const refusal = this.admission.admit(t.remoteHost, this.deps.clock.now());
+    if (refusal) {
+      this.refused(refusal.reason, t.remoteHost, refusal.message);
+      t.close(refusal.closeReason);
       return;
     }
     this.adopt(t, null);
+  }
+
+  /** Count a refused inbound connection or discovered address under `reason`; log it once per address a minute. */
+  private refused(reason: string, host: string, message: string): void {
+    this.count(reason);
+    if (this.refusalLog.shouldLog(host, this.deps.clock.now())) {
+      this.log.warn({ addr: host, reason: message, code: reason }, 'refused (logged once a minute per address; counted in weft report)');
+    }
   }
 
   private async dial(addr: string): Promise<void> {
@@ -444,55 +476,81 @@ export class Mesh {
       t,
       { local: this.localHello, connId: this.nextConnId++, heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs },
       {
-        onHello: (c) => this.claim(c),
+        onHello: (c) => this.checkHello(c),
+        onConfirmed: (c) => this.claim(c),
         onReady: (c) => {
+          this.releasePending(c);
           waiter?.resolve();
           this.onReady(c);
         },
         onFrame: (c, type, body) => this.gossip.onFrame(c.remote!.name, type, body),
         onClose: (c, reason, err) => {
+          this.releasePending(c);
           waiter?.reject(err ?? new Error(reason));
           this.onClosed(c);
         },
       },
     );
     this.conns.add(conn);
+    if (!t.isOutbound) this.pendingInbound.add(conn);
     conn.start();
     this.changed();
   }
 
-  /** Make `c` the connection to its peer, or refuse it as a duplicate (throws a HandshakeError). */
+  private releasePending(c: PeerConnection): void {
+    if (this.pendingInbound.delete(c)) this.admission.release(c.remoteHost);
+  }
+
+  /**
+   * At the hello, before anything is proven: refuse a duplicate that would lose to the confirmed connection in
+   * place anyway (it would be refused at confirmation too), touching nothing. One that would win goes on to prove
+   * the password, and only `claim` replaces anything.
+   */
+  private checkHello(c: PeerConnection): void {
+    const existing = this.owners.get(c.remote!.name);
+    if (existing && existing !== c) this.resolveDuplicate(c, existing);
+  }
+
+  /** Make the confirmed `c` the connection to its peer, or refuse it as a duplicate (throws a HandshakeError). */
   private claim(c: PeerConnection): void {
     const peer = c.remote!.name;
     const existing = this.owners.get(peer);
     if (existing && existing !== c) {
-      const existingUid = existing.remote!.uid;
-      if (existingUid !== c.remote!.uid) {
-        // Same name, another launch uid. A restart (crash, reboot: the old link died without a close) leaves the old
-        // connection silent; a clone keeps heartbeating on it. Two missed heartbeats tell them apart, so a restarted
-        // router gets back in at once instead of being called a clone until the old link times out.
-        if (existing.silentMs > 2 * this.heartbeatMs) {
-          this.log.info(
-            { peer, addr: c.remoteAddr, uid: c.remote!.uid, reason: 'restarted' },
-            `peer ${peer} restarted (uid ${existingUid} -> ${c.remote!.uid}): replacing its silent connection`,
-          );
-          this.owners.set(peer, c);
-          existing.close(`replaced by a restarted ${peer} (uid ${c.remote!.uid})`);
-          return;
-        }
-        // Otherwise keep the connection we trust; the other retries and succeeds once the old one is really gone.
-        throw new PeerNameCollisionError(peer, existingUid, c.remote!.uid, c.remoteAddr);
-      }
-      const preferredInitiator = this.name < peer ? this.name : peer;
-      const initiatorOf = (x: PeerConnection) => (x.isOutbound ? this.name : peer);
-      if (initiatorOf(c) === preferredInitiator && initiatorOf(existing) !== preferredInitiator) {
-        this.owners.set(peer, c);
+      const why = this.resolveDuplicate(c, existing);
+      this.owners.set(peer, c);
+      if (why === 'restarted') {
+        this.log.info(
+          { peer, addr: c.remoteAddr, uid: c.remote!.uid, reason: 'restarted' },
+          `peer ${peer} restarted (uid ${existing.remote!.uid} -> ${c.remote!.uid}): replacing its silent connection`,
+        );
+        existing.close(`replaced by a restarted ${peer} (uid ${c.remote!.uid})`);
+      } else {
         existing.close('duplicate connection', new DuplicateConnectionError(peer));
-        return;
       }
-      throw new DuplicateConnectionError(describe(c));
+      return;
     }
     this.owners.set(peer, c);
+  }
+
+  /**
+   * `c` and `existing` (the owner) lead to the same peer name: throws the refusal for `c`, or says why `c` would
+   * replace `existing`. Decides only; the caller acts (and only once `c` is confirmed).
+   */
+  private resolveDuplicate(c: PeerConnection, existing: PeerConnection): 'restarted' | 'preferred' {
+    const peer = c.remote!.name;
+    const existingUid = existing.remote!.uid;
+    if (existingUid !== c.remote!.uid) {
+      // Same name, another launch uid. A restart (crash, reboot: the old link died without a close) leaves the old
+      // connection silent; a clone keeps heartbeating on it. Two missed heartbeats tell them apart, so a restarted
+      // router gets back in at once instead of being called a clone until the old link times out.
+      if (existing.silentMs > 2 * this.heartbeatMs) return 'restarted';
+      // Otherwise keep the connection we trust; the other retries and succeeds once the old one is really gone.
+      throw new PeerNameCollisionError(peer, existingUid, c.remote!.uid, c.remoteAddr);
+    }
+    const preferredInitiator = this.name < peer ? this.name : peer;
+    const initiatorOf = (x: PeerConnection) => (x.isOutbound ? this.name : peer);
+    if (initiatorOf(c) === preferredInitiator && initiatorOf(existing) !== preferredInitiator) return 'preferred';
+    throw new DuplicateConnectionError(describe(c));
   }
 
   private onReady(c: PeerConnection): void {
@@ -555,7 +613,24 @@ export class Mesh {
         }
       }
     }
-    return [...byPeer.values()];
+    const localHosts = new Set<string>();
+    for (const h of this.deps.localHosts?.() ?? []) localHosts.add(canonicalHost(h));
+    const listenHost = this.listener ? splitAddress(this.listener.address).host : '';
+    if (listenHost !== '') localHosts.add(canonicalHost(listenHost));
+    const out: string[] = [];
+    for (const addr of byPeer.values()) {
+      const why = discoveryRefusal(addr, localHosts);
+      if (why === null) {
+        out.push(addr);
+        continue;
+      }
+      // Counted once per address (until 1024 others were refused since), not at every pass.
+      if (this.refusedDiscoveries.has(addr)) continue;
+      this.refusedDiscoveries.add(addr);
+      if (this.refusedDiscoveries.size > 1024) this.refusedDiscoveries.delete(this.refusedDiscoveries.values().next().value!);
+      this.refused(`discovery_refused_${why}`, addr, `gossip names ${addr} (${why.replace('_', ' ')}): not dialled`);
+    }
+    return out;
   }
 
   // --- topology ----------------------------------------------------------------------------------------------

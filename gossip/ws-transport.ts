@@ -7,11 +7,18 @@
  * - TCP_NODELAY: control messages are small and latency-sensitive (heartbeats, handshakes); Nagle would hold them.
  * - A `ws` 'error' event never escapes: every socket has an error handler that turns the error into a close reason.
  * - Text frames are refused: the protocol is binary, a text frame means a confused or hostile peer.
+ * - Browsers are refused at the upgrade: every request with an `Origin` header gets 403 (routers never send one; a
+ *   web page open on some host always does), so no page can open a control connection, let alone run a handshake.
+ * - Before the upgrade a socket is bounded: `upgradeTimeoutMs` to finish it, at most `maxUpgradingConnections` such
+ *   sockets in all and `maxUpgradingPerAddress` from one address. Each refusal goes to the listener's `onRefused`.
+ * - `setMaxMessageBytes` lowers `ws`'s own per-message limit on that one connection (the receiver checks it per
+ *   frame header, so a too-big message is refused before it is buffered), with a check on each message behind it.
  */
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { joinAddress, splitAddress } from './address.js';
-import { truncateCloseReason, type Transport, type TransportConnection, type TransportListener } from './transport.js';
+import { sanitizeRemoteText, truncateCloseReason, type Transport, type TransportConnection, type TransportListener, type TransportRefusal } from './transport.js';
 
 export { truncateCloseReason } from './transport.js';
 
@@ -23,6 +30,12 @@ export interface WsTransportOptions {
    * stopped reading). @default 16 MiB
    */
   maxBufferedBytes?: number;
+  /** An accepted TCP connection must finish its WebSocket upgrade within this. @default 10000 */
+  upgradeTimeoutMs?: number;
+  /** Accepted sockets not yet upgraded, in all; more are closed at once. @default 256 */
+  maxUpgradingConnections?: number;
+  /** Accepted sockets not yet upgraded from one address; more are closed at once. @default 16 */
+  maxUpgradingPerAddress?: number;
 }
 
 class WsConnection implements TransportConnection {
@@ -32,6 +45,7 @@ class WsConnection implements TransportConnection {
   private closeReason: string | null = null;
   /** Set when we decided why the connection ends, so the close event reports our reason, not a code. */
   private localReason: string | null = null;
+  private maxMessageBytes: number;
 
   constructor(
     private readonly ws: WebSocket,
@@ -39,7 +53,9 @@ class WsConnection implements TransportConnection {
     readonly remoteHost: string,
     readonly isOutbound: boolean,
     private readonly maxBufferedBytes: number,
+    private readonly maxPayloadBytes: number,
   ) {
+    this.maxMessageBytes = maxPayloadBytes;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.closeReason !== null) return;
@@ -48,6 +64,11 @@ class WsConnection implements TransportConnection {
         return;
       }
       const message = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (message.length > this.maxMessageBytes) {
+        // Only when ws's receiver did not take the limit (see setMaxMessageBytes).
+        this.close('message too big');
+        return;
+      }
       if (this.messageHandler) this.messageHandler(message);
       else this.early.push(message);
     });
@@ -55,7 +76,7 @@ class WsConnection implements TransportConnection {
       this.localReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message too big' : err.message;
     });
     ws.on('close', (code: number, reason: Buffer) => {
-      const remote = reason.length > 0 ? reason.toString('utf8') : code === 1009 ? 'message too big' : code === 1006 ? 'connection lost' : `closed (code ${code})`;
+      const remote = reason.length > 0 ? sanitizeRemoteText(reason.toString('utf8')) : code === 1009 ? 'message too big' : code === 1006 ? 'connection lost' : `closed (code ${code})`;
       this.finish(this.localReason ?? remote);
     });
   }
@@ -86,6 +107,17 @@ class WsConnection implements TransportConnection {
     this.ws.once('close', () => clearTimeout(t));
   }
 
+  setMaxMessageBytes(bytes: number): void {
+    this.maxMessageBytes = Math.min(bytes, this.maxPayloadBytes);
+    // ws has no public way to change one connection's limit; its receiver reads `_maxPayload` at every frame header
+    // (ws 8), so setting it refuses a too-big message with 1009 before buffering it. If a later ws renames it, the
+    // check in the message handler still holds (after buffering); transport.contract.test.ts shows which applies.
+    const receiver = (this.ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+    if (receiver && typeof receiver._maxPayload === 'number') {
+      receiver._maxPayload = Number.isFinite(this.maxMessageBytes) ? this.maxMessageBytes : 0;
+    }
+  }
+
   onMessage(handler: (m: Uint8Array) => void): void {
     this.messageHandler = handler;
     const early = this.early;
@@ -110,16 +142,93 @@ class WsConnection implements TransportConnection {
 export class WsTransport implements Transport {
   private readonly maxPayloadBytes: number;
   private readonly maxBufferedBytes: number;
+  private readonly upgradeTimeoutMs: number;
+  private readonly maxUpgradingConnections: number;
+  private readonly maxUpgradingPerAddress: number;
 
   constructor(options: WsTransportOptions = {}) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
     this.maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.upgradeTimeoutMs = options.upgradeTimeoutMs ?? 10_000;
+    this.maxUpgradingConnections = options.maxUpgradingConnections ?? 256;
+    this.maxUpgradingPerAddress = options.maxUpgradingPerAddress ?? 16;
   }
 
-  listen(address: string, onConnection: (conn: TransportConnection) => void): Promise<TransportListener> {
+  listen(address: string, onConnection: (conn: TransportConnection) => void, onRefused?: (refusal: TransportRefusal) => void): Promise<TransportListener> {
     const { host, port } = splitAddress(address);
+    const refuse = (reason: string, remoteHost: string, message: string) => {
+      try {
+        onRefused?.({ reason, remoteHost, message });
+      } catch {
+        // the caller's bookkeeping must not break the listener
+      }
+    };
     return new Promise((resolve, reject) => {
-      const server = new WebSocketServer({ host, port, maxPayload: this.maxPayloadBytes, perMessageDeflate: false });
+      const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxPayloadBytes, perMessageDeflate: false });
+      const server = createServer();
+      /** Sockets accepted but not yet upgraded, per remote host, and what ends their tracking. */
+      const upgrading = new Map<string, number>();
+      let upgradingTotal = 0;
+      const release = new WeakMap<Duplex, () => void>();
+      server.on('connection', (socket) => {
+        const rhost = remoteHostOf(socket.remoteAddress);
+        if (upgradingTotal >= this.maxUpgradingConnections) {
+          refuse('upgrade_cap', rhost, `${upgradingTotal} connections are already waiting for their upgrade`);
+          socket.destroy();
+          return;
+        }
+        const fromHost = upgrading.get(rhost) ?? 0;
+        if (fromHost >= this.maxUpgradingPerAddress) {
+          refuse('upgrade_cap_address', rhost, `${fromHost} connections from this address are already waiting for their upgrade`);
+          socket.destroy();
+          return;
+        }
+        upgradingTotal++;
+        upgrading.set(rhost, fromHost + 1);
+        let isTracked = true;
+        const timer = setTimeout(() => {
+          refuse('upgrade_timeout', rhost, `no WebSocket upgrade within ${this.upgradeTimeoutMs}ms`);
+          socket.destroy();
+        }, this.upgradeTimeoutMs);
+        timer.unref();
+        const untrack = () => {
+          if (!isTracked) return;
+          isTracked = false;
+          clearTimeout(timer);
+          upgradingTotal--;
+          const n = (upgrading.get(rhost) ?? 1) - 1;
+          if (n > 0) upgrading.set(rhost, n);
+          else upgrading.delete(rhost);
+        };
+        release.set(socket, untrack);
+        socket.once('close', untrack);
+      });
+      // A plain HTTP request: this port speaks only WebSocket.
+      server.on('request', (req: IncomingMessage, res) => {
+        refuse('http_request_refused', remoteHostOf(req.socket.remoteAddress), `plain HTTP ${String(req.method).slice(0, 16)} request refused`);
+        res.writeHead(426, { Connection: 'close', Upgrade: 'websocket', 'Content-Type': 'text/plain' });
+        res.end('weft control port: WebSocket only\n');
+      });
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        release.get(socket)?.();
+        const rhost = remoteHostOf(req.socket.remoteAddress);
+        socket.on('error', () => socket.destroy());
+        if (req.headers.origin !== undefined) {
+          // Routers never send Origin; browsers always do (and cannot leave it out): a web page is refused here.
+          refuse('browser_origin_refused', rhost, 'WebSocket upgrade with an Origin header refused (a browser?)');
+          socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 35\r\n\r\nbrowsers may not use the weft port\n');
+          socket.once('finish', () => socket.destroy());
+          return;
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          const tcp = req.socket;
+          tcp.setNoDelay(true);
+          const conn = new WsConnection(ws, joinAddress(rhost, tcp.remotePort ?? 0), rhost, false, this.maxBufferedBytes, this.maxPayloadBytes);
+          onConnection(conn);
+        });
+      });
+      server.on('clientError', (_err, socket: Duplex) => socket.destroy());
+      wss.on('wsClientError', (_err, socket: Duplex) => socket.destroy());
       const onListenError = (err: Error) => reject(new Error(`listen ${address}: ${err.message}`));
       server.once('error', onListenError);
       server.on('listening', () => {
@@ -132,19 +241,13 @@ export class WsTransport implements Transport {
           address: actual,
           close: () =>
             new Promise<void>((done) => {
-              for (const c of server.clients) c.terminate();
+              for (const c of wss.clients) c.terminate();
+              server.closeAllConnections();
               server.close(() => done());
             }),
         });
       });
-      server.on('connection', (ws: WebSocket, req: IncomingMessage) => {
-        const socket = req.socket;
-        socket.setNoDelay(true);
-        const rhost = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-        const conn = new WsConnection(ws, joinAddress(rhost, socket.remotePort ?? 0), rhost, false, this.maxBufferedBytes);
-        onConnection(conn);
-      });
-      server.on('wsClientError', (_err, socket) => socket.destroy());
+      server.listen(port, host);
     });
   }
 
@@ -176,8 +279,13 @@ export class WsTransport implements Transport {
         isSettled = true;
         clearTimeout(timer);
         ws.removeAllListeners('error');
-        resolve(new WsConnection(ws, joinAddress(host, port), host, true, this.maxBufferedBytes));
+        resolve(new WsConnection(ws, joinAddress(host, port), host, true, this.maxBufferedBytes, this.maxPayloadBytes));
       });
     });
   }
+}
+
+/** The remote IP of a socket, IPv4-mapped IPv6 written as IPv4. */
+function remoteHostOf(addr: string | undefined): string {
+  return (addr ?? '').replace(/^::ffff:/, '');
 }
