@@ -116,4 +116,63 @@ describe('ConnectionMaker', () => {
     await off.run(500);
     expect(off.dials).toEqual([]);
   });
+
+  it('runs at most maxConcurrentDials dials at once; the rest wait their turn', async () => {
+    const clock = new FakeClock();
+    const pending: Array<() => void> = [];
+    const dialled: string[] = [];
+    const discovered = new Set(Array.from({ length: 20 }, (_, i) => `10.0.1.${i}:6783`));
+    const maker = new ConnectionMaker(
+      {
+        clock,
+        random: new SeededRandom(seed),
+        log: silentLogger,
+        connect: (addr) => {
+          dialled.push(addr);
+          return new Promise<void>((_resolve, reject) => pending.push(() => reject(new Error('refused'))));
+        },
+        isConnected: () => false,
+        discoveredAddresses: () => discovered,
+      },
+      { maxConcurrentDials: 3 },
+    );
+    maker.start();
+    await flush();
+    expect(dialled).toHaveLength(3);
+    expect(maker.dialsRunning).toBe(3);
+    pending.shift()!();
+    await flush();
+    expect(dialled).toHaveLength(4);
+    expect(maker.dialsRunning).toBe(3);
+    maker.stop();
+  });
+
+  it('keeps at most maxTargets targets: discovered ones fill what the direct ones leave', async () => {
+    const { maker, discovered, run } = setup(() => 'fail', { maxTargets: 10 });
+    for (let i = 0; i < 50; i++) discovered.add(`10.0.2.${i}:6783`);
+    maker.start();
+    maker.connect(['10.0.0.2:6783', '10.0.0.3:6783'], false);
+    await run(200);
+    const r = maker.report();
+    expect(r).toHaveLength(10);
+    expect(r.filter((t) => t.address.startsWith('10.0.0.'))).toHaveLength(2);
+  });
+
+  it('resumes the back-off of a discovered address that gossip drops and names again', async () => {
+    const { maker, dials, discovered, run } = setup(() => 'fail', { initialBackoffMs: 1000 });
+    discovered.add('d:6783');
+    maker.start();
+    await run(8000); // dialled at 0, ~1 s, ~3 s, ~7 s: the next wait is ~8 s
+    const before = dials.length;
+    expect(before).toBeGreaterThanOrEqual(3);
+    for (let i = 0; i < 10; i++) {
+      discovered.clear();
+      maker.refresh();
+      await run(100);
+      discovered.add('d:6783');
+      maker.refresh();
+      await run(100);
+    }
+    expect(dials.length, 'no immediate dial per reappearance').toBeLessThanOrEqual(before + 1);
+  });
 });

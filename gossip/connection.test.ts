@@ -154,4 +154,86 @@ describe('PeerConnection', () => {
     q.clock.advance(10);
     expect(q.b.closed[0]?.reason).toBe('bad message: unknown frame type 99');
   });
+
+  it('as responder sends no proof to a dialler that has not proven the password (no offline-guessing oracle)', async () => {
+    const { clock, b, outbound } = await pair({ securityB: new FakeConnectionSecurity('s3cret') });
+    const got: Uint8Array[] = [];
+    outbound.onMessage((m) => got.push(m));
+    b.conn.start();
+    const h = { ...hello('02:00:00:00:00:01', 'h1'), hasPassword: true, publicKey: new Uint8Array(32).fill(3) };
+    outbound.send(encodeHello(h));
+    clock.advance(2000);
+    expect(got, "b's hello only").toHaveLength(1);
+    expect(b.conn.phase).toBe('confirming');
+    outbound.send(new TextEncoder().encode('confirm:guess'));
+    clock.advance(20);
+    expect(got, 'still no proof after a wrong one').toHaveLength(1);
+    expect(b.closed[0]?.reason).toBe('password mismatch');
+    expect(b.counts.get('password_mismatch')).toBe(1);
+  });
+
+  it('as dialler proves first; the responder proves only after verifying it', async () => {
+    const { clock, a, b, outbound, inbound } = await pair({ securityA: new FakeConnectionSecurity('pw'), securityB: new FakeConnectionSecurity('pw') });
+    const sends: Array<{ who: string; what: string; at: number }> = [];
+    const spy = (t: TransportConnection, who: string) => {
+      const send = t.send.bind(t);
+      t.send = (m) => {
+        sends.push({ who, what: Buffer.from(m.subarray(0, 4)).toString('latin1'), at: clock.now() });
+        send(m);
+      };
+    };
+    spy(outbound, 'a');
+    spy(inbound, 'b');
+    a.conn.start();
+    b.conn.start();
+    clock.advance(30);
+    expect(a.ready && b.ready).toBe(true);
+    const proofA = sends.find((x) => x.who === 'a' && x.what === 'conf')!;
+    const proofB = sends.find((x) => x.who === 'b' && x.what === 'conf')!;
+    // b's proof leaves only once a's has crossed the link (5 ms) and verified.
+    expect(proofB.at - proofA.at).toBeGreaterThanOrEqual(5);
+  });
+
+  it('interoperates with a responder of an older release that sends its proof right after the hello', async () => {
+    const { clock, a, inbound } = await pair({ securityA: new FakeConnectionSecurity('pw') });
+    a.conn.start();
+    const h = { ...hello('02:00:00:00:00:02', 'h2'), hasPassword: true, publicKey: new Uint8Array(32).fill(4) };
+    const seen: Uint8Array[] = [];
+    inbound.onMessage((m) => seen.push(m));
+    inbound.send(encodeHello(h));
+    inbound.send(new TextEncoder().encode('confirm:pw')); // the old order: no waiting for ours
+    clock.advance(20);
+    expect(a.ready).toBe(true);
+    expect(Buffer.from(seen[1]!).toString()).toBe('confirm:pw'); // a proved itself too
+  });
+
+  it('refuses a hello whose nickname carries a terminal escape', async () => {
+    const { clock, b, outbound } = await pair();
+    b.conn.start();
+    const h = hello('02:00:00:00:00:01', 'h1');
+    const bytes = Buffer.from(encodeHello(h));
+    bytes[24] = 0x1b; // "h1" -> "\x1b1"
+    outbound.send(bytes);
+    clock.advance(10);
+    expect(b.closed[0]?.reason).toBe('bad message: hello nickname has control characters');
+  });
+
+  it('closes a connection whose pre-handshake message is over the limit, counts it, and lifts the limit once ready', async () => {
+    const p = await pair();
+    p.b.conn.start();
+    p.outbound.send(new Uint8Array(5000));
+    p.clock.advance(10);
+    expect(p.b.closed[0]?.reason).toBe('message too big');
+    expect(p.b.counts.get('handshake_message_too_big')).toBe(1);
+
+    const q = await pair();
+    q.a.conn.start();
+    q.b.conn.start();
+    q.clock.advance(10);
+    expect(q.a.ready && q.b.ready).toBe(true);
+    q.a.conn.send(withType(FrameType.Gossip, new Uint8Array(100_000)));
+    q.clock.advance(10);
+    expect(q.b.frames).toHaveLength(1);
+    expect(q.b.closed).toEqual([]);
+  });
 });

@@ -31,7 +31,9 @@ const arbHello = fc.record({
   minVersion: fc.integer({ min: 0, max: 10 }),
   maxVersion: fc.integer({ min: 10, max: 255 }),
   name: fc.integer({ min: 0, max: 2 ** 48 - 1 }).map(peerIdToName),
-  nickname: fc.string({ maxLength: 20 }).filter((s) => Buffer.byteLength(s) <= 64 && s === Buffer.from(s).toString()),
+  nickname: fc
+    .string({ maxLength: 20 })
+    .filter((s) => Buffer.byteLength(s) <= 64 && s === Buffer.from(s).toString() && !/[\p{Cc}\p{Cf}\u2028\u2029]/u.test(s)),
   uid: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String),
   features: fc.array(fc.stringMatching(/^[a-z0-9-]{1,64}$/), { maxLength: 32 }),
   hasPassword: fc.boolean(),
@@ -114,6 +116,18 @@ describe('hello checks', () => {
     expect(e.message).toBe('peer h2 (10.0.0.2:6783) has no password but this router has one; every router needs the same --password');
     const f = catchError(() => checkHello(base, { ...remote, hasPassword: true, publicKey: new Uint8Array(32) }, '10.0.0.2:6783'));
     expect(f.message).toMatch(/has a password but this router has none/);
+  });
+});
+
+describe('nicknames', () => {
+  it('refuses control and format characters both ways (no terminal escapes reach logs or weft status)', () => {
+    for (const nickname of ['h1\x1b[31m', 'a\nb', 'x\u202ey', 'nul\x00', 'del\x7f', 'c1\u009b']) {
+      expect(() => encodeHello({ ...base, nickname })).toThrow(RangeError);
+      const bytes = Buffer.from(encodeHello({ ...base, nickname: 'x'.repeat(Buffer.byteLength(nickname)) }));
+      Buffer.from(nickname).copy(bytes, 24);
+      expect(() => decodeHello(bytes)).toThrow(new DecodeError('hello nickname has control characters'));
+    }
+    expect(decodeHello(encodeHello({ ...base, nickname: 'hôte-ünï' })).nickname).toBe('hôte-ünï');
   });
 });
 

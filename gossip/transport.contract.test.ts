@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../runtime/clock.js';
 import { MemoryNetwork } from './memory-transport.js';
-import type { Transport, TransportConnection, TransportListener } from './transport.js';
+import type { Transport, TransportConnection, TransportListener, TransportRefusal } from './transport.js';
 import { truncateCloseReason, WsTransport } from './ws-transport.js';
 
 interface Pair {
@@ -111,6 +111,29 @@ describe.each(cases)('Transport contract: %s', (_name, make) => {
     expect(await atA).toMatch(/too big|closed|lost/);
   });
 
+  it('refuses a message over setMaxMessageBytes on that connection only, and Infinity lifts it', async () => {
+    const pair = make();
+    const one = await connected(pair);
+    one.b.setMaxMessageBytes(64);
+    one.a.send(new Uint8Array(64));
+    expect((await nextMessage(one.b, one.bInbox)).length).toBe(64);
+    const atB = closed(one.b);
+    one.a.send(new Uint8Array(65));
+    expect(await atB).toBe('message too big');
+    const two = await connected(make());
+    two.b.setMaxMessageBytes(64);
+    two.b.setMaxMessageBytes(Infinity);
+    two.a.send(new Uint8Array(pair.maxPayloadBytes));
+    expect((await nextMessage(two.b, two.bInbox)).length).toBe(pair.maxPayloadBytes);
+  });
+
+  it('hands over a remote close reason without control characters (no terminal escapes in logs)', async () => {
+    const { a, b } = await connected(make());
+    const remote = closed(b);
+    a.close('bye\x1b[2J\x1b]0;owned\x07\u202enext\nline');
+    expect(await remote).toBe('bye\ufffd[2J\ufffd]0;owned\ufffd\ufffdnext\ufffdline');
+  });
+
   it('rejects a dial to an address nobody listens on', async () => {
     const pair = make();
     const l = await pair.server.listen(pair.listenAddr, () => {});
@@ -143,6 +166,84 @@ describe('WsTransport specifics', () => {
       const c = await t.dial(l.address, 1000);
       c.close('done');
       expect(seen.length).toBe(1);
+    } finally {
+      await l.close();
+    }
+  });
+
+  async function rawHttp(port: number, request: string): Promise<string> {
+    const { createConnection } = await import('node:net');
+    return new Promise((resolve) => {
+      let got = '';
+      const s = createConnection({ host: '127.0.0.1', port }, () => s.write(request));
+      s.on('data', (d) => {
+        got += String(d);
+        if (got.includes('\r\n\r\n')) s.destroy(); // the status line and headers are all we read
+      });
+      s.on('error', () => {});
+      s.on('close', () => resolve(got));
+    });
+  }
+  const upgrade = (extra: string) =>
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+
+  it('refuses a browser (an upgrade with an Origin header) with 403, and plain HTTP with 426, reporting each', async () => {
+    const t = new WsTransport();
+    const seen: TransportConnection[] = [];
+    const refusals: TransportRefusal[] = [];
+    const l = await t.listen('127.0.0.1:0', (c) => seen.push(c), (r) => refusals.push(r));
+    try {
+      const port = Number(l.address.split(':').pop());
+      expect(await rawHttp(port, upgrade('Origin: http://evil.example\r\n'))).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+      expect(await rawHttp(port, 'GET /stop HTTP/1.1\r\nHost: x\r\n\r\n')).toMatch(/^HTTP\/1\.1 426/);
+      expect(seen).toEqual([]);
+      expect(refusals.map((r) => [r.reason, r.remoteHost])).toEqual([
+        ['browser_origin_refused', '127.0.0.1'],
+        ['http_request_refused', '127.0.0.1'],
+      ]);
+      expect(await rawHttp(port, upgrade(''))).toMatch(/^HTTP\/1\.1 101/); // a router's upgrade still works
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('closes a socket that does not upgrade in time, and caps sockets waiting to upgrade per address', async () => {
+    const { createConnection } = await import('node:net');
+    const t = new WsTransport({ upgradeTimeoutMs: 300, maxUpgradingPerAddress: 2 });
+    const refusals: string[] = [];
+    const l = await t.listen('127.0.0.1:0', () => {}, (r) => refusals.push(r.reason));
+    try {
+      const port = Number(l.address.split(':').pop());
+      const open = () =>
+        new Promise<number>((resolve) => {
+          const started = Date.now();
+          const s = createConnection({ host: '127.0.0.1', port });
+          s.on('error', () => {});
+          s.on('close', () => resolve(Date.now() - started));
+        });
+      const lives = await Promise.all([open(), open(), new Promise((r) => setTimeout(r, 50)).then(open)]);
+      expect(refusals.sort()).toEqual(['upgrade_cap_address', 'upgrade_timeout', 'upgrade_timeout']);
+      expect(Math.min(...lives)).toBeLessThan(250); // the third, closed at once
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('refuses an over-limit message before buffering it: the sender sees 1009', async () => {
+    const t = new WsTransport();
+    let server!: TransportConnection;
+    const l = await t.listen('127.0.0.1:0', (c) => {
+      server = c;
+      c.setMaxMessageBytes(4096);
+    });
+    try {
+      const { WebSocket } = await import('ws');
+      const ws = new WebSocket(`ws://${l.address}/`);
+      await new Promise((r) => ws.once('open', r));
+      const code = new Promise<number>((r) => ws.once('close', (c: number) => r(c)));
+      ws.send(new Uint8Array(256 * 1024));
+      expect(await code).toBe(1009);
+      expect(await closed(server)).toBe('message too big');
     } finally {
       await l.close();
     }
