@@ -10,6 +10,7 @@
  * - A flood of connections from h3 does not stop h4 (another address) from joining.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, repoRoot, waitFor, type WeftHost } from '../harness/weft.js';
@@ -20,7 +21,8 @@ const attacker = join(repoRoot, 'test/netns/fixtures/control-attacker.mjs');
 const cip = (i: number) => `10.52.1.${i}`;
 
 describe.skipIf(skip)('control-port attacks on 4 hosts', () => {
-  const net = weftNetwork(4, { env: { WEFT_PASSWORD: 'control-attacks-password-0123' }, routersOn: [1, 2, 4] });
+  // h4 logs at debug level: its connection maker's 'connect failed' lines say whether h1 ever turned it away.
+  const net = weftNetwork(4, { env: { WEFT_PASSWORD: 'control-attacks-password-0123' }, routersOn: [1, 2, 4], hostEnv: { 4: { WEFT_LOG_LEVEL: 'debug' } } });
   const c: TestContainer[] = [];
   let h1: WeftHost;
   let h2: WeftHost;
@@ -106,6 +108,11 @@ describe.skipIf(skip)('control-port attacks on 4 hosts', () => {
       await waitFor('h4 to join h1 during the flood', async () => (await established(h4)).some((x) => x.nickname === 'h1'), 20_000, 500);
       const k = await counters(h1);
       console.log(`h1 counters during the flood: ${JSON.stringify(k)}`);
+      // Not once turned away: the flood spent only its own address's allowance, never the one h4 needed.
+      const turnedAway = readFileSync(join(h4.stateDir, 'weft.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"connect failed"') && /too many|retry later/.test(l));
+      expect(turnedAway, 'h4 refused by h1 while joining').toEqual([]);
       expect(k.inbound_rate_limited_address).toBeGreaterThan(20);
     } finally {
       if (flood.exitCode === null && flood.pid) process.kill(flood.pid, 'SIGTERM');
