@@ -3,7 +3,13 @@ import { InboundAdmission } from './inbound-admission.js';
 
 describe('InboundAdmission', () => {
   it('limits each address by its own bucket, spending nothing shared on what it refuses', () => {
-    const a = new InboundAdmission(0, { perAddressBurst: 3, perAddressPerSecond: 1, totalBurst: 5, totalPerSecond: 1, maxPendingPerAddress: 100 });
+    const a = new InboundAdmission(0, {
+      perAddressBurst: 3,
+      perAddressPerSecond: 1,
+      totalBurst: 5,
+      totalPerSecond: 1,
+      maxPendingPerAddress: 100,
+    });
     const flood = Array.from({ length: 50 }, () => a.admit('10.0.0.66', 0)?.reason ?? 'ok');
     expect(flood.filter((r) => r === 'ok')).toHaveLength(3);
     expect(flood.filter((r) => r === 'inbound_rate_limited_address')).toHaveLength(47);

@@ -60,16 +60,32 @@ export class InboundAdmission {
   admit(host: string, nowMs: number): AdmissionRefusal | null {
     const pendingHere = this.pendingByAddress.get(host) ?? 0;
     if (pendingHere >= this.o.maxPendingPerAddress) {
-      return { reason: 'inbound_pending_cap_address', message: `${pendingHere} unconfirmed connections from this address already`, closeReason: 'too many pending connections; retry later' };
+      return {
+        reason: 'inbound_pending_cap_address',
+        message: `${pendingHere} unconfirmed connections from this address already`,
+        closeReason: 'too many pending connections; retry later',
+      };
     }
     if (this.pendingTotal >= this.o.maxPending) {
-      return { reason: 'inbound_pending_cap', message: `${this.pendingTotal} unconfirmed connections already`, closeReason: 'too many pending connections; retry later' };
+      return {
+        reason: 'inbound_pending_cap',
+        message: `${this.pendingTotal} unconfirmed connections already`,
+        closeReason: 'too many pending connections; retry later',
+      };
     }
     if (!this.bucketOf(host, nowMs).take(nowMs)) {
-      return { reason: 'inbound_rate_limited_address', message: `over ${this.o.perAddressPerSecond} handshakes/s from this address`, closeReason: 'too many connection attempts; retry later' };
+      return {
+        reason: 'inbound_rate_limited_address',
+        message: `over ${this.o.perAddressPerSecond} handshakes/s from this address`,
+        closeReason: 'too many connection attempts; retry later',
+      };
     }
     if (!this.total.take(nowMs)) {
-      return { reason: 'inbound_rate_limited', message: `over ${this.o.totalPerSecond} handshakes/s in all`, closeReason: 'too many connection attempts; retry later' };
+      return {
+        reason: 'inbound_rate_limited',
+        message: `over ${this.o.totalPerSecond} handshakes/s in all`,
+        closeReason: 'too many connection attempts; retry later',
+      };
     }
     this.pendingByAddress.set(host, pendingHere + 1);
     this.pendingTotal++;

@@ -21,7 +21,11 @@ const seed = Number(process.env.WEFT_SEED ?? 11);
 interface World {
   clock: FakeClock;
   net: MemoryNetwork;
-  add(host: string, i: number, opts?: Partial<MeshOptions> & { security?: ConnectionSecurity; log?: Logger; localHosts?: () => string[] }): Promise<Mesh>;
+  add(
+    host: string,
+    i: number,
+    opts?: Partial<MeshOptions> & { security?: ConnectionSecurity; log?: Logger; localHosts?: () => string[] },
+  ): Promise<Mesh>;
   run(ms: number): Promise<void>;
   /** Dial `to` from `fromHost` with a raw transport connection; messages it receives go to `inbox`. */
   raw(fromHost: string, to: string): Promise<{ t: TransportConnection; inbox: Uint8Array[]; closed: string[] }>;
@@ -70,11 +74,21 @@ function world(): World {
 }
 
 function helloOf(name: string, uid: string, nickname: string, hasPassword: boolean): Hello {
-  return { minVersion: 1, maxVersion: 1, name, nickname, uid, features: [], hasPassword, publicKey: new Uint8Array(hasPassword ? 32 : 0).fill(5), udpPort: 6784 };
+  return {
+    minVersion: 1,
+    maxVersion: 1,
+    name,
+    nickname,
+    uid,
+    features: [],
+    hasPassword,
+    publicKey: new Uint8Array(hasPassword ? 32 : 0).fill(5),
+    udpPort: 6784,
+  };
 }
 
 describe('a replayed hello (item 3)', () => {
-  it("does not evict a confirmed connection, even when its tie-break would win; the stranger never proves the password", async () => {
+  it('does not evict a confirmed connection, even when its tie-break would win; the stranger never proves the password', async () => {
     const w = world();
     const { log, lines } = createMemoryLogger('debug');
     const h1 = await w.add('h1', 1, { security: new FakeConnectionSecurity('pw') });
@@ -89,7 +103,10 @@ describe('a replayed hello (item 3)', () => {
       const rogue = await w.raw('evil', 'h2:6783');
       rogue.t.send(encodeHello(helloOf(h1.name, '1001', 'h1', true))); // h1's name and uid, as seen in its clear hello
       await w.run(300);
-      expect(h2.neighbours().map((n) => n.name), `seed ${seed}`).toEqual([h1.name]);
+      expect(
+        h2.neighbours().map((n) => n.name),
+        `seed ${seed}`,
+      ).toEqual([h1.name]);
       expect(h2.neighbours()[0]!.session, 'the same confirmed session').toBe(before.session);
       expect(rogue.inbox, 'only h2 hello: no proof for a stranger').toHaveLength(1);
       rogue.t.send(new Uint8Array(32)); // a guessed proof
@@ -133,7 +150,10 @@ describe('inbound limits (item 8)', () => {
       if (i === 20) h2.connect(['h1'], false);
     }
     await w.run(100);
-    expect(h1.neighbours().map((n) => n.nickname), `seed ${seed}`).toEqual(['h2']);
+    expect(
+      h1.neighbours().map((n) => n.nickname),
+      `seed ${seed}`,
+    ).toEqual(['h2']);
     const c = h1.counters();
     expect((c.inbound_rate_limited_address ?? 0) + (c.inbound_pending_cap_address ?? 0)).toBeGreaterThan(150);
     expect(c.inbound_rate_limited ?? 0).toBe(0); // nothing shared was spent on the flood
@@ -181,7 +201,12 @@ describe('discovery (item 9)', () => {
     const rogue = await w.raw('evil', 'h1:6783');
     const evilName = '02:00:00:00:00:66';
     rogue.t.send(encodeHello(helloOf(evilName, '66', 'evil', false)));
-    const fake = (n: number, address: string) => ({ name: `02:00:00:00:01:${n.toString(16).padStart(2, '0')}`, address, isOutbound: true, isEstablished: true });
+    const fake = (n: number, address: string) => ({
+      name: `02:00:00:00:01:${n.toString(16).padStart(2, '0')}`,
+      address,
+      isOutbound: true,
+      isEstablished: true,
+    });
     const entry = {
       name: evilName,
       nickname: 'evil',

@@ -22,7 +22,11 @@ const cip = (i: number) => `10.52.1.${i}`;
 
 describe.skipIf(skip)('control-port attacks on 4 hosts', () => {
   // h4 logs at debug level: its connection maker's 'connect failed' lines say whether h1 ever turned it away.
-  const net = weftNetwork(4, { env: { WEFT_PASSWORD: 'control-attacks-password-0123' }, routersOn: [1, 2, 4], hostEnv: { 4: { WEFT_LOG_LEVEL: 'debug' } } });
+  const net = weftNetwork(4, {
+    env: { WEFT_PASSWORD: 'control-attacks-password-0123' },
+    routersOn: [1, 2, 4],
+    hostEnv: { 4: { WEFT_LOG_LEVEL: 'debug' } },
+  });
   const c: TestContainer[] = [];
   let h1: WeftHost;
   let h2: WeftHost;
@@ -52,12 +56,18 @@ describe.skipIf(skip)('control-port attacks on 4 hosts', () => {
     // duplicate tie-break, so a replayed hello would replace the real connection if that were decided before proof.
     const [small, big, smallHost, bigIndex] = n1.name < n2.name ? [n1, h2, 1, 2] : [n2, h1, 2, 1];
     await big.run(['connect', net.hosts.host(smallHost).ip]);
-    await waitFor('h1 and h2 to be connected', async () => (await established(h1)).length === 1 && (await established(h2)).length === 1, 30_000);
+    await waitFor(
+      'h1 and h2 to be connected',
+      async () => (await established(h1)).length === 1 && (await established(h2)).length === 1,
+      30_000,
+    );
     expect(await waitFor('c1 -> c2', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
     const before = (await established(big))[0]!;
     console.log(`h${bigIndex} dialled h${smallHost}; replaying h${smallHost}'s hello (${small.name}, uid ${small.uid}) at h${bigIndex}`);
 
-    const pinger = c[bigIndex - 1]!.exec('ping', ['-c', '40', '-i', '0.25', '-W', '1', cip(smallHost)], { timeoutMs: 60_000 }).catch((e: Error) => e.message);
+    const pinger = c[bigIndex - 1]!.exec('ping', ['-c', '40', '-i', '0.25', '-W', '1', cip(smallHost)], { timeoutMs: 60_000 }).catch(
+      (e: Error) => e.message,
+    );
     const replay = await attack(['replay', `${net.hosts.host(bigIndex).ip}:6783`, small.name, small.uid, '12']);
     const pingOut = await pinger;
     console.log(`replay: ${JSON.stringify(replay)}\nping: ${String(pingOut).trim().split('\n').slice(-2).join(' | ')}`);
@@ -72,7 +82,12 @@ describe.skipIf(skip)('control-port attacks on 4 hosts', () => {
   });
 
   it('gives a client that sends a hello no key confirmation before it proved the password', async () => {
-    const r = (await attack(['probe', `${net.hosts.host(1).ip}:6783`])) as { beforeProof: number; total: number; sizes: number[]; close: { code: number; reason: string } };
+    const r = (await attack(['probe', `${net.hosts.host(1).ip}:6783`])) as {
+      beforeProof: number;
+      total: number;
+      sizes: number[];
+      close: { code: number; reason: string };
+    };
     console.log(`probe: ${JSON.stringify(r)}`);
     expect(r.beforeProof, "h1's hello and nothing else").toBe(1);
     expect(r.total).toBe(1);

@@ -23,7 +23,16 @@ describe.skipIf(skip)('discovery filter on 3 hosts', () => {
   it('dials the router gossip names, never loopback, its own addresses or special ones', async () => {
     const [h1, h3] = net.weft as [(typeof net.weft)[0], (typeof net.weft)[0]];
     const ip1 = net.hosts.host(1).ip;
-    const forbidden = [`127.0.0.1:6784`, `${ip1}:6783`, `${ip1}:6784`, '0.0.0.0:6783', '169.254.7.7:6783', '224.0.0.5:6783', '[::1]:6783', 'localhost:6784'];
+    const forbidden = [
+      `127.0.0.1:6784`,
+      `${ip1}:6783`,
+      `${ip1}:6784`,
+      '0.0.0.0:6783',
+      '169.254.7.7:6783',
+      '224.0.0.5:6783',
+      '[::1]:6783',
+      'localhost:6784',
+    ];
     const named = [...forbidden, `${net.hosts.host(3).ip}:6783`];
     const rogue = net.hosts.host(2).spawn(process.execPath, [attacker, 'gossip', `${ip1}:6783`, '15', named.join(',')]);
     let out = '';
@@ -31,11 +40,16 @@ describe.skipIf(skip)('discovery filter on 3 hosts', () => {
     const done = new Promise<void>((r) => rogue.on('exit', () => r()));
     const seenTargets = new Set<string>();
     try {
-      await waitFor('h1 to dial h3, named by the gossip', async () => {
-        const r = await h1.report();
-        for (const t of r.router.targets) seenTargets.add(t.address);
-        return r.router.connections.some((c) => c.nickname === 'h3' && c.state === 'established');
-      }, 30_000, 200);
+      await waitFor(
+        'h1 to dial h3, named by the gossip',
+        async () => {
+          const r = await h1.report();
+          for (const t of r.router.targets) seenTargets.add(t.address);
+          return r.router.connections.some((c) => c.nickname === 'h3' && c.state === 'established');
+        },
+        30_000,
+        200,
+      );
       // Keep watching a while: a refused address must not turn up on a later pass either.
       for (let i = 0; i < 10; i++) {
         for (const t of (await h1.report()).router.targets) seenTargets.add(t.address);
