@@ -140,7 +140,8 @@ describe('a replayed hello (item 3)', () => {
 describe('inbound limits (item 8)', () => {
   it('a flood from one address does not lock out another address', async () => {
     const w = world();
-    const h1 = await w.add('h1', 1);
+    const { log, lines } = createMemoryLogger();
+    const h1 = await w.add('h1', 1, { log });
     const h2 = await w.add('h2', 2, { initialBackoffMs: 100, maxBackoffMs: 200 });
     const reasons: string[] = [];
     // 200 connection attempts from one address in 2 s, each saying nothing.
@@ -158,6 +159,8 @@ describe('inbound limits (item 8)', () => {
     expect((c.inbound_rate_limited_address ?? 0) + (c.inbound_pending_cap_address ?? 0)).toBeGreaterThan(150);
     expect(c.inbound_rate_limited ?? 0).toBe(0); // nothing shared was spent on the flood
     expect(reasons.filter((r) => /retry later/.test(r)).length).toBeGreaterThan(150);
+    // Logged once for the address, however many times it was refused.
+    expect(lines().filter((l) => l.addr === 'flood' && String(l.msg).startsWith('refused'))).toHaveLength(1);
   });
 
   it('caps pending (unconfirmed) connections per address and in all, and frees them when they close', async () => {
