@@ -99,6 +99,15 @@ export interface IpamReport {
   peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
 }
 
+/** The local API's own counters (api/request-guard.ts): requests served, and refused by reason. */
+export interface ApiReport {
+  /** "host:port" of the metrics listener; absent when it is off (--metrics-addr ''). */
+  metricsAddr?: string;
+  served: number;
+  /** host, origin, fetch_site (a web page), content_type, method, not_found, too_large, bad_request. */
+  refused: Record<string, number>;
+}
+
 /** The whole of `weft report`. */
 export interface Report {
   version: string;
@@ -106,6 +115,7 @@ export interface Report {
   datapath: DatapathReport;
   endpoints: EndpointReport[];
   ipam?: IpamReport;
+  api?: ApiReport;
 }
 
 export interface AttachRequest {

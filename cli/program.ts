@@ -40,6 +40,7 @@ import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStat
 import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
+import { stateDirWarning } from '../daemon/file-modes.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -187,6 +188,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       throw new CommandFailedError(`weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`);
     }
     ensureStateDir(config.stateDir);
+    const looseStateDir = stateDirWarning(config.stateDir);
+    if (looseStateDir !== undefined) io.stderr.write(`weft: warning: ${looseStateDir}\n`);
     const { outPath, pidPath } = stateFiles(config.stateDir);
     const logPath = config.logFile ?? stateFiles(config.stateDir).logPath;
 

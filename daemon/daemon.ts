@@ -12,6 +12,9 @@
 import { ConfigError, readAuthorizedPeers, type WeftConfig } from './config.js';
 import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
+import { createMetricsServer, type MetricsServer } from '../api/metrics-server.js';
+import { ApiCounters } from '../api/request-guard.js';
+import { stateDirWarning } from './file-modes.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
 import { WsTransport } from '../gossip/ws-transport.js';
@@ -55,6 +58,8 @@ export class Daemon implements WeftControl {
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private readonly apiCounters = new ApiCounters();
   private ipam: Allocator | undefined;
   private readonly snapshots = new SnapshotBuilder();
   /** Targets the user gave (launch PEERs, `connect`, not `forget`), kept across restarts. */
@@ -76,6 +81,8 @@ export class Daemon implements WeftControl {
   /** Start every part in order. On failure, what started is stopped again and the error is rethrown. */
   async start(): Promise<void> {
     const { config, log } = this;
+    const looseStateDir = stateDirWarning(config.stateDir);
+    if (looseStateDir !== undefined) log.warn({ file: config.stateDir }, looseStateDir);
     try {
       if (config.isDatapathEnabled) {
         const missing = missingTools();
@@ -158,7 +165,10 @@ export class Daemon implements WeftControl {
       await this.mesh.start();
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
-      this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
+      this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
+      if (config.metricsAddr !== undefined) {
+        this.metricsServer = await createMetricsServer(() => this.report(), log.child({ component: 'metrics' }), config.metricsAddr);
+      }
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
     } catch (err) {
       await this.shutdown();
@@ -187,6 +197,7 @@ export class Daemon implements WeftControl {
   private async shutdown(): Promise<void> {
     this.isStopping = true;
     const steps: Array<[string, () => Promise<void> | void]> = [
+      ['metrics', async () => this.metricsServer?.close()],
       ['api', async () => this.api?.close()],
       ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
@@ -248,6 +259,7 @@ export class Daemon implements WeftControl {
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
       endpoints: this.datapath?.cachedEndpoints() ?? [],
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
+      api: { ...(this.metricsServer && { metricsAddr: this.metricsServer.metricsAddr }), ...this.apiCounters.snapshot() },
     };
   }
 
