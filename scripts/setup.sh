@@ -39,7 +39,8 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 # --- 1. Debian packages. util-linux (nsenter) is Essential on Debian, listed so a stripped image is caught too.
-packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool jq python3 make g++ util-linux)
+# curl and chromium: test/netns/local-api-2-hosts.test.ts attacks the local API as a script and as a web page would.
+packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool jq python3 make g++ util-linux curl chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
@@ -49,7 +50,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
   # Not Debian: check for the commands instead and leave installing to the user.
   declare -A command_of=([iproute2]=ip [iputils-ping]=ping [iputils-arping]=arping [iperf3]=iperf3 [tcpdump]=tcpdump
-    [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter)
+    [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter
+    [curl]=curl [chromium]=chromium)
   for p in "${packages[@]}"; do
     command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
   done
