@@ -41,7 +41,7 @@ import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './ter
 import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
-import { stateDirWarning } from '../daemon/file-modes.js';
+import { stateDirWarning } from '../runtime/file-modes.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
