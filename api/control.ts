@@ -90,6 +90,8 @@ export interface EndpointReport {
   interface: string;
   mac: string;
   addresses: string[];
+  /** The container runtime's id for it (attached through CNI); absent for `weft attach`. */
+  containerId?: string;
 }
 
 export interface IpamReport {
@@ -117,6 +119,17 @@ export interface AttachRequest {
   mac?: string;
   /** Interface name inside the namespace. @default 'ethwe0' */
   ifname?: string;
+  /**
+   * The container runtime's id (the CNI plugin sends CNI_CONTAINERID). With it, the addresses are held in IPAM for
+   * `<containerId>/<ifname>`, `weft ps` shows the id, and the attach makes a new interface or fails
+   * (ENDPOINT_EXISTS, HTTP 409) instead of re-using one. Detach it with `detachContainer`.
+   */
+  containerId?: string;
+  /**
+   * The container's DNS name as the runtime gave it (K8S_POD_NAME in CNI_ARGS), for weftDNS to register.
+   * TODO(#13): hand it to weftDNS; today the daemon only logs it.
+   */
+  dnsName?: string;
 }
 
 export interface WeftControl {
@@ -125,6 +138,12 @@ export interface WeftControl {
   forget(peers: string[]): void;
   attach(request: AttachRequest): Promise<EndpointReport>;
   detach(target: string): Promise<void>;
+  /**
+   * Detach what a container runtime attached for `containerId` with interface `ifname`, and give its addresses back
+   * to IPAM, whether or not its namespace still exists. Answers whether an interface was removed (false when it was
+   * gone already: detaching twice is fine).
+   */
+  detachContainer(containerId: string, ifname: string): Promise<boolean>;
   /** Give the host addresses on the bridge: CIDRs or IPAM requests like attach; none means `net:default`. */
   expose(cidrs: string[]): Promise<string[]>;
   /** Remove exposed addresses; none means every one. Answers what was removed. */

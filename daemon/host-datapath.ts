@@ -13,7 +13,7 @@ import { ensureBridge, attachToBridge } from '../netdev/bridge.js';
 import { ip } from '../netdev/command.js';
 import { overlayMtu, underlayMtu } from '../netdev/mtu.js';
 import { NoRouteError } from '../netdev/errors.js';
-import { attach, detach, listEndpoints } from '../netdev/endpoint.js';
+import { attach, detach, detachContainer, listEndpoints } from '../netdev/endpoint.js';
 import { expose, hide, listExposed } from '../netdev/expose.js';
 import type { AttachRequest, DatapathReport, EndpointReport } from '../api/control.js';
 import type { Logger } from '../runtime/logger.js';
@@ -163,6 +163,7 @@ export class HostDatapath {
       isTxOffloadKept: (this.capture?.counters().offloads ?? 0) !== 0,
       ...(request.mac !== undefined && { mac: request.mac }),
       ...(request.ifname !== undefined && { ifname: request.ifname }),
+      ...(request.containerId !== undefined && { containerId: request.containerId }),
     });
     await this.refreshEndpoints();
     return endpoint;
@@ -171,6 +172,13 @@ export class HostDatapath {
   async detach(target: string): Promise<void> {
     await detach(target);
     await this.refreshEndpoints();
+  }
+
+  /** Remove a container runtime's endpoint by container id and interface name; true if one was there. */
+  async detachContainer(containerId: string, ifname: string): Promise<boolean> {
+    const isRemoved = await detachContainer(containerId, ifname);
+    await this.refreshEndpoints();
+    return isRemoved;
   }
 
   async expose(cidrs: string[]): Promise<string[]> {
