@@ -92,6 +92,8 @@ export interface EndpointReport {
   addresses: string[];
   /** The container runtime's id for it (attached through CNI); absent for `weft attach`. */
   containerId?: string;
+  /** The host end of its veth pair; in the answer to a new attach only. */
+  hostInterface?: string;
 }
 
 export interface IpamReport {

@@ -58,6 +58,8 @@ export interface Endpoint {
   addresses: string[];
   /** The runtime's container id, for an endpoint a container runtime made (CNI); absent for `weft attach`. */
   containerId?: string;
+  /** The host end of the veth pair; in attach's answer only (a CNI result lists the host-level interfaces too). */
+  hostInterface?: string;
 }
 
 export interface AttachOptions extends NetdevOptions {
@@ -197,7 +199,7 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
     if (options.isTxOffloadKept !== true) await disableTxChecksumOffload(ifname, { netns: t.path });
     await ip(t.hostIfname, ['link', 'set', 'dev', t.hostIfname, 'alias', alias], netns);
     await attachToBridge(t.hostIfname, bridge, { netns });
-    return await endpointOf(t, ifname);
+    return { ...(await endpointOf(t, ifname)), hostInterface: t.hostIfname };
   } catch (err) {
     // Deleting either end deletes the pair, wherever the other end is by now.
     await deleteLink(t.hostIfname, netns).catch(() => undefined);
