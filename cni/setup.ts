@@ -125,7 +125,11 @@ function writeIfChanged(file: string, text: string, mode: number): boolean {
     chmodSync(tmp, mode);
     renameSync(tmp, file);
   } catch (err) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // the directory itself is the problem: nothing was written
+    }
     throw new SetupCniError(`cannot write ${file}: ${(err as Error).message}; run as root, or choose the directory with --bin-dir/--conf-dir`);
   }
   return true;
