@@ -94,6 +94,11 @@ export interface EndpointReport {
   containerId?: string;
   /** The host end of its veth pair; in the answer to a new attach only. */
   hostInterface?: string;
+  /**
+   * The container's default route: for a runtime's container (`containerId`), the host's exposed address in the
+   * container's subnet when there is one (`weft expose`). In the answer to a new attach only.
+   */
+  gateway?: string;
 }
 
 export interface IpamReport {

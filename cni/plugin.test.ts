@@ -24,6 +24,7 @@ function harness(options: {
   exists?: boolean;
   link?: NetnsLink | undefined;
   delegate?: (command: string) => DelegateOutcome;
+  routeFails?: boolean;
 } = {}) {
   const calls: Array<[string, unknown]> = [];
   const daemon: PluginDaemon = {
@@ -53,6 +54,10 @@ function harness(options: {
     netns: {
       exists: async () => options.exists ?? true,
       link: async () => ('link' in options ? options.link : { mac: endpoint.mac, isUp: true, addresses: endpoint.addresses }),
+      addRoute: async (path, ifname, dst, gw) => {
+        calls.push(['addRoute', [path, ifname, dst, gw]]);
+        if (options.routeFails) throw new Error('RTNETLINK answers: Network is unreachable');
+      },
     },
   };
   return { calls, deps };
@@ -157,6 +162,19 @@ describe('CNI ADD', () => {
     expect((h.calls.find((c) => c[0] === 'attach')![1] as AttachRequest).addresses).toEqual(['10.1.0.5/16']);
     expect(out.json!['ips']).toEqual([{ address: '10.1.0.5/16', gateway: '10.1.0.1', interface: 1 }]);
     expect(out.json!['routes']).toEqual([{ dst: '0.0.0.0/0' }]);
+    // The IPAM plugin's route is applied in the container, via the subnet's gateway.
+    expect(h.calls.find((c) => c[0] === 'addRoute')![1]).toEqual([netns, 'eth0', '0.0.0.0/0', '10.1.0.1']);
+    const failing = harness({ attach: async (r) => ({ ...endpoint, addresses: r.addresses }), delegate: () => ({ exitCode: 0, stdout: JSON.stringify(ipamResult) }), routeFails: true });
+    const failed = await invoke(baseEnv, stdin, failing.deps);
+    expect(failed.json!['code']).toBe(100);
+    expect(String(failed.json!['details'])).toContain('route 0.0.0.0/0 via 10.1.0.1');
+  });
+
+  it('reports the gateway the daemon set (the host exposed in the subnet) in ips and as the default route', async () => {
+    const h = harness({ attach: async () => ({ ...endpoint, gateway: '10.32.0.1' }) });
+    const out = await invoke(baseEnv, conf(), h.deps);
+    expect(out.json!['ips']).toEqual([{ address: '10.32.0.5/12', gateway: '10.32.0.1', interface: 1 }]);
+    expect(out.json!['routes']).toEqual([{ dst: '0.0.0.0/0', gw: '10.32.0.1' }]);
   });
 
   it('passes a delegated plugin\'s error object through, and gives back its address when the attach fails', async () => {

@@ -55,6 +55,8 @@ export interface NetnsProbe {
   exists(path: string): Promise<boolean>;
   /** The interface `ifname` inside the namespace at `path`, or undefined when there is none. */
   link(path: string, ifname: string): Promise<NetnsLink | undefined>;
+  /** Add (or replace) the route to `dst` via `gw` (on-link when undefined) on `ifname` inside the namespace at `path`. */
+  addRoute(path: string, ifname: string, dst: string, gw: string | undefined): Promise<void>;
 }
 
 /** A delegated plugin's exit code and stdout (its stderr goes to ours). */
@@ -162,6 +164,16 @@ class Command {
       if (delegated !== undefined) await this.undoIpam(delegated);
       throw daemonError(err, 'attach', this.env);
     }
+    // The delegated IPAM plugin's routes are the main plugin's to apply (spec section 4). A failure fails the ADD;
+    // the runtime's DEL then removes the interface and the address.
+    for (const route of ipamResult?.routes ?? []) {
+      const gw = route.gw ?? ipamResult!.ips!.find((ip) => ip.gateway !== undefined && ip.address.includes(':') === route.dst.includes(':'))?.gateway;
+      try {
+        await this.deps.netns.addRoute(netns, env.ifname, route.dst, gw);
+      } catch (err) {
+        throw new CniError(CniErrorCode.weftRefused, 'cannot add the IPAM route', `route ${route.dst}${gw === undefined ? '' : ` via ${gw}`} on ${env.ifname} in ${netns}: ${(err as Error).message}`);
+      }
+    }
     return this.resultOf(endpoint, ipamResult);
   }
 
@@ -173,6 +185,9 @@ class Command {
     const index = interfaces.length;
     interfaces.push({ name: endpoint.interface, mac: endpoint.mac, sandbox: this.env.netns! });
     const gateways = new Map((ipamResult?.ips ?? []).filter((ip) => ip.gateway !== undefined).map((ip) => [ip.address.split('/')[0], ip.gateway!]));
+    // weft's own IPAM: the host's exposed address in the subnet is the gateway, and the daemon set the default route.
+    const v4 = endpoint.addresses.find((a) => !a.includes(':'));
+    if (endpoint.gateway !== undefined && v4 !== undefined && !gateways.has(v4.split('/')[0])) gateways.set(v4.split('/')[0], endpoint.gateway);
     const ips: ResultIp[] = [
       ...(prev.ips ?? []),
       ...endpoint.addresses.map((address) => {
@@ -181,6 +196,7 @@ class Command {
       }),
     ];
     const routes = [...(prev.routes ?? []), ...(ipamResult?.routes ?? [])];
+    if (endpoint.gateway !== undefined && !routes.some((r) => r.dst === '0.0.0.0/0')) routes.push({ dst: '0.0.0.0/0', gw: endpoint.gateway });
     const dns = prev.dns ?? ipamResult?.dns ?? this.conf.dns;
     return { interfaces, ips, routes, ...(dns !== undefined && { dns }) };
   }

@@ -7,7 +7,7 @@ import { access, constants, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createApiClient } from '../cli/client.js';
 import { parseHttpAddr } from '../daemon/config.js';
-import { globalCidrs, ipJson, isNoSuchDevice, type IpAddrLink } from '../netdev/command.js';
+import { globalCidrs, ip, ipJson, isNoSuchDevice, type IpAddrLink } from '../netdev/command.js';
 import { CniError, CniErrorCode } from './spec.js';
 import type { DelegateOutcome, NetnsProbe, PluginDaemon, PluginDeps } from './plugin.js';
 
@@ -114,5 +114,8 @@ export const realNetnsProbe: NetnsProbe = {
     const link = links[0];
     if (link === undefined) return undefined;
     return { mac: link.address ?? '', isUp: (link.flags ?? []).includes('UP'), addresses: globalCidrs(link) };
+  },
+  async addRoute(path, ifname, dst, gw) {
+    await ip(ifname, ['route', 'replace', dst, ...(gw === undefined ? [] : ['via', gw]), 'dev', ifname], path);
   },
 };

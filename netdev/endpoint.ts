@@ -20,7 +20,7 @@ import { globalCidrs, ip, ipJson, isNoSuchDevice, runCommand, type IpAddrLink, t
 import { attachToBridge, findLink } from './bridge.js';
 import { EndpointExistsError, InvalidNetdevInputError, InvalidTargetError, TargetIsHostError, TargetNotFoundError } from './errors.js';
 import { disableTxChecksumOffload } from './offload.js';
-import { checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
+import { checkAddress, checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
 
 /** The interface name inside the container, as Weave's. */
 export const DEFAULT_ENDPOINT_IFNAME = 'ethwe0';
@@ -60,6 +60,8 @@ export interface Endpoint {
   containerId?: string;
   /** The host end of the veth pair; in attach's answer only (a CNI result lists the host-level interfaces too). */
   hostInterface?: string;
+  /** The default route's next hop set at attach (`AttachOptions.gateway`); in attach's answer only. */
+  gateway?: string;
 }
 
 export interface AttachOptions extends NetdevOptions {
@@ -88,6 +90,11 @@ export interface AttachOptions extends NetdevOptions {
    * @default none (a plain attach, which re-uses an existing endpoint)
    */
   containerId?: string;
+  /**
+   * Give the container a default route via this address (the host's address on the bridge in the container's subnet,
+   * see expose.ts), so its traffic can leave the overlay through the host. New interfaces only. @default no route
+   */
+  gateway?: string;
 }
 
 /** A target reduced to what the commands need. */
@@ -158,6 +165,7 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
   const ifname = checkIfname(options.ifname ?? DEFAULT_ENDPOINT_IFNAME);
   const mtu = String(checkMtu(options.mtuBytes));
   const mac = options.mac === undefined ? undefined : checkMac(options.mac);
+  const gateway = options.gateway === undefined ? undefined : checkAddress(options.gateway, 'gateway');
   const addresses = options.addresses.map((a) => checkCidr(a, 'address'));
   const alias = endpointAlias(options.target, options.containerId === undefined ? undefined : { containerId: options.containerId, ifname });
   const t = await resolveTarget(options.target);
@@ -196,10 +204,11 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
     if (mac !== undefined) await ip(ifname, ['link', 'set', 'dev', ifname, 'address', mac], t.path);
     for (const a of addresses) await ip(ifname, ['addr', 'add', a, 'dev', ifname], t.path);
     await ip(ifname, ['link', 'set', 'dev', ifname, 'up'], t.path);
+    if (gateway !== undefined) await ip(ifname, ['route', 'replace', 'default', 'via', gateway, 'dev', ifname], t.path);
     if (options.isTxOffloadKept !== true) await disableTxChecksumOffload(ifname, { netns: t.path });
     await ip(t.hostIfname, ['link', 'set', 'dev', t.hostIfname, 'alias', alias], netns);
     await attachToBridge(t.hostIfname, bridge, { netns });
-    return { ...(await endpointOf(t, ifname)), hostInterface: t.hostIfname };
+    return { ...(await endpointOf(t, ifname)), hostInterface: t.hostIfname, ...(gateway !== undefined && { gateway }) };
   } catch (err) {
     // Deleting either end deletes the pair, wherever the other end is by now.
     await deleteLink(t.hostIfname, netns).catch(() => undefined);
