@@ -9,7 +9,7 @@ describe('gatewayFor: the host address a runtime\'s container routes through', (
   it('is none when the host is not exposed there, the prefix differs, or the only match is the address itself', () => {
     expect(gatewayFor(['10.32.0.5/12'], [])).toBeUndefined();
     expect(gatewayFor(['10.32.8.5/24'], ['10.32.0.1/12'])).toBeUndefined();
-    expect(gatewayFor(['10.40.0.5/12'], ['10.32.0.1/12'])).toBeUndefined();
+    expect(gatewayFor(['10.64.0.5/12'], ['10.32.0.1/12'])).toBeUndefined();
     expect(gatewayFor(['10.32.0.1/12'], ['10.32.0.1/12'])).toBeUndefined();
     expect(gatewayFor(['fd00::5/64', 'junk'], ['fd00::1/64'])).toBeUndefined();
   });

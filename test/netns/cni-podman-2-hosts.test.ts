@@ -55,7 +55,10 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: scripts/setup.sh installs busybox-static`);
     dir = mkdtempSync(join(tmpdir(), 'weft-podman-'));
     const bin = join(dir, 'bin');
-    await net.weft[0]!.run(['setup-cni', '--bin-dir', bin, '--conf-dir', join(dir, 'net.d')]);
+    // Debian's portmap in the plugin dir, so setup-cni chains it (a real libcni plugin then reads weft's result).
+    mkdirSync(bin, { recursive: true });
+    symlinkSync('/usr/lib/cni/portmap', join(bin, 'portmap'));
+    expect(await net.weft[0]!.run(['setup-cni', '--bin-dir', bin, '--conf-dir', join(dir, 'net.d')])).toContain('portmap is chained after weft');
     writeFileSync(
       join(dir, 'containers.conf'),
       [
@@ -76,13 +79,19 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     const rootfs = join(dir, 'rootfs');
     mkdirSync(join(rootfs, 'bin'), { recursive: true });
     copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
-    for (const applet of ['sh', 'ping', 'ip', 'sleep', 'cat', 'hostname']) symlinkSync('busybox', join(rootfs, 'bin', applet));
+    for (const applet of ['sh', 'ping', 'ip', 'sleep', 'cat', 'hostname', 'httpd']) symlinkSync('busybox', join(rootfs, 'bin', applet));
+    mkdirSync(join(rootfs, 'www'));
+    writeFileSync(join(rootfs, 'www', 'index.html'), 'served by a podman container on weft\n');
     await run('tar', ['-C', rootfs, '-cf', join(dir, 'busybox.tar'), '.']);
     for (const h of net.hosts.hosts) await podman(h, ['import', join(dir, 'busybox.tar'), IMAGE]);
 
     await net.weft[0]!.launch(ipamArgs);
     await net.weft[1]!.launch([...ipamArgs, net.hosts.host(1).ip]);
     for (const w of net.weft) await w.run(['prime', '--timeout', '40'], 50_000);
+    // h1 is exposed on the overlay and forwards, as a host publishing container ports does: its CNI containers get
+    // it as their gateway.
+    await net.weft[0]!.run(['expose']);
+    await net.hosts.host(1).exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
   });
 
   afterAll(async () => {
@@ -104,7 +113,9 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
 
   it('runs a container on the weft network on each host; they ping each other across the mesh; weft ps shows their ids', async () => {
     for (const h of net.hosts.hosts) {
-      const id = (await podman(h, ['run', '-d', '--pull', 'never', '--name', `ct${h.index}`, '--network', 'weft', IMAGE, 'sleep', '600'])).trim();
+      // ct1 serves HTTP on a published port (portmap), ct2 just waits.
+      const command = h.index === 1 ? ['-p', '18080:8080', IMAGE, 'httpd', '-f', '-p', '8080', '-h', '/www'] : [IMAGE, 'sleep', '600'];
+      const id = (await podman(h, ['run', '-d', '--pull', 'never', '--name', `ct${h.index}`, '--network', 'weft', ...command])).trim();
       expect(id).toMatch(/^[0-9a-f]{64}$/);
       containerIds.push(id);
     }
@@ -120,6 +131,15 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     const ping = (h: TestHost, name: string, ip: string) => podman(h, ['exec', name, 'ping', '-c', '1', '-W', '1', ip], 20_000).then(() => true, () => false);
     expect(await waitFor('ct1 -> ct2', () => ping(net.hosts.host(1), 'ct1', ip2), 30_000)).toBe(true);
     expect(await waitFor('ct2 -> ct1', () => ping(net.hosts.host(2), 'ct2', ip1), 30_000)).toBe(true);
+  });
+
+  it('portmap, chained after weft, publishes ct1\'s port on h1: h2 fetches it through h1\'s underlay address', async () => {
+    const h1 = net.hosts.host(1);
+    // ct1 routes through h1 (exposed in its subnet): the gateway weft set.
+    const route = await podman(h1, ['exec', 'ct1', 'ip', 'route']);
+    expect(route).toMatch(/^default via 10\.38\.\d+\.\d+ dev eth0/m);
+    const body = await waitFor('h2 -> h1:18080', () => net.hosts.host(2).exec(BUSYBOX, ['wget', '-q', '-T', '3', '-O', '-', `http://${h1.ip}:18080/`]).catch(() => ''), 30_000);
+    expect(body).toBe('served by a podman container on weft\n');
   });
 
   it('podman rm runs DEL: the endpoint goes and the address is free for the next container', async () => {
