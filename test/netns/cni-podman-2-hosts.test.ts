@@ -138,7 +138,9 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     // ct1 routes through h1 (exposed in its subnet): the gateway weft set.
     const route = await podman(h1, ['exec', 'ct1', 'ip', 'route']);
     expect(route).toMatch(/^default via 10\.38\.\d+\.\d+ dev eth0/m);
-    const body = await waitFor('h2 -> h1:18080', () => net.hosts.host(2).exec(BUSYBOX, ['wget', '-q', '-T', '3', '-O', '-', `http://${h1.ip}:18080/`]).catch(() => ''), 30_000);
+    // node as the client: busybox-static's wget crashes outside its image (static glibc).
+    const fetchPage = `fetch('http://${h1.ip}:18080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const body = await waitFor('h2 -> h1:18080', () => net.hosts.host(2).exec(process.execPath, ['-e', fetchPage]).catch(() => ''), 30_000);
     expect(body).toBe('served by a podman container on weft\n');
   });
 
