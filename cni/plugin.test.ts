@@ -3,7 +3,14 @@ import type { AttachRequest, EndpointReport, Report } from '../api/control.js';
 import { runPlugin, type DelegateOutcome, type NetnsLink, type PluginDaemon, type PluginDeps } from './plugin.js';
 
 const netns = '/run/netns/c1';
-const endpoint: EndpointReport = { target: netns, interface: 'eth0', mac: '02:aa:00:00:00:01', addresses: ['10.32.0.5/12'], containerId: 'ctr1', hostInterface: 'vethwl12345678' };
+const endpoint: EndpointReport = {
+  target: netns,
+  interface: 'eth0',
+  mac: '02:aa:00:00:00:01',
+  addresses: ['10.32.0.5/12'],
+  containerId: 'ctr1',
+  hostInterface: 'vethwl12345678',
+};
 const baseEnv = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr1', CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
 const conf = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ...extra });
 
@@ -17,15 +24,17 @@ class DaemonError extends Error {
 }
 
 /** A recording daemon, namespace probe and delegate. */
-function harness(options: {
-  attach?: (r: AttachRequest) => Promise<EndpointReport>;
-  detach?: () => Promise<boolean>;
-  report?: () => Promise<Report>;
-  exists?: boolean;
-  link?: NetnsLink | undefined;
-  delegate?: (command: string) => DelegateOutcome;
-  routeFails?: boolean;
-} = {}) {
+function harness(
+  options: {
+    attach?: (r: AttachRequest) => Promise<EndpointReport>;
+    detach?: () => Promise<boolean>;
+    report?: () => Promise<Report>;
+    exists?: boolean;
+    link?: NetnsLink | undefined;
+    delegate?: (command: string) => DelegateOutcome;
+    routeFails?: boolean;
+  } = {},
+) {
   const calls: Array<[string, unknown]> = [];
   const daemon: PluginDaemon = {
     attach: (r) => {
@@ -81,9 +90,19 @@ async function invoke(env: Record<string, string | undefined>, stdin: unknown, d
 describe('CNI ADD', () => {
   it('asks the daemon for the namespace, interface, container and an IPAM address, and answers the spec result', async () => {
     const h = harness();
-    const out = await invoke({ ...baseEnv, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web-0' }, conf({ dns: { nameservers: ['10.32.0.1'] } }), h.deps);
+    const out = await invoke(
+      { ...baseEnv, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web-0' },
+      conf({ dns: { nameservers: ['10.32.0.1'] } }),
+      h.deps,
+    );
     expect(out.code).toBe(0);
-    expect(h.calls.find((c) => c[0] === 'attach')![1]).toEqual({ target: netns, addresses: ['net:default'], ifname: 'eth0', containerId: 'ctr1', dnsName: 'web-0' });
+    expect(h.calls.find((c) => c[0] === 'attach')![1]).toEqual({
+      target: netns,
+      addresses: ['net:default'],
+      ifname: 'eth0',
+      containerId: 'ctr1',
+      dnsName: 'web-0',
+    });
     expect(out.json).toEqual({
       cniVersion: '1.0.0',
       interfaces: [{ name: 'vethwl12345678' }, { name: 'eth0', mac: '02:aa:00:00:00:01', sandbox: netns }],
@@ -110,10 +129,21 @@ describe('CNI ADD', () => {
 
   it('appends to a prevResult when chained after another plugin, indexing its own interface', async () => {
     const h = harness();
-    const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'lo0', sandbox: netns }], ips: [{ address: '192.168.1.2/24', interface: 0 }] };
+    const prevResult = {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'lo0', sandbox: netns }],
+      ips: [{ address: '192.168.1.2/24', interface: 0 }],
+    };
     const out = await invoke(baseEnv, conf({ prevResult }), h.deps);
-    expect(out.json!['interfaces']).toEqual([{ name: 'lo0', sandbox: netns }, { name: 'vethwl12345678' }, { name: 'eth0', mac: endpoint.mac, sandbox: netns }]);
-    expect(out.json!['ips']).toEqual([{ address: '192.168.1.2/24', interface: 0 }, { address: '10.32.0.5/12', interface: 2 }]);
+    expect(out.json!['interfaces']).toEqual([
+      { name: 'lo0', sandbox: netns },
+      { name: 'vethwl12345678' },
+      { name: 'eth0', mac: endpoint.mac, sandbox: netns },
+    ]);
+    expect(out.json!['ips']).toEqual([
+      { address: '192.168.1.2/24', interface: 0 },
+      { address: '10.32.0.5/12', interface: 2 },
+    ]);
   });
 
   it('answers in the configuration\'s version: 0.4.0 ips carry "version"', async () => {
@@ -130,7 +160,7 @@ describe('CNI ADD', () => {
     expect(h.calls.some((c) => c[0] === 'attach')).toBe(false);
   });
 
-  it('maps the daemon\'s failures to CNI codes: not running 11, no namespace 3, interface exists 101, IPAM not ready 11, else 100', async () => {
+  it("maps the daemon's failures to CNI codes: not running 11, no namespace 3, interface exists 101, IPAM not ready 11, else 100", async () => {
     const cases: Array<[string, number]> = [
       ['ERR_NOT_RUNNING', 11],
       ['ERR_API_UNREACHABLE', 11],
@@ -141,7 +171,11 @@ describe('CNI ADD', () => {
       ['ERR_IPAM_EXHAUSTED', 100],
     ];
     for (const [code, cni] of cases) {
-      const out = await invoke(baseEnv, conf(), harness({ attach: () => Promise.reject(new DaemonError(code, `daemon says ${code}`)) }).deps);
+      const out = await invoke(
+        baseEnv,
+        conf(),
+        harness({ attach: () => Promise.reject(new DaemonError(code, `daemon says ${code}`)) }).deps,
+      );
       expect(out.code).toBe(1);
       expect(out.json!['code'], code).toBe(cni);
       expect(String(out.json!['details'])).toContain(`daemon says ${code}`);
@@ -158,13 +192,22 @@ describe('CNI ADD', () => {
     const stdin = conf({ ipam: { type: 'host-local', subnet: '10.1.0.0/16' } });
     const out = await invoke(baseEnv, stdin, h.deps);
     expect(out.code).toBe(0);
-    expect(h.calls.find((c) => c[0] === 'delegate')![1]).toEqual({ type: 'host-local', path: ['/opt/cni/bin'], command: 'ADD', stdin: JSON.stringify(stdin) });
+    expect(h.calls.find((c) => c[0] === 'delegate')![1]).toEqual({
+      type: 'host-local',
+      path: ['/opt/cni/bin'],
+      command: 'ADD',
+      stdin: JSON.stringify(stdin),
+    });
     expect((h.calls.find((c) => c[0] === 'attach')![1] as AttachRequest).addresses).toEqual(['10.1.0.5/16']);
     expect(out.json!['ips']).toEqual([{ address: '10.1.0.5/16', gateway: '10.1.0.1', interface: 1 }]);
     expect(out.json!['routes']).toEqual([{ dst: '0.0.0.0/0' }]);
     // The IPAM plugin's route is applied in the container, via the subnet's gateway.
     expect(h.calls.find((c) => c[0] === 'addRoute')![1]).toEqual([netns, 'eth0', '0.0.0.0/0', '10.1.0.1']);
-    const failing = harness({ attach: async (r) => ({ ...endpoint, addresses: r.addresses }), delegate: () => ({ exitCode: 0, stdout: JSON.stringify(ipamResult) }), routeFails: true });
+    const failing = harness({
+      attach: async (r) => ({ ...endpoint, addresses: r.addresses }),
+      delegate: () => ({ exitCode: 0, stdout: JSON.stringify(ipamResult) }),
+      routeFails: true,
+    });
     const failed = await invoke(baseEnv, stdin, failing.deps);
     expect(failed.json!['code']).toBe(100);
     expect(String(failed.json!['details'])).toContain('route 0.0.0.0/0 via 10.1.0.1');
@@ -177,8 +220,13 @@ describe('CNI ADD', () => {
     expect(out.json!['routes']).toEqual([{ dst: '0.0.0.0/0', gw: '10.32.0.1' }]);
   });
 
-  it('passes a delegated plugin\'s error object through, and gives back its address when the attach fails', async () => {
-    const failing = harness({ delegate: () => ({ exitCode: 1, stdout: JSON.stringify({ cniVersion: '1.0.0', code: 7, msg: 'no range', details: 'subnet missing' }) }) });
+  it("passes a delegated plugin's error object through, and gives back its address when the attach fails", async () => {
+    const failing = harness({
+      delegate: () => ({
+        exitCode: 1,
+        stdout: JSON.stringify({ cniVersion: '1.0.0', code: 7, msg: 'no range', details: 'subnet missing' }),
+      }),
+    });
     const out = await invoke(baseEnv, conf({ ipam: { type: 'host-local' } }), failing.deps);
     expect(out.json).toEqual({ cniVersion: '1.0.0', code: 7, msg: 'no range', details: 'subnet missing' });
 
@@ -206,7 +254,11 @@ describe('CNI ADD', () => {
     const out = await invoke(baseEnv, conf({ ipam: { type: 'host-local' } }), h.deps);
     expect(out.json!['code']).toBe(103);
     expect(commands).toEqual(['ADD', 'DEL']);
-    const silent = await invoke(baseEnv, conf({ ipam: { type: 'host-local' } }), harness({ delegate: () => ({ exitCode: 2, stdout: '' }) }).deps);
+    const silent = await invoke(
+      baseEnv,
+      conf({ ipam: { type: 'host-local' } }),
+      harness({ delegate: () => ({ exitCode: 2, stdout: '' }) }).deps,
+    );
     expect(silent.json!['code']).toBe(103);
     expect(String(silent.json!['details'])).toContain('exited 2');
   });
@@ -223,11 +275,15 @@ describe('CNI DEL', () => {
   });
 
   it('fails with code 11 when the daemon is not running (the address could not be freed: the runtime retries)', async () => {
-    const out = await invoke(delEnv, conf(), harness({ detach: () => Promise.reject(new DaemonError('ERR_NOT_RUNNING', 'weft is not running on 127.0.0.1:6784')) }).deps);
+    const out = await invoke(
+      delEnv,
+      conf(),
+      harness({ detach: () => Promise.reject(new DaemonError('ERR_NOT_RUNNING', 'weft is not running on 127.0.0.1:6784')) }).deps,
+    );
     expect(out.json).toMatchObject({ code: 11, msg: 'weft is not running' });
   });
 
-  it('runs the delegated IPAM plugin\'s DEL too', async () => {
+  it("runs the delegated IPAM plugin's DEL too", async () => {
     const commands: string[] = [];
     const h = harness({
       delegate: (command) => {
@@ -242,7 +298,11 @@ describe('CNI DEL', () => {
 
 describe('CNI CHECK', () => {
   const checkEnv = { ...baseEnv, CNI_COMMAND: 'CHECK' };
-  const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'vethwl12345678' }, { name: 'eth0', mac: endpoint.mac, sandbox: netns }], ips: [{ address: '10.32.0.5/12', interface: 1 }] };
+  const prevResult = {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'vethwl12345678' }, { name: 'eth0', mac: endpoint.mac, sandbox: netns }],
+    ips: [{ address: '10.32.0.5/12', interface: 1 }],
+  };
 
   it('passes silently when the interface is there, up, with its MAC and addresses, and the daemon has it', async () => {
     const out = await invoke(checkEnv, conf({ prevResult }), harness().deps);
@@ -266,14 +326,26 @@ describe('CNI CHECK', () => {
 
   it('needs a prevResult that lists the interface (7, 102), cniVersion 0.4.0 or later (1), and an existing namespace (3)', async () => {
     expect((await invoke(checkEnv, conf(), harness().deps)).json!['code']).toBe(7);
-    expect((await invoke(checkEnv, conf({ prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth9', sandbox: netns }] } }), harness().deps)).json!['code']).toBe(102);
+    expect(
+      (
+        await invoke(
+          checkEnv,
+          conf({ prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth9', sandbox: netns }] } }),
+          harness().deps,
+        )
+      ).json!['code'],
+    ).toBe(102);
     const old = await invoke(checkEnv, conf({ cniVersion: '0.3.1', prevResult }), harness().deps);
     expect(old.json).toMatchObject({ cniVersion: '0.3.1', code: 1 });
     expect((await invoke(checkEnv, conf({ prevResult }), harness({ exists: false }).deps)).json!['code']).toBe(3);
   });
 
   it('fails with 11 when the daemon it depends on is not running', async () => {
-    const out = await invoke(checkEnv, conf({ prevResult }), harness({ report: () => Promise.reject(new DaemonError('ERR_NOT_RUNNING', 'not running')) }).deps);
+    const out = await invoke(
+      checkEnv,
+      conf({ prevResult }),
+      harness({ report: () => Promise.reject(new DaemonError('ERR_NOT_RUNNING', 'not running')) }).deps,
+    );
     expect(out.json!['code']).toBe(11);
   });
 });
@@ -289,14 +361,19 @@ describe('CNI VERSION and input errors', () => {
   it('reports a stdin read failure as code 5', async () => {
     let stdout = '';
     const code = await runPlugin(
-      { env: baseEnv, stdin: () => Promise.reject(new Error('EIO')), stdout: { write: (t: string) => (stdout += t) }, stderr: { write: () => true } },
+      {
+        env: baseEnv,
+        stdin: () => Promise.reject(new Error('EIO')),
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: { write: () => true },
+      },
       harness().deps,
     );
     expect(code).toBe(1);
     expect(JSON.parse(stdout)).toMatchObject({ code: 5, msg: 'cannot read stdin' });
   });
 
-  it('answers every error with exactly the spec\'s keys and the input\'s cniVersion', async () => {
+  it("answers every error with exactly the spec's keys and the input's cniVersion", async () => {
     const out = await invoke({ ...baseEnv, CNI_IFNAME: undefined }, conf({ cniVersion: '0.4.0' }), harness().deps);
     expect(Object.keys(out.json!).sort()).toEqual(['cniVersion', 'code', 'details', 'msg']);
     expect(out.json).toMatchObject({ cniVersion: '0.4.0', code: 4 });

@@ -72,7 +72,12 @@ export interface PluginDeps {
    * Run the plugin named `type` from the first `path` directory that has it, with `env` and `stdin` as given.
    * Rejects with `CniError` (code 103) when it is in none of them or cannot be started.
    */
-  delegate(type: string, path: readonly string[], env: Readonly<Record<string, string | undefined>>, stdin: Buffer): Promise<DelegateOutcome>;
+  delegate(
+    type: string,
+    path: readonly string[],
+    env: Readonly<Record<string, string | undefined>>,
+    stdin: Buffer,
+  ): Promise<DelegateOutcome>;
   netns: NetnsProbe;
 }
 
@@ -94,7 +99,11 @@ export async function runPlugin(io: PluginIo, deps: PluginDeps): Promise<number>
     try {
       stdin = await io.stdin();
     } catch (err) {
-      throw new CniError(CniErrorCode.ioFailure, 'cannot read stdin', `the network configuration could not be read from stdin: ${(err as Error).message}`);
+      throw new CniError(
+        CniErrorCode.ioFailure,
+        'cannot read stdin',
+        `the network configuration could not be read from stdin: ${(err as Error).message}`,
+      );
     }
     const env = parseEnvironment(io.env);
     if (env.command === 'VERSION') {
@@ -146,7 +155,11 @@ class Command {
       ipamResult = await this.runIpam(delegated, 'ADD');
       if (!ipamResult.ips || ipamResult.ips.length === 0) {
         await this.undoIpam(delegated);
-        throw new CniError(CniErrorCode.ipamPluginFailed, 'IPAM plugin gave no address', `the IPAM plugin "${delegated}" answered ADD without any "ips"; check its configuration`);
+        throw new CniError(
+          CniErrorCode.ipamPluginFailed,
+          'IPAM plugin gave no address',
+          `the IPAM plugin "${delegated}" answered ADD without any "ips"; check its configuration`,
+        );
       }
       addresses = ipamResult.ips.map((ip) => ip.address);
     } else {
@@ -155,7 +168,10 @@ class Command {
     const request: AttachRequest = { target: netns, addresses, ifname: env.ifname, containerId: env.containerId };
     const dnsName = dnsNameOf(env.args);
     if (dnsName !== undefined) request.dnsName = dnsName;
-    else if (env.args.has('K8S_POD_NAME')) this.io.stderr.write(`weft CNI plugin: K8S_POD_NAME=${JSON.stringify(env.args.get('K8S_POD_NAME'))} is not a DNS name; the container gets no weftDNS name\n`);
+    else if (env.args.has('K8S_POD_NAME'))
+      this.io.stderr.write(
+        `weft CNI plugin: K8S_POD_NAME=${JSON.stringify(env.args.get('K8S_POD_NAME'))} is not a DNS name; the container gets no weftDNS name\n`,
+      );
 
     let endpoint: EndpointReport;
     try {
@@ -167,11 +183,17 @@ class Command {
     // The delegated IPAM plugin's routes are the main plugin's to apply (spec section 4). A failure fails the ADD;
     // the runtime's DEL then removes the interface and the address.
     for (const route of ipamResult?.routes ?? []) {
-      const gw = route.gw ?? ipamResult!.ips!.find((ip) => ip.gateway !== undefined && ip.address.includes(':') === route.dst.includes(':'))?.gateway;
+      const gw =
+        route.gw ??
+        ipamResult!.ips!.find((ip) => ip.gateway !== undefined && ip.address.includes(':') === route.dst.includes(':'))?.gateway;
       try {
         await this.deps.netns.addRoute(netns, env.ifname, route.dst, gw);
       } catch (err) {
-        throw new CniError(CniErrorCode.weftRefused, 'cannot add the IPAM route', `route ${route.dst}${gw === undefined ? '' : ` via ${gw}`} on ${env.ifname} in ${netns}: ${(err as Error).message}`);
+        throw new CniError(
+          CniErrorCode.weftRefused,
+          'cannot add the IPAM route',
+          `route ${route.dst}${gw === undefined ? '' : ` via ${gw}`} on ${env.ifname} in ${netns}: ${(err as Error).message}`,
+        );
       }
     }
     return this.resultOf(endpoint, ipamResult);
@@ -184,10 +206,13 @@ class Command {
     if (endpoint.hostInterface !== undefined) interfaces.push({ name: endpoint.hostInterface });
     const index = interfaces.length;
     interfaces.push({ name: endpoint.interface, mac: endpoint.mac, sandbox: this.env.netns! });
-    const gateways = new Map((ipamResult?.ips ?? []).filter((ip) => ip.gateway !== undefined).map((ip) => [ip.address.split('/')[0], ip.gateway!]));
+    const gateways = new Map(
+      (ipamResult?.ips ?? []).filter((ip) => ip.gateway !== undefined).map((ip) => [ip.address.split('/')[0], ip.gateway!]),
+    );
     // weft's own IPAM: the host's exposed address in the subnet is the gateway, and the daemon set the default route.
     const v4 = endpoint.addresses.find((a) => !a.includes(':'));
-    if (endpoint.gateway !== undefined && v4 !== undefined && !gateways.has(v4.split('/')[0])) gateways.set(v4.split('/')[0], endpoint.gateway);
+    if (endpoint.gateway !== undefined && v4 !== undefined && !gateways.has(v4.split('/')[0]))
+      gateways.set(v4.split('/')[0], endpoint.gateway);
     const ips: ResultIp[] = [
       ...(prev.ips ?? []),
       ...endpoint.addresses.map((address) => {
@@ -196,7 +221,8 @@ class Command {
       }),
     ];
     const routes = [...(prev.routes ?? []), ...(ipamResult?.routes ?? [])];
-    if (endpoint.gateway !== undefined && !routes.some((r) => r.dst === '0.0.0.0/0')) routes.push({ dst: '0.0.0.0/0', gw: endpoint.gateway });
+    if (endpoint.gateway !== undefined && !routes.some((r) => r.dst === '0.0.0.0/0'))
+      routes.push({ dst: '0.0.0.0/0', gw: endpoint.gateway });
     const dns = prev.dns ?? ipamResult?.dns ?? this.conf.dns;
     return { interfaces, ips, routes, ...(dns !== undefined && { dns }) };
   }
@@ -222,7 +248,12 @@ class Command {
       );
     }
     const prev = conf.prevResult;
-    if (prev === undefined) throw new CniError(CniErrorCode.invalidConfig, 'no prevResult', 'CHECK needs the result of the ADD in "prevResult"; the runtime must pass it');
+    if (prev === undefined)
+      throw new CniError(
+        CniErrorCode.invalidConfig,
+        'no prevResult',
+        'CHECK needs the result of the ADD in "prevResult"; the runtime must pass it',
+      );
     const netns = env.netns!;
     const index = (prev.interfaces ?? []).findIndex((i) => i.name === env.ifname && i.sandbox === netns);
     if (index < 0) throw checkFailed(`prevResult lists no interface ${env.ifname} in ${netns}: it is not an attachment weft made`);
@@ -236,7 +267,9 @@ class Command {
       throw daemonError(err, 'check', env);
     }
     if (!report.endpoints.some((e) => e.containerId === env.containerId && e.interface === env.ifname)) {
-      throw checkFailed(`weft has no endpoint for container ${env.containerId} interface ${env.ifname} (weft ps lists what it has); delete and add the container again`);
+      throw checkFailed(
+        `weft has no endpoint for container ${env.containerId} interface ${env.ifname} (weft ps lists what it has); delete and add the container again`,
+      );
     }
     const link = await this.deps.netns.link(netns, env.ifname);
     if (link === undefined) throw checkFailed(`${netns} has no interface ${env.ifname} any more`);
@@ -246,7 +279,8 @@ class Command {
     }
     const have = new Set(link.addresses);
     for (const ip of prev.ips ?? []) {
-      if (ip.interface === index && !have.has(ip.address)) throw checkFailed(`${env.ifname} in ${netns} lacks ${ip.address} (it has ${link.addresses.join(', ') || 'no address'})`);
+      if (ip.interface === index && !have.has(ip.address))
+        throw checkFailed(`${env.ifname} in ${netns} lacks ${ip.address} (it has ${link.addresses.join(', ') || 'no address'})`);
     }
     const delegated = this.delegatedIpam;
     if (delegated !== undefined) await this.runIpam(delegated, 'CHECK');
@@ -269,10 +303,19 @@ class Command {
         const details = typeof parsed['details'] === 'string' && parsed['details'] !== '' ? parsed['details'] : `${type} ${command} failed`;
         throw new CniError(parsed['code'], parsed['msg'], details);
       }
-      throw new CniError(CniErrorCode.ipamPluginFailed, 'IPAM plugin failed', `the IPAM plugin "${type}" exited ${outcome.exitCode} on ${command} without an error object; see its output on stderr`);
+      throw new CniError(
+        CniErrorCode.ipamPluginFailed,
+        'IPAM plugin failed',
+        `the IPAM plugin "${type}" exited ${outcome.exitCode} on ${command} without an error object; see its output on stderr`,
+      );
     }
     if (command !== 'ADD') return {};
-    if (parsed === undefined) throw new CniError(CniErrorCode.ipamPluginFailed, 'IPAM plugin gave no result', `the IPAM plugin "${type}" answered ADD with nothing on stdout`);
+    if (parsed === undefined)
+      throw new CniError(
+        CniErrorCode.ipamPluginFailed,
+        'IPAM plugin gave no result',
+        `the IPAM plugin "${type}" answered ADD with nothing on stdout`,
+      );
     try {
       return parseResult(parsed, 'IPAM result');
     } catch (err) {
@@ -297,7 +340,11 @@ function checkFailed(details: string): CniError {
 }
 
 function noNamespace(netns: string, containerId: string): CniError {
-  return new CniError(CniErrorCode.unknownContainer, 'no such network namespace', `CNI_NETNS=${netns} does not exist: container ${containerId} is gone (or the path is wrong)`);
+  return new CniError(
+    CniErrorCode.unknownContainer,
+    'no such network namespace',
+    `CNI_NETNS=${netns} does not exist: container ${containerId} is gone (or the path is wrong)`,
+  );
 }
 
 /**
@@ -311,7 +358,11 @@ function daemonError(err: unknown, what: string, env: CniEnvironment): CniError 
   const message = typeof e?.message === 'string' ? e.message : String(err);
   switch (code) {
     case 'ERR_NOT_RUNNING':
-      return new CniError(CniErrorCode.tryAgainLater, 'weft is not running', `${message} (the plugin could not ${what} container ${env.containerId})`);
+      return new CniError(
+        CniErrorCode.tryAgainLater,
+        'weft is not running',
+        `${message} (the plugin could not ${what} container ${env.containerId})`,
+      );
     case 'ERR_API_UNREACHABLE':
       return new CniError(CniErrorCode.tryAgainLater, 'weft did not answer', message);
     case 'TARGET_NOT_FOUND':

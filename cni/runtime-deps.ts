@@ -6,7 +6,6 @@ import { spawn } from 'node:child_process';
 import { access, constants, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createApiClient } from '../cli/client.js';
-import { parseHttpAddr } from '../daemon/config.js';
 import { globalCidrs, ip, ipJson, isNoSuchDevice, type IpAddrLink } from '../netdev/command.js';
 import { CniError, CniErrorCode } from './spec.js';
 import type { DelegateOutcome, NetnsProbe, PluginDaemon, PluginDeps } from './plugin.js';
@@ -27,7 +26,10 @@ export function realPluginDeps(stderr: NodeJS.WritableStream): PluginDeps {
 }
 
 function daemonClient(httpAddr: string): PluginDaemon {
-  const { host, port } = parseHttpAddr(httpAddr, 'httpAddr');
+  // spec.ts checked the form (host:port or [v6]:port); the plugin loads no daemon code (daemon/config pulls sodium).
+  const colon = httpAddr.lastIndexOf(':');
+  const host = httpAddr.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(httpAddr.slice(colon + 1));
   return createApiClient({ httpHost: host, httpPort: port, httpAddr }, { timeoutMs: DAEMON_TIMEOUT_MS });
 }
 
@@ -80,11 +82,23 @@ async function runDelegate(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (size > MAX_DELEGATE_STDOUT_BYTES) {
-        reject(new CniError(CniErrorCode.ipamPluginFailed, 'IPAM plugin answered too much', `${file} wrote over ${MAX_DELEGATE_STDOUT_BYTES} bytes`));
+        reject(
+          new CniError(
+            CniErrorCode.ipamPluginFailed,
+            'IPAM plugin answered too much',
+            `${file} wrote over ${MAX_DELEGATE_STDOUT_BYTES} bytes`,
+          ),
+        );
         return;
       }
       if (signal !== null) {
-        reject(new CniError(CniErrorCode.ipamPluginFailed, 'IPAM plugin was killed', `${file} ended by ${signal}${signal === 'SIGKILL' ? ` (over ${DELEGATE_TIMEOUT_MS / 1000} s?)` : ''}`));
+        reject(
+          new CniError(
+            CniErrorCode.ipamPluginFailed,
+            'IPAM plugin was killed',
+            `${file} ended by ${signal}${signal === 'SIGKILL' ? ` (over ${DELEGATE_TIMEOUT_MS / 1000} s?)` : ''}`,
+          ),
+        );
         return;
       }
       resolve({ exitCode: code ?? 1, stdout: Buffer.concat(chunks).toString('utf8') });

@@ -22,13 +22,20 @@ describe('weft setup-cni', () => {
   it('writes an executable launcher that runs node on the plugin, and a conflist naming network weft', () => {
     const { main, binDir, confDir } = fixture();
     const outcome = setupCni({ binDir, confDir, pluginMain: main });
-    expect(outcome.written).toEqual([`${join(binDir, 'weft')} (the weft CNI plugin)`, `${join(confDir, '10-weft.conflist')} (network "weft")`]);
+    expect(outcome.written).toEqual([
+      `${join(binDir, 'weft')} (the weft CNI plugin)`,
+      `${join(confDir, '10-weft.conflist')} (network "weft")`,
+    ]);
     expect(outcome.hasPortmap).toBe(false);
     expect(statSync(join(binDir, 'weft')).mode & 0o777).toBe(0o755);
     // The launcher works even with quotes and spaces in the paths, and passes arguments and environment through.
     const ran = execFileSync(join(binDir, 'weft'), ['x y'], { env: { CNI_COMMAND: 'VERSION' } }).toString();
     expect(JSON.parse(ran)).toEqual({ args: ['x y'], cmd: 'VERSION' });
-    expect(JSON.parse(readFileSync(join(confDir, '10-weft.conflist'), 'utf8'))).toEqual({ cniVersion: '1.0.0', name: 'weft', plugins: [{ type: 'weft' }] });
+    expect(JSON.parse(readFileSync(join(confDir, '10-weft.conflist'), 'utf8'))).toEqual({
+      cniVersion: '1.0.0',
+      name: 'weft',
+      plugins: [{ type: 'weft' }],
+    });
   });
 
   it('is idempotent: a second run writes nothing and says what was already right', () => {

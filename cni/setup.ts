@@ -10,7 +10,18 @@
  * dist/ and from an npm-installed package. Idempotent: files already right are left alone (and said so); others are
  * written atomically (temporary file, then rename), so a runtime never runs a half-written launcher.
  */
-import { existsSync, mkdirSync, rmSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync, accessSync, constants } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  rmSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+  accessSync,
+  constants,
+} from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { DEFAULT_HTTP_ADDR } from './spec.js';
@@ -73,7 +84,12 @@ export function setupCni(options: SetupCniOptions = {}): SetupCniOutcome {
   };
   put(join(binDir, 'weft'), launcherScript(nodePath, pluginMain), 0o755, 'the weft CNI plugin');
   outcome.hasPortmap = isExecutable(join(binDir, 'portmap'));
-  put(join(confDir, CONFLIST_NAME), `${JSON.stringify(conflist(outcome.hasPortmap, options.httpAddr), null, 2)}\n`, 0o644, `network "${NETWORK_NAME}"`);
+  put(
+    join(confDir, CONFLIST_NAME),
+    `${JSON.stringify(conflist(outcome.hasPortmap, options.httpAddr), null, 2)}\n`,
+    0o644,
+    `network "${NETWORK_NAME}"`,
+  );
   return outcome;
 }
 
@@ -130,7 +146,9 @@ function writeIfChanged(file: string, text: string, mode: number): boolean {
     } catch {
       // the directory itself is the problem: nothing was written
     }
-    throw new SetupCniError(`cannot write ${file}: ${(err as Error).message}; run as root, or choose the directory with --bin-dir/--conf-dir`);
+    throw new SetupCniError(
+      `cannot write ${file}: ${(err as Error).message}; run as root, or choose the directory with --bin-dir/--conf-dir`,
+    );
   }
   return true;
 }

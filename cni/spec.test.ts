@@ -17,8 +17,15 @@ import {
   versionResult,
 } from './spec.js';
 
-const addEnv = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc123', CNI_NETNS: '/run/netns/c1', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
-const conf = (extra: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ...extra }));
+const addEnv = {
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'abc123',
+  CNI_NETNS: '/run/netns/c1',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: '/opt/cni/bin:/usr/lib/cni',
+};
+const conf = (extra: Record<string, unknown> = {}) =>
+  Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ...extra }));
 
 function cniCode(f: () => unknown): number {
   try {
@@ -87,7 +94,12 @@ describe('CNI environment', () => {
   it('limits CNI_ARGS in length and pairs', () => {
     expect(cniCode(() => parseCniArgs('K=' + 'v'.repeat(9000)))).toBe(4);
     expect(cniCode(() => parseCniArgs(Array.from({ length: 65 }, (_, i) => `K${i}=v`).join(';')))).toBe(4);
-    expect(parseCniArgs('A=1;;B=x=y;')).toEqual(new Map([['A', '1'], ['B', 'x=y']]));
+    expect(parseCniArgs('A=1;;B=x=y;')).toEqual(
+      new Map([
+        ['A', '1'],
+        ['B', 'x=y'],
+      ]),
+    );
   });
 
   it('takes a DNS name from K8S_POD_NAME only when it is one (podman names may hold "_")', () => {
@@ -101,7 +113,14 @@ describe('CNI environment', () => {
 describe('CNI network configuration', () => {
   it('reads the fields weft uses, with defaults', () => {
     const c = parseNetConf(conf({ dns: { nameservers: ['10.32.0.1'] }, extra: { kept: true } }));
-    expect(c).toMatchObject({ cniVersion: '1.0.0', name: 'weft', type: 'weft', ipam: undefined, httpAddr: '127.0.0.1:6784', prevResult: undefined });
+    expect(c).toMatchObject({
+      cniVersion: '1.0.0',
+      name: 'weft',
+      type: 'weft',
+      ipam: undefined,
+      httpAddr: '127.0.0.1:6784',
+      prevResult: undefined,
+    });
     expect(c.dns).toEqual({ nameservers: ['10.32.0.1'] });
     expect(c.raw['extra']).toEqual({ kept: true });
     expect(parseNetConf(conf({ ipam: { type: 'weft', subnet: '10.32.8.0/24' } })).ipam).toEqual({ type: 'weft', subnet: '10.32.8.0/24' });
@@ -123,7 +142,8 @@ describe('CNI network configuration', () => {
   });
 
   it('refuses what is not a JSON object with code 6, and oversized input', () => {
-    for (const bad of ['', 'not json', '[1,2]', 'null', '"s"', '{"cniVersion": ']) expect(cniCode(() => parseNetConf(Buffer.from(bad)))).toBe(6);
+    for (const bad of ['', 'not json', '[1,2]', 'null', '"s"', '{"cniVersion": '])
+      expect(cniCode(() => parseNetConf(Buffer.from(bad)))).toBe(6);
     expect(cniCode(() => parseNetConf(Buffer.alloc(MAX_STDIN_BYTES + 1, 0x20)))).toBe(6);
   });
 
@@ -140,6 +160,7 @@ describe('CNI network configuration', () => {
       [{ ipam: { type: '/bin/sh' } }, 'ipam.type'],
       [{ ipam: { type: 'weft', subnet: 'fd00::/64' } }, 'ipam.subnet'],
       [{ httpAddr: 'localhost' }, 'httpAddr'],
+      [{ httpAddr: '127.0.0.1:70000' }, 'httpAddr'],
       [{ dns: { nameservers: ['not-an-ip'] } }, 'dns.nameservers'],
       [{ dns: [] }, 'dns'],
     ];
@@ -163,13 +184,19 @@ describe('CNI network configuration', () => {
 
   it('never throws anything but CniError, whatever the bytes', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.json().map((s) => new TextEncoder().encode(s))), (bytes) => {
-        try {
-          parseNetConf(Buffer.from(bytes));
-        } catch (err) {
-          expect(err).toBeInstanceOf(CniError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc.json().map((s) => new TextEncoder().encode(s)),
+        ),
+        (bytes) => {
+          try {
+            parseNetConf(Buffer.from(bytes));
+          } catch (err) {
+            expect(err).toBeInstanceOf(CniError);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -197,14 +224,19 @@ describe('CNI results', () => {
     for (const v of SUPPORTED_VERSIONS) expect(parseResult(encodeResult(result, v), 'prevResult')).toEqual(result);
   });
 
-  it('reads an IPAM plugin\'s abbreviated result (no interfaces, no interface index)', () => {
-    expect(parseResult({ cniVersion: '1.0.0', ips: [{ address: '10.1.0.5/16', gateway: '10.1.0.1' }], routes: [{ dst: '0.0.0.0/0' }] }, 'IPAM result')).toEqual({
+  it("reads an IPAM plugin's abbreviated result (no interfaces, no interface index)", () => {
+    expect(
+      parseResult(
+        { cniVersion: '1.0.0', ips: [{ address: '10.1.0.5/16', gateway: '10.1.0.1' }], routes: [{ dst: '0.0.0.0/0' }] },
+        'IPAM result',
+      ),
+    ).toEqual({
       ips: [{ address: '10.1.0.5/16', gateway: '10.1.0.1' }],
       routes: [{ dst: '0.0.0.0/0' }],
     });
   });
 
-  it('refuses results that break the spec\'s shapes with code 6, naming the field', () => {
+  it("refuses results that break the spec's shapes with code 6, naming the field", () => {
     const cases: Array<[unknown, string]> = [
       [[], 'prevResult'],
       [{ interfaces: 'eth0' }, 'interfaces'],
@@ -230,13 +262,16 @@ describe('CNI results', () => {
 
 describe('CNI version and error objects', () => {
   it('answers VERSION with the input cniVersion (1.0.0 for none) and the supported list', () => {
-    expect(versionResult(Buffer.from('{"cniVersion":"0.3.1"}'))).toEqual({ cniVersion: '0.3.1', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] });
+    expect(versionResult(Buffer.from('{"cniVersion":"0.3.1"}'))).toEqual({
+      cniVersion: '0.3.1',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'],
+    });
     expect(versionResult(Buffer.from(''))).toEqual({ cniVersion: '1.0.0', supportedVersions: [...SUPPORTED_VERSIONS] });
     expect(cniCode(() => versionResult(Buffer.from('{')))).toBe(6);
     expect(cniCode(() => versionResult(Buffer.from('{"cniVersion": 7}')))).toBe(6);
   });
 
-  it('puts the input\'s cniVersion in error objects when it has one', () => {
+  it("puts the input's cniVersion in error objects when it has one", () => {
     expect(versionOfInput('{"cniVersion":"0.4.0"}')).toBe('0.4.0');
     expect(versionOfInput('{"cniVersion":"banana"}')).toBe('1.0.0');
     expect(versionOfInput('garbage')).toBe('1.0.0');

@@ -189,30 +189,42 @@ export function compareVersions(a: string, b: string): number {
 export function parseEnvironment(env: Readonly<Record<string, string | undefined>>): CniEnvironment {
   const rawCommand = env['CNI_COMMAND'];
   if (rawCommand === undefined || rawCommand === '') {
-    throw envError('CNI_COMMAND is not set', 'this is a CNI plugin: a container runtime runs it with CNI_COMMAND=ADD, DEL, CHECK or VERSION and the network configuration on stdin');
+    throw envError(
+      'CNI_COMMAND is not set',
+      'this is a CNI plugin: a container runtime runs it with CNI_COMMAND=ADD, DEL, CHECK or VERSION and the network configuration on stdin',
+    );
   }
   const command = rawCommand.toUpperCase() as CniCommand;
-  if (!COMMANDS.includes(command)) throw envError('CNI_COMMAND is invalid', `CNI_COMMAND=${quote(rawCommand)}: expected ADD, DEL, CHECK or VERSION`);
+  if (!COMMANDS.includes(command))
+    throw envError('CNI_COMMAND is invalid', `CNI_COMMAND=${quote(rawCommand)}: expected ADD, DEL, CHECK or VERSION`);
   const path = parsePath(env['CNI_PATH']);
   if (command === 'VERSION') return { command, containerId: '', netns: undefined, ifname: '', args: new Map(), path };
 
   const containerId = env['CNI_CONTAINERID'] ?? '';
   if (containerId === '') throw envError('CNI_CONTAINERID is not set', `${command} needs the container id in CNI_CONTAINERID`);
   if (containerId.length > 128 || !CNI_NAME_RE.test(containerId)) {
-    throw envError('CNI_CONTAINERID is invalid', `CNI_CONTAINERID=${quote(containerId)}: expected 1-128 letters, digits, '_', '.', '-', starting with a letter or digit`);
+    throw envError(
+      'CNI_CONTAINERID is invalid',
+      `CNI_CONTAINERID=${quote(containerId)}: expected 1-128 letters, digits, '_', '.', '-', starting with a letter or digit`,
+    );
   }
   const ifname = env['CNI_IFNAME'] ?? '';
-  if (ifname === '') throw envError('CNI_IFNAME is not set', `${command} needs the interface name inside the container in CNI_IFNAME, e.g. eth0`);
+  if (ifname === '')
+    throw envError('CNI_IFNAME is not set', `${command} needs the interface name inside the container in CNI_IFNAME, e.g. eth0`);
   if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {
     throw envError('CNI_IFNAME is invalid', `CNI_IFNAME=${quote(ifname)}: an interface name is 1-15 letters, digits, '_', '.', '-'`);
   }
   const rawNetns = env['CNI_NETNS'];
   let netns: string | undefined;
   if (rawNetns === undefined || rawNetns === '') {
-    if (command !== 'DEL') throw envError('CNI_NETNS is not set', `${command} needs the container's network namespace path in CNI_NETNS, e.g. /run/netns/NAME`);
+    if (command !== 'DEL')
+      throw envError('CNI_NETNS is not set', `${command} needs the container's network namespace path in CNI_NETNS, e.g. /run/netns/NAME`);
   } else {
     if (!rawNetns.startsWith('/') || rawNetns.length > MAX_PATH_CHARS || rawNetns.includes('\0')) {
-      throw envError('CNI_NETNS is invalid', `CNI_NETNS=${quote(rawNetns)}: expected an absolute path to a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net`);
+      throw envError(
+        'CNI_NETNS is invalid',
+        `CNI_NETNS=${quote(rawNetns)}: expected an absolute path to a network namespace, e.g. /run/netns/NAME or /proc/PID/ns/net`,
+      );
     }
     netns = rawNetns;
   }
@@ -223,14 +235,19 @@ export function parseEnvironment(env: Readonly<Record<string, string | undefined
 export function parseCniArgs(text: string): Map<string, string> {
   const args = new Map<string, string>();
   if (text === '') return args;
-  if (text.length > MAX_CNI_ARGS_CHARS) throw envError('CNI_ARGS is too long', `CNI_ARGS has ${text.length} characters; weft reads at most ${MAX_CNI_ARGS_CHARS}`);
+  if (text.length > MAX_CNI_ARGS_CHARS)
+    throw envError('CNI_ARGS is too long', `CNI_ARGS has ${text.length} characters; weft reads at most ${MAX_CNI_ARGS_CHARS}`);
   const pairs = text.split(';').filter((p) => p !== '');
-  if (pairs.length > MAX_CNI_ARGS_PAIRS) throw envError('CNI_ARGS has too many pairs', `CNI_ARGS has ${pairs.length} pairs; weft reads at most ${MAX_CNI_ARGS_PAIRS}`);
+  if (pairs.length > MAX_CNI_ARGS_PAIRS)
+    throw envError('CNI_ARGS has too many pairs', `CNI_ARGS has ${pairs.length} pairs; weft reads at most ${MAX_CNI_ARGS_PAIRS}`);
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     const key = eq < 0 ? pair : pair.slice(0, eq);
     if (eq <= 0 || !/^[A-Za-z0-9_-]{1,128}$/.test(key)) {
-      throw envError('CNI_ARGS is invalid', `CNI_ARGS pair ${quote(pair)}: expected KEY=VALUE pairs separated by ';', e.g. K8S_POD_NAME=web;K8S_POD_NAMESPACE=default`);
+      throw envError(
+        'CNI_ARGS is invalid',
+        `CNI_ARGS pair ${quote(pair)}: expected KEY=VALUE pairs separated by ';', e.g. K8S_POD_NAME=web;K8S_POD_NAMESPACE=default`,
+      );
     }
     args.set(key, pair.slice(eq + 1));
   }
@@ -298,11 +315,16 @@ export function versionResult(stdin: Buffer): VersionResult {
  */
 export function parseNetConf(stdin: Buffer): NetConf {
   if (stdin.length > MAX_STDIN_BYTES) {
-    throw new CniError(CniErrorCode.decodeFailure, 'configuration too large', `stdin has ${stdin.length} bytes; weft reads at most ${MAX_STDIN_BYTES}`);
+    throw new CniError(
+      CniErrorCode.decodeFailure,
+      'configuration too large',
+      `stdin has ${stdin.length} bytes; weft reads at most ${MAX_STDIN_BYTES}`,
+    );
   }
   const raw = parseJsonObject(stdin.toString('utf8'));
   const version = raw['cniVersion'];
-  if (version === undefined) throw invalidConfig('"cniVersion" is missing', `give the spec version, e.g. "cniVersion": "${CURRENT_VERSION}"`);
+  if (version === undefined)
+    throw invalidConfig('"cniVersion" is missing', `give the spec version, e.g. "cniVersion": "${CURRENT_VERSION}"`);
   if (!isSupportedVersion(version)) {
     throw new CniError(
       CniErrorCode.incompatibleVersion,
@@ -311,14 +333,25 @@ export function parseNetConf(stdin: Buffer): NetConf {
     );
   }
   const name = requiredString(raw, 'name');
-  if (!CNI_NAME_RE.test(name)) throw invalidConfig('invalid "name"', `"name": ${quote(name)}: a network name is letters, digits, '_', '.', '-', starting with a letter or digit`);
+  if (!CNI_NAME_RE.test(name))
+    throw invalidConfig(
+      'invalid "name"',
+      `"name": ${quote(name)}: a network name is letters, digits, '_', '.', '-', starting with a letter or digit`,
+    );
   const type = requiredString(raw, 'type');
-  if (type.includes('/') || type.includes('\\')) throw invalidConfig('invalid "type"', `"type": ${quote(type)} must be a plugin file name, without '/'`);
+  if (type.includes('/') || type.includes('\\'))
+    throw invalidConfig('invalid "type"', `"type": ${quote(type)} must be a plugin file name, without '/'`);
   if (raw['ipMasq'] !== undefined && raw['ipMasq'] !== false) {
-    throw new CniError(CniErrorCode.unsupportedField, 'unsupported field', `"ipMasq": ${quote(raw['ipMasq'])}: weft does not masquerade; remove it, or chain a plugin that does`);
+    throw new CniError(
+      CniErrorCode.unsupportedField,
+      'unsupported field',
+      `"ipMasq": ${quote(raw['ipMasq'])}: weft does not masquerade; remove it, or chain a plugin that does`,
+    );
   }
   const httpAddr = raw['httpAddr'] === undefined ? DEFAULT_HTTP_ADDR : requiredString(raw, 'httpAddr');
-  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(httpAddr)) throw invalidConfig('invalid "httpAddr"', `"httpAddr": ${quote(httpAddr)}: expected host:port, e.g. ${DEFAULT_HTTP_ADDR}`);
+  const port = Number(httpAddr.slice(httpAddr.lastIndexOf(':') + 1));
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(httpAddr) || port < 1 || port > 65535)
+    throw invalidConfig('invalid "httpAddr"', `"httpAddr": ${quote(httpAddr)}: expected host:port, e.g. ${DEFAULT_HTTP_ADDR}`);
   return {
     cniVersion: version,
     name,
@@ -333,14 +366,27 @@ export function parseNetConf(stdin: Buffer): NetConf {
 
 function parseIpam(value: unknown): NetConf['ipam'] {
   if (value === undefined) return undefined;
-  if (!isObject(value)) throw invalidConfig('invalid "ipam"', '"ipam" must be an object with a "type", e.g. {"type": "weft"} or {"type": "host-local", ...}');
+  if (!isObject(value))
+    throw invalidConfig('invalid "ipam"', '"ipam" must be an object with a "type", e.g. {"type": "weft"} or {"type": "host-local", ...}');
   const type = value['type'];
-  if (typeof type !== 'string' || type === '' || type.length > 255 || type.includes('/') || type.includes('\\') || type === '.' || type === '..') {
+  if (
+    typeof type !== 'string' ||
+    type === '' ||
+    type.length > 255 ||
+    type.includes('/') ||
+    type.includes('\\') ||
+    type === '.' ||
+    type === '..'
+  ) {
     throw invalidConfig('invalid "ipam.type"', `"ipam.type": ${quote(type)} must name an IPAM plugin file ("weft" for weft's own IPAM)`);
   }
   const subnet = value['subnet'];
   if (type === 'weft' && subnet !== undefined) {
-    if (typeof subnet !== 'string' || !isIpv4Cidr(subnet)) throw invalidConfig('invalid "ipam.subnet"', `"ipam.subnet": ${quote(subnet)}: expected an IPv4 subnet inside weft's range, e.g. 10.32.8.0/24`);
+    if (typeof subnet !== 'string' || !isIpv4Cidr(subnet))
+      throw invalidConfig(
+        'invalid "ipam.subnet"',
+        `"ipam.subnet": ${quote(subnet)}: expected an IPv4 subnet inside weft's range, e.g. 10.32.8.0/24`,
+      );
     return { type, subnet };
   }
   return { type };
@@ -375,7 +421,8 @@ export function parseResult(value: unknown, what: string): Result {
   if (ips) {
     result.ips = ips.map((ip, n) => {
       const at = `${what}.ips[${n}]`;
-      if (!isObject(ip) || typeof ip['address'] !== 'string' || !isCidr(ip['address'])) throw decodeError(`${at}.address`, 'must be an address in CIDR form, e.g. 10.32.0.5/12');
+      if (!isObject(ip) || typeof ip['address'] !== 'string' || !isCidr(ip['address']))
+        throw decodeError(`${at}.address`, 'must be an address in CIDR form, e.g. 10.32.0.5/12');
       const out: ResultIp = { address: ip['address'] };
       if (ip['gateway'] !== undefined && ip['gateway'] !== '') {
         if (typeof ip['gateway'] !== 'string' || !isIp(ip['gateway'])) throw decodeError(`${at}.gateway`, 'must be an IP address');
@@ -395,7 +442,8 @@ export function parseResult(value: unknown, what: string): Result {
   if (routes) {
     result.routes = routes.map((r, n) => {
       const at = `${what}.routes[${n}]`;
-      if (!isObject(r) || typeof r['dst'] !== 'string' || !isCidr(r['dst'])) throw decodeError(`${at}.dst`, 'must be a destination in CIDR form');
+      if (!isObject(r) || typeof r['dst'] !== 'string' || !isCidr(r['dst']))
+        throw decodeError(`${at}.dst`, 'must be a destination in CIDR form');
       const out: ResultRoute = { dst: r['dst'] };
       if (r['gw'] !== undefined && r['gw'] !== '') {
         if (typeof r['gw'] !== 'string' || !isIp(r['gw'])) throw decodeError(`${at}.gw`, 'must be an IP address');
@@ -414,7 +462,8 @@ function parseDns(value: unknown, what: string, fail: (field: string, expected: 
   for (const key of ['nameservers', 'search', 'options'] as const) {
     const list = value[key];
     if (list === undefined) continue;
-    if (!Array.isArray(list) || list.length > MAX_LIST_LENGTH || !list.every(isShortString)) throw fail(`${what}.${key}`, 'must be a list of strings');
+    if (!Array.isArray(list) || list.length > MAX_LIST_LENGTH || !list.every(isShortString))
+      throw fail(`${what}.${key}`, 'must be a list of strings');
     if (key === 'nameservers' && !list.every((s: string) => isIp(s))) throw fail(`${what}.nameservers`, 'must be IP addresses');
     dns[key] = [...list];
   }
@@ -461,7 +510,12 @@ function parseJsonObject(text: string): Record<string, unknown> {
       `stdin must hold the network configuration as one JSON object: ${(err as Error).message}`,
     );
   }
-  if (!isObject(parsed)) throw new CniError(CniErrorCode.decodeFailure, 'configuration is not a JSON object', 'stdin must hold one JSON object, e.g. {"cniVersion": "1.0.0", "name": "weft", "type": "weft"}');
+  if (!isObject(parsed))
+    throw new CniError(
+      CniErrorCode.decodeFailure,
+      'configuration is not a JSON object',
+      'stdin must hold one JSON object, e.g. {"cniVersion": "1.0.0", "name": "weft", "type": "weft"}',
+    );
   return parsed;
 }
 
@@ -476,7 +530,8 @@ function isShortString(v: unknown): v is string {
 function requiredString(raw: Record<string, unknown>, key: string): string {
   const v = raw[key];
   if (v === undefined) throw invalidConfig(`"${key}" is missing`, `the network configuration needs "${key}"`);
-  if (typeof v !== 'string' || v === '' || v.length > 255) throw invalidConfig(`invalid "${key}"`, `"${key}": ${quote(v)} must be a non-empty string of at most 255 characters`);
+  if (typeof v !== 'string' || v === '' || v.length > 255)
+    throw invalidConfig(`invalid "${key}"`, `"${key}": ${quote(v)} must be a non-empty string of at most 255 characters`);
   return v;
 }
 

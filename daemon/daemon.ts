@@ -31,10 +31,10 @@ import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
 import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
+import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
-import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 export interface DaemonDeps {
   log: Logger;

@@ -38,7 +38,11 @@ describe.skipIf(skip)('the weft CNI plugin, driven as a runtime drives it, on 2 
     expect(first).toContain(`wrote ${join(dir, 'net.d', '10-weft.conflist')}`);
     expect(first).toMatch(/portmap is not in .*: not chained/);
     expect(statSync(plugin).mode & 0o111).not.toBe(0);
-    const conflist = JSON.parse(readFileSync(join(dir, 'net.d', '10-weft.conflist'), 'utf8')) as { name: string; cniVersion: string; plugins: Array<{ type: string }> };
+    const conflist = JSON.parse(readFileSync(join(dir, 'net.d', '10-weft.conflist'), 'utf8')) as {
+      name: string;
+      cniVersion: string;
+      plugins: Array<{ type: string }>;
+    };
     expect(conflist).toMatchObject({ cniVersion: '1.0.0', name: 'weft', plugins: [{ type: 'weft' }] });
     const second = await w.run(['setup-cni', '--bin-dir', join(dir, 'bin'), '--conf-dir', join(dir, 'net.d')]);
     expect(second).not.toContain('wrote');
@@ -66,13 +70,29 @@ describe.skipIf(skip)('the weft CNI plugin, driven as a runtime drives it, on 2 
     for (const w of net.weft) await w.run(['prime', '--timeout', '40'], 50_000);
     c.push(await net.hosts.addContainer(1, 'c1'));
     const h1 = net.hosts.host(1);
-    const add = await execCni(h1, plugin, { command: 'ADD', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0', args: 'IgnoreUnknown=1;K8S_POD_NAME=web-0;K8S_POD_NAMESPACE=default' }, conf());
+    const add = await execCni(
+      h1,
+      plugin,
+      {
+        command: 'ADD',
+        containerId: 'ctr-one',
+        netns: c[0]!.path,
+        ifname: 'eth0',
+        args: 'IgnoreUnknown=1;K8S_POD_NAME=web-0;K8S_POD_NAMESPACE=default',
+      },
+      conf(),
+    );
     const address = expectAddResult(add, { cniVersion: '1.0.0', ifname: 'eth0', netns: c[0]!.path });
     expect(address).toMatch(/^10\.36\.\d+\.\d+\/16$/);
     // The interface is really there, with that address.
     expect(await c[0]!.exec('ip', ['-o', 'addr', 'show', 'dev', 'eth0'])).toContain(address);
 
-    const check = await execCni(h1, plugin, { command: 'CHECK', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0' }, conf({ prevResult: add.json }));
+    const check = await execCni(
+      h1,
+      plugin,
+      { command: 'CHECK', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0' },
+      conf({ prevResult: add.json }),
+    );
     expect(check.exitCode, check.stdout + check.stderr).toBe(0);
     expect(check.stdout.trim()).toBe('');
 
@@ -95,8 +115,18 @@ describe.skipIf(skip)('the weft CNI plugin, driven as a runtime drives it, on 2 
     const h1 = net.hosts.host(1);
     const report = await net.weft[0]!.report();
     const ep = report.endpoints.find((x) => x.containerId === 'ctr-one')!;
-    const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', mac: ep.mac, sandbox: c[0]!.path }], ips: [{ address: '10.36.250.250/16', interface: 0 }], dns: {} };
-    const out = await execCni(h1, plugin, { command: 'CHECK', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0' }, conf({ prevResult }));
+    const prevResult = {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'eth0', mac: ep.mac, sandbox: c[0]!.path }],
+      ips: [{ address: '10.36.250.250/16', interface: 0 }],
+      dns: {},
+    };
+    const out = await execCni(
+      h1,
+      plugin,
+      { command: 'CHECK', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0' },
+      conf({ prevResult }),
+    );
     const e = expectCniError(out, 102);
     expect(e['details']).toContain('10.36.250.250/16');
   });
@@ -116,17 +146,29 @@ describe.skipIf(skip)('the weft CNI plugin, driven as a runtime drives it, on 2 
     // DEL without CNI_NETNS (the namespace is gone) is fine as well.
     const noNetns = await execCni(h1, plugin, { command: 'DEL', containerId: 'ctr-one', ifname: 'eth0' }, conf());
     expect(noNetns.exitCode).toBe(0);
-    const check = await execCni(h1, plugin, { command: 'CHECK', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0' }, conf({ prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: c[0]!.path }], ips: [] } }));
+    const check = await execCni(
+      h1,
+      plugin,
+      { command: 'CHECK', containerId: 'ctr-one', netns: c[0]!.path, ifname: 'eth0' },
+      conf({ prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: c[0]!.path }], ips: [] } }),
+    );
     expectCniError(check, 102);
     // The address is free again: the next container on this host is given it.
     const next = await execCni(h1, plugin, { command: 'ADD', containerId: 'ctr-two', netns: c[0]!.path, ifname: 'eth0' }, conf());
     expect(expectAddResult(next, { cniVersion: '1.0.0', ifname: 'eth0', netns: c[0]!.path })).toBe(address);
-    expect((await execCni(h1, plugin, { command: 'DEL', containerId: 'ctr-two', netns: c[0]!.path, ifname: 'eth0' }, conf())).exitCode).toBe(0);
+    expect(
+      (await execCni(h1, plugin, { command: 'DEL', containerId: 'ctr-two', netns: c[0]!.path, ifname: 'eth0' }, conf())).exitCode,
+    ).toBe(0);
   });
 
   it('ADD with a missing netns fails with code 3 (nothing for the runtime to clean up)', async () => {
     const h1 = net.hosts.host(1);
-    const out = await execCni(h1, plugin, { command: 'ADD', containerId: 'ghost', netns: '/run/netns/weft-no-such-ns', ifname: 'eth0' }, conf());
+    const out = await execCni(
+      h1,
+      plugin,
+      { command: 'ADD', containerId: 'ghost', netns: '/run/netns/weft-no-such-ns', ifname: 'eth0' },
+      conf(),
+    );
     const e = expectCniError(out, 3);
     expect(e['details']).toContain('/run/netns/weft-no-such-ns');
     expect((await net.weft[0]!.report()).endpoints.some((x) => x.containerId === 'ghost')).toBe(false);
@@ -154,7 +196,11 @@ describe.skipIf(skip)('the weft CNI plugin, driven as a runtime drives it, on 2 
     const call = { containerId: 'old1', netns: ct.path, ifname: 'eth0' };
     const add = await execCni(h1, plugin, { command: 'ADD', ...call }, conf({ cniVersion: '0.3.1' }));
     expectAddResult(add, { cniVersion: '0.3.1', ifname: 'eth0', netns: ct.path });
-    expectCniError(await execCni(h1, plugin, { command: 'CHECK', ...call }, conf({ cniVersion: '0.3.1', prevResult: add.json })), 1, '0.3.1');
+    expectCniError(
+      await execCni(h1, plugin, { command: 'CHECK', ...call }, conf({ cniVersion: '0.3.1', prevResult: add.json })),
+      1,
+      '0.3.1',
+    );
     expect((await execCni(h1, plugin, { command: 'DEL', ...call }, conf({ cniVersion: '0.3.1' }))).exitCode).toBe(0);
   });
 
@@ -186,9 +232,15 @@ describe.skipIf(skip)('the weft CNI plugin, driven as a runtime drives it, on 2 
     const cniIp = expectAddResult(add, { cniVersion: '1.0.0', ifname: 'eth0', netns: cni.path }).split('/')[0]!;
     const attached = await net.hosts.addContainer(2, 'mix');
     const attachedIp = (await net.weft[1]!.run(['attach', '--netns', attached.ns])).trim().split('/')[0]!;
-    await waitFor('connections established', async () => (await net.weft[0]!.report()).router.connections.some((x) => x.state === 'established'), 30_000);
+    await waitFor(
+      'connections established',
+      async () => (await net.weft[0]!.report()).router.connections.some((x) => x.state === 'established'),
+      30_000,
+    );
     expect(await waitFor('CNI container -> weft attach container', () => canPing(cni, attachedIp), 20_000)).toBe(true);
     expect(await waitFor('weft attach container -> CNI container', () => canPing(attached, cniIp), 20_000)).toBe(true);
-    expect((await execCni(h1, plugin, { command: 'DEL', containerId: 'mixed-cni', netns: cni.path, ifname: 'eth0' }, conf())).exitCode).toBe(0);
+    expect(
+      (await execCni(h1, plugin, { command: 'DEL', containerId: 'mixed-cni', netns: cni.path, ifname: 'eth0' }, conf())).exitCode,
+    ).toBe(0);
   });
 });

@@ -43,22 +43,42 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
   /** `podman ARGS` as host `h`'s runtime: inside its network namespace, with its own storage and state. */
   const podman = (h: TestHost, args: readonly string[], timeoutMs = 120_000): Promise<string> => {
     const state = join(dir, `h${h.index}`);
-    const global = ['--root', join(state, 'root'), '--runroot', join(state, 'runroot'), '--tmpdir', join(state, 'tmp'), '--storage-driver', 'vfs'];
-    return run('nsenter', [`--net=${h.path}`, 'podman', ...global, ...args], { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') }, timeoutMs);
+    const global = [
+      '--root',
+      join(state, 'root'),
+      '--runroot',
+      join(state, 'runroot'),
+      '--tmpdir',
+      join(state, 'tmp'),
+      '--storage-driver',
+      'vfs',
+    ];
+    return run(
+      'nsenter',
+      [`--net=${h.path}`, 'podman', ...global, ...args],
+      { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') },
+      timeoutMs,
+    );
   };
-  const ipOf = async (h: TestHost, name: string) => (await podman(h, ['inspect', '--format', '{{.NetworkSettings.Networks.weft.IPAddress}}', name])).trim();
+  const ipOf = async (h: TestHost, name: string) =>
+    (await podman(h, ['inspect', '--format', '{{.NetworkSettings.Networks.weft.IPAddress}}', name])).trim();
 
   beforeAll(async () => {
-    for (const tool of ['podman', 'runc', 'conmon']) await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
-      throw new Error(`${tool} is not installed: scripts/setup.sh installs podman, runc, conmon, containernetworking-plugins and busybox-static`);
-    });
+    for (const tool of ['podman', 'runc', 'conmon'])
+      await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
+        throw new Error(
+          `${tool} is not installed: scripts/setup.sh installs podman, runc, conmon, containernetworking-plugins and busybox-static`,
+        );
+      });
     if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: scripts/setup.sh installs busybox-static`);
     dir = mkdtempSync(join(tmpdir(), 'weft-podman-'));
     const bin = join(dir, 'bin');
     // Debian's portmap in the plugin dir, so setup-cni chains it (a real libcni plugin then reads weft's result).
     mkdirSync(bin, { recursive: true });
     symlinkSync('/usr/lib/cni/portmap', join(bin, 'portmap'));
-    expect(await net.weft[0]!.run(['setup-cni', '--bin-dir', bin, '--conf-dir', join(dir, 'net.d')])).toContain('portmap is chained after weft');
+    expect(await net.weft[0]!.run(['setup-cni', '--bin-dir', bin, '--conf-dir', join(dir, 'net.d')])).toContain(
+      'portmap is chained after weft',
+    );
     writeFileSync(
       join(dir, 'containers.conf'),
       [
@@ -128,19 +148,31 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     expect(ps1).toContain(`${containerIds[0]} eth0 `);
     expect(ps1).toContain(ip1);
     expect(await net.weft[1]!.run(['ps'])).toContain(`${containerIds[1]} eth0 `);
-    const ping = (h: TestHost, name: string, ip: string) => podman(h, ['exec', name, 'ping', '-c', '1', '-W', '1', ip], 20_000).then(() => true, () => false);
+    const ping = (h: TestHost, name: string, ip: string) =>
+      podman(h, ['exec', name, 'ping', '-c', '1', '-W', '1', ip], 20_000).then(
+        () => true,
+        () => false,
+      );
     expect(await waitFor('ct1 -> ct2', () => ping(net.hosts.host(1), 'ct1', ip2), 30_000)).toBe(true);
     expect(await waitFor('ct2 -> ct1', () => ping(net.hosts.host(2), 'ct2', ip1), 30_000)).toBe(true);
   });
 
-  it('portmap, chained after weft, publishes ct1\'s port on h1: h2 fetches it through h1\'s underlay address', async () => {
+  it("portmap, chained after weft, publishes ct1's port on h1: h2 fetches it through h1's underlay address", async () => {
     const h1 = net.hosts.host(1);
     // ct1 routes through h1 (exposed in its subnet): the gateway weft set.
     const route = await podman(h1, ['exec', 'ct1', 'ip', 'route']);
     expect(route).toMatch(/^default via 10\.38\.\d+\.\d+ dev eth0/m);
     // node as the client: busybox-static's wget crashes outside its image (static glibc).
     const fetchPage = `fetch('http://${h1.ip}:18080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`;
-    const body = await waitFor('h2 -> h1:18080', () => net.hosts.host(2).exec(process.execPath, ['-e', fetchPage]).catch(() => ''), 30_000);
+    const body = await waitFor(
+      'h2 -> h1:18080',
+      () =>
+        net.hosts
+          .host(2)
+          .exec(process.execPath, ['-e', fetchPage])
+          .catch(() => ''),
+      30_000,
+    );
     expect(body).toBe('served by a podman container on weft\n');
   });
 
