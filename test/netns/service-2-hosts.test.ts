@@ -96,7 +96,9 @@ describe.skipIf(skip)('installed package and service behaviour, 2 hosts', () => 
     const { stdout } = await run(join(prefix, 'bin', 'weft'), ['setup-cni', '--bin-dir', join(cniDir, 'bin'), '--conf-dir', join(cniDir, 'net.d')], { cwd: tmpdir() });
     expect(stdout).toContain(`wrote ${join(cniDir, 'bin', 'weft')}`);
     expect(readFileSync(join(cniDir, 'bin', 'weft'), 'utf8')).toContain(join(prefix, 'lib', 'node_modules', 'weft', 'dist', 'cni', 'main.js'));
-    const version = await run(join(cniDir, 'bin', 'weft'), [], { cwd: tmpdir(), env: { CNI_COMMAND: 'VERSION' } });
+    const probe = run(join(cniDir, 'bin', 'weft'), [], { cwd: tmpdir(), env: { CNI_COMMAND: 'VERSION' } });
+    probe.child.stdin!.end('{"cniVersion": "1.0.0"}');
+    const version = await probe;
     expect(JSON.parse(version.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] });
   });
 });
