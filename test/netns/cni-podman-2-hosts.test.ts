@@ -112,7 +112,7 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     // it as their gateway.
     await net.weft[0]!.run(['expose']);
     await net.hosts.host(1).exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  });
+  }, 300_000);
 
   afterAll(async () => {
     if (!dir) return;
@@ -123,7 +123,7 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
       for (const f of readdirSync(cache)) if (containerIds.some((id) => f.includes(id))) rmSync(join(cache, f), { force: true });
     }
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, 120_000);
 
   it('uses the CNI backend from the test-owned containers.conf, and sees the weft network setup-cni wrote', async () => {
     const h1 = net.hosts.host(1);
