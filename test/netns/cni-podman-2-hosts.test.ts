@@ -144,6 +144,8 @@ describe.skipIf(skip)('podman (CNI backend) containers on the weft network on 2 
     expect(ip1).toMatch(/^10\.38\.\d+\.\d+$/);
     expect(ip2).toMatch(/^10\.38\.\d+\.\d+$/);
     expect(ip1).not.toBe(ip2);
+    // podman passes the container name as K8S_POD_NAME in CNI_ARGS: it reaches the daemon as the DNS name.
+    expect(net.weft[0]!.logTail(200)).toMatch(/"container":"[0-9a-f]{64}".*"dnsName":"ct1"/);
     const ps1 = await net.weft[0]!.run(['ps']);
     expect(ps1).toContain(`${containerIds[0]} eth0 `);
     expect(ps1).toContain(ip1);
