@@ -176,7 +176,10 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
   const existing = await findLink(t.hostIfname, netns);
   if (options.containerId !== undefined) {
     // A runtime's ADD makes a new interface or fails; it never adopts what is there (its DEL would remove it).
-    if (existing) {
+    // A host veth whose peer is not in the target is a leftover of a dead namespace whose identity was reused: the
+    // plain path below replaces it.
+    const isInside = existing?.link_index != null && (await linkInside(t, existing.link_index)) !== undefined;
+    if (existing && isInside) {
       const holder = existing.ifalias ? parseEndpointAlias(existing.ifalias) : undefined;
       throw new EndpointExistsError(t.target, ifname, holder?.containerId ?? holder?.target);
     }
