@@ -90,6 +90,15 @@ export interface EndpointReport {
   interface: string;
   mac: string;
   addresses: string[];
+  /** The container runtime's id for it (attached through CNI); absent for `weft attach`. */
+  containerId?: string;
+  /** The host end of its veth pair; in the answer to a new attach only. */
+  hostInterface?: string;
+  /**
+   * The container's default route: for a runtime's container (`containerId`), the host's exposed address in the
+   * container's subnet when there is one (`weft expose`). In the answer to a new attach only.
+   */
+  gateway?: string;
 }
 
 export interface IpamReport {
@@ -127,6 +136,17 @@ export interface AttachRequest {
   mac?: string;
   /** Interface name inside the namespace. @default 'ethwe0' */
   ifname?: string;
+  /**
+   * The container runtime's id (the CNI plugin sends CNI_CONTAINERID). With it, the addresses are held in IPAM for
+   * `<containerId>/<ifname>`, `weft ps` shows the id, and the attach makes a new interface or fails
+   * (ENDPOINT_EXISTS, HTTP 409) instead of re-using one. Detach it with `detachContainer`.
+   */
+  containerId?: string;
+  /**
+   * The container's DNS name as the runtime gave it (K8S_POD_NAME in CNI_ARGS), for weftDNS to register.
+   * TODO(#13): hand it to weftDNS; today the daemon only logs it.
+   */
+  dnsName?: string;
 }
 
 export interface WeftControl {
@@ -135,6 +155,12 @@ export interface WeftControl {
   forget(peers: string[]): void;
   attach(request: AttachRequest): Promise<EndpointReport>;
   detach(target: string): Promise<void>;
+  /**
+   * Detach what a container runtime attached for `containerId` with interface `ifname`, and give its addresses back
+   * to IPAM, whether or not its namespace still exists. Answers whether an interface was removed (false when it was
+   * gone already: detaching twice is fine).
+   */
+  detachContainer(containerId: string, ifname: string): Promise<boolean>;
   /** Give the host addresses on the bridge: CIDRs or IPAM requests like attach; none means `net:default`. */
   expose(cidrs: string[]): Promise<string[]>;
   /** Remove exposed addresses; none means every one. Answers what was removed. */

@@ -31,6 +31,11 @@ export class FakeControl implements WeftControl {
     this.record('attach', [request]);
     return { target: request.target, interface: request.ifname ?? 'ethwe0', mac: request.mac ?? '02:00:00:00:00:01', addresses: request.addresses };
   }
+  async detachContainer(containerId: string, ifname: string): Promise<boolean> {
+    this.record('detachContainer', [containerId, ifname]);
+    return true;
+  }
+
   async detach(target: string): Promise<void> {
     this.record('detach', [target]);
   }

@@ -10,6 +10,7 @@
  *   POST /forget   { peers: string[] }                      -> { ok: true }
  *   POST /attach   AttachRequest                            -> EndpointReport
  *   POST /detach   { target: string }                       -> { ok: true }
+ *   POST /detach   { containerId: string, ifname: string }  -> { ok: true, isRemoved: boolean }  (CNI DEL)
  *   POST /expose   { cidrs: string[] }                      -> { addresses: string[] }
  *   POST /hide     { cidrs: string[] }                      -> { addresses: string[] }
  *   POST /stop                                              -> { isStopping: true }, then the daemon stops
@@ -141,6 +142,9 @@ export function createApiHandler(control: WeftControl, log: Logger, options: Api
       {
         method: 'POST',
         run: async (b) => {
+          if (b['containerId'] !== undefined) {
+            return { ok: true, isRemoved: await control.detachContainer(requiredString(b, 'containerId'), requiredString(b, 'ifname')) };
+          }
           await control.detach(requiredString(b, 'target'));
           return { ok: true };
         },
@@ -417,11 +421,23 @@ function optionalBoolean(body: Body, field: string): boolean | undefined {
   return value;
 }
 
+/** RFC 1123 host name: labels of 1-63 letters, digits and inner hyphens, 253 characters in all. */
+function isDnsName(name: string): boolean {
+  return name.length <= 253 && name.split('.').every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
 function attachRequest(body: Body): AttachRequest {
   const request: AttachRequest = { target: requiredString(body, 'target'), addresses: stringList(body, 'addresses', 64) };
   const mac = optionalString(body, 'mac');
   if (mac !== undefined) request.mac = mac;
   const ifname = optionalString(body, 'ifname');
   if (ifname !== undefined) request.ifname = ifname;
+  const containerId = optionalString(body, 'containerId');
+  if (containerId !== undefined) request.containerId = containerId;
+  const dnsName = optionalString(body, 'dnsName');
+  if (dnsName !== undefined) {
+    if (!isDnsName(dnsName)) throw badField('dnsName', 'a DNS name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters');
+    request.dnsName = dnsName.toLowerCase();
+  }
   return request;
 }

@@ -55,6 +55,8 @@ export interface ApiClient {
   forget(peers: string[]): Promise<void>;
   attach(request: AttachRequest): Promise<EndpointReport>;
   detach(target: string): Promise<void>;
+  /** Detach a container runtime's endpoint (CNI DEL); resolves whether an interface was removed. */
+  detachContainer(containerId: string, ifname: string): Promise<boolean>;
   expose(cidrs: string[]): Promise<string[]>;
   hide(cidrs: string[]): Promise<string[]>;
   /** Ask the daemon to stop; resolves when it has acknowledged (it exits shortly after). */
@@ -149,6 +151,7 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
     detach: async (target) => {
       await call('POST', '/detach', { target });
     },
+    detachContainer: async (containerId, ifname) => (await call<{ isRemoved: boolean }>('POST', '/detach', { containerId, ifname })).isRemoved === true,
     expose: async (cidrs) => (await call<{ addresses: string[] }>('POST', '/expose', { cidrs })).addresses,
     hide: async (cidrs) => (await call<{ addresses: string[] }>('POST', '/hide', { cidrs })).addresses,
     stop: async () => {

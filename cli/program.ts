@@ -41,7 +41,11 @@ import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './ter
 import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
+<<<<<<< HEAD
 import { stateDirWarning } from '../runtime/file-modes.js';
+=======
+import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, SetupCniError, setupCni } from '../cni/setup.js';
+>>>>>>> main
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -472,6 +476,26 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .description('list attached namespaces: target, interface, MAC, addresses')
     .action(async () => {
       out(formatEndpoints(escapeStrings(await client().report())));
+    });
+
+  // ---- setup-cni ---------------------------------------------------------------------------------------------------
+  program
+    .command('setup-cni')
+    .description('install the weft CNI plugin and a 10-weft.conflist (network "weft", portmap chained when installed) for podman, containerd, Kubernetes')
+    .option('--bin-dir <DIR>', 'where runtimes look for CNI plugins', DEFAULT_BIN_DIR)
+    .option('--conf-dir <DIR>', 'where runtimes look for network configurations', DEFAULT_CONF_DIR)
+    .action((opts: { binDir: string; confDir: string }) => {
+      if (opts.binDir === '' || opts.confDir === '') throw new UsageError('--bin-dir and --conf-dir need a directory, e.g. --bin-dir /opt/cni/bin', 'setup-cni');
+      let outcome;
+      try {
+        outcome = setupCni({ binDir: opts.binDir, confDir: opts.confDir, httpAddr: clientConfig().httpAddr });
+      } catch (err) {
+        if (err instanceof SetupCniError) throw new CommandFailedError(err.message);
+        throw err;
+      }
+      for (const f of outcome.written) out(`wrote ${f}\n`);
+      for (const f of outcome.unchanged) out(`unchanged ${f}\n`);
+      out(outcome.hasPortmap ? 'portmap is chained after weft\n' : `portmap is not in ${opts.binDir}: not chained (install it there and run setup-cni again for port mappings)\n`);
     });
 
   // Every command answers misuse with its usage line and where to read more.

@@ -116,5 +116,8 @@ describe('status formatting of a fixed report', () => {
     const r = sampleReport();
     r.endpoints = [];
     expect(formatEndpoints(r)).toBe('');
+    // A runtime's container (CNI) is listed by its container id, not its namespace path.
+    r.endpoints = [{ target: '/run/netns/netns-1', interface: 'eth0', mac: '02:aa:bb:cc:dd:02', addresses: ['10.32.0.2/12'], containerId: '3f2a9c' }];
+    expect(formatEndpoints(r)).toBe('3f2a9c eth0 02:aa:bb:cc:dd:02 10.32.0.2/12\n');
   });
 });

@@ -137,5 +137,6 @@ export function formatIpam(report: Report): string {
 
 /** `weft ps`: one line per attached endpoint: target, interface, MAC, addresses. */
 export function formatEndpoints(report: Report): string {
-  return report.endpoints.map((e) => `${e.target} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n').join('');
+  // A runtime's container is shown by its container id (what `podman ps`/`crictl ps` print), not its netns path.
+  return report.endpoints.map((e) => `${e.containerId ?? e.target} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n').join('');
 }

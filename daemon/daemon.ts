@@ -34,6 +34,7 @@ import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
 import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
+import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
@@ -308,16 +309,30 @@ export class Daemon implements WeftControl {
 
   async attach(request: AttachRequest): Promise<EndpointReport> {
     const datapath = this.requireDatapath();
-    const heldBefore = new Set(this.ipam?.addressesOf(request.target) ?? []);
-    const addresses = await this.resolveAddresses(request.target, request.addresses);
+    const ident = ipamIdent(request);
+    const heldBefore = new Set(this.ipam?.addressesOf(ident) ?? []);
+    const addresses = await this.resolveAddresses(ident, request.addresses);
     try {
-      return await datapath.attach({ ...request, addresses });
+      const endpoint = await datapath.attach({ ...request, addresses });
+      if (request.containerId !== undefined) {
+        // TODO(#13): register request.dnsName with weftDNS here.
+        this.log.info({ container: request.containerId, ifname: endpoint.interface, addr: endpoint.addresses, dnsName: request.dnsName }, 'container attached');
+      }
+      return endpoint;
     } catch (err) {
       // The attach failed: give back what IPAM handed out in this call, and only that (a re-attach of a running
       // container keeps the addresses it already uses).
-      for (const a of this.ipam?.addressesOf(request.target) ?? []) if (!heldBefore.has(a)) this.ipam!.releaseAddress(a);
+      for (const a of this.ipam?.addressesOf(ident) ?? []) if (!heldBefore.has(a)) this.ipam!.releaseAddress(a);
       throw err;
     }
+  }
+
+  async detachContainer(containerId: string, ifname: string): Promise<boolean> {
+    const isRemoved = await this.requireDatapath().detachContainer(containerId, ifname);
+    // Released even when the interface was gone already (its namespace died first): DEL must free the address.
+    const released = this.ipam?.release(containerIdent(containerId, ifname)) ?? 0;
+    if (isRemoved || released > 0) this.log.info({ container: containerId, ifname, released }, 'container detached');
+    return isRemoved;
   }
 
   /**
@@ -407,6 +422,18 @@ export class Daemon implements WeftControl {
     if (!this.datapath) throw new DatapathDisabledError();
     return this.datapath;
   }
+}
+
+/**
+ * Who holds an attach's addresses in IPAM: the target for `weft attach`; for a runtime's container the container id
+ * and interface, since CNI identifies an attachment by both (one container may be on several networks).
+ */
+function ipamIdent(request: AttachRequest): string {
+  return request.containerId === undefined ? request.target : containerIdent(request.containerId, request.ifname ?? DEFAULT_ENDPOINT_IFNAME);
+}
+
+function containerIdent(containerId: string, ifname: string): string {
+  return `${containerId}/${ifname}`;
 }
 
 /** The IPAM identity of the host's own addresses (`weft expose`). */

@@ -4,6 +4,7 @@
  * on the same bridge. Control-plane code: async, may be slow; the per-packet work is all inside `Sleeve`.
  */
 import { readFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
 import { loadNative } from '../native/addon.js';
 import { TapCapture } from '../router/tap-capture.js';
 import { NativeUdpUnderlay } from '../router/native-udp-underlay.js';
@@ -13,7 +14,7 @@ import { ensureBridge, attachToBridge } from '../netdev/bridge.js';
 import { ip } from '../netdev/command.js';
 import { overlayMtu, underlayMtu } from '../netdev/mtu.js';
 import { NoRouteError } from '../netdev/errors.js';
-import { attach, detach, listEndpoints } from '../netdev/endpoint.js';
+import { attach, detach, detachContainer, listEndpoints } from '../netdev/endpoint.js';
 import { expose, hide, listExposed } from '../netdev/expose.js';
 import type { AttachRequest, DatapathReport, EndpointReport } from '../api/control.js';
 import type { Logger } from '../runtime/logger.js';
@@ -154,6 +155,9 @@ export class HostDatapath {
   }
 
   async attach(request: AttachRequest): Promise<EndpointReport> {
+    // A runtime's container (CNI) expects to reach beyond the overlay: when the host is exposed in its subnet, the
+    // host is its gateway (published ports, and egress where the host forwards). `weft attach` keeps its old behaviour.
+    const gateway = request.containerId === undefined ? undefined : gatewayFor(request.addresses, await this.exposed());
     const endpoint = await attach({
       bridge: this.options.bridge,
       target: request.target,
@@ -163,6 +167,8 @@ export class HostDatapath {
       isTxOffloadKept: (this.capture?.counters().offloads ?? 0) !== 0,
       ...(request.mac !== undefined && { mac: request.mac }),
       ...(request.ifname !== undefined && { ifname: request.ifname }),
+      ...(request.containerId !== undefined && { containerId: request.containerId }),
+      ...(gateway !== undefined && { gateway }),
     });
     await this.refreshEndpoints();
     return endpoint;
@@ -171,6 +177,13 @@ export class HostDatapath {
   async detach(target: string): Promise<void> {
     await detach(target);
     await this.refreshEndpoints();
+  }
+
+  /** Remove a container runtime's endpoint by container id and interface name; true if one was there. */
+  async detachContainer(containerId: string, ifname: string): Promise<boolean> {
+    const isRemoved = await detachContainer(containerId, ifname);
+    await this.refreshEndpoints();
+    return isRemoved;
   }
 
   async expose(cidrs: string[]): Promise<string[]> {
@@ -191,6 +204,33 @@ export class HostDatapath {
   private async refreshEndpoints(): Promise<void> {
     this.endpoints = await listEndpoints(this.options.bridge);
   }
+}
+
+/**
+ * The host's exposed address in the same subnet (same network and prefix length) as the first IPv4 address of
+ * `addresses`, or undefined. Exported for tests.
+ */
+export function gatewayFor(addresses: readonly string[], exposed: readonly string[]): string | undefined {
+  for (const a of addresses) {
+    let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+    try {
+      parsed = ipaddr.parseCIDR(a);
+    } catch {
+      continue;
+    }
+    const [addr, bits] = parsed;
+    if (addr.kind() !== 'ipv4') continue;
+    for (const e of exposed) {
+      try {
+        const [host, hostBits] = ipaddr.parseCIDR(e);
+        if (host.kind() === 'ipv4' && hostBits === bits && addr.match(host, bits) && host.toString() !== addr.toString()) return host.toString();
+      } catch {
+        // not an address: skip
+      }
+    }
+    return undefined;
+  }
+  return undefined;
 }
 
 function prefixed(prefix: string, counters: object | undefined): Record<string, number> {

@@ -18,9 +18,9 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { globalCidrs, ip, ipJson, isNoSuchDevice, runCommand, type IpAddrLink, type IpLink, type NetdevOptions } from './command.js';
 import { attachToBridge, findLink } from './bridge.js';
-import { InvalidTargetError, TargetIsHostError, TargetNotFoundError } from './errors.js';
+import { EndpointExistsError, InvalidNetdevInputError, InvalidTargetError, TargetIsHostError, TargetNotFoundError } from './errors.js';
 import { disableTxChecksumOffload } from './offload.js';
-import { checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
+import { checkAddress, checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
 
 /** The interface name inside the container, as Weave's. */
 export const DEFAULT_ENDPOINT_IFNAME = 'ethwe0';
@@ -31,6 +31,17 @@ const GUEST_PREFIX = 'vethwg';
 const ALIAS_PREFIX = 'weft:';
 /** The kernel keeps at most 255 bytes of alias; the prefix takes 5. */
 const MAX_TARGET_CHARS = 240;
+/** IFALIASZ - 1: the longest alias the kernel stores whole. */
+const MAX_ALIAS_BYTES = 255;
+/**
+ * An endpoint made for a container runtime (CNI) records the runtime's container id and interface name before the
+ * target: `weft:container=<id>/<ifname> <target>`. Unambiguous, because no plain target starts with `container=`
+ * (`ip netns` names have no '=', paths start with '/', PIDs with 'pid:') and neither an id nor an ifname holds '/'
+ * or a space.
+ */
+const CONTAINER_ALIAS_PREFIX = `${ALIAS_PREFIX}container=`;
+/** A runtime's container id: CNI's rule (alphanumeric first, then alphanumerics, '_', '.', '-'), at most 128 chars. */
+const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /**
  * One attached endpoint. Structurally the `EndpointReport` of api/control.ts (netdev may not import api/, so the
@@ -45,6 +56,12 @@ export interface Endpoint {
   mac: string;
   /** Its global-scope addresses in CIDR form. */
   addresses: string[];
+  /** The runtime's container id, for an endpoint a container runtime made (CNI); absent for `weft attach`. */
+  containerId?: string;
+  /** The host end of the veth pair; in attach's answer only (a CNI result lists the host-level interfaces too). */
+  hostInterface?: string;
+  /** The default route's next hop set at attach (`AttachOptions.gateway`); in attach's answer only. */
+  gateway?: string;
 }
 
 export interface AttachOptions extends NetdevOptions {
@@ -65,6 +82,19 @@ export interface AttachOptions extends NetdevOptions {
    * (a TAP with a virtio_net_hdr carries partial checksums and super-frames across). @default false (turned off)
    */
   isTxOffloadKept?: boolean;
+  /**
+   * The runtime's container id (CNI). Recorded with `ifname` in the host veth's alias, so `listEndpoints` shows it
+   * and `detachContainer` finds the endpoint without the namespace. With it, attach never re-uses: a namespace that
+   * already has a weft endpoint, or an interface named `ifname`, is refused with `EndpointExistsError` (CNI: "if an
+   * interface of the requested name already exists in the container, the plugin must return an error").
+   * @default none (a plain attach, which re-uses an existing endpoint)
+   */
+  containerId?: string;
+  /**
+   * Give the container a default route via this address (the host's address on the bridge in the container's subnet,
+   * see expose.ts), so its traffic can leave the overlay through the host. New interfaces only. @default no route
+   */
+  gateway?: string;
 }
 
 /** A target reduced to what the commands need. */
@@ -135,13 +165,26 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
   const ifname = checkIfname(options.ifname ?? DEFAULT_ENDPOINT_IFNAME);
   const mtu = String(checkMtu(options.mtuBytes));
   const mac = options.mac === undefined ? undefined : checkMac(options.mac);
+  const gateway = options.gateway === undefined ? undefined : checkAddress(options.gateway, 'gateway');
   const addresses = options.addresses.map((a) => checkCidr(a, 'address'));
+  const alias = endpointAlias(options.target, options.containerId === undefined ? undefined : { containerId: options.containerId, ifname });
   const t = await resolveTarget(options.target);
   if (await isSameNamespace(t.path, netns === undefined ? '/proc/self/ns/net' : targetPath(netns))) {
     throw new TargetIsHostError(t.target);
   }
 
   const existing = await findLink(t.hostIfname, netns);
+  if (options.containerId !== undefined) {
+    // A runtime's ADD makes a new interface or fails; it never adopts what is there (its DEL would remove it).
+    // A host veth whose peer is not in the target is a leftover of a dead namespace whose identity was reused: the
+    // plain path below replaces it.
+    const isInside = existing?.link_index != null && (await linkInside(t, existing.link_index)) !== undefined;
+    if (existing && isInside) {
+      const holder = existing.ifalias ? parseEndpointAlias(existing.ifalias) : undefined;
+      throw new EndpointExistsError(t.target, ifname, holder?.containerId ?? holder?.target);
+    }
+    if (await linkExistsInside(t, ifname)) throw new EndpointExistsError(t.target, ifname, undefined);
+  }
   if (existing) {
     const peer = existing.link_index == null ? undefined : await linkInside(t, existing.link_index);
     if (peer) {
@@ -164,10 +207,11 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
     if (mac !== undefined) await ip(ifname, ['link', 'set', 'dev', ifname, 'address', mac], t.path);
     for (const a of addresses) await ip(ifname, ['addr', 'add', a, 'dev', ifname], t.path);
     await ip(ifname, ['link', 'set', 'dev', ifname, 'up'], t.path);
+    if (gateway !== undefined) await ip(ifname, ['route', 'replace', 'default', 'via', gateway, 'dev', ifname], t.path);
     if (options.isTxOffloadKept !== true) await disableTxChecksumOffload(ifname, { netns: t.path });
-    await ip(t.hostIfname, ['link', 'set', 'dev', t.hostIfname, 'alias', ALIAS_PREFIX + t.target], netns);
+    await ip(t.hostIfname, ['link', 'set', 'dev', t.hostIfname, 'alias', alias], netns);
     await attachToBridge(t.hostIfname, bridge, { netns });
-    return await endpointOf(t, ifname);
+    return { ...(await endpointOf(t, ifname)), hostInterface: t.hostIfname, ...(gateway !== undefined && { gateway }) };
   } catch (err) {
     // Deleting either end deletes the pair, wherever the other end is by now.
     await deleteLink(t.hostIfname, netns).catch(() => undefined);
@@ -193,10 +237,70 @@ export async function detach(target: string, options: NetdevOptions = {}): Promi
     // The namespace file is gone (e.g. the process of pid:N exited) but the namespace may live on elsewhere: find
     // the veth by the target recorded in its alias.
     const links = await ipJson<IpLink>('veth', ['link', 'show', 'type', 'veth'], options.netns);
-    hostIfname = links.find((l) => l.ifalias === ALIAS_PREFIX + target)?.ifname;
+    hostIfname = links.find((l) => l.ifalias !== undefined && parseEndpointAlias(l.ifalias)?.target === target)?.ifname;
     if (hostIfname === undefined) return false;
   }
   return await deleteLink(hostIfname, options.netns);
+}
+
+/**
+ * Remove the endpoint a runtime made for container `containerId` with interface `ifname` (see
+ * `AttachOptions.containerId`), found by the alias of its host veth, so the namespace need not exist any more.
+ * Resolves true if one was removed, false if there was none (already removed, or died with its namespace).
+ * Throws `InvalidNetdevInputError` for a malformed id or ifname.
+ */
+export async function detachContainer(containerId: string, ifname: string, options: NetdevOptions = {}): Promise<boolean> {
+  checkNetnsOption(options.netns);
+  checkContainerId(containerId);
+  checkIfname(ifname);
+  const prefix = `${CONTAINER_ALIAS_PREFIX}${containerId}/${ifname} `;
+  const links = await ipJson<IpLink>('veth', ['link', 'show', 'type', 'veth'], options.netns);
+  let isRemoved = false;
+  for (const l of links) {
+    if (l.ifname.startsWith(HOST_PREFIX) && l.ifalias?.startsWith(prefix)) isRemoved = (await deleteLink(l.ifname, options.netns)) || isRemoved;
+  }
+  return isRemoved;
+}
+
+/** Throw `InvalidNetdevInputError` unless `id` is a container id as CNI defines it (at most 128 chars here). */
+export function checkContainerId(id: string): string {
+  if (typeof id !== 'string' || !CONTAINER_ID_RE.test(id)) {
+    throw new InvalidNetdevInputError('containerId', id, "1-128 letters, digits, '_', '.', '-', starting with a letter or digit");
+  }
+  return id;
+}
+
+/**
+ * The host veth's alias for an endpoint: `weft:<target>`, or `weft:container=<id>/<ifname> <target>` for a
+ * runtime's container. Throws `InvalidNetdevInputError` when it would not fit the kernel's 255 bytes.
+ */
+export function endpointAlias(target: string, container?: { containerId: string; ifname: string }): string {
+  targetPath(target);
+  if (container === undefined) return ALIAS_PREFIX + target;
+  checkContainerId(container.containerId);
+  checkIfname(container.ifname);
+  const alias = `${CONTAINER_ALIAS_PREFIX}${container.containerId}/${container.ifname} ${target}`;
+  if (Buffer.byteLength(alias) > MAX_ALIAS_BYTES) {
+    throw new InvalidNetdevInputError('target', target, `a shorter namespace path: with the container id it must fit ${MAX_ALIAS_BYTES} bytes`);
+  }
+  return alias;
+}
+
+/** The inverse of `endpointAlias`; undefined for an alias weft did not write. */
+export function parseEndpointAlias(alias: string): { target: string; containerId?: string; ifname?: string } | undefined {
+  if (alias.startsWith(CONTAINER_ALIAS_PREFIX)) {
+    const rest = alias.slice(CONTAINER_ALIAS_PREFIX.length);
+    const space = rest.indexOf(' ');
+    const slash = rest.indexOf('/');
+    if (space < 0 || slash < 0 || slash > space) return undefined;
+    const containerId = rest.slice(0, slash);
+    const ifname = rest.slice(slash + 1, space);
+    const target = rest.slice(space + 1);
+    if (!CONTAINER_ID_RE.test(containerId) || target.length === 0) return undefined;
+    return { target, containerId, ifname };
+  }
+  if (alias.startsWith(ALIAS_PREFIX) && alias.length > ALIAS_PREFIX.length) return { target: alias.slice(ALIAS_PREFIX.length) };
+  return undefined;
 }
 
 /**
@@ -211,8 +315,10 @@ export async function listEndpoints(bridge: string, options: NetdevOptions = {})
   const ports = await ipJson<IpLink>(bridge, ['link', 'show', 'master', bridge], options.netns);
   const out: Endpoint[] = [];
   for (const port of ports) {
-    if (!port.ifname.startsWith(HOST_PREFIX) || !port.ifalias?.startsWith(ALIAS_PREFIX)) continue;
-    const target = port.ifalias.slice(ALIAS_PREFIX.length);
+    const recorded = port.ifname.startsWith(HOST_PREFIX) && port.ifalias !== undefined ? parseEndpointAlias(port.ifalias) : undefined;
+    if (recorded === undefined) continue;
+    const { target } = recorded;
+    const container = recorded.containerId === undefined ? {} : { containerId: recorded.containerId };
     let t: ResolvedTarget | undefined;
     try {
       t = await resolveTarget(target);
@@ -222,8 +328,8 @@ export async function listEndpoints(bridge: string, options: NetdevOptions = {})
     const peer = t && t.hostIfname === port.ifname && port.link_index != null ? await linkInside(t, port.link_index) : undefined;
     out.push(
       peer
-        ? { target, interface: peer.ifname, mac: peer.address ?? '', addresses: globalCidrs(peer) }
-        : { target, interface: port.ifname, mac: '', addresses: [] },
+        ? { target, interface: peer.ifname, mac: peer.address ?? '', addresses: globalCidrs(peer), ...container }
+        : { target, interface: port.ifname, mac: '', addresses: [], ...container },
     );
   }
   return out;
@@ -243,6 +349,12 @@ async function isSameNamespace(a: string, b: string): Promise<boolean> {
 async function linkInside(t: ResolvedTarget, ifindex: number): Promise<IpAddrLink | undefined> {
   const links = await ipJson<IpAddrLink>(t.target, ['addr', 'show'], t.path);
   return links.find((l) => l.ifindex === ifindex);
+}
+
+/** Whether the target's namespace has an interface called `ifname`. */
+async function linkExistsInside(t: ResolvedTarget, ifname: string): Promise<boolean> {
+  const links = await ipJson<IpLink>(t.target, ['link', 'show'], t.path);
+  return links.some((l) => l.ifname === ifname);
 }
 
 async function endpointOf(t: ResolvedTarget, ifname: string): Promise<Endpoint> {

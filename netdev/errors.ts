@@ -113,3 +113,26 @@ export class TargetIsHostError extends Error {
     this.name = 'TargetIsHostError';
   }
 }
+
+/**
+ * A container runtime asked for an interface that is already there: the namespace has a weft endpoint (weft gives a
+ * namespace one), or an interface of that name. HTTP 409 through the API.
+ */
+export class EndpointExistsError extends Error {
+  readonly code = 'ENDPOINT_EXISTS';
+  readonly httpStatus = 409;
+  constructor(
+    readonly target: string,
+    readonly ifname: string,
+    /** The container id (or target) of the endpoint already there; undefined when it is another interface. */
+    readonly holder: string | undefined,
+  ) {
+    super(
+      holder === undefined
+        ? `${JSON.stringify(target)} already has an interface named ${ifname}; choose another interface name, or remove it first`
+        : `${JSON.stringify(target)} already has its weft interface (attached for ${holder}); weft gives a namespace one ` +
+            'interface: delete that attachment first (CNI DEL, or weft detach)',
+    );
+    this.name = 'EndpointExistsError';
+  }
+}

@@ -41,6 +41,9 @@ fi
 # --- 1. Debian packages. util-linux (nsenter) is Essential on Debian, listed so a stripped image is caught too.
 # curl and chromium: test/netns/local-api-2-hosts.test.ts attacks the local API as a script and as a web page would.
 packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool jq python3 make g++ util-linux curl chromium)
+# The CNI tests (test/netns/cni-*): a real runtime (podman on its CNI backend, runc, conmon), the reference plugins
+# (host-local, portmap in /usr/lib/cni) and a static busybox to make the container image from.
+packages+=(containernetworking-plugins podman runc conmon busybox-static)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
@@ -52,6 +55,7 @@ else
   declare -A command_of=([iproute2]=ip [iputils-ping]=ping [iputils-arping]=arping [iperf3]=iperf3 [tcpdump]=tcpdump
     [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter
     [curl]=curl [chromium]=chromium)
+  command_of+=([containernetworking-plugins]=true [podman]=podman [runc]=runc [conmon]=conmon [busybox-static]=busybox)
   for p in "${packages[@]}"; do
     command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
   done

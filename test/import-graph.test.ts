@@ -50,6 +50,12 @@ const rules: Record<string, Rule[]> = {
   cli: [
     { banned: ['router', 'gossip', 'ipam', 'native', 'netdev', 'crypto', 'daemon'], reason: 'the CLI talks to a running daemon over HTTP only (no sodium, no addon in the CLI process)' },
   ],
+  cni: [
+    {
+      banned: ['router', 'gossip', 'ipam', 'native', 'crypto', 'daemon', 'api/server'],
+      reason: 'the CNI plugin is a client of the daemon API, started once per container operation: no daemon code, no sodium, no addon',
+    },
+  ],
   runtime: [
     { banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'crypto', 'native', 'netdev'], reason: 'the process seams (clock, random, logger, store) depend on nothing of weft' },
   ],

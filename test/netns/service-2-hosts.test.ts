@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -89,5 +89,16 @@ describe.skipIf(skip)('installed package and service behaviour, 2 hosts', () => 
     const lines = stdout.trim().split('\n');
     const started = lines.map((l) => JSON.parse(l) as { msg?: string }).find((e) => e.msg === 'weft started');
     expect(started).toBeDefined();
+  });
+
+  it('the installed weft sets up its CNI plugin: the launcher runs the installed package\'s plugin', async () => {
+    const cniDir = join(packDir, 'cni');
+    const { stdout } = await run(join(prefix, 'bin', 'weft'), ['setup-cni', '--bin-dir', join(cniDir, 'bin'), '--conf-dir', join(cniDir, 'net.d')], { cwd: tmpdir() });
+    expect(stdout).toContain(`wrote ${join(cniDir, 'bin', 'weft')}`);
+    expect(readFileSync(join(cniDir, 'bin', 'weft'), 'utf8')).toContain(join(prefix, 'lib', 'node_modules', 'weft', 'dist', 'cni', 'main.js'));
+    const probe = run(join(cniDir, 'bin', 'weft'), [], { cwd: tmpdir(), env: { CNI_COMMAND: 'VERSION' } });
+    probe.child.stdin!.end('{"cniVersion": "1.0.0"}');
+    const version = await probe;
+    expect(JSON.parse(version.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] });
   });
 });
