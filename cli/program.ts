@@ -41,11 +41,8 @@ import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './ter
 import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
-<<<<<<< HEAD
 import { stateDirWarning } from '../runtime/file-modes.js';
-=======
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, SetupCniError, setupCni } from '../cni/setup.js';
->>>>>>> main
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
