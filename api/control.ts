@@ -68,6 +68,8 @@ export interface RouterReport {
   peers: PeerReport[];
   /** Control-plane event counters by reason (decode errors, refusals, timeouts, rate limiting). */
   counters?: Record<string, number>;
+  /** Periodic gossip: rounds run, and messages sent in the last round. */
+  gossip?: { rounds: number; lastRoundMessages: number };
 }
 
 export interface DatapathReport {
@@ -106,6 +108,10 @@ export interface IpamReport {
   range: string;
   defaultSubnet: string;
   peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
+  /** Addresses this peer holds for containers and the host. */
+  allocated?: number;
+  /** Addresses in the range this peer could hand out now without asking anyone. */
+  free?: number;
 }
 
 /** The local API's own counters (api/request-guard.ts): requests served, and refused by reason. */

@@ -9,7 +9,9 @@ function http(port: number, method: string, path: string, body?: string): Promis
     const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString(), type: String(res.headers['content-type']) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString(), type: String(res.headers['content-type']) }),
+      );
     });
     req.on('error', reject);
     req.end(body);
@@ -17,6 +19,64 @@ function http(port: number, method: string, path: string, body?: string): Promis
 }
 
 describe('createMetricsServer', () => {
+  it('renders every family with Prometheus names: per-peer paths, drops by reason, IPAM, build info, process metrics', async () => {
+    const control = new FakeControl();
+    control.reportValue.datapath.counters = {
+      bytes_in: 10,
+      bytes_out: 20,
+      datagrams_in: 1,
+      datagrams_out: 2,
+      frames_in: 3,
+      drop_no_route: 4,
+      udp_dropsSendError: 5,
+    };
+    control.reportValue.ipam!.allocated = 3;
+    control.reportValue.ipam!.free = 100;
+    control.reportValue.router.connections[0]!.rekeyCount = 2;
+    const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
+    try {
+      const port = Number(server.metricsAddr.split(':')[1]);
+      const text = (await http(port, 'GET', '/metrics')).text;
+      expect(text).toContain('weft_build_info{version="0.1.0",node_version="' + process.versions.node + '"} 1');
+      expect(text).toContain('weft_datapath_bytes_total{direction="in"} 10');
+      expect(text).toContain('weft_datapath_packets_total{direction="out"} 2');
+      expect(text).toContain('weft_datapath_drops_total{reason="no_route"} 4');
+      expect(text).toContain('weft_datapath_drops_total{reason="udp_send_error"} 5');
+      expect(text).toContain('weft_peer_path{peer="00:00:00:00:00:02",path="direct"} 1');
+      expect(text).toContain('weft_peer_reachable{peer="00:00:00:00:00:03"} 1');
+      expect(text).toContain('weft_connection_info{peer="10.1.0.9:6783",direction="out",state="retrying",cipher="none"} 1');
+      expect(text).toContain('weft_rekeys_total{peer="00:00:00:00:00:02"} 2');
+      expect(text).toContain('weft_ipam_owned_addresses{peer="00:00:00:00:00:01"} 524288');
+      expect(text).toContain('weft_ipam_range_addresses 1048576');
+      expect(text).toContain('weft_ipam_free_addresses 100');
+      expect(text).toContain('weft_encryption_enabled 0');
+      expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+      expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
+      // One report per scrape.
+      expect(control.calls.filter((c) => c.method === 'report')).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('serves the mesh page with a strict policy and its read-only JSON', async () => {
+    const control = new FakeControl();
+    const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
+    try {
+      const port = Number(server.metricsAddr.split(':')[1]);
+      const page = await http(port, 'GET', '/');
+      expect(page.status).toBe(200);
+      expect(page.type).toContain('text/html');
+      expect(page.text).toContain('mesh.json');
+      const json = await http(port, 'GET', '/mesh.json');
+      expect(json.status).toBe(200);
+      expect((JSON.parse(json.text) as { self: { nickname: string } }).self.nickname).toBe('h1');
+      expect(control.calls.every((c) => c.method === 'report')).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('renders the report counters as Prometheus text on GET /metrics, API refusals included', async () => {
     const control = new FakeControl();
     control.reportValue.datapath.counters = { drop_replay: 7, framesIn: 3 };
@@ -50,10 +110,20 @@ describe('createMetricsServer', () => {
     const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
     try {
       const port = Number(server.metricsAddr.split(':')[1]);
-      for (const [method, path] of [['POST', '/stop'], ['GET', '/stop'], ['GET', '/report'], ['POST', '/ipam/reset'], ['POST', '/connect'], ['GET', '/']]) {
+      for (const [method, path] of [
+        ['POST', '/stop'],
+        ['GET', '/stop'],
+        ['GET', '/report'],
+        ['POST', '/ipam/reset'],
+        ['POST', '/connect'],
+        ['GET', '/index.html'],
+      ]) {
         expect((await http(port, method!, path!, '{}')).status, `${method} ${path}`).toBe(404);
       }
       for (const method of ['POST', 'PUT', 'DELETE']) expect((await http(port, method, '/metrics', '{}')).status, method).toBe(405);
+      for (const path of ['/', '/mesh.json'])
+        for (const method of ['POST', 'PUT', 'DELETE'])
+          expect((await http(port, method, path, '{}')).status, `${method} ${path}`).toBe(405);
       expect(control.calls.filter((c) => c.method !== 'report')).toEqual([]);
       expect(control.calls).toEqual([]);
     } finally {
@@ -64,7 +134,10 @@ describe('createMetricsServer', () => {
   it('rejects with MetricsListenError naming --metrics-addr when the address is taken', async () => {
     const first = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
     try {
-      const err = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, { host: '127.0.0.1', port: Number(first.metricsAddr.split(':')[1]) }).catch((e: unknown) => e);
+      const err = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, {
+        host: '127.0.0.1',
+        port: Number(first.metricsAddr.split(':')[1]),
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MetricsListenError);
       expect((err as Error).message).toMatch(/--metrics-addr/);
     } finally {

@@ -1,10 +1,13 @@
 /**
  * Prometheus metrics on their own listener (`--metrics-addr`, default 127.0.0.1:6782, like Weave's status port),
- * apart from the API: it answers `GET /metrics` (and HEAD) and nothing else, so opening it to a scraper on another
+ * apart from the API: it answers `GET /metrics`, the read-only mesh page `GET /` and its data `GET /mesh.json` (and HEAD) and nothing else, so opening it to a scraper on another
  * machine exposes counters, never a route that changes state. Any other path is 404, any other method on /metrics
  * 405; nothing a request carries reaches the daemon.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { meshView } from './mesh-view.js';
 import type { Report } from './control.js';
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics } from './metrics.js';
@@ -32,10 +35,39 @@ export function createMetricsHandler(report: () => Report, log: Logger): (req: I
     // Nothing in a request body matters here; drain it so the socket is reusable.
     req.resume();
     const path = new URL(req.url ?? '/', 'http://weft').pathname;
+    if ((path === '/' || path === '/mesh.json') && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      res.setHeader('connection', 'close');
+      sendText(res, 405, 'text/plain; charset=utf-8', `${req.method ?? ''} not allowed: ${path} takes GET\n`.slice(0, 200));
+      return;
+    }
+    if (path === '/') {
+      const page = meshPage();
+      if (page === undefined) sendText(res, 404, 'text/plain; charset=utf-8', 'the mesh page is not installed (web/mesh.html)\n');
+      else sendText(res, 200, 'text/html; charset=utf-8', page, pageHeaders);
+      return;
+    }
+    if (path === '/mesh.json') {
+      let body: string;
+      try {
+        body = JSON.stringify(meshView(report()));
+      } catch (err) {
+        log.error({ err }, 'mesh view failed');
+        sendText(res, 500, 'text/plain; charset=utf-8', 'mesh view failed; see the daemon log\n');
+        return;
+      }
+      sendText(res, 200, 'application/json', body, { 'cache-control': 'no-store' });
+      return;
+    }
     if (path !== '/metrics') {
       // The body may still be arriving; close rather than keep a socket half-read.
       res.setHeader('connection', 'close');
-      sendText(res, 404, 'text/plain; charset=utf-8', 'not found: this listener serves only GET /metrics\n');
+      sendText(
+        res,
+        404,
+        'text/plain; charset=utf-8',
+        'not found: this listener serves only GET /metrics, / (the mesh page) and /mesh.json\n',
+      );
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -96,8 +128,32 @@ export function createMetricsServer(report: () => Report, log: Logger, address: 
   });
 }
 
-function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
+/** The page may run its own inline script and fetch from this listener, nothing else; no other site may frame it. */
+const pageHeaders = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+};
+
+let pageText: string | undefined;
+/** web/mesh.html, next to dist/ in the package or to api/ in the repository; read once. */
+function meshPage(): string | undefined {
+  if (pageText !== undefined) return pageText;
+  for (const rel of ['../../web/mesh.html', '../web/mesh.html']) {
+    const file = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(file)) return (pageText = readFileSync(file, 'utf8'));
+  }
+  return undefined;
+}
+
+function sendText(res: ServerResponse, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff' });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
+  });
   res.end(text);
 }

@@ -1,10 +1,13 @@
 /**
- * Prometheus metrics (`GET /metrics` on the metrics listener, api/metrics-server.ts), read from the daemon's report at scrape time: the data path's counters (every
- * drop under its reason), the mesh's event counters, and gauges for connections and peers. Nothing is counted twice:
- * the counters live in their components as plain numbers; this only renders them.
+ * Prometheus metrics (`GET /metrics` on the metrics listener, api/metrics-server.ts), read from the daemon's report at
+ * scrape time, never per packet: the data path's counters (every drop under its reason), the mesh's event counters,
+ * connections and peers (label `peer`: a peer name, bounded by the topology), IPAM, gossip, rekeys, the process
+ * metrics prom-client gives, and the build. Nothing is counted twice: the counters live in their components as plain
+ * numbers; this only renders them. docs/metrics.md lists every family (a netns test parses it against this output).
  */
-import { Registry, Counter, Gauge } from 'prom-client';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { Report } from './control.js';
+import { meshPaths } from './mesh-view.js';
 
 /** Turn a counter key such as `drop_replay` or `tap_framesRead` into a metric-name suffix. */
 function metricSuffix(key: string): string {
@@ -14,23 +17,113 @@ function metricSuffix(key: string): string {
     .replace(/[^a-z0-9_]/g, '_');
 }
 
-/** Build a registry whose collectors read `report()` when scraped. */
+/** The data path's drop counters by reason: the sleeve's `drop_<reason>`, the capture's and underlay's `<tap|udp>_drops<Reason>`. */
+export function dropsByReason(counters: Record<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of Object.entries(counters)) {
+    const sleeve = /^drop_(.+)$/.exec(k);
+    const layer = /^(tap|udp)_drops?([A-Z].*)$/.exec(k);
+    const reason = sleeve
+      ? metricSuffix(sleeve[1]!)
+      : layer
+        ? `${layer[1]}_${metricSuffix(layer[2]!.replace(/^./, (c) => c.toLowerCase()))}`
+        : undefined;
+    if (reason !== undefined) out.set(reason, (out.get(reason) ?? 0) + v);
+  }
+  return out;
+}
+
+/** A connection's `peer` label: the peer name once the handshake told it, else its address (a dial target). */
+function connectionPeer(c: { peer?: string; address: string }): string {
+  return c.peer ?? c.address;
+}
+
+/** Size of an IPv4 CIDR range, 0 when it is not one. */
+function cidrSize(cidr: string): number {
+  const m = /^\d+\.\d+\.\d+\.\d+\/(\d+)$/.exec(cidr);
+  return m ? 2 ** (32 - Number(m[1])) : 0;
+}
+
+/** Build a registry whose collectors read `report()` when scraped (once per scrape). */
 export function createMetrics(report: () => Report): Registry {
   const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
   let current: Report | undefined;
+  // The first collector of a scrape reads the report; the rest use it.
   const refresh = () => {
     current = report();
   };
+  const r = () => current!;
 
+  new Gauge({
+    name: 'weft_build_info',
+    help: 'Always 1; the labels say which weft and which Node.js run.',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+    collect() {
+      refresh();
+      this.reset();
+      this.set({ version: r().version, node_version: process.versions.node }, 1);
+    },
+  });
   new Counter({
     name: 'weft_datapath_events_total',
     help: 'Data-path counters by name (frames, datagrams, bytes, and every drop reason as drop_<reason>).',
     labelNames: ['counter'],
     registers: [registry],
     collect() {
-      refresh();
       this.reset();
-      for (const [k, v] of Object.entries(current!.datapath.counters)) this.inc({ counter: metricSuffix(k) }, v);
+      for (const [k, v] of Object.entries(r().datapath.counters)) this.inc({ counter: metricSuffix(k) }, v);
+    },
+  });
+  new Counter({
+    name: 'weft_datapath_bytes_total',
+    help: 'UDP payload bytes the data path sent (out) and received (in), to and from every peer.',
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = r().datapath.counters;
+      if (c['bytes_in'] === undefined) return;
+      this.inc({ direction: 'in' }, c['bytes_in'] ?? 0);
+      this.inc({ direction: 'out' }, c['bytes_out'] ?? 0);
+    },
+  });
+  new Counter({
+    name: 'weft_datapath_packets_total',
+    help: 'UDP datagrams the data path sent (out) and received (in).',
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = r().datapath.counters;
+      if (c['datagrams_in'] === undefined) return;
+      this.inc({ direction: 'in' }, c['datagrams_in'] ?? 0);
+      this.inc({ direction: 'out' }, c['datagrams_out'] ?? 0);
+    },
+  });
+  new Counter({
+    name: 'weft_datapath_frames_total',
+    help: 'Ethernet frames by stage: captured from the bridge, out to peers, in from peers, delivered to the bridge, forwarded (relayed).',
+    labelNames: ['stage'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = r().datapath.counters;
+      for (const stage of ['captured', 'out', 'in', 'delivered', 'forwarded']) {
+        const v = c[`frames_${stage}`];
+        if (v !== undefined) this.inc({ stage }, v);
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_datapath_drops_total',
+    help: 'Frames and datagrams the data path dropped, by reason (sleeve reasons bare, capture ones as tap_*, underlay ones as udp_*).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, v] of dropsByReason(r().datapath.counters)) this.inc({ reason }, v);
     },
   });
   new Counter({
@@ -40,7 +133,15 @@ export function createMetrics(report: () => Report): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [k, v] of Object.entries(current?.router.counters ?? {})) this.inc({ reason: metricSuffix(k) }, v);
+      for (const [k, v] of Object.entries(r().router.counters ?? {})) this.inc({ reason: metricSuffix(k) }, v);
+    },
+  });
+  new Gauge({
+    name: 'weft_encryption_enabled',
+    help: '1 when the network has a password (control and data encrypted), 0 when anyone reaching the port can join and read.',
+    registers: [registry],
+    collect() {
+      this.set(r().router.encryption ? 1 : 0);
     },
   });
   new Gauge({
@@ -50,10 +151,156 @@ export function createMetrics(report: () => Report): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const c of current?.router.connections ?? []) {
+      for (const c of r().router.connections) {
         const cipher = c.isDataClear ? 'clear' : (c.dataCipher ?? 'none');
         this.inc({ state: c.state, encrypted: String(c.isEncrypted), cipher });
       }
+    },
+  });
+  new Gauge({
+    name: 'weft_connection_info',
+    help: 'Always 1 per connection: its peer (name, or the address before the handshake), direction, state and data cipher.',
+    labelNames: ['peer', 'direction', 'state', 'cipher'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of r().router.connections) {
+        const cipher = c.isDataClear ? 'clear' : (c.dataCipher ?? 'none');
+        this.set({ peer: connectionPeer(c), direction: c.direction === '->' ? 'out' : 'in', state: c.state, cipher }, 1);
+      }
+    },
+  });
+  new Gauge({
+    name: 'weft_connection_session_age_seconds',
+    help: 'Seconds since the crypto session of an encrypted connection started (it restarts on a rekey).',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of r().router.connections)
+        if (c.sessionAgeSeconds !== undefined) this.set({ peer: connectionPeer(c) }, c.sessionAgeSeconds);
+    },
+  });
+  new Counter({
+    name: 'weft_rekeys_total',
+    help: 'Rekeys the crypto session of an encrypted connection has done (starts again at 0 with a new connection).',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of r().router.connections) if (c.rekeyCount !== undefined) this.inc({ peer: connectionPeer(c) }, c.rekeyCount);
+    },
+  });
+  new Gauge({
+    name: 'weft_peers',
+    help: 'Peers in the topology, including this one.',
+    registers: [registry],
+    collect() {
+      this.set(r().router.peers.length);
+    },
+  });
+  new Gauge({
+    name: 'weft_peer_info',
+    help: 'Always 1 per peer in the topology (this one included): its name and nickname.',
+    labelNames: ['peer', 'nickname'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().router.peers) this.set({ peer: p.name, nickname: p.nickname }, 1);
+    },
+  });
+  new Gauge({
+    name: 'weft_peer_reachable',
+    help: 'Per other peer in the topology: 1 when a path of established connections reaches it, 0 when none does.',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [peer, path] of meshPaths(r().router)) this.set({ peer }, path === 'unreachable' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'weft_peer_path',
+    help: "Always 1 per other peer: how it is reached ('direct' over our own established connection, 'relayed' through other peers, 'unreachable').",
+    labelNames: ['peer', 'path'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [peer, path] of meshPaths(r().router)) this.set({ peer, path }, 1);
+    },
+  });
+  new Gauge({
+    name: 'weft_endpoints',
+    help: 'Container interfaces (and namespaces) attached to the bridge on this host.',
+    registers: [registry],
+    collect() {
+      this.set(r().endpoints.length);
+    },
+  });
+  new Gauge({
+    name: 'weft_ipam_range_addresses',
+    help: 'Addresses in the IPAM range (--ipalloc-range); absent when IPAM is off.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      const ipam = r().ipam;
+      if (ipam && ipam.status !== 'off') this.set(cidrSize(ipam.range));
+    },
+  });
+  new Gauge({
+    name: 'weft_ipam_owned_addresses',
+    help: 'Addresses of the range each peer owns (its share of the ring).',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().ipam?.peers ?? []) this.set({ peer: p.name }, p.addresses);
+    },
+  });
+  new Gauge({
+    name: 'weft_ipam_allocated_addresses',
+    help: 'Addresses this peer has handed out (containers and the host).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      const a = r().ipam?.allocated;
+      if (a !== undefined) this.set(a);
+    },
+  });
+  new Gauge({
+    name: 'weft_ipam_free_addresses',
+    help: 'Addresses this peer could hand out now without asking another peer for space.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      const f = r().ipam?.free;
+      if (f !== undefined) this.set(f);
+    },
+  });
+  new Counter({
+    name: 'weft_gossip_rounds_total',
+    help: 'Periodic gossip rounds run (each sends every channel its complete state to some neighbours).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(r().router.gossip?.rounds ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'weft_gossip_last_round_messages',
+    help: 'Gossip messages the last periodic round sent.',
+    registers: [registry],
+    collect() {
+      this.set(r().router.gossip?.lastRoundMessages ?? 0);
+    },
+  });
+  new Counter({
+    name: 'weft_api_requests_total',
+    help: 'Requests the local API served.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(r().api?.served ?? 0);
     },
   });
   new Counter({
@@ -63,15 +310,7 @@ export function createMetrics(report: () => Report): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [k, v] of Object.entries(current?.api?.refused ?? {})) this.inc({ reason: metricSuffix(k) }, v);
-    },
-  });
-  new Gauge({
-    name: 'weft_peers',
-    help: 'Peers in the topology, including this one.',
-    registers: [registry],
-    collect() {
-      this.set(current?.router.peers.length ?? 0);
+      for (const [k, v] of Object.entries(r().api?.refused ?? {})) this.inc({ reason: metricSuffix(k) }, v);
     },
   });
   return registry;

@@ -256,6 +256,7 @@ export class Daemon implements WeftControl {
         connections: mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets)),
         peers: mesh.peers,
         counters: this.mesh?.counters() ?? {},
+        ...(this.mesh && { gossip: { ...this.mesh.gossipStats() } }),
       },
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
       endpoints: this.datapath?.cachedEndpoints() ?? [],

@@ -74,6 +74,10 @@ export interface IpamStatus {
   range: string;
   defaultSubnet: string;
   peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
+  /** Addresses this peer holds for containers and the host (metrics: weft_ipam_allocated_addresses). */
+  allocated?: number;
+  /** Addresses in the range this peer could hand out now without asking anyone. */
+  free?: number;
 }
 
 /** How the ring comes to exist when no state is stored (Weave's --ipalloc-init). */
@@ -446,7 +450,8 @@ export class Allocator implements Gossiper {
       share: o.addresses / total,
       isReachable: name === this.ourName || reachablePeers.has(name),
     }));
-    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers };
+    const free = this.space.freeIn(rangeIntersect(usableRange(this.cidr), cidrRange(this.cidr)));
+    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers, allocated: this.prefixes.size, free };
   }
 
   /** A copy of the ring (tests check its invariants and compare peers' views). */
