@@ -84,6 +84,11 @@ export interface DatapathReport {
   mtuBytes?: number;
   udpPort?: number;
   counters: Record<string, number>;
+  /**
+   * The data path's view of each neighbour: `isEstablished` when heartbeats are answered both ways, and the seconds
+   * since a valid datagram from it came (absent before the first).
+   */
+  peers?: Array<{ name: string; isEstablished: boolean; lastHeardSecondsAgo?: number }>;
 }
 
 export interface EndpointReport {

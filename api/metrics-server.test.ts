@@ -33,6 +33,10 @@ describe('createMetricsServer', () => {
     control.reportValue.ipam!.allocated = 3;
     control.reportValue.ipam!.free = 100;
     control.reportValue.router.connections[0]!.rekeyCount = 2;
+    control.reportValue.datapath.peers = [
+      { name: '00:00:00:00:00:02', isEstablished: true, lastHeardSecondsAgo: 0.5 },
+      { name: '00:00:00:00:00:03', isEstablished: false },
+    ];
     const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
     try {
       const port = Number(server.metricsAddr.split(':')[1]);
@@ -50,6 +54,10 @@ describe('createMetricsServer', () => {
       expect(text).toContain('weft_ipam_range_addresses 1048576');
       expect(text).toContain('weft_ipam_free_addresses 100');
       expect(text).toContain('weft_encryption_enabled 0');
+      expect(text).toContain('weft_peer_datapath_established{peer="00:00:00:00:00:02"} 1');
+      expect(text).toContain('weft_peer_datapath_established{peer="00:00:00:00:00:03"} 0');
+      expect(text).toContain('weft_peer_last_heard_seconds{peer="00:00:00:00:00:02"} 0.5');
+      expect(text).not.toContain('weft_peer_last_heard_seconds{peer="00:00:00:00:00:03"}');
       expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
       expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
       // One report per scrape.

@@ -230,6 +230,26 @@ export function createMetrics(report: () => Report): Registry {
     },
   });
   new Gauge({
+    name: 'weft_peer_datapath_established',
+    help: "Per neighbour: 1 when the data path's heartbeats are answered both ways, 0 when not (the connection shows 'pending' then).",
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) this.set({ peer: p.name }, p.isEstablished ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'weft_peer_last_heard_seconds',
+    help: 'Per neighbour: seconds since the data path last received a valid datagram from it.',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) if (p.lastHeardSecondsAgo !== undefined) this.set({ peer: p.name }, p.lastHeardSecondsAgo);
+    },
+  });
+  new Gauge({
     name: 'weft_endpoints',
     help: 'Container interfaces (and namespaces) attached to the bridge on this host.',
     registers: [registry],

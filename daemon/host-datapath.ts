@@ -19,6 +19,7 @@ import { expose, hide, listExposed } from '../netdev/expose.js';
 import type { AttachRequest, DatapathReport, EndpointReport } from '../api/control.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Clock } from '../runtime/clock.js';
+import { peerIdToName } from '../gossip/peer-name.js';
 
 export interface HostDatapathOptions {
   /** Bridge name. */
@@ -121,7 +122,18 @@ export class HostDatapath {
         ...prefixed('busy_poll_', this.busyPollCounters()),
         ...prefixed('tap_kernel_', this.tapKernelCounters()),
       },
+      peers: this.peerReports(),
     };
+  }
+
+  /** Each neighbour's data-path health, for `weft report` and the metrics (read at report time). */
+  private peerReports(): NonNullable<DatapathReport['peers']> {
+    const now = this.deps.clock.now();
+    return [...(this.sleeve?.peerHealth() ?? [])].map(([peer, h]) => ({
+      name: peerIdToName(peer),
+      isEstablished: h.isEstablished,
+      ...(h.lastHeardMs >= 0 && { lastHeardSecondsAgo: Math.max(0, (now - h.lastHeardMs) / 1000) }),
+    }));
   }
 
   /**

@@ -115,6 +115,8 @@ describe.skipIf(skip)('metrics and the mesh page on 3 hosts', () => {
       const name = (await w.report()).router.name;
       expect(get('weft_peer_path', { peer: name, path: 'direct' }), name).toBe(1);
       expect(get('weft_peer_reachable', { peer: name }), name).toBe(1);
+      expect(get('weft_peer_datapath_established', { peer: name }), name).toBe(1);
+      expect(get('weft_peer_last_heard_seconds', { peer: name }), name).toBeLessThan(60);
       const info = samples.find((s) => s.name === 'weft_connection_info' && s.labels['peer'] === name);
       expect(info?.labels['state']).toBe('established');
       expect(info?.labels['cipher']).not.toBe('none');
