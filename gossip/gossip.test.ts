@@ -97,7 +97,7 @@ describe('Gossip', () => {
     gossip.onFrame(n2, FrameType.Unicast, unicast);
     expect(got).toEqual([]);
     expect(counts.get('gossip_bad_relay')).toBe(3);
-    expect(lines().filter((l) => l.msg.startsWith('dropped gossip naming a source'))).toHaveLength(1);
+    expect(lines().filter((l) => String(l.msg).startsWith('dropped gossip naming a source'))).toHaveLength(1);
     gossip.onFrame(n1, FrameType.Unicast, unicast);
     gossip.onFrame(n1, FrameType.Broadcast, broadcast);
     expect(got).toEqual([`u ${S} give me space`, `b ${S} tombstone`]);

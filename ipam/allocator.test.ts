@@ -57,7 +57,7 @@ describe('Allocator', () => {
     const a = make();
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (junk) => {
-        for (const f of [() => a.onGossip(junk), () => a.onGossipUnicast('aa:00:00:00:00:02', junk), () => a.onGossipBroadcast('x', junk)]) {
+        for (const f of [() => a.onGossip(junk, 'aa:00:00:00:00:02'), () => a.onGossipUnicast('aa:00:00:00:00:02', junk), () => a.onGossipBroadcast('x', junk)]) {
           try {
             f();
           } catch (e) {
