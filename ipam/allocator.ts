@@ -636,11 +636,10 @@ export class Allocator implements Gossiper {
       this.query(taker!);
     }
     if (taker !== undefined && src === taker) {
-      // The taker speaks: if it denies a removal someone else claimed in its name, outbid what that claim changed.
-      const claim = this.removalClaims.get(taker);
+      // The taker itself says it removed us: the claim stands (the merge below finds the conflict).
       this.removalClaims.delete(taker);
-      if (claim && !isRemovalClaim) for (const [t, v] of claim) outbids.set(t, v);
-    } else if (src !== undefined && this.removalClaims.has(src)) {
+    } else if (this.removalClaims.has(src)) {
+      // The peer named as taker speaks and does not say it: the claim was forged; outbid what it changed.
       const claim = this.removalClaims.get(src)!;
       this.removalClaims.delete(src);
       for (const [t, v] of claim) outbids.set(t, v);
