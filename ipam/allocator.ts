@@ -90,6 +90,8 @@ export interface IpamStatus {
   range: string;
   defaultSubnet: string;
   peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
+  /** Event counters by reason (refused ring claims, rate limiting, donations), sorted by name. */
+  counters: Record<string, number>;
 }
 
 /** How the ring comes to exist when no state is stored (Weave's --ipalloc-init). */
@@ -496,7 +498,8 @@ export class Allocator implements Gossiper {
       share: o.addresses / total,
       isReachable: name === this.ourName || reachablePeers.has(name),
     }));
-    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers };
+    const counters = Object.fromEntries(Object.entries(this.counters).sort(([x], [y]) => (x < y ? -1 : 1)));
+    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers, counters };
   }
 
   /** A copy of the ring (tests check its invariants and compare peers' views). */

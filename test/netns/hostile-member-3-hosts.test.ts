@@ -70,6 +70,8 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
     const r = await h1.report();
     expect(r.router.counters?.gossip_bad_relay ?? 0).toBeGreaterThanOrEqual(50);
     expect(await addressesOf(h1, 'h3')).toBe(h3Before); // nothing was given to h3 in its name
+    expect(r.ipam?.counters?.space_request_rate_limited ?? 0).toBeGreaterThanOrEqual(90);
+    expect(r.ipam?.counters?.space_donated ?? 0).toBeLessThanOrEqual(4);
     // Four halvings at most of h1's largest free span; the rest were dropped at the per-peer limit.
     expect(await addressesOf(h1, 'h1')).toBeGreaterThanOrEqual(Math.floor(h1Before / 16));
     expect(log(h1)).toMatch(/faster than the per-peer limit/);
@@ -80,6 +82,7 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
     const h1Before = await addressesOf(h1, 'h1');
     await rogue('tombstone');
     expect(log(h1)).toMatch(/relays a claim that .* removed this peer/);
+    expect((await h1.report()).ipam?.counters?.ring_unattributed_removal ?? 0).toBe(1);
     const ct = await net.hosts.addContainer(1, 'c2');
     c.push(ct);
     expect((await h1.run(['attach', '--netns', ct.ns])).trim()).toMatch(/^10\.34\.\d+\.\d+\/16$/);
