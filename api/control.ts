@@ -106,6 +106,8 @@ export interface IpamReport {
   range: string;
   defaultSubnet: string;
   peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
+  /** IPAM event counters by reason (refused claims, rate limiting, donations). */
+  counters?: Record<string, number>;
 }
 
 /** The whole of `weft report`. */
