@@ -34,6 +34,8 @@ import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
 
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
+import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
+import { DNS_IDENT, dnsArgs, isNetnsName, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -56,6 +58,9 @@ export class Daemon implements WeftControl {
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
   private ipam: Allocator | undefined;
+  private dns: WeftDns | undefined;
+  /** The bridge address weft put there for weftDNS (removed again at stop), if it picked one. */
+  private dnsBridgeCidr: string | undefined;
   private readonly snapshots = new SnapshotBuilder();
   /** Targets the user gave (launch PEERs, `connect`, not `forget`), kept across restarts. */
   private targets = new SavedTargets();
@@ -148,6 +153,19 @@ export class Daemon implements WeftControl {
         );
         this.ipam.attach(this.mesh.channel('ipam', this.ipam));
       }
+      if (config.dns.isEnabled) {
+        this.dns = new WeftDns(
+          { clock: this.clock, log: log.child({ component: 'dns' }), store: this.store },
+          {
+            ourName: this.peerName,
+            domain: config.dns.domain,
+            ttlSeconds: config.dns.ttlSeconds,
+            resolvConf: config.dns.resolvConf,
+            reverseRanges: config.ipallocRange !== undefined ? [config.ipallocRange] : [],
+          },
+        );
+        this.dns.attach(this.mesh.channel('dns', this.dns.nameserver));
+      }
       this.mesh.onChange(() => {
         this.applyForwarding();
         this.ipam?.setReachablePeers(this.reachablePeers());
@@ -155,6 +173,7 @@ export class Daemon implements WeftControl {
       this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
       // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
+      await this.startDns();
       await this.mesh.start();
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
@@ -188,6 +207,7 @@ export class Daemon implements WeftControl {
     this.isStopping = true;
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['api', async () => this.api?.close()],
+      ['dns', async () => this.stopDns()],
       ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
@@ -248,6 +268,7 @@ export class Daemon implements WeftControl {
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
       endpoints: this.datapath?.cachedEndpoints() ?? [],
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
+      ...(this.dns && { dns: this.dnsReport(this.dns) }),
     };
   }
 
@@ -299,7 +320,9 @@ export class Daemon implements WeftControl {
     const heldBefore = new Set(this.ipam?.addressesOf(request.target) ?? []);
     const addresses = await this.resolveAddresses(request.target, request.addresses);
     try {
-      return await datapath.attach({ ...request, addresses });
+      const endpoint = await datapath.attach({ ...request, addresses });
+      await this.wireDns(request, endpoint.addresses);
+      return endpoint;
     } catch (err) {
       // The attach failed: give back what IPAM handed out in this call, and only that (a re-attach of a running
       // container keeps the addresses it already uses).
@@ -338,8 +361,15 @@ export class Daemon implements WeftControl {
   }
 
   async rmpeer(name: string): Promise<number> {
-    if (!this.ipam) throw new IpamOffError(`rmpeer ${name}`, 'this router');
-    return this.ipam.rmpeer(name);
+    if (!this.ipam) {
+      if (!this.dns) throw new IpamOffError(`rmpeer ${name}`, 'this router');
+      this.dns.nameserver.removePeer(name.toLowerCase(), this.reachablePeers().has(name.toLowerCase()));
+      return 0;
+    }
+    const moved = await this.ipam.rmpeer(name);
+    // IPAM has checked the name and that the peer is gone; its records go with it.
+    this.dns?.nameserver.removePeer(name.toLowerCase(), false);
+    return moved;
   }
 
   async reset(): Promise<void> {
@@ -349,6 +379,8 @@ export class Daemon implements WeftControl {
   async detach(target: string): Promise<void> {
     await this.requireDatapath().detach(target);
     this.ipam?.release(target);
+    this.dns?.withdraw(`attach:${target}`);
+    if (this.dns) removeNetnsResolvConf(target);
   }
 
   async expose(requested: string[]): Promise<string[]> {
@@ -386,14 +418,136 @@ export class Daemon implements WeftControl {
 
   async hide(cidrs: string[]): Promise<string[]> {
     const datapath = this.requireDatapath();
-    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : await datapath.exposed());
+    // With no CIDR given, the address weft put on the bridge for weftDNS stays (containers use it as resolver).
+    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : (await datapath.exposed()).filter((c) => c !== this.dnsBridgeCidr));
     for (const c of hidden) this.ipam?.releaseAddress(c.split('/')[0]!);
     return hidden;
+  }
+
+  // ---- weftDNS ------------------------------------------------------------------------------------------------------
+
+  /**
+   * Start weftDNS: publish our records (withdrawing those of containers no longer attached), then listen. An
+   * explicit --dns-listen-address must bind, or the launch fails; the default address (daemon/dns-wiring.ts) may
+   * need IPAM, so it is found in the background and a failure there is logged, not fatal.
+   */
+  private async startDns(): Promise<void> {
+    const dns = this.dns;
+    if (!dns) return;
+    await dns.start();
+    if (this.datapath) {
+      const attached = new Set(this.datapath.cachedEndpoints().filter((e) => e.mac !== '').map((e) => `attach:${e.target}`));
+      dns.nameserver.reconcile((source) => !source.startsWith('attach:') || attached.has(source));
+    }
+    const { listenHost, listenPort } = this.config.dns;
+    if (listenHost !== undefined) {
+      await dns.listen(listenHost, listenPort);
+      return;
+    }
+    void this.listenOnBridge(dns).catch((err: unknown) => {
+      if (!this.isStopping) this.log.warn({ err }, `weftDNS is not listening: ${(err as Error).message}; give --dns-listen-address`);
+    });
+  }
+
+  /** Listen on this router's address on the weft bridge, giving the bridge one from IPAM when it has none. */
+  private async listenOnBridge(dns: WeftDns): Promise<void> {
+    const datapath = this.datapath;
+    if (!datapath) throw new Error('no weft bridge (--no-datapath)');
+    let cidr = (await datapath.exposed()).find((c) => !c.includes(':'));
+    if (cidr === undefined) {
+      if (!this.ipam) throw new Error('the weft bridge has no address and IPAM is off (weft expose ADDR gives it one)');
+      const allocated = await this.ipam.allocate(DNS_IDENT);
+      if (this.isStopping) return;
+      await datapath.expose([allocated]);
+      this.dnsBridgeCidr = allocated;
+      cidr = allocated;
+    }
+    if (this.isStopping) return;
+    await dns.listen(cidr.split('/')[0]!, this.config.dns.listenPort);
+  }
+
+  private async stopDns(): Promise<void> {
+    await this.dns?.stop();
+    // The address weft put on the bridge for weftDNS goes (IPAM keeps it for the next start: same ident).
+    if (this.dnsBridgeCidr !== undefined) await this.datapath?.hide([this.dnsBridgeCidr]).catch(() => undefined);
+  }
+
+  /** After an attach: register `request.name` and give a named namespace weftDNS as its resolver. */
+  private async wireDns(request: AttachRequest, addresses: readonly string[]): Promise<void> {
+    const dns = this.dns;
+    if (!dns) return;
+    const source = `attach:${request.target}`;
+    if (request.name !== undefined) dns.register(request.name, addresses, source);
+    if (!isNetnsName(request.target)) return;
+    const listen = await dns.whenListening(30_000);
+    const host = dns.listenHost;
+    if (listen === undefined || host === undefined) {
+      this.log.warn({ target: request.target }, 'weftDNS is not listening: no resolver configuration written');
+      return;
+    }
+    writeNetnsResolvConf(request.target, resolvConfText(host, dns.nameserver.domain));
+  }
+
+  /**
+   * For the Docker plugin and CNI: register `names` (container name, hostname) -> `addresses` as this router's, on
+   * behalf of `containerId`; `withdrawContainerName` takes them all back. No-ops (and []) with --no-dns.
+   */
+  registerContainerName(containerId: string, names: readonly string[], addresses: readonly string[]): string[] {
+    const dns = this.dns;
+    if (!dns) return [];
+    return [...new Set(names)].map((n) => dns.register(n, addresses, `container:${containerId}`));
+  }
+
+  withdrawContainerName(containerId: string): number {
+    return this.dns?.withdraw(`container:${containerId}`) ?? 0;
+  }
+
+  /** `weft dns-add ADDR... NAME`. */
+  dnsAdd(name: string, addresses: string[]): string {
+    return this.requireDns().register(name, addresses, 'manual');
+  }
+
+  /** `weft dns-remove [ADDR...] NAME`: how many records were withdrawn. */
+  dnsRemove(name: string, addresses: string[]): number {
+    return this.requireDns().remove(name, addresses);
+  }
+
+  /** `weft dns-lookup NAME`. */
+  dnsLookup(name: string): string[] {
+    return this.requireDns().lookup(name);
+  }
+
+  /** `weft dns-args`: the `docker run` flags, once weftDNS listens. */
+  dnsArgs(): string {
+    const dns = this.requireDns();
+    const host = dns.listenHost;
+    if (host === undefined) throw new DnsOffError('weftDNS is not listening yet (it waits for IPAM: weft prime), or could not: see weft status dns');
+    return dnsArgs(host, dns.nameserver.domain);
+  }
+
+  private dnsReport(dns: WeftDns): DnsReport & { records: Array<DnsReport['records'][number] & { nickname: string }> } {
+    const r = dns.report();
+    const nicknames = new Map<string, string>([[this.peerName, this.config.nickname]]);
+    for (const [name, entry] of this.mesh?.peers() ?? []) nicknames.set(name, entry.nickname);
+    return { ...r, records: r.records.map((x) => ({ ...x, nickname: nicknames.get(x.owner) ?? '' })) };
+  }
+
+  private requireDns(): WeftDns {
+    if (!this.dns) throw new DnsOffError('weftDNS is off on this router (--no-dns): relaunch it without that flag');
+    return this.dns;
   }
 
   private requireDatapath(): HostDatapath {
     if (!this.datapath) throw new DatapathDisabledError();
     return this.datapath;
+  }
+}
+
+export class DnsOffError extends Error {
+  readonly code = 'ERR_DNS_OFF';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DnsOffError';
   }
 }
 

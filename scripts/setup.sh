@@ -39,7 +39,7 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 # --- 1. Debian packages. util-linux (nsenter) is Essential on Debian, listed so a stripped image is caught too.
-packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool jq python3 make g++ util-linux)
+packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool jq python3 make g++ util-linux bind9-dnsutils)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
@@ -49,7 +49,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
   # Not Debian: check for the commands instead and leave installing to the user.
   declare -A command_of=([iproute2]=ip [iputils-ping]=ping [iputils-arping]=arping [iperf3]=iperf3 [tcpdump]=tcpdump
-    [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter)
+    [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter [bind9-dnsutils]=dig)
   for p in "${packages[@]}"; do
     command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
   done
