@@ -4,7 +4,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSocket, type Socket } from 'node:dgram';
-import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,45 +14,10 @@ import { DnsServer } from '../dns/server.js';
 import { Upstream } from '../dns/upstream.js';
 import { systemClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
+import { tcpAsk, udpAsk } from './harness/dns-client.js';
 
 function dataOf(a: Answer): unknown {
   return (a as { data?: unknown }).data;
-}
-
-export function udpAsk(port: number, bytes: Buffer, host = '127.0.0.1', timeoutMs = 3000): Promise<Buffer | null> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const t = setTimeout(() => {
-      s.close();
-      resolve(null);
-    }, timeoutMs);
-    s.on('message', (m) => {
-      clearTimeout(t);
-      s.close();
-      resolve(m);
-    });
-    s.send(bytes, port, host);
-  });
-}
-
-export function tcpAsk(port: number, bytes: Buffer, host = '127.0.0.1'): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port });
-    let buf = Buffer.alloc(0);
-    s.on('connect', () => {
-      const len = Buffer.alloc(2);
-      len.writeUInt16BE(bytes.length);
-      s.write(Buffer.concat([len, bytes]));
-    });
-    s.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        s.destroy();
-        resolve(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-      }
-    });
-    s.on('error', reject);
-  });
 }
 
 function query(name: string, type = 'A', id = 7): Buffer {
