@@ -26,7 +26,7 @@ import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../c
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
-import { peerIdToName } from '../gossip/peer-name.js';
+import { isPeerName, parsePeerName, peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
@@ -363,12 +363,13 @@ export class Daemon implements WeftControl {
   async rmpeer(name: string): Promise<number> {
     if (!this.ipam) {
       if (!this.dns) throw new IpamOffError(`rmpeer ${name}`, 'this router');
-      this.dns.nameserver.removePeer(name.toLowerCase(), this.reachablePeers().has(name.toLowerCase()));
+      const peer = parsePeerName(name);
+      this.dns.nameserver.removePeer(peer, this.reachablePeers().has(peer));
       return 0;
     }
     const moved = await this.ipam.rmpeer(name);
     // IPAM has checked the name and that the peer is gone; its records go with it.
-    this.dns?.nameserver.removePeer(name.toLowerCase(), false);
+    if (this.dns && isPeerName(name)) this.dns.nameserver.removePeer(parsePeerName(name), false);
     return moved;
   }
 

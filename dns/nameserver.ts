@@ -17,7 +17,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { GossipChannel, Gossiper } from '../gossip/channel.js';
-import type { PeerName } from '../gossip/peer-name.js';
+import { parsePeerName, type PeerName } from '../gossip/peer-name.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
@@ -191,7 +191,8 @@ export class Nameserver implements Gossiper {
   }
 
   /** `weft rmpeer NAME`: every record of `peer` goes, everywhere, for the tombstone lifetime. */
-  removePeer(peer: PeerName, isReachable: boolean): number {
+  removePeer(name: string, isReachable: boolean): number {
+    const peer = parsePeerName(name);
     if (peer === this.ourName) throw new DnsRmpeerError(`cannot rmpeer ${peer}: that is this router`);
     if (isReachable) throw new DnsRmpeerError(`cannot rmpeer ${peer}: it is reachable; stop it first, then retry`);
     const count = this.records.ownedBy(peer).filter((e) => !e.isTombstone).length;
