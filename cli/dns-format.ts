@@ -18,7 +18,8 @@ export function formatDns(report: Report): string {
     const width = Math.max(4, ...rows.map((r) => r.name.length));
     const awidth = Math.max(7, ...rows.map((r) => r.address.length));
     lines.push('', `${'NAME'.padEnd(width)}  ${'ADDRESS'.padEnd(awidth)}  OWNER`);
-    for (const r of rows) lines.push(`${r.name.padEnd(width)}  ${r.address.padEnd(awidth)}  ${r.owner}${r.nickname ? ` (${r.nickname})` : ''}`);
+    for (const r of rows)
+      lines.push(`${r.name.padEnd(width)}  ${r.address.padEnd(awidth)}  ${r.owner}${r.nickname ? ` (${r.nickname})` : ''}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -12,7 +12,12 @@ import type { Report } from '../api/control.js';
 async function weft(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, exit: () => undefined, env });
+  const code = await runCli(argv, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    exit: () => undefined,
+    env,
+  });
   return { code, stdout, stderr };
 }
 
@@ -73,7 +78,9 @@ describe('weft dns commands', () => {
     expect(status).toMatch(/db\.weft\.local\.\s+10\.32\.0\.7\s+02:00:00:00:00:01 \(h1\)\n/);
     expect(status.indexOf('db.weft.local.')).toBeLessThan(status.indexOf('web.weft.local.'));
     expect(JSON.parse((await weft(['status', 'dns', '--json'], env)).stdout)).toEqual(withDns().dns);
-    expect((await weft(['status'], env)).stdout).toMatch(/Service: dns\n\s+Domain: weft\.local\.\n\s+Listen: 10\.32\.0\.1:53\n\s+Upstream: 192\.0\.2\.53\n\s+TTL: 1\n\s+Entries: 2\n/);
+    expect((await weft(['status'], env)).stdout).toMatch(
+      /Service: dns\n\s+Domain: weft\.local\.\n\s+Listen: 10\.32\.0\.1:53\n\s+Upstream: 192\.0\.2\.53\n\s+TTL: 1\n\s+Entries: 2\n/,
+    );
   });
 
   it('refuses misuse with exit 2 before calling the daemon', async () => {

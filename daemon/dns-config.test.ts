@@ -10,12 +10,30 @@ const resolve = (argv: string[], env: NodeJS.ProcessEnv = {}) => resolveConfig(a
 
 describe('weftDNS config', () => {
   it('defaults: on, weft.local., the bridge address on port 53, TTL 1 s, /etc/resolv.conf', () => {
-    expect(resolve([]).dns).toEqual({ isEnabled: true, domain: 'weft.local.', listenHost: undefined, listenPort: 53, ttlSeconds: 1, resolvConf: '/etc/resolv.conf' });
+    expect(resolve([]).dns).toEqual({
+      isEnabled: true,
+      domain: 'weft.local.',
+      listenHost: undefined,
+      listenPort: 53,
+      ttlSeconds: 1,
+      resolvConf: '/etc/resolv.conf',
+    });
   });
 
   it('takes flags and WEFT_* variables, flags winning', () => {
-    const c = resolve(['--dns-domain', 'Corp.Example', '--dns-listen-address', '127.0.0.1:5353', '--dns-ttl', '30'], { WEFT_DNS_TTL: '5', WEFT_DNS_RESOLV_CONF: '/tmp/r', WEFT_NO_DNS: '1' });
-    expect(c.dns).toEqual({ isEnabled: false, domain: 'corp.example.', listenHost: '127.0.0.1', listenPort: 5353, ttlSeconds: 30, resolvConf: '/tmp/r' });
+    const c = resolve(['--dns-domain', 'Corp.Example', '--dns-listen-address', '127.0.0.1:5353', '--dns-ttl', '30'], {
+      WEFT_DNS_TTL: '5',
+      WEFT_DNS_RESOLV_CONF: '/tmp/r',
+      WEFT_NO_DNS: '1',
+    });
+    expect(c.dns).toEqual({
+      isEnabled: false,
+      domain: 'corp.example.',
+      listenHost: '127.0.0.1',
+      listenPort: 5353,
+      ttlSeconds: 30,
+      resolvConf: '/tmp/r',
+    });
     expect(resolve(['--dns-listen-address', '[fd00::1]:53']).dns.listenHost).toBe('fd00::1');
     expect(resolve(['--dns-listen-address', '10.32.0.1']).dns.listenPort).toBe(53);
   });

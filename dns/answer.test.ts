@@ -15,7 +15,10 @@ const owner = '02:00:00:00:00:01';
 
 function store(records: Array<[string, string]>): RecordStore {
   const s = new RecordStore();
-  s.merge({ entries: records.map(([name, address], i) => ({ owner, name, address, version: i + 1, isTombstone: false, expiresAtMs: Infinity })), removals: [] });
+  s.merge({
+    entries: records.map(([name, address], i) => ({ owner, name, address, version: i + 1, isTombstone: false, expiresAtMs: Infinity })),
+    removals: [],
+  });
   return s;
 }
 
@@ -24,7 +27,15 @@ function builder(records: Array<[string, string]>, ttlSeconds = 1): AnswerBuilde
 }
 
 function ask(b: AnswerBuilder, name: string, type: string, extra: Partial<Packet> = {}): Packet | 'forward' {
-  const query = dnsPacket.decode(dnsPacket.encode({ id: 4242, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: type as 'A', class: 'IN' }], ...extra }));
+  const query = dnsPacket.decode(
+    dnsPacket.encode({
+      id: 4242,
+      type: 'query',
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ name, type: type as 'A', class: 'IN' }],
+      ...extra,
+    }),
+  );
   const r = b.answer(query);
   if (r.kind === 'forward') return 'forward';
   return dnsPacket.decode(dnsPacket.encode(r.response));
@@ -100,18 +111,31 @@ describe('AnswerBuilder', () => {
 
   it('FORMERR for a query without exactly one question; NOTIMP for other opcodes; REFUSED for other classes in the zone', () => {
     const b = builder(records);
-    const two = dnsPacket.decode(dnsPacket.encode({ id: 1, type: 'query', questions: [{ name: 'a.weft.local', type: 'A' }, { name: 'b.weft.local', type: 'A' }] }));
+    const two = dnsPacket.decode(
+      dnsPacket.encode({
+        id: 1,
+        type: 'query',
+        questions: [
+          { name: 'a.weft.local', type: 'A' },
+          { name: 'b.weft.local', type: 'A' },
+        ],
+      }),
+    );
     expect(rcodeOf((b.answer(two) as { response: Packet }).response)).toBe(Rcode.FORMERR);
     const none = dnsPacket.decode(dnsPacket.encode({ id: 1, type: 'query', questions: [] }));
     expect(rcodeOf((b.answer(none) as { response: Packet }).response)).toBe(Rcode.FORMERR);
     const notify = ask(b, 'db.weft.local', 'A', { flags: 4 << 11 }) as Packet;
     expect(rcodeOf(notify)).toBe(Rcode.NOTIMP);
-    const chaos = dnsPacket.decode(dnsPacket.encode({ id: 1, type: 'query', questions: [{ name: 'db.weft.local', type: 'A', class: 'CH' }] }));
+    const chaos = dnsPacket.decode(
+      dnsPacket.encode({ id: 1, type: 'query', questions: [{ name: 'db.weft.local', type: 'A', class: 'CH' }] }),
+    );
     expect(rcodeOf((b.answer(chaos) as { response: Packet }).response)).toBe(Rcode.REFUSED);
   });
 
   it('echoes EDNS: a query with an OPT record gets one back', () => {
-    const r = ask(builder(records), 'db.weft.local', 'A', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as never] }) as Packet;
+    const r = ask(builder(records), 'db.weft.local', 'A', {
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as never],
+    }) as Packet;
     expect(r.additionals!.map((a) => a.type)).toEqual(['OPT']);
   });
 

@@ -74,7 +74,13 @@ export class AnswerBuilder {
       if (!isIn) return this.reply(query, Rcode.REFUSED, [], [], false);
       if (names.length === 0) return this.reply(query, Rcode.NXDOMAIN, [], [this.soa()], true);
       if (q.type !== 'PTR' && (q.type as string) !== 'ANY') return this.reply(query, Rcode.NOERROR, [], [this.soa()], true);
-      const answers: Answer[] = names.map((n) => ({ type: 'PTR', name: q.name, class: 'IN', ttl: this.options.ttlSeconds, data: n.replace(/\.$/, '') }));
+      const answers: Answer[] = names.map((n) => ({
+        type: 'PTR',
+        name: q.name,
+        class: 'IN',
+        ttl: this.options.ttlSeconds,
+        data: n.replace(/\.$/, ''),
+      }));
       return this.reply(query, Rcode.NOERROR, answers, [], true);
     }
 
@@ -120,7 +126,15 @@ export class AnswerBuilder {
       name: zone,
       class: 'IN',
       ttl: this.options.ttlSeconds,
-      data: { mname: `ns.${zone}`, rname: `hostmaster.${zone}`, serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: this.options.ttlSeconds },
+      data: {
+        mname: `ns.${zone}`,
+        rname: `hostmaster.${zone}`,
+        serial: 1,
+        refresh: 3600,
+        retry: 600,
+        expire: 86400,
+        minimum: this.options.ttlSeconds,
+      },
     };
   }
 
@@ -130,7 +144,13 @@ export class AnswerBuilder {
 }
 
 /** A response to `query` with this rcode and these sections; the question and the EDNS OPT (if any) are echoed. */
-export function responseTo(query: Packet, rcode: number, answers: Answer[] = [], authorities: Answer[] = [], isAuthoritative = false): Packet {
+export function responseTo(
+  query: Packet,
+  rcode: number,
+  answers: Answer[] = [],
+  authorities: Answer[] = [],
+  isAuthoritative = false,
+): Packet {
   const qflags = query.flags ?? 0;
   const flags = (qflags & (OPCODE_MASK | Flags.RD)) | Flags.RA | (isAuthoritative ? Flags.AA : 0) | (rcode & 0xf);
   const hasOpt = (query.additionals ?? []).some((a) => a.type === 'OPT');
@@ -141,7 +161,9 @@ export function responseTo(query: Packet, rcode: number, answers: Answer[] = [],
     questions: (query.questions ?? []).slice(0, 1) as Question[],
     answers,
     authorities,
-    additionals: hasOpt ? [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, options: [] } as unknown as Answer] : [],
+    additionals: hasOpt
+      ? [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, options: [] } as unknown as Answer]
+      : [],
   };
 }
 

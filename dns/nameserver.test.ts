@@ -23,7 +23,10 @@ class Fabric {
 
   add(name: string, store = this.stores.get(name) ?? new MemoryStore()): Nameserver {
     this.stores.set(name, store);
-    const ns = new Nameserver({ clock: this.clock, log: silentLogger, store, wallNow: () => this.wall }, { ourName: name, tombstoneLifetimeMs: 60_000 });
+    const ns = new Nameserver(
+      { clock: this.clock, log: silentLogger, store, wallNow: () => this.wall },
+      { ourName: name, tombstoneLifetimeMs: 60_000 },
+    );
     const channel: GossipChannel = {
       name: 'dns',
       gossip: (u) => this.sendToNeighbours(name, u),
@@ -56,7 +59,10 @@ class Fabric {
   }
 
   fullExchange(a: string, b: string): void {
-    for (const [x, y] of [[a, b], [b, a]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
       const state = this.nodes.get(x)?.gossip();
       if (state) this.queue.push({ from: x, to: y, bytes: state });
     }
@@ -199,7 +205,12 @@ describe('Nameserver', () => {
 
   it('converges for random registrations, withdrawals, cuts and heals (property)', () => {
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('add' as const), node: fc.nat(2), name: fc.constantFrom('a', 'b'), addr: fc.constantFrom('10.32.0.1', '10.32.0.2') }),
+      fc.record({
+        kind: fc.constant('add' as const),
+        node: fc.nat(2),
+        name: fc.constantFrom('a', 'b'),
+        addr: fc.constantFrom('10.32.0.1', '10.32.0.2'),
+      }),
       fc.record({ kind: fc.constant('del' as const), node: fc.nat(2), name: fc.constantFrom('a', 'b') }),
       fc.record({ kind: fc.constant('cut' as const), x: fc.nat(2), y: fc.nat(2) }),
       fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 20_000 }) }),
@@ -223,7 +234,9 @@ describe('Nameserver', () => {
         for (const n of names) {
           for (const fqdn of ['a.weft.local.', 'b.weft.local.']) {
             const owned = views[0]!.filter((e) => e.owner === n && e.name === fqdn).map((e) => e.address);
-            const truth = (f.nodes.get(n)!.sources().has('manual') ? ['10.32.0.1', '10.32.0.2'] : []).filter((addr) => f.nodes.get(n)!.records.get(n, fqdn, addr)?.isTombstone === false);
+            const truth = (f.nodes.get(n)!.sources().has('manual') ? ['10.32.0.1', '10.32.0.2'] : []).filter(
+              (addr) => f.nodes.get(n)!.records.get(n, fqdn, addr)?.isTombstone === false,
+            );
             expect(owned).toEqual(truth);
           }
         }

@@ -131,7 +131,9 @@ export class Nameserver implements Gossiper {
     const lower = name.toLowerCase();
     const fqdn = lower.endsWith('.') ? lower : `${lower}.${this.domain}`;
     if (!isRecordName(fqdn)) {
-      throw new DnsInputError(`${JSON.stringify(name.slice(0, 80))} is not a DNS name: use letters, digits, '-' and '.', labels of at most 63 characters, e.g. web or web.example.com.`);
+      throw new DnsInputError(
+        `${JSON.stringify(name.slice(0, 80))} is not a DNS name: use letters, digits, '-' and '.', labels of at most 63 characters, e.g. web or web.example.com.`,
+      );
     }
     return fqdn;
   }
@@ -208,7 +210,9 @@ export class Nameserver implements Gossiper {
 
   /** Every record (live and tombstones) for `weft status dns`. */
   report(): DnsRecordReport[] {
-    return this.records.snapshot().entries.map((e) => ({ name: e.name, address: e.address, owner: e.owner, version: e.version, isTombstone: e.isTombstone }));
+    return this.records
+      .snapshot()
+      .entries.map((e) => ({ name: e.name, address: e.address, owner: e.owner, version: e.version, isTombstone: e.isTombstone }));
   }
 
   // ---- Gossiper ----------------------------------------------------------------------------------------------------
@@ -270,7 +274,14 @@ export class Nameserver implements Gossiper {
   private entry(name: string, address: string, isTombstone: boolean, now: number): RecordEntry {
     const version = Math.max(this.lastVersion + 1, Math.floor(this.wallNow()));
     this.lastVersion = version;
-    return { owner: this.ourName, name, address, version, isTombstone, expiresAtMs: isTombstone ? now + this.tombstoneLifetimeMs : Infinity };
+    return {
+      owner: this.ourName,
+      name,
+      address,
+      version,
+      isTombstone,
+      expiresAtMs: isTombstone ? now + this.tombstoneLifetimeMs : Infinity,
+    };
   }
 
   private publish(update: RecordDelta): void {

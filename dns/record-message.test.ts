@@ -22,7 +22,13 @@ const entryArb: fc.Arbitrary<RecordEntry> = fc
 
 const batchArb: fc.Arbitrary<RecordDelta> = fc.record({
   entries: fc.array(entryArb, { maxLength: 10 }),
-  removals: fc.array(fc.record({ peer: fc.integer({ min: 0, max: 2 ** 48 - 1 }).map(peerIdToName), expiresAtMs: fc.integer({ min: NOW + 1, max: NOW + 86_400_000 }) }), { maxLength: 3 }),
+  removals: fc.array(
+    fc.record({
+      peer: fc.integer({ min: 0, max: 2 ** 48 - 1 }).map(peerIdToName),
+      expiresAtMs: fc.integer({ min: NOW + 1, max: NOW + 86_400_000 }),
+    }),
+    { maxLength: 3 },
+  ),
 });
 
 function onlyDecodeErrors(bytes: Uint8Array): void {
@@ -44,29 +50,54 @@ describe('DNS record message', () => {
   });
 
   it('round-trips IPv6 addresses in canonical form', () => {
-    const b: RecordDelta = { entries: [{ owner: peerIdToName(1), name: 'v6.weft.local.', address: 'fd00::1', version: 1, isTombstone: false, expiresAtMs: Infinity }], removals: [] };
+    const b: RecordDelta = {
+      entries: [
+        { owner: peerIdToName(1), name: 'v6.weft.local.', address: 'fd00::1', version: 1, isTombstone: false, expiresAtMs: Infinity },
+      ],
+      removals: [],
+    };
     expect(decodeRecords(encodeRecords(b, NOW), NOW)).toEqual(b);
   });
 
   it('random bytes only ever fail with DecodeError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => onlyDecodeErrors(bytes)), { numRuns: 3000 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 60 }), (tail) => onlyDecodeErrors(Uint8Array.from([1, 0, 0, 1, 0, 0, ...tail]))), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => onlyDecodeErrors(bytes)),
+      { numRuns: 3000 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 60 }), (tail) => onlyDecodeErrors(Uint8Array.from([1, 0, 0, 1, 0, 0, ...tail]))),
+      { numRuns: 3000 },
+    );
   });
 
   it('mutated valid messages (flipped bytes, cut, extended) only ever fail with DecodeError', () => {
     fc.assert(
-      fc.property(batchArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(), fc.uint8Array({ maxLength: 8 }), (b, flips, cut, extra) => {
-        const bytes = Uint8Array.from(encodeRecords(b, NOW));
-        for (const [i, v] of flips) if (bytes.length > 0) bytes[i % bytes.length] = v;
-        onlyDecodeErrors(bytes.subarray(0, bytes.length === 0 ? 0 : cut % (bytes.length + 1)));
-        onlyDecodeErrors(Uint8Array.from([...bytes, ...extra]));
-      }),
+      fc.property(
+        batchArb,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+        fc.nat(),
+        fc.uint8Array({ maxLength: 8 }),
+        (b, flips, cut, extra) => {
+          const bytes = Uint8Array.from(encodeRecords(b, NOW));
+          for (const [i, v] of flips) if (bytes.length > 0) bytes[i % bytes.length] = v;
+          onlyDecodeErrors(bytes.subarray(0, bytes.length === 0 ? 0 : cut % (bytes.length + 1)));
+          onlyDecodeErrors(Uint8Array.from([...bytes, ...extra]));
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it('refuses counts over the limits, unknown versions, flags, kinds and families, upper-case names, trailing bytes', () => {
-    const one = encodeRecords({ entries: [{ owner: peerIdToName(1), name: 'a.weft.local.', address: '10.0.0.1', version: 1, isTombstone: false, expiresAtMs: Infinity }], removals: [] }, NOW);
+    const one = encodeRecords(
+      {
+        entries: [
+          { owner: peerIdToName(1), name: 'a.weft.local.', address: '10.0.0.1', version: 1, isTombstone: false, expiresAtMs: Infinity },
+        ],
+        removals: [],
+      },
+      NOW,
+    );
     const mutate = (i: number, v: number) => {
       const c = Uint8Array.from(one);
       c[i] = v;

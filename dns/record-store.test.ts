@@ -19,7 +19,10 @@ const entryArb: fc.Arbitrary<RecordEntry> = fc
 const removalArb: fc.Arbitrary<PeerRemoval> = fc.record({ peer: fc.constantFrom(...owners), expiresAtMs: fc.constantFrom(150, 250) });
 const updateArb: fc.Arbitrary<RecordDelta> = fc.record({
   entries: fc.array(entryArb, { maxLength: 8 }),
-  removals: fc.oneof({ weight: 4, arbitrary: fc.constant([] as PeerRemoval[]) }, { weight: 1, arbitrary: fc.array(removalArb, { maxLength: 1 }) }),
+  removals: fc.oneof(
+    { weight: 4, arbitrary: fc.constant([] as PeerRemoval[]) },
+    { weight: 1, arbitrary: fc.array(removalArb, { maxLength: 1 }) },
+  ),
 });
 
 function stateAfter(...updates: RecordDelta[]): RecordDelta {
@@ -139,7 +142,14 @@ describe('RecordStore tombstone expiry', () => {
 
   it('a peer removal drops every record of that owner and refuses new ones until it expires', () => {
     const s = new RecordStore();
-    const mk = (owner: string, version: number) => ({ owner, name: names[0]!, address: addresses[0]!, version, isTombstone: false, expiresAtMs: Infinity });
+    const mk = (owner: string, version: number) => ({
+      owner,
+      name: names[0]!,
+      address: addresses[0]!,
+      version,
+      isTombstone: false,
+      expiresAtMs: Infinity,
+    });
     s.merge({ entries: [mk(owners[0]!, 1), mk(owners[1]!, 1)], removals: [] });
     s.merge({ entries: [], removals: [{ peer: owners[0]!, expiresAtMs: 100 }] });
     expect(s.live().map((e) => e.owner)).toEqual([owners[1]]);
@@ -147,6 +157,11 @@ describe('RecordStore tombstone expiry', () => {
     expect(s.live().map((e) => e.owner)).toEqual([owners[1]]);
     s.expire(100);
     s.merge({ entries: [mk(owners[0]!, 6)], removals: [] });
-    expect(s.live().map((e) => e.owner).sort()).toEqual([owners[0], owners[1]]);
+    expect(
+      s
+        .live()
+        .map((e) => e.owner)
+        .sort(),
+    ).toEqual([owners[0], owners[1]]);
   });
 });

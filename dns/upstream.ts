@@ -67,7 +67,13 @@ export class Upstream {
   private readonly maxPending: number;
   private readonly port: number;
   private lastCheckMs = -Infinity;
-  readonly counters = { dns_upstream_forwarded: 0, dns_upstream_timeouts: 0, dns_upstream_failed: 0, dns_upstream_busy: 0, dns_upstream_stray: 0 };
+  readonly counters = {
+    dns_upstream_forwarded: 0,
+    dns_upstream_timeouts: 0,
+    dns_upstream_failed: 0,
+    dns_upstream_busy: 0,
+    dns_upstream_stray: 0,
+  };
 
   constructor(
     private readonly deps: UpstreamDeps,
@@ -226,10 +232,12 @@ export class Upstream {
       if (!isForced && st.mtimeMs === this.mtimeMs) return;
       this.mtimeMs = st.mtimeMs;
       const servers = parseResolvConf(await readFile(this.resolvConf, 'utf8')).filter((s) => !this.excluded.has(s));
-      if (servers.join() !== this.servers.join()) this.deps.log.info({ servers, file: this.resolvConf }, `dns: upstream servers ${servers.join(', ') || '(none)'}`);
+      if (servers.join() !== this.servers.join())
+        this.deps.log.info({ servers, file: this.resolvConf }, `dns: upstream servers ${servers.join(', ') || '(none)'}`);
       this.servers = servers;
     } catch (err) {
-      if (this.mtimeMs !== -2) this.deps.log.warn({ err, file: this.resolvConf }, `dns: cannot read ${this.resolvConf}: no upstream servers`);
+      if (this.mtimeMs !== -2)
+        this.deps.log.warn({ err, file: this.resolvConf }, `dns: cannot read ${this.resolvConf}: no upstream servers`);
       this.mtimeMs = -2;
       this.servers = [];
     }

@@ -158,7 +158,9 @@ export class WeftDns {
       .filter((e) => e.name === fqdn && (canon.length === 0 || canon.includes(e.address)))
       .map((e) => e.owner);
     if (others.length > 0) {
-      throw new DnsInputError(`${fqdn} is registered by router ${[...new Set(others)].join(', ')}, not this one: run weft dns-remove there (or weft rmpeer if it is gone for good)`);
+      throw new DnsInputError(
+        `${fqdn} is registered by router ${[...new Set(others)].join(', ')}, not this one: run weft dns-remove there (or weft rmpeer if it is gone for good)`,
+      );
     }
     throw new DnsInputError(`no record ${fqdn}${canon.length > 0 ? ` -> ${canon.join(', ')}` : ''} to remove (weft status dns lists them)`);
   }
@@ -176,7 +178,12 @@ export class WeftDns {
       ttlSeconds: this.ttlSeconds,
       upstream: [...this.upstream.list()],
       records: this.nameserver.report().filter((r) => !r.isTombstone),
-      counters: { ...(this.server?.counters ?? {}), ...this.upstream.counters, ...this.nameserver.counters, dns_records: this.nameserver.records.size },
+      counters: {
+        ...(this.server?.counters ?? {}),
+        ...this.upstream.counters,
+        ...this.nameserver.counters,
+        dns_records: this.nameserver.records.size,
+      },
     };
   }
 

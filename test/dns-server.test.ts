@@ -39,7 +39,17 @@ describe('DnsServer on loopback', () => {
     const b = createSocket('udp4');
     b.on('message', (m, r) => {
       const q = dnsPacket.decode(m);
-      b.send(dnsPacket.encode({ id: q.id!, type: 'response', flags: Flags.RA | Flags.RD, questions: q.questions!, answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 30, data: '192.0.2.1' }] }), r.port, r.address);
+      b.send(
+        dnsPacket.encode({
+          id: q.id!,
+          type: 'response',
+          flags: Flags.RA | Flags.RD,
+          questions: q.questions!,
+          answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 30, data: '192.0.2.1' }],
+        }),
+        r.port,
+        r.address,
+      );
     });
     await new Promise<void>((r) => b.bind(0, '127.0.0.3', () => r()));
     upstreamPort = b.address().port;
@@ -47,12 +57,36 @@ describe('DnsServer on loopback', () => {
     await new Promise<void>((r) => a.bind(upstreamPort, '127.0.0.2', () => r()));
     fakes.push(a, b);
     writeFileSync(resolvConf, 'search example\nnameserver 127.0.0.2\nnameserver 127.0.0.3\n');
-    const big = Array.from({ length: 60 }, (_, i) => ({ owner: '02:00:00:00:00:01', name: 'big.weft.local.', address: `10.32.1.${i + 1}`, version: 1, isTombstone: false, expiresAtMs: Infinity }));
-    records.merge({ entries: [...big, { owner: '02:00:00:00:00:01', name: 'web.weft.local.', address: '10.32.0.5', version: 1, isTombstone: false, expiresAtMs: Infinity }], removals: [] });
+    const big = Array.from({ length: 60 }, (_, i) => ({
+      owner: '02:00:00:00:00:01',
+      name: 'big.weft.local.',
+      address: `10.32.1.${i + 1}`,
+      version: 1,
+      isTombstone: false,
+      expiresAtMs: Infinity,
+    }));
+    records.merge({
+      entries: [
+        ...big,
+        {
+          owner: '02:00:00:00:00:01',
+          name: 'web.weft.local.',
+          address: '10.32.0.5',
+          version: 1,
+          isTombstone: false,
+          expiresAtMs: Infinity,
+        },
+      ],
+      removals: [],
+    });
     upstream = new Upstream({ clock: systemClock, log: silentLogger }, { resolvConf, attemptTimeoutMs: 300, port: upstreamPort });
     await upstream.start();
     server = new DnsServer(
-      { log: silentLogger, answers: new AnswerBuilder(records, { domain: 'weft.local.', ttlSeconds: 1, reverseRanges: ['10.32.0.0/12'] }), upstream },
+      {
+        log: silentLogger,
+        answers: new AnswerBuilder(records, { domain: 'weft.local.', ttlSeconds: 1, reverseRanges: ['10.32.0.0/12'] }),
+        upstream,
+      },
       { host: '127.0.0.1', port: 0 },
     );
     await server.start();
@@ -82,7 +116,12 @@ describe('DnsServer on loopback', () => {
     expect((t.flags ?? 0) & Flags.TC).toBe(0);
     expect(t.answers).toHaveLength(60);
     // With EDNS and a large enough buffer the answer fits in UDP.
-    const edns = dnsPacket.encode({ id: 9, type: 'query', questions: [{ name: 'big.weft.local', type: 'A' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never] });
+    const edns = dnsPacket.encode({
+      id: 9,
+      type: 'query',
+      questions: [{ name: 'big.weft.local', type: 'A' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never],
+    });
     expect(dnsPacket.decode((await udpAsk(port, edns))!).answers).toHaveLength(60);
   });
 

@@ -38,13 +38,24 @@ describe('weftDNS fuzz: mutated queries against the live server', () => {
   beforeAll(async () => {
     writeFileSync(join(dir, 'resolv.conf'), '# no upstream: queries outside the zone get SERVFAIL at once\n');
     records.merge({
-      entries: ['10.32.0.5', '10.32.0.6'].map((address, i) => ({ owner: '02:00:00:00:00:01', name: 'web.weft.local.', address, version: i + 1, isTombstone: false, expiresAtMs: Infinity })),
+      entries: ['10.32.0.5', '10.32.0.6'].map((address, i) => ({
+        owner: '02:00:00:00:00:01',
+        name: 'web.weft.local.',
+        address,
+        version: i + 1,
+        isTombstone: false,
+        expiresAtMs: Infinity,
+      })),
       removals: [],
     });
     upstream = new Upstream({ clock: systemClock, log: silentLogger }, { resolvConf: join(dir, 'resolv.conf') });
     await upstream.start();
     server = new DnsServer(
-      { log: silentLogger, answers: new AnswerBuilder(records, { domain: 'weft.local.', ttlSeconds: 1, reverseRanges: ['10.32.0.0/12'] }), upstream },
+      {
+        log: silentLogger,
+        answers: new AnswerBuilder(records, { domain: 'weft.local.', ttlSeconds: 1, reverseRanges: ['10.32.0.0/12'] }),
+        upstream,
+      },
       { host: '127.0.0.1', port: 0 },
     );
     await server.start();
@@ -65,7 +76,7 @@ describe('weftDNS fuzz: mutated queries against the live server', () => {
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
     const probe = dnsPacket.encode({ id: 77, type: 'query', questions: [{ name: 'web.weft.local', type: 'A' }] });
     try {
-      for (let sent = 0; sent < COUNT; ) {
+      for (let sent = 0; sent < COUNT;) {
         const n = Math.min(BATCH, COUNT - sent);
         for (let i = 0; i < n; i++) sock.send(mutatedQuery(rng), port, '127.0.0.1');
         sent += n;

@@ -35,7 +35,11 @@ export function mutatedQuery(rng: Rng): Buffer {
     `${label()}.${label()}.${label()}.${label()}`,
   ];
   const qn = 1 + rng.int(3);
-  const questions = Array.from({ length: qn }, () => ({ name: rng.pick(names), type: rng.pick(TYPES) as 'A', class: rng.int(8) === 0 ? ('CH' as const) : ('IN' as const) }));
+  const questions = Array.from({ length: qn }, () => ({
+    name: rng.pick(names),
+    type: rng.pick(TYPES) as 'A',
+    class: rng.int(8) === 0 ? ('CH' as const) : ('IN' as const),
+  }));
   const withOpt = rng.int(3) === 0;
   const b = Buffer.from(
     dnsPacket.encode({
@@ -72,4 +76,3 @@ export function mutatedQuery(rng: Rng): Buffer {
   }
   return out;
 }
-

@@ -23,7 +23,10 @@ const resolvConf = join(confDir, 'resolv.conf');
 /** `dig +short ARGS` inside `ns`: the answer lines. */
 async function dig(ns: NamespaceHandle, args: string[]): Promise<string[]> {
   const out = await ns.exec('dig', ['+short', '+time=2', '+tries=2', ...args], { timeoutMs: 20_000 });
-  return out.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith(';'));
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith(';'));
 }
 
 describe.skipIf(skip)('weftDNS on 3 hosts', () => {
@@ -62,7 +65,10 @@ describe.skipIf(skip)('weftDNS on 3 hosts', () => {
     rmSync(confDir, { recursive: true, force: true });
     // The routers wrote /etc/netns/NS/resolv.conf for each attached namespace; the harness deletes the namespaces
     // without a detach, so take the files away here.
-    for (const ns of net.hosts && existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(`${net.hosts.prefix}-`)) : []) removeNetnsResolvConf(ns);
+    for (const ns of net.hosts && existsSync('/etc/netns')
+      ? readdirSync('/etc/netns').filter((n) => n.startsWith(`${net.hosts.prefix}-`))
+      : [])
+      removeNetnsResolvConf(ns);
   });
 
   it('gives an attached container weftDNS as its resolver with the weft.local search domain', async () => {
@@ -106,7 +112,12 @@ describe.skipIf(skip)('weftDNS on 3 hosts', () => {
     expect(next).toEqual([...first].reverse());
     await net.weft[2]!.run(['detach', '--netns', extra.ns]);
     for (let i = 0; i < 3; i++) {
-      await waitFor(`h${i + 1} to forget the detached alpha`, async () => (await dig(c[i]!, ['alpha.weft.local'])).join() === addr[0], 5_000, 200);
+      await waitFor(
+        `h${i + 1} to forget the detached alpha`,
+        async () => (await dig(c[i]!, ['alpha.weft.local'])).join() === addr[0],
+        5_000,
+        200,
+      );
     }
   });
 
@@ -116,12 +127,29 @@ describe.skipIf(skip)('weftDNS on 3 hosts', () => {
     await net.hosts.isolate(3);
     try {
       await net.weft[0]!.run(['dns-remove', 'temp']);
-      await waitFor('h2 to forget temp', () => net.weft[1]!.run(['dns-lookup', 'temp']).then(() => false, () => true), 10_000);
+      await waitFor(
+        'h2 to forget temp',
+        () =>
+          net.weft[1]!.run(['dns-lookup', 'temp']).then(
+            () => false,
+            () => true,
+          ),
+        10_000,
+      );
       expect((await net.weft[2]!.run(['dns-lookup', 'temp'])).trim()).toBe('10.41.200.1');
     } finally {
       await net.hosts.rejoin(3);
     }
-    await waitFor('h3 to forget temp after the heal', () => net.weft[2]!.run(['dns-lookup', 'temp']).then(() => false, () => true), 120_000, 1000);
+    await waitFor(
+      'h3 to forget temp after the heal',
+      () =>
+        net.weft[2]!.run(['dns-lookup', 'temp']).then(
+          () => false,
+          () => true,
+        ),
+      120_000,
+      1000,
+    );
   });
 
   it('resolves an outside name through the upstream server in the resolv.conf weft runs with', async () => {
@@ -132,7 +160,11 @@ describe.skipIf(skip)('weftDNS on 3 hosts', () => {
   it('sets TC on a large answer over UDP, and the resolver gets all of it over TCP', async () => {
     const many = Array.from({ length: 60 }, (_, i) => `10.41.201.${i + 1}`);
     await net.weft[1]!.run(['dns-add', ...many, 'many']);
-    await waitFor('h1 to learn many', async () => (await net.weft[0]!.report()).dns!.records.filter((r) => r.name === 'many.weft.local.').length === 60, 10_000);
+    await waitFor(
+      'h1 to learn many',
+      async () => (await net.weft[0]!.report()).dns!.records.filter((r) => r.name === 'many.weft.local.').length === 60,
+      10_000,
+    );
     const out = await c[0]!.exec('dig', ['+noedns', '+time=2', 'many.weft.local'], { timeoutMs: 20_000 });
     expect(out).toContain('Truncated, retrying in TCP mode');
     expect(out.split('\n').filter((l) => /^many\.weft\.local\.\s+\d+\s+IN\s+A\s/.test(l))).toHaveLength(60);
