@@ -35,7 +35,7 @@ import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
 import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
-import { DNS_IDENT, dnsArgs, isNetnsName, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
+import { addDnsAddress, DNS_IDENT, dnsArgs, isNetnsName, removeDnsAddress, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -450,27 +450,22 @@ export class Daemon implements WeftControl {
     });
   }
 
-  /** Listen on this router's address on the weft bridge, giving the bridge one from IPAM when it has none. */
+  /** Listen on an address IPAM gives this router, put on the weft bridge as a /32 (daemon/dns-wiring.ts). */
   private async listenOnBridge(dns: WeftDns): Promise<void> {
-    const datapath = this.datapath;
-    if (!datapath) throw new Error('no weft bridge (--no-datapath)');
-    let cidr = (await datapath.exposed()).find((c) => !c.includes(':'));
-    if (cidr === undefined) {
-      if (!this.ipam) throw new Error('the weft bridge has no address and IPAM is off (weft expose ADDR gives it one)');
-      const allocated = await this.ipam.allocate(DNS_IDENT);
-      if (this.isStopping) return;
-      await datapath.expose([allocated]);
-      this.dnsBridgeCidr = allocated;
-      cidr = allocated;
-    }
+    if (!this.datapath) throw new Error('no weft bridge (--no-datapath)');
+    if (!this.ipam || this.config.ipallocRange === undefined) throw new Error('IPAM is off, so weft cannot pick an address on the bridge');
+    const address = (await this.ipam.allocate(DNS_IDENT)).split('/')[0]!;
     if (this.isStopping) return;
-    await dns.listen(cidr.split('/')[0]!, this.config.dns.listenPort);
+    await addDnsAddress(this.config.bridge, address, this.config.ipallocRange);
+    this.dnsBridgeCidr = `${address}/32`;
+    if (this.isStopping) return;
+    await dns.listen(address, this.config.dns.listenPort);
   }
 
   private async stopDns(): Promise<void> {
     await this.dns?.stop();
     // The address weft put on the bridge for weftDNS goes (IPAM keeps it for the next start: same ident).
-    if (this.dnsBridgeCidr !== undefined) await this.datapath?.hide([this.dnsBridgeCidr]).catch(() => undefined);
+    if (this.dnsBridgeCidr !== undefined) await removeDnsAddress(this.config.bridge, this.dnsBridgeCidr.split('/')[0]!);
   }
 
   /** After an attach: register `request.name` and give a named namespace weftDNS as its resolver. */

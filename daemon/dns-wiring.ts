@@ -2,11 +2,14 @@
  * How weftDNS meets the rest of the daemon: where it listens, and the resolver configuration of containers that
  * `weft attach` wires.
  *
- * Listen address (docs/dns.md says why): `--dns-listen-address` when given; otherwise an address of this router on
- * the weft bridge — the first the bridge already has (`weft expose`), else one IPAM allocates for the router
- * itself (ident `weft:dns`) and puts on the bridge. Every container on the bridge in that subnet reaches it on-link,
- * whoever attached it (weft attach, the Docker driver, CNI), without a route or any configuration, and it is
- * distinct per host, so no ARP answer for it comes from another host.
+ * Listen address (docs/dns.md says why): `--dns-listen-address` when given; otherwise an address IPAM allocates for
+ * this router (ident `weft:dns`, the same one after a restart), put on the weft bridge as a /32. Every container on
+ * the bridge in that subnet reaches it on-link, whoever attached it (weft attach, the Docker driver, CNI), without a
+ * route or any configuration, and it is distinct per host, so no ARP answer for it comes from another host.
+ *
+ * The host is not exposed by it: a /32 brings no subnet route, so the host's own traffic still does not reach the
+ * weft network. Only packets sent *from* the DNS address (its answers) are routed to the allocation range over the
+ * bridge, by a policy rule (`ip rule from ADDR lookup DNS_ROUTE_TABLE`) and a table holding that one route.
  *
  * Resolver configuration: for a target that is an `ip netns` name, weft writes /etc/netns/NAME/resolv.conf (which
  * `ip netns exec NAME` bind-mounts over /etc/resolv.conf), marked as ours, and removes it at detach. A file the
@@ -15,6 +18,32 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ip } from '../netdev/command.js';
+
+/** The routing table holding the route for weftDNS's answers (any free number; "53" twice). */
+export const DNS_ROUTE_TABLE = 53053;
+/** Before the main table (32766), after local (0). */
+export const DNS_RULE_PRIORITY = 1053;
+
+/**
+ * Put `address`/32 on the bridge and route what is sent from it to `range` over the bridge (policy rule + table).
+ * Idempotent (a restart after a crash finds them in place).
+ */
+export async function addDnsAddress(bridge: string, address: string, range: string): Promise<void> {
+  const table = String(DNS_ROUTE_TABLE);
+  await ip(bridge, ['addr', 'replace', `${address}/32`, 'dev', bridge]);
+  await ip(bridge, ['route', 'replace', range, 'dev', bridge, 'src', address, 'table', table]);
+  await ip(bridge, ['rule', 'del', 'from', `${address}/32`, 'lookup', table]).catch(() => undefined);
+  await ip(bridge, ['rule', 'add', 'from', `${address}/32`, 'lookup', table, 'priority', String(DNS_RULE_PRIORITY)]);
+}
+
+/** Undo `addDnsAddress`; what is already gone is fine. */
+export async function removeDnsAddress(bridge: string, address: string): Promise<void> {
+  const table = String(DNS_ROUTE_TABLE);
+  await ip(bridge, ['rule', 'del', 'from', `${address}/32`, 'lookup', table]).catch(() => undefined);
+  await ip(bridge, ['route', 'flush', 'table', table]).catch(() => undefined);
+  await ip(bridge, ['addr', 'del', `${address}/32`, 'dev', bridge]).catch(() => undefined);
+}
 
 /** The first line of every resolv.conf weft writes; only files starting with it are replaced or removed. */
 export const RESOLV_MARKER = '# written by weft (weftDNS); removed at weft detach';

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsSkipReason, type NamespaceHandle, type TestContainer } from '../harness/hosts.js';
-import { builtSkipReason, repoRoot, waitFor } from '../harness/weft.js';
+import { builtSkipReason, canPing, repoRoot, waitFor } from '../harness/weft.js';
 import { weftNetwork } from '../harness/network.js';
 import { removeNetnsResolvConf } from '../../daemon/dns-wiring.js';
 
@@ -77,6 +77,9 @@ describe.skipIf(skip)('weftDNS on 3 hosts', () => {
     expect(conf).toContain(`nameserver ${listen}`);
     expect(conf).toContain('search weft.local');
     expect((await net.weft[0]!.run(['dns-args'])).trim()).toBe(`--dns ${listen} --dns-search weft.local`);
+    // The address is a /32 on the bridge: the host itself is not exposed to the weft network by it.
+    expect(await net.hosts.host(1).exec('ip', ['-4', '-o', 'addr', 'show', 'dev', 'weft'])).toContain(`${listen}/32`);
+    expect(await canPing(net.hosts.host(1), addr[0]!, 1)).toBe(false);
   });
 
   it('resolves every container by short name and by FQDN from every host, and pings by name', async () => {
