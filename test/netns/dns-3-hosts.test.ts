@@ -160,6 +160,20 @@ describe.skipIf(skip)('weftDNS on 3 hosts', () => {
     expect(await dig(c[2]!, ['+tcp', 'outside.example'])).toEqual(['198.51.100.7']);
   });
 
+  it('a router killed and launched again publishes its names again and answers as before', async () => {
+    net.weft[1]!.kill();
+    await new Promise((r) => setTimeout(r, 500));
+    await net.weft[1]!.launch([...ipamArgs, net.hosts.host(1).ip]);
+    await waitFor('weftDNS listening on h2 again', async () => (await net.weft[1]!.report()).dns?.listen, 60_000);
+    await waitFor(
+      'h2 to hold beta again',
+      async () => (await net.weft[1]!.report()).dns!.records.some((r) => r.name === 'beta.weft.local.'),
+      30_000,
+    );
+    expect(await dig(c[1]!, ['+search', 'gamma'])).toEqual([addr[2]]);
+    expect(await dig(c[0]!, ['+search', 'beta'])).toEqual([addr[1]]);
+  });
+
   it('sets TC on a large answer over UDP, and the resolver gets all of it over TCP', async () => {
     const many = Array.from({ length: 60 }, (_, i) => `10.41.201.${i + 1}`);
     await net.weft[1]!.run(['dns-add', ...many, 'many']);
