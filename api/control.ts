@@ -117,6 +117,20 @@ export interface Report {
   datapath: DatapathReport;
   endpoints: EndpointReport[];
   ipam?: IpamReport;
+  /** weftDNS (absent with --no-dns). */
+  dns?: DnsStatusReport;
+}
+
+/** weftDNS in `weft report` / `weft status dns`. */
+export interface DnsStatusReport {
+  domain: string;
+  /** "host:port" weftDNS answers on; absent while it does not listen. */
+  listen?: string;
+  ttlSeconds: number;
+  upstream: string[];
+  /** Live records with the peer that owns each. */
+  records: Array<{ name: string; address: string; owner: string; nickname: string; version: number }>;
+  counters: Record<string, number>;
 }
 
 export interface AttachRequest {
@@ -139,6 +153,8 @@ export interface AttachRequest {
    * TODO(#13): hand it to weftDNS; today the daemon only logs it.
    */
   dnsName?: string;
+  /** Register this name in weftDNS for the container's addresses (`weft attach --name`). */
+  name?: string;
 }
 
 export interface WeftControl {
@@ -170,4 +186,12 @@ export interface WeftControl {
    * number of keys now listed and the peers whose connections were closed.
    */
   reloadAuthorizedPeers(): { keys: number; closed: string[] };
+  /** `weft dns-add ADDR... NAME`: register NAME -> ADDRs as this router's; answers the qualified name. */
+  dnsAdd(name: string, addresses: string[]): string;
+  /** `weft dns-remove [ADDR...] NAME`: withdraw this router's records of NAME; answers how many went. */
+  dnsRemove(name: string, addresses: string[]): number;
+  /** `weft dns-lookup NAME`: the live addresses of NAME. */
+  dnsLookup(name: string): string[];
+  /** `weft dns-args`: `--dns ADDR --dns-search DOMAIN` for docker run. */
+  dnsArgs(): string;
 }

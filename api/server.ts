@@ -19,6 +19,10 @@
  *   POST /ipam/rmpeer { name }                              -> { addresses: number moved }
  *   POST /reload                                            -> { keys, closed }: --authorized-peers re-read
  *   POST /ipam/reset                                        -> { isStopping: true }, then the daemon stops
+ *   POST /dns/add     { name, addresses: string[] }         -> { name: qualified name }
+ *   POST /dns/remove  { name, addresses?: string[] }        -> { removed: number }
+ *   POST /dns/lookup  { name }                              -> { addresses: string[] }
+ *   GET  /dns/args                                          -> { args: '--dns ADDR --dns-search DOMAIN' }
  *
  * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 404 for an
  * unknown route, 405 for a wrong method, 413 for a body over 64 KiB, 500 for anything else. The handler never throws.
@@ -150,6 +154,10 @@ export function createApiHandler(control: WeftControl, log: Logger): (req: Incom
         },
       },
     ],
+    ['/dns/add', { method: 'POST', run: (b) => ({ name: control.dnsAdd(requiredString(b, 'name'), stringList(b, 'addresses', 64)) }) }],
+    ['/dns/remove', { method: 'POST', run: (b) => ({ removed: control.dnsRemove(requiredString(b, 'name'), b['addresses'] === undefined ? [] : stringList(b, 'addresses', 64)) }) }],
+    ['/dns/lookup', { method: 'POST', run: (b) => ({ addresses: control.dnsLookup(requiredString(b, 'name')) }) }],
+    ['/dns/args', { method: 'GET', run: () => ({ args: control.dnsArgs() }) }],
     ['/expose', { method: 'POST', run: async (b) => ({ addresses: await control.expose(stringList(b, 'cidrs')) }) }],
     ['/hide', { method: 'POST', run: async (b) => ({ addresses: await control.hide(stringList(b, 'cidrs')) }) }],
     [
@@ -363,5 +371,7 @@ function attachRequest(body: Body): AttachRequest {
     if (!isDnsName(dnsName)) throw badField('dnsName', 'a DNS name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters');
     request.dnsName = dnsName.toLowerCase();
   }
+  const name = optionalString(body, 'name');
+  if (name !== undefined) request.name = name;
   return request;
 }

@@ -118,7 +118,7 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
       [['attach', '--netns', 'c1', '--mac', 'zz'], 'is not a MAC'],
       [['attach', '--netns', 'c1', '10.2.1.1'], 'CIDR form'],
       [['expose', '10.32.0.1'], 'Usage: weft expose [options] [ADDR...]'],
-      [['status', 'dns'], 'Allowed choices are peers, connections, targets, ipam'],
+      [['status', 'bogus'], 'Allowed choices are peers, connections, targets, ipam, dns'],
       [['status', '--frob'], "unknown option '--frob'"],
       [['frob'], "unknown command 'frob'"],
       [['launch', '--frob'], 'Usage: weft launch [options] [PEER...]'],

@@ -75,6 +75,17 @@ export function formatStatus(report: Report): string {
     }
     out += '\n' + block(ipam);
   }
+  if (report.dns !== undefined) {
+    const dns: Array<[string, string | number]> = [
+      ['Service', 'dns'],
+      ['Domain', report.dns.domain],
+      ['Listen', report.dns.listen ?? 'not listening'],
+      ['Upstream', report.dns.upstream.join(', ') || 'none'],
+      ['TTL', report.dns.ttlSeconds],
+      ['Entries', report.dns.records.length],
+    ];
+    out += '\n' + block(dns);
+  }
   return out;
 }
 

@@ -99,6 +99,24 @@ export interface WeftConfig {
   readonly peers: readonly string[];
   /** Things the user should hear about (e.g. a password on the command line); the caller prints or logs them. */
   readonly warnings: readonly string[];
+  /** weftDNS (docs/dns.md). */
+  readonly dns: Readonly<DnsConfig>;
+}
+
+/** weftDNS settings: `--no-dns`, `--dns-domain`, `--dns-listen-address`, `--dns-ttl`, `--dns-resolv-conf`. */
+export interface DnsConfig {
+  /** @default true */
+  isEnabled: boolean;
+  /** Lower case with the trailing dot. @default 'weft.local.' */
+  domain: string;
+  /** Host to listen on; undefined: this router's address on the weft bridge (docs/dns.md). @default undefined */
+  listenHost: string | undefined;
+  /** @default 53 */
+  listenPort: number;
+  /** TTL of every answer in seconds. @default 1 */
+  ttlSeconds: number;
+  /** Where the upstream resolvers are read from. @default '/etc/resolv.conf' */
+  resolvConf: string;
 }
 
 /** One `weft launch` option: its flag, environment variable and help. */
@@ -139,6 +157,11 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'log-max-bytes', value: 'BYTES', env: 'WEFT_LOG_MAX_BYTES', description: 'rotate the log file past this size; 3 old files are kept', defaultText: '10485760' },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
   { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
+  { name: 'no-dns', env: 'WEFT_NO_DNS', description: 'do not run weftDNS (names are neither served nor gossiped)' },
+  { name: 'dns-domain', value: 'DOMAIN', env: 'WEFT_DNS_DOMAIN', description: 'the domain weftDNS answers for', defaultText: 'weft.local.' },
+  { name: 'dns-listen-address', value: 'HOST[:PORT]', env: 'WEFT_DNS_LISTEN_ADDRESS', description: "where weftDNS listens (udp and tcp)", defaultText: "this router's address on the weft bridge, port 53" },
+  { name: 'dns-ttl', value: 'SECONDS', env: 'WEFT_DNS_TTL', description: 'TTL of weftDNS answers', defaultText: '1' },
+  { name: 'dns-resolv-conf', value: 'FILE', env: 'WEFT_DNS_RESOLV_CONF', description: 'resolver configuration naming the upstream servers for other names', defaultText: '/etc/resolv.conf' },
 ];
 
 /** What `resolveConfig` reads from outside; tests replace it. */
@@ -282,8 +305,10 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
       throw new ConfigError(`${logMaxPick.from} ${JSON.stringify(logMaxPick.value)} is not a log size: give bytes, at least 1024, e.g. --log-max-bytes 10485760`);
     }
   }
+  const dns = resolveDnsConfig(pick, isSet);
 
   return deepFreeze({
+    dns,
     stateDir,
     httpAddr: joinAddress(httpParts.host, httpParts.port),
     httpHost: httpParts.host,
@@ -314,6 +339,44 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     peers,
     warnings,
   });
+}
+
+/** The weftDNS flags, validated. */
+function resolveDnsConfig(pick: (name: string) => { value: string; from: string } | undefined, isSet: (name: string) => boolean): DnsConfig {
+  const domainPick = pick('dns-domain');
+  let domain = 'weft.local.';
+  if (domainPick !== undefined) {
+    domain = domainPick.value.toLowerCase().endsWith('.') ? domainPick.value.toLowerCase() : `${domainPick.value.toLowerCase()}.`;
+    if (!/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(domain)) {
+      throw new ConfigError(`${domainPick.from} ${JSON.stringify(domainPick.value.slice(0, 80))} is not a DNS domain; write it like weft.local.`);
+    }
+  }
+  const listenPick = pick('dns-listen-address');
+  let listenHost: string | undefined;
+  let listenPort = 53;
+  if (listenPick !== undefined && listenPick.value !== '') {
+    const bad = () => new ConfigError(`${listenPick.from} ${JSON.stringify(listenPick.value.slice(0, 80))} is not an address: write HOST or HOST:PORT, e.g. 10.32.0.1 or 127.0.0.1:5353`);
+    let parts: { host: string; port: number };
+    try {
+      parts = splitAddress(listenPick.value, 53);
+    } catch {
+      throw bad();
+    }
+    if (!isIpAddress(parts.host) || parts.port < 0 || parts.port > 65535) throw bad();
+    listenHost = parts.host;
+    listenPort = parts.port;
+  }
+  const ttlPick = pick('dns-ttl');
+  let ttlSeconds = 1;
+  if (ttlPick !== undefined) {
+    ttlSeconds = Number(ttlPick.value);
+    if (!/^[0-9]+$/.test(ttlPick.value) || ttlSeconds > 86_400) {
+      throw new ConfigError(`${ttlPick.from} ${JSON.stringify(ttlPick.value)} is not a TTL: give seconds between 0 and 86400, e.g. --dns-ttl 1`);
+    }
+  }
+  const resolvPick = pick('dns-resolv-conf');
+  if (resolvPick !== undefined && resolvPick.value === '') throw new ConfigError(`${resolvPick.from} is empty; give a file, e.g. --dns-resolv-conf /etc/resolv.conf`);
+  return { isEnabled: !isSet('no-dns'), domain, listenHost, listenPort, ttlSeconds, resolvConf: resolvPick?.value ?? '/etc/resolv.conf' };
 }
 
 /** What every `weft` command needs to find the daemon: its state dir and API address. */

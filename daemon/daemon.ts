@@ -26,7 +26,7 @@ import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../c
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
-import { peerIdToName } from '../gossip/peer-name.js';
+import { isPeerName, parsePeerName, peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
@@ -35,6 +35,8 @@ import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
+import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
+import { addDnsAddress, DNS_IDENT, dnsArgs, isNetnsName, removeDnsAddress, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -57,6 +59,9 @@ export class Daemon implements WeftControl {
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
   private ipam: Allocator | undefined;
+  private dns: WeftDns | undefined;
+  /** The bridge address weft put there for weftDNS (removed again at stop), if it picked one. */
+  private dnsBridgeCidr: string | undefined;
   private readonly snapshots = new SnapshotBuilder();
   /** Targets the user gave (launch PEERs, `connect`, not `forget`), kept across restarts. */
   private targets = new SavedTargets();
@@ -149,6 +154,19 @@ export class Daemon implements WeftControl {
         );
         this.ipam.attach(this.mesh.channel('ipam', this.ipam));
       }
+      if (config.dns.isEnabled) {
+        this.dns = new WeftDns(
+          { clock: this.clock, log: log.child({ component: 'dns' }), store: this.store },
+          {
+            ourName: this.peerName,
+            domain: config.dns.domain,
+            ttlSeconds: config.dns.ttlSeconds,
+            resolvConf: config.dns.resolvConf,
+            reverseRanges: config.ipallocRange !== undefined ? [config.ipallocRange] : [],
+          },
+        );
+        this.dns.attach(this.mesh.channel('dns', this.dns.nameserver));
+      }
       this.mesh.onChange(() => {
         this.applyForwarding();
         this.ipam?.setReachablePeers(this.reachablePeers());
@@ -156,6 +174,7 @@ export class Daemon implements WeftControl {
       this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
       // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
+      await this.startDns();
       await this.mesh.start();
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
@@ -189,6 +208,7 @@ export class Daemon implements WeftControl {
     this.isStopping = true;
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['api', async () => this.api?.close()],
+      ['dns', async () => this.stopDns()],
       ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
@@ -249,6 +269,7 @@ export class Daemon implements WeftControl {
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
       endpoints: this.datapath?.cachedEndpoints() ?? [],
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
+      ...(this.dns && { dns: this.dnsReport(this.dns) }),
     };
   }
 
@@ -302,8 +323,9 @@ export class Daemon implements WeftControl {
     const addresses = await this.resolveAddresses(ident, request.addresses);
     try {
       const endpoint = await datapath.attach({ ...request, addresses });
+      await this.wireDns(request, endpoint.addresses);
       if (request.containerId !== undefined) {
-        // TODO(#13): register request.dnsName with weftDNS here.
+        if (request.dnsName !== undefined) this.registerContainerName(request.containerId, [request.dnsName], endpoint.addresses);
         this.log.info({ container: request.containerId, ifname: endpoint.interface, addr: endpoint.addresses, dnsName: request.dnsName }, 'container attached');
       }
       return endpoint;
@@ -319,6 +341,7 @@ export class Daemon implements WeftControl {
     const isRemoved = await this.requireDatapath().detachContainer(containerId, ifname);
     // Released even when the interface was gone already (its namespace died first): DEL must free the address.
     const released = this.ipam?.release(containerIdent(containerId, ifname)) ?? 0;
+    this.withdrawContainerName(containerId);
     if (isRemoved || released > 0) this.log.info({ container: containerId, ifname, released }, 'container detached');
     return isRemoved;
   }
@@ -353,8 +376,16 @@ export class Daemon implements WeftControl {
   }
 
   async rmpeer(name: string): Promise<number> {
-    if (!this.ipam) throw new IpamOffError(`rmpeer ${name}`, 'this router');
-    return this.ipam.rmpeer(name);
+    if (!this.ipam) {
+      if (!this.dns) throw new IpamOffError(`rmpeer ${name}`, 'this router');
+      const peer = parsePeerName(name);
+      this.dns.nameserver.removePeer(peer, this.reachablePeers().has(peer));
+      return 0;
+    }
+    const moved = await this.ipam.rmpeer(name);
+    // IPAM has checked the name and that the peer is gone; its records go with it.
+    if (this.dns && isPeerName(name)) this.dns.nameserver.removePeer(parsePeerName(name), false);
+    return moved;
   }
 
   async reset(): Promise<void> {
@@ -364,6 +395,8 @@ export class Daemon implements WeftControl {
   async detach(target: string): Promise<void> {
     await this.requireDatapath().detach(target);
     this.ipam?.release(target);
+    this.dns?.withdraw(`attach:${target}`);
+    if (this.dns) removeNetnsResolvConf(target);
   }
 
   async expose(requested: string[]): Promise<string[]> {
@@ -401,9 +434,118 @@ export class Daemon implements WeftControl {
 
   async hide(cidrs: string[]): Promise<string[]> {
     const datapath = this.requireDatapath();
-    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : await datapath.exposed());
+    // With no CIDR given, the address weft put on the bridge for weftDNS stays (containers use it as resolver).
+    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : (await datapath.exposed()).filter((c) => c !== this.dnsBridgeCidr));
     for (const c of hidden) this.ipam?.releaseAddress(c.split('/')[0]!);
     return hidden;
+  }
+
+  // ---- weftDNS ------------------------------------------------------------------------------------------------------
+
+  /**
+   * Start weftDNS: publish our records (withdrawing those of containers no longer attached), then listen. An
+   * explicit --dns-listen-address must bind, or the launch fails; the default address (daemon/dns-wiring.ts) may
+   * need IPAM, so it is found in the background and a failure there is logged, not fatal.
+   */
+  private async startDns(): Promise<void> {
+    const dns = this.dns;
+    if (!dns) return;
+    await dns.start();
+    if (this.datapath) {
+      const attached = new Set(this.datapath.cachedEndpoints().filter((e) => e.mac !== '').map((e) => `attach:${e.target}`));
+      dns.nameserver.reconcile((source) => !source.startsWith('attach:') || attached.has(source));
+    }
+    const { listenHost, listenPort } = this.config.dns;
+    if (listenHost !== undefined) {
+      await dns.listen(listenHost, listenPort);
+      return;
+    }
+    void this.listenOnBridge(dns).catch((err: unknown) => {
+      if (!this.isStopping) this.log.warn({ err }, `weftDNS is not listening: ${(err as Error).message}; give --dns-listen-address`);
+    });
+  }
+
+  /** Listen on an address IPAM gives this router, put on the weft bridge as a /32 (daemon/dns-wiring.ts). */
+  private async listenOnBridge(dns: WeftDns): Promise<void> {
+    if (!this.datapath) throw new Error('no weft bridge (--no-datapath)');
+    if (!this.ipam || this.config.ipallocRange === undefined) throw new Error('IPAM is off, so weft cannot pick an address on the bridge');
+    const address = (await this.ipam.allocate(DNS_IDENT)).split('/')[0]!;
+    if (this.isStopping) return;
+    await addDnsAddress(this.config.bridge, address, this.config.ipallocRange);
+    this.dnsBridgeCidr = `${address}/32`;
+    if (this.isStopping) return;
+    await dns.listen(address, this.config.dns.listenPort);
+  }
+
+  private async stopDns(): Promise<void> {
+    await this.dns?.stop();
+    // The address weft put on the bridge for weftDNS goes (IPAM keeps it for the next start: same ident).
+    if (this.dnsBridgeCidr !== undefined) await removeDnsAddress(this.config.bridge, this.dnsBridgeCidr.split('/')[0]!);
+  }
+
+  /** After an attach: register `request.name` and give a named namespace weftDNS as its resolver. */
+  private async wireDns(request: AttachRequest, addresses: readonly string[]): Promise<void> {
+    const dns = this.dns;
+    if (!dns) return;
+    const source = `attach:${request.target}`;
+    if (request.name !== undefined) dns.register(request.name, addresses, source);
+    if (!isNetnsName(request.target)) return;
+    const listen = await dns.whenListening(30_000);
+    const host = dns.listenHost;
+    if (listen === undefined || host === undefined) {
+      this.log.warn({ target: request.target }, 'weftDNS is not listening: no resolver configuration written');
+      return;
+    }
+    writeNetnsResolvConf(request.target, resolvConfText(host, dns.nameserver.domain));
+  }
+
+  /**
+   * For the Docker plugin and CNI: register `names` (container name, hostname) -> `addresses` as this router's, on
+   * behalf of `containerId`; `withdrawContainerName` takes them all back. No-ops (and []) with --no-dns.
+   */
+  registerContainerName(containerId: string, names: readonly string[], addresses: readonly string[]): string[] {
+    const dns = this.dns;
+    if (!dns) return [];
+    return [...new Set(names)].map((n) => dns.register(n, addresses, `container:${containerId}`));
+  }
+
+  withdrawContainerName(containerId: string): number {
+    return this.dns?.withdraw(`container:${containerId}`) ?? 0;
+  }
+
+  /** `weft dns-add ADDR... NAME`. */
+  dnsAdd(name: string, addresses: string[]): string {
+    return this.requireDns().register(name, addresses, 'manual');
+  }
+
+  /** `weft dns-remove [ADDR...] NAME`: how many records were withdrawn. */
+  dnsRemove(name: string, addresses: string[]): number {
+    return this.requireDns().remove(name, addresses);
+  }
+
+  /** `weft dns-lookup NAME`. */
+  dnsLookup(name: string): string[] {
+    return this.requireDns().lookup(name);
+  }
+
+  /** `weft dns-args`: the `docker run` flags, once weftDNS listens. */
+  dnsArgs(): string {
+    const dns = this.requireDns();
+    const host = dns.listenHost;
+    if (host === undefined) throw new DnsOffError('weftDNS is not listening yet (it waits for IPAM: weft prime), or could not: see weft status dns');
+    return dnsArgs(host, dns.nameserver.domain);
+  }
+
+  private dnsReport(dns: WeftDns): DnsReport & { records: Array<DnsReport['records'][number] & { nickname: string }> } {
+    const r = dns.report();
+    const nicknames = new Map<string, string>([[this.peerName, this.config.nickname]]);
+    for (const [name, entry] of this.mesh?.peers() ?? []) nicknames.set(name, entry.nickname);
+    return { ...r, records: r.records.map((x) => ({ ...x, nickname: nicknames.get(x.owner) ?? '' })) };
+  }
+
+  private requireDns(): WeftDns {
+    if (!this.dns) throw new DnsOffError('weftDNS is off on this router (--no-dns): relaunch it without that flag');
+    return this.dns;
   }
 
   private requireDatapath(): HostDatapath {
@@ -422,6 +564,14 @@ function ipamIdent(request: AttachRequest): string {
 
 function containerIdent(containerId: string, ifname: string): string {
   return `${containerId}/${ifname}`;
+}
+
+export class DnsOffError extends Error {
+  readonly code = 'ERR_DNS_OFF';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DnsOffError';
+  }
 }
 
 /** The IPAM identity of the host's own addresses (`weft expose`). */

@@ -43,6 +43,8 @@ packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool j
 # The CNI tests (test/netns/cni-*): a real runtime (podman on its CNI backend, runc, conmon), the reference plugins
 # (host-local, portmap in /usr/lib/cni) and a static busybox to make the container image from.
 packages+=(containernetworking-plugins podman runc conmon busybox-static)
+# weftDNS tests (test/netns/dns-*): dig, a real resolver client.
+packages+=(bind9-dnsutils)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
@@ -54,6 +56,7 @@ else
   declare -A command_of=([iproute2]=ip [iputils-ping]=ping [iputils-arping]=arping [iperf3]=iperf3 [tcpdump]=tcpdump
     [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter)
   command_of+=([containernetworking-plugins]=true [podman]=podman [runc]=runc [conmon]=conmon [busybox-static]=busybox)
+  command_of+=([bind9-dnsutils]=dig)
   for p in "${packages[@]}"; do
     command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
   done
