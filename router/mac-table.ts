@@ -148,6 +148,22 @@ export class MacTable {
     return this.learnAt(this.scratch, 0, peer, now);
   }
 
+  /** Remove the entry for `mac` (a number in [0, 2^48)), live or expired. True if there was one. */
+  remove(mac: number): boolean {
+    this.scratch.writeUIntBE(mac, 0, 6);
+    const high = (this.scratch[0]! << 8) | this.scratch[1]!;
+    const low = this.scratch.readInt32BE(2);
+    const mask = this.mask;
+    for (let i = slotOf(high, low, mask); ; i = (i + 1) & mask) {
+      const k = this.keysHigh[i]!;
+      if (k === EMPTY) return false;
+      if (k === high && this.keysLow[i] === low) {
+        this.removeAt(i);
+        return true;
+      }
+    }
+  }
+
   /** Remove entries expired at `now`. Returns how many. O(slots); call from a timer, not per packet. */
   expire(now: number): number {
     let removed = 0;

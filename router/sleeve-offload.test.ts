@@ -27,6 +27,7 @@ function superFrame(dst: number, src: number, length: number, seed: number): Buf
   f.writeUInt16BE(0x0800, 12);
   f[14] = 0x45;
   f[23] = 6; // TCP
+  f[46] = 0x50; // TCP data offset: a 20-byte header
   for (let i = 54; i < length; i++) f[i] = (i * 31 + seed) & 255;
   return f;
 }

@@ -381,6 +381,28 @@ class XorSession implements DataSession {
     return bodyLength;
   }
 
+  sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, headerBytes: number, firstSeq: number): number {
+    for (let i = 0; i < count; i++) this.seal(buffer, offsets[i]!, offsets[i]! + headerBytes, bodyLengths[i]!, firstSeq + i);
+    return count;
+  }
+
+  checkOpen(seq: number, _keyPhase: number): number {
+    return this.seen.has(seq) ? OpenResult.Replay : 0;
+  }
+
+  openRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    sealedLengths: Uint32Array,
+    seqs: Float64Array,
+    count: number,
+    headerBytes: number,
+    keyPhase: number,
+    results: Int32Array,
+  ): void {
+    for (let i = 0; i < count; i++) results[i] = this.open(buffer, offsets[i]!, offsets[i]! + headerBytes, sealedLengths[i]!, seqs[i]!, keyPhase);
+  }
+
   private sum(buffer: Buffer, from: number, to: number): number {
     let s = this.key;
     for (let i = from; i < to; i++) s = (s * 31 + buffer[i]!) >>> 0;
