@@ -60,6 +60,13 @@ export interface SleeveCounters {
   drop_bad_seq: number;
   /** Datagrams whose sender is not a neighbour in the snapshot. */
   drop_unknown_sender: number;
+  /**
+   * Datagrams naming a neighbour as sender but coming from another address or port: clear ones always (a clear
+   * datagram proves nothing about its sender), sealed ones that did not open under the neighbour's key.
+   */
+  drop_bad_source: number;
+  /** A neighbour's endpoint moved to where an authentic sealed datagram came from (roaming, NAT rebinding). */
+  endpoint_moves: number;
   /** Clear datagrams from a neighbour we share a session with. */
   drop_cleartext: number;
   /** Sealed datagrams from a neighbour we share no session with. */
@@ -129,6 +136,8 @@ export function newCounters(): SleeveCounters {
     drop_unknown_type: 0,
     drop_bad_seq: 0,
     drop_unknown_sender: 0,
+    drop_bad_source: 0,
+    endpoint_moves: 0,
     drop_cleartext: 0,
     drop_unexpected_sealed: 0,
     drop_decrypt: 0,

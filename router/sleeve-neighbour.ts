@@ -18,7 +18,13 @@ export const MAX_TAG_BYTES = 16;
 
 /** Per-neighbour state: the pending datagram and what the loops noted for health. Reused across snapshots. */
 export class Neighbour {
+  /**
+   * Where its datagrams go, and the only source its datagrams are taken from: the endpoint the control plane
+   * confirmed, or where an authentic sealed datagram last came from (roaming, NAT rebinding).
+   */
   endpoint: Endpoint;
+  /** The endpoint the last snapshot gave: a new snapshot moves `endpoint` only when this changes. */
+  snapshotEndpoint: Endpoint;
   session: DataSession | null;
   /** [header | records ... | room for the tag]; reallocated only by `apply`. */
   buffer: Buffer;
@@ -50,12 +56,26 @@ export class Neighbour {
     underlayMtuBytes: number,
   ) {
     this.endpoint = endpoint;
+    this.snapshotEndpoint = endpoint;
     this.session = session;
     this.buffer = Buffer.alloc(0);
     this.bodyCapacityBytes = 0;
     this.pieceRoomBytes = 0;
     this.overlayMtuBytes = 0;
     this.resize(underlayMtuBytes);
+  }
+
+  /** Whether a datagram from `address`:`port` comes from where this neighbour is. */
+  isAt(address: string, port: number): boolean {
+    const e = this.endpoint;
+    return e.port === port && e.address === address;
+  }
+
+  /** Take the snapshot's endpoint, unless it is the one the last snapshot gave and the neighbour roamed since. */
+  takeEndpoint(endpoint: Endpoint): void {
+    const last = this.snapshotEndpoint;
+    if (endpoint.address !== last.address || endpoint.port !== last.port) this.endpoint = endpoint;
+    this.snapshotEndpoint = endpoint;
   }
 
   /** Size the datagram buffer for the path MTU and this session's tag; allocates only if the size changed. */

@@ -3,6 +3,8 @@
  *
  * Pipeline (one synchronous pass per underlay batch; nothing allocated, awaited or logged per packet):
  *   underlay batch -> per datagram: header (length, magic, type, seq) -> sender must be a neighbour ->
+ *       source: a clear datagram must come from the neighbour's endpoint; a sealed one from elsewhere is opened,
+ *         and moves the endpoint there only if it is authentic (roaming, NAT rebinding, as WireGuard does) ->
  *       sealed/clear must match the neighbour's session -> sealed: replay verdict (`checkOpen`), then queued in a
  *       run of consecutive datagrams from one neighbour under one key phase, opened in place in one call
  *       (`openRun`) when the run ends -> handled in arrival order:
@@ -57,6 +59,10 @@ export class SleeveReceive {
   private readonly openSeqs = new Float64Array(OPEN_RUN_MAX);
   private readonly openResults = new Int32Array(OPEN_RUN_MAX);
   private readonly openTypes = new Uint8Array(OPEN_RUN_MAX);
+  /** Per run entry: -1 when it came from its neighbour's endpoint, else its index in `batch` (roams if authentic). */
+  private readonly openElsewhere = new Int32Array(OPEN_RUN_MAX);
+  /** The batch being handled (for the source of a datagram that roams). */
+  private batch: DatagramBatch | null = null;
 
   constructor(deps: SleeveReceiveDeps) {
     this.capture = deps.capture;
@@ -77,6 +83,7 @@ export class SleeveReceive {
     const buf = batch.buffer;
     const count = batch.count;
     s.datagrams_in += count;
+    this.batch = batch;
     for (let i = 0; i < count; i++) {
       const off = batch.offsets[i]!;
       const len = batch.lengths[i]!;
@@ -98,6 +105,7 @@ export class SleeveReceive {
       const flags = buf[off + 1]!;
       const bodyLength = len - HEADER_BYTES;
       const session = n.session;
+      const isAtEndpoint = n.isAt(batch.addresses[i]!, batch.ports[i]!);
       if (isEncryptedFlags(flags)) {
         if (session === null) {
           s.drop_unexpected_sealed++;
@@ -122,6 +130,12 @@ export class SleeveReceive {
         this.openLengths[j] = bodyLength;
         this.openSeqs[j] = seq;
         this.openTypes[j] = type;
+        this.openElsewhere[j] = isAtEndpoint ? -1 : i;
+        continue;
+      }
+      if (!isAtEndpoint) {
+        // Anyone can write a neighbour's name into a clear header: only where the neighbour is counts.
+        s.drop_bad_source++;
         continue;
       }
       if (session !== null) {
@@ -132,6 +146,7 @@ export class SleeveReceive {
       if (this.handle(view!, n, type, buf, off, bodyLength, now)) hasFrames = true;
     }
     if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
+    this.batch = null;
     if (view !== null) this.send.flushPending();
     this.capture.flush();
     return hasFrames;
@@ -148,10 +163,29 @@ export class SleeveReceive {
     let hasFrames = false;
     for (let j = 0; j < count; j++) {
       const r = results[j]!;
-      if (r < 0) countOpenDrop(this.stats, r);
-      else if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, now)) hasFrames = true;
+      const elsewhere = this.openElsewhere[j]!;
+      if (r < 0) {
+        if (elsewhere >= 0) this.stats.drop_bad_source++;
+        else countOpenDrop(this.stats, r);
+        continue;
+      }
+      if (elsewhere >= 0) this.roam(n, elsewhere);
+      if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, now)) hasFrames = true;
     }
     return hasFrames;
+  }
+
+  /**
+   * An authentic datagram from `n` came from another endpoint: send there from now on. Allocates (an endpoint), but
+   * only when a neighbour moves, which only its key can make happen.
+   */
+  private roam(n: Neighbour, i: number): void {
+    const batch = this.batch!;
+    const address = batch.addresses[i]!;
+    const port = batch.ports[i]!;
+    if (n.isAt(address, port)) return; // an earlier datagram of this run moved it already
+    n.endpoint = { address, port };
+    this.stats.endpoint_moves++;
   }
 
   /** One authentic datagram from `n` (body in the clear at `buf[off + 16]`); true if it carried frames. */

@@ -99,11 +99,12 @@ describe('Sleeve', () => {
   });
 
   it('drops a record whose capturing peer is not in the snapshot as drop_unknown_peer', async () => {
-    const { clock, network, a, b, snap } = await twoSleeves();
-    a.sleeve.apply(snap(A, B, b.endpoint));
-    await a.sleeve.start();
+    const { clock, network, a, snap } = await twoSleeves();
+    // B's endpoint is where `spoof` sends from: the datagram is from B; only its record's capturing peer is unknown.
     const spoof = new MemoryUnderlay({ network }, { address: '10.0.0.9' });
     await spoof.start(() => undefined);
+    a.sleeve.apply(snap(A, B, spoof.endpoint()));
+    await a.sleeve.start();
     const d = encodeDatagram({
       type: MessageType.Frames,
       isEncrypted: false,

@@ -186,7 +186,7 @@ export class Sleeve implements Datapath {
           // Health seen under another session says nothing about this one.
           n.lastHeartbeatMs = n.lastAckMs = -1;
         }
-        n.endpoint = path.endpoint;
+        n.takeEndpoint(path.endpoint);
         n.session = path.session;
         n.resize(mtu);
       }

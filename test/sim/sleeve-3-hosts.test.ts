@@ -287,7 +287,8 @@ describe(`sleeve on 3 hosts (seed ${SEED})`, () => {
           n = HEADER_BYTES + randomBytes(32, HEADER_BYTES);
           kinds.sealedFromClear++;
       }
-      attacker.send(scratch, 0, n, h1.endpoint);
+      // A bad record from a known sender is sent from that sender's endpoint (from anywhere else it is a bad source).
+      (k % 5 === 3 ? h2.underlay : attacker).send(scratch, 0, n, h1.endpoint);
       sent++;
       if (sent % 200 === 0) w.settle(); // keep within the receive queue
     }
@@ -471,13 +472,79 @@ describe(`encrypted sleeve on 3 hosts (seed ${SEED})`, () => {
       records: [{ capturingPeer: 1, destinationPeer: 0, frame: frame(BROADCAST_MAC, mac(1), 'forged') }],
       body: Buffer.alloc(0),
     });
-    for (const d of [tampered, replayed, clear]) attacker.send(d, 0, d.length, h2.endpoint);
+    // From h1's own endpoint (from anywhere else each would be a bad source, see below).
+    for (const d of [tampered, replayed, clear]) h1.underlay.send(d, 0, d.length, h2.endpoint);
     w.settle();
     const c = h2.sleeve.counters();
     expect(c['drop_decrypt']).toBe(1);
     expect(c['drop_replay']).toBe(1);
     expect(c['drop_cleartext']).toBe(1);
     expect(tagsOf(h2)).toEqual(['original']);
+    // From the attacker's address: the forgeries are bad sources, the replay still a replay.
+    for (const d of [tampered, replayed, clear]) attacker.send(d, 0, d.length, h2.endpoint);
+    w.settle();
+    const after = h2.sleeve.counters();
+    expect(after['drop_bad_source']).toBe(2);
+    expect(after['drop_replay']).toBe(2);
+    expect(after['endpoint_moves']).toBe(0);
+    expect(tagsOf(h2)).toEqual(['original']);
+    await attacker.stop();
+    await w.stop();
+  });
+
+  it('moves a neighbour to where an authentic sealed datagram came from (roaming), and sends there from then on', async () => {
+    const { w } = encryptedWorld();
+    let captured: Buffer | null = null;
+    w.network.onCarry = (from, buf, off, len, to) => {
+      const isFrames = buf[off + 1]! >> 4 === MessageType.Frames;
+      if (from.address === '10.0.0.1' && to.address === '10.0.0.2' && isFrames) captured ??= Buffer.from(buf.subarray(off, off + len));
+    };
+    await w.start();
+    const [h1, h2] = [w.host(1), w.host(2)];
+    // Hold h1's datagram back (a partition), then deliver it from a new address: h1 behind a NAT that rebound.
+    w.network.partition('10.0.0.1', '10.0.0.2');
+    h1.capture.inject(frame(BROADCAST_MAC, mac(1), 'roamed'));
+    w.settle();
+    w.network.onCarry = null;
+    expect(tagsOf(h2)).toEqual([]);
+    const moved = new MemoryUnderlay({ network: w.network }, { address: '10.0.0.77' });
+    const heardAtNew: number[] = [];
+    await moved.start((batch) => void heardAtNew.push(batch.count));
+    moved.send(captured!, 0, captured!.length, h2.endpoint);
+    w.settle();
+    expect(tagsOf(h2)).toEqual(['roamed']);
+    expect(h2.sleeve.counters()['endpoint_moves']).toBe(1);
+    // h2's next datagrams to h1 (a heartbeat at least) go to the new address.
+    w.clock.advance(1500);
+    expect(heardAtNew.length).toBeGreaterThan(0);
+    await moved.stop();
+    await w.stop();
+  });
+
+  it('drops a clear datagram that names a neighbour but comes from elsewhere, and counts it as drop_bad_source', async () => {
+    const w = new World('full');
+    await w.start();
+    const h1 = w.host(1);
+    const attacker = new MemoryUnderlay({ network: w.network }, { address: '10.0.0.66' });
+    await attacker.start(() => undefined);
+    const forged = (kind: MessageType) =>
+      encodeDatagram({
+        type: kind,
+        isEncrypted: false,
+        keyPhase: 0,
+        sender: 2,
+        seq: 0,
+        records: kind === MessageType.Frames ? [{ capturingPeer: 2, destinationPeer: 0, frame: frame(BROADCAST_MAC, mac(2, 9), 'forged') }] : [],
+        body: Buffer.alloc(0),
+      });
+    const heartbeatsBefore = h1.sleeve.counters()['heartbeats_in']!;
+    for (const d of [forged(MessageType.Frames), forged(MessageType.Heartbeat)]) attacker.send(d, 0, d.length, h1.endpoint);
+    w.settle();
+    const c = h1.sleeve.counters();
+    expect(c['drop_bad_source']).toBe(2);
+    expect(c['heartbeats_in']).toBe(heartbeatsBefore);
+    expect(tagsOf(h1)).toEqual([]);
+    expect(h1.sleeve.macEntries().some((e) => e.mac === mac(2, 9))).toBe(false);
     await attacker.stop();
     await w.stop();
   });
