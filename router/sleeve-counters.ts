@@ -61,8 +61,9 @@ export interface SleeveCounters {
   /** Datagrams whose sender is not a neighbour in the snapshot. */
   drop_unknown_sender: number;
   /**
-   * Datagrams naming a neighbour as sender but coming from another address or port: clear ones always (a clear
-   * datagram proves nothing about its sender), sealed ones that did not open under the neighbour's key.
+   * Clear datagrams naming a neighbour as sender but coming from another address or port (a clear datagram proves
+   * nothing about its sender). A sealed one from elsewhere is opened: if it is not authentic it counts as
+   * `drop_decrypt` (or `drop_replay`, ...), if it is, the neighbour moved (`endpoint_moves`).
    */
   drop_bad_source: number;
   /** A neighbour's endpoint moved to where an authentic sealed datagram came from (roaming, NAT rebinding). */

@@ -165,8 +165,8 @@ export class SleeveReceive {
       const r = results[j]!;
       const elsewhere = this.openElsewhere[j]!;
       if (r < 0) {
-        if (elsewhere >= 0) this.stats.drop_bad_source++;
-        else countOpenDrop(this.stats, r);
+        // From its endpoint or not, a sealed datagram that does not open is counted for why (drop_decrypt, ...).
+        countOpenDrop(this.stats, r);
         continue;
       }
       if (elsewhere >= 0) this.roam(n, elsewhere);

@@ -480,11 +480,12 @@ describe(`encrypted sleeve on 3 hosts (seed ${SEED})`, () => {
     expect(c['drop_replay']).toBe(1);
     expect(c['drop_cleartext']).toBe(1);
     expect(tagsOf(h2)).toEqual(['original']);
-    // From the attacker's address: the forgeries are bad sources, the replay still a replay.
+    // From the attacker's address: the clear forgery is a bad source, the sealed ones fail as before, nothing moves.
     for (const d of [tampered, replayed, clear]) attacker.send(d, 0, d.length, h2.endpoint);
     w.settle();
     const after = h2.sleeve.counters();
-    expect(after['drop_bad_source']).toBe(2);
+    expect(after['drop_bad_source']).toBe(1);
+    expect(after['drop_decrypt']).toBe(2);
     expect(after['drop_replay']).toBe(2);
     expect(after['endpoint_moves']).toBe(0);
     expect(tagsOf(h2)).toEqual(['original']);
