@@ -155,6 +155,38 @@ describe(`sleeve on 3 hosts (seed ${SEED})`, () => {
     await w.stop();
   });
 
+  it('a container sending 60,000 random source MACs fills the tables, and heartbeats and real traffic carry on', async () => {
+    const w = new World('full');
+    await w.start();
+    const [h1, h2, h3] = [w.host(1), w.host(2), w.host(3)];
+    w.clock.advance(3000);
+    for (const h of w.hosts) for (const [, health] of h.sleeve.peerHealth()) expect(health.isEstablished).toBe(true);
+    // c2 is known everywhere before the flood.
+    h2.capture.inject(frame(BROADCAST_MAC, mac(2), 'c2-here'));
+    w.settle();
+    // The flood: broadcasts from random locally administered MACs, more than the 8192 entries each table holds.
+    const rnd = new SeededRandom(SEED);
+    const f = frame(BROADCAST_MAC, 0, 'flood');
+    for (let k = 0; k < 60_000; k++) {
+      f.writeUInt16BE(0x0266, 6);
+      f.writeUInt32BE(rnd.int(0x1_0000_0000), 8);
+      h1.capture.injectFrom(f, 0, f.length);
+      if (k % 64 === 63) w.clock.advance(0);
+      if (k % 2000 === 1999) w.settle();
+    }
+    w.settle();
+    for (const h of [h2, h3]) expect(h.sleeve.counters()['mac_table_full']).toBeGreaterThan(0);
+    // Heartbeats went on being answered through it all, and a unicast to c2 still goes to h2 alone.
+    w.clock.advance(3000);
+    for (const h of w.hosts) for (const [, health] of h.sleeve.peerHealth()) expect(health.isEstablished).toBe(true);
+    w.clearWritten();
+    h1.capture.inject(frame(mac(2), mac(1, 7), 'to-c2'));
+    w.settle();
+    expect(tagsOf(h2)).toEqual(['to-c2']);
+    expect(tagsOf(h3)).toEqual([]);
+    await w.stop();
+  });
+
   it('partial mesh: 1 -> 3 goes via 2, and 2 neither learns nor delivers it', async () => {
     const w = new World('line');
     await w.start();
