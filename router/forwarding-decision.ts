@@ -11,7 +11,8 @@
  *       capturing peer unknown: drop | it is us (a loop): drop |
  *       destination 0 (broadcast): deliver, and relay along the capturing peer's tree except back to F or to the
  *         capturing peer |
- *       destination us: deliver | another peer: relay to its unicast next hop, never back to F
+ *       destination us: deliver | another peer: relay to its unicast next hop, never back to F nor to the
+ *         capturing peer (no hop count on the wire: longer cycles during route convergence are not bounded)
  *   delivering to our bridge: learn the source MAC as the capturing peer's.
  *
  * Peers are the small numbers of ./peer-numbers.ts; next hops are whatever the carrier keeps per neighbour (`H`),
@@ -123,7 +124,9 @@ export class ForwardingDecision<H extends { readonly number: number }> {
       this.counters.drop_no_route++;
       return DROP;
     }
-    if (n === from) {
+    // Never back the way it came: not to the neighbour it came from, nor to the peer that captured it (whose
+    // routes sent it here; handing it back would start a loop that only route convergence ends).
+    if (n === from || n.number === capturing) {
       this.counters.drop_loop++;
       return DROP;
     }
