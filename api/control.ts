@@ -110,6 +110,29 @@ export interface IpamReport {
   counters?: Record<string, number>;
 }
 
+/** `weft status`'s Docker block: the plugin socket, the engine, and what the drivers serve (plugin/docker-plugin.ts). */
+export interface DockerReport {
+  socket: string;
+  /** The engine's API URL ('' when Docker integration is off). */
+  engine: string;
+  isEngineReachable: boolean;
+  engineVersion?: string;
+  lastError?: string;
+  networks: Array<{ networkId: string; subnets: string[]; options: Record<string, string> }>;
+  pools: Array<{ id: string; subnet: string; ipRange: string }>;
+  endpoints: Array<{
+    endpointId: string;
+    networkId: string;
+    hostIfname: string;
+    mac: string;
+    addresses: string[];
+    isJoined: boolean;
+    containerId?: string;
+    containerName?: string;
+  }>;
+  counters: Record<string, number>;
+}
+
 /** The whole of `weft report`. */
 export interface Report {
   version: string;
@@ -117,6 +140,8 @@ export interface Report {
   datapath: DatapathReport;
   endpoints: EndpointReport[];
   ipam?: IpamReport;
+  /** Present while the Docker plugin runs. */
+  docker?: DockerReport;
   /** weftDNS (absent with --no-dns). */
   dns?: DnsStatusReport;
 }

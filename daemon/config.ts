@@ -99,6 +99,12 @@ export interface WeftConfig {
   readonly peers: readonly string[];
   /** Things the user should hear about (e.g. a password on the command line); the caller prints or logs them. */
   readonly warnings: readonly string[];
+  /** The Docker plugin's socket, or undefined when the plugin is off (`--plugin-socket ''`). @default '/run/docker/plugins/weft.sock' */
+  readonly pluginSocket: string | undefined;
+  /** Whether `pluginSocket` was asked for explicitly (then failing to serve it stops the launch). */
+  readonly isPluginSocketExplicit: boolean;
+  /** The local Docker engine's API, or undefined when Docker integration is off (`--docker-api ''`). @default $DOCKER_HOST or 'unix:///var/run/docker.sock' */
+  readonly dockerApi: string | undefined;
   /** weftDNS (docs/dns.md). */
   readonly dns: Readonly<DnsConfig>;
 }
@@ -156,6 +162,8 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'log-file', value: 'FILE', env: 'WEFT_LOG_FILE', description: 'log JSON lines to FILE, rotated by size, instead of stdout', defaultText: 'stdout (STATE_DIR/weft.log when launched in the background)' },
   { name: 'log-max-bytes', value: 'BYTES', env: 'WEFT_LOG_MAX_BYTES', description: 'rotate the log file past this size; 3 old files are kept', defaultText: '10485760' },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
+  { name: 'plugin-socket', value: 'PATH', env: 'WEFT_PLUGIN_SOCKET', description: "serve Docker's network and IPAM driver plugin here ('' turns it off)", defaultText: '/run/docker/plugins/weft.sock' },
+  { name: 'docker-api', value: 'URL', env: 'WEFT_DOCKER_API', description: "the local Docker engine, to make the network 'weft' and resolve container names ('' turns Docker off)", defaultText: '$DOCKER_HOST or unix:///var/run/docker.sock' },
   { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
   { name: 'no-dns', env: 'WEFT_NO_DNS', description: 'do not run weftDNS (names are neither served nor gossiped)' },
   { name: 'dns-domain', value: 'DOMAIN', env: 'WEFT_DNS_DOMAIN', description: 'the domain weftDNS answers for', defaultText: 'weft.local.' },
@@ -307,6 +315,17 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   }
   const dns = resolveDnsConfig(pick, isSet);
 
+  const pluginPick = pick('plugin-socket');
+  const pluginSocket = pluginPick === undefined ? '/run/docker/plugins/weft.sock' : pluginPick.value === '' ? undefined : pluginPick.value;
+  if (pluginSocket !== undefined && (!pluginSocket.startsWith('/') || pluginSocket.length > 100 || pluginSocket.includes('\0'))) {
+    throw new ConfigError(`${pluginPick!.from} ${JSON.stringify(pluginSocket)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`);
+  }
+  const dockerPick = pick('docker-api');
+  const dockerApi = dockerPick !== undefined ? (dockerPick.value === '' ? undefined : dockerPick.value) : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
+  if (dockerApi !== undefined && !/^unix:\/\/\/.|^(tcp|http):\/\/[^/]+:\d{1,5}\/?$/.test(dockerApi)) {
+    throw new ConfigError(`${dockerPick?.from ?? 'DOCKER_HOST'} ${JSON.stringify(dockerApi)} is not a Docker address: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`);
+  }
+
   return deepFreeze({
     dns,
     stateDir,
@@ -338,6 +357,9 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     isForeground: flags.values['foreground'] === true,
     peers,
     warnings,
+    pluginSocket,
+    isPluginSocketExplicit: pluginPick !== undefined,
+    dockerApi,
   });
 }
 

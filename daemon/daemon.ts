@@ -37,6 +37,9 @@ import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 const TARGETS_KEY = 'targets';
 import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
 import { addDnsAddress, DNS_IDENT, dnsArgs, isNetnsName, removeDnsAddress, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
+import { DockerPlugin, type DockerReport } from '../plugin/docker-plugin.js';
+import { DockerApi } from '../plugin/docker-api.js';
+import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -68,6 +71,8 @@ export class Daemon implements WeftControl {
   private isStopping = false;
   private stopped: Promise<void> | undefined;
   private readonly stopListeners: Array<() => void> = [];
+  private docker: DockerPlugin | undefined;
+  private readonly dockerEndpointListeners: Array<(event: EndpointEvent) => void> = [];
 
   constructor(
     readonly config: WeftConfig,
@@ -178,6 +183,7 @@ export class Daemon implements WeftControl {
       await this.mesh.start();
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
+      await this.startDocker();
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
     } catch (err) {
@@ -209,6 +215,7 @@ export class Daemon implements WeftControl {
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['api', async () => this.api?.close()],
       ['dns', async () => this.stopDns()],
+      ['docker', async () => this.docker?.stop()],
       ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
@@ -222,6 +229,66 @@ export class Daemon implements WeftControl {
       }
     }
     this.log.info({ peer: this.peerName }, 'weft stopped');
+  }
+
+  /**
+   * The Docker plugin (network and IPAM driver on `--plugin-socket`) and the `weft` network on `--docker-api`'s
+   * engine. Needs the data path (it makes veths on our bridge). A default socket someone else serves (another weft
+   * in another network namespace) is a warning; an explicit one is an error.
+   */
+  private async startDocker(): Promise<void> {
+    const { config, log } = this;
+    if (config.pluginSocket === undefined || !this.datapath) return;
+    const datapath = this.datapath;
+    const { createDockerVeth, deleteDockerVeth, listDockerVeths, dockerVethNames } = await import('../netdev/docker-veth.js');
+    const veths: EndpointVeths = {
+      create: (endpointId, mac) =>
+        createDockerVeth({
+          endpointId,
+          bridge: config.bridge,
+          mtuBytes: datapath.overlayMtuBytes,
+          isTxOffloadKept: (datapath.report().offloads?.length ?? 0) > 0,
+          ...(mac !== undefined && { mac }),
+        }),
+      remove: deleteDockerVeth,
+      list: listDockerVeths,
+      names: dockerVethNames,
+    };
+    const plugin = new DockerPlugin(
+      {
+        log: log.child({ component: 'docker' }),
+        store: this.store,
+        veths,
+        ipam: this.ipam,
+        docker: config.dockerApi === undefined ? undefined : new DockerApi(config.dockerApi),
+      },
+      { socketPath: config.pluginSocket, range: config.ipallocRange, defaultSubnet: config.ipallocDefaultSubnet },
+    );
+    plugin.onEndpoint((event) => {
+      for (const l of this.dockerEndpointListeners) l(event);
+    });
+    try {
+      await plugin.start();
+    } catch (err) {
+      await plugin.stop();
+      if (config.isPluginSocketExplicit) throw err;
+      log.warn({ err: (err as Error).message }, 'docker plugin not started; run with --plugin-socket PATH to serve it elsewhere');
+      return;
+    }
+    this.docker = plugin;
+  }
+
+  /**
+   * Hear Docker containers join and leave weft networks, with their id, name and addresses (after the fact). The
+   * hook for weftDNS: register `containerName` on 'joined', remove it on 'left'.
+   */
+  onDockerEndpoint(listener: (event: EndpointEvent) => void): void {
+    this.dockerEndpointListeners.push(listener);
+  }
+
+  /** `weft status`'s Docker block, when the plugin runs. */
+  dockerReport(): DockerReport | undefined {
+    return this.docker?.report();
   }
 
   /** Build a forwarding snapshot from the mesh's routes and neighbours and hand it to the datapath. */
@@ -270,6 +337,7 @@ export class Daemon implements WeftControl {
       endpoints: this.datapath?.cachedEndpoints() ?? [],
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
       ...(this.dns && { dns: this.dnsReport(this.dns) }),
+      ...(this.docker && { docker: this.docker.report() }),
     };
   }
 
