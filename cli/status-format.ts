@@ -86,6 +86,19 @@ export function formatStatus(report: Report): string {
     ];
     out += '\n' + block(dns);
   }
+  if (report.docker !== undefined) {
+    const dk = report.docker;
+    const engine = dk.engine === '' ? 'off' : `${dk.engine} (${dk.isEngineReachable ? `reachable${dk.engineVersion ? `, ${dk.engineVersion}` : ''}` : 'unreachable'})`;
+    const docker: Array<[string, string | number]> = [
+      ['Service', 'docker'],
+      ['Socket', dk.socket],
+      ['Engine', engine],
+      ['Networks', dk.networks.length],
+      ['Endpoints', `${dk.endpoints.length} (${dk.endpoints.filter((e) => e.isJoined).length} joined)`],
+    ];
+    if (dk.lastError !== undefined) docker.push(['LastError', dk.lastError]);
+    out += '\n' + block(docker);
+  }
   return out;
 }
 
