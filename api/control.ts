@@ -90,7 +90,7 @@ export interface EndpointReport {
   interface: string;
   mac: string;
   addresses: string[];
-  /** The container runtime's id for it (attached through CNI); absent for `weft attach`. */
+  /** The container runtime's id for it (attached through CNI), or a Docker container's (`weft attach CONTAINER`); absent for `weft attach --netns/--pid`. */
   containerId?: string;
   /** The host end of its veth pair; in the answer to a new attach only. */
   hostInterface?: string;
@@ -99,6 +99,8 @@ export interface EndpointReport {
    * container's subnet when there is one (`weft expose`). In the answer to a new attach only.
    */
   gateway?: string;
+  /** For a Docker container attached by name (`weft attach CONTAINER`): its name (`containerId` is its full id). */
+  containerName?: string;
 }
 
 export interface IpamReport {
@@ -159,7 +161,7 @@ export interface DnsStatusReport {
 }
 
 export interface AttachRequest {
-  /** `ip netns` name, a path to a namespace file, or a PID (`pid:1234`). */
+  /** `ip netns` name, a path to a namespace file, a PID (`pid:1234`), or a Docker container (`docker:NAME|ID`). */
   target: string;
   /** Addresses in CIDR form (10.2.1.1/24), or IPAM requests: 'net:default', 'net:CIDR', 'ip:ADDR'. */
   addresses: string[];

@@ -361,17 +361,27 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   program
     .command('attach')
     .description(
-      'attach a network namespace (a container) to the weft network.\n' +
-        'ADDR is an address in CIDR form (10.32.1.1/12), or net:default, net:CIDR, ip:ADDR to ask IPAM; with no ADDR, net:default.',
+      'attach a network namespace or a Docker container to the weft network.\n' +
+        'ADDR is an address in CIDR form (10.32.1.1/12), or net:default, net:CIDR, ip:ADDR to ask IPAM; with no ADDR, net:default.\n' +
+        'CONTAINER is a Docker container name or id (prefix): it is re-attached with the same addresses when it restarts.',
     )
-    .argument('[ADDR...]', 'addresses for the interface')
+    .argument('[ADDR...]', 'addresses for the interface, then CONTAINER unless --netns or --pid is given')
+    .usage('[options] [ADDR...] [CONTAINER]')
     .option('--netns <NAME|PATH>', 'the namespace: an `ip netns` name or a path like /proc/1234/ns/net')
     .option('--pid <PID>', 'the namespace of this process')
     .option('--mac <MAC>', 'keep this MAC address (when moving a container between hosts)')
     .option('--ifname <NAME>', 'interface name inside the namespace (default ethwe0)')
     .option('--name <NAME>', 'register NAME in weftDNS for the container (NAME.weft.local on every host)')
-    .action(async (addresses: string[], opts: { netns?: string; pid?: string; mac?: string; ifname?: string; name?: string }) => {
-      const request: AttachRequest = { target: targetOf(opts, 'attach'), addresses: addresses.length > 0 ? addresses : ['net:default'] };
+    .action(async (args: string[], opts: { netns?: string; pid?: string; mac?: string; ifname?: string; name?: string }) => {
+      let addresses = args;
+      let target: string;
+      if (opts.netns === undefined && opts.pid === undefined && args.length > 0 && !looksLikeAddress(args[args.length - 1]!)) {
+        target = containerTarget(args[args.length - 1]!, 'attach');
+        addresses = args.slice(0, -1);
+      } else {
+        target = targetOf(opts, 'attach');
+      }
+      const request: AttachRequest = { target, addresses: addresses.length > 0 ? addresses : ['net:default'] };
       for (const a of request.addresses) checkAttachAddress(a);
       if (opts.mac !== undefined) {
         if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(opts.mac)) throw new UsageError(`--mac ${JSON.stringify(opts.mac)} is not a MAC; write it like 02:42:0a:20:00:01`, 'attach');
@@ -391,11 +401,15 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
 
   program
     .command('detach')
-    .description('detach a namespace attached with weft attach')
+    .description('detach a namespace attached with weft attach, or a Docker container (name or id); its addresses go back to IPAM')
+    .argument('[CONTAINER]', 'a Docker container attached with weft attach')
     .option('--netns <NAME|PATH>', 'the namespace as given to attach')
     .option('--pid <PID>', 'the namespace of this process')
-    .action(async (opts: { netns?: string; pid?: string }) => {
-      await client().detach(targetOf(opts, 'detach'));
+    .action(async (container: string | undefined, opts: { netns?: string; pid?: string }) => {
+      if (container !== undefined && (opts.netns !== undefined || opts.pid !== undefined)) {
+        throw new UsageError('give either CONTAINER or --netns/--pid, not both', 'detach');
+      }
+      await client().detach(container !== undefined ? containerTarget(container, 'detach') : targetOf(opts, 'detach'));
     });
 
   // ---- expose / hide -----------------------------------------------------------------------------------------------
@@ -498,7 +512,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   // ---- ps ----------------------------------------------------------------------------------------------------------
   program
     .command('ps')
-    .description('list attached namespaces: target, interface, MAC, addresses')
+    .description('list attached namespaces and containers: target (or container id and name), interface, MAC, addresses')
     .action(async () => {
       out(formatEndpoints(await client().report()));
     });
@@ -546,6 +560,19 @@ function checkDnsName(name: string, command: string): void {
   if (isIpAddress(name) || !/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(fqdn)) {
     throw new UsageError(`${JSON.stringify(name.slice(0, 80))} is not a name: use letters, digits and '-', e.g. web (or web.example.com. with the final dot)`, command);
   }
+}
+
+/** Whether an attach argument is meant as an address (then it is checked as one) rather than a container. */
+function looksLikeAddress(a: string): boolean {
+  return a.startsWith('net:') || a.startsWith('ip:') || /^[0-9.]+(\/\d+)?$/.test(a) || a.includes('/');
+}
+
+/** A Docker container name or id as an attach/detach target (`docker:NAME`). */
+function containerTarget(name: string, command: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) {
+    throw new UsageError(`${JSON.stringify(name)} is neither an address nor a Docker container name or id; see docker ps`, command);
+  }
+  return `docker:${name}`;
 }
 
 /** `--netns X` -> "X", `--pid N` -> "pid:N"; exactly one of them. */

@@ -154,6 +154,17 @@ export function formatIpam(report: Report): string {
 
 /** `weft ps`: one line per attached endpoint: target, interface, MAC, addresses. */
 export function formatEndpoints(report: Report): string {
-  // A runtime's container is shown by its container id (what `podman ps`/`crictl ps` print), not its netns path.
-  return report.endpoints.map((e) => `${e.containerId ?? e.target} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n').join('');
+  // A runtime's container is shown by its container id (what `podman ps`/`crictl ps` print), not its netns path; a
+  // Docker container attached by name by its short id and name.
+  const lines = report.endpoints.map((e) => {
+    const who = e.containerName !== undefined ? `${(e.containerId ?? '').slice(0, 12)} ${e.containerName}` : (e.containerId ?? e.target);
+    return `${who} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n';
+  });
+  // Containers on weft's Docker networks (the plugin's endpoints), once joined.
+  for (const e of report.docker?.endpoints ?? []) {
+    if (!e.isJoined) continue;
+    const who = e.containerId !== undefined ? `${e.containerId.slice(0, 12)} ${e.containerName ?? ''}` : `endpoint:${e.endpointId.slice(0, 12)}`;
+    lines.push(`${who} ethwe0 ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n');
+  }
+  return lines.join('');
 }

@@ -40,6 +40,7 @@ import { addDnsAddress, DNS_IDENT, dnsArgs, isNetnsName, removeDnsAddress, remov
 import { DockerPlugin, type DockerReport } from '../plugin/docker-plugin.js';
 import { DockerApi } from '../plugin/docker-api.js';
 import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
+import { DockerContainers, DockerOffError } from '../plugin/docker-containers.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -72,6 +73,8 @@ export class Daemon implements WeftControl {
   private stopped: Promise<void> | undefined;
   private readonly stopListeners: Array<() => void> = [];
   private docker: DockerPlugin | undefined;
+  /** Containers attached by name (`weft attach CONTAINER`), followed through the engine's events. */
+  private containers: DockerContainers | undefined;
   private readonly dockerEndpointListeners: Array<(event: EndpointEvent) => void> = [];
 
   constructor(
@@ -216,6 +219,7 @@ export class Daemon implements WeftControl {
       ['api', async () => this.api?.close()],
       ['dns', async () => this.stopDns()],
       ['docker', async () => this.docker?.stop()],
+      ['containers', () => this.containers?.stop()],
       ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
@@ -238,8 +242,24 @@ export class Daemon implements WeftControl {
    */
   private async startDocker(): Promise<void> {
     const { config, log } = this;
-    if (config.pluginSocket === undefined || !this.datapath) return;
+    if (!this.datapath) return;
     const datapath = this.datapath;
+    if (config.dockerApi !== undefined) {
+      this.containers = new DockerContainers({
+        docker: new DockerApi(config.dockerApi),
+        store: this.store,
+        log: log.child({ component: 'docker' }),
+        attach: async (target, ident, requested) => (await this.attachAs(target, ident, { target, addresses: requested })).resolved,
+        detach: async (target) => {
+          await datapath.detach(target).catch((err: unknown) => log.debug({ err, target }, 'docker: detach of a container that is gone'));
+        },
+        release: (ident) => {
+          this.ipam?.release(ident);
+        },
+      });
+      this.containers.start();
+    }
+    if (config.pluginSocket === undefined) return;
     const { createDockerVeth, deleteDockerVeth, listDockerVeths, dockerVethNames } = await import('../netdev/docker-veth.js');
     const veths: EndpointVeths = {
       create: (endpointId, mac) =>
@@ -334,7 +354,10 @@ export class Daemon implements WeftControl {
         counters: this.mesh?.counters() ?? {},
       },
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
-      endpoints: this.datapath?.cachedEndpoints() ?? [],
+      endpoints: (this.datapath?.cachedEndpoints() ?? []).map((e) => {
+        const c = this.containers?.byTarget(e.target);
+        return c ? { ...e, containerId: c.id, containerName: c.name } : e;
+      }),
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
       ...(this.dns && { dns: this.dnsReport(this.dns) }),
       ...(this.docker && { docker: this.docker.report() }),
@@ -385,18 +408,30 @@ export class Daemon implements WeftControl {
   }
 
   async attach(request: AttachRequest): Promise<EndpointReport> {
+    if (request.target.startsWith(DOCKER_TARGET_PREFIX)) {
+      // `weft attach CONTAINER`: found through the engine, remembered, followed through restarts.
+      const name = request.target.slice(DOCKER_TARGET_PREFIX.length);
+      this.requireDatapath();
+      if (!this.containers) throw new DockerOffError(name);
+      const c = await this.containers.attach(name, request.addresses);
+      return { target: c.target, interface: request.ifname ?? 'ethwe0', mac: '', addresses: c.addresses, containerId: c.id, containerName: c.name };
+    }
+    return (await this.attachAs(request.target, ipamIdent(request), request)).endpoint;
+  }
+
+  /** Attach `target` with IPAM addresses held under `ident` (the target, a runtime's container id and interface, or a Docker container's id). */
+  private async attachAs(target: string, ident: string, request: AttachRequest): Promise<{ endpoint: EndpointReport; resolved: string[] }> {
     const datapath = this.requireDatapath();
-    const ident = ipamIdent(request);
     const heldBefore = new Set(this.ipam?.addressesOf(ident) ?? []);
     const addresses = await this.resolveAddresses(ident, request.addresses);
     try {
-      const endpoint = await datapath.attach({ ...request, addresses });
+      const endpoint = await datapath.attach({ ...request, target, addresses });
       await this.wireDns(request, endpoint.addresses);
       if (request.containerId !== undefined) {
         if (request.dnsName !== undefined) this.registerContainerName(request.containerId, [request.dnsName], endpoint.addresses);
         this.log.info({ container: request.containerId, ifname: endpoint.interface, addr: endpoint.addresses, dnsName: request.dnsName }, 'container attached');
       }
-      return endpoint;
+      return { endpoint, resolved: addresses };
     } catch (err) {
       // The attach failed: give back what IPAM handed out in this call, and only that (a re-attach of a running
       // container keeps the addresses it already uses).
@@ -461,6 +496,13 @@ export class Daemon implements WeftControl {
   }
 
   async detach(target: string): Promise<void> {
+    if (target.startsWith(DOCKER_TARGET_PREFIX)) {
+      const name = target.slice(DOCKER_TARGET_PREFIX.length);
+      this.requireDatapath();
+      if (!this.containers) throw new DockerOffError(name);
+      await this.containers.detach(name);
+      return;
+    }
     await this.requireDatapath().detach(target);
     this.ipam?.release(target);
     this.dns?.withdraw(`attach:${target}`);
@@ -633,6 +675,8 @@ function ipamIdent(request: AttachRequest): string {
 function containerIdent(containerId: string, ifname: string): string {
   return `${containerId}/${ifname}`;
 }
+/** Attach and detach targets naming a Docker container (`weft attach CONTAINER` sends `docker:CONTAINER`). */
+const DOCKER_TARGET_PREFIX = 'docker:';
 
 export class DnsOffError extends Error {
   readonly code = 'ERR_DNS_OFF';

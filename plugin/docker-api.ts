@@ -35,6 +35,12 @@ export interface DockerContainer {
   State?: { Running?: boolean; Pid?: number };
 }
 
+/** One engine event, as weft reads it: what happened to which object (a container's full id). */
+export interface DockerEvent {
+  Action: string;
+  id: string;
+}
+
 /** Where the engine is: a unix socket path, or a TCP host and port. */
 export type DockerEndpoint = { socketPath: string } | { host: string; port: number };
 
@@ -95,6 +101,60 @@ export class DockerApi {
 
   async inspectContainer(idOrName: string): Promise<DockerContainer> {
     return (await this.call('GET', `/containers/${encodeURIComponent(idOrName)}/json`)) as DockerContainer;
+  }
+
+  /**
+   * Follow the engine's events matching `filters` (e.g. `{ type: ['container'], event: ['start'] }`): `onEvent` per
+   * event, in order. `ended` resolves when the engine closes the stream and rejects when it cannot be opened or
+   * breaks; `abort()` closes it (then `ended` resolves).
+   */
+  events(filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): { abort: () => void; ended: Promise<void> } {
+    const where = 'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+    let isAborted = false;
+    let req: ReturnType<typeof request> | undefined;
+    const ended = new Promise<void>((resolve, reject) => {
+      req = request({ ...where, method: 'GET', path: `/${API_VERSION}/events?filters=${encodeURIComponent(JSON.stringify(filters))}`, headers: { host: 'docker' } }, (res) => {
+        if ((res.statusCode ?? 0) !== 200) {
+          res.resume();
+          reject(new DockerApiError(`Docker engine (${this.url}): events answered ${res.statusCode}`, res.statusCode));
+          return;
+        }
+        let buffered = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
+          if (buffered.length > MAX_RESPONSE_BYTES) {
+            req?.destroy(new Error('event too large'));
+            return;
+          }
+          let nl: number;
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl).trim();
+            buffered = buffered.slice(nl + 1);
+            if (line === '') continue;
+            try {
+              const e = JSON.parse(line) as { Action?: unknown; id?: unknown; Actor?: { ID?: unknown } };
+              const id = typeof e.id === 'string' ? e.id : typeof e.Actor?.ID === 'string' ? e.Actor.ID : '';
+              if (typeof e.Action === 'string' && id !== '') onEvent({ Action: e.Action, id });
+            } catch {
+              /* a line that is not JSON: skip it */
+            }
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', (err) => (isAborted ? resolve() : reject(err)));
+        res.on('close', () => resolve());
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => (isAborted ? resolve() : reject(new DockerApiError(`cannot reach the Docker engine at ${this.url}: ${err.code ?? err.message}`))));
+      req.end();
+    });
+    return {
+      abort: () => {
+        isAborted = true;
+        req?.destroy();
+      },
+      ended,
+    };
   }
 
   private call(method: string, path: string, body?: unknown): Promise<unknown> {

@@ -16,8 +16,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { TestHost } from './hosts.js';
 import { waitFor } from './weft.js';
+import { weftNetwork, type WeftNetwork } from './network.js';
 
 const BUSYBOX = '/bin/busybox';
 export const BUSYBOX_IMAGE = 'busybox:weft';
@@ -212,4 +214,70 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * The setup the Docker netns files share: test hosts with weft (a password, IPAM range 10.32.0.0/12, default subnet
+ * 10.32.0.0/16, consensus among all), and on each host a dockerd with busybox imported, weft serving its plugin and
+ * reaching it. Call inside a `describe`; removed in `afterAll` (engines first, then routers and hosts), also on failure.
+ */
+export interface DockerWeftNetwork {
+  net: WeftNetwork;
+  engines: DockerEngine[];
+  /** `weft launch` arguments for host i (0-based), to relaunch a router the same way. */
+  launchArgs(i: number): string[];
+}
+
+export const DOCKER_TEST_RANGE = '10.32.0.0/12';
+export const DOCKER_TEST_SUBNET = '10.32.0.0/16';
+
+export function dockerWeftNetwork(count: number, password: string): DockerWeftNetwork {
+  const net = weftNetwork(count, { env: { WEFT_PASSWORD: password } });
+  const engines: DockerEngine[] = [];
+  let baseDir = '';
+  const setup: DockerWeftNetwork = {
+    net,
+    engines,
+    launchArgs: (i) => [
+      '--plugin-socket', engines[i]!.pluginSocket,
+      '--docker-api', engines[i]!.api,
+      '--ipalloc-range', DOCKER_TEST_RANGE,
+      '--ipalloc-default-subnet', DOCKER_TEST_SUBNET,
+      '--ipalloc-init', `consensus=${count}`,
+      ...(i === 0 ? [] : [net.hosts.host(1).ip]),
+    ],
+  };
+  beforeAll(async () => {
+    baseDir = dockerBaseDir(net.hosts.prefix);
+    for (const host of net.hosts.hosts) {
+      const engine = await startDockerd(host, baseDir);
+      engines.push(engine);
+      await importBusybox(engine);
+    }
+    for (const [i, w] of net.weft.entries()) await w.launch(setup.launchArgs(i));
+    for (const w of net.weft) await w.run(['prime', '--timeout', '60'], 70_000);
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') for (const e of engines) console.error(`--- h${e.host.index} dockerd log ---\n${e.logTail()}`);
+  });
+  afterAll(async () => {
+    for (const e of engines) await e.stop();
+    if (baseDir) rmSync(baseDir, { recursive: true, force: true });
+  });
+  return setup;
+}
+
+/** The container's address on network `net` (docker inspect). */
+export async function dockerAddressOf(engine: DockerEngine, container: string, net = 'weft'): Promise<string> {
+  return engine.docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, container]);
+}
+
+/** Whether `container` pings `ip` (busybox ping inside it). */
+export async function dockerPing(engine: DockerEngine, container: string, ip: string, count = 2): Promise<boolean> {
+  try {
+    await engine.docker(['exec', container, 'ping', '-c', String(count), '-W', '2', ip], 30_000);
+    return true;
+  } catch {
+    return false;
+  }
 }
