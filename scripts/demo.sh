@@ -66,7 +66,8 @@ for i in 1 2 3; do IP[$i]=$(bash scripts/testhosts.sh ip "$PREFIX" "$i"); echo "
 weft() {
   local h=$1; shift
   mkdir -p "$RUN/h$h"
-  ip netns exec "$PREFIX-h$h" env WEFT_STATE_DIR="$RUN/h$h" node "$REPO/dist/cli/main.js" "$@"
+  # No Docker on test hosts unless asked: the machine's own engine must never see them.
+  ip netns exec "$PREFIX-h$h" env WEFT_STATE_DIR="$RUN/h$h" WEFT_DOCKER_API= WEFT_PLUGIN_SOCKET= node "$REPO/dist/cli/main.js" "$@"
 }
 
 say "Launching weft with a random network password (in $RUN/password): h1 alone, h2 -> h1, h3 -> h2 (h3 learns of h1 by gossip but cannot reach it)"
