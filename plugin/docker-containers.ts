@@ -15,7 +15,8 @@ import { DockerApiError, type DockerApi } from './docker-api.js';
 
 /** What attaching needs from the daemon (it owns the data path and IPAM). */
 export interface ContainerAttachDeps {
-  docker: DockerApi;
+  /** The engine: DockerApi, or a fake in tests. */
+  docker: Pick<DockerApi, 'inspectContainer' | 'events'>;
   store: Store;
   log: Logger;
   /** Resolve `requested` (CIDRs or IPAM requests) for `ident` and plug `target` in with them; answers the CIDRs. */

@@ -95,6 +95,8 @@ export interface NetworkDriverDeps {
   containerOf?: (networkId: string, endpointId: string) => Promise<ContainerOfEndpoint | undefined>;
 }
 
+const ENDPOINTS_KEY = 'docker-endpoints';
+
 /** Interface name prefix inside containers: dockerd appends a number (ethwe0), as Weave's. */
 export const CONTAINER_IFNAME_PREFIX = 'ethwe';
 
@@ -119,15 +121,41 @@ export class NetworkDriver {
     }
   }
 
-  /** Find the endpoints made before a restart again (their veths are still there). */
+  /**
+   * Find the endpoints made before a restart again: the kernel says which still exist (their veths), the Store what
+   * we knew of them (network, MAC, addresses, container). Listeners hear a 'joined' for each joined one, so weftDNS
+   * registers them again.
+   */
   async restore(): Promise<number> {
     const found = await this.deps.veths.list();
+    const stored = new Map<string, Partial<EndpointState>>();
+    const doc = this.deps.store.read(ENDPOINTS_KEY);
+    if (doc !== undefined) {
+      try {
+        for (const [id, ep] of Object.entries((JSON.parse(doc.toString('utf8')) as { endpoints: Record<string, Partial<EndpointState>> }).endpoints)) stored.set(id, ep);
+      } catch (err) {
+        this.deps.log.warn({ err }, 'docker: stored endpoint list unreadable; endpoints are found from their veths only');
+      }
+    }
     for (const [endpointId, hostIfname] of found) {
       if (this.endpoints.has(endpointId)) continue;
       const { guestIfname } = this.deps.veths.names(endpointId);
-      // The guest end is in the container by now: it was joined when weft stopped.
-      this.endpoints.set(endpointId, { networkId: '', hostIfname, guestIfname, mac: '', addresses: [], isJoined: true });
+      const s = stored.get(endpointId) ?? {};
+      // Without a record, assume joined: the guest end is in a container by now.
+      const ep: EndpointState = {
+        networkId: typeof s.networkId === 'string' ? s.networkId : '',
+        hostIfname,
+        guestIfname,
+        mac: typeof s.mac === 'string' ? s.mac : '',
+        addresses: Array.isArray(s.addresses) ? s.addresses.map(String) : [],
+        isJoined: s.isJoined !== false,
+        ...(typeof s.containerId === 'string' && { containerId: s.containerId }),
+        ...(typeof s.containerName === 'string' && { containerName: s.containerName }),
+      };
+      this.endpoints.set(endpointId, ep);
+      if (ep.isJoined) this.emit('joined', endpointId, ep);
     }
+    this.persistEndpoints();
     return found.size;
   }
 
@@ -177,6 +205,7 @@ export class NetworkDriver {
         addresses: r.Interface.Address === '' ? [] : [r.Interface.Address],
         isJoined: false,
       });
+      this.persistEndpoints();
       this.count('endpoints_created');
       this.deps.log.info({ network: r.NetworkID, endpoint: r.EndpointID, veth: veth.hostIfname, addr: r.Interface.Address }, 'docker: endpoint created');
       // Only a MAC dockerd did not choose goes back: answering its own would be read as "driver modified it".
@@ -189,6 +218,7 @@ export class NetworkDriver {
       const ep = this.endpoints.get(r.EndpointID);
       const wasThere = await this.deps.veths.remove(r.EndpointID);
       this.endpoints.delete(r.EndpointID);
+      this.persistEndpoints();
       if (ep?.isJoined) this.emit('left', r.EndpointID, ep);
       if (ep === undefined && !wasThere) this.count('delete_unknown_endpoint');
       this.deps.log.info({ network: r.NetworkID, endpoint: r.EndpointID, isKnown: ep !== undefined }, 'docker: endpoint deleted');
@@ -207,9 +237,11 @@ export class NetworkDriver {
     const names = await this.deps.veths.list();
     if (!names.has(r.EndpointID)) {
       this.endpoints.delete(r.EndpointID);
+      this.persistEndpoints();
       throw new PluginError('ERR_PLUGIN_UNKNOWN_ENDPOINT', `endpoint ${short(r.EndpointID)} lost its veth ${ep.hostIfname} (deleted outside weft); remove the container and run it again`, 404);
     }
     ep.isJoined = true;
+    this.persistEndpoints();
     this.count('joins');
     this.deps.log.info({ network: r.NetworkID, endpoint: r.EndpointID, sandbox: r.SandboxKey }, 'docker: endpoint joined');
     void this.announceJoin(r.EndpointID, ep);
@@ -220,6 +252,7 @@ export class NetworkDriver {
     const ep = this.requireEndpoint(r, 'Leave');
     if (ep.isJoined) {
       ep.isJoined = false;
+      this.persistEndpoints();
       this.emit('left', r.EndpointID, ep);
     }
     this.deps.log.info({ network: r.NetworkID, endpoint: r.EndpointID }, 'docker: endpoint left');
@@ -255,6 +288,7 @@ export class NetworkDriver {
           if (c !== undefined) {
             ep.containerId = c.containerId;
             ep.containerName = c.containerName;
+            this.persistEndpoints();
           }
         } catch (err) {
           this.deps.log.debug({ err, endpoint: endpointId }, 'docker: could not ask the engine for the container');
@@ -305,6 +339,10 @@ export class NetworkDriver {
     } finally {
       if (this.busy.get(endpointId) === p) this.busy.delete(endpointId);
     }
+  }
+
+  private persistEndpoints(): void {
+    this.deps.store.write(ENDPOINTS_KEY, JSON.stringify({ endpoints: Object.fromEntries(this.endpoints) }));
   }
 
   private persistNetworks(): void {

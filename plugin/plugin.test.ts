@@ -214,11 +214,16 @@ describe('Docker plugin protocol', () => {
     expect((await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: ids[0], Interface: {} })).body['Err']).toMatch(/exists already/);
   });
 
-  it('finds endpoints of running containers again after a restart', async () => {
-    const { veths, store } = setup();
-    veths.pairs.set(EID, `vethwd${EID.slice(0, 9)}`);
+  it('finds endpoints of running containers again after a restart, with their addresses, and announces them', async () => {
+    const { veths, store, call } = setup();
+    await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: { Address: '10.32.0.7/16' } });
+    await call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID, SandboxKey: '/x' });
     const network = new NetworkDriver({ veths, store, log: silentLogger });
+    const events: EndpointEvent[] = [];
+    network.onEndpoint((e) => events.push(e));
     expect(await network.restore()).toBe(1);
+    expect(network.report().endpoints).toMatchObject([{ endpointId: EID, networkId: NID, addresses: ['10.32.0.7/16'], isJoined: true }]);
+    expect(events.map((e) => [e.kind, e.addresses])).toEqual([['joined', ['10.32.0.7/16']]]);
     const methods = pluginMethods(network, undefined);
     const r = await answerPluginCall(methods, '/NetworkDriver.DeleteEndpoint', JSON.stringify({ NetworkID: NID, EndpointID: EID }), {}, silentLogger);
     expect(r.status).toBe(200);
