@@ -321,9 +321,13 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     throw new ConfigError(`${pluginPick!.from} ${JSON.stringify(pluginSocket)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`);
   }
   const dockerPick = pick('docker-api');
-  const dockerApi = dockerPick !== undefined ? (dockerPick.value === '' ? undefined : dockerPick.value) : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
+  let dockerApi = dockerPick !== undefined ? (dockerPick.value === '' ? undefined : dockerPick.value) : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
   if (dockerApi !== undefined && !/^unix:\/\/\/.|^(tcp|http):\/\/[^/]+:\d{1,5}\/?$/.test(dockerApi)) {
-    throw new ConfigError(`${dockerPick?.from ?? 'DOCKER_HOST'} ${JSON.stringify(dockerApi)} is not a Docker address: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`);
+    const why = `${dockerPick?.from ?? 'DOCKER_HOST'} ${JSON.stringify(dockerApi)} is not a Docker address weft can use: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`;
+    // Asked for explicitly: an error. Only inherited from DOCKER_HOST (ssh://, say): Docker off, and a warning.
+    if (dockerPick !== undefined) throw new ConfigError(why);
+    warnings.push(`${why}; running without Docker`);
+    dockerApi = undefined;
   }
 
   return deepFreeze({
