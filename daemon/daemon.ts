@@ -256,6 +256,11 @@ export class Daemon implements WeftControl {
         release: (ident) => {
           this.ipam?.release(ident);
         },
+        // Containers attached by name reach weftDNS's hook too (no Docker network or endpoint: those ids are '').
+        onChange: (kind, c) => {
+          const event: EndpointEvent = { kind, networkId: '', endpointId: '', containerId: c.id, containerName: c.name, addresses: [...c.addresses] };
+          for (const l of this.dockerEndpointListeners) l(event);
+        },
       });
       this.containers.start();
     }
@@ -299,8 +304,9 @@ export class Daemon implements WeftControl {
   }
 
   /**
-   * Hear Docker containers join and leave weft networks, with their id, name and addresses (after the fact). The
-   * hook for weftDNS: register `containerName` on 'joined', remove it on 'left'.
+   * Hear Docker containers join and leave weft networks, and containers attached by name (`weft attach CONTAINER`,
+   * with networkId and endpointId ''), with their id, name and addresses (after the fact). The hook for weftDNS:
+   * register `containerName` on 'joined', remove it on 'left'. A throwing listener is the caller's bug.
    */
   onDockerEndpoint(listener: (event: EndpointEvent) => void): void {
     this.dockerEndpointListeners.push(listener);

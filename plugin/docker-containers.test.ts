@@ -28,6 +28,7 @@ function setup() {
   engine.containers.set(ID, { Id: ID, Name: '/web', State: { Running: true, Pid: 100 } });
   const attached: Array<[string, string, string[]]> = [];
   const released: string[] = [];
+  const changes: Array<[string, string]> = [];
   const store = new MemoryStore();
   const make = () =>
     new DockerContainers({
@@ -40,8 +41,9 @@ function setup() {
       },
       detach: async () => undefined,
       release: (ident) => released.push(ident),
+      onChange: (kind, c) => changes.push([kind, c.name]),
     });
-  return { engine, attached, released, store, make };
+  return { engine, attached, released, changes, store, make };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
@@ -69,7 +71,7 @@ describe('containers attached by name', () => {
   });
 
   it('re-attaches a restarted container with the same addresses, and releases a destroyed one', async () => {
-    const { make, engine, attached, released } = setup();
+    const { make, engine, attached, released, changes } = setup();
     const containers = make();
     containers.start();
     await containers.attach('web', ['net:default']);
@@ -81,6 +83,12 @@ describe('containers attached by name', () => {
     await settle();
     expect(released).toEqual([ID]);
     expect(containers.list()).toEqual([]);
+    // The weftDNS hook hears all three.
+    expect(changes).toEqual([
+      ['joined', 'web'],
+      ['joined', 'web'],
+      ['left', 'web'],
+    ]);
     containers.stop();
   });
 

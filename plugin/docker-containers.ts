@@ -25,6 +25,8 @@ export interface ContainerAttachDeps {
   detach(target: string): Promise<void>;
   /** Give back every address `ident` holds. */
   release(ident: string): void;
+  /** Told after a container is attached (again) or detached/removed: the weftDNS hook for containers by name. */
+  onChange?(kind: 'joined' | 'left', container: AttachedContainer): void;
 }
 
 export interface AttachedContainer {
@@ -105,6 +107,7 @@ export class DockerContainers {
       this.attached.set(c.id, record);
       this.persist();
       this.deps.log.info({ container: c.id.slice(0, 12), name: c.name, addr: merged }, 'docker: container attached');
+      this.deps.onChange?.('joined', record);
       return record;
     });
   }
@@ -126,8 +129,10 @@ export class DockerContainers {
       }
       if (target !== undefined) await this.deps.detach(target);
       this.deps.release(id);
+      const known = this.attached.get(id);
       this.attached.delete(id);
       this.persist();
+      if (known) this.deps.onChange?.('left', known);
     });
   }
 
@@ -180,6 +185,7 @@ export class DockerContainers {
       this.attached.delete(id);
       this.persist();
       this.deps.log.info({ container: id.slice(0, 12), name: known.name }, 'docker: attached container removed; addresses given back');
+      this.deps.onChange?.('left', known);
     } else if (action === 'start') {
       await this.reattach(known);
     }
@@ -206,6 +212,7 @@ export class DockerContainers {
     c.name = now.name;
     this.persist();
     this.deps.log.info({ container: c.id.slice(0, 12), name: c.name, addr: c.addresses }, 'docker: container started again; re-attached');
+    this.deps.onChange?.('joined', c);
   }
 
   private serial<T>(run: () => Promise<T>): Promise<T> {
