@@ -48,12 +48,17 @@ export type DockerEndpoint = { socketPath: string } | { host: string; port: numb
 export function parseDockerApi(url: string): DockerEndpoint {
   if (url.startsWith('unix://')) {
     const path = url.slice('unix://'.length);
-    if (!path.startsWith('/')) throw new DockerApiError(`--docker-api ${JSON.stringify(url)}: a unix socket needs an absolute path, e.g. unix:///var/run/docker.sock`);
+    if (!path.startsWith('/'))
+      throw new DockerApiError(
+        `--docker-api ${JSON.stringify(url)}: a unix socket needs an absolute path, e.g. unix:///var/run/docker.sock`,
+      );
     return { socketPath: path };
   }
   const m = /^(?:tcp|http):\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})\/?$/.exec(url);
   if (m && Number(m[2]) >= 1 && Number(m[2]) <= 65535) return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-  throw new DockerApiError(`--docker-api ${JSON.stringify(url)} is not a Docker address: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`);
+  throw new DockerApiError(
+    `--docker-api ${JSON.stringify(url)} is not a Docker address: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`,
+  );
 }
 
 export class DockerApi {
@@ -109,43 +114,54 @@ export class DockerApi {
    * breaks; `abort()` closes it (then `ended` resolves).
    */
   events(filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): { abort: () => void; ended: Promise<void> } {
-    const where = 'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+    const where =
+      'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
     let isAborted = false;
     let req: ReturnType<typeof request> | undefined;
     const ended = new Promise<void>((resolve, reject) => {
-      req = request({ ...where, method: 'GET', path: `/${API_VERSION}/events?filters=${encodeURIComponent(JSON.stringify(filters))}`, headers: { host: 'docker' } }, (res) => {
-        if ((res.statusCode ?? 0) !== 200) {
-          res.resume();
-          reject(new DockerApiError(`Docker engine (${this.url}): events answered ${res.statusCode}`, res.statusCode));
-          return;
-        }
-        let buffered = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffered += chunk;
-          if (buffered.length > MAX_RESPONSE_BYTES) {
-            req?.destroy(new Error('event too large'));
+      req = request(
+        {
+          ...where,
+          method: 'GET',
+          path: `/${API_VERSION}/events?filters=${encodeURIComponent(JSON.stringify(filters))}`,
+          headers: { host: 'docker' },
+        },
+        (res) => {
+          if ((res.statusCode ?? 0) !== 200) {
+            res.resume();
+            reject(new DockerApiError(`Docker engine (${this.url}): events answered ${res.statusCode}`, res.statusCode));
             return;
           }
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            if (line === '') continue;
-            try {
-              const e = JSON.parse(line) as { Action?: unknown; id?: unknown; Actor?: { ID?: unknown } };
-              const id = typeof e.id === 'string' ? e.id : typeof e.Actor?.ID === 'string' ? e.Actor.ID : '';
-              if (typeof e.Action === 'string' && id !== '') onEvent({ Action: e.Action, id });
-            } catch {
-              /* a line that is not JSON: skip it */
+          let buffered = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffered += chunk;
+            if (buffered.length > MAX_RESPONSE_BYTES) {
+              req?.destroy(new Error('event too large'));
+              return;
             }
-          }
-        });
-        res.on('end', () => resolve());
-        res.on('error', (err) => (isAborted ? resolve() : reject(err)));
-        res.on('close', () => resolve());
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => (isAborted ? resolve() : reject(new DockerApiError(`cannot reach the Docker engine at ${this.url}: ${err.code ?? err.message}`))));
+            let nl: number;
+            while ((nl = buffered.indexOf('\n')) >= 0) {
+              const line = buffered.slice(0, nl).trim();
+              buffered = buffered.slice(nl + 1);
+              if (line === '') continue;
+              try {
+                const e = JSON.parse(line) as { Action?: unknown; id?: unknown; Actor?: { ID?: unknown } };
+                const id = typeof e.id === 'string' ? e.id : typeof e.Actor?.ID === 'string' ? e.Actor.ID : '';
+                if (typeof e.Action === 'string' && id !== '') onEvent({ Action: e.Action, id });
+              } catch {
+                /* a line that is not JSON: skip it */
+              }
+            }
+          });
+          res.on('end', () => resolve());
+          res.on('error', (err) => (isAborted ? resolve() : reject(err)));
+          res.on('close', () => resolve());
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        isAborted ? resolve() : reject(new DockerApiError(`cannot reach the Docker engine at ${this.url}: ${err.code ?? err.message}`)),
+      );
       req.end();
     });
     return {
@@ -159,14 +175,18 @@ export class DockerApi {
 
   private call(method: string, path: string, body?: unknown): Promise<unknown> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const where = 'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+    const where =
+      'socketPath' in this.endpoint ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
     return new Promise((resolve, reject) => {
       const req = request(
         {
           ...where,
           method,
           path: `/${API_VERSION}${path}`,
-          headers: { host: 'docker', ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) },
+          headers: {
+            host: 'docker',
+            ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          },
           timeout: this.options.timeoutMs ?? 30_000,
         },
         (res) => {
@@ -187,7 +207,9 @@ export class DockerApi {
               } catch {
                 /* plain text */
               }
-              reject(new DockerApiError(`Docker engine (${this.url}): ${method} ${path} answered ${status}: ${message.slice(0, 500)}`, status));
+              reject(
+                new DockerApiError(`Docker engine (${this.url}): ${method} ${path} answered ${status}: ${message.slice(0, 500)}`, status),
+              );
               return;
             }
             if (text.trim() === '' || text.trim() === 'OK') {
@@ -205,7 +227,11 @@ export class DockerApi {
       );
       req.on('timeout', () => req.destroy(new Error('timed out')));
       req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(new DockerApiError(`cannot reach the Docker engine at ${this.url}: ${err.code ?? err.message}; is dockerd running? (--docker-api URL, '' to turn Docker off)`)),
+        reject(
+          new DockerApiError(
+            `cannot reach the Docker engine at ${this.url}: ${err.code ?? err.message}; is dockerd running? (--docker-api URL, '' to turn Docker off)`,
+          ),
+        ),
       );
       if (payload !== undefined) req.write(payload);
       req.end();

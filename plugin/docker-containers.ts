@@ -52,7 +52,9 @@ export class ContainerNotFoundError extends Error {
 export class DockerOffError extends Error {
   readonly code = 'ERR_DOCKER_OFF';
   constructor(nameOrId: string) {
-    super(`cannot find container ${JSON.stringify(nameOrId)}: Docker integration is off (--docker-api ''); relaunch with --docker-api URL, or attach with --netns/--pid`);
+    super(
+      `cannot find container ${JSON.stringify(nameOrId)}: Docker integration is off (--docker-api ''); relaunch with --docker-api URL, or attach with --netns/--pid`,
+    );
     this.name = 'DockerOffError';
   }
 }
@@ -72,7 +74,8 @@ export class DockerContainers {
     if (doc !== undefined) {
       try {
         for (const c of (JSON.parse(doc.toString('utf8')) as { containers: AttachedContainer[] }).containers) {
-          if (typeof c?.id === 'string' && Array.isArray(c.addresses)) this.attached.set(c.id, { id: c.id, name: String(c.name), addresses: c.addresses.map(String), target: String(c.target) });
+          if (typeof c?.id === 'string' && Array.isArray(c.addresses))
+            this.attached.set(c.id, { id: c.id, name: String(c.name), addresses: c.addresses.map(String), target: String(c.target) });
         }
       } catch (err) {
         deps.log.warn({ err }, 'docker: stored attached-container list unreadable; starting with none');
@@ -149,12 +152,14 @@ export class DockerContainers {
     } catch (err) {
       throw this.notFound(nameOrId, err);
     }
-    if (!c.State?.Running || !c.State.Pid) throw new ContainerNotFoundError(nameOrId, 'is not running; start it first (docker start), then attach');
+    if (!c.State?.Running || !c.State.Pid)
+      throw new ContainerNotFoundError(nameOrId, 'is not running; start it first (docker start), then attach');
     return { id: c.Id, name: c.Name.replace(/^\//, ''), pid: c.State.Pid };
   }
 
   private notFound(nameOrId: string, err: unknown): Error {
-    if (err instanceof DockerApiError && err.status === 404) return new ContainerNotFoundError(nameOrId, 'no such container on this host (docker ps -a lists them)');
+    if (err instanceof DockerApiError && err.status === 404)
+      return new ContainerNotFoundError(nameOrId, 'no such container on this host (docker ps -a lists them)');
     return err as Error;
   }
 

@@ -11,7 +11,13 @@ import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import type { DockerApi } from './docker-api.js';
 import { IpamDriver, type DockerPool, type PluginIpam } from './ipam-driver.js';
-import { NetworkDriver, type DockerEndpointReport, type DockerNetworkReport, type EndpointEvent, type EndpointVeths } from './network-driver.js';
+import {
+  NetworkDriver,
+  type DockerEndpointReport,
+  type DockerNetworkReport,
+  type EndpointEvent,
+  type EndpointVeths,
+} from './network-driver.js';
 import { createPluginServer, pluginMethods, type PluginServer } from './server.js';
 
 export interface DockerPluginDeps {
@@ -78,7 +84,10 @@ export class DockerPlugin {
       ...(deps.docker && { containerOf: (nid: string, eid: string) => containerOf(deps.docker!, nid, eid) }),
     });
     if (deps.ipam && options.range !== undefined && options.defaultSubnet !== undefined) {
-      this.ipam = new IpamDriver({ ipam: deps.ipam, store: deps.store, log: deps.log }, { range: options.range, defaultSubnet: options.defaultSubnet });
+      this.ipam = new IpamDriver(
+        { ipam: deps.ipam, store: deps.store, log: deps.log },
+        { range: options.range, defaultSubnet: options.defaultSubnet },
+      );
     }
   }
 
@@ -90,7 +99,11 @@ export class DockerPlugin {
   async start(): Promise<void> {
     const restored = await this.network.restore();
     if (restored > 0) this.deps.log.info({ endpoints: restored }, 'docker: found endpoints of running containers again');
-    this.server = await createPluginServer(pluginMethods(this.network, this.ipam), { log: this.deps.log, counters: this.counters }, this.options.socketPath);
+    this.server = await createPluginServer(
+      pluginMethods(this.network, this.ipam),
+      { log: this.deps.log, counters: this.counters },
+      this.options.socketPath,
+    );
     if (this.deps.docker) this.ensureNetworkSoon(0);
   }
 
@@ -122,7 +135,8 @@ export class DockerPlugin {
         () => undefined,
         (err: Error) => {
           this.isEngineReachable = this.isEngineReachable && !/cannot reach/.test(err.message);
-          if (this.lastError !== err.message) this.deps.log.warn({ err: err.message }, 'docker: cannot make the weft network yet; retrying');
+          if (this.lastError !== err.message)
+            this.deps.log.warn({ err: err.message }, 'docker: cannot make the weft network yet; retrying');
           this.lastError = err.message;
           const first = this.options.retryMs ?? 1000;
           this.ensureNetworkSoon(Math.min(Math.max(first, delayMs * 2), this.options.maxRetryMs ?? 10_000));
@@ -142,12 +156,16 @@ export class DockerPlugin {
     const driver = this.options.driverName ?? 'weft';
     const existing = (await docker.listNetworks()).find((n) => n.Name === name);
     if (existing) {
-      if (existing.Driver !== driver) this.deps.log.warn({ network: name, driver: existing.Driver }, `docker: a network named ${name} exists with driver ${existing.Driver}, not ${driver}; leaving it alone`);
+      if (existing.Driver !== driver)
+        this.deps.log.warn(
+          { network: name, driver: existing.Driver },
+          `docker: a network named ${name} exists with driver ${existing.Driver}, not ${driver}; leaving it alone`,
+        );
       this.lastError = undefined;
       return;
     }
     if (this.ipam === undefined) {
-      this.lastError = 'IPAM is off (--ipalloc-range \'\'): make weft networks yourself with docker network create -d weft --subnet CIDR';
+      this.lastError = "IPAM is off (--ipalloc-range ''): make weft networks yourself with docker network create -d weft --subnet CIDR";
       return;
     }
     const id = await docker.createNetwork(name, driver, this.options.defaultSubnet);

@@ -148,7 +148,10 @@ function id(method: string, body: Body, field: string): string {
   const v = body[field];
   if (typeof v !== 'string' || v.length === 0) throw new PluginBadRequestError(method, `${field} is missing (a non-empty string)`);
   if (v.length > MAX_ID_CHARS || !/^[A-Za-z0-9_.-]+$/.test(v)) {
-    throw new PluginBadRequestError(method, `${field} ${JSON.stringify(v.slice(0, 80))} is not an id (letters, digits, '_', '.', '-', at most ${MAX_ID_CHARS})`);
+    throw new PluginBadRequestError(
+      method,
+      `${field} ${JSON.stringify(v.slice(0, 80))} is not an id (letters, digits, '_', '.', '-', at most ${MAX_ID_CHARS})`,
+    );
   }
   return v;
 }
@@ -179,7 +182,8 @@ function ipamDataList(method: string, body: Body, field: string): IpamData[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v) || v.length > MAX_OPTIONS) throw new PluginBadRequestError(method, `${field} must be a list of pools`);
   return v.map((item, i) => {
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new PluginBadRequestError(method, `${field}[${i}] must be an object`);
+    if (item === null || typeof item !== 'object' || Array.isArray(item))
+      throw new PluginBadRequestError(method, `${field}[${i}] must be an object`);
     const d = item as Body;
     const out: IpamData = { AddressSpace: str(method, d, 'AddressSpace'), Pool: str(method, d, 'Pool') };
     const gw = str(method, d, 'Gateway');
@@ -191,7 +195,7 @@ function ipamDataList(method: string, body: Body, field: string): IpamData[] {
 export function parseCreateNetwork(body: Body): CreateNetworkRequest {
   const m = 'CreateNetwork';
   const options = body['Options'];
-  let driverOptions: Record<string, string> = {};
+  const driverOptions: Record<string, string> = {};
   if (options !== undefined && options !== null) {
     if (typeof options !== 'object' || Array.isArray(options)) throw new PluginBadRequestError(m, 'Options must be an object');
     const generic = (options as Body)[GENERIC_DATA];
@@ -200,7 +204,12 @@ export function parseCreateNetwork(body: Body): CreateNetworkRequest {
       for (const [k, val] of Object.entries(generic as Body).slice(0, MAX_OPTIONS)) if (typeof val === 'string') driverOptions[k] = val;
     }
   }
-  return { NetworkID: id(m, body, 'NetworkID'), driverOptions, IPv4Data: ipamDataList(m, body, 'IPv4Data'), IPv6Data: ipamDataList(m, body, 'IPv6Data') };
+  return {
+    NetworkID: id(m, body, 'NetworkID'),
+    driverOptions,
+    IPv4Data: ipamDataList(m, body, 'IPv4Data'),
+    IPv6Data: ipamDataList(m, body, 'IPv6Data'),
+  };
 }
 
 export function parseNetworkRequest(method: string, body: Body): NetworkRequest {
@@ -220,7 +229,10 @@ export function parseCreateEndpoint(body: Body): CreateEndpointRequest {
   }
   if (typeof iface !== 'object' || Array.isArray(iface)) throw new PluginBadRequestError(m, 'Interface must be an object');
   const i = iface as Body;
-  return { ...base, Interface: { Address: str(m, i, 'Address'), AddressIPv6: str(m, i, 'AddressIPv6'), MacAddress: str(m, i, 'MacAddress') } };
+  return {
+    ...base,
+    Interface: { Address: str(m, i, 'Address'), AddressIPv6: str(m, i, 'AddressIPv6'), MacAddress: str(m, i, 'MacAddress') },
+  };
 }
 
 export function parseJoin(body: Body): JoinRequest {

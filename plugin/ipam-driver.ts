@@ -96,18 +96,28 @@ export class IpamDriver {
 
   requestPool(r: RequestPoolRequest): RequestPoolResponse {
     if (r.V6) {
-      throw new PluginError('ERR_PLUGIN_IPV6', 'weft IPAM is IPv4 only: create the network without --ipv6 (or with another IPAM driver for IPv6)');
+      throw new PluginError(
+        'ERR_PLUGIN_IPV6',
+        'weft IPAM is IPv4 only: create the network without --ipv6 (or with another IPAM driver for IPv6)',
+      );
     }
     const subnet = r.Pool === '' ? this.freeSubnet() : this.checkSubnet(r.Pool, '--subnet');
     let ipRange = subnet;
     if (r.SubPool !== '') {
       ipRange = this.checkSubnet(r.SubPool, '--ip-range');
       if (!rangeCovers(cidrRange(subnet), cidrRange(ipRange))) {
-        throw new PluginError('ERR_PLUGIN_BAD_POOL', `--ip-range ${formatCidr(ipRange)} is not inside --subnet ${formatCidr(subnet)}: give a range inside the subnet`);
+        throw new PluginError(
+          'ERR_PLUGIN_BAD_POOL',
+          `--ip-range ${formatCidr(ipRange)} is not inside --subnet ${formatCidr(subnet)}: give a range inside the subnet`,
+        );
       }
     }
     const tag = randomBytes(4).toString('hex');
-    const pool: DockerPool = { id: `weft:${formatCidr(subnet)}:${formatCidr(ipRange)}:${tag}`, subnet: formatCidr(subnet), ipRange: formatCidr(ipRange) };
+    const pool: DockerPool = {
+      id: `weft:${formatCidr(subnet)}:${formatCidr(ipRange)}:${tag}`,
+      subnet: formatCidr(subnet),
+      ipRange: formatCidr(ipRange),
+    };
     this.pools.set(pool.id, pool);
     this.persist();
     this.deps.log.info({ pool: pool.id }, 'docker: pool requested');
@@ -132,17 +142,25 @@ export class IpamDriver {
   async requestAddress(r: RequestAddressRequest): Promise<{ Address: string; Data: Record<string, string> }> {
     const pool = this.parsePoolId(r.PoolID);
     const isGateway = r.Options[REQUEST_ADDRESS_TYPE] === GATEWAY_OPTION;
-    const ident = isGateway ? `${DOCKER_IDENT_PREFIX}${pool.tag}:gateway` : `${DOCKER_IDENT_PREFIX}${pool.tag}:${Date.now().toString(36)}.${this.nextIdent++}`;
+    const ident = isGateway
+      ? `${DOCKER_IDENT_PREFIX}${pool.tag}:gateway`
+      : `${DOCKER_IDENT_PREFIX}${pool.tag}:${Date.now().toString(36)}.${this.nextIdent++}`;
     let address: string;
     if (r.Address !== '') {
       let addr: number;
       try {
         addr = parseAddress(r.Address);
       } catch {
-        throw new PluginError('ERR_PLUGIN_BAD_ADDRESS', `${JSON.stringify(r.Address.slice(0, 64))} is not an IPv4 address; give one like 10.32.0.9`);
+        throw new PluginError(
+          'ERR_PLUGIN_BAD_ADDRESS',
+          `${JSON.stringify(r.Address.slice(0, 64))} is not an IPv4 address; give one like 10.32.0.9`,
+        );
       }
       if (!rangeCoversAddress(pool.subnet, addr)) {
-        throw new PluginError('ERR_PLUGIN_BAD_ADDRESS', `${r.Address} is not in the network's subnet ${formatCidr(pool.subnet)}: pick an address inside it`);
+        throw new PluginError(
+          'ERR_PLUGIN_BAD_ADDRESS',
+          `${r.Address} is not in the network's subnet ${formatCidr(pool.subnet)}: pick an address inside it`,
+        );
       }
       address = await this.ipam(() => this.deps.ipam.claim(ident, `${formatAddress(addr)}/${pool.subnet.prefix}`));
     } else {
@@ -189,10 +207,16 @@ export class IpamDriver {
     try {
       c = parseCidr(text, true);
     } catch {
-      throw new PluginError('ERR_PLUGIN_BAD_POOL', `${flag} ${JSON.stringify(text.slice(0, 64))} is not an IPv4 subnet in CIDR form with its host bits zero, e.g. 10.32.8.0/24`);
+      throw new PluginError(
+        'ERR_PLUGIN_BAD_POOL',
+        `${flag} ${JSON.stringify(text.slice(0, 64))} is not an IPv4 subnet in CIDR form with its host bits zero, e.g. 10.32.8.0/24`,
+      );
     }
     if (!rangeCovers(cidrRange(this.range), cidrRange(c))) {
-      throw new PluginError('ERR_PLUGIN_BAD_POOL', `${flag} ${formatCidr(c)} is not inside weft's --ipalloc-range ${formatCidr(this.range)}: weft can only hand out addresses from its range`);
+      throw new PluginError(
+        'ERR_PLUGIN_BAD_POOL',
+        `${flag} ${formatCidr(c)} is not inside weft's --ipalloc-range ${formatCidr(this.range)}: weft can only hand out addresses from its range`,
+      );
     }
     return c;
   }
@@ -207,7 +231,11 @@ export class IpamDriver {
       }
     }
     this.count('unknown_pool');
-    throw new PluginError('ERR_PLUGIN_UNKNOWN_POOL', `pool ${JSON.stringify(id.slice(0, 100))} is not a weft pool: it was not made by weft's IPAM driver (docker network create --ipam-driver weft)`, 404);
+    throw new PluginError(
+      'ERR_PLUGIN_UNKNOWN_POOL',
+      `pool ${JSON.stringify(id.slice(0, 100))} is not a weft pool: it was not made by weft's IPAM driver (docker network create --ipam-driver weft)`,
+      404,
+    );
   }
 
   /** Run an IPAM call; its typed errors become plugin errors with the same code and message. */

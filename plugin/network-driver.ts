@@ -113,7 +113,8 @@ export class NetworkDriver {
     if (doc !== undefined) {
       try {
         for (const n of (JSON.parse(doc.toString('utf8')) as { networks: DockerNetworkReport[] }).networks) {
-          if (typeof n?.networkId === 'string') this.networks.set(n.networkId, { networkId: n.networkId, subnets: [...(n.subnets ?? [])], options: { ...n.options } });
+          if (typeof n?.networkId === 'string')
+            this.networks.set(n.networkId, { networkId: n.networkId, subnets: [...(n.subnets ?? [])], options: { ...n.options } });
         }
       } catch (err) {
         deps.log.warn({ err }, 'docker: stored network list unreadable; starting with none');
@@ -132,7 +133,10 @@ export class NetworkDriver {
     const doc = this.deps.store.read(ENDPOINTS_KEY);
     if (doc !== undefined) {
       try {
-        for (const [id, ep] of Object.entries((JSON.parse(doc.toString('utf8')) as { endpoints: Record<string, Partial<EndpointState>> }).endpoints)) stored.set(id, ep);
+        for (const [id, ep] of Object.entries(
+          (JSON.parse(doc.toString('utf8')) as { endpoints: Record<string, Partial<EndpointState>> }).endpoints,
+        ))
+          stored.set(id, ep);
       } catch (err) {
         this.deps.log.warn({ err }, 'docker: stored endpoint list unreadable; endpoints are found from their veths only');
       }
@@ -174,7 +178,10 @@ export class NetworkDriver {
     }
     const unknown = Object.keys(r.driverOptions).filter((k) => !k.startsWith('com.docker.'));
     if (unknown.length > 0) {
-      throw new PluginError('ERR_PLUGIN_BAD_OPTION', `weft takes no driver options, got ${unknown.map((k) => JSON.stringify(k)).join(', ')}: drop the -o flags`);
+      throw new PluginError(
+        'ERR_PLUGIN_BAD_OPTION',
+        `weft takes no driver options, got ${unknown.map((k) => JSON.stringify(k)).join(', ')}: drop the -o flags`,
+      );
     }
     this.networks.set(r.NetworkID, { networkId: r.NetworkID, subnets: r.IPv4Data.map((d) => d.Pool), options: r.driverOptions });
     this.persistNetworks();
@@ -188,15 +195,25 @@ export class NetworkDriver {
   }
 
   async createEndpoint(r: CreateEndpointRequest): Promise<CreateEndpointResponse> {
-    if (r.Interface.AddressIPv6 !== '') throw new PluginError('ERR_PLUGIN_IPV6', 'weft endpoints are IPv4 only: create the network without --ipv6');
+    if (r.Interface.AddressIPv6 !== '')
+      throw new PluginError('ERR_PLUGIN_IPV6', 'weft endpoints are IPv4 only: create the network without --ipv6');
     if (r.Interface.MacAddress !== '' && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(r.Interface.MacAddress)) {
-      throw new PluginError('ERR_PLUGIN_BAD_MAC', `MacAddress ${JSON.stringify(r.Interface.MacAddress.slice(0, 40))} is not a MAC (like 02:42:0a:20:00:01)`);
+      throw new PluginError(
+        'ERR_PLUGIN_BAD_MAC',
+        `MacAddress ${JSON.stringify(r.Interface.MacAddress.slice(0, 40))} is not a MAC (like 02:42:0a:20:00:01)`,
+      );
     }
     return this.exclusive(r.EndpointID, async () => {
       if (this.endpoints.has(r.EndpointID)) {
-        throw new PluginError('ERR_PLUGIN_ENDPOINT_EXISTS', `endpoint ${short(r.EndpointID)} exists already; delete it first (docker rm the container that has it)`);
+        throw new PluginError(
+          'ERR_PLUGIN_ENDPOINT_EXISTS',
+          `endpoint ${short(r.EndpointID)} exists already; delete it first (docker rm the container that has it)`,
+        );
       }
-      const veth = await this.deps.veths.create(r.EndpointID, r.Interface.MacAddress === '' ? undefined : r.Interface.MacAddress.toLowerCase());
+      const veth = await this.deps.veths.create(
+        r.EndpointID,
+        r.Interface.MacAddress === '' ? undefined : r.Interface.MacAddress.toLowerCase(),
+      );
       this.endpoints.set(r.EndpointID, {
         networkId: r.NetworkID,
         hostIfname: veth.hostIfname,
@@ -207,7 +224,10 @@ export class NetworkDriver {
       });
       this.persistEndpoints();
       this.count('endpoints_created');
-      this.deps.log.info({ network: r.NetworkID, endpoint: r.EndpointID, veth: veth.hostIfname, addr: r.Interface.Address }, 'docker: endpoint created');
+      this.deps.log.info(
+        { network: r.NetworkID, endpoint: r.EndpointID, veth: veth.hostIfname, addr: r.Interface.Address },
+        'docker: endpoint created',
+      );
       // Only a MAC dockerd did not choose goes back: answering its own would be read as "driver modified it".
       return r.Interface.MacAddress === '' ? { Interface: { MacAddress: veth.mac } } : {};
     });
@@ -233,12 +253,20 @@ export class NetworkDriver {
   async join(r: JoinRequest): Promise<JoinResponse> {
     await this.busy.get(r.EndpointID)?.catch(() => undefined);
     const ep = this.requireEndpoint(r, 'Join');
-    if (ep.isJoined) throw new PluginError('ERR_PLUGIN_ALREADY_JOINED', `endpoint ${short(r.EndpointID)} is already joined to a container; Leave it first`);
+    if (ep.isJoined)
+      throw new PluginError(
+        'ERR_PLUGIN_ALREADY_JOINED',
+        `endpoint ${short(r.EndpointID)} is already joined to a container; Leave it first`,
+      );
     const names = await this.deps.veths.list();
     if (!names.has(r.EndpointID)) {
       this.endpoints.delete(r.EndpointID);
       this.persistEndpoints();
-      throw new PluginError('ERR_PLUGIN_UNKNOWN_ENDPOINT', `endpoint ${short(r.EndpointID)} lost its veth ${ep.hostIfname} (deleted outside weft); remove the container and run it again`, 404);
+      throw new PluginError(
+        'ERR_PLUGIN_UNKNOWN_ENDPOINT',
+        `endpoint ${short(r.EndpointID)} lost its veth ${ep.hostIfname} (deleted outside weft); remove the container and run it again`,
+        404,
+      );
     }
     ep.isJoined = true;
     this.persistEndpoints();

@@ -24,7 +24,8 @@ class FakeIpam implements PluginIpam {
   async claim(ident: string, address: string): Promise<string> {
     const addr = address.split('/')[0]!;
     const holder = this.held.get(addr);
-    if (holder !== undefined && holder !== ident) throw Object.assign(new Error(`${addr} is held by ${holder}`), { code: 'ERR_IPAM_CONFLICT' });
+    if (holder !== undefined && holder !== ident)
+      throw Object.assign(new Error(`${addr} is held by ${holder}`), { code: 'ERR_IPAM_CONFLICT' });
     this.held.set(addr, ident);
     return address;
   }
@@ -67,7 +68,8 @@ function setup() {
   const ipam = new IpamDriver({ ipam: ipamBackend, store, log: silentLogger }, { range: '10.32.0.0/12', defaultSubnet: '10.32.0.0/16' });
   const methods = pluginMethods(network, ipam);
   const counters: Record<string, number> = {};
-  const call = (method: string, body: unknown) => answerPluginCall(methods, `/${method}`, typeof body === 'string' ? body : JSON.stringify(body), counters, silentLogger);
+  const call = (method: string, body: unknown) =>
+    answerPluginCall(methods, `/${method}`, typeof body === 'string' ? body : JSON.stringify(body), counters, silentLogger);
   return { ipamBackend, veths, store, network, ipam, call, counters };
 }
 
@@ -76,33 +78,62 @@ describe('Docker plugin protocol', () => {
     const { call } = setup();
     expect((await call('Plugin.Activate', '')).body).toEqual({ Implements: ['NetworkDriver', 'IpamDriver'] });
     expect((await call('NetworkDriver.GetCapabilities', 'null')).body).toEqual({ Scope: 'local', ConnectivityScope: 'global' });
-    expect((await call('IpamDriver.GetDefaultAddressSpaces', 'null')).body).toEqual({ LocalDefaultAddressSpace: 'weftlocal', GlobalDefaultAddressSpace: 'weftglobal' });
+    expect((await call('IpamDriver.GetDefaultAddressSpaces', 'null')).body).toEqual({
+      LocalDefaultAddressSpace: 'weftlocal',
+      GlobalDefaultAddressSpace: 'weftglobal',
+    });
   });
 
   it('runs a container through the whole life cycle and leaves no veth or address behind', async () => {
     const { call, veths, ipamBackend } = setup();
     const events: EndpointEvent[] = [];
-    const pool = await call('IpamDriver.RequestPool', { AddressSpace: 'weftlocal', Pool: '10.32.0.0/16', SubPool: '', Options: {}, V6: false });
+    const pool = await call('IpamDriver.RequestPool', {
+      AddressSpace: 'weftlocal',
+      Pool: '10.32.0.0/16',
+      SubPool: '',
+      Options: {},
+      V6: false,
+    });
     expect(pool.status).toBe(200);
     expect(pool.body['Pool']).toBe('10.32.0.0/16');
     // The gateway comes with the pool, so dockerd spends no container address on it.
     expect(pool.body['Data']).toEqual({ 'com.docker.network.gateway': '10.32.0.0/16' });
     const poolId = pool.body['PoolID'] as string;
-    expect((await call('NetworkDriver.CreateNetwork', { NetworkID: NID, Options: { 'com.docker.network.generic': {} }, IPv4Data: [{ AddressSpace: 'weftlocal', Pool: '10.32.0.0/16', Gateway: '10.32.0.0/16' }] })).status).toBe(200);
+    expect(
+      (
+        await call('NetworkDriver.CreateNetwork', {
+          NetworkID: NID,
+          Options: { 'com.docker.network.generic': {} },
+          IPv4Data: [{ AddressSpace: 'weftlocal', Pool: '10.32.0.0/16', Gateway: '10.32.0.0/16' }],
+        })
+      ).status,
+    ).toBe(200);
     const addr = await call('IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: {} });
     expect(addr.status).toBe(200);
     expect(addr.body['Address']).toMatch(/^10\.32\.\d+\.\d+\/16$/);
-    const created = await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: { Address: addr.body['Address'], AddressIPv6: '', MacAddress: '' }, Options: {} });
+    const created = await call('NetworkDriver.CreateEndpoint', {
+      NetworkID: NID,
+      EndpointID: EID,
+      Interface: { Address: addr.body['Address'], AddressIPv6: '', MacAddress: '' },
+      Options: {},
+    });
     expect(created.body).toEqual({ Interface: { MacAddress: '02:00:00:00:00:01' } });
     expect(veths.pairs.size).toBe(1);
-    const joined = await call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID, SandboxKey: '/var/run/docker/netns/x', Options: {} });
+    const joined = await call('NetworkDriver.Join', {
+      NetworkID: NID,
+      EndpointID: EID,
+      SandboxKey: '/var/run/docker/netns/x',
+      Options: {},
+    });
     expect(joined.body).toEqual({ InterfaceName: { SrcName: `vethwc${EID.slice(0, 9)}`, DstPrefix: 'ethwe' } });
     expect((await call('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NID, EndpointID: EID, Options: {} })).status).toBe(200);
     expect((await call('NetworkDriver.EndpointOperInfo', { NetworkID: NID, EndpointID: EID })).status).toBe(200);
     expect((await call('NetworkDriver.RevokeExternalConnectivity', { NetworkID: NID, EndpointID: EID })).status).toBe(200);
     expect((await call('NetworkDriver.Leave', { NetworkID: NID, EndpointID: EID })).status).toBe(200);
     expect((await call('NetworkDriver.DeleteEndpoint', { NetworkID: NID, EndpointID: EID })).status).toBe(200);
-    expect((await call('IpamDriver.ReleaseAddress', { PoolID: poolId, Address: (addr.body['Address'] as string).split('/')[0] })).status).toBe(200);
+    expect(
+      (await call('IpamDriver.ReleaseAddress', { PoolID: poolId, Address: (addr.body['Address'] as string).split('/')[0] })).status,
+    ).toBe(200);
     expect((await call('NetworkDriver.DeleteNetwork', { NetworkID: NID })).status).toBe(200);
     expect((await call('IpamDriver.ReleasePool', { PoolID: poolId })).status).toBe(200);
     expect(veths.pairs.size).toBe(0);
@@ -160,23 +191,35 @@ describe('Docker plugin protocol', () => {
     expect(r.body['Err']).toMatch(/ip link add failed/);
     expect(veths.pairs.size).toBe(0);
     veths.failCreate = false;
-    expect((await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: { Address: '10.32.0.7/16' } })).status).toBe(200);
+    expect(
+      (await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID, Interface: { Address: '10.32.0.7/16' } })).status,
+    ).toBe(200);
     veths.pairs.clear();
     const join = await call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID, SandboxKey: '/x' });
     expect(join.body['Err']).toMatch(/lost its veth/);
-    expect((await call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID, SandboxKey: '/x' })).body['Err']).toMatch(/not known to weft/);
+    expect((await call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID, SandboxKey: '/x' })).body['Err']).toMatch(
+      /not known to weft/,
+    );
   });
 
   it('refuses IPv6, subnets outside the range, foreign pools and driver options with what to do', async () => {
     const { call } = setup();
     expect((await call('IpamDriver.RequestPool', { V6: true })).body['Err']).toMatch(/IPv4 only: create the network without --ipv6/);
-    expect((await call('IpamDriver.RequestPool', { Pool: '192.168.0.0/24' })).body['Err']).toMatch(/not inside weft's --ipalloc-range 10.32.0.0\/12/);
+    expect((await call('IpamDriver.RequestPool', { Pool: '192.168.0.0/24' })).body['Err']).toMatch(
+      /not inside weft's --ipalloc-range 10.32.0.0\/12/,
+    );
     expect((await call('IpamDriver.RequestPool', { Pool: '10.32.0.1/24' })).body['Err']).toMatch(/host bits zero/);
-    expect((await call('IpamDriver.RequestPool', { Pool: '10.33.0.0/24', SubPool: '10.34.0.0/25' })).body['Err']).toMatch(/--ip-range 10.34.0.0\/25 is not inside --subnet/);
+    expect((await call('IpamDriver.RequestPool', { Pool: '10.33.0.0/24', SubPool: '10.34.0.0/25' })).body['Err']).toMatch(
+      /--ip-range 10.34.0.0\/25 is not inside --subnet/,
+    );
     const foreign = await call('IpamDriver.RequestAddress', { PoolID: 'default/10.0.0.0/8' });
     expect(foreign.status).toBe(404);
     expect(foreign.body['Err']).toMatch(/not a weft pool/);
-    expect((await call('NetworkDriver.CreateNetwork', { NetworkID: NID, Options: { 'com.docker.network.generic': { mtu: '9000' } } })).body['Err']).toMatch(/weft takes no driver options, got "mtu"/);
+    expect(
+      (await call('NetworkDriver.CreateNetwork', { NetworkID: NID, Options: { 'com.docker.network.generic': { mtu: '9000' } } })).body[
+        'Err'
+      ],
+    ).toMatch(/weft takes no driver options, got "mtu"/);
   });
 
   it('picks free subnets outside the default one for networks without --subnet, and frees them with the pool', async () => {
@@ -202,16 +245,22 @@ describe('Docker plugin protocol', () => {
     const r = await call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.32.5.6' });
     expect(r.status).toBe(500);
     expect(r.body['Err']).toMatch(/weft IPAM: 10.32.5.6 is held by another-router-container/);
-    expect((await call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.40.0.1' })).body['Err']).toMatch(/not in the network's subnet 10.32.0.0\/16/);
+    expect((await call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.40.0.1' })).body['Err']).toMatch(
+      /not in the network's subnet 10.32.0.0\/16/,
+    );
   });
 
   it('concurrent creates of different endpoints all succeed; a duplicate is refused', async () => {
     const { call, veths } = setup();
     const ids = Array.from({ length: 8 }, (_, i) => `${i}`.repeat(64));
-    const results = await Promise.all(ids.map((id) => call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: id, Interface: {} })));
+    const results = await Promise.all(
+      ids.map((id) => call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: id, Interface: {} })),
+    );
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(veths.pairs.size).toBe(8);
-    expect((await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: ids[0], Interface: {} })).body['Err']).toMatch(/exists already/);
+    expect((await call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: ids[0], Interface: {} })).body['Err']).toMatch(
+      /exists already/,
+    );
   });
 
   it('finds endpoints of running containers again after a restart, with their addresses, and announces them', async () => {
@@ -225,7 +274,13 @@ describe('Docker plugin protocol', () => {
     expect(network.report().endpoints).toMatchObject([{ endpointId: EID, networkId: NID, addresses: ['10.32.0.7/16'], isJoined: true }]);
     expect(events.map((e) => [e.kind, e.addresses])).toEqual([['joined', ['10.32.0.7/16']]]);
     const methods = pluginMethods(network, undefined);
-    const r = await answerPluginCall(methods, '/NetworkDriver.DeleteEndpoint', JSON.stringify({ NetworkID: NID, EndpointID: EID }), {}, silentLogger);
+    const r = await answerPluginCall(
+      methods,
+      '/NetworkDriver.DeleteEndpoint',
+      JSON.stringify({ NetworkID: NID, EndpointID: EID }),
+      {},
+      silentLogger,
+    );
     expect(r.status).toBe(200);
     expect(veths.pairs.size).toBe(0);
   });

@@ -90,7 +90,11 @@ export async function answerPluginCall(
   try {
     const call = methods.get(method);
     if (call === undefined) {
-      throw new PluginError('ERR_PLUGIN_UNKNOWN_METHOD', `weft plugin has no method ${JSON.stringify(method.slice(0, 80))}; it implements ${[...methods.keys()].join(', ')}`, 404);
+      throw new PluginError(
+        'ERR_PLUGIN_UNKNOWN_METHOD',
+        `weft plugin has no method ${JSON.stringify(method.slice(0, 80))}; it implements ${[...methods.keys()].join(', ')}`,
+        404,
+      );
     }
     const body = parseBody(method, text);
     const result = (await call(body)) as Record<string, unknown> | undefined;
@@ -100,7 +104,9 @@ export async function answerPluginCall(
     const e = err instanceof PluginError ? err : undefined;
     const code = e?.code ?? 'ERR_PLUGIN_INTERNAL';
     counters[code] = (counters[code] ?? 0) + 1;
-    const message = e ? e.message : `weft plugin failed on ${method}: ${err instanceof Error ? err.message : String(err)}; see the weft log`;
+    const message = e
+      ? e.message
+      : `weft plugin failed on ${method}: ${err instanceof Error ? err.message : String(err)}; see the weft log`;
     if (e) log.info({ reason: code, method, err: message }, 'docker plugin call refused');
     else log.error({ err, method }, 'docker plugin call failed');
     return { status: e?.status ?? 500, body: { Err: message } };
@@ -215,7 +221,8 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
   } catch {
     return;
   }
-  if (!st.isSocket()) throw new PluginSocketError(socketPath, 'the path exists and is not a socket; remove it or choose another --plugin-socket');
+  if (!st.isSocket())
+    throw new PluginSocketError(socketPath, 'the path exists and is not a socket; remove it or choose another --plugin-socket');
   const isServed = await new Promise<boolean>((resolve) => {
     const s = connect(socketPath);
     s.once('connect', () => {
@@ -224,6 +231,7 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     });
     s.once('error', () => resolve(false));
   });
-  if (isServed) throw new PluginSocketError(socketPath, 'another process serves it (another weft?); stop it or choose another --plugin-socket');
+  if (isServed)
+    throw new PluginSocketError(socketPath, 'another process serves it (another weft?); stop it or choose another --plugin-socket');
   rmSync(socketPath, { force: true });
 }

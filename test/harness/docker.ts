@@ -71,11 +71,19 @@ export async function startDockerd(host: TestHost, baseDir: string): Promise<Doc
       `mount --bind ${dir}/plugins /run/docker/plugins && exec dockerd --data-root ${dir}/root --exec-root ${dir}/exec ` +
       `-H ${api} --pidfile ${dir}/docker.pid --bridge none --iptables=false --ip-masq=false --ip-forward=false ` +
       `--storage-driver vfs --userland-proxy=false --log-level warn >>${logPath} 2>&1`;
-    const child = spawn('nsenter', [`--net=${host.path}`, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', script], { stdio: 'ignore', detached: true });
+    const child = spawn('nsenter', [`--net=${host.path}`, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', script], {
+      stdio: 'ignore',
+      detached: true,
+    });
     child.unref();
     pid = child.pid!;
     const engine = { docker };
-    await waitFor(`dockerd on h${host.index} to answer`, async () => (await engine.docker(['version', '--format', '{{.Server.Version}}'], 5_000)).length > 0, 60_000, 500);
+    await waitFor(
+      `dockerd on h${host.index} to answer`,
+      async () => (await engine.docker(['version', '--format', '{{.Server.Version}}'], 5_000)).length > 0,
+      60_000,
+      500,
+    );
   };
 
   function docker(args: readonly string[], timeoutMs = 60_000): Promise<string> {
@@ -136,7 +144,7 @@ export async function startDockerd(host: TestHost, baseDir: string): Promise<Doc
   } catch (err) {
     const tail = engine.logTail();
     await engine.stop();
-    throw new Error(`${(err as Error).message}\n--- dockerd log ---\n${tail}`);
+    throw new Error(`${(err as Error).message}\n--- dockerd log ---\n${tail}`, { cause: err });
   }
   return engine;
 }
@@ -151,7 +159,9 @@ export async function importBusybox(engine: DockerEngine): Promise<void> {
     for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev']) mkdirSync(join(rootfs, d));
     await new Promise<void>((resolve, reject) => {
       const tar = spawn('tar', ['-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const imp = spawn('docker', ['-H', engine.api, 'import', '-c', 'CMD ["sh"]', '-', BUSYBOX_IMAGE], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const imp = spawn('docker', ['-H', engine.api, 'import', '-c', 'CMD ["sh"]', '-', BUSYBOX_IMAGE], {
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
       let err = '';
       imp.stderr!.on('data', (d) => (err += String(d)));
       tar.stdout!.pipe(imp.stdin!);
@@ -239,11 +249,16 @@ export function dockerWeftNetwork(count: number, password: string): DockerWeftNe
     net,
     engines,
     launchArgs: (i) => [
-      '--plugin-socket', engines[i]!.pluginSocket,
-      '--docker-api', engines[i]!.api,
-      '--ipalloc-range', DOCKER_TEST_RANGE,
-      '--ipalloc-default-subnet', DOCKER_TEST_SUBNET,
-      '--ipalloc-init', `consensus=${count}`,
+      '--plugin-socket',
+      engines[i]!.pluginSocket,
+      '--docker-api',
+      engines[i]!.api,
+      '--ipalloc-range',
+      DOCKER_TEST_RANGE,
+      '--ipalloc-default-subnet',
+      DOCKER_TEST_SUBNET,
+      '--ipalloc-init',
+      `consensus=${count}`,
       ...(i === 0 ? [] : [net.hosts.host(1).ip]),
     ],
   };

@@ -39,8 +39,14 @@ describe.skipIf(skip)('Docker on 2 hosts: docker run --network weft across an en
 
   it('makes the network weft on both engines, served by weft', async () => {
     for (const e of engines) {
-      await waitFor(`network weft on h${e.host.index}`, async () => (await e.docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}}'])).split('\n').includes('weft weft'), 30_000);
-      expect(await e.docker(['network', 'inspect', '-f', '{{.IPAM.Driver}} {{(index .IPAM.Config 0).Subnet}}', 'weft'])).toBe(`weft ${DEFAULT_SUBNET}`);
+      await waitFor(
+        `network weft on h${e.host.index}`,
+        async () => (await e.docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}}'])).split('\n').includes('weft weft'),
+        30_000,
+      );
+      expect(await e.docker(['network', 'inspect', '-f', '{{.IPAM.Driver}} {{(index .IPAM.Config 0).Subnet}}', 'weft'])).toBe(
+        `weft ${DEFAULT_SUBNET}`,
+      );
     }
     const status = await net.weft[0]!.run(['status']);
     expect(status).toMatch(/Service: docker/);
@@ -77,7 +83,8 @@ describe.skipIf(skip)('Docker on 2 hosts: docker run --network weft across an en
 
   it('a second network with its own subnet connects its containers across hosts, and not to the first network', async () => {
     const [e1, e2] = engines as [DockerEngine, DockerEngine];
-    for (const e of engines) await e.docker(['network', 'create', '-d', 'weft', '--ipam-driver', 'weft', '--subnet', '10.40.1.0/24', 'blue']);
+    for (const e of engines)
+      await e.docker(['network', 'create', '-d', 'weft', '--ipam-driver', 'weft', '--subnet', '10.40.1.0/24', 'blue']);
     await e1.docker(['run', '-d', '--name', 'a2', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '600']);
     await e2.docker(['run', '-d', '--name', 'b2', '--network', 'blue', BUSYBOX_IMAGE, 'sleep', '600']);
     const ipA2 = await addressOf(e1, 'a2', 'blue');
@@ -94,7 +101,9 @@ describe.skipIf(skip)('Docker on 2 hosts: docker run --network weft across an en
     await e1.docker(['run', '-d', '--name', 'gone', '--network', 'weft', BUSYBOX_IMAGE, 'sleep', '600']);
     const ip = await addressOf(e1, 'gone');
     // While it runs, host 2 cannot have that address: IPAM is shared.
-    await expect(e2.docker(['run', '-d', '--name', 'thief', '--network', 'weft', '--ip', ip, BUSYBOX_IMAGE, 'sleep', '600'])).rejects.toThrow(/held by|in use|conflict/i);
+    await expect(
+      e2.docker(['run', '-d', '--name', 'thief', '--network', 'weft', '--ip', ip, BUSYBOX_IMAGE, 'sleep', '600']),
+    ).rejects.toThrow(/held by|in use|conflict/i);
     await e2.docker(['rm', '-f', 'thief']).catch(() => undefined);
     await e1.docker(['rm', '-f', 'gone']);
     const report = await net.weft[0]!.report();
@@ -117,7 +126,11 @@ describe.skipIf(skip)('Docker on 2 hosts: docker run --network weft across an en
     const bad = await postToSocket(e1.pluginSocket, '/NetworkDriver.Join', '{"NetworkID":');
     expect(bad.status).toBe(400);
     expect(String(bad.body['Err'])).toMatch(/not JSON/);
-    const missing = await postToSocket(e1.pluginSocket, '/NetworkDriver.Join', JSON.stringify({ NetworkID: 'f'.repeat(64), EndpointID: 'e'.repeat(64), SandboxKey: '/x' }));
+    const missing = await postToSocket(
+      e1.pluginSocket,
+      '/NetworkDriver.Join',
+      JSON.stringify({ NetworkID: 'f'.repeat(64), EndpointID: 'e'.repeat(64), SandboxKey: '/x' }),
+    );
     expect(missing.status).toBe(404);
     expect(String(missing.body['Err'])).toMatch(/not known to weft/);
 
@@ -128,7 +141,9 @@ describe.skipIf(skip)('Docker on 2 hosts: docker run --network weft across an en
     expect(new Set(ips).size).toBe(4);
     await e1.docker(['rm', '-f', ...names], 120_000);
     const after = await net.hosts.host(1).exec('ip', ['-o', 'link', 'show', 'type', 'veth']);
-    expect(after.split('\n').filter((l) => l.includes('vethwd')).length).toBe(before.split('\n').filter((l) => l.includes('vethwd')).length);
+    expect(after.split('\n').filter((l) => l.includes('vethwd')).length).toBe(
+      before.split('\n').filter((l) => l.includes('vethwd')).length,
+    );
     const held = (await net.weft[0]!.report()).docker!.endpoints.flatMap((x) => x.addresses);
     for (const ip of ips) expect(held.some((a) => a.startsWith(`${ip}/`))).toBe(false);
   });

@@ -21,7 +21,11 @@ describe.skipIf(skip)('Docker on 2 hosts: weft attach CONTAINER, docker restart,
 
   it('attaches a --network none container by name and by id prefix; they ping a weft container on the other host', async () => {
     const [e1, e2] = engines as [DockerEngine, DockerEngine];
-    await waitFor('network weft on h2', async () => (await e2.docker(['network', 'ls', '--format', '{{.Name}}'])).split('\n').includes('weft'), 30_000);
+    await waitFor(
+      'network weft on h2',
+      async () => (await e2.docker(['network', 'ls', '--format', '{{.Name}}'])).split('\n').includes('weft'),
+      30_000,
+    );
     await e2.docker(['run', '-d', '--name', 'peer', '--network', 'weft', BUSYBOX_IMAGE, 'sleep', '600']);
     peerIp = await dockerAddressOf(e2, 'peer');
 
@@ -67,7 +71,11 @@ describe.skipIf(skip)('Docker on 2 hosts: weft attach CONTAINER, docker restart,
     const loneBefore = await cidrInside(e1, 'lone');
     await net.weft[0]!.run(['stop']);
     await net.weft[0]!.launch(launchArgs(0));
-    await waitFor('h1 connected again', async () => (await net.weft[0]!.report()).router.connections.some((c) => c.state === 'established'), 30_000);
+    await waitFor(
+      'h1 connected again',
+      async () => (await net.weft[0]!.report()).router.connections.some((c) => c.state === 'established'),
+      30_000,
+    );
     await waitFor('steady to ping peer after the weft restart', () => dockerPing(e1, 'steady', peerIp, 1), 30_000, 500);
     expect(await cidrInside(e1, 'steady')).toBe(`${steadyIp}/16`);
     expect(await cidrInside(e1, 'lone')).toBe(loneBefore);
@@ -79,7 +87,8 @@ describe.skipIf(skip)('Docker on 2 hosts: weft attach CONTAINER, docker restart,
     expect(freshIp).not.toBe(steadyIp);
     await waitFor('fresh to ping peer', () => dockerPing(e1, 'fresh', peerIp, 1), 30_000, 500);
     // An endpoint made before the restart is deleted cleanly after it: its veth goes, its address comes back.
-    const dockerVeths = async () => (await net.hosts.host(1).exec('ip', ['-o', 'link', 'show', 'type', 'veth'])).split('\n').filter((l) => l.includes('vethwd')).length;
+    const dockerVeths = async () =>
+      (await net.hosts.host(1).exec('ip', ['-o', 'link', 'show', 'type', 'veth'])).split('\n').filter((l) => l.includes('vethwd')).length;
     const vethsBefore = await dockerVeths();
     await e1.docker(['rm', '-f', 'steady']);
     expect(await dockerVeths()).toBe(vethsBefore - 1);
@@ -93,7 +102,12 @@ describe.skipIf(skip)('Docker on 2 hosts: weft attach CONTAINER, docker restart,
     await e1.docker(['update', '--restart', 'always', 'lone']);
     const loneBefore = await cidrInside(e1, 'lone');
     await e1.restart();
-    await waitFor('keeper running again', async () => (await e1.docker(['inspect', '-f', '{{.State.Running}}', 'keeper'])) === 'true', 60_000, 500);
+    await waitFor(
+      'keeper running again',
+      async () => (await e1.docker(['inspect', '-f', '{{.State.Running}}', 'keeper'])) === 'true',
+      60_000,
+      500,
+    );
     const ip = await dockerAddressOf(e1, 'keeper');
     expect(ip).toMatch(/^10\.32\.\d+\.\d+$/);
     await waitFor('keeper to ping peer after the dockerd restart', () => dockerPing(e1, 'keeper', peerIp, 1), 30_000, 500);
