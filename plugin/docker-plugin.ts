@@ -10,7 +10,7 @@
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import type { DockerApi } from './docker-api.js';
-import { IpamDriver, type DockerPool, type PluginIpam } from './ipam-driver.js';
+import { DOCKER_IDENT_PREFIX, IpamDriver, type DockerPool, type PluginIpam } from './ipam-driver.js';
 import {
   NetworkDriver,
   type DockerEndpointReport,
@@ -99,6 +99,7 @@ export class DockerPlugin {
   async start(): Promise<void> {
     const restored = await this.network.restore();
     if (restored > 0) this.deps.log.info({ endpoints: restored }, 'docker: found endpoints of running containers again');
+    await this.releaseOrphans();
     this.server = await createPluginServer(
       pluginMethods(this.network, this.ipam),
       { log: this.deps.log, counters: this.counters },
@@ -126,6 +127,49 @@ export class DockerPlugin {
       endpoints,
       counters: { ...this.counters, ...this.network.counters, ...prefixed('ipam_', this.ipam?.counters) },
     };
+  }
+
+  /**
+   * Give back Docker addresses no container uses any more: released by dockerd while weft was down (its
+   * ReleaseAddress then failed), so nobody would ever give them back. Safe only now, before the socket serves: no
+   * allocation of dockerd's can be under way. A stopped container holds no address (dockerd releases it when the
+   * container stops and asks again when it starts), so "in use" is exactly the running containers on weft networks.
+   * Skipped when the engine does not answer within 5 s.
+   */
+  private async releaseOrphans(): Promise<void> {
+    const { docker, ipam, log } = this.deps;
+    if (docker === undefined || ipam === undefined) return;
+    const driver = this.options.driverName ?? 'weft';
+    const inUse = async (): Promise<Set<string>> => {
+      const used = new Set<string>();
+      for (const n of await docker.listNetworks()) {
+        if (n.IPAM?.Driver !== driver) continue;
+        for (const c of Object.values((await docker.inspectNetwork(n.Id)).Containers ?? {}))
+          if (c.IPv4Address) used.add(c.IPv4Address.split('/')[0]!);
+      }
+      return used;
+    };
+    let used: Set<string>;
+    try {
+      used = await Promise.race([
+        inUse(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
+      ]);
+    } catch (err) {
+      log.info({ err: (err as Error).message }, 'docker: could not ask the engine which addresses are in use; keeping every Docker address');
+      return;
+    }
+    const released: string[] = [];
+    for (const [address, ident] of ipam.holdings()) {
+      if (!ident.startsWith(DOCKER_IDENT_PREFIX) || ident.endsWith(':gateway')) continue;
+      const addr = address.split('/')[0]!;
+      if (!used.has(addr) && ipam.releaseAddress(addr)) released.push(addr);
+    }
+    log.debug({ used: [...used] }, 'docker: addresses in use by running containers');
+    if (released.length > 0) {
+      this.counters['orphans_released'] = (this.counters['orphans_released'] ?? 0) + released.length;
+      log.info({ addr: released }, `docker: gave back ${released.length} address(es) no container uses (released while weft was down)`);
+    }
   }
 
   private ensureNetworkSoon(delayMs: number): void {
