@@ -85,6 +85,22 @@ export class Daemon implements WeftControl {
     this.clock = deps.clock ?? systemClock;
     this.store = new FileStore(config.stateDir);
     this.peerName = loadOrCreatePeerName(this.store);
+    // Docker containers (on a weft network, or attached by name) are named in weftDNS after their container name.
+    this.onDockerEndpoint((event) => this.nameDockerContainer(event));
+  }
+
+  private nameDockerContainer(event: EndpointEvent): void {
+    if (event.kind === 'left') {
+      this.withdrawContainerName(event.containerId);
+      return;
+    }
+    if (event.containerName.length === 0 || event.addresses.length === 0) return;
+    try {
+      this.registerContainerName(event.containerId, [event.containerName], event.addresses);
+    } catch (err) {
+      // Docker names may hold '_' or '.', which DNS names may not: the container works, it just has no name.
+      this.log.warn({ container: event.containerId, reason: err instanceof Error ? err.message : String(err) }, 'docker container name not registered in weftDNS');
+    }
   }
 
   /** Start every part in order. On failure, what started is stopped again and the error is rethrown. */
