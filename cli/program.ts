@@ -42,6 +42,7 @@ import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, SetupCniError, setupCni } from '../cni/setup.js';
+import { stateDirWarning } from '../daemon/file-modes.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -189,6 +190,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       throw new CommandFailedError(`weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`);
     }
     ensureStateDir(config.stateDir);
+    const looseStateDir = stateDirWarning(config.stateDir);
+    if (looseStateDir !== undefined) io.stderr.write(`weft: warning: ${looseStateDir}\n`);
     const { outPath, pidPath } = stateFiles(config.stateDir);
     const logPath = config.logFile ?? stateFiles(config.stateDir).logPath;
 
