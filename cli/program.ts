@@ -172,7 +172,9 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .showSuggestionAfterError(true)
     .addHelpText(
       'after',
-      '\nEnvironment: WEFT_STATE_DIR (default /var/lib/weft) and WEFT_HTTP_ADDR (default 127.0.0.1:6784) apply to every command.',
+      '\nEnvironment: WEFT_STATE_DIR (default /var/lib/weft) and WEFT_HTTP_ADDR (default 127.0.0.1:6784) apply to every command.' +
+        '\nThe API serves this command and local scripts only: requests from web pages (Origin, Sec-Fetch-Site) or naming another' +
+        '\nHost are refused. Prometheus metrics: GET http://127.0.0.1:6782/metrics (weft launch --metrics-addr).',
     );
 
   // ---- launch ------------------------------------------------------------------------------------------------------
