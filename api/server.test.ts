@@ -338,6 +338,22 @@ describe('createApiServer', () => {
     }
   });
 
+  it('checks Host against the port it bound (port 0 asked), and caps request heads at 8 KiB', async () => {
+    const { log } = createMemoryLogger();
+    const counters = new ApiCounters();
+    const server = await createApiServer(new FakeControl(), log, '127.0.0.1:0', { counters });
+    try {
+      const port = Number(server.httpAddr.split(':')[1]);
+      expect((await rawStatus(port, { host: `localhost:${port}` })).status).toBe(200);
+      expect((await rawStatus(port, { host: 'evil.example' + `:${port}` })).status).toBe(403);
+      expect((await rawStatus(port, { host: '127.0.0.1:6784' })).status).toBe(port === 6784 ? 200 : 403);
+      expect((await rawStatus(port, { host: `127.0.0.1:${port}`, 'x-big': 'a'.repeat(9 * 1024) })).status).toBe(431);
+      expect(counters.refused.host).toBe(port === 6784 ? 1 : 2);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('rejects with ApiListenError when the address is taken', async () => {
     const { log } = createMemoryLogger();
     const first = await createApiServer(new FakeControl(), log, '127.0.0.1:0');
@@ -358,5 +374,16 @@ function httpJson(port: number, method: string, path: string, body?: string): Pr
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+function rawStatus(port: number, headers: Record<string, string>): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'GET', path: '/version', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
