@@ -21,7 +21,7 @@ describe('createMetricsServer', () => {
     const control = new FakeControl();
     control.reportValue.datapath.counters = { drop_replay: 7, framesIn: 3 };
     control.reportValue.api = { served: 2, refused: { host: 4, origin: 5, fetch_site: 0 } };
-    const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, '127.0.0.1:0');
+    const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
     try {
       const port = Number(server.metricsAddr.split(':')[1]);
       const r = await http(port, 'GET', '/metrics');
@@ -47,7 +47,7 @@ describe('createMetricsServer', () => {
 
   it('serves nothing else: other paths are 404, other methods 405, and no request reaches the daemon but a read', async () => {
     const control = new FakeControl();
-    const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, '127.0.0.1:0');
+    const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
     try {
       const port = Number(server.metricsAddr.split(':')[1]);
       for (const [method, path] of [['POST', '/stop'], ['GET', '/stop'], ['GET', '/report'], ['POST', '/ipam/reset'], ['POST', '/connect'], ['GET', '/']]) {
@@ -62,9 +62,9 @@ describe('createMetricsServer', () => {
   });
 
   it('rejects with MetricsListenError naming --metrics-addr when the address is taken', async () => {
-    const first = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, '127.0.0.1:0');
+    const first = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
     try {
-      const err = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, first.metricsAddr).catch((e: unknown) => e);
+      const err = await createMetricsServer(() => new FakeControl().report(), createMemoryLogger().log, { host: '127.0.0.1', port: Number(first.metricsAddr.split(':')[1]) }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MetricsListenError);
       expect((err as Error).message).toMatch(/--metrics-addr/);
     } finally {

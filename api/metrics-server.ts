@@ -7,7 +7,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Report } from './control.js';
 import type { Logger } from '../runtime/logger.js';
-import { parseHttpAddr } from '../daemon/config.js';
 import { createMetrics } from './metrics.js';
 import { maxHeaderBytes } from './server.js';
 
@@ -63,9 +62,13 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serve metrics on `metricsAddr` ("host:port"; port 0 picks a free one). Rejects with `MetricsListenError`. */
-export function createMetricsServer(report: () => Report, log: Logger, metricsAddr: string): Promise<MetricsServer> {
-  const { host, port } = parseHttpAddr(metricsAddr, '--metrics-addr');
+/**
+ * Serve metrics on `address` (validated by the caller, e.g. the config's --metrics-addr; IPv6 without brackets; port
+ * 0 picks a free one). Rejects with `MetricsListenError`.
+ */
+export function createMetricsServer(report: () => Report, log: Logger, address: { host: string; port: number }): Promise<MetricsServer> {
+  const { host, port } = address;
+  const metricsAddr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const server = createServer({ maxHeaderSize: maxHeaderBytes }, createMetricsHandler(report, log));
   server.requestTimeout = 15_000;
   server.headersTimeout = 10_000;

@@ -359,6 +359,7 @@ describe('weft output from hostile strings', () => {
   });
 
   // Only the CLI's own newlines remain: the evil one is escaped, so no line starts with "fake line".
+  // eslint-disable-next-line no-control-regex
   const isClean = (text: string) => !/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/.test(text) && !/^fake line/m.test(text);
 
   it('escapes control characters in every human-readable view', async () => {

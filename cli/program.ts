@@ -43,7 +43,7 @@ import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, SetupCniError, setupCni } from '../cni/setup.js';
-import { stateDirWarning } from '../daemon/file-modes.js';
+import { stateDirWarning } from '../runtime/file-modes.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {

@@ -9,12 +9,12 @@
  * snapshot and applies it whole; on every datapath health change it tells the mesh whether that neighbour's UDP path
  * works (a connection is `established` only then).
  */
-import { ConfigError, readAuthorizedPeers, type WeftConfig } from './config.js';
+import { ConfigError, parseHttpAddr, readAuthorizedPeers, type WeftConfig } from './config.js';
 import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { createMetricsServer, type MetricsServer } from '../api/metrics-server.js';
 import { ApiCounters } from '../api/request-guard.js';
-import { stateDirWarning } from './file-modes.js';
+import { stateDirWarning } from '../runtime/file-modes.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
 import { WsTransport } from '../gossip/ws-transport.js';
@@ -187,7 +187,7 @@ export class Daemon implements WeftControl {
       this.mesh.connect(this.targets.list(), false);
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
       if (config.metricsAddr !== undefined) {
-        this.metricsServer = await createMetricsServer(() => this.report(), log.child({ component: 'metrics' }), config.metricsAddr);
+        this.metricsServer = await createMetricsServer(() => this.report(), log.child({ component: 'metrics' }), parseHttpAddr(config.metricsAddr, '--metrics-addr'));
       }
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
     } catch (err) {

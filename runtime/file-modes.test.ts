@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stateDirWarning } from './file-modes.js';
-import { FileStore } from '../runtime/store.js';
+import { FileStore } from './store.js';
 import { statSync } from 'node:fs';
 
 describe('state dir permissions', () => {
