@@ -379,6 +379,13 @@ describe('weft output from hostile strings', () => {
     expect(JSON.parse((await weft(['report'], env)).stdout).router.connections[0].nickname).toBe(evil);
   });
 
+  it('escapes the fields report -f picks (a template is for scripts; a newline in a nickname is not theirs)', async () => {
+    const r = await weft(['report', '-f', '{{router.connections.0.nickname}}|{{router.peers}}\n'], env);
+    expect(r.code).toBe(0);
+    expect(isClean(r.stdout)).toBe(true);
+    expect(r.stdout).toContain('h2\\x1b]0;owned');
+  });
+
   it('escapes an error message the daemon sends back', async () => {
     control.failWith.detach = Object.assign(new Error(`no such target ${evil}`), { code: 'TARGET_NOT_FOUND' });
     const r = await weft(['detach', '--netns', 'c1'], env);

@@ -306,7 +306,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
         return;
       }
       try {
-        out(formatReport(opts.format, report));
+        out(formatReport(opts.format, escapeStrings(report)));
       } catch (err) {
         if (err instanceof ReportFormatError) throw new CommandFailedError(err.message);
         throw err;
