@@ -135,6 +135,15 @@ export interface DockerReport {
   counters: Record<string, number>;
 }
 
+/** The local API's own counters (api/request-guard.ts): requests served, and refused by reason. */
+export interface ApiReport {
+  /** "host:port" of the metrics listener; absent when it is off (--metrics-addr ''). */
+  metricsAddr?: string;
+  served: number;
+  /** host, origin, fetch_site (a web page), content_type, method, not_found, too_large, bad_request. */
+  refused: Record<string, number>;
+}
+
 /** The whole of `weft report`. */
 export interface Report {
   version: string;
@@ -146,6 +155,7 @@ export interface Report {
   docker?: DockerReport;
   /** weftDNS (absent with --no-dns). */
   dns?: DnsStatusReport;
+  api?: ApiReport;
 }
 
 /** weftDNS in `weft report` / `weft status dns`. */

@@ -1,18 +1,10 @@
 /**
- * Prometheus metrics (`GET /metrics`), read from the daemon's report at scrape time: the data path's counters (every
+ * Prometheus metrics (`GET /metrics` on the metrics listener, api/metrics-server.ts), read from the daemon's report at scrape time: the data path's counters (every
  * drop under its reason), the mesh's event counters, and gauges for connections and peers. Nothing is counted twice:
  * the counters live in their components as plain numbers; this only renders them.
  */
 import { Registry, Counter, Gauge } from 'prom-client';
 import type { Report } from './control.js';
-
-/** A response body that is not JSON. */
-export class TextBody {
-  constructor(
-    readonly contentType: string,
-    readonly text: string,
-  ) {}
-}
 
 /** Turn a counter key such as `drop_replay` or `tap_framesRead` into a metric-name suffix. */
 function metricSuffix(key: string): string {
@@ -62,6 +54,16 @@ export function createMetrics(report: () => Report): Registry {
         const cipher = c.isDataClear ? 'clear' : (c.dataCipher ?? 'none');
         this.inc({ state: c.state, encrypted: String(c.isEncrypted), cipher });
       }
+    },
+  });
+  new Counter({
+    name: 'weft_api_requests_refused_total',
+    help: 'Requests the local API refused, by reason (host, origin and fetch_site: a web page or DNS rebinding; content_type, method, not_found, too_large, bad_request).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [k, v] of Object.entries(current?.api?.refused ?? {})) this.inc({ reason: metricSuffix(k) }, v);
     },
   });
   new Gauge({

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { request } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createApiHandler, createApiServer, maxBodyBytes, ApiListenError } from './server.js';
+import { ApiCounters, hostPolicy } from './request-guard.js';
 import { FakeControl, sampleReport } from './fake-control.js';
 import { weftVersion } from './version.js';
 import { createMemoryLogger } from '../runtime/logger.js';
@@ -14,12 +15,20 @@ interface Injected {
   body: any;
 }
 
+/** What the weft CLI sends: Host naming the API's address, JSON bodies. */
+const cliHeaders = { host: '127.0.0.1:6784', 'content-type': 'application/json' };
+
 /** Call the handler with an in-memory request and response, like fastify's inject: no port. */
-function inject(control: FakeControl, method: string, url: string, body?: unknown | string | Buffer): Promise<Injected> {
-  const { log } = createMemoryLogger();
-  const handler = createApiHandler(control, log);
+function inject(
+  control: FakeControl,
+  method: string,
+  url: string,
+  body?: unknown | string | Buffer,
+  headers: Record<string, string> = cliHeaders,
+  handler = createApiHandler(control, createMemoryLogger().log, { hosts: hostPolicy('127.0.0.1', 6784) }),
+): Promise<Injected> {
   const payload = body === undefined ? [] : [Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))];
-  const req = Object.assign(Readable.from(payload), { method, url, headers: {} as Record<string, string> }) as unknown as IncomingMessage;
+  const req = Object.assign(Readable.from(payload), { method, url, headers }) as unknown as IncomingMessage;
   return new Promise((resolve) => {
     const headers: Record<string, unknown> = {};
     let status = 0;
@@ -61,25 +70,6 @@ describe('createApiHandler', () => {
     await new Promise((r) => setImmediate(r));
     expect(control.calls.map((c) => c.method)).toEqual(['prime', 'rmpeer', 'reset', 'stop']);
     expect(control.calls[0]!.args).toEqual([5000]);
-  });
-
-  it('GET /metrics renders the report counters as Prometheus text', async () => {
-    const control = new FakeControl();
-    control.reportValue.datapath.counters = { drop_replay: 7, framesIn: 3 };
-    const r = await inject(control, 'GET', '/metrics');
-    expect(r.status).toBe(200);
-    expect(r.headers['content-type']).toContain('text/plain');
-    expect(r.body).toContain('weft_datapath_events_total{counter="drop_replay"} 7');
-    expect(r.body).toContain('weft_datapath_events_total{counter="frames_in"} 3');
-    expect(r.body).toMatch(/weft_peers \d+/);
-    // Connections by data cipher: none without encryption, the agreed one, clear to a trusted subnet.
-    expect(r.body).toMatch(/weft_connections\{state="established",encrypted="false",cipher="none"\} \d+/);
-    const [first, second] = control.reportValue.router.connections;
-    Object.assign(first!, { isEncrypted: true, dataCipher: 'AEGIS-256X2' });
-    Object.assign(second!, { isEncrypted: true, isDataClear: true });
-    const again = (await inject(control, 'GET', '/metrics')).body as string;
-    expect(again).toContain('weft_connections{state="established",encrypted="true",cipher="AEGIS-256X2"} 1');
-    expect(again).toContain('weft_connections{state="established",encrypted="true",cipher="clear"} 1');
   });
 
   it('POST /reload re-reads the allow-list and answers what it closed; a bad file is a 400 naming it', async () => {
@@ -168,6 +158,11 @@ describe('createApiHandler', () => {
     expect(r.body.error.code).toBe('ERR_TOO_LARGE');
   });
 
+  it('no longer serves /metrics (they have their own listener)', async () => {
+    const r = await inject(new FakeControl(), 'GET', '/metrics');
+    expect(r.status).toBe(404);
+  });
+
   it('answers 404 for an unknown route, 405 for a wrong method', async () => {
     const notFound = await inject(new FakeControl(), 'GET', '/nope');
     expect(notFound.status).toBe(404);
@@ -204,6 +199,122 @@ describe('createApiHandler', () => {
   });
 });
 
+describe('createApiHandler: callers it does not serve', () => {
+  const setup = () => {
+    const control = new FakeControl();
+    const counters = new ApiCounters();
+    const memory = createMemoryLogger();
+    let t = 0;
+    const handler = createApiHandler(control, memory.log, { hosts: hostPolicy('127.0.0.1', 6784), counters, now: () => t });
+    const call = (method: string, url: string, headers: Record<string, string>, body?: string) => inject(control, method, url, body, headers, handler);
+    return { control, counters, memory, call, advance: (ms: number) => (t += ms) };
+  };
+
+  it("refuses the issue's curl attack (POST /stop with a foreign Origin and Host, text/plain) with 403 and does not stop", async () => {
+    const { control, counters, call } = setup();
+    const r = await call('POST', '/stop', { origin: 'http://evil.example', host: 'evil.example:6784', 'content-type': 'text/plain' }, '');
+    expect(r.status).toBe(403);
+    expect(r.body.error.code).toBe('ERR_FORBIDDEN_HOST');
+    await new Promise((done) => setImmediate(done));
+    expect(control.calls).toEqual([]);
+    expect(counters.refused.host).toBe(1);
+  });
+
+  it('refuses any request with an Origin header, even with the right Host: a page on any site, or a sandboxed one (null)', async () => {
+    const { control, counters, call } = setup();
+    for (const origin of ['http://evil.example', 'http://127.0.0.1:8080', 'null', 'http://127.0.0.1:6784']) {
+      for (const [method, url] of [['POST', '/stop'], ['POST', '/ipam/reset'], ['POST', '/connect'], ['POST', '/attach'], ['GET', '/report']] as const) {
+        const r = await call(method, url, { host: '127.0.0.1:6784', origin, 'content-type': 'application/json' }, method === 'POST' ? '{"peers":["10.9.9.9"]}' : undefined);
+        expect(r.status, `${method} ${url} from ${origin}`).toBe(403);
+        expect(r.body.error.code).toBe('ERR_FORBIDDEN_ORIGIN');
+        expect(r.body.error.message).toMatch(/web page/);
+      }
+    }
+    await new Promise((done) => setImmediate(done));
+    expect(control.calls).toEqual([]);
+    expect(counters.refused.origin).toBe(20);
+  });
+
+  it('refuses a DNS-rebinding Host (a name that is not the API) on reads too, and a wrong port', async () => {
+    const { control, counters, call } = setup();
+    for (const host of ['evil.example:6784', 'evil.example', '127.0.0.1.nip.io:6784', 'localhost.evil.example:6784', '127.0.0.1:80', '127.0.0.1', '127.0.0.1:6785', '', '[::1]:80', '10.0.0.5:6784']) {
+      const r = await call('GET', '/report', { host });
+      expect(r.status, host).toBe(403);
+      expect(r.body.error.code).toBe('ERR_FORBIDDEN_HOST');
+    }
+    expect((await call('GET', '/report', {})).status).toBe(403);
+    expect(control.calls).toEqual([]);
+    expect(counters.refused.host).toBe(11);
+  });
+
+  it('serves the Host values a local client uses: 127.0.0.1, localhost and [::1] with the API port', async () => {
+    const { counters, call } = setup();
+    for (const host of ['127.0.0.1:6784', 'localhost:6784', 'LOCALHOST:6784', '[::1]:6784', '[0:0::1]:6784']) {
+      expect((await call('GET', '/report', { host })).status, host).toBe(200);
+    }
+    expect(counters.served).toBe(5);
+  });
+
+  it('refuses Sec-Fetch-Site from a browser (no-cors GETs carry no Origin), but not a URL typed by the user (none)', async () => {
+    const { counters, call } = setup();
+    for (const site of ['cross-site', 'same-site', 'same-origin']) {
+      const r = await call('GET', '/report', { host: '127.0.0.1:6784', 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors' });
+      expect(r.status).toBe(403);
+      expect(r.body.error.code).toBe('ERR_FORBIDDEN_ORIGIN');
+    }
+    expect((await call('GET', '/report', { host: '127.0.0.1:6784', 'sec-fetch-site': 'none' })).status).toBe(200);
+    expect(counters.refused.fetch_site).toBe(3);
+  });
+
+  it('takes state changes by POST only: GET /stop and GET /ipam/reset are 405 and change nothing', async () => {
+    const { control, counters, call } = setup();
+    for (const url of ['/stop', '/ipam/reset', '/connect', '/attach', '/detach', '/reload', '/expose', '/hide', '/forget', '/ipam/rmpeer', '/ipam/prime']) {
+      const r = await call('GET', url, { host: '127.0.0.1:6784' });
+      expect(r.status, url).toBe(405);
+      expect(r.headers['allow']).toBe('POST');
+    }
+    await new Promise((done) => setImmediate(done));
+    expect(control.calls).toEqual([]);
+    expect(counters.refused.method).toBe(11);
+  });
+
+  it('refuses POST bodies a page could send without a preflight (text/plain, forms) with 415; no body or JSON is fine', async () => {
+    const { control, counters, call } = setup();
+    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const r = await call('POST', '/connect', { host: '127.0.0.1:6784', 'content-type': type }, '{"peers":["10.9.9.9"]}');
+      expect(r.status, type).toBe(415);
+      expect(r.body.error.code).toBe('ERR_UNSUPPORTED_MEDIA_TYPE');
+    }
+    expect(control.calls).toEqual([]);
+    expect(counters.refused.content_type).toBe(4);
+    // `curl -XPOST 127.0.0.1:6784/stop`: no body, no type.
+    expect((await call('POST', '/connect', { host: '127.0.0.1:6784' }, '{"peers":["10.0.0.2"]}')).status).toBe(200);
+    expect((await call('POST', '/connect', { host: '127.0.0.1:6784', 'content-type': 'Application/JSON; charset=utf-8' }, '{"peers":["10.0.0.2"]}')).status).toBe(200);
+  });
+
+  it('warns about the first refusal of a kind, then at most once a minute with how many were not logged', async () => {
+    const { memory, call, advance, counters } = setup();
+    for (let i = 0; i < 5; i++) await call('POST', '/stop', { host: '127.0.0.1:6784', origin: 'http://evil.example' });
+    advance(61_000);
+    await call('POST', '/stop', { host: '127.0.0.1:6784', origin: 'http://evil.example' });
+    const warns = memory.lines().filter((l) => l['msg'] === 'api request refused' && l['level'] === 40);
+    expect(warns).toHaveLength(2);
+    expect(warns[1]!['notLogged']).toBe(4);
+    expect(counters.refused.origin).toBe(6);
+  });
+
+  it('answers a wildcard listener on any IP literal, never on a name but localhost', async () => {
+    const control = new FakeControl();
+    const handler = createApiHandler(control, createMemoryLogger().log, { hosts: hostPolicy('0.0.0.0', 6784) });
+    const status = async (host: string) => (await inject(control, 'GET', '/version', undefined, { host }, handler)).status;
+    expect(await status('10.0.0.5:6784')).toBe(200);
+    expect(await status('[fd00::5]:6784')).toBe(200);
+    expect(await status('localhost:6784')).toBe(200);
+    expect(await status('evil.example:6784')).toBe(403);
+    expect(await status('10.0.0.5:6785')).toBe(403);
+  });
+});
+
 describe('createApiServer', () => {
   it('serves the handler on a real port on 127.0.0.1 and closes', async () => {
     const { log } = createMemoryLogger();
@@ -223,6 +334,22 @@ describe('createApiServer', () => {
       expect((await httpJson(port, 'GET', '/report')).status).toBe(200);
     } finally {
       await server.close();
+      await server.close();
+    }
+  });
+
+  it('checks Host against the port it bound (port 0 asked), and caps request heads at 8 KiB', async () => {
+    const { log } = createMemoryLogger();
+    const counters = new ApiCounters();
+    const server = await createApiServer(new FakeControl(), log, '127.0.0.1:0', { counters });
+    try {
+      const port = Number(server.httpAddr.split(':')[1]);
+      expect((await rawStatus(port, { host: `localhost:${port}` })).status).toBe(200);
+      expect((await rawStatus(port, { host: 'evil.example' + `:${port}` })).status).toBe(403);
+      expect((await rawStatus(port, { host: '127.0.0.1:6784' })).status).toBe(port === 6784 ? 200 : 403);
+      expect((await rawStatus(port, { host: `127.0.0.1:${port}`, 'x-big': 'a'.repeat(9 * 1024) })).status).toBe(431);
+      expect(counters.refused.host).toBe(port === 6784 ? 1 : 2);
+    } finally {
       await server.close();
     }
   });
@@ -247,5 +374,16 @@ function httpJson(port: number, method: string, path: string, body?: string): Pr
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+function rawStatus(port: number, headers: Record<string, string>): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'GET', path: '/version', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }

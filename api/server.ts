@@ -6,7 +6,6 @@
  *
  *   GET  /report                              -> Report
  *   GET  /version                             -> { version, pid }
- *   GET  /metrics                             -> Prometheus text (api/metrics.ts)
  *   POST /connect  { peers: string[], replace?: boolean }   -> { ok: true }
  *   POST /forget   { peers: string[] }                      -> { ok: true }
  *   POST /attach   AttachRequest                            -> EndpointReport
@@ -24,15 +23,19 @@
  *   POST /dns/lookup  { name }                              -> { addresses: string[] }
  *   GET  /dns/args                                          -> { args: '--dns ADDR --dns-search DOMAIN' }
  *
- * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 404 for an
- * unknown route, 405 for a wrong method, 413 for a body over 64 KiB, 500 for anything else. The handler never throws.
+ * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 403 for a
+ * caller the API does not serve (a web page; see api/request-guard.ts), 404 for an unknown route, 405 for a wrong
+ * method, 413 for a body over 64 KiB, 415 for a body that is not JSON, 500 for anything else. The handler never throws.
+ *
+ * Prometheus metrics are not served here but on their own listener (api/metrics-server.ts, --metrics-addr), so
+ * scraping them never means exposing /stop.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AttachRequest, WeftControl } from './control.js';
 import type { Logger } from '../runtime/logger.js';
 import { weftVersion } from './version.js';
 import { parseHttpAddr } from '../daemon/config.js';
-import { createMetrics, TextBody } from './metrics.js';
+import { ApiCounters, callerRefusal, contentTypeRefusal, hostPolicy, type HostPolicy, type RefusalReason } from './request-guard.js';
 
 /** Largest request body accepted, in bytes. Every request we define is a few hundred bytes; 64 KiB is generous. */
 export const maxBodyBytes = 64 * 1024;
@@ -43,6 +46,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The API's own refusals are counted under this reason (ApiCounters). */
+    readonly reason?: RefusalReason,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -84,15 +89,36 @@ interface Route {
 const maxListLength = 1024;
 const maxStringLength = 4096;
 
+/** What the handler needs besides the daemon. */
+export interface ApiHandlerOptions {
+  /**
+   * The `Host` values the API answers to (api/request-guard.ts): a policy, or a function read per request (the
+   * server's port is known only once it listens).
+   */
+  hosts: HostPolicy | (() => HostPolicy);
+  /** Where refusals and served requests are counted. @default a new ApiCounters */
+  counters?: ApiCounters;
+  /** Milliseconds, for spacing refusal warnings. @default Date.now */
+  now?: () => number;
+}
+
+/** A refused request is logged at warn at most this often per reason (the rest at debug; all are counted). */
+const refusalWarnIntervalMs = 60_000;
+
 /**
  * Build the API's request handler. `control` is the daemon; `log` gets one line per failed request (debug for
- * every request). The handler answers every request exactly once and never throws.
+ * every request; refusals of callers at warn, at most once a minute per reason). The handler answers every request
+ * exactly once and never throws.
  */
-export function createApiHandler(control: WeftControl, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
-  const metrics = createMetrics(() => control.report());
+export function createApiHandler(control: WeftControl, log: Logger, options: ApiHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const counters = options.counters ?? new ApiCounters();
+  const hosts = options.hosts;
+  const policy = typeof hosts === 'function' ? hosts : () => hosts;
+  const now = options.now ?? Date.now;
+  const lastWarnMs = new Map<RefusalReason, number>();
+  const suppressed = new Map<RefusalReason, number>();
   const routes = new Map<string, Route>([
     ['/report', { method: 'GET', run: () => control.report() }],
-    ['/metrics', { method: 'GET', run: async () => new TextBody(metrics.contentType, await metrics.metrics()) }],
     ['/version', { method: 'GET', run: () => ({ version: weftVersion(), pid: process.pid }) }],
     [
       '/connect',
@@ -174,30 +200,66 @@ export function createApiHandler(control: WeftControl, log: Logger): (req: Incom
   const routeList = [...routes].map(([path, r]) => `${r.method} ${path}`).join(', ');
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Who is asking comes first: a web page learns nothing, not even which routes exist.
+    const refusal = callerRefusal(req.headers, policy());
+    if (refusal !== undefined) {
+      req.resume();
+      throw new ApiError(403, refusal.code, refusal.message, refusal.reason);
+    }
     const path = new URL(req.url ?? '/', 'http://weft').pathname;
     const route = routes.get(path);
     if (route === undefined) {
       req.resume();
-      throw new ApiError(404, 'ERR_NOT_FOUND', `no route ${req.method} ${path}; the API has: ${routeList}`);
+      throw new ApiError(404, 'ERR_NOT_FOUND', `no route ${req.method} ${path}; the API has: ${routeList}`, 'not_found');
     }
     if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
       req.resume();
       res.setHeader('allow', route.method);
-      throw new ApiError(405, 'ERR_METHOD_NOT_ALLOWED', `${path} takes ${route.method}, not ${req.method}`);
+      throw new ApiError(405, 'ERR_METHOD_NOT_ALLOWED', `${path} takes ${route.method}, not ${req.method}`, 'method');
+    }
+    if (route.method === 'POST') {
+      const badType = contentTypeRefusal(req.headers);
+      if (badType !== undefined) {
+        req.resume();
+        throw new ApiError(415, badType.code, badType.message, badType.reason);
+      }
     }
     const body = route.method === 'POST' ? await readJsonBody(req) : {};
     const result = await route.run(body);
     if (route.after) res.once('finish', route.after);
+    counters.served++;
     send(res, 200, result ?? { ok: true });
+  }
+
+  /** Warn about the first refusal of a kind, then at most once a minute with how many were not logged. */
+  function logRefusal(apiError: ApiError, req: IncomingMessage): void {
+    const reason = apiError.reason!;
+    const fields = { reason: apiError.code, method: req.method, url: req.url?.slice(0, 200), err: apiError.message };
+    const last = lastWarnMs.get(reason);
+    const t = now();
+    if (last !== undefined && t - last < refusalWarnIntervalMs) {
+      suppressed.set(reason, (suppressed.get(reason) ?? 0) + 1);
+      if (log.isLevelEnabled('debug')) log.debug(fields, 'api request refused');
+      return;
+    }
+    lastWarnMs.set(reason, t);
+    const notLogged = suppressed.get(reason) ?? 0;
+    suppressed.delete(reason);
+    const level = reason === 'host' || reason === 'origin' || reason === 'fetch_site' ? 'warn' : 'info';
+    log[level]({ ...fields, ...(notLogged > 0 && { notLogged }) }, 'api request refused');
   }
 
   return (req, res) => {
     if (log.isLevelEnabled('debug')) log.debug({ method: req.method, url: req.url }, 'api request');
     handle(req, res).catch((err: unknown) => {
       const apiError = toApiError(err);
-      if (apiError.status >= 500 && apiError.status !== 501) log.error({ err, method: req.method, url: req.url }, 'api request failed');
+      if (apiError.reason !== undefined) {
+        counters.refused[apiError.reason]++;
+        logRefusal(apiError, req);
+      } else if (apiError.status >= 500 && apiError.status !== 501) log.error({ err, method: req.method, url: req.url }, 'api request failed');
       else log.info({ reason: apiError.code, method: req.method, url: req.url, err: apiError.message }, 'api request refused');
-      if (apiError.status === 413) res.setHeader('connection', 'close');
+      // A refused request's body may still be arriving: close rather than keep a half-read socket.
+      if (apiError.reason !== undefined) res.setHeader('connection', 'close');
       const body: ApiErrorBody = { error: { code: apiError.code, message: apiError.message } };
       send(res, apiError.status, body);
     });
@@ -212,22 +274,37 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** What `createApiServer` takes besides the daemon and the address. */
+export interface ApiServerOptions {
+  /** Shared with the daemon's report. @default a new ApiCounters */
+  counters?: ApiCounters;
+}
+
+/** Largest request head (request line and headers) accepted, in bytes; weft's own are a few hundred. */
+export const maxHeaderBytes = 8 * 1024;
+
 /**
  * Serve the API on `httpAddr` ("host:port"; port 0 picks a free one). Resolves once listening; rejects with
- * `ApiListenError` when the address cannot be bound.
+ * `ApiListenError` when the address cannot be bound. The handler answers only to `Host` values naming the bound
+ * address (api/request-guard.ts).
  */
-export function createApiServer(control: WeftControl, log: Logger, httpAddr: string): Promise<ApiServer> {
+export function createApiServer(control: WeftControl, log: Logger, httpAddr: string, options: ApiServerOptions = {}): Promise<ApiServer> {
   const { host, port } = parseHttpAddr(httpAddr);
-  const server = createServer(createApiHandler(control, log));
-  // A client that sends its headers or body slowly must not hold a socket forever.
+  let policy = hostPolicy(host, port);
+  const handler = createApiHandler(control, log, { hosts: () => policy, ...(options.counters && { counters: options.counters }) });
+  const server = createServer({ maxHeaderSize: maxHeaderBytes }, handler);
+  // A client that sends its headers or body slowly must not hold a socket forever (the answer may take long:
+  // /ipam/prime waits up to an hour, so there is no timeout on an idle socket while a request runs).
   server.requestTimeout = 15_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
+  server.maxConnections = 256;
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new ApiListenError(httpAddr, err.code ?? err.message)));
     server.listen(port, host, () => {
       const address = server.address();
       const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+      policy = hostPolicy(host, boundPort);
       const bound = host.includes(':') ? `[${host}]:${boundPort}` : `${host}:${boundPort}`;
       log.info({ addr: bound }, 'api listening');
       let closing: Promise<void> | undefined;
@@ -247,10 +324,9 @@ export function createApiServer(control: WeftControl, log: Logger, httpAddr: str
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
-  const isText = body instanceof TextBody;
-  const text = isText ? body.text : `${JSON.stringify(body)}\n`;
-  const contentType = isText ? body.contentType : 'application/json; charset=utf-8';
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  const text = `${JSON.stringify(body)}\n`;
+  // nosniff: a browser that somehow gets an answer must not run it as a script or a page.
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff' });
   res.end(text);
 }
 
@@ -294,7 +370,7 @@ function readJsonBody(req: IncomingMessage): Promise<Body> {
     req.on('error', (err) => {
       if (!isDone) {
         isDone = true;
-        reject(new ApiError(400, 'ERR_BAD_REQUEST', `the request body could not be read: ${err.message}`));
+        reject(new ApiError(400, 'ERR_BAD_REQUEST', `the request body could not be read: ${err.message}`, 'bad_request'));
       }
     });
     req.on('end', () => {
@@ -309,11 +385,11 @@ function readJsonBody(req: IncomingMessage): Promise<Body> {
       try {
         parsed = JSON.parse(text);
       } catch {
-        reject(new ApiError(400, 'ERR_BAD_REQUEST', 'the request body is not JSON'));
+        reject(new ApiError(400, 'ERR_BAD_REQUEST', 'the request body is not JSON', 'bad_request'));
         return;
       }
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        reject(new ApiError(400, 'ERR_BAD_REQUEST', 'the request body must be a JSON object'));
+        reject(new ApiError(400, 'ERR_BAD_REQUEST', 'the request body must be a JSON object', 'bad_request'));
         return;
       }
       resolve(parsed as Body);
@@ -322,11 +398,11 @@ function readJsonBody(req: IncomingMessage): Promise<Body> {
 }
 
 function tooLarge(): ApiError {
-  return new ApiError(413, 'ERR_TOO_LARGE', `the request body is over ${maxBodyBytes} bytes`);
+  return new ApiError(413, 'ERR_TOO_LARGE', `the request body is over ${maxBodyBytes} bytes`, 'too_large');
 }
 
 function badField(field: string, what: string): ApiError {
-  return new ApiError(400, 'ERR_BAD_REQUEST', `"${field}" must be ${what}`);
+  return new ApiError(400, 'ERR_BAD_REQUEST', `"${field}" must be ${what}`, 'bad_request');
 }
 
 function stringList(body: Body, field: string, maxLength = maxListLength): string[] {

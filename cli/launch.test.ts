@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { createApiClient, DaemonNotRunningError, type VersionAnswer } from './client.js';
-import { isProcessAlive, logTail, movePasswordOutOfArgs, processSpawner, waitForDaemon, type SpawnedDaemon } from './launch.js';
+import { ensureStateDir, isProcessAlive, logTail, movePasswordOutOfArgs, processSpawner, waitForDaemon, type SpawnedDaemon } from './launch.js';
 
 /** A spawned daemon whose exit the test decides. */
 function fakeChild(pid: number): SpawnedDaemon & { exitWith(code: number): void; isKilled: boolean } {
@@ -144,6 +144,18 @@ describe('processSpawner (real child processes, loopback only)', () => {
     } finally {
       child?.kill();
       for (let i = 0; i < 100 && child && isProcessAlive(child.pid) && child.exitStatus() === undefined; i++) await realTime.sleep(20);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ensureStateDir', () => {
+  it('creates the state dir 0700 (it holds the identity key), directories above it too', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-launch-state-'));
+    try {
+      ensureStateDir(join(dir, 'x', 'state'));
+      expect(statSync(join(dir, 'x', 'state')).mode & 0o777).toBe(0o700);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -32,7 +32,7 @@ export const daemonMainPath = fileURLToPath(new URL('../daemon/main.js', import.
 /** The real spawner: `process.execPath daemonMainPath ...args`, detached into its own session, not waited for. */
 export function processSpawner(mainPath = daemonMainPath): DaemonSpawner {
   return (args, env, logPath) => {
-    const fd = openSync(logPath, 'a', 0o640);
+    const fd = openSync(logPath, 'a', 0o600);
     let status: { code: number | null; signal: string | null } | undefined;
     try {
       const child = spawn(process.execPath, [mainPath, ...args], { detached: true, stdio: ['ignore', fd, fd], env });
@@ -135,10 +135,10 @@ export function stateFiles(stateDir: string): { logPath: string; outPath: string
   return { logPath: join(stateDir, 'weft.log'), outPath: join(stateDir, 'weft.out'), pidPath: join(stateDir, 'weft.pid') };
 }
 
-/** Create the state dir; throws an Error whose message says which dir and why. */
+/** Create the state dir (0700: it holds the identity key); throws an Error whose message says which dir and why. */
 export function ensureStateDir(stateDir: string): void {
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new Error(`cannot create the state dir ${stateDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; set --state-dir or WEFT_STATE_DIR`, { cause: err });
   }

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runCli, type CliIo } from './program.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { FakeControl, sampleReport } from '../api/fake-control.js';
@@ -171,7 +172,10 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
       },
     });
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`weft: weft is already running on ${server.httpAddr} (pid ${process.pid}, version ${weftVersion()}); stop it first with: weft stop\n`);
+    expect(r.stderr).toBe(
+      'weft: warning: no password: traffic is not encrypted and anyone who reaches port 6783 can join the network and read it; set WEFT_PASSWORD or --password-file\n' +
+        `weft: weft is already running on ${server.httpAddr} (pid ${process.pid}, version ${weftVersion()}); stop it first with: weft stop\n`,
+    );
     expect(isSpawned).toBe(false);
   });
 });
@@ -338,12 +342,90 @@ describe('weft identity', () => {
       const other = await weft(['identity', '--identity-file', join(dir, 'other')], { WEFT_STATE_DIR: dir });
       expect(other.stdout).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
       expect(other.stdout).not.toBe(first.stdout);
-      appendFileSync(join(dir, 'broken'), 'nonsense\n');
+      appendFileSync(join(dir, 'broken'), 'nonsense\n', { mode: 0o600 });
       const broken = await weft(['identity', '--identity-file', join(dir, 'broken')], {});
       expect(broken.code).not.toBe(0);
       expect(broken.stderr).toMatch(/does not hold a key/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('weft output from hostile strings', () => {
+  // What a hostile router can put in gossip, a hello or a close reason: terminal escapes, C1 CSI, DEL, a newline
+  // that fakes a line, a bidi override.
+  const evil = 'h2\x1b]0;owned\x07\x1b[2J\u009b31m\x7f\nfake line\u202e';
+  let control: FakeControl;
+  let server: ApiServer;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    control = new FakeControl();
+    const r = control.reportValue;
+    r.router.connections[0]!.nickname = evil;
+    r.router.connections[1]!.info = `closed: ${evil}`;
+    r.router.peers[1]!.nickname = evil;
+    r.router.targets[1]!.lastError = evil;
+    r.ipam!.peers[0]!.nickname = evil;
+    r.endpoints[0]!.target = evil;
+    server = await createApiServer(control, silentLogger, '127.0.0.1:0');
+    env = { WEFT_HTTP_ADDR: server.httpAddr, WEFT_STATE_DIR: '/nonexistent/weft-test' };
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  // Only the CLI's own newlines remain: the evil one is escaped, so no line starts with "fake line".
+  // eslint-disable-next-line no-control-regex
+  const isClean = (text: string) => !/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/.test(text) && !/^fake line/m.test(text);
+
+  it('escapes control characters in every human-readable view', async () => {
+    for (const args of [['status'], ['status', 'peers'], ['status', 'connections'], ['status', 'targets'], ['status', 'ipam'], ['ps']]) {
+      const r = await weft(args, env);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(isClean(r.stdout), `${args.join(' ')}: ${JSON.stringify(r.stdout)}`).toBe(true);
+    }
+    expect((await weft(['status', 'connections'], env)).stdout).toContain('h2\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\x7f\\x0afake line\\u{202e}');
+  });
+
+  it('keeps --json and report valid JSON with the same strings, no raw control character', async () => {
+    for (const args of [['report'], ['status', '--json'], ['status', 'peers', '--json']]) {
+      const r = await weft(args, env);
+      expect(isClean(r.stdout), args.join(' ')).toBe(true);
+    }
+    expect(JSON.parse((await weft(['report'], env)).stdout).router.connections[0].nickname).toBe(evil);
+  });
+
+  it('escapes the fields report -f picks (a template is for scripts; a newline in a nickname is not theirs)', async () => {
+    const r = await weft(['report', '-f', '{{router.connections.0.nickname}}|{{router.peers}}\n'], env);
+    expect(r.code).toBe(0);
+    expect(isClean(r.stdout)).toBe(true);
+    expect(r.stdout).toContain('h2\\x1b]0;owned');
+  });
+
+  it('escapes an error message the daemon sends back', async () => {
+    control.failWith.detach = Object.assign(new Error(`no such target ${evil}`), { code: 'TARGET_NOT_FOUND' });
+    const r = await weft(['detach', '--netns', 'c1'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('\\x1b]0;owned');
+    expect(isClean(r.stderr)).toBe(true);
+  });
+});
+
+describe('weft writing into a closed pipe', () => {
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '../dist/cli/main.js');
+
+  it.skipIf(!existsSync(cli))('exits quietly (no EPIPE stack trace) when the reader is gone, as in weft --help | head -1', async () => {
+    for (const args of [['--help'], ['launch', '--help']]) {
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Close our end before the child writes: its write gets EPIPE.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      expect(stderr, args.join(' ')).toBe('');
+      expect(code, args.join(' ')).toBe(0);
     }
   });
 });

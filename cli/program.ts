@@ -38,10 +38,12 @@ import {
 } from './launch.js';
 import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
 import { formatDns } from './dns-format.js';
+import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './terminal-text.js';
 import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, SetupCniError, setupCni } from '../cni/setup.js';
+import { stateDirWarning } from '../runtime/file-modes.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -88,7 +90,14 @@ type StatusView = (typeof statusViews)[number];
  * Run `weft ARGV` (arguments after the program name) to completion: writes to `io.stdout`/`io.stderr`, then calls
  * `io.exit(code)` and returns the same code. Never throws.
  */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<number> {
+  // Error messages can carry other routers' strings (a nickname in a refusal, a log line): the last check before
+  // the terminal, for stdout and stderr alike.
+  const io: CliIo = {
+    ...rawIo,
+    stdout: { write: (text: string) => rawIo.stdout.write(escapeOutput(text)) },
+    stderr: { write: (text: string) => rawIo.stderr.write(escapeOutput(text)) },
+  };
   const program = buildProgram(io, argv);
   let code = 0;
   try {
@@ -119,7 +128,12 @@ function report(err: unknown, io: CliIo, program: Command): number {
     io.stderr.write(`${err.message}\n`);
     return 1;
   }
-  if (err instanceof ApiRequestError || err instanceof ApiUnreachableError || err instanceof CommandFailedError) {
+  if (err instanceof ApiRequestError) {
+    // One line from the daemon, which may quote other routers' strings: a newline in it is theirs, not ours.
+    io.stderr.write(`weft: ${escapeControls(err.message)}\n`);
+    return 1;
+  }
+  if (err instanceof ApiUnreachableError || err instanceof CommandFailedError) {
     io.stderr.write(`weft: ${err.message}\n`);
     return 1;
   }
@@ -144,7 +158,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   const clientConfig = (): ClientConfig => resolveClientConfig(io.env);
   const client = (config = clientConfig()): ApiClient => (io.createClient ?? ((c: ClientConfig) => createApiClient(c)))(config);
   const out = (text: string) => io.stdout.write(text);
-  const json = (value: unknown) => out(`${JSON.stringify(value, null, 2)}\n`);
+  const json = (value: unknown) => out(`${terminalJson(value)}\n`);
 
   const program = new Command('weft')
     .description('weft: an encrypted mesh network for containers. Talks to the weft daemon on WEFT_HTTP_ADDR (127.0.0.1:6784).')
@@ -158,7 +172,9 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .showSuggestionAfterError(true)
     .addHelpText(
       'after',
-      '\nEnvironment: WEFT_STATE_DIR (default /var/lib/weft) and WEFT_HTTP_ADDR (default 127.0.0.1:6784) apply to every command.',
+      '\nEnvironment: WEFT_STATE_DIR (default /var/lib/weft) and WEFT_HTTP_ADDR (default 127.0.0.1:6784) apply to every command.' +
+        '\nThe API serves this command and local scripts only: requests from web pages (Origin, Sec-Fetch-Site) or naming another' +
+        '\nHost are refused. Prometheus metrics: GET http://127.0.0.1:6782/metrics (weft launch --metrics-addr).',
     );
 
   // ---- launch ------------------------------------------------------------------------------------------------------
@@ -189,6 +205,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       throw new CommandFailedError(`weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`);
     }
     ensureStateDir(config.stateDir);
+    const looseStateDir = stateDirWarning(config.stateDir);
+    if (looseStateDir !== undefined) io.stderr.write(`weft: warning: ${looseStateDir}\n`);
     const { outPath, pidPath } = stateFiles(config.stateDir);
     const logPath = config.logFile ?? stateFiles(config.stateDir).logPath;
 
@@ -263,6 +281,9 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
         json(view === undefined ? report : views[view]);
         return;
       }
+      // Nicknames, peer names and reasons come from other routers: escaped field by field, so a newline in one
+      // cannot fake a line of the table either.
+      const safe = escapeStrings(report);
       const formatters: Record<StatusView, (r: Report) => string> = {
         peers: formatPeers,
         connections: formatConnections,
@@ -270,7 +291,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
         ipam: formatIpam,
         dns: formatDns,
       };
-      out((view === undefined ? formatStatus : formatters[view])(report));
+      out((view === undefined ? formatStatus : formatters[view])(safe));
     });
 
   // ---- report ------------------------------------------------------------------------------------------------------
@@ -285,7 +306,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
         return;
       }
       try {
-        out(formatReport(opts.format, report));
+        out(formatReport(opts.format, escapeStrings(report)));
       } catch (err) {
         if (err instanceof ReportFormatError) throw new CommandFailedError(err.message);
         throw err;
@@ -457,7 +478,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .description('re-read --authorized-peers: routers no longer listed are disconnected and refused (SIGHUP does the same)')
     .action(async () => {
       const { keys, closed } = await client().reload();
-      out(`${keys} authorized peers; ${closed.length === 0 ? 'no connection closed' : `closed: ${closed.join(', ')}`}\n`);
+      out(`${keys} authorized peers; ${closed.length === 0 ? 'no connection closed' : `closed: ${escapeStrings(closed).join(', ')}`}\n`);
     });
 
   program
@@ -514,7 +535,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .command('ps')
     .description('list attached namespaces and containers: target (or container id and name), interface, MAC, addresses')
     .action(async () => {
-      out(formatEndpoints(await client().report()));
+      out(formatEndpoints(escapeStrings(await client().report())));
     });
 
   // ---- setup-cni ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ describe('status formatting of a fixed report', () => {
         '        Service: router',
         '       Protocol: weft 1..1',
         '           Name: 00:00:00:00:00:01(h1)',
-        '     Encryption: disabled',
+        '     Encryption: disabled — anyone who reaches port 6783 can join and read traffic',
         '  PeerDiscovery: enabled',
         '        Targets: 2',
         '    Connections: 3 (2 established, 1 retrying)',

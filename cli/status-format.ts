@@ -1,7 +1,8 @@
 /**
  * Text views of a `Report` for `weft status [peers|connections|targets|ipam]` and `weft ps`, laid out like Weave Net's
  * `weave status` so its users read them at a glance: right-aligned labels in service blocks, one line per connection,
- * peers as a tree. Pure functions: a report in, text (ending in a newline, or empty) out.
+ * peers as a tree. Pure functions: a report in, text (ending in a newline, or empty) out. The report's strings come
+ * from other routers: the caller escapes them first (cli/terminal-text.ts `escapeStrings`).
  */
 import type { ConnectionReport, Report } from '../api/control.js';
 
@@ -19,6 +20,11 @@ function enabled(flag: boolean): string {
 function nameAndNickname(name: string | undefined, nickname: string | undefined): string {
   if (name === undefined) return '';
   return nickname ? `${name}(${nickname})` : name;
+}
+
+/** The port of "host:port" ("[::]:6783" -> "6783"). */
+function portOf(address: string): string {
+  return address.slice(address.lastIndexOf(':') + 1);
 }
 
 /** "3 (2 established, 1 retrying)": the count, then how many are in each state, established first. */
@@ -43,7 +49,7 @@ export function formatStatus(report: Report): string {
     ['Service', 'router'],
     ['Protocol', r.protocol],
     ['Name', nameAndNickname(r.name, r.nickname)],
-    ['Encryption', r.encryption && r.dataCipher ? `enabled (${r.dataCipher})` : enabled(r.encryption)],
+    ['Encryption', r.encryption ? (r.dataCipher ? `enabled (${r.dataCipher})` : 'enabled') : `disabled — anyone who reaches port ${portOf(r.listenAddr)} can join and read traffic`],
     ...(r.identity !== undefined ? [['Identity', r.identity] as [string, string]] : []),
     ...(r.authorizedPeers !== undefined ? [['AuthorizedPeers', `${r.authorizedPeers}`] as [string, string]] : []),
     ['PeerDiscovery', enabled(r.peerDiscovery)],
@@ -51,6 +57,7 @@ export function formatStatus(report: Report): string {
     ['Connections', connectionSummary(r.connections)],
     ['Peers', `${r.peers.length} (with ${establishedInMesh} established connections)`],
     ['TrustedSubnets', r.trustedSubnets.length === 0 ? 'none' : r.trustedSubnets.join(', ')],
+    ...(report.api?.metricsAddr !== undefined ? [['Metrics', `http://${report.api.metricsAddr}/metrics`] as [string, string]] : []),
   ]);
   const d = report.datapath;
   const datapath: Array<[string, string | number]> = [

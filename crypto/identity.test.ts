@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sodium from 'sodium-native';
@@ -43,6 +43,42 @@ describe('identity keys', () => {
       writeFileSync(file, 'not a key\n');
       expect(() => loadOrCreateIdentity(file)).toThrow(IdentityFileError);
       expect(() => loadOrCreateIdentity(file)).toThrow(/does not hold a key .* move it away/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('identity file safety', () => {
+  it('refuses a key file that group or others can read, naming the file and the chmod that fixes it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-identity-'));
+    try {
+      const file = join(dir, 'identity');
+      const made = loadOrCreateIdentity(file);
+      for (const mode of [0o644, 0o640, 0o604]) {
+        chmodSync(file, mode);
+        expect(() => loadOrCreateIdentity(file)).toThrow(IdentityFileError);
+        expect(() => loadOrCreateIdentity(file)).toThrow(`${file} can be read by other users (mode 0${mode.toString(8)})`);
+        expect(() => loadOrCreateIdentity(file)).toThrow(`chmod 600 ${file}`);
+      }
+      chmodSync(file, 0o600);
+      expect(loadOrCreateIdentity(file).publicKey.equals(made.publicKey)).toBe(true);
+      chmodSync(file, 0o400);
+      expect(loadOrCreateIdentity(file).publicKey.equals(made.publicKey)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes a new key whole through a temp file that it removes, in a directory made 0700', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-identity-'));
+    try {
+      const file = join(dir, 'state', 'identity');
+      loadOrCreateIdentity(file);
+      expect(statSync(join(dir, 'state')).mode & 0o777).toBe(0o700);
+      expect(readdirSync(join(dir, 'state'))).toEqual(['identity']);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(statSync(file).nlink).toBe(1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

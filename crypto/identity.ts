@@ -12,8 +12,9 @@
  * private key and a newline, mode 0600, created on first use. The authorized-peers file holds one public key per
  * line, optionally followed by a comment (a name); `#` starts a comment line.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import sodium from 'sodium-native';
 import { InvalidKeyError } from './errors.js';
 
@@ -69,26 +70,38 @@ export class IdentityFileError extends Error {
 }
 
 /**
- * Read the identity in `path`, or make one and write it there (mode 0600, directories created) when the file does
- * not exist. Throws `IdentityFileError` naming the file for anything else.
+ * Read the identity in `path`, or make one and write it there (mode 0600, directories created 0700) when the file
+ * does not exist. Throws `IdentityFileError` naming the file for anything else, and for a key file that group or
+ * others may read (with the `chmod 600` that fixes it): a private key anyone can read is no identity.
+ *
+ * The file is written atomically: a temp file beside it (0600, written, fsynced), then hard-linked to `path`, which
+ * fails if `path` appeared meanwhile (then that one is read instead), and the directory fsynced. So a crash leaves
+ * no file or a whole one, and two processes making the identity at once (`weft identity` and the daemon) end up
+ * with the same key.
  */
 export function loadOrCreateIdentity(path: string): Identity {
-  if (!existsSync(path)) {
-    const identity = generateIdentity();
-    try {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, `${keyToText(identity.secretKey)}\n`, { mode: 0o600, flag: 'wx' });
-      chmodSync(path, 0o600);
-    } catch (err) {
-      throw new IdentityFileError(`cannot write the identity file ${path}: ${(err as Error).message}`);
-    }
-    return identity;
+  const made = createIdentityFile(path);
+  if (made !== undefined) return made;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new IdentityFileError(`cannot read the identity file ${path}: ${(err as Error).message}`);
   }
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    const mode = fstatSync(fd).mode;
+    if ((mode & 0o077) !== 0) {
+      throw new IdentityFileError(
+        `the identity file ${path} can be read by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): its private key must stay private; restrict it with: chmod 600 ${path}`,
+      );
+    }
+    text = readFileSync(fd, 'utf8');
   } catch (err) {
+    if (err instanceof IdentityFileError) throw err;
     throw new IdentityFileError(`cannot read the identity file ${path}: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
   const secret = keyFromText(text.trim());
   if (secret === null) {
@@ -97,6 +110,57 @@ export function loadOrCreateIdentity(path: string): Identity {
   const identity = identityFromSecret(secret);
   sodium.sodium_memzero(secret);
   return identity;
+}
+
+/** Make a new identity in `path` if there is none; undefined when the file exists (read it then). */
+function createIdentityFile(path: string): Identity | undefined {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let identity: Identity | undefined;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      // Cheap check first: most launches find the file there.
+      closeSync(openSync(path, 'r'));
+      return undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    identity = generateIdentity();
+    const text = Buffer.from(`${keyToText(identity.secretKey)}\n`);
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+      sodium.sodium_memzero(text);
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Someone else made it first: theirs is the identity.
+      sodium.sodium_memzero(identity.secretKey);
+      return undefined;
+    }
+    syncDir(dir);
+    return identity;
+  } catch (err) {
+    throw new IdentityFileError(`cannot write the identity file ${path}: ${(err as Error).message}`);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** fsync a directory, so a new link in it survives a crash. */
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

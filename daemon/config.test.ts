@@ -72,8 +72,12 @@ describe('resolveConfig', () => {
       isDatapathEnabled: true,
       isForeground: false,
       peers: [],
-      warnings: [],
+      isRemoteApiAllowed: false,
+      metricsAddr: '127.0.0.1:6782',
     });
+    expect(c.warnings).toEqual([
+      'no password: traffic is not encrypted and anyone who reaches port 6783 can join the network and read it; set WEFT_PASSWORD or --password-file',
+    ]);
   });
 
   it('returns a deeply frozen object', () => {
@@ -188,18 +192,64 @@ describe('resolveConfig', () => {
   });
 
   it('takes the password from the flag (with a ps warning), the environment or a file', () => {
-    const flag = resolve(['--password', 's3cret']);
-    expect(flag.password).toBe('s3cret');
+    const flag = resolve(['--password', 's3cret-and-long-enough']);
+    expect(flag.password).toBe('s3cret-and-long-enough');
     expect(flag.hasPassword).toBe(true);
     expect(flag.warnings.join('\n')).toContain('visible');
-    const env = resolve([], { WEFT_PASSWORD: 'fromenv' });
-    expect(env.password).toBe('fromenv');
+    const env = resolve([], { WEFT_PASSWORD: 'from-the-environment' });
+    expect(env.password).toBe('from-the-environment');
     expect(env.warnings).toEqual([]);
     expect(resolve(['--password-file', '/secret']).password).toBe('hunter2');
     expect(resolve([], { WEFT_PASSWORD_FILE: '/secret' }).password).toBe('hunter2');
     expect(configError(() => resolve(['--password-file', '/missing'])).message).toContain('ENOENT');
     expect(configError(() => resolve(['--password-file', '/empty'])).message).toContain('empty');
     expect(configError(() => resolve(['--password', 'a', '--password-file', '/secret'])).message).toContain('not both');
+  });
+});
+
+describe('resolveConfig: unsafe defaults are said out loud', () => {
+  it('warns when there is no password, and not when there is one', () => {
+    expect(resolve([]).warnings.join('\n')).toMatch(/no password: traffic is not encrypted and anyone who reaches port 6783 can join/);
+    expect(resolve([], { WEFT_PASSWORD: 'a long random enough one' }).warnings).toEqual([]);
+  });
+
+  it('warns about a weak password (short, or few distinct characters) without printing it', () => {
+    for (const weak of ['hunter2', 'correct1', 'aaaaaaaaaaaaaaaaaaaa', 'abababababababab', '12345678901']) {
+      const w = resolve([], { WEFT_PASSWORD: weak }).warnings.join('\n');
+      expect(w, weak).toMatch(/the password from WEFT_PASSWORD is weak \(.*\): anyone who records one handshake can guess it offline/);
+      expect(w).not.toContain(weak);
+    }
+    for (const strong of ['correct horse battery staple', 'q7Zx9pLm2Kd4', Buffer.alloc(24, 7).toString('base64').replace(/B/g, 'x') + 'abc123']) {
+      expect(resolve([], { WEFT_PASSWORD: strong }).warnings, strong).toEqual([]);
+    }
+  });
+
+  it('warns about a password file group or others can read, naming the file and the chmod', () => {
+    const withMode = (mode: number): ConfigSources => ({ ...sources, readFile: () => 'a long random enough one\n', fileMode: () => 0o100000 | mode });
+    const loose = resolveConfig(['--password-file', '/etc/weft/pw'], {}, withMode(0o644)).warnings.join('\n');
+    expect(loose).toContain('the password file /etc/weft/pw can be read by other users (mode 0644); restrict it: chmod 600 /etc/weft/pw');
+    expect(resolveConfig([], { WEFT_PASSWORD_FILE: '/p' }, withMode(0o640)).warnings.join('\n')).toContain('chmod 600 /p');
+    expect(resolveConfig(['--password-file', '/etc/weft/pw'], {}, withMode(0o600)).warnings).toEqual([]);
+    expect(resolveConfig(['--password-file', '/etc/weft/pw'], {}, withMode(0o400)).warnings).toEqual([]);
+  });
+
+  it('refuses a non-loopback --http-addr without --allow-remote-api, and warns with it', () => {
+    for (const addr of ['0.0.0.0:6784', '10.0.0.1:6784', '[::]:6784', 'example.com:6784']) {
+      expect(configError(() => resolve(['--http-addr', addr])).message, addr).toMatch(/is not a loopback address: .*anyone who does can stop weft.*--allow-remote-api/);
+    }
+    const allowed = resolve(['--http-addr', '0.0.0.0:6784', '--allow-remote-api'], { WEFT_PASSWORD: 'a long random enough one' });
+    expect(allowed).toMatchObject({ httpAddr: '0.0.0.0:6784', isRemoteApiAllowed: true });
+    expect(allowed.warnings.join('\n')).toMatch(/the API listens on 0.0.0.0:6784 \(--allow-remote-api\): anyone who reaches/);
+    expect(resolve([], { WEFT_HTTP_ADDR: '10.0.0.1:6784', WEFT_ALLOW_REMOTE_API: '1' }).isRemoteApiAllowed).toBe(true);
+    for (const addr of ['127.0.0.1:6784', '127.0.0.2:7000', '[::1]:6784', 'localhost:6784']) expect(resolve(['--http-addr', addr]).isRemoteApiAllowed, addr).toBe(false);
+  });
+
+  it("takes --metrics-addr ('' turns it off) and refuses the API's own address", () => {
+    expect(resolve(['--metrics-addr', '0.0.0.0:9102']).metricsAddr).toBe('0.0.0.0:9102');
+    expect(resolve([], { WEFT_METRICS_ADDR: '' }).metricsAddr).toBeUndefined();
+    expect(resolve(['--metrics-addr', '[::1]:6782']).metricsAddr).toBe('[::1]:6782');
+    expect(configError(() => resolve(['--metrics-addr', '127.0.0.1:6784'])).message).toMatch(/is the API's address too/);
+    expect(configError(() => resolve(['--metrics-addr', 'nope'])).message).toMatch(/--metrics-addr "nope" is not host:port/);
   });
 });
 

@@ -7,7 +7,7 @@
  * with the same ARGS, which resolves them here again.
  */
 import { hostname as osHostname } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAuthorizedPeers } from '../crypto/identity.js';
 import { parseArgs } from 'node:util';
@@ -50,6 +50,13 @@ export interface WeftConfig {
   readonly httpHost: string;
   /** 0 picks a free port (tests only: the CLI could not find it). */
   readonly httpPort: number;
+  /**
+   * The API may listen on a non-loopback --http-addr (reachable from other machines: anyone who reaches it can stop
+   * weft). Without it such an address is refused. @default false
+   */
+  readonly isRemoteApiAllowed: boolean;
+  /** Prometheus metrics listener "host:port" (GET /metrics only), or undefined when off (`--metrics-addr ''`). @default '127.0.0.1:6782' */
+  readonly metricsAddr: string | undefined;
   /** TCP port for control connections and UDP port for data. @default 6783 */
   readonly port: number;
   /** Host the control and data sockets bind to. @default '0.0.0.0' */
@@ -141,6 +148,18 @@ export interface LaunchOption {
 export const launchOptions: readonly LaunchOption[] = [
   { name: 'state-dir', value: 'DIR', env: 'WEFT_STATE_DIR', description: 'state directory (peer name, IPAM, log, pid file)', defaultText: '/var/lib/weft' },
   { name: 'http-addr', value: 'HOST:PORT', env: 'WEFT_HTTP_ADDR', description: 'address of the HTTP API the weft command talks to', defaultText: '127.0.0.1:6784' },
+  {
+    name: 'allow-remote-api',
+    env: 'WEFT_ALLOW_REMOTE_API',
+    description: 'let --http-addr be a non-loopback address: anyone who reaches it can stop weft, attach namespaces and read the report (prefer an SSH tunnel)',
+  },
+  {
+    name: 'metrics-addr',
+    value: 'HOST:PORT',
+    env: 'WEFT_METRICS_ADDR',
+    description: "address of the Prometheus metrics listener: GET /metrics only, nothing that changes state ('' turns it off)",
+    defaultText: '127.0.0.1:6782',
+  },
   { name: 'port', value: 'PORT', env: 'WEFT_PORT', description: 'TCP port for control connections and UDP port for data', defaultText: '6783' },
   { name: 'listen-addr', value: 'HOST', env: 'WEFT_LISTEN_ADDR', description: 'address the control and data sockets bind to', defaultText: '0.0.0.0' },
   { name: 'nickname', value: 'NAME', env: 'WEFT_NICKNAME', description: 'human name of this router', defaultText: 'the hostname' },
@@ -176,9 +195,11 @@ export const launchOptions: readonly LaunchOption[] = [
 export interface ConfigSources {
   readFile(path: string): string;
   hostname(): string;
+  /** The permission bits of `path` (stat's mode), to warn about a password file others can read. @default none: no check */
+  fileMode?(path: string): number;
 }
 
-const realSources: ConfigSources = { readFile: (p) => readFileSync(p, 'utf8'), hostname: osHostname };
+const realSources: ConfigSources = { readFile: (p) => readFileSync(p, 'utf8'), hostname: osHostname, fileMode: (p) => statSync(p).mode };
 
 /**
  * Resolve and validate the daemon's configuration from `argv` (the arguments after `weft launch`, or the daemon
@@ -208,6 +229,30 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
 
   const http = pick('http-addr');
   const httpParts = http ? parseHttpAddr(http.value, http.from) : { host: '127.0.0.1', port: 6784 };
+  const isRemoteApiAllowed = isSet('allow-remote-api');
+  if (!isLoopbackHost(httpParts.host)) {
+    const where = joinAddress(httpParts.host, httpParts.port);
+    if (!isRemoteApiAllowed) {
+      throw new ConfigError(
+        `${http!.from} ${where} is not a loopback address: other machines could reach the API, and anyone who does can stop weft, ` +
+          `attach namespaces and read the report. Keep 127.0.0.1:${httpParts.port} (reach it over SSH), or add --allow-remote-api if you mean it`,
+      );
+    }
+    warnings.push(`the API listens on ${where} (--allow-remote-api): anyone who reaches that address can stop weft, attach namespaces and read the report; firewall it`);
+  }
+
+  const metricsPick = pick('metrics-addr');
+  let metricsAddr: string | undefined = '127.0.0.1:6782';
+  if (metricsPick !== undefined) {
+    if (metricsPick.value === '') metricsAddr = undefined;
+    else {
+      const m = parseHttpAddr(metricsPick.value, metricsPick.from);
+      metricsAddr = joinAddress(m.host, m.port);
+      if (m.port !== 0 && m.port === httpParts.port && (m.host === httpParts.host || m.host === '0.0.0.0' || m.host === '::' || httpParts.host === '0.0.0.0' || httpParts.host === '::')) {
+        throw new ConfigError(`${metricsPick.from} ${metricsAddr} is the API's address too; give metrics a port of their own, e.g. --metrics-addr 127.0.0.1:6782`);
+      }
+    }
+  }
 
   const portPick = pick('port');
   const port = portPick ? parsePort(portPick.value, portPick.from) : 6783;
@@ -336,6 +381,8 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     httpAddr: joinAddress(httpParts.host, httpParts.port),
     httpHost: httpParts.host,
     httpPort: httpParts.port,
+    isRemoteApiAllowed,
+    metricsAddr,
     port,
     listenAddr,
     nickname,
@@ -486,7 +533,45 @@ function resolvePassword(values: Record<string, unknown>, env: NodeJS.ProcessEnv
   if (password !== undefined && password.length === 0) {
     throw new ConfigError(`the password from ${from} is empty; give a non-empty password or none at all`);
   }
+  if (password === undefined) {
+    warnings.push('no password: traffic is not encrypted and anyone who reaches port 6783 can join the network and read it; set WEFT_PASSWORD or --password-file');
+    return undefined;
+  }
+  const weakness = passwordWeakness(password);
+  if (weakness !== undefined) {
+    warnings.push(`the password from ${from} is weak (${weakness}): anyone who records one handshake can guess it offline; use a long random one, e.g. openssl rand -base64 24`);
+  }
+  if (from !== '--password' && from !== 'WEFT_PASSWORD' && sources.fileMode !== undefined) {
+    const path = fileFlag ?? env['WEFT_PASSWORD_FILE']!;
+    let mode: number | undefined;
+    try {
+      mode = sources.fileMode(path);
+    } catch {
+      mode = undefined; // It was just read; a stat failing now changes nothing about the secret.
+    }
+    // Warned about, not refused: orchestrators mount secrets 0644 or 0444 in directories only the service can
+    // enter (Kubernetes and Docker secrets), and refusing would break those set-ups. The identity key, which weft
+    // makes itself, is refused instead (crypto/identity.ts).
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      warnings.push(`the password file ${path} can be read by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); restrict it: chmod 600 ${path}`);
+    }
+  }
   return password;
+}
+
+/** Shorter than this is weak: 12 random characters from 64 are 72 bits; a dictionary word plus digits is far less. */
+export const minPasswordLength = 12;
+
+/**
+ * Why `password` is weak, or undefined: too short, or too few distinct characters ("aaaaaaaaaaaaaaaa",
+ * "abababab..."). A heuristic, not a measure of entropy: a long passphrase passes, a short one never does.
+ */
+export function passwordWeakness(password: string): string | undefined {
+  const length = [...password].length;
+  if (length < minPasswordLength) return `${length} characters; use at least ${minPasswordLength}`;
+  const distinct = new Set(password).size;
+  if (distinct < 6) return `only ${distinct} distinct characters`;
+  return undefined;
 }
 
 /** "1", "true", "yes" (and "0", "false", "no", "") for boolean environment variables. */
@@ -518,6 +603,14 @@ function splitList(text: string): string[] {
 
 // RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
 const hostnamePattern = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** True when `host` (a listen address from the config) is a loopback address (127.0.0.0/8, ::1) or `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost') return true;
+  if (!isIpAddress(h)) return false;
+  return ipaddr.process(h).range() === 'loopback';
+}
 
 /** True for an IPv4 address in four-part decimal or an IPv6 address. */
 export function isIpAddress(text: string): boolean {

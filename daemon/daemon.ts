@@ -9,9 +9,12 @@
  * snapshot and applies it whole; on every datapath health change it tells the mesh whether that neighbour's UDP path
  * works (a connection is `established` only then).
  */
-import { ConfigError, readAuthorizedPeers, type WeftConfig } from './config.js';
+import { ConfigError, parseHttpAddr, readAuthorizedPeers, type WeftConfig } from './config.js';
 import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
+import { createMetricsServer, type MetricsServer } from '../api/metrics-server.js';
+import { ApiCounters } from '../api/request-guard.js';
+import { stateDirWarning } from '../runtime/file-modes.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
 import { WsTransport } from '../gossip/ws-transport.js';
@@ -62,6 +65,8 @@ export class Daemon implements WeftControl {
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
   private api: ApiServer | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private readonly apiCounters = new ApiCounters();
   private ipam: Allocator | undefined;
   private dns: WeftDns | undefined;
   /** The bridge address weft put there for weftDNS (removed again at stop), if it picked one. */
@@ -106,6 +111,8 @@ export class Daemon implements WeftControl {
   /** Start every part in order. On failure, what started is stopped again and the error is rethrown. */
   async start(): Promise<void> {
     const { config, log } = this;
+    const looseStateDir = stateDirWarning(config.stateDir);
+    if (looseStateDir !== undefined) log.warn({ file: config.stateDir }, looseStateDir);
     try {
       if (config.isDatapathEnabled) {
         const missing = missingTools();
@@ -203,7 +210,10 @@ export class Daemon implements WeftControl {
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
       await this.startDocker();
-      this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr);
+      this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
+      if (config.metricsAddr !== undefined) {
+        this.metricsServer = await createMetricsServer(() => this.report(), log.child({ component: 'metrics' }), parseHttpAddr(config.metricsAddr, '--metrics-addr'));
+      }
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
     } catch (err) {
       await this.shutdown();
@@ -232,6 +242,7 @@ export class Daemon implements WeftControl {
   private async shutdown(): Promise<void> {
     this.isStopping = true;
     const steps: Array<[string, () => Promise<void> | void]> = [
+      ['metrics', async () => this.metricsServer?.close()],
       ['api', async () => this.api?.close()],
       ['dns', async () => this.stopDns()],
       ['docker', async () => this.docker?.stop()],
@@ -383,6 +394,7 @@ export class Daemon implements WeftControl {
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
       ...(this.dns && { dns: this.dnsReport(this.dns) }),
       ...(this.docker && { docker: this.docker.report() }),
+      api: { ...(this.metricsServer && { metricsAddr: this.metricsServer.metricsAddr }), ...this.apiCounters.snapshot() },
     };
   }
 

@@ -202,6 +202,7 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
         WEFT_PASSWORD: 'not-the-password',
         WEFT_HTTP_ADDR: '127.0.0.1:6796',
         WEFT_PORT: '6797',
+        WEFT_METRICS_ADDR: '127.0.0.1:6798',
         WEFT_NO_DATAPATH: '1',
       }),
     );
