@@ -97,7 +97,7 @@ export interface EndpointReport {
   interface: string;
   mac: string;
   addresses: string[];
-  /** The container runtime's id for it (attached through CNI); absent for `weft attach`. */
+  /** The container runtime's id for it (attached through CNI), or a Docker container's (`weft attach CONTAINER`); absent for `weft attach --netns/--pid`. */
   containerId?: string;
   /** The host end of its veth pair; in the answer to a new attach only. */
   hostInterface?: string;
@@ -106,6 +106,8 @@ export interface EndpointReport {
    * container's subnet when there is one (`weft expose`). In the answer to a new attach only.
    */
   gateway?: string;
+  /** For a Docker container attached by name (`weft attach CONTAINER`): its name (`containerId` is its full id). */
+  containerName?: string;
 }
 
 export interface IpamReport {
@@ -117,6 +119,31 @@ export interface IpamReport {
   allocated?: number;
   /** Addresses in the range this peer could hand out now without asking anyone. */
   free?: number;
+  /** IPAM event counters by reason (refused claims, rate limiting, donations). */
+  counters?: Record<string, number>;
+}
+
+/** `weft status`'s Docker block: the plugin socket, the engine, and what the drivers serve (plugin/docker-plugin.ts). */
+export interface DockerReport {
+  socket: string;
+  /** The engine's API URL ('' when Docker integration is off). */
+  engine: string;
+  isEngineReachable: boolean;
+  engineVersion?: string;
+  lastError?: string;
+  networks: Array<{ networkId: string; subnets: string[]; options: Record<string, string> }>;
+  pools: Array<{ id: string; subnet: string; ipRange: string }>;
+  endpoints: Array<{
+    endpointId: string;
+    networkId: string;
+    hostIfname: string;
+    mac: string;
+    addresses: string[];
+    isJoined: boolean;
+    containerId?: string;
+    containerName?: string;
+  }>;
+  counters: Record<string, number>;
 }
 
 /** The local API's own counters (api/request-guard.ts): requests served, and refused by reason. */
@@ -135,11 +162,27 @@ export interface Report {
   datapath: DatapathReport;
   endpoints: EndpointReport[];
   ipam?: IpamReport;
+  /** Present while the Docker plugin runs. */
+  docker?: DockerReport;
+  /** weftDNS (absent with --no-dns). */
+  dns?: DnsStatusReport;
   api?: ApiReport;
 }
 
+/** weftDNS in `weft report` / `weft status dns`. */
+export interface DnsStatusReport {
+  domain: string;
+  /** "host:port" weftDNS answers on; absent while it does not listen. */
+  listen?: string;
+  ttlSeconds: number;
+  upstream: string[];
+  /** Live records with the peer that owns each. */
+  records: Array<{ name: string; address: string; owner: string; nickname: string; version: number }>;
+  counters: Record<string, number>;
+}
+
 export interface AttachRequest {
-  /** `ip netns` name, a path to a namespace file, or a PID (`pid:1234`). */
+  /** `ip netns` name, a path to a namespace file, a PID (`pid:1234`), or a Docker container (`docker:NAME|ID`). */
   target: string;
   /** Addresses in CIDR form (10.2.1.1/24), or IPAM requests: 'net:default', 'net:CIDR', 'ip:ADDR'. */
   addresses: string[];
@@ -158,6 +201,8 @@ export interface AttachRequest {
    * TODO(#13): hand it to weftDNS; today the daemon only logs it.
    */
   dnsName?: string;
+  /** Register this name in weftDNS for the container's addresses (`weft attach --name`). */
+  name?: string;
 }
 
 export interface WeftControl {
@@ -189,4 +234,12 @@ export interface WeftControl {
    * number of keys now listed and the peers whose connections were closed.
    */
   reloadAuthorizedPeers(): { keys: number; closed: string[] };
+  /** `weft dns-add ADDR... NAME`: register NAME -> ADDRs as this router's; answers the qualified name. */
+  dnsAdd(name: string, addresses: string[]): string;
+  /** `weft dns-remove [ADDR...] NAME`: withdraw this router's records of NAME; answers how many went. */
+  dnsRemove(name: string, addresses: string[]): number;
+  /** `weft dns-lookup NAME`: the live addresses of NAME. */
+  dnsLookup(name: string): string[];
+  /** `weft dns-args`: `--dns ADDR --dns-search DOMAIN` for docker run. */
+  dnsArgs(): string;
 }

@@ -60,6 +60,23 @@ export class FakeControl implements WeftControl {
     this.record('reset', []);
   }
 
+  dnsAdd(name: string, addresses: string[]): string {
+    this.record('dnsAdd', [name, addresses]);
+    return `${name}.weft.local.`;
+  }
+  dnsRemove(name: string, addresses: string[]): number {
+    this.record('dnsRemove', [name, addresses]);
+    return addresses.length || 1;
+  }
+  dnsLookup(name: string): string[] {
+    this.record('dnsLookup', [name]);
+    return name === 'web' ? ['10.32.0.5', '10.32.0.6'] : [];
+  }
+  dnsArgs(): string {
+    this.record('dnsArgs', []);
+    return '--dns 10.32.0.1 --dns-search weft.local';
+  }
+
   reloadAuthorizedPeers(): { keys: number; closed: string[] } {
     this.record('reloadAuthorizedPeers', []);
     return { keys: 2, closed: ['h3 (10.1.0.3:6783)'] };

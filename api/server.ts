@@ -18,6 +18,10 @@
  *   POST /ipam/rmpeer { name }                              -> { addresses: number moved }
  *   POST /reload                                            -> { keys, closed }: --authorized-peers re-read
  *   POST /ipam/reset                                        -> { isStopping: true }, then the daemon stops
+ *   POST /dns/add     { name, addresses: string[] }         -> { name: qualified name }
+ *   POST /dns/remove  { name, addresses?: string[] }        -> { removed: number }
+ *   POST /dns/lookup  { name }                              -> { addresses: string[] }
+ *   GET  /dns/args                                          -> { args: '--dns ADDR --dns-search DOMAIN' }
  *
  * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 403 for a
  * caller the API does not serve (a web page; see api/request-guard.ts), 404 for an unknown route, 405 for a wrong
@@ -176,6 +180,10 @@ export function createApiHandler(control: WeftControl, log: Logger, options: Api
         },
       },
     ],
+    ['/dns/add', { method: 'POST', run: (b) => ({ name: control.dnsAdd(requiredString(b, 'name'), stringList(b, 'addresses', 64)) }) }],
+    ['/dns/remove', { method: 'POST', run: (b) => ({ removed: control.dnsRemove(requiredString(b, 'name'), b['addresses'] === undefined ? [] : stringList(b, 'addresses', 64)) }) }],
+    ['/dns/lookup', { method: 'POST', run: (b) => ({ addresses: control.dnsLookup(requiredString(b, 'name')) }) }],
+    ['/dns/args', { method: 'GET', run: () => ({ args: control.dnsArgs() }) }],
     ['/expose', { method: 'POST', run: async (b) => ({ addresses: await control.expose(stringList(b, 'cidrs')) }) }],
     ['/hide', { method: 'POST', run: async (b) => ({ addresses: await control.hide(stringList(b, 'cidrs')) }) }],
     [
@@ -439,5 +447,7 @@ function attachRequest(body: Body): AttachRequest {
     if (!isDnsName(dnsName)) throw badField('dnsName', 'a DNS name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters');
     request.dnsName = dnsName.toLowerCase();
   }
+  const name = optionalString(body, 'name');
+  if (name !== undefined) request.name = name;
   return request;
 }

@@ -66,6 +66,10 @@ export interface ApiClient {
   /** Re-read the daemon's --authorized-peers file. */
   reload(): Promise<{ keys: number; closed: string[] }>;
   reset(): Promise<void>;
+  dnsAdd(name: string, addresses: string[]): Promise<string>;
+  dnsRemove(name: string, addresses: string[]): Promise<number>;
+  dnsLookup(name: string): Promise<string[]>;
+  dnsArgs(): Promise<string>;
 }
 
 export interface ApiClientOptions {
@@ -165,5 +169,9 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
     reset: async () => {
       await call('POST', '/ipam/reset', {});
     },
+    dnsAdd: async (name, addresses) => (await call<{ name: string }>('POST', '/dns/add', { name, addresses })).name,
+    dnsRemove: async (name, addresses) => (await call<{ removed: number }>('POST', '/dns/remove', { name, addresses })).removed,
+    dnsLookup: async (name) => (await call<{ addresses: string[] }>('POST', '/dns/lookup', { name })).addresses,
+    dnsArgs: async () => (await call<{ args: string }>('GET', '/dns/args')).args,
   };
 }

@@ -101,6 +101,24 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
     ]);
   });
 
+  it('attach and detach take a Docker container name or id after the addresses', async () => {
+    control.calls.length = 0;
+    expect((await weft(['attach', 'web'], env)).code).toBe(0);
+    expect((await weft(['attach', 'net:10.32.8.0/24', 'ip:10.32.9.9', '3f2a9c'], env)).code).toBe(0);
+    expect((await weft(['detach', 'web'], env)).code).toBe(0);
+    expect(control.calls.map((c) => [c.method, ...c.args])).toEqual([
+      ['attach', { target: 'docker:web', addresses: ['net:default'] }],
+      ['attach', { target: 'docker:3f2a9c', addresses: ['net:10.32.8.0/24', 'ip:10.32.9.9'] }],
+      ['detach', 'docker:web'],
+    ]);
+    const both = await weft(['detach', '--netns', 'c1', 'web'], env);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('give either CONTAINER or --netns/--pid, not both');
+    const bad = await weft(['attach', 'net:default', 'we b!'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('neither an address nor a Docker container name');
+  });
+
   it("prints the daemon's refusal and exits 1", async () => {
     control.failWith.detach = Object.assign(new Error('no namespace c9 is attached; see weft ps'), { code: 'TARGET_NOT_FOUND' });
     const r = await weft(['detach', '--netns', 'c9'], env);
@@ -119,7 +137,7 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
       [['attach', '--netns', 'c1', '--mac', 'zz'], 'is not a MAC'],
       [['attach', '--netns', 'c1', '10.2.1.1'], 'CIDR form'],
       [['expose', '10.32.0.1'], 'Usage: weft expose [options] [ADDR...]'],
-      [['status', 'dns'], 'Allowed choices are peers, connections, targets, ipam'],
+      [['status', 'bogus'], 'Allowed choices are peers, connections, targets, ipam, dns'],
       [['status', '--frob'], "unknown option '--frob'"],
       [['frob'], "unknown command 'frob'"],
       [['launch', '--frob'], 'Usage: weft launch [options] [PEER...]'],

@@ -37,6 +37,7 @@ import {
   type DaemonSpawner,
 } from './launch.js';
 import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
+import { formatDns } from './dns-format.js';
 import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './terminal-text.js';
 import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
@@ -82,7 +83,7 @@ class CommandFailedError extends Error {
   readonly code = 'ERR_COMMAND_FAILED';
 }
 
-const statusViews = ['peers', 'connections', 'targets', 'ipam'] as const;
+const statusViews = ['peers', 'connections', 'targets', 'ipam', 'dns'] as const;
 type StatusView = (typeof statusViews)[number];
 
 /**
@@ -275,6 +276,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
           connections: report.router.connections,
           targets: report.router.targets,
           ipam: report.ipam ?? null,
+          dns: report.dns ?? null,
         };
         json(view === undefined ? report : views[view]);
         return;
@@ -287,6 +289,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
         connections: formatConnections,
         targets: formatTargets,
         ipam: formatIpam,
+        dns: formatDns,
       };
       out((view === undefined ? formatStatus : formatters[view])(safe));
     });
@@ -379,16 +382,27 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   program
     .command('attach')
     .description(
-      'attach a network namespace (a container) to the weft network.\n' +
-        'ADDR is an address in CIDR form (10.32.1.1/12), or net:default, net:CIDR, ip:ADDR to ask IPAM; with no ADDR, net:default.',
+      'attach a network namespace or a Docker container to the weft network.\n' +
+        'ADDR is an address in CIDR form (10.32.1.1/12), or net:default, net:CIDR, ip:ADDR to ask IPAM; with no ADDR, net:default.\n' +
+        'CONTAINER is a Docker container name or id (prefix): it is re-attached with the same addresses when it restarts.',
     )
-    .argument('[ADDR...]', 'addresses for the interface')
+    .argument('[ADDR...]', 'addresses for the interface, then CONTAINER unless --netns or --pid is given')
+    .usage('[options] [ADDR...] [CONTAINER]')
     .option('--netns <NAME|PATH>', 'the namespace: an `ip netns` name or a path like /proc/1234/ns/net')
     .option('--pid <PID>', 'the namespace of this process')
     .option('--mac <MAC>', 'keep this MAC address (when moving a container between hosts)')
     .option('--ifname <NAME>', 'interface name inside the namespace (default ethwe0)')
-    .action(async (addresses: string[], opts: { netns?: string; pid?: string; mac?: string; ifname?: string }) => {
-      const request: AttachRequest = { target: targetOf(opts, 'attach'), addresses: addresses.length > 0 ? addresses : ['net:default'] };
+    .option('--name <NAME>', 'register NAME in weftDNS for the container (NAME.weft.local on every host)')
+    .action(async (args: string[], opts: { netns?: string; pid?: string; mac?: string; ifname?: string; name?: string }) => {
+      let addresses = args;
+      let target: string;
+      if (opts.netns === undefined && opts.pid === undefined && args.length > 0 && !looksLikeAddress(args[args.length - 1]!)) {
+        target = containerTarget(args[args.length - 1]!, 'attach');
+        addresses = args.slice(0, -1);
+      } else {
+        target = targetOf(opts, 'attach');
+      }
+      const request: AttachRequest = { target, addresses: addresses.length > 0 ? addresses : ['net:default'] };
       for (const a of request.addresses) checkAttachAddress(a);
       if (opts.mac !== undefined) {
         if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(opts.mac)) throw new UsageError(`--mac ${JSON.stringify(opts.mac)} is not a MAC; write it like 02:42:0a:20:00:01`, 'attach');
@@ -398,17 +412,25 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
         if (!/^[A-Za-z0-9_.-]{1,15}$/.test(opts.ifname)) throw new UsageError(`--ifname ${JSON.stringify(opts.ifname)} is not an interface name: 1 to 15 letters, digits, '-', '_', '.'`, 'attach');
         request.ifname = opts.ifname;
       }
+      if (opts.name !== undefined) {
+        checkDnsName(opts.name, 'attach');
+        request.name = opts.name;
+      }
       const endpoint = await client().attach(request);
       out(`${endpoint.addresses.join(' ')}\n`);
     });
 
   program
     .command('detach')
-    .description('detach a namespace attached with weft attach')
+    .description('detach a namespace attached with weft attach, or a Docker container (name or id); its addresses go back to IPAM')
+    .argument('[CONTAINER]', 'a Docker container attached with weft attach')
     .option('--netns <NAME|PATH>', 'the namespace as given to attach')
     .option('--pid <PID>', 'the namespace of this process')
-    .action(async (opts: { netns?: string; pid?: string }) => {
-      await client().detach(targetOf(opts, 'detach'));
+    .action(async (container: string | undefined, opts: { netns?: string; pid?: string }) => {
+      if (container !== undefined && (opts.netns !== undefined || opts.pid !== undefined)) {
+        throw new UsageError('give either CONTAINER or --netns/--pid, not both', 'detach');
+      }
+      await client().detach(container !== undefined ? containerTarget(container, 'detach') : targetOf(opts, 'detach'));
     });
 
   // ---- expose / hide -----------------------------------------------------------------------------------------------
@@ -467,10 +489,51 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       out('IPAM state wiped; weft is stopping\n');
     });
 
+  // ---- weftDNS -----------------------------------------------------------------------------------------------------
+  program
+    .command('dns-add')
+    .description('register NAME (in the weftDNS domain unless it ends with a dot) for these addresses, owned by this router')
+    .argument('<ARGS...>', 'ADDR... NAME')
+    .usage('ADDR... NAME')
+    .action(async (args: string[]) => {
+      const { name, addresses } = addressesAndName(args, 'dns-add');
+      if (addresses.length === 0) throw new UsageError('give at least one ADDR before NAME, e.g. weft dns-add 10.32.0.5 web', 'dns-add');
+      out(`${await client().dnsAdd(name, addresses)}\n`);
+    });
+
+  program
+    .command('dns-remove')
+    .description("withdraw this router's records of NAME (only these addresses when given)")
+    .argument('<ARGS...>', '[ADDR...] NAME')
+    .usage('[ADDR...] NAME')
+    .action(async (args: string[]) => {
+      const { name, addresses } = addressesAndName(args, 'dns-remove');
+      const removed = await client().dnsRemove(name, addresses);
+      out(`${removed} record${removed === 1 ? '' : 's'} removed\n`);
+    });
+
+  program
+    .command('dns-lookup')
+    .description('print the addresses of NAME, one per line, as weftDNS answers them (exit status 1 when there are none)')
+    .argument('<NAME>', 'a name, e.g. web or web.weft.local.')
+    .action(async (name: string) => {
+      checkDnsName(name, 'dns-lookup');
+      const addresses = await client().dnsLookup(name);
+      if (addresses.length === 0) throw new CommandFailedError(`no addresses for ${name}`);
+      for (const a of addresses) out(`${a}\n`);
+    });
+
+  program
+    .command('dns-args')
+    .description('print the docker run flags that make a container resolve weftDNS names: $(weft dns-args)')
+    .action(async () => {
+      out(`${await client().dnsArgs()}\n`);
+    });
+
   // ---- ps ----------------------------------------------------------------------------------------------------------
   program
     .command('ps')
-    .description('list attached namespaces: target, interface, MAC, addresses')
+    .description('list attached namespaces and containers: target (or container id and name), interface, MAC, addresses')
     .action(async () => {
       out(formatEndpoints(escapeStrings(await client().report())));
     });
@@ -499,6 +562,38 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   for (const cmd of program.commands) cmd.showHelpAfterError(usageHint(cmd));
   program.showHelpAfterError(usageHint(program));
   return program;
+}
+
+/** `ADDR... NAME`: the last argument is the name, the others addresses (IPv4 or IPv6, CIDR form accepted). */
+function addressesAndName(args: readonly string[], command: string): { name: string; addresses: string[] } {
+  const name = args[args.length - 1]!;
+  const addresses = args.slice(0, -1);
+  for (const a of addresses) {
+    const bare = a.includes('/') ? a.slice(0, a.indexOf('/')) : a;
+    if (!isIpAddress(bare)) throw new UsageError(`${JSON.stringify(a)} is not an address; write ADDR... NAME, e.g. weft ${command} 10.32.0.5 web`, command);
+  }
+  checkDnsName(name, command);
+  return { name, addresses };
+}
+
+function checkDnsName(name: string, command: string): void {
+  const fqdn = name.toLowerCase().endsWith('.') ? name.toLowerCase() : `${name.toLowerCase()}.x.`;
+  if (isIpAddress(name) || !/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(fqdn)) {
+    throw new UsageError(`${JSON.stringify(name.slice(0, 80))} is not a name: use letters, digits and '-', e.g. web (or web.example.com. with the final dot)`, command);
+  }
+}
+
+/** Whether an attach argument is meant as an address (then it is checked as one) rather than a container. */
+function looksLikeAddress(a: string): boolean {
+  return a.startsWith('net:') || a.startsWith('ip:') || /^[0-9.]+(\/\d+)?$/.test(a) || a.includes('/');
+}
+
+/** A Docker container name or id as an attach/detach target (`docker:NAME`). */
+function containerTarget(name: string, command: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) {
+    throw new UsageError(`${JSON.stringify(name)} is neither an address nor a Docker container name or id; see docker ps`, command);
+  }
+  return `docker:${name}`;
 }
 
 /** `--netns X` -> "X", `--pid N` -> "pid:N"; exactly one of them. */

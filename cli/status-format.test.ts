@@ -120,4 +120,30 @@ describe('status formatting of a fixed report', () => {
     r.endpoints = [{ target: '/run/netns/netns-1', interface: 'eth0', mac: '02:aa:bb:cc:dd:02', addresses: ['10.32.0.2/12'], containerId: '3f2a9c' }];
     expect(formatEndpoints(r)).toBe('3f2a9c eth0 02:aa:bb:cc:dd:02 10.32.0.2/12\n');
   });
+
+  it('formatStatus adds a docker block; formatEndpoints lists containers by short id and name', () => {
+    const r = sampleReport();
+    const id = 'ab12cd34ef56'.padEnd(64, '0');
+    r.docker = {
+      socket: '/run/docker/plugins/weft.sock',
+      engine: 'unix:///var/run/docker.sock',
+      isEngineReachable: true,
+      engineVersion: '20.10.24',
+      networks: [{ networkId: 'n1', subnets: ['10.32.0.0/12'], options: {} }],
+      pools: [],
+      endpoints: [
+        { endpointId: 'e1'.padEnd(64, '1'), networkId: 'n1', hostIfname: 'vethwde11111111', mac: '02:00:00:00:00:09', addresses: ['10.32.0.9/12'], isJoined: true, containerId: id, containerName: 'web' },
+        { endpointId: 'e2'.padEnd(64, '2'), networkId: 'n1', hostIfname: 'vethwde22222222', mac: '02:00:00:00:00:0a', addresses: ['10.32.0.10/12'], isJoined: false },
+      ],
+      counters: {},
+    };
+    r.endpoints.push({ target: '/proc/77/ns/net', interface: 'ethwe0', mac: '02:00:00:00:00:0b', addresses: ['10.32.0.11/12'], containerId: 'ffee'.padEnd(64, '3'), containerName: 'db' });
+    expect(formatStatus(r)).toContain(
+      '\n        Service: docker\n         Socket: /run/docker/plugins/weft.sock\n         Engine: unix:///var/run/docker.sock (reachable, 20.10.24)\n       Networks: 1\n      Endpoints: 2 (1 joined)\n',
+    );
+    const ps = formatEndpoints(r).split('\n');
+    expect(ps).toContain('ffee33333333 db ethwe0 02:00:00:00:00:0b 10.32.0.11/12');
+    expect(ps).toContain('ab12cd34ef56 web ethwe0 02:00:00:00:00:09 10.32.0.9/12');
+    expect(ps.some((l) => l.includes('10.32.0.10'))).toBe(false);
+  });
 });

@@ -82,6 +82,30 @@ export function formatStatus(report: Report): string {
     }
     out += '\n' + block(ipam);
   }
+  if (report.dns !== undefined) {
+    const dns: Array<[string, string | number]> = [
+      ['Service', 'dns'],
+      ['Domain', report.dns.domain],
+      ['Listen', report.dns.listen ?? 'not listening'],
+      ['Upstream', report.dns.upstream.join(', ') || 'none'],
+      ['TTL', report.dns.ttlSeconds],
+      ['Entries', report.dns.records.length],
+    ];
+    out += '\n' + block(dns);
+  }
+  if (report.docker !== undefined) {
+    const dk = report.docker;
+    const engine = dk.engine === '' ? 'off' : `${dk.engine} (${dk.isEngineReachable ? `reachable${dk.engineVersion ? `, ${dk.engineVersion}` : ''}` : 'unreachable'})`;
+    const docker: Array<[string, string | number]> = [
+      ['Service', 'docker'],
+      ['Socket', dk.socket],
+      ['Engine', engine],
+      ['Networks', dk.networks.length],
+      ['Endpoints', `${dk.endpoints.length} (${dk.endpoints.filter((e) => e.isJoined).length} joined)`],
+    ];
+    if (dk.lastError !== undefined) docker.push(['LastError', dk.lastError]);
+    out += '\n' + block(docker);
+  }
   return out;
 }
 
@@ -137,6 +161,17 @@ export function formatIpam(report: Report): string {
 
 /** `weft ps`: one line per attached endpoint: target, interface, MAC, addresses. */
 export function formatEndpoints(report: Report): string {
-  // A runtime's container is shown by its container id (what `podman ps`/`crictl ps` print), not its netns path.
-  return report.endpoints.map((e) => `${e.containerId ?? e.target} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n').join('');
+  // A runtime's container is shown by its container id (what `podman ps`/`crictl ps` print), not its netns path; a
+  // Docker container attached by name by its short id and name.
+  const lines = report.endpoints.map((e) => {
+    const who = e.containerName !== undefined ? `${(e.containerId ?? '').slice(0, 12)} ${e.containerName}` : (e.containerId ?? e.target);
+    return `${who} ${e.interface} ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n';
+  });
+  // Containers on weft's Docker networks (the plugin's endpoints), once joined.
+  for (const e of report.docker?.endpoints ?? []) {
+    if (!e.isJoined) continue;
+    const who = e.containerId !== undefined ? `${e.containerId.slice(0, 12)} ${e.containerName ?? ''}` : `endpoint:${e.endpointId.slice(0, 12)}`;
+    lines.push(`${who} ethwe0 ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n');
+  }
+  return lines.join('');
 }

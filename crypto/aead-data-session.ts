@@ -177,29 +177,15 @@ export class AeadDataSession implements DataSession {
     return opened;
   }
 
-  /** See `DataSession.sealRun`. Without a run in the AEAD it seals one datagram at a time. */
+  /** See `DataSession.sealRun`. */
   sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, headerBytes: number, firstSeq: number): number {
     const phase = this.phase;
     if (!this.hasSendKey[phase] || this.isSendKeyFresh[phase]) return OpenResult.NoKey;
     // Only numbers nextSeq() handed out for this key: ones taken before a key switch must not be sealed after it.
     if (!(firstSeq >= 0 && firstSeq + count <= this.seq && count >= 0) || firstSeq !== Math.floor(firstSeq)) return OpenResult.Stale;
     if (count > offsets.length || count > bodyLengths.length) return OpenResult.Short;
-    const key = this.sendKeys[phase];
-    const aead = this.aead;
-    if (aead.sealRun !== undefined) {
-      writeDataNonce(this.sealNonce, this.sendDirection, phase, firstSeq);
-      return aead.sealRun(buffer, offsets, bodyLengths, count, headerBytes, this.sealNonce, key) < 0 ? OpenResult.Short : count;
-    }
-    for (let i = 0; i < count; i++) {
-      const at = offsets[i]!;
-      if (at + headerBytes + bodyLengths[i]! + AEAD_TAG_BYTES > buffer.length) return OpenResult.Short;
-    }
-    for (let i = 0; i < count; i++) {
-      const at = offsets[i]!;
-      writeDataNonce(this.sealNonce, this.sendDirection, phase, firstSeq + i);
-      aead.seal(buffer, at, headerBytes, at + headerBytes, bodyLengths[i]!, this.sealNonce, key);
-    }
-    return count;
+    writeDataNonce(this.sealNonce, this.sendDirection, phase, firstSeq);
+    return this.aead.sealRun(buffer, offsets, bodyLengths, count, headerBytes, this.sealNonce, this.sendKeys[phase]) < 0 ? OpenResult.Short : count;
   }
 
   /** See `DataSession.checkOpen`. */
@@ -225,30 +211,19 @@ export class AeadDataSession implements DataSession {
       results.fill(OpenResult.NoKey, 0, count);
       return;
     }
-    const key = this.receiveKeys[phase];
-    const aead = this.aead;
-    if (aead.openRun !== undefined) {
-      writeDataNonce(this.openNonce, this.receiveDirection, phase, 0);
-      if (aead.openRun(buffer, offsets, sealedLengths, seqs, count, headerBytes, this.openNonce, key, results) < 0) {
-        results.fill(OpenResult.Short, 0, count);
-        return;
-      }
-    } else {
-      for (let i = 0; i < count; i++) {
-        const at = offsets[i]!;
-        const sealedLength = sealedLengths[i]!;
-        if (sealedLength < AEAD_TAG_BYTES || at + headerBytes + sealedLength > buffer.length) {
-          results[i] = OpenResult.Short;
-          continue;
-        }
-        writeDataNonce(this.openNonce, this.receiveDirection, phase, seqs[i]!);
-        results[i] = aead.open(buffer, at, headerBytes, at + headerBytes, sealedLength, this.openNonce, key);
-      }
+    writeDataNonce(this.openNonce, this.receiveDirection, phase, 0);
+    if (this.aead.openRun(buffer, offsets, sealedLengths, seqs, count, headerBytes, this.openNonce, this.receiveKeys[phase], results) < 0) {
+      results.fill(OpenResult.Short, 0, count);
+      return;
     }
     // Record what opened; a second copy of one seq within the run is a replay. A forgery never moves the window.
     const window = this.windows[phase]!;
     for (let i = 0; i < count; i++) {
-      if (results[i]! < 0) continue; // -1 from an AEAD is OpenResult.BadTag
+      if (results[i]! < 0) {
+        // -1 from an AEAD is OpenResult.BadTag, unless there was no room for a tag at all.
+        if (sealedLengths[i]! < AEAD_TAG_BYTES) results[i] = OpenResult.Short;
+        continue;
+      }
       const verdict = window.accept(seqs[i]!);
       if (verdict !== ReplayCheck.Fresh) results[i] = verdict;
     }

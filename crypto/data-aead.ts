@@ -54,18 +54,18 @@ export interface DataAead {
    */
   open(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
   /**
-   * Optional: `seal` for `count` datagrams under one key in one call. Datagram i has its AD at `offsets[i]`
+   * `seal` for `count` datagrams under one key in one call. Datagram i has its AD at `offsets[i]`
    * (`adLength` bytes) and its body of `bodyLengths[i]` bytes right after it; the first takes `nonce`, each next one
    * the nonce whose last 8 bytes (a big-endian counter) are one more. Returns `count`, or -1 when a range does not
    * fit (nothing written).
    */
-  sealRun?(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
   /**
-   * Optional: `open` for `count` datagrams under one key in one call, datagram i with the last 8 bytes of `nonce`
+   * `open` for `count` datagrams under one key in one call, datagram i with the last 8 bytes of `nonce`
    * set to `seqs[i]` (big-endian). `results[i]`: plaintext length, or -1. Returns `count`, or -1 when a range does
    * not fit (nothing opened).
    */
-  openRun?(
+  openRun(
     buffer: Buffer,
     offsets: Uint32Array,
     sealedLengths: Uint32Array,
@@ -143,8 +143,52 @@ function sodiumFunctions(): { encrypt: RawFn; decrypt: RawFn; isDirect: boolean 
   return chosen;
 }
 
-function sodiumWith(fns: { encrypt: RawFn; decrypt: RawFn }, views: BufferViews, name: string): DataAead {
+/** A `DataAead`'s one-datagram operations: what `withRuns` builds the runs from. */
+export type SingleDatagramAead = Omit<DataAead, 'sealRun' | 'openRun'>;
+
+/**
+ * `aead` with `sealRun`/`openRun` that call its `seal`/`open` once per datagram, for implementations (libsodium,
+ * the test references) that have no run of their own. Allocates one nonce buffer here, nothing per call.
+ */
+export function withRuns(aead: SingleDatagramAead): DataAead {
+  const runNonce = Buffer.alloc(aead.nonceBytes);
+  const setCounter = (seq: number): void => {
+    const at = runNonce.length - 8;
+    runNonce.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), at);
+    runNonce.writeUInt32BE(seq >>> 0, at + 4);
+  };
   return {
+    ...aead,
+    sealRun(buffer, offsets, bodyLengths, count, adLength, nonce, key) {
+      if (count > offsets.length || count > bodyLengths.length) return -1;
+      for (let i = 0; i < count; i++) {
+        if (!fits(buffer, offsets[i]! + adLength, bodyLengths[i]! + DATA_TAG_BYTES)) return -1;
+      }
+      nonce.copy(runNonce);
+      const at = runNonce.length - 8;
+      const first = runNonce.readUInt32BE(at) * 0x1_0000_0000 + runNonce.readUInt32BE(at + 4);
+      for (let i = 0; i < count; i++) {
+        setCounter(first + i);
+        const o = offsets[i]!;
+        if (aead.seal(buffer, o, adLength, o + adLength, bodyLengths[i]!, runNonce, key) < 0) return -1;
+      }
+      return count;
+    },
+    openRun(buffer, offsets, sealedLengths, seqs, count, adLength, nonce, key, results) {
+      if (count > offsets.length || count > sealedLengths.length || count > seqs.length || count > results.length) return -1;
+      nonce.copy(runNonce);
+      for (let i = 0; i < count; i++) {
+        setCounter(seqs[i]!);
+        const o = offsets[i]!;
+        results[i] = aead.open(buffer, o, adLength, o + adLength, sealedLengths[i]!, runNonce, key);
+      }
+      return count;
+    },
+  };
+}
+
+function sodiumWith(fns: { encrypt: RawFn; decrypt: RawFn }, views: BufferViews, name: string): DataAead {
+  return withRuns({
     name,
     cipher: 'chacha20-poly1305',
     nonceBytes: DATA_NONCE_BYTES,
@@ -164,7 +208,7 @@ function sodiumWith(fns: { encrypt: RawFn; decrypt: RawFn }, views: BufferViews,
       const ad = adLength > 0 ? views.view(buffer, adOffset, adLength) : undefined;
       return fns.decrypt(body, body, tag, ad, nonce, key) === 0 ? bodyLength : -1;
     },
-  };
+  });
 }
 
 function fits(buffer: Buffer, offset: number, length: number): boolean {

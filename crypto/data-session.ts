@@ -50,23 +50,23 @@ export interface DataSession {
     keyPhase: number,
   ): number;
   /**
-   * Optional: seal `count` datagrams in one go, as `seal` would one by one. Datagram i is its clear header of
+   * Seal `count` datagrams in one go, as `seal` would one by one. Datagram i is its clear header of
    * `headerBytes` at `offsets[i]`, then a body of `bodyLengths[i]` bytes with `overheadBytes` free after it; their
    * sequence numbers are `firstSeq`, `firstSeq + 1`, ... (taken from `nextSeq()` in a row for the current key).
    * Returns `count`, or a negative `OpenResult` when nothing was sealed.
    */
-  sealRun?(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, headerBytes: number, firstSeq: number): number;
+  sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, headerBytes: number, firstSeq: number): number;
   /**
-   * Optional, with `openRun`: the replay verdict for `seq` under `keyPhase` without recording it: 0 when it may be
+   * With `openRun`: the replay verdict for `seq` under `keyPhase` without recording it: 0 when it may be
    * opened, else `Replay`, `Stale` or `NoKey`. A datagram goes into a run only after this said 0.
    */
-  checkOpen?(seq: number, keyPhase: number): number;
+  checkOpen(seq: number, keyPhase: number): number;
   /**
-   * Optional: open `count` datagrams sealed under `keyPhase`, as `open` would one by one (each already passed
+   * Open `count` datagrams sealed under `keyPhase`, as `open` would one by one (each already passed
    * `checkOpen`). Datagram i is its header at `offsets[i]`, then `sealedLengths[i]` bytes of body and tag.
    * `results[i]` gets the plaintext length or a negative `OpenResult` (a second copy within the run is `Replay`).
    */
-  openRun?(
+  openRun(
     buffer: Buffer,
     offsets: Uint32Array,
     sealedLengths: Uint32Array,

@@ -273,3 +273,31 @@ describe('address helpers', () => {
     expect(() => parseCidr('0x0a.0.0.0/8')).toThrow(ConfigError);
   });
 });
+
+describe('resolveConfig: Docker', () => {
+  it('serves the plugin on /run/docker/plugins/weft.sock and finds the engine at $DOCKER_HOST, else the default socket', () => {
+    const c = resolve([]);
+    expect(c.pluginSocket).toBe('/run/docker/plugins/weft.sock');
+    expect(c.isPluginSocketExplicit).toBe(false);
+    expect(c.dockerApi).toBe('unix:///var/run/docker.sock');
+    expect(resolve([], { DOCKER_HOST: 'tcp://127.0.0.1:2375' }).dockerApi).toBe('tcp://127.0.0.1:2375');
+    const explicit = resolve(['--plugin-socket', '/tmp/x/weft.sock', '--docker-api', 'unix:///tmp/x/docker.sock'], { DOCKER_HOST: 'tcp://127.0.0.1:2375' });
+    expect(explicit).toMatchObject({ pluginSocket: '/tmp/x/weft.sock', isPluginSocketExplicit: true, dockerApi: 'unix:///tmp/x/docker.sock' });
+  });
+
+  it("turns the plugin and the engine off with ''", () => {
+    const c = resolve(['--plugin-socket', '', '--docker-api', '']);
+    expect(c.pluginSocket).toBeUndefined();
+    expect(c.dockerApi).toBeUndefined();
+    expect(resolve([], { WEFT_DOCKER_API: '', WEFT_PLUGIN_SOCKET: '', DOCKER_HOST: 'tcp://h:1' })).toMatchObject({ pluginSocket: undefined, dockerApi: undefined });
+  });
+
+  it('refuses a relative socket path and an engine address it cannot use, saying what to write', () => {
+    expect(configError(() => resolve(['--plugin-socket', 'weft.sock'])).message).toMatch(/absolute path/);
+    expect(configError(() => resolve(['--docker-api', 'docker.sock'])).message).toMatch(/write unix:\/\/\/var\/run\/docker.sock or tcp:\/\/HOST:PORT/);
+    // Inherited from DOCKER_HOST, an address weft cannot use turns Docker off with a warning instead.
+    const inherited = resolve([], { DOCKER_HOST: 'ssh://me@box' });
+    expect(inherited.dockerApi).toBeUndefined();
+    expect(inherited.warnings.join('\n')).toMatch(/DOCKER_HOST "ssh:\/\/me@box" is not a Docker address weft can use.*running without Docker/);
+  });
+});

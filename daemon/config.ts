@@ -106,6 +106,30 @@ export interface WeftConfig {
   readonly peers: readonly string[];
   /** Things the user should hear about (e.g. a password on the command line); the caller prints or logs them. */
   readonly warnings: readonly string[];
+  /** The Docker plugin's socket, or undefined when the plugin is off (`--plugin-socket ''`). @default '/run/docker/plugins/weft.sock' */
+  readonly pluginSocket: string | undefined;
+  /** Whether `pluginSocket` was asked for explicitly (then failing to serve it stops the launch). */
+  readonly isPluginSocketExplicit: boolean;
+  /** The local Docker engine's API, or undefined when Docker integration is off (`--docker-api ''`). @default $DOCKER_HOST or 'unix:///var/run/docker.sock' */
+  readonly dockerApi: string | undefined;
+  /** weftDNS (docs/dns.md). */
+  readonly dns: Readonly<DnsConfig>;
+}
+
+/** weftDNS settings: `--no-dns`, `--dns-domain`, `--dns-listen-address`, `--dns-ttl`, `--dns-resolv-conf`. */
+export interface DnsConfig {
+  /** @default true */
+  isEnabled: boolean;
+  /** Lower case with the trailing dot. @default 'weft.local.' */
+  domain: string;
+  /** Host to listen on; undefined: this router's address on the weft bridge (docs/dns.md). @default undefined */
+  listenHost: string | undefined;
+  /** @default 53 */
+  listenPort: number;
+  /** TTL of every answer in seconds. @default 1 */
+  ttlSeconds: number;
+  /** Where the upstream resolvers are read from. @default '/etc/resolv.conf' */
+  resolvConf: string;
 }
 
 /** One `weft launch` option: its flag, environment variable and help. */
@@ -157,7 +181,14 @@ export const launchOptions: readonly LaunchOption[] = [
   { name: 'log-file', value: 'FILE', env: 'WEFT_LOG_FILE', description: 'log JSON lines to FILE, rotated by size, instead of stdout', defaultText: 'stdout (STATE_DIR/weft.log when launched in the background)' },
   { name: 'log-max-bytes', value: 'BYTES', env: 'WEFT_LOG_MAX_BYTES', description: 'rotate the log file past this size; 3 old files are kept', defaultText: '10485760' },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
+  { name: 'plugin-socket', value: 'PATH', env: 'WEFT_PLUGIN_SOCKET', description: "serve Docker's network and IPAM driver plugin here ('' turns it off)", defaultText: '/run/docker/plugins/weft.sock' },
+  { name: 'docker-api', value: 'URL', env: 'WEFT_DOCKER_API', description: "the local Docker engine, to make the network 'weft' and resolve container names ('' turns Docker off)", defaultText: '$DOCKER_HOST or unix:///var/run/docker.sock' },
   { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
+  { name: 'no-dns', env: 'WEFT_NO_DNS', description: 'do not run weftDNS (names are neither served nor gossiped)' },
+  { name: 'dns-domain', value: 'DOMAIN', env: 'WEFT_DNS_DOMAIN', description: 'the domain weftDNS answers for', defaultText: 'weft.local.' },
+  { name: 'dns-listen-address', value: 'HOST[:PORT]', env: 'WEFT_DNS_LISTEN_ADDRESS', description: "where weftDNS listens (udp and tcp)", defaultText: "this router's address on the weft bridge, port 53" },
+  { name: 'dns-ttl', value: 'SECONDS', env: 'WEFT_DNS_TTL', description: 'TTL of weftDNS answers', defaultText: '1' },
+  { name: 'dns-resolv-conf', value: 'FILE', env: 'WEFT_DNS_RESOLV_CONF', description: 'resolver configuration naming the upstream servers for other names', defaultText: '/etc/resolv.conf' },
 ];
 
 /** What `resolveConfig` reads from outside; tests replace it. */
@@ -327,8 +358,25 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
       throw new ConfigError(`${logMaxPick.from} ${JSON.stringify(logMaxPick.value)} is not a log size: give bytes, at least 1024, e.g. --log-max-bytes 10485760`);
     }
   }
+  const dns = resolveDnsConfig(pick, isSet);
+
+  const pluginPick = pick('plugin-socket');
+  const pluginSocket = pluginPick === undefined ? '/run/docker/plugins/weft.sock' : pluginPick.value === '' ? undefined : pluginPick.value;
+  if (pluginSocket !== undefined && (!pluginSocket.startsWith('/') || pluginSocket.length > 100 || pluginSocket.includes('\0'))) {
+    throw new ConfigError(`${pluginPick!.from} ${JSON.stringify(pluginSocket)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`);
+  }
+  const dockerPick = pick('docker-api');
+  let dockerApi = dockerPick !== undefined ? (dockerPick.value === '' ? undefined : dockerPick.value) : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
+  if (dockerApi !== undefined && !/^unix:\/\/\/.|^(tcp|http):\/\/[^/]+:\d{1,5}\/?$/.test(dockerApi)) {
+    const why = `${dockerPick?.from ?? 'DOCKER_HOST'} ${JSON.stringify(dockerApi)} is not a Docker address weft can use: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`;
+    // Asked for explicitly: an error. Only inherited from DOCKER_HOST (ssh://, say): Docker off, and a warning.
+    if (dockerPick !== undefined) throw new ConfigError(why);
+    warnings.push(`${why}; running without Docker`);
+    dockerApi = undefined;
+  }
 
   return deepFreeze({
+    dns,
     stateDir,
     httpAddr: joinAddress(httpParts.host, httpParts.port),
     httpHost: httpParts.host,
@@ -360,7 +408,48 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     isForeground: flags.values['foreground'] === true,
     peers,
     warnings,
+    pluginSocket,
+    isPluginSocketExplicit: pluginPick !== undefined,
+    dockerApi,
   });
+}
+
+/** The weftDNS flags, validated. */
+function resolveDnsConfig(pick: (name: string) => { value: string; from: string } | undefined, isSet: (name: string) => boolean): DnsConfig {
+  const domainPick = pick('dns-domain');
+  let domain = 'weft.local.';
+  if (domainPick !== undefined) {
+    domain = domainPick.value.toLowerCase().endsWith('.') ? domainPick.value.toLowerCase() : `${domainPick.value.toLowerCase()}.`;
+    if (!/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(domain)) {
+      throw new ConfigError(`${domainPick.from} ${JSON.stringify(domainPick.value.slice(0, 80))} is not a DNS domain; write it like weft.local.`);
+    }
+  }
+  const listenPick = pick('dns-listen-address');
+  let listenHost: string | undefined;
+  let listenPort = 53;
+  if (listenPick !== undefined && listenPick.value !== '') {
+    const bad = () => new ConfigError(`${listenPick.from} ${JSON.stringify(listenPick.value.slice(0, 80))} is not an address: write HOST or HOST:PORT, e.g. 10.32.0.1 or 127.0.0.1:5353`);
+    let parts: { host: string; port: number };
+    try {
+      parts = splitAddress(listenPick.value, 53);
+    } catch {
+      throw bad();
+    }
+    if (!isIpAddress(parts.host) || parts.port < 0 || parts.port > 65535) throw bad();
+    listenHost = parts.host;
+    listenPort = parts.port;
+  }
+  const ttlPick = pick('dns-ttl');
+  let ttlSeconds = 1;
+  if (ttlPick !== undefined) {
+    ttlSeconds = Number(ttlPick.value);
+    if (!/^[0-9]+$/.test(ttlPick.value) || ttlSeconds > 86_400) {
+      throw new ConfigError(`${ttlPick.from} ${JSON.stringify(ttlPick.value)} is not a TTL: give seconds between 0 and 86400, e.g. --dns-ttl 1`);
+    }
+  }
+  const resolvPick = pick('dns-resolv-conf');
+  if (resolvPick !== undefined && resolvPick.value === '') throw new ConfigError(`${resolvPick.from} is empty; give a file, e.g. --dns-resolv-conf /etc/resolv.conf`);
+  return { isEnabled: !isSet('no-dns'), domain, listenHost, listenPort, ttlSeconds, resolvConf: resolvPick?.value ?? '/etc/resolv.conf' };
 }
 
 /** What every `weft` command needs to find the daemon: its state dir and API address. */

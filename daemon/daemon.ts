@@ -29,7 +29,7 @@ import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../c
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
-import { peerIdToName } from '../gossip/peer-name.js';
+import { isPeerName, parsePeerName, peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
@@ -38,6 +38,12 @@ import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
+import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
+import { addDnsAddress, DNS_IDENT, dnsArgs, isNetnsName, removeDnsAddress, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
+import { DockerPlugin, type DockerReport } from '../plugin/docker-plugin.js';
+import { DockerApi } from '../plugin/docker-api.js';
+import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
+import { DockerContainers, DockerOffError } from '../plugin/docker-containers.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -62,12 +68,19 @@ export class Daemon implements WeftControl {
   private metricsServer: MetricsServer | undefined;
   private readonly apiCounters = new ApiCounters();
   private ipam: Allocator | undefined;
+  private dns: WeftDns | undefined;
+  /** The bridge address weft put there for weftDNS (removed again at stop), if it picked one. */
+  private dnsBridgeCidr: string | undefined;
   private readonly snapshots = new SnapshotBuilder();
   /** Targets the user gave (launch PEERs, `connect`, not `forget`), kept across restarts. */
   private targets = new SavedTargets();
   private isStopping = false;
   private stopped: Promise<void> | undefined;
   private readonly stopListeners: Array<() => void> = [];
+  private docker: DockerPlugin | undefined;
+  /** Containers attached by name (`weft attach CONTAINER`), followed through the engine's events. */
+  private containers: DockerContainers | undefined;
+  private readonly dockerEndpointListeners: Array<(event: EndpointEvent) => void> = [];
 
   constructor(
     readonly config: WeftConfig,
@@ -77,6 +90,22 @@ export class Daemon implements WeftControl {
     this.clock = deps.clock ?? systemClock;
     this.store = new FileStore(config.stateDir);
     this.peerName = loadOrCreatePeerName(this.store);
+    // Docker containers (on a weft network, or attached by name) are named in weftDNS after their container name.
+    this.onDockerEndpoint((event) => this.nameDockerContainer(event));
+  }
+
+  private nameDockerContainer(event: EndpointEvent): void {
+    if (event.kind === 'left') {
+      this.withdrawContainerName(event.containerId);
+      return;
+    }
+    if (event.containerName.length === 0 || event.addresses.length === 0) return;
+    try {
+      this.registerContainerName(event.containerId, [event.containerName], event.addresses);
+    } catch (err) {
+      // Docker names may hold '_' or '.', which DNS names may not: the container works, it just has no name.
+      this.log.warn({ container: event.containerId, reason: err instanceof Error ? err.message : String(err) }, 'docker container name not registered in weftDNS');
+    }
   }
 
   /** Start every part in order. On failure, what started is stopped again and the error is rethrown. */
@@ -156,6 +185,19 @@ export class Daemon implements WeftControl {
         );
         this.ipam.attach(this.mesh.channel('ipam', this.ipam));
       }
+      if (config.dns.isEnabled) {
+        this.dns = new WeftDns(
+          { clock: this.clock, log: log.child({ component: 'dns' }), store: this.store },
+          {
+            ourName: this.peerName,
+            domain: config.dns.domain,
+            ttlSeconds: config.dns.ttlSeconds,
+            resolvConf: config.dns.resolvConf,
+            reverseRanges: config.ipallocRange !== undefined ? [config.ipallocRange] : [],
+          },
+        );
+        this.dns.attach(this.mesh.channel('dns', this.dns.nameserver));
+      }
       this.mesh.onChange(() => {
         this.applyForwarding();
         this.ipam?.setReachablePeers(this.reachablePeers());
@@ -163,9 +205,11 @@ export class Daemon implements WeftControl {
       this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
       // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
+      await this.startDns();
       await this.mesh.start();
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
+      await this.startDocker();
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
       if (config.metricsAddr !== undefined) {
         this.metricsServer = await createMetricsServer(() => this.report(), log.child({ component: 'metrics' }), parseHttpAddr(config.metricsAddr, '--metrics-addr'));
@@ -200,6 +244,9 @@ export class Daemon implements WeftControl {
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['metrics', async () => this.metricsServer?.close()],
       ['api', async () => this.api?.close()],
+      ['dns', async () => this.stopDns()],
+      ['docker', async () => this.docker?.stop()],
+      ['containers', () => this.containers?.stop()],
       ['ipam', () => this.ipam?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
@@ -213,6 +260,88 @@ export class Daemon implements WeftControl {
       }
     }
     this.log.info({ peer: this.peerName }, 'weft stopped');
+  }
+
+  /**
+   * The Docker plugin (network and IPAM driver on `--plugin-socket`) and the `weft` network on `--docker-api`'s
+   * engine. Needs the data path (it makes veths on our bridge). A default socket someone else serves (another weft
+   * in another network namespace) is a warning; an explicit one is an error.
+   */
+  private async startDocker(): Promise<void> {
+    const { config, log } = this;
+    if (!this.datapath) return;
+    const datapath = this.datapath;
+    if (config.dockerApi !== undefined) {
+      this.containers = new DockerContainers({
+        docker: new DockerApi(config.dockerApi),
+        store: this.store,
+        log: log.child({ component: 'docker' }),
+        attach: async (target, ident, requested) => (await this.attachAs(target, ident, { target, addresses: requested })).resolved,
+        detach: async (target) => {
+          await datapath.detach(target).catch((err: unknown) => log.debug({ err, target }, 'docker: detach of a container that is gone'));
+        },
+        release: (ident) => {
+          this.ipam?.release(ident);
+        },
+        // Containers attached by name reach weftDNS's hook too (no Docker network or endpoint: those ids are '').
+        onChange: (kind, c) => {
+          const event: EndpointEvent = { kind, networkId: '', endpointId: '', containerId: c.id, containerName: c.name, addresses: [...c.addresses] };
+          for (const l of this.dockerEndpointListeners) l(event);
+        },
+      });
+      this.containers.start();
+    }
+    if (config.pluginSocket === undefined) return;
+    const { createDockerVeth, deleteDockerVeth, listDockerVeths, dockerVethNames } = await import('../netdev/docker-veth.js');
+    const veths: EndpointVeths = {
+      create: (endpointId, mac) =>
+        createDockerVeth({
+          endpointId,
+          bridge: config.bridge,
+          mtuBytes: datapath.overlayMtuBytes,
+          isTxOffloadKept: (datapath.report().offloads?.length ?? 0) > 0,
+          ...(mac !== undefined && { mac }),
+        }),
+      remove: deleteDockerVeth,
+      list: listDockerVeths,
+      names: dockerVethNames,
+    };
+    const plugin = new DockerPlugin(
+      {
+        log: log.child({ component: 'docker' }),
+        store: this.store,
+        veths,
+        ipam: this.ipam,
+        docker: config.dockerApi === undefined ? undefined : new DockerApi(config.dockerApi),
+      },
+      { socketPath: config.pluginSocket, range: config.ipallocRange, defaultSubnet: config.ipallocDefaultSubnet },
+    );
+    plugin.onEndpoint((event) => {
+      for (const l of this.dockerEndpointListeners) l(event);
+    });
+    try {
+      await plugin.start();
+    } catch (err) {
+      await plugin.stop();
+      if (config.isPluginSocketExplicit) throw err;
+      log.warn({ err: (err as Error).message }, 'docker plugin not started; run with --plugin-socket PATH to serve it elsewhere');
+      return;
+    }
+    this.docker = plugin;
+  }
+
+  /**
+   * Hear Docker containers join and leave weft networks, and containers attached by name (`weft attach CONTAINER`,
+   * with networkId and endpointId ''), with their id, name and addresses (after the fact). The hook for weftDNS:
+   * register `containerName` on 'joined', remove it on 'left'. A throwing listener is the caller's bug.
+   */
+  onDockerEndpoint(listener: (event: EndpointEvent) => void): void {
+    this.dockerEndpointListeners.push(listener);
+  }
+
+  /** `weft status`'s Docker block, when the plugin runs. */
+  dockerReport(): DockerReport | undefined {
+    return this.docker?.report();
   }
 
   /** Build a forwarding snapshot from the mesh's routes and neighbours and hand it to the datapath. */
@@ -259,8 +388,13 @@ export class Daemon implements WeftControl {
         ...(this.mesh && { gossip: { ...this.mesh.gossipStats() } }),
       },
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
-      endpoints: this.datapath?.cachedEndpoints() ?? [],
+      endpoints: (this.datapath?.cachedEndpoints() ?? []).map((e) => {
+        const c = this.containers?.byTarget(e.target);
+        return c ? { ...e, containerId: c.id, containerName: c.name } : e;
+      }),
       ...(this.ipam && { ipam: this.ipamReport(this.ipam) }),
+      ...(this.dns && { dns: this.dnsReport(this.dns) }),
+      ...(this.docker && { docker: this.docker.report() }),
       api: { ...(this.metricsServer && { metricsAddr: this.metricsServer.metricsAddr }), ...this.apiCounters.snapshot() },
     };
   }
@@ -309,17 +443,30 @@ export class Daemon implements WeftControl {
   }
 
   async attach(request: AttachRequest): Promise<EndpointReport> {
+    if (request.target.startsWith(DOCKER_TARGET_PREFIX)) {
+      // `weft attach CONTAINER`: found through the engine, remembered, followed through restarts.
+      const name = request.target.slice(DOCKER_TARGET_PREFIX.length);
+      this.requireDatapath();
+      if (!this.containers) throw new DockerOffError(name);
+      const c = await this.containers.attach(name, request.addresses);
+      return { target: c.target, interface: request.ifname ?? 'ethwe0', mac: '', addresses: c.addresses, containerId: c.id, containerName: c.name };
+    }
+    return (await this.attachAs(request.target, ipamIdent(request), request)).endpoint;
+  }
+
+  /** Attach `target` with IPAM addresses held under `ident` (the target, a runtime's container id and interface, or a Docker container's id). */
+  private async attachAs(target: string, ident: string, request: AttachRequest): Promise<{ endpoint: EndpointReport; resolved: string[] }> {
     const datapath = this.requireDatapath();
-    const ident = ipamIdent(request);
     const heldBefore = new Set(this.ipam?.addressesOf(ident) ?? []);
     const addresses = await this.resolveAddresses(ident, request.addresses);
     try {
-      const endpoint = await datapath.attach({ ...request, addresses });
+      const endpoint = await datapath.attach({ ...request, target, addresses });
+      await this.wireDns(request, endpoint.addresses);
       if (request.containerId !== undefined) {
-        // TODO(#13): register request.dnsName with weftDNS here.
+        if (request.dnsName !== undefined) this.registerContainerName(request.containerId, [request.dnsName], endpoint.addresses);
         this.log.info({ container: request.containerId, ifname: endpoint.interface, addr: endpoint.addresses, dnsName: request.dnsName }, 'container attached');
       }
-      return endpoint;
+      return { endpoint, resolved: addresses };
     } catch (err) {
       // The attach failed: give back what IPAM handed out in this call, and only that (a re-attach of a running
       // container keeps the addresses it already uses).
@@ -332,6 +479,7 @@ export class Daemon implements WeftControl {
     const isRemoved = await this.requireDatapath().detachContainer(containerId, ifname);
     // Released even when the interface was gone already (its namespace died first): DEL must free the address.
     const released = this.ipam?.release(containerIdent(containerId, ifname)) ?? 0;
+    this.withdrawContainerName(containerId);
     if (isRemoved || released > 0) this.log.info({ container: containerId, ifname, released }, 'container detached');
     return isRemoved;
   }
@@ -366,8 +514,16 @@ export class Daemon implements WeftControl {
   }
 
   async rmpeer(name: string): Promise<number> {
-    if (!this.ipam) throw new IpamOffError(`rmpeer ${name}`, 'this router');
-    return this.ipam.rmpeer(name);
+    if (!this.ipam) {
+      if (!this.dns) throw new IpamOffError(`rmpeer ${name}`, 'this router');
+      const peer = parsePeerName(name);
+      this.dns.nameserver.removePeer(peer, this.reachablePeers().has(peer));
+      return 0;
+    }
+    const moved = await this.ipam.rmpeer(name);
+    // IPAM has checked the name and that the peer is gone; its records go with it.
+    if (this.dns && isPeerName(name)) this.dns.nameserver.removePeer(parsePeerName(name), false);
+    return moved;
   }
 
   async reset(): Promise<void> {
@@ -375,8 +531,17 @@ export class Daemon implements WeftControl {
   }
 
   async detach(target: string): Promise<void> {
+    if (target.startsWith(DOCKER_TARGET_PREFIX)) {
+      const name = target.slice(DOCKER_TARGET_PREFIX.length);
+      this.requireDatapath();
+      if (!this.containers) throw new DockerOffError(name);
+      await this.containers.detach(name);
+      return;
+    }
     await this.requireDatapath().detach(target);
     this.ipam?.release(target);
+    this.dns?.withdraw(`attach:${target}`);
+    if (this.dns) removeNetnsResolvConf(target);
   }
 
   async expose(requested: string[]): Promise<string[]> {
@@ -414,9 +579,118 @@ export class Daemon implements WeftControl {
 
   async hide(cidrs: string[]): Promise<string[]> {
     const datapath = this.requireDatapath();
-    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : await datapath.exposed());
+    // With no CIDR given, the address weft put on the bridge for weftDNS stays (containers use it as resolver).
+    const hidden = await datapath.hide(cidrs.length > 0 ? cidrs : (await datapath.exposed()).filter((c) => c !== this.dnsBridgeCidr));
     for (const c of hidden) this.ipam?.releaseAddress(c.split('/')[0]!);
     return hidden;
+  }
+
+  // ---- weftDNS ------------------------------------------------------------------------------------------------------
+
+  /**
+   * Start weftDNS: publish our records (withdrawing those of containers no longer attached), then listen. An
+   * explicit --dns-listen-address must bind, or the launch fails; the default address (daemon/dns-wiring.ts) may
+   * need IPAM, so it is found in the background and a failure there is logged, not fatal.
+   */
+  private async startDns(): Promise<void> {
+    const dns = this.dns;
+    if (!dns) return;
+    await dns.start();
+    if (this.datapath) {
+      const attached = new Set(this.datapath.cachedEndpoints().filter((e) => e.mac !== '').map((e) => `attach:${e.target}`));
+      dns.nameserver.reconcile((source) => !source.startsWith('attach:') || attached.has(source));
+    }
+    const { listenHost, listenPort } = this.config.dns;
+    if (listenHost !== undefined) {
+      await dns.listen(listenHost, listenPort);
+      return;
+    }
+    void this.listenOnBridge(dns).catch((err: unknown) => {
+      if (!this.isStopping) this.log.warn({ err }, `weftDNS is not listening: ${(err as Error).message}; give --dns-listen-address`);
+    });
+  }
+
+  /** Listen on an address IPAM gives this router, put on the weft bridge as a /32 (daemon/dns-wiring.ts). */
+  private async listenOnBridge(dns: WeftDns): Promise<void> {
+    if (!this.datapath) throw new Error('no weft bridge (--no-datapath)');
+    if (!this.ipam || this.config.ipallocRange === undefined) throw new Error('IPAM is off, so weft cannot pick an address on the bridge');
+    const address = (await this.ipam.allocate(DNS_IDENT)).split('/')[0]!;
+    if (this.isStopping) return;
+    await addDnsAddress(this.config.bridge, address, this.config.ipallocRange);
+    this.dnsBridgeCidr = `${address}/32`;
+    if (this.isStopping) return;
+    await dns.listen(address, this.config.dns.listenPort);
+  }
+
+  private async stopDns(): Promise<void> {
+    await this.dns?.stop();
+    // The address weft put on the bridge for weftDNS goes (IPAM keeps it for the next start: same ident).
+    if (this.dnsBridgeCidr !== undefined) await removeDnsAddress(this.config.bridge, this.dnsBridgeCidr.split('/')[0]!);
+  }
+
+  /** After an attach: register `request.name` and give a named namespace weftDNS as its resolver. */
+  private async wireDns(request: AttachRequest, addresses: readonly string[]): Promise<void> {
+    const dns = this.dns;
+    if (!dns) return;
+    const source = `attach:${request.target}`;
+    if (request.name !== undefined) dns.register(request.name, addresses, source);
+    if (!isNetnsName(request.target)) return;
+    const listen = await dns.whenListening(30_000);
+    const host = dns.listenHost;
+    if (listen === undefined || host === undefined) {
+      this.log.warn({ target: request.target }, 'weftDNS is not listening: no resolver configuration written');
+      return;
+    }
+    writeNetnsResolvConf(request.target, resolvConfText(host, dns.nameserver.domain));
+  }
+
+  /**
+   * For the Docker plugin and CNI: register `names` (container name, hostname) -> `addresses` as this router's, on
+   * behalf of `containerId`; `withdrawContainerName` takes them all back. No-ops (and []) with --no-dns.
+   */
+  registerContainerName(containerId: string, names: readonly string[], addresses: readonly string[]): string[] {
+    const dns = this.dns;
+    if (!dns) return [];
+    return [...new Set(names)].map((n) => dns.register(n, addresses, `container:${containerId}`));
+  }
+
+  withdrawContainerName(containerId: string): number {
+    return this.dns?.withdraw(`container:${containerId}`) ?? 0;
+  }
+
+  /** `weft dns-add ADDR... NAME`. */
+  dnsAdd(name: string, addresses: string[]): string {
+    return this.requireDns().register(name, addresses, 'manual');
+  }
+
+  /** `weft dns-remove [ADDR...] NAME`: how many records were withdrawn. */
+  dnsRemove(name: string, addresses: string[]): number {
+    return this.requireDns().remove(name, addresses);
+  }
+
+  /** `weft dns-lookup NAME`. */
+  dnsLookup(name: string): string[] {
+    return this.requireDns().lookup(name);
+  }
+
+  /** `weft dns-args`: the `docker run` flags, once weftDNS listens. */
+  dnsArgs(): string {
+    const dns = this.requireDns();
+    const host = dns.listenHost;
+    if (host === undefined) throw new DnsOffError('weftDNS is not listening yet (it waits for IPAM: weft prime), or could not: see weft status dns');
+    return dnsArgs(host, dns.nameserver.domain);
+  }
+
+  private dnsReport(dns: WeftDns): DnsReport & { records: Array<DnsReport['records'][number] & { nickname: string }> } {
+    const r = dns.report();
+    const nicknames = new Map<string, string>([[this.peerName, this.config.nickname]]);
+    for (const [name, entry] of this.mesh?.peers() ?? []) nicknames.set(name, entry.nickname);
+    return { ...r, records: r.records.map((x) => ({ ...x, nickname: nicknames.get(x.owner) ?? '' })) };
+  }
+
+  private requireDns(): WeftDns {
+    if (!this.dns) throw new DnsOffError('weftDNS is off on this router (--no-dns): relaunch it without that flag');
+    return this.dns;
   }
 
   private requireDatapath(): HostDatapath {
@@ -435,6 +709,16 @@ function ipamIdent(request: AttachRequest): string {
 
 function containerIdent(containerId: string, ifname: string): string {
   return `${containerId}/${ifname}`;
+}
+/** Attach and detach targets naming a Docker container (`weft attach CONTAINER` sends `docker:CONTAINER`). */
+const DOCKER_TARGET_PREFIX = 'docker:';
+
+export class DnsOffError extends Error {
+  readonly code = 'ERR_DNS_OFF';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DnsOffError';
+  }
 }
 
 /** The IPAM identity of the host's own addresses (`weft expose`). */

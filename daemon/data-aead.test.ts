@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import sodium from 'sodium-native';
 import { isNativeAddonBuilt, loadNative, nativeAddonPath } from '../native/addon.js';
-import { crossCheckDataAead, sodiumDataAead, type DataAead } from '../crypto/data-aead.js';
+import { crossCheckDataAead, sodiumDataAead, withRuns, type DataAead } from '../crypto/data-aead.js';
 import { AeadDataSession } from '../crypto/aead-data-session.js';
 import { OpenResult } from '../crypto/data-session.js';
 import { createMemoryLogger } from '../runtime/logger.js';
@@ -94,7 +94,7 @@ describe.skipIf(!isBuilt)('native ChaCha20-Poly1305', () => {
 });
 
 describe('pickDataAeads', () => {
-  const broken: DataAead = { name: 'broken', cipher: 'chacha20-poly1305', nonceBytes: 12, seal: () => -1, open: () => -1 };
+  const broken: DataAead = withRuns({ name: 'broken', cipher: 'chacha20-poly1305', nonceBytes: 12, seal: () => -1, open: () => -1 });
   type Native = Parameters<typeof pickDataAeads>[0];
   const fakeNative = (aead: DataAead, aegis?: { seal: DataAead['seal']; open: DataAead['open'] }) =>
     ({

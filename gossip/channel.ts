@@ -11,15 +11,22 @@
  */
 
 export interface Gossiper {
-  /** A complete encoding of our current state, sent periodically and to new neighbours. Null when empty. */
-  gossip(): Uint8Array | null;
   /**
-   * Merge a received update. Return what in it was new to us (the delta to pass on), or null if nothing was.
+   * A complete encoding of our current state, sent periodically and to new neighbours: one message, or several that
+   * are each a valid update on their own (each must fit one gossip frame, `MAX_GOSSIP_FRAME_BYTES`). Null when empty.
    */
-  onGossip(update: Uint8Array): Uint8Array | null;
-  /** Merge a broadcast from `src` (delivered to every reachable peer once). */
+  gossip(): Uint8Array | readonly Uint8Array[] | null;
+  /**
+   * Merge a received update from neighbour `from` (the authenticated peer of the connection it came over; the
+   * content may have been relayed from anyone). Return what in it was new to us (the delta to pass on), or null.
+   */
+  onGossip(update: Uint8Array, from: string): Uint8Array | null;
+  /**
+   * Merge a broadcast from `src`. The mesh has checked that it arrived along a shortest path from `src` (from `src`
+   * itself, or from a neighbour one hop closer to it), so `src` is who sent it unless a router on that path lies.
+   */
   onGossipBroadcast(src: string, update: Uint8Array): void;
-  /** A message addressed to this peer alone. */
+  /** A message addressed to this peer alone, from `src` (checked as for broadcasts). */
   onGossipUnicast(src: string, message: Uint8Array): void;
 }
 

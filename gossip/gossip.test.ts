@@ -5,19 +5,20 @@ import { SeededRandom } from '../runtime/random.js';
 import type { Gossiper } from './channel.js';
 import { FrameType } from './connection.js';
 import { DecodeError } from './decode-error.js';
-import { Gossip, type GossipNetwork } from './gossip.js';
-import { emptyRoutes } from './routes.js';
+import { Gossip, MAX_GOSSIP_FRAME_BYTES, type GossipNetwork } from './gossip.js';
+import { peerNameToId } from './peer-name.js';
+import { emptyRoutes, type ControlRoutes } from './routes.js';
 
 const LOCAL = '02:00:00:00:00:01';
 
-function setup(neighbourCount: number, peerCount: number) {
+function setup(neighbourCount: number, peerCount: number, routes: ControlRoutes = emptyRoutes) {
   const sent: Array<{ peer: string; frame: Uint8Array }> = [];
   const neighbours = Array.from({ length: neighbourCount }, (_, i) => `02:00:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`);
   const network: GossipNetwork = {
     localName: LOCAL,
     neighbourNames: () => neighbours,
     sendTo: (peer, frame) => (sent.push({ peer, frame }), true),
-    routes: () => emptyRoutes,
+    routes: () => routes,
     peerCount: () => peerCount,
   };
   const counts = new Map<string, number>();
@@ -78,5 +79,40 @@ describe('Gossip', () => {
     gossip.channel('ipam', stateful(''));
     expect(() => gossip.channel('ipam', stateful(''))).toThrow(/already registered/);
     expect(() => gossip.channel('', stateful(''))).toThrow(RangeError);
+  });
+
+  it('delivers a unicast or broadcast only when it comes the way its named source reaches us, and counts the rest', () => {
+    const S = '02:00:00:00:09:09';
+    const n1 = '02:00:00:00:01:01'; // one hop closer to S than we are
+    const n2 = '02:00:00:00:01:02'; // a neighbour that is not on S's way to us
+    const routes: ControlRoutes = { unicast: new Map([[S, n1]]), broadcast: new Map([[S, []]]), upstream: new Map([[S, [n1]]]) };
+    const { gossip, counts, lines } = setup(2, 4, routes);
+    const got: string[] = [];
+    gossip.channel('c', { gossip: () => null, onGossip: () => null, onGossipBroadcast: (src, u) => void got.push(`b ${src} ${Buffer.from(u)}`), onGossipUnicast: (src, u) => void got.push(`u ${src} ${Buffer.from(u)}`) });
+    const id = (n: string) => Buffer.from(peerNameToId(n).toString(16).padStart(12, '0'), 'hex');
+    const unicast = Buffer.concat([Buffer.from([1, 0x63]), id(S), id(LOCAL), Buffer.from('give me space')]);
+    const broadcast = Buffer.concat([Buffer.from([1, 0x63]), id(S), Buffer.from('tombstone')]);
+    gossip.onFrame(n2, FrameType.Unicast, unicast);
+    gossip.onFrame(n2, FrameType.Broadcast, broadcast);
+    gossip.onFrame(n2, FrameType.Unicast, unicast);
+    expect(got).toEqual([]);
+    expect(counts.get('gossip_bad_relay')).toBe(3);
+    expect(lines().filter((l) => String(l.msg).startsWith('dropped gossip naming a source'))).toHaveLength(1);
+    gossip.onFrame(n1, FrameType.Unicast, unicast);
+    gossip.onFrame(n1, FrameType.Broadcast, broadcast);
+    expect(got).toEqual([`u ${S} give me space`, `b ${S} tombstone`]);
+  });
+
+  it('never sends a frame over the cap; logs which cap once; sends a state given in chunks as several frames', () => {
+    const { gossip, sent, counts, lines, neighbours } = setup(2, 3);
+    gossip.channel('big', { gossip: () => new Uint8Array(MAX_GOSSIP_FRAME_BYTES), onGossip: () => null, onGossipBroadcast: () => {}, onGossipUnicast: () => {} });
+    gossip.channel('chunked', { gossip: () => [Buffer.from('one'), Buffer.from('two')], onGossip: () => null, onGossipBroadcast: () => {}, onGossipUnicast: () => {} });
+    gossip.onNewNeighbour(neighbours[0]!);
+    gossip.onNewNeighbour(neighbours[1]!);
+    expect(sent.map((s) => Buffer.from(s.frame.subarray(9)).toString())).toEqual(['one', 'two', 'one', 'two']);
+    expect(counts.get('gossip_frame_over_cap')).toBe(2);
+    const warn = lines().filter((l) => l.reason === 'gossip frame cap');
+    expect(warn).toHaveLength(1);
+    expect(warn[0]).toMatchObject({ channel: 'big', cap: MAX_GOSSIP_FRAME_BYTES });
   });
 });

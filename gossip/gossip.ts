@@ -19,6 +19,15 @@
  * A frame whose header does not decode throws `DecodeError` (the connection closes). A payload the gossiper refuses
  * (it throws) is counted and dropped, and the connection stays up: channel.ts promises that to subsystems, and one
  * subsystem's bad state must not cut the control connection every other channel uses.
+ *
+ * Attribution: what arrives is the connection's peer's word (`from`), never a name in the payload. A broadcast or
+ * unicast naming source S is delivered (and relayed) only when it arrives from S itself or from a neighbour one hop
+ * closer to S on a shortest path (`ControlRoutes.upstream`): a neighbour cannot make its words pass for S's unless it
+ * sits on S's path to us. Others are dropped and counted (`gossip_bad_relay`).
+ *
+ * Size: no frame larger than `MAX_GOSSIP_FRAME_BYTES` is sent (counted `gossip_frame_over_cap` and logged with the
+ * channel), because the receiver's transport would close the connection (1009) and the full exchange at every
+ * reconnect would close it again. Gossipers split big states into several updates instead (topology does).
  */
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -27,7 +36,7 @@ import type { GossipChannel, Gossiper } from './channel.js';
 import { FrameType } from './connection.js';
 import { DecodeError } from './decode-error.js';
 import { peerIdToName, peerNameToId, type PeerName } from './peer-name.js';
-import type { Routes } from './routes.js';
+import type { ControlRoutes } from './routes.js';
 
 /** What gossip needs from the mesh. */
 export interface GossipNetwork {
@@ -36,7 +45,7 @@ export interface GossipNetwork {
   neighbourNames(): readonly PeerName[];
   /** Send a frame to a neighbour; false if not connected. */
   sendTo(peer: PeerName, frame: Uint8Array): boolean;
-  routes(): Routes;
+  routes(): ControlRoutes;
   /** Peers in our topology view, ourselves included (sizes the fan-out). */
   peerCount(): number;
 }
@@ -55,6 +64,15 @@ export interface GossipOptions {
 }
 
 const CHANNEL_NAME_RE = /^[\x21-\x7e]{1,64}$/;
+
+/**
+ * Largest frame we send: the transports' 1 MiB message limit, less room for sealing and the frame header. Every
+ * router uses the same limit, so a frame we received can always be relayed.
+ */
+export const MAX_GOSSIP_FRAME_BYTES = 1024 * 1024 - 4096;
+
+/** Distinct warnings kept for warn-once; past it, warnings are only counted (each key is chosen by a sender). */
+const MAX_WARNED = 1024;
 
 /** Messages sent per periodic round, for simulations and metrics. */
 export interface GossipRoundStats {
@@ -102,10 +120,9 @@ export class Gossip {
     const fanout = Math.min(neighbours.length, Math.max(1, Math.ceil(Math.log2(Math.max(2, net.peerCount())))));
     let sent = 0;
     for (const c of this.channels.values()) {
-      const state = this.safely(c, () => c.gossiper.gossip());
-      if (!state) continue;
-      const frame = gossipFrame(c.header, state);
-      for (const peer of this.deps.random.sample(neighbours, fanout)) if (net.sendTo(peer, frame)) sent++;
+      const frames = this.stateFrames(c);
+      if (frames.length === 0) continue;
+      for (const peer of this.deps.random.sample(neighbours, fanout)) for (const f of frames) if (this.send(c, peer, f)) sent++;
     }
     this.stats.rounds++;
     this.stats.lastRoundMessages = sent;
@@ -113,10 +130,45 @@ export class Gossip {
 
   /** Full exchange with a new neighbour: the complete state of every channel. */
   onNewNeighbour(peer: PeerName): void {
-    for (const c of this.channels.values()) {
-      const state = this.safely(c, () => c.gossiper.gossip());
-      if (state) this.deps.network.sendTo(peer, gossipFrame(c.header, state));
+    for (const c of this.channels.values()) for (const f of this.stateFrames(c)) this.send(c, peer, f);
+  }
+
+  /** A channel's complete state as frames (none when empty or when its gossiper threw). */
+  private stateFrames(c: MeshChannel): Uint8Array[] {
+    const state = this.safely(c, () => c.gossiper.gossip());
+    if (!state) return [];
+    return (state instanceof Uint8Array ? [state] : state).map((s) => gossipFrame(c.header, s));
+  }
+
+  /** Send one frame to a neighbour unless it is over the frame cap. */
+  private send(c: MeshChannel, peer: PeerName, frame: Uint8Array): boolean {
+    if (frame.length > MAX_GOSSIP_FRAME_BYTES) {
+      this.refuseOversized(c, frame.length);
+      return false;
     }
+    return this.deps.network.sendTo(peer, frame);
+  }
+
+  refuseOversized(c: MeshChannel, bytes: number): void {
+    this.deps.count('gossip_frame_over_cap');
+    this.warnOnce(`cap|${c.name}`, { channel: c.name, bytes, cap: MAX_GOSSIP_FRAME_BYTES, reason: 'gossip frame cap' }, 'gossip message over the frame cap (MAX_GOSSIP_FRAME_BYTES) not sent; the state must shrink');
+  }
+
+  /** Did a message naming `src` come the way `src`'s messages travel to us? */
+  private isAttributable(src: PeerName, from: PeerName): boolean {
+    if (src === from) return true;
+    return this.deps.network.routes().upstream.get(src)?.includes(from) ?? false;
+  }
+
+  private refuseRelay(c: MeshChannel, src: PeerName, from: PeerName): void {
+    this.deps.count('gossip_bad_relay');
+    this.warnOnce(`relay|${from}|${src}`, { channel: c.name, peer: from, src, reason: 'not on a path from the source' }, 'dropped gossip naming a source it cannot have come from over this connection');
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
+    if (this.warned.has(key) || this.warned.size >= MAX_WARNED) return;
+    this.warned.add(key);
+    this.deps.log.warn(fields, msg);
   }
 
   /** A Gossip, Broadcast or Unicast frame body from neighbour `from`. Throws `DecodeError` on a bad header. */
@@ -137,12 +189,13 @@ export class Gossip {
     const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     if (type === FrameType.Gossip) {
       const payload = body.subarray(o);
-      const delta = this.safely(c, () => c.gossiper.onGossip(payload), from);
-      if (delta) this.sendToNeighbours(gossipFrame(c.header, delta), from);
+      const delta = this.safely(c, () => c.gossiper.onGossip(payload, from), from);
+      if (delta) this.sendToNeighbours(gossipFrame(c.header, delta), from, c);
     } else if (type === FrameType.Broadcast) {
       const src = peerIdToName(view.readUIntBE(o, 6));
       o += 6;
       if (src === this.deps.network.localName) return; // our own broadcast come back: routes are settling
+      if (!this.isAttributable(src, from)) return this.refuseRelay(c, src, from);
       this.forwardBroadcast(src, body, from);
       const payload = body.subarray(o);
       this.safely(c, () => c.gossiper.onGossipBroadcast(src, payload), from);
@@ -150,6 +203,7 @@ export class Gossip {
       const src = peerIdToName(view.readUIntBE(o, 6));
       const dst = peerIdToName(view.readUIntBE(o + 6, 6));
       o += 12;
+      if (!this.isAttributable(src, from)) return this.refuseRelay(c, src, from);
       if (dst === this.deps.network.localName) {
         const payload = body.subarray(o);
         this.safely(c, () => c.gossiper.onGossipUnicast(src, payload), from);
@@ -159,7 +213,12 @@ export class Gossip {
     }
   }
 
-  sendToNeighbours(frame: Uint8Array, except?: PeerName): void {
+  sendToNeighbours(frame: Uint8Array, except?: PeerName, c?: MeshChannel): void {
+    if (frame.length > MAX_GOSSIP_FRAME_BYTES) {
+      if (c) this.refuseOversized(c, frame.length);
+      else this.deps.count('gossip_frame_over_cap');
+      return;
+    }
     for (const peer of this.deps.network.neighbourNames()) if (peer !== except) this.deps.network.sendTo(peer, frame);
   }
 
@@ -186,11 +245,19 @@ export class Gossip {
   private forwardBroadcast(src: PeerName, body: Uint8Array, from: PeerName | null): void {
     const hops = this.deps.network.routes().broadcast.get(src);
     if (!hops || hops.length === 0) return;
+    if (1 + body.length > MAX_GOSSIP_FRAME_BYTES) {
+      this.deps.count('gossip_frame_over_cap');
+      return;
+    }
     const frame = frameWithType(FrameType.Broadcast, body);
     for (const hop of hops) if (hop !== from && hop !== src) this.deps.network.sendTo(hop, frame);
   }
 
   private relayUnicast(dst: PeerName, frame: Uint8Array): boolean {
+    if (frame.length > MAX_GOSSIP_FRAME_BYTES) {
+      this.deps.count('gossip_frame_over_cap');
+      return false;
+    }
     const hop = this.deps.network.routes().unicast.get(dst);
     if (!hop || !this.deps.network.sendTo(hop, frame)) {
       this.deps.count('unicast_unreachable');
@@ -206,11 +273,7 @@ export class Gossip {
     } catch (err) {
       const isDecode = err instanceof DecodeError || (err as { code?: string })?.code === 'ERR_DECODE';
       this.deps.count(isDecode ? 'gossip_decode_error' : 'gossip_handler_error');
-      const key = `${c.name}|${from ?? ''}|${isDecode}`;
-      if (!this.warned.has(key)) {
-        this.warned.add(key);
-        this.deps.log.warn({ channel: c.name, peer: from, err }, isDecode ? 'dropped gossip that does not decode' : 'gossip handler failed');
-      }
+      this.warnOnce(`${c.name}|${from ?? ''}|${isDecode}`, { channel: c.name, peer: from, err }, isDecode ? 'dropped gossip that does not decode' : 'gossip handler failed');
       return null;
     }
   }
@@ -238,7 +301,7 @@ class MeshChannel implements GossipChannel {
 
   /** A local change: to every direct neighbour now. */
   gossip(update: Uint8Array): void {
-    this.owner.sendToNeighbours(gossipFrame(this.header, update));
+    this.owner.sendToNeighbours(gossipFrame(this.header, update), undefined, this);
   }
 
   gossipBroadcast(update: Uint8Array): void {

@@ -37,8 +37,8 @@ import { PeerConnection } from './connection.js';
 import { Gossip, type GossipRoundStats } from './gossip.js';
 import { describePeer, DuplicateConnectionError, HandshakeError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
-import { computeRoutes, emptyRoutes, type Routes } from './routes.js';
-import { decodeTopology, encodeTopology, Topology, type ConnectionEntry, type PeerEntry } from './topology.js';
+import { computeRoutes, emptyRoutes, type ControlRoutes, type Routes } from './routes.js';
+import { decodeTopology, encodeTopology, encodeTopologyChunks, Topology, type ConnectionEntry, type PeerEntry, type TopologyRefusal } from './topology.js';
 import type { Transport, TransportConnection, TransportListener, TransportRefusal } from './transport.js';
 
 /** The control port, and the port assumed for a discovered peer known only by an inbound connection. */
@@ -159,8 +159,10 @@ export class Mesh {
   private readonly counts = new Map<string, number>();
   private readonly localHello: Hello;
   private listener: TransportListener | null = null;
-  private cachedRoutes: Routes = emptyRoutes;
-  private cachedControlRoutes: Routes = emptyRoutes;
+  private cachedRoutes: ControlRoutes = emptyRoutes;
+  private cachedControlRoutes: ControlRoutes = emptyRoutes;
+  /** Topology refusals already logged, by reason and entry name (bounded: past the bound only counted). */
+  private readonly loggedRefusals = new Set<string>();
   private isRoutesDirty = true;
   private isChangeQueued = false;
   private nextConnId = 1;
@@ -201,6 +203,7 @@ export class Mesh {
         { reason: 'peer name collision', uid: e.uid },
         `the topology holds an entry for our name ${name} from uid ${e.uid} (ours ${options.uid}): an earlier run of this router, or a copied state dir / cloned VM; if it persists, remove <state-dir>/peer-name on one of them and restart it`,
       ),
+      { onRefused: (reason, e) => this.topologyRefused(reason, e) },
     );
     const network = {
       localName: name,
@@ -304,7 +307,7 @@ export class Mesh {
    * pending its data path. Control messages need only the TCP connection, so IPAM and DNS work from the moment peers
    * meet, not from the moment their UDP paths are confirmed.
    */
-  controlRoutes(): Routes {
+  controlRoutes(): ControlRoutes {
     this.refreshRoutes();
     return this.cachedControlRoutes;
   }
@@ -655,11 +658,26 @@ export class Mesh {
       return encodeTopology(delta);
     };
     return {
-      gossip: () => encodeTopology(this.topology.peers.values()),
+      gossip: () => encodeTopologyChunks(this.topology.peers.values()),
       onGossip: merge,
       onGossipBroadcast: (_src, update) => void merge(update),
       onGossipUnicast: () => {},
     };
+  }
+
+  /** An entry refused by a topology cap or as implausible: counted always, logged once per reason and peer. */
+  private topologyRefused(reason: TopologyRefusal, e: PeerEntry): void {
+    this.count(`topology_refused_${reason}`);
+    const key = `${reason}|${e.name}`;
+    if (this.loggedRefusals.has(key) || this.loggedRefusals.size >= 256) return;
+    this.loggedRefusals.add(key);
+    const why =
+      reason === 'implausible_version'
+        ? `version ${e.version} is above the plausible bound (wall clock ms + 1 h)`
+        : reason === 'peer_cap'
+          ? `the topology already holds its cap of peers`
+          : `the topology would exceed its cap of encoded bytes`;
+    this.log.warn({ peer: e.name, version: e.version, reason: `topology ${reason.replace('_', ' ')}` }, `refused a topology entry for ${e.name}: ${why}`);
   }
 
   private topologyChanged(): void {

@@ -76,6 +76,8 @@ describe('routes', () => {
         while (queue.length > 0) {
           const at = queue.shift()!;
           for (const hop of routes.get(at)!.broadcast.get(src) ?? []) {
+            // The receiver attributes it to src: it came from src or from a neighbour one hop closer to src.
+            expect(at === src || routes.get(hop)!.upstream.get(src)!.includes(at), `seed ${seed}: broadcast ${src} via ${at} refused at ${hop}`).toBe(true);
             copies.set(hop, (copies.get(hop) ?? 0) + 1);
             queue.push(hop);
           }
@@ -86,7 +88,9 @@ describe('routes', () => {
           let at = src;
           for (let steps = 0; at !== dst; steps++) {
             expect(steps, `seed ${seed}: unicast ${src} -> ${dst} loops`).toBeLessThan(n);
-            at = routes.get(at)!.unicast.get(dst)!;
+            const next = routes.get(at)!.unicast.get(dst)!;
+            expect(at === src || routes.get(next)!.upstream.get(src)!.includes(at), `seed ${seed}: unicast ${src} via ${at} refused at ${next}`).toBe(true);
+            at = next;
           }
         }
       }

@@ -24,7 +24,17 @@ export interface Routes {
   readonly broadcast: ReadonlyMap<PeerName, readonly PeerName[]>;
 }
 
-export const emptyRoutes: Routes = { unicast: new Map(), broadcast: new Map() };
+/** Routes as `computeRoutes` builds them, with what gossip needs to attribute relayed messages. */
+export interface ControlRoutes extends Routes {
+  /**
+   * Source → the neighbours a message from that source reaches us through on some shortest path (those one hop
+   * closer to it than we are; the source itself when it is a neighbour). A unicast or broadcast naming a source and
+   * arriving from any other neighbour did not come the way that source's messages travel: gossip.ts drops it.
+   */
+  readonly upstream: ReadonlyMap<PeerName, readonly PeerName[]>;
+}
+
+export const emptyRoutes: ControlRoutes = { unicast: new Map(), broadcast: new Map(), upstream: new Map() };
 
 /**
  * Neighbours of each peer over connections both ends report, in name order: only established ones (the data plane's
@@ -57,7 +67,7 @@ export function establishedGraph(
  * Compute unicast and broadcast routes as seen from `local`, over established connections (data plane) or, with
  * `isEstablishedRequired` false, over every connection both ends list (control plane: gossip unicast and broadcast).
  */
-export function computeRoutes(peers: ReadonlyMap<PeerName, PeerEntry>, local: PeerName, isEstablishedRequired = true): Routes {
+export function computeRoutes(peers: ReadonlyMap<PeerName, PeerEntry>, local: PeerName, isEstablishedRequired = true): ControlRoutes {
   if (!peers.has(local)) return emptyRoutes;
   const { names, adjacency } = establishedGraph(peers, isEstablishedRequired);
   const n = names.length;
@@ -88,11 +98,14 @@ export function computeRoutes(peers: ReadonlyMap<PeerName, PeerEntry>, local: Pe
     }
   }
 
-  // Broadcast: for each reachable source, our children in its BFS tree.
+  // Broadcast: for each reachable source, our children in its BFS tree. Upstream: our neighbours one level above us.
   const broadcast = new Map<PeerName, PeerName[]>();
+  const upstream = new Map<PeerName, PeerName[]>();
+  const depth = new Int32Array(n);
   for (const s of reachable) {
     parent.fill(-1);
     parent[s] = s;
+    depth[s] = 0;
     head = 0;
     tail = 0;
     queue[tail++] = s;
@@ -104,13 +117,24 @@ export function computeRoutes(peers: ReadonlyMap<PeerName, PeerEntry>, local: Pe
         const v = adj[k]!;
         if (parent[v] !== -1) continue;
         parent[v] = u;
+        depth[v] = depth[u]! + 1;
         queue[tail++] = v;
         if (u === me) hops.push(names[v]!);
       }
-      // Once we are dequeued our children are known; the rest of the tree does not matter to us.
+      // Once we are dequeued our children are known; the rest of the tree does not matter to us. Every node of a
+      // lower level has been dequeued before us, so their depths are final.
       if (u === me) break;
     }
     broadcast.set(names[s]!, hops);
+    if (s !== me) {
+      const up: PeerName[] = [];
+      const adj = adjacency[me]!;
+      for (let k = 0; k < adj.length; k++) {
+        const v = adj[k]!;
+        if (parent[v] !== -1 && depth[v] === depth[me]! - 1) up.push(names[v]!);
+      }
+      upstream.set(names[s]!, up);
+    }
   }
-  return { unicast, broadcast };
+  return { unicast, broadcast, upstream };
 }

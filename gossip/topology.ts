@@ -9,6 +9,19 @@
  * - Peers not reachable from us over connections (as each peer reports them, either direction) are dropped: they
  *   left, or we are partitioned from them. They come back with their next update.
  *
+ * Ownership (what a member of the mesh can do with forged entries; docs/security.md "Gossip from members"): entries
+ * are relayed, so a receiver cannot tell who wrote one. Versions are therefore kept plausible instead: an entry whose
+ * version is above the wall clock in milliseconds plus `VERSION_LEAD_MS` is refused (counted, never merged). Real
+ * owners bump by one per change, so their versions stay far below that bound; a forged entry for peer P at any version
+ * the bound allows is outbid by P itself (it re-publishes at that version + 1, which every receiver accepts a
+ * millisecond later), so nobody can park P's entry where P cannot follow. A router never takes a newer copy of its
+ * own entry: it keeps its content and re-publishes above it.
+ *
+ * Totals are capped, not just one message: at most `maxPeers` entries and `maxStateBytes` of encoded entries. An
+ * entry for a new peer past the peer cap, or one that would take the total past the byte cap, is refused and
+ * counted by cap. The complete state is sent in chunks of at most `TOPOLOGY_CHUNK_BYTES` (`encodeTopologyChunks`), so
+ * it never becomes one message a neighbour's transport refuses (code 1009) at every reconnect.
+ *
  * Wire format (JSON, decoded with explicit limits; arrays to keep 100-peer states small):
  *
  *     [[name, nickname, uid, version, [[peerName, address, flags], ...]], ...]
@@ -46,6 +59,41 @@ export const TOPOLOGY_LIMITS = {
   maxNicknameBytes: 64,
   maxAddressLength: 262,
 } as const;
+
+/**
+ * Caps on the merged view (all messages together), the defaults of `TopologyOptions`. 4096 peers with a few
+ * connections each take well under 4 MiB; the byte cap is what bounds memory when entries are large.
+ */
+export const TOPOLOGY_STATE_CAPS = {
+  maxPeers: 4096,
+  maxStateBytes: 4 * 1024 * 1024,
+} as const;
+
+/** How far above the wall clock (ms) a version may be and still be plausible: covers clock skew between hosts. */
+export const VERSION_LEAD_MS = 60 * 60 * 1000;
+
+/**
+ * Largest encoded chunk of complete-state gossip: a quarter of the 1 MiB message limit, so a chunk always fits with
+ * the frame header and sealing. One entry is at most ~300 KiB (1024 connections with the longest addresses).
+ */
+export const TOPOLOGY_CHUNK_BYTES = 256 * 1024;
+
+/** Why an entry from gossip was refused: `implausible_version`, `peer_cap` or `state_cap`. */
+export type TopologyRefusal = 'implausible_version' | 'peer_cap' | 'state_cap';
+
+export interface TopologyOptions {
+  /** Wall-clock milliseconds (versions are bounded by it). @default Date.now */
+  wallClockMs?: () => number;
+  /** Called for every refused entry (the mesh counts and logs). */
+  onRefused?: (reason: TopologyRefusal, entry: PeerEntry) => void;
+  /** Entries in the merged view, ours included. @default TOPOLOGY_STATE_CAPS.maxPeers */
+  maxPeers?: number;
+  /** Encoded bytes of the merged view. @default TOPOLOGY_STATE_CAPS.maxStateBytes */
+  maxStateBytes?: number;
+}
+
+/** Foreign uids warned about under our own name; more are only counted (a liar could send one per message). */
+const MAX_WARNED_UIDS = 64;
 
 /** Total order on two entries for the same name: > 0 when `a` should win. */
 export function compareEntries(a: PeerEntry, b: PeerEntry): number {
@@ -95,19 +143,54 @@ export function reachableFrom(state: ReadonlyMap<PeerName, PeerEntry>, from: Pee
 
 export class Topology {
   private readonly entries = new Map<PeerName, PeerEntry>();
+  /** Encoded size of each entry, and their sum: what the byte cap counts. */
+  private readonly sizes = new Map<PeerName, number>();
+  private totalBytes = 0;
   private localEntry: PeerEntry;
   private readonly warnedUids = new Set<string>();
+  private readonly wallClockMs: () => number;
+  private readonly onRefused: (reason: TopologyRefusal, entry: PeerEntry) => void;
+  private readonly maxPeers: number;
+  private readonly maxStateBytes: number;
 
   /**
    * @param onForeignSelf called when an entry under our name from another uid beats ours (an old incarnation, or
-   *   another router using our name); the mesh logs it.
+   *   another router using our name); the mesh logs it. Called for at most 64 distinct uids.
    */
   constructor(
     local: { name: PeerName; nickname: string; uid: string },
     private readonly onForeignSelf: (remote: PeerEntry) => void = () => {},
+    options: TopologyOptions = {},
   ) {
+    this.wallClockMs = options.wallClockMs ?? Date.now;
+    this.onRefused = options.onRefused ?? (() => {});
+    this.maxPeers = options.maxPeers ?? TOPOLOGY_STATE_CAPS.maxPeers;
+    this.maxStateBytes = options.maxStateBytes ?? TOPOLOGY_STATE_CAPS.maxStateBytes;
     this.localEntry = { name: local.name, nickname: local.nickname, uid: local.uid, version: 1, connections: [] };
-    this.entries.set(local.name, this.localEntry);
+    this.put(this.localEntry);
+  }
+
+  /** Encoded bytes of the merged view (what `maxStateBytes` caps). */
+  get stateBytes(): number {
+    return this.totalBytes;
+  }
+
+  /** The highest version a received entry may carry now. */
+  versionCeiling(): number {
+    return Math.floor(this.wallClockMs()) + VERSION_LEAD_MS;
+  }
+
+  private put(e: PeerEntry): void {
+    const size = entryBytes(e);
+    this.totalBytes += size - (this.sizes.get(e.name) ?? 0);
+    this.sizes.set(e.name, size);
+    this.entries.set(e.name, e);
+  }
+
+  private drop(name: PeerName): void {
+    this.totalBytes -= this.sizes.get(name) ?? 0;
+    this.sizes.delete(name);
+    this.entries.delete(name);
   }
 
   get localName(): PeerName {
@@ -129,7 +212,7 @@ export class Topology {
     const next = canonicalConnections(conns);
     if (contentKey({ ...this.localEntry, connections: next }) === contentKey(this.localEntry)) return false;
     this.localEntry = { ...this.localEntry, version: this.localEntry.version + 1, connections: next };
-    this.entries.set(this.localEntry.name, this.localEntry);
+    this.put(this.localEntry);
     this.gc();
     return true;
   }
@@ -140,24 +223,39 @@ export class Topology {
    */
   apply(update: readonly PeerEntry[]): PeerEntry[] {
     const changed = new Map<PeerName, PeerEntry>();
+    const ceiling = this.versionCeiling();
     for (const e of update) {
+      // Above the bound no real owner could have got there: refusing it is what leaves room for the owner to outbid
+      // any forged copy it will see (ours included).
+      if (e.version > ceiling) {
+        this.onRefused('implausible_version', e);
+        continue;
+      }
       if (e.name === this.localEntry.name) {
         if (compareEntries(e, this.localEntry) > 0) {
-          if (e.uid !== this.localEntry.uid && !this.warnedUids.has(e.uid)) {
+          if (e.uid !== this.localEntry.uid && !this.warnedUids.has(e.uid) && this.warnedUids.size < MAX_WARNED_UIDS) {
             this.warnedUids.add(e.uid);
             this.onForeignSelf(e);
           }
+          // Never take it: keep our content and re-publish just above it (bounded by the ceiling checked above).
           this.localEntry = { ...this.localEntry, version: e.version + 1 };
-          this.entries.set(this.localEntry.name, this.localEntry);
+          this.put(this.localEntry);
           changed.set(this.localEntry.name, this.localEntry);
         }
         continue;
       }
       const mine = this.entries.get(e.name);
-      if (!mine || compareEntries(e, mine) > 0) {
-        this.entries.set(e.name, e);
-        changed.set(e.name, e);
+      if (mine && compareEntries(e, mine) <= 0) continue;
+      if (!mine && this.entries.size >= this.maxPeers) {
+        this.onRefused('peer_cap', e);
+        continue;
       }
+      if (this.totalBytes - (this.sizes.get(e.name) ?? 0) + entryBytes(e) > this.maxStateBytes) {
+        this.onRefused('state_cap', e);
+        continue;
+      }
+      this.put(e);
+      changed.set(e.name, e);
     }
     if (changed.size === 0) return [];
     this.gc();
@@ -168,9 +266,9 @@ export class Topology {
   gc(): PeerName[] {
     const reachable = reachableFrom(this.entries, this.localEntry.name);
     const removed: PeerName[] = [];
-    for (const name of this.entries.keys()) {
+    for (const name of [...this.entries.keys()]) {
       if (!reachable.has(name)) {
-        this.entries.delete(name);
+        this.drop(name);
         removed.push(name);
       }
     }
@@ -188,13 +286,43 @@ export class Topology {
   }
 }
 
+function row(e: PeerEntry): string {
+  return JSON.stringify([e.name, e.nickname, e.uid, e.version, e.connections.map((c) => [c.name, c.address, (c.isOutbound ? 1 : 0) | (c.isEstablished ? 2 : 0)])]);
+}
+
+/** Bytes one entry takes in an encoded update (its row and a separating comma). */
+export function entryBytes(e: PeerEntry): number {
+  return Buffer.byteLength(row(e), 'utf8') + 1;
+}
+
 /** Encode entries (see the format at the top). */
 export function encodeTopology(entries: Iterable<PeerEntry>): Uint8Array {
-  const rows = [];
+  const rows: string[] = [];
+  for (const e of entries) rows.push(row(e));
+  return Buffer.from(`[${rows.join(',')}]`, 'utf8');
+}
+
+/**
+ * Encode entries as several updates of at most `maxBytes` each (any subset of entries is a valid update, so the
+ * receiver merges each on its own). An entry bigger than `maxBytes` goes alone in its chunk.
+ */
+export function encodeTopologyChunks(entries: Iterable<PeerEntry>, maxBytes = TOPOLOGY_CHUNK_BYTES): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let rows: string[] = [];
+  let bytes = 2;
   for (const e of entries) {
-    rows.push([e.name, e.nickname, e.uid, e.version, e.connections.map((c) => [c.name, c.address, (c.isOutbound ? 1 : 0) | (c.isEstablished ? 2 : 0)])]);
+    const r = row(e);
+    const n = Buffer.byteLength(r, 'utf8') + 1;
+    if (rows.length > 0 && bytes + n > maxBytes) {
+      chunks.push(Buffer.from(`[${rows.join(',')}]`, 'utf8'));
+      rows = [];
+      bytes = 2;
+    }
+    rows.push(r);
+    bytes += n;
   }
-  return Buffer.from(JSON.stringify(rows), 'utf8');
+  if (rows.length > 0) chunks.push(Buffer.from(`[${rows.join(',')}]`, 'utf8'));
+  return chunks;
 }
 
 /** Decode untrusted bytes; anything off-format or over the limits throws `DecodeError`. */

@@ -57,7 +57,7 @@ describe('Allocator', () => {
     const a = make();
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (junk) => {
-        for (const f of [() => a.onGossip(junk), () => a.onGossipUnicast('aa:00:00:00:00:02', junk), () => a.onGossipBroadcast('x', junk)]) {
+        for (const f of [() => a.onGossip(junk, 'aa:00:00:00:00:02'), () => a.onGossipUnicast('aa:00:00:00:00:02', junk), () => a.onGossipBroadcast('x', junk)]) {
           try {
             f();
           } catch (e) {
@@ -71,6 +71,6 @@ describe('Allocator', () => {
   it('reports its share of the range', () => {
     // Assignable to the API's IpamReport: the two declarations stay alike.
     const r: IpamReport = make().status(new Set(), new Map());
-    expect(r).toEqual({ status: 'ready', range: '10.32.0.0/12', defaultSubnet: '10.32.0.0/12', peers: [{ name: NAME, nickname: 'h1', addresses: 1 << 20, share: 1, isReachable: true }], allocated: 0, free: (1 << 20) - 2 });
+    expect(r).toEqual({ status: 'ready', range: '10.32.0.0/12', defaultSubnet: '10.32.0.0/12', peers: [{ name: NAME, nickname: 'h1', addresses: 1 << 20, share: 1, isReachable: true }], counters: {}, allocated: 0, free: (1 << 20) - 2 });
   });
 });

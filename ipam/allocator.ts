@@ -24,6 +24,20 @@
  * both sides of a partition, the two takeovers conflict when the partition heals: the merge is refused and logged
  * (`RingConflictError`), never resolved by guessing. A removed peer that comes back with its old state learns from
  * the tombstone that it was removed and refuses to allocate until `weft reset`.
+ *
+ * What arrives is attributed to who sent it (docs/security.md, "Gossip from members"): a gossip frame to the
+ * neighbour it came from, a unicast or broadcast to its source (gossip.ts checks the relay path). A peer changes only
+ * what it owns, so before merging a ring we take out the claims its sender cannot make (`screenRing`):
+ * - a change to one of our entries, or a token inside our segment: we keep ours and re-publish above the forged
+ *   version (`Ring.outbid`), unless it comes with a tombstone naming us, in which case we ask the taker itself
+ *   (RING_QUERY) and accept the removal only from it (a taker that denies it gets our entries outbid);
+ * - an entry that becomes ours: only its previous owner can give it (a donation reply, a reset heir broadcast);
+ *   relayed by anyone else we ask that owner and keep waiting for its word;
+ * - a tombstone naming us as the taker that we did not record, or naming the same peer as both, is dropped;
+ * - an entry whose version is above the wall clock in seconds plus an hour is dropped (no owner gets there, so the
+ *   owner can always outbid a forged copy).
+ * Each is counted by reason (`counters`) and logged once per reason and peer. Space requests and ring queries are
+ * rate-limited per requester (no reply, no write when over), and donations per requester too.
  */
 import type { Gossiper, GossipChannel } from '../gossip/channel.js';
 import type { Clock, Timer } from '../runtime/clock.js';
@@ -50,6 +64,7 @@ import { Consensus } from './consensus.js';
 import {
   DecodeError,
   InvalidAddressError,
+  RingCapError,
   IpamConflictError,
   IpamExhaustedError,
   IpamNotReadyError,
@@ -62,7 +77,8 @@ import {
   RingMismatchError,
 } from './errors.js';
 import { decodeMessage, encodeMessage, type SpaceReply, type SpaceRequest } from './message.js';
-import { Ring } from './ring.js';
+import { PeerLimiter } from './peer-limiter.js';
+import { Ring, type RingEntry } from './ring.js';
 import { Space } from './space.js';
 
 /**
@@ -78,6 +94,8 @@ export interface IpamStatus {
   allocated?: number;
   /** Addresses in the range this peer could hand out now without asking anyone. */
   free?: number;
+  /** Event counters by reason (refused ring claims, rate limiting, donations), sorted by name. */
+  counters: Record<string, number>;
 }
 
 /** How the ring comes to exist when no state is stored (Weave's --ipalloc-init). */
@@ -94,7 +112,15 @@ export interface AllocatorDeps {
   random: Random;
   log: Logger;
   store: Store;
+  /** Wall-clock milliseconds, which bound plausible ring versions. @default Date.now */
+  wallClockMs?: () => number;
 }
+
+/** How far above the wall clock (seconds) a ring entry's version may be: covers clock skew between hosts. */
+export const RING_VERSION_LEAD_S = 3600;
+
+/** Largest stored IPAM document read at start: far above any real one (a /12 fully allocated is ~40 MiB of JSON). */
+export const MAX_STATE_DOC_BYTES = 64 * 1024 * 1024;
 
 export interface AllocatorOptions {
   /** Our peer name (as in the ring). */
@@ -115,6 +141,14 @@ export interface AllocatorOptions {
   consensusRetryMs?: number;
   /** Store key of the document. @default 'ipam' */
   storeKey?: string;
+  /** Space requests and ring queries accepted from one peer in a burst. @default 8 */
+  requestBurst?: number;
+  /** ... and per second, sustained. @default 0.5 */
+  requestsPerSecond?: number;
+  /** Donations made to one peer in a burst. @default 4 */
+  donationBurst?: number;
+  /** ... and per second, sustained (each donation is half of a free span, so a few suffice). @default 1/30 */
+  donationsPerSecond?: number;
 }
 
 /** The persisted document (JSON). Ring and consensus table in their wire encodings, base64. */
@@ -180,6 +214,13 @@ export class Allocator implements Gossiper {
   private ringChanges = 0;
   /** Event counts by reason, for the report and tests. */
   readonly counters: Record<string, number> = {};
+  private readonly requestLimiter: PeerLimiter;
+  private readonly donationLimiter: PeerLimiter;
+  /** Our own ring queries: at most one per peer per 10 s. */
+  private readonly queryLimiter = new PeerLimiter({ burst: 1, perSecond: 0.1 });
+  /** Forged-looking changes to our entries that came with a tombstone naming taker T: outbid if T denies it. */
+  private readonly removalClaims = new Map<string, Map<number, number>>();
+  private readonly wallClockMs: () => number;
 
   constructor(
     private readonly deps: AllocatorDeps,
@@ -203,6 +244,9 @@ export class Allocator implements Gossiper {
     this.storeKey = options.storeKey ?? 'ipam';
     this.ring = new Ring(this.cidr);
     this.nextRequestId = deps.random.int(0x7fffffff);
+    this.requestLimiter = new PeerLimiter({ burst: options.requestBurst ?? 8, perSecond: options.requestsPerSecond ?? 0.5 });
+    this.donationLimiter = new PeerLimiter({ burst: options.donationBurst ?? 4, perSecond: options.donationsPerSecond ?? 1 / 30 });
+    this.wallClockMs = deps.wallClockMs ?? Date.now;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -215,7 +259,15 @@ export class Allocator implements Gossiper {
    */
   start(): void {
     if (this.isStarted) return;
-    const doc = this.deps.store.read(this.storeKey);
+    let doc: Buffer | undefined;
+    try {
+      doc = this.deps.store.read(this.storeKey);
+    } catch (err) {
+      throw new DecodeError(`IPAM state in the Store cannot be read (${(err as Error).message}); run 'weft reset' to drop it`);
+    }
+    if (doc !== undefined && doc.length > MAX_STATE_DOC_BYTES) {
+      throw new DecodeError(`IPAM state in the Store is ${doc.length} bytes, over the cap of ${MAX_STATE_DOC_BYTES}; run 'weft reset' to drop it`);
+    }
     if (doc !== undefined) this.load(doc);
     else this.applyInit();
     this.syncSpace();
@@ -450,8 +502,9 @@ export class Allocator implements Gossiper {
       share: o.addresses / total,
       isReachable: name === this.ourName || reachablePeers.has(name),
     }));
+    const counters = Object.fromEntries(Object.entries(this.counters).sort(([x], [y]) => (x < y ? -1 : 1)));
     const free = this.space.freeIn(rangeIntersect(usableRange(this.cidr), cidrRange(this.cidr)));
-    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers, allocated: this.prefixes.size, free };
+    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers, counters, allocated: this.prefixes.size, free };
   }
 
   /** A copy of the ring (tests check its invariants and compare peers' views). */
@@ -475,8 +528,8 @@ export class Allocator implements Gossiper {
     return null;
   }
 
-  onGossip(update: Uint8Array): Uint8Array | null {
-    return this.onState(update, undefined) ? update : null;
+  onGossip(update: Uint8Array, from: string): Uint8Array | null {
+    return this.onState(update, from) ? update : null;
   }
 
   onGossipBroadcast(src: string, update: Uint8Array): void {
@@ -486,16 +539,23 @@ export class Allocator implements Gossiper {
   onGossipUnicast(src: string, message: Uint8Array): void {
     if (!this.isStarted || this.isStopped) return;
     const m = decodeMessage(message, this.majority);
-    if (m.kind === 'request') this.onSpaceRequest(src, m);
-    else if (m.kind === 'reply') this.onSpaceReply(src, m);
+    if (m.kind === 'request' || m.kind === 'query') {
+      // Checked before anything costs us a reply (with our ring), a donation or a write.
+      if (!this.requestLimiter.take(src, this.deps.clock.now())) {
+        this.refuse('space_request_rate_limited', src, `ipam: ${src} sends space requests or ring queries faster than the per-peer limit; dropping them`);
+        return;
+      }
+      if (m.kind === 'request') this.onSpaceRequest(src, m);
+      else this.onRingQuery(src);
+    } else if (m.kind === 'reply') this.onSpaceReply(src, m);
     else this.onState(message, src);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
   // Merging what others tell us
 
-  /** Merge a STATE message. Returns whether we learned anything. Decode errors propagate (the mesh counts them). */
-  private onState(bytes: Uint8Array, src: string | undefined): boolean {
+  /** Merge a STATE message from `src` (see the top: attribution). Returns whether we learned anything. */
+  private onState(bytes: Uint8Array, src: string): boolean {
     if (!this.isStarted || this.isStopped) return false;
     const m = decodeMessage(bytes, this.majority);
     if (m.kind !== 'state') throw new DecodeError('IPAM gossip carried a non-state message');
@@ -508,13 +568,18 @@ export class Allocator implements Gossiper {
     return changed;
   }
 
-  /** Merge a ring; refusals are logged once per kind and peer and counted, never thrown into the mesh. */
-  private mergeRing(incoming: Ring, src: string | undefined): boolean {
+  /** Merge a ring from `src`; refusals are logged once per kind and peer and counted, never thrown into the mesh. */
+  private mergeRing(received: Ring, src: string): boolean {
     const wasEmpty = this.ring.isEmpty;
+    const { ring: incoming, outbids } = this.screenRing(received, src);
     let changed: boolean;
     try {
       changed = this.ring.merge(incoming, this.ourName);
     } catch (err) {
+      if (err instanceof RingCapError) {
+        this.refuse('ring_entry_cap', src, `ipam: refused a ring from ${src}: ${err.message}`);
+        return false;
+      }
       if (err instanceof RingMismatchError) {
         this.count('ring_mismatch');
         this.warnOnce(`mismatch|${incoming.describe()}`, { peer: src, err }, 'ipam: refused a ring initialised separately');
@@ -522,7 +587,8 @@ export class Allocator implements Gossiper {
       }
       if (err instanceof RingConflictError) {
         this.count('ring_conflict');
-        if (err.removedBy !== undefined && this.removedBy === undefined) {
+        // Only the taker's own word removes us (screenRing has taken the claim out of anyone else's ring).
+        if (err.removedBy !== undefined && this.removedBy === undefined && err.removedBy === src) {
           this.removedBy = err.removedBy;
           this.deps.log.error({ peer: err.removedBy, err }, 'ipam: this peer was removed by rmpeer; allocations refused until weft reset');
           this.failWaiters(new IpamRemovedError(this.ourName, err.removedBy));
@@ -533,6 +599,7 @@ export class Allocator implements Gossiper {
       }
       throw err;
     }
+    if (this.applyOutbids(outbids)) changed = true;
     if (!changed) return false;
     this.ring.checkInvariants();
     this.ringChanged();
@@ -546,6 +613,121 @@ export class Allocator implements Gossiper {
     this.persist();
     if (this.isReady) this.wakeWaiters();
     return true;
+  }
+
+  /**
+   * Take out of `received` what `src` cannot claim (see the top of the file). Returns the ring to merge and the
+   * entries of ours to re-publish above a forged version (token -> that version).
+   */
+  private screenRing(received: Ring, src: string): { ring: Ring; outbids: Map<number, number> } {
+    const me = this.ourName;
+    const outbids = new Map<number, number>();
+    const replace = new Map<number, RingEntry | null>();
+    const dropTombs = new Set<string>();
+    for (const [removed, taker] of received.tombstones()) {
+      if (this.ring.removedBy(removed) === taker) continue; // known already
+      if (removed === taker) {
+        dropTombs.add(removed);
+        this.refuse('ring_bad_tombstone', src, `ipam: dropped a tombstone from ${src} naming ${removed} as its own taker`);
+      } else if (taker === me && src !== removed) {
+        // Only a peer giving its own space away (reset) names us as its heir; we record our own rmpeer ourselves.
+        dropTombs.add(removed);
+        this.refuse('ring_forged_tombstone', src, `ipam: dropped a tombstone from ${src} saying this peer took over ${removed}`);
+      }
+    }
+    const taker = received.removedBy(me);
+    const isRemovalClaim = taker !== undefined && this.ring.removedBy(me) !== taker;
+    const isTakersWord = isRemovalClaim && src === taker;
+    if (isRemovalClaim && !isTakersWord) {
+      dropTombs.add(me);
+      this.refuse('ring_unattributed_removal', src, `ipam: ${src} relays a claim that ${taker} removed this peer; asking ${taker} itself`);
+      this.query(taker!);
+    }
+    if (taker !== undefined && src === taker) {
+      // The taker itself says it removed us: the claim stands (the merge below finds the conflict).
+      this.removalClaims.delete(taker);
+    } else if (this.removalClaims.has(src)) {
+      // The peer named as taker speaks and does not say it: the claim was forged; outbid what it changed.
+      const claim = this.removalClaims.get(src)!;
+      this.removalClaims.delete(src);
+      for (const [t, v] of claim) outbids.set(t, v);
+      this.refuse('ring_removal_denied', src, `ipam: ${src} does not say it removed this peer: the claim was forged; re-publishing our entries`);
+    }
+    const ceiling = Math.floor(this.wallClockMs() / 1000) + RING_VERSION_LEAD_S;
+    if (this.ring.isEmpty) {
+      for (const y of received.entryList()) if (y.version > ceiling) replace.set(y.token, null);
+      if (replace.has(received.range.start)) {
+        this.refuse('ring_implausible_version', src, `ipam: refused a ring from ${src} with implausible versions`);
+        return { ring: new Ring(this.cidr), outbids };
+      }
+    } else {
+      for (const y of received.entryList()) {
+        const x = this.ring.entryAt(y.token);
+        if (x && y.version <= x.version) continue; // the merge keeps ours
+        if (y.version > ceiling) {
+          replace.set(y.token, x ?? null);
+          this.refuse('ring_implausible_version', src, `ipam: dropped ring entries from ${src} with versions above the wall clock`);
+          continue;
+        }
+        const ownerHere = x ? x.owner : this.ring.ownerOf(y.token);
+        if (ownerHere === me) {
+          if (isTakersWord) continue; // the merge finds the conflict and we learn we were removed
+          replace.set(y.token, x ?? null);
+          if (isRemovalClaim) {
+            if (x) {
+              const claim = this.removalClaims.get(taker!) ?? new Map<number, number>();
+              claim.set(y.token, Math.max(y.version, claim.get(y.token) ?? 0));
+              if (this.removalClaims.size < 64 || this.removalClaims.has(taker!)) this.removalClaims.set(taker!, claim);
+            }
+          } else {
+            if (x) outbids.set(y.token, Math.max(y.version, outbids.get(y.token) ?? 0));
+            this.refuse('ring_foreign_change', src, `ipam: ${src} relays a change to this peer's own ring entries; keeping ours and re-publishing above it`);
+          }
+          continue;
+        }
+        if (y.owner === me && ownerHere !== undefined && src !== ownerHere) {
+          replace.set(y.token, x ?? null);
+          this.refuse('ring_unattributed_gain', src, `ipam: ${src} relays space given to this peer by ${ownerHere}; asking ${ownerHere} itself`);
+          this.query(ownerHere);
+        }
+      }
+    }
+    if (replace.size === 0 && dropTombs.size === 0) return { ring: received, outbids };
+    return { ring: received.screened(replace, dropTombs), outbids };
+  }
+
+  /** Re-publish our entries above forged versions; returns whether any changed. */
+  private applyOutbids(outbids: ReadonlyMap<number, number>): boolean {
+    let changed = false;
+    for (const [token, version] of outbids) {
+      const x = this.ring.entryAt(token);
+      if (!x || x.owner !== this.ourName || x.version > version) continue;
+      if (this.ring.outbid(this.ourName, token, version)) changed = true;
+      else this.refuse('ring_outbid_impossible', this.ourName, `ipam: cannot re-publish our entry at token ${token} above version ${version}`);
+    }
+    if (changed) this.count('ring_outbids');
+    return changed;
+  }
+
+  /** Ask `peer` for its ring (its answer is its own word); at most once per peer per 10 s. */
+  private query(peer: string): void {
+    if (!this.channel || peer === this.ourName || !this.queryLimiter.take(peer, this.deps.clock.now())) return;
+    this.count('ring_queries');
+    this.channel.gossipUnicast(peer, encodeMessage({ kind: 'query' }));
+  }
+
+  /** A peer asks for our ring: answer with our STATE, by unicast. */
+  private onRingQuery(src: string): void {
+    const state = this.gossip();
+    if (state) this.channel?.gossipUnicast(src, state);
+  }
+
+  /** Count a refusal and log it once per reason and peer (bounded). */
+  private refuse(reason: string, peer: string, msg: string): void {
+    this.count(reason);
+    if (this.warned.has(`${reason}|${peer}`) || this.warned.size >= 1024) return;
+    this.warned.add(`${reason}|${peer}`);
+    this.deps.log.warn({ peer, reason }, msg);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -710,6 +892,14 @@ export class Allocator implements Gossiper {
         const size = Math.ceil(rangeSize(block) / 2);
         gift = { start: block.end - size, end: block.end };
       }
+    }
+    if (gift && !this.ring.canSplit(2)) {
+      this.refuse('ring_entry_cap', src, `ipam: the ring holds its cap of entries; no more space can be split off for ${src}`);
+      gift = undefined;
+    }
+    if (gift && !this.donationLimiter.take(src, this.deps.clock.now())) {
+      this.refuse('space_donation_limited', src, `ipam: ${src} asked for more donations than the per-peer limit; answering none`);
+      return reply('none');
     }
     if (!gift) {
       this.count('space_refused');
@@ -917,7 +1107,7 @@ export class Allocator implements Gossiper {
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
-    if (this.warned.has(key)) return;
+    if (this.warned.has(key) || this.warned.size >= 1024) return;
     this.warned.add(key);
     this.deps.log.error(fields, msg);
   }

@@ -53,6 +53,15 @@ export class RingConflictError extends Error {
   }
 }
 
+/** A ring over `RING_LIMITS.maxEntries` (a merge or a grant that would pass it). Refused; nothing changes. */
+export class RingCapError extends Error {
+  readonly code = 'ERR_IPAM_RING_CAP';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RingCapError';
+  }
+}
+
 /** IPAM has no ring yet (consensus not reached, no seed, observer without gossip) within the wait allowed. */
 export class IpamNotReadyError extends Error {
   readonly code = 'ERR_IPAM_NOT_READY';

@@ -22,6 +22,10 @@
  *  | request id u32 | result | len u8  | holder (len B) | ring (if the donor has one) |
  *  +----------------+--------+---------+----------------+-----------------------------+
  *    result 1 = granted, 2 = none to give, 3 = held (holder = the ident holding the exact address)
+ *
+ *  kind 4 RING_QUERY (unicast): "send me your ring"; no body. The answer is a STATE by unicast, which the asker
+ *  can attribute to the peer it asked (used to check a claim relayed by someone else: a tombstone or a grant)
+ *  +  (nothing)  +
  * ```
  * Ring and consensus table formats are described beside their codecs (ring.ts, consensus.ts). Decoding is strict:
  * unknown versions or kinds, bad lengths and trailing bytes throw `DecodeError`.
@@ -34,6 +38,7 @@ const WIRE_VERSION = 1;
 const KIND_STATE = 1;
 const KIND_REQUEST = 2;
 const KIND_REPLY = 3;
+const KIND_QUERY = 4;
 
 export interface StateMessage {
   kind: 'state';
@@ -57,7 +62,11 @@ export interface SpaceReply {
   ring: Ring | null;
 }
 
-export type IpamMessage = StateMessage | SpaceRequest | SpaceReply;
+export interface RingQuery {
+  kind: 'query';
+}
+
+export type IpamMessage = StateMessage | SpaceRequest | SpaceReply | RingQuery;
 
 const RESULTS = ['granted', 'none', 'held'] as const;
 
@@ -68,6 +77,7 @@ export function encodeMessage(m: IpamMessage): Uint8Array {
     const table = m.consensus ? m.consensus.encode() : null;
     return Buffer.concat([Buffer.from([WIRE_VERSION, KIND_STATE, (ring ? 1 : 0) | (table ? 2 : 0)]), ...(ring ? [ring] : []), ...(table ? [table] : [])]);
   }
+  if (m.kind === 'query') return Buffer.from([WIRE_VERSION, KIND_QUERY]);
   if (m.kind === 'request') {
     const b = Buffer.alloc(12);
     b.writeUInt8(WIRE_VERSION, 0);
@@ -126,6 +136,10 @@ export function decodeMessage(bytes: Uint8Array, quorum = 1): IpamMessage {
     const holder = buf.toString('utf8', 8, 8 + len);
     const ring = buf.length > 8 + len ? Ring.decode(buf.subarray(8 + len)) : null;
     return { kind: 'reply', id: buf.readUInt32BE(2), result, holder, ring };
+  }
+  if (kind === KIND_QUERY) {
+    if (buf.length !== 2) throw new DecodeError(`IPAM ring query of ${buf.length} bytes (want 2)`);
+    return { kind: 'query' };
   }
   throw new DecodeError(`IPAM message kind ${kind} unknown`);
 }

@@ -28,7 +28,7 @@ import {
   rangeIntersect,
   rangeSize,
 } from './address.js';
-import { DecodeError, RingConflictError, RingMismatchError } from './errors.js';
+import { DecodeError, RingCapError, RingConflictError, RingMismatchError } from './errors.js';
 
 /** One token of the ring. `free` is a hint for donors: the owner's last count of unallocated addresses in it. */
 export interface RingEntry {
@@ -52,8 +52,12 @@ export const RING_LIMITS = {
   maxNames: 4096,
   /** Bytes in one peer name. */
   maxNameBytes: 64,
-  /** Entries in one ring: even a /8 split into /24s stays well under this. */
-  maxEntries: 1 << 18,
+  /**
+   * Entries in one ring, received, merged, grown by donations, saved and loaded alike. Sized so that the largest
+   * ring (with 4096 names of 64 bytes) still encodes under the 1 MiB gossip frame: 8 + 4096·65 + 2·4096 + 4 +
+   * 14·32768 + 2 + 4·4096 ≈ 752 KiB.
+   */
+  maxEntries: 1 << 15,
 } as const;
 
 const FORMAT_VERSION = 1;
@@ -200,6 +204,7 @@ export class Ring {
     for (let i = this.indexAt(r.start); i < this.entries.length && this.entries[i]!.token < r.end; i++) {
       if (this.entries[i]!.owner !== self) throw new Error(`grantTo: ${self} does not own all of ${formatRange(r)}`);
     }
+    if (!this.canSplit(2)) throw new RingCapError(`IPAM ring has ${this.entries.length} entries; a grant would pass the cap of ${RING_LIMITS.maxEntries}`);
     this.splitAt(r.start);
     this.splitAt(r.end);
     for (let i = this.indexAt(r.start); i < this.entries.length && this.entries[i]!.token < r.end; i++) {
@@ -304,6 +309,9 @@ export class Ring {
       i++;
       j++;
     }
+    if (merged.length > RING_LIMITS.maxEntries) {
+      throw new RingCapError(`IPAM ring merge would hold ${merged.length} entries, over the cap of ${RING_LIMITS.maxEntries}; refused`);
+    }
     const removed = new Map(this.removed);
     for (const [k, v] of other.removed) {
       const mine = removed.get(k);
@@ -318,6 +326,54 @@ export class Ring {
     if (this.seedList.length === 0) this.seedList = other.seedList.slice();
     this.removed.clear();
     for (const [k, v] of removed) this.removed.set(k, v);
+    return true;
+  }
+
+  /** Whether `extra` more tokens fit under `RING_LIMITS.maxEntries`. */
+  canSplit(extra: number): boolean {
+    return this.entries.length + extra <= RING_LIMITS.maxEntries;
+  }
+
+  /** The entry at exactly `token`, if it is one. */
+  entryAt(token: Address): RingEntry | undefined {
+    const e = this.entries[this.indexAt(token)];
+    return e && e.token === token ? { ...e } : undefined;
+  }
+
+  /** Every entry, in token order (copies). */
+  entryList(): RingEntry[] {
+    return this.entries.map((e) => ({ ...e }));
+  }
+
+  /**
+   * A copy with the claims we cannot attribute taken out: the entry at each token in `replace` becomes the given
+   * entry (ours, so the merge keeps what we have), or goes when it is null (a token we never heard of); tombstones
+   * naming `removedPeers` as removed go too. Free hints are clamped to the segments that result.
+   */
+  screened(replace: ReadonlyMap<Address, RingEntry | null>, removedPeers: ReadonlySet<string>): Ring {
+    const r = this.clone();
+    const out: RingEntry[] = [];
+    for (const e of r.entries) {
+      const sub = replace.get(e.token);
+      if (sub === undefined) out.push(e);
+      else if (sub !== null) out.push({ ...sub, token: e.token });
+    }
+    if (out.length === 0 || out[0]!.token !== this.range.start) throw new Error('screened: the first token cannot be dropped');
+    r.entries = out;
+    r.entries.forEach((e, i) => (e.free = Math.min(e.free, r.endOf(i) - e.token)));
+    for (const p of removedPeers) r.removed.delete(p);
+    return r;
+  }
+
+  /**
+   * Re-publish `self`'s entry at `token` above `version` (a forged newer copy of it is circulating): our entry, at
+   * `version + 1`, wins again everywhere. Returns false when `version` leaves no room (the u32 maximum).
+   */
+  outbid(self: string, token: Address, version: number): boolean {
+    const e = this.entries[this.indexAt(token)];
+    if (!e || e.token !== token || e.owner !== self) throw new Error(`outbid: ${self} does not own token ${token}`);
+    if (version >= 0xffffffff) return false;
+    if (e.version <= version) e.version = version + 1;
     return true;
   }
 

@@ -32,13 +32,17 @@ class ModelTable {
   forgetPeer(peer: number): void {
     for (const [m, e] of this.entries) if (e.peer === peer) this.entries.delete(m);
   }
+  remove(mac: number): boolean {
+    return this.entries.delete(mac);
+  }
 }
 
 type Op =
   | { kind: 'learn'; mac: number; peer: number; dt: number }
   | { kind: 'lookup'; mac: number; dt: number }
   | { kind: 'expire'; dt: number }
-  | { kind: 'forget'; peer: number; dt: number };
+  | { kind: 'forget'; peer: number; dt: number }
+  | { kind: 'remove'; mac: number; dt: number };
 
 // Few distinct MACs (so entries are refreshed, moved and collide), some far apart in the 48-bit space.
 const mac = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constantFrom(2 ** 48 - 1, 0x0242ac110002, 0x0242ac110003));
@@ -49,10 +53,11 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('lookup' as const), mac, dt }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), dt }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('forget' as const), peer: peerId, dt }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), mac, dt }) },
 );
 
 describe('MacTable', () => {
-  it('agrees with a Map model on random learn/lookup/expire/forget sequences', () => {
+  it('agrees with a Map model on random learn/lookup/expire/forget/remove sequences', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 10, max: 200 }), fc.array(op, { maxLength: 300 }), (capacity, expiryMs, ops) => {
         const table = new MacTable({ capacity, expiryMs });
@@ -74,7 +79,16 @@ describe('MacTable', () => {
               table.forgetPeer(o.peer);
               model.forgetPeer(o.peer);
               break;
+            case 'remove': {
+              // An expired entry may already be gone from the table (reused or expired); the model keeps it.
+              const wasLive = model.lookup(o.mac, now) >= 0;
+              const removed = table.remove(o.mac);
+              model.remove(o.mac);
+              if (wasLive) expect(removed).toBe(true);
+              break;
+            }
           }
+          table.checkInvariants();
           // Every MAC the model knows live is found, and nothing else is.
           const live = table.entries(now).map((e) => `${e.mac}@${e.peer}`).sort();
           const expected = [...model.entries]
@@ -114,5 +128,36 @@ describe('MacTable', () => {
     expect(t.learn(3, 1, 120)).toBe(LearnResult.Added);
     expect(t.lookup(3, 120)).toBe(1);
     expect(t.lookup(2, 120)).toBe(1);
+  });
+
+  it('stays O(1) when full: a flood of new MACs into a full table of live entries visits no other slots', () => {
+    const capacity = 16_384;
+    const t = new MacTable({ capacity, expiryMs: 300_000 });
+    for (let m = 1; m <= capacity; m++) expect(t.learn(m, 1, 0)).toBe(LearnResult.Added);
+    let full = 0;
+    for (let m = 0; m < 100_000; m++) if (t.learn(0x0266_0000_0000 + m, 2, 10) === LearnResult.Full) full++;
+    expect(full).toBe(100_000);
+    expect(t.scannedSlots).toBe(0);
+    // The real MACs are all still there, and refreshing them keeps them.
+    expect(t.lookup(1, 20)).toBe(1);
+    expect(t.lookup(capacity, 20)).toBe(1);
+  });
+
+  it('gives up the least recently seen expired entry for a new MAC, keeping entries refreshed since', () => {
+    const t = new MacTable({ capacity: 3, expiryMs: 100 });
+    t.learn(1, 1, 0);
+    t.learn(2, 1, 10);
+    t.learn(3, 1, 20);
+    t.learn(1, 1, 90); // refreshed: now the most recent
+    // At 115, 2 (seen at 10) has expired; 1 and 3 are live. A new MAC takes 2's place.
+    expect(t.learn(4, 2, 115)).toBe(LearnResult.Added);
+    expect(t.lookup(1, 115)).toBe(1);
+    expect(t.lookup(3, 115)).toBe(1);
+    expect(t.lookup(4, 115)).toBe(2);
+    expect(t.lookup(2, 115)).toBe(-1);
+    // expire() walks from the oldest and stops at the first live entry.
+    expect(t.expire(121)).toBe(1); // 3 (seen at 20)
+    expect(t.size).toBe(2);
+    expect(t.scannedSlots).toBe(0);
   });
 });

@@ -18,6 +18,13 @@
  * When every slot of `capacity` holds a live entry, a new MAC is not learned (`LearnResult.Full`); frames to it
  * are then flooded as unknown, which is correct, only wasteful. This bounds memory against a flood of forged
  * source MACs.
+ *
+ * Every operation on the data path is O(1), also when the table is full: entries sit on an intrusive list in the
+ * order they were last seen (`prev`/`next` by slot, most recent at `head`), so the entry to give up for a new MAC
+ * is the `tail`, taken if it has expired; if the tail is live, every entry is (times only grow), and the answer is
+ * `Full` without a scan. Before, a full table scanned every slot for expired entries on each new MAC: a container
+ * sending random source MACs cost every router 16,384 slot visits per frame and stalled its loop. `expire` walks
+ * from the tail and stops at the first live entry.
  */
 /** What `learn` did. */
 export const LearnResult = {
@@ -46,6 +53,7 @@ export interface MacEntry {
 }
 
 const EMPTY = -1;
+const NONE = -1;
 const TWO_POW_32 = 0x1_0000_0000;
 
 export class MacTable {
@@ -61,6 +69,14 @@ export class MacTable {
   private readonly lastSeen: Float64Array;
   /** Occupied slots, live or expired. */
   private used = 0;
+  /** The recency list: previous (more recent) and next (older) slot, NONE at the ends. */
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  /** Most recently seen slot, and least; NONE when empty. */
+  private head = NONE;
+  private tail = NONE;
+  /** Slots visited by whole-table walks (`forgetPeer`); the data path and `expire` make none. For tests. */
+  scannedSlots = 0;
   /** Where `lookup`/`learn` put a number's bytes for the `...At` methods. */
   private readonly scratch = Buffer.alloc(6);
 
@@ -77,6 +93,8 @@ export class MacTable {
     this.keysLow = new Int32Array(slots);
     this.peers = new Int32Array(slots);
     this.lastSeen = new Float64Array(slots);
+    this.prev = new Int32Array(slots).fill(NONE);
+    this.next = new Int32Array(slots).fill(NONE);
   }
 
   /** Occupied entries, including expired ones not yet removed by `expire`. */
@@ -114,6 +132,7 @@ export class MacTable {
         const wasPeer = this.peers[i]!;
         this.peers[i] = peer;
         this.lastSeen[i] = now;
+        this.touch(i);
         if (!isLive) return LearnResult.Added;
         return wasPeer === peer ? LearnResult.Refreshed : LearnResult.Moved;
       }
@@ -122,9 +141,13 @@ export class MacTable {
     // Not present: take an expired slot on the way (chains stay intact: the slot stays occupied), else the empty one.
     if (reusable >= 0) {
       i = reusable;
+      this.unlink(i);
     } else {
       if (this.used >= this.capacity) {
-        if (this.expire(now) === 0) return LearnResult.Full;
+        // The least recently seen entry: if even it is live, all are (O(1), no scan).
+        const oldest = this.tail;
+        if (oldest === NONE || now - this.lastSeen[oldest]! <= this.expiryMs) return LearnResult.Full;
+        this.removeAt(oldest);
         return this.learnAt(buffer, offset, peer, now);
       }
       this.used++;
@@ -133,6 +156,7 @@ export class MacTable {
     this.keysLow[i] = low;
     this.peers[i] = peer;
     this.lastSeen[i] = now;
+    this.linkHead(i);
     return LearnResult.Added;
   }
 
@@ -148,16 +172,28 @@ export class MacTable {
     return this.learnAt(this.scratch, 0, peer, now);
   }
 
-  /** Remove entries expired at `now`. Returns how many. O(slots); call from a timer, not per packet. */
+  /** Remove the entry for `mac` (a number in [0, 2^48)), live or expired. True if there was one. */
+  remove(mac: number): boolean {
+    this.scratch.writeUIntBE(mac, 0, 6);
+    const high = (this.scratch[0]! << 8) | this.scratch[1]!;
+    const low = this.scratch.readInt32BE(2);
+    const mask = this.mask;
+    for (let i = slotOf(high, low, mask); ; i = (i + 1) & mask) {
+      const k = this.keysHigh[i]!;
+      if (k === EMPTY) return false;
+      if (k === high && this.keysLow[i] === low) {
+        this.removeAt(i);
+        return true;
+      }
+    }
+  }
+
+  /** Remove entries expired at `now`. Returns how many. O(removed): walks from the least recently seen. */
   expire(now: number): number {
     let removed = 0;
-    for (let i = 0; i <= this.mask; ) {
-      if (this.keysHigh[i] !== EMPTY && now - this.lastSeen[i]! > this.expiryMs) {
-        this.removeAt(i);
-        removed++;
-        continue; // removeAt may have shifted a later entry into slot i
-      }
-      i++;
+    for (let i = this.tail; i !== NONE && now - this.lastSeen[i]! > this.expiryMs; i = this.tail) {
+      this.removeAt(i);
+      removed++;
     }
     return removed;
   }
@@ -165,6 +201,7 @@ export class MacTable {
   /** Remove every entry of `peer` (it left the network). Returns how many. O(slots). */
   forgetPeer(peer: number): number {
     let removed = 0;
+    this.scannedSlots += this.mask + 1;
     for (let i = 0; i <= this.mask; ) {
       if (this.keysHigh[i] !== EMPTY && this.peers[i] === peer) {
         this.removeAt(i);
@@ -187,9 +224,28 @@ export class MacTable {
     return out;
   }
 
+  /**
+   * Throws when the recency list does not hold every occupied slot exactly once, most recent first, with `prev`
+   * and `next` agreeing. O(slots); for tests.
+   */
+  checkInvariants(): void {
+    let count = 0;
+    let last = NONE;
+    for (let i = this.head; i !== NONE; i = this.next[i]!) {
+      if (this.keysHigh[i] === EMPTY) throw new Error(`MacTable: empty slot ${i} on the recency list`);
+      if (this.prev[i] !== last) throw new Error(`MacTable: slot ${i}'s prev is ${this.prev[i]}, not ${last}`);
+      if (last !== NONE && this.lastSeen[i]! > this.lastSeen[last]!) throw new Error(`MacTable: slot ${i} seen after slot ${last} but listed later`);
+      if (++count > this.used) throw new Error('MacTable: recency list longer than the occupied slots (a cycle?)');
+      last = i;
+    }
+    if (this.tail !== last) throw new Error(`MacTable: tail is ${this.tail}, the list ends at ${last}`);
+    if (count !== this.used) throw new Error(`MacTable: ${count} slots on the recency list, ${this.used} occupied`);
+  }
+
   /** Backward-shift deletion: keeps every probe chain unbroken without tombstones. */
   private removeAt(slot: number): void {
     const mask = this.mask;
+    this.unlink(slot);
     let hole = slot;
     for (let j = (hole + 1) & mask; this.keysHigh[j] !== EMPTY; j = (j + 1) & mask) {
       const home = slotOf(this.keysHigh[j]!, this.keysLow[j]!, mask);
@@ -200,10 +256,51 @@ export class MacTable {
       this.keysLow[hole] = this.keysLow[j]!;
       this.peers[hole] = this.peers[j]!;
       this.lastSeen[hole] = this.lastSeen[j]!;
+      this.relink(j, hole);
       hole = j;
     }
     this.keysHigh[hole] = EMPTY;
+    this.prev[hole] = this.next[hole] = NONE;
     this.used--;
+  }
+
+  /** Make slot `i` (on the list) the most recently seen. */
+  private touch(i: number): void {
+    if (this.head === i) return;
+    this.unlink(i);
+    this.linkHead(i);
+  }
+
+  private linkHead(i: number): void {
+    const h = this.head;
+    this.prev[i] = NONE;
+    this.next[i] = h;
+    if (h !== NONE) this.prev[h] = i;
+    else this.tail = i;
+    this.head = i;
+  }
+
+  private unlink(i: number): void {
+    const p = this.prev[i]!;
+    const n = this.next[i]!;
+    if (p !== NONE) this.next[p] = n;
+    else this.head = n;
+    if (n !== NONE) this.prev[n] = p;
+    else this.tail = p;
+    this.prev[i] = this.next[i] = NONE;
+  }
+
+  /** The entry in slot `from` moved to the free slot `to`: take its place in the list. */
+  private relink(from: number, to: number): void {
+    const p = this.prev[from]!;
+    const n = this.next[from]!;
+    this.prev[to] = p;
+    this.next[to] = n;
+    if (p !== NONE) this.next[p] = to;
+    else this.head = to;
+    if (n !== NONE) this.prev[n] = to;
+    else this.tail = to;
+    this.prev[from] = this.next[from] = NONE;
   }
 }
 

@@ -14,7 +14,37 @@
 import type { DatagramBatch, Endpoint, Underlay } from './underlay.js';
 import type { Logger } from '../runtime/logger.js';
 import { ipv4ToU32, u32ToIpv4, type ReaderHandle, type ReaderStats, type WeftNative } from '../native/addon.js';
-import { MAX_UDP_PAYLOAD_BYTES, UdpBindError } from './udp-underlay.js';
+
+/** Largest UDP payload over IPv4: 65535 minus the IPv4 (20) and UDP (8) headers. */
+export const MAX_UDP_PAYLOAD_BYTES = 65507;
+
+/** The UDP socket could not be opened or bound. */
+export class UdpBindError extends Error {
+  readonly code = 'UDP_BIND_FAILED';
+  constructor(
+    readonly bindAddress: string,
+    readonly port: number,
+    readonly errnoCode: string,
+    detail: string,
+  ) {
+    super(`cannot bind UDP ${bindAddress}:${port}: ${detail}; ${bindAdvice(errnoCode)}`);
+    this.name = 'UdpBindError';
+  }
+}
+
+function bindAdvice(errnoCode: string): string {
+  switch (errnoCode) {
+    case 'EADDRINUSE':
+      return 'another process (perhaps another weft) holds that port: stop it or choose another port';
+    case 'EADDRNOTAVAIL':
+      return 'that address is not on this host: bind 0.0.0.0 or one of its own addresses';
+    case 'EACCES':
+    case 'EPERM':
+      return 'ports below 1024 need root or CAP_NET_BIND_SERVICE';
+    default:
+      return 'check the bind address (a dotted IPv4 address) and port (0-65535)';
+  }
+}
 
 /**
  * Source addresses remembered as strings. Peers are few; the bound stops spoofed sources from growing the cache

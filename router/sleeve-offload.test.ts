@@ -8,9 +8,9 @@ import { FakeClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { MemoryCapture } from './memory-capture.js';
 import { MemoryUdpNetwork, MemoryUnderlay } from './memory-underlay.js';
-import { Sleeve } from './sleeve.js';
+import { Sleeve, type SleeveOptions } from './sleeve.js';
 import type { ForwardingSnapshot, PeerId } from './datapath.js';
-import { checksumCompleteJs, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4 } from './offload.js';
+import { checksumCompleteJs, isVnetHeaderForFrame, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_GSO_TCPV6 } from './offload.js';
 import { MessageType } from './sleeve-format.js';
 import { sealedSessionPair } from '../test/harness/sessions.js';
 
@@ -27,6 +27,7 @@ function superFrame(dst: number, src: number, length: number, seed: number): Buf
   f.writeUInt16BE(0x0800, 12);
   f[14] = 0x45;
   f[23] = 6; // TCP
+  f[46] = 0x50; // TCP data offset: a 20-byte header
   for (let i = 54; i < length; i++) f[i] = (i * 31 + seed) & 255;
   return f;
 }
@@ -51,13 +52,13 @@ function broadcastFrom(src: number): Buffer {
 }
 
 /** Peers in a line a - b - c (a and c are not neighbours), every capture with offloads; `sealed[i]` seals link i-(i+1). */
-async function line(peers: PeerId[], sealed: boolean[] = []) {
+async function line(peers: PeerId[], sealed: boolean[] = [], options: SleeveOptions = {}) {
   const clock = new FakeClock();
   const network = new MemoryUdpNetwork({ clock });
   const nodes = peers.map((peer, i) => {
     const capture = new MemoryCapture({ clock }, { vnetHeaderBytes: 10, maxFrameBytes: 65_600 });
     const underlay = new MemoryUnderlay({ network }, { address: `10.0.0.${i + 1}` });
-    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger });
+    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, options);
     return { peer, capture, underlay, sleeve, endpoint: underlay.endpoint() };
   });
   // One session pair per sealed link: [the left peer's session, the right peer's session].
@@ -203,5 +204,86 @@ describe('checksumCompleteJs', () => {
       expect(sum).toBe(0xffff);
     }
     expect(checksumCompleteJs(Buffer.alloc(60), 0, 60, 50, 16)).toBe(false);
+  });
+
+  it('caps reassembly memory: a second sender finds the budget spent until the first has been idle', async () => {
+    // Room for one 64 KiB reassembly buffer; freed after 2 s without a piece.
+    const { clock, nodes } = await line([A, B, C], [], { maxReassemblyBytes: 70_000, reassemblyIdleMs: 2000 });
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    b.capture.inject(broadcastFrom(MAC.b));
+    clock.advance(1);
+    const fromA = superFrame(MAC.b, MAC.a, 30_000, 5);
+    const fromC = superFrame(MAC.b, MAC.c, 30_000, 6);
+    a.capture.inject(fromA, tsoHeader());
+    clock.advance(1);
+    c.capture.inject(fromC, tsoHeader());
+    clock.advance(1);
+    expect(b.capture.written.some((w) => w.equals(fromA))).toBe(true);
+    expect(b.capture.written.some((w) => w.equals(fromC))).toBe(false);
+    expect(b.sleeve.counters().drop_reassembly_full).toBe(1);
+    // A has been idle for longer than 2 s: its buffer is freed, and C's next frame is joined.
+    clock.advance(3500);
+    const again = superFrame(MAC.b, MAC.c, 30_000, 7);
+    c.capture.inject(again, tsoHeader());
+    clock.advance(1);
+    expect(b.capture.written.some((w) => w.equals(again))).toBe(true);
+    expect(b.sleeve.counters().drop_reassembly_full).toBe(1);
+  });
+
+  it("refuses a joined frame whose virtio header does not match its protocol, before the TAP sees it", async () => {
+    const { clock, network, nodes } = await line([A, B]);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.capture.inject(broadcastFrom(MAC.b));
+    clock.advance(1);
+    // A peer (buggy or hostile) says the checksum starts at the IP header, not the TCP header: in every piece.
+    network.onCarry = (_from, buffer, offset) => {
+      if (buffer[offset + 1]! >> 4 === MessageType.Piece) buffer.writeUInt16LE(14, offset + 16 + 24 + 6);
+    };
+    const f = superFrame(MAC.b, MAC.a, 20_000, 9);
+    a.capture.inject(f, tsoHeader());
+    clock.advance(1);
+    expect(b.capture.written.some((w) => w.length === f.length)).toBe(false);
+    expect(b.sleeve.counters()).toMatchObject({ drop_bad_piece: 1, offloaded_delivered: 0 });
+  });
+});
+
+describe('isVnetHeaderForFrame', () => {
+  const header = (flags: number, gso: number, hdrLen: number, gsoSize: number, csumStart: number, csumOffset: number, frame: Buffer) => {
+    const b = Buffer.alloc(10 + frame.length);
+    b[0] = flags;
+    b[1] = gso;
+    b.writeUInt16LE(hdrLen, 2);
+    b.writeUInt16LE(gsoSize, 4);
+    b.writeUInt16LE(csumStart, 6);
+    b.writeUInt16LE(csumOffset, 8);
+    frame.copy(b, 10);
+    return b;
+  };
+  const v4 = superFrame(1, 2, 3000, 1);
+  const v6 = (() => {
+    const f = Buffer.alloc(3000);
+    f.writeUInt16BE(0x86dd, 12);
+    f[14] = 0x60;
+    f[20] = 6; // next header: TCP
+    f[54 + 12] = 0x50;
+    return f;
+  })();
+
+  it('takes TCPv4 and TCPv6 super-frames with the checksum at the TCP header, and plain frames without offloads', () => {
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 54, 1360, 34, 16, v4), 0, v4.length)).toBe(true);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, 74, 1340, 54, 16, v6), 0, v6.length)).toBe(true);
+    expect(isVnetHeaderForFrame(header(0, 0, 0, 0, 0, 0, v4), 0, v4.length)).toBe(true);
+  });
+
+  it('refuses a gso_type for the other IP version, a checksum anywhere but the L4 checksum, and sizes past the frame', () => {
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, 54, 1360, 34, 16, v4), 0, v4.length)).toBe(false);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 74, 1340, 54, 16, v6), 0, v6.length)).toBe(false);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 54, 1360, 14, 16, v4), 0, v4.length)).toBe(false);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 54, 1360, 34, 10, v4), 0, v4.length)).toBe(false);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 60_000, 1360, 34, 16, v4), 0, v4.length)).toBe(false);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 54, 0, 34, 16, v4), 0, v4.length)).toBe(false);
+    const arp = Buffer.alloc(60);
+    arp.writeUInt16BE(0x0806, 12);
+    expect(isVnetHeaderForFrame(header(VNET_F_NEEDS_CSUM, 0, 0, 0, 14, 6, arp), 0, arp.length)).toBe(false);
   });
 });

@@ -99,11 +99,12 @@ describe('Sleeve', () => {
   });
 
   it('drops a record whose capturing peer is not in the snapshot as drop_unknown_peer', async () => {
-    const { clock, network, a, b, snap } = await twoSleeves();
-    a.sleeve.apply(snap(A, B, b.endpoint));
-    await a.sleeve.start();
+    const { clock, network, a, snap } = await twoSleeves();
+    // B's endpoint is where `spoof` sends from: the datagram is from B; only its record's capturing peer is unknown.
     const spoof = new MemoryUnderlay({ network }, { address: '10.0.0.9' });
     await spoof.start(() => undefined);
+    a.sleeve.apply(snap(A, B, spoof.endpoint()));
+    await a.sleeve.start();
     const d = encodeDatagram({
       type: MessageType.Frames,
       isEncrypted: false,
@@ -118,5 +119,22 @@ describe('Sleeve', () => {
     expect(a.sleeve.counters()['drop_unknown_peer']).toBe(1);
     expect(a.capture.written).toHaveLength(0);
     await a.sleeve.stop();
+  });
+
+  it('frees the numbers of peers that left: after 5,000 peers came and went, a new one still carries frames', async () => {
+    const { clock, a, b, snap } = await twoSleeves();
+    await a.sleeve.start();
+    await b.sleeve.start();
+    for (let i = 0; i < 5000; i++) a.sleeve.apply(snap(A, 0x0b00_0000_0000 + i, { address: '10.0.9.9', port: 6783 }));
+    expect(a.sleeve.peerNumbersInUse).toBe(2);
+    const C = 0x0c00_0000_0001; // never seen before
+    a.sleeve.apply(snap(A, C, b.endpoint));
+    b.sleeve.apply(snap(C, A, a.endpoint));
+    a.capture.inject(frame(0xffff_ffff_ffff, 0x02_0000_0000_01));
+    clock.advance(1);
+    expect(b.capture.written).toHaveLength(1);
+    expect(a.sleeve.counters()['frames_out']).toBe(1);
+    await a.sleeve.stop();
+    await b.sleeve.stop();
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The Underlay seam: batches of UDP datagrams to and from peer endpoints.
  *
- * Real: `UdpUnderlay` (node:dgram, or the native addon with recvmmsg/sendmmsg). Fake: `MemoryUnderlay` (an
+ * Real: `NativeUdpUnderlay` (the native addon: recvmmsg/sendmmsg, UDP GSO/GRO). Fake: `MemoryUnderlay` (an
  * in-memory network with latency, loss and partition knobs).
  */
 
@@ -23,6 +23,11 @@ export interface DatagramBatch {
   ports: Uint16Array;
 }
 
+/**
+ * Batches both ways: received datagrams come in `DatagramBatch`es; sent ones are queued (`send` copies one in,
+ * `claim` lends room to build one in place) and leave together at `flush()`. There is no unbatched path: a single
+ * datagram is a batch of one.
+ */
 export interface Underlay {
   /** The local UDP port bound (known after `start`). */
   readonly localPort: number;
@@ -38,21 +43,21 @@ export interface Underlay {
    */
   send(buffer: Buffer, offset: number, length: number, to: Endpoint): void;
   /**
-   * Optional, saves the copy `send` makes: reserve `length` bytes for one datagram to `to` in `claimBuffer` and
-   * return where they start; the caller writes the datagram there before its next call on this underlay, and it
-   * goes out like a `send`. -1 (counted) when it cannot be queued.
+   * Reserve `length` bytes for one datagram to `to` in `claimBuffer` and return where they start: the caller writes
+   * the datagram there (saving the copy `send` makes) before its next call on this underlay, and it goes out like a
+   * `send`. -1 (counted) when it cannot be queued.
    */
-  claim?(length: number, to: Endpoint): number;
+  claim(length: number, to: Endpoint): number;
   /** Give back the datagram the last `claim` reserved, unsent (the caller could not build it). */
-  unclaim?(): void;
+  unclaim(): void;
   /** Where `claim`ed datagrams are written (the same Buffer for the underlay's life, once started). */
-  readonly claimBuffer?: Buffer;
+  readonly claimBuffer: Buffer;
   /**
-   * With `claim`: called before claimed datagrams leave (at `flush`, or when a `claim` or `send` needs room), so a
-   * caller that finishes several claimed datagrams at once (seals them in one call) does it in time. It must not
-   * call this underlay. Set by the user of the underlay; an underlay with `claim` must honour it.
+   * Called before queued datagrams leave (at `flush`, or when a `claim` or `send` needs room), so a caller that
+   * finishes several claimed datagrams at once (seals them in one call) does it in time. It must not call this
+   * underlay. Set by the user of the underlay (null: nothing to finish).
    */
-  beforeSend?: (() => void) | null;
+  beforeSend: (() => void) | null;
   /** Send every queued datagram now. */
   flush(): void;
   /** Close the socket. Idempotent. */

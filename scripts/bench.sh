@@ -88,7 +88,7 @@ weft() {
   local envs=()
   while [[ "${1:-}" == WEFT_*=* ]]; do envs+=("$1"); shift; done
   mkdir -p "$BENCH_RUN_DIR/h$n"
-  timeout 60 ip netns exec "$PREFIX-h$n" env WEFT_STATE_DIR="$BENCH_RUN_DIR/h$n" "${envs[@]}" \
+  timeout 60 ip netns exec "$PREFIX-h$n" env WEFT_STATE_DIR="$BENCH_RUN_DIR/h$n" WEFT_DOCKER_API= WEFT_PLUGIN_SOCKET= "${envs[@]}" \
     node "$REPO/dist/cli/main.js" "$@"
 }
 

@@ -30,12 +30,12 @@ cleanup() {
 trap cleanup EXIT
 bash scripts/testhosts.sh up 2 "$P" >/dev/null
 IP1=$(bash scripts/testhosts.sh ip "$P" 1)
-cli() { local h=$1; shift; ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" node dist/cli/main.js "$@"; }
+cli() { local h=$1; shift; ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" WEFT_DOCKER_API= WEFT_PLUGIN_SOCKET= node dist/cli/main.js "$@"; }
 daemon() {
   local h=$1; shift
   local prof=(--cpu-prof --cpu-prof-dir="$RUN/prof" --cpu-prof-name="h$h.cpuprofile")
   [ "$MODE" = perf ] && prof=()
-  ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" ${WEFT_PASSWORD:+WEFT_PASSWORD="$WEFT_PASSWORD"} node "${prof[@]}" \
+  ip netns exec "$P-h$h" env WEFT_STATE_DIR="$RUN/h$h" WEFT_DOCKER_API= WEFT_PLUGIN_SOCKET= ${WEFT_PASSWORD:+WEFT_PASSWORD="$WEFT_PASSWORD"} node "${prof[@]}" \
     dist/daemon/main.js --nickname "h$h" --ipalloc-range '' "$@" >"$RUN/h$h/weft.log" 2>&1 &
 }
 daemon 1

@@ -44,6 +44,12 @@ packages=(iproute2 iputils-ping iputils-arping iperf3 tcpdump iptables ethtool j
 # The CNI tests (test/netns/cni-*): a real runtime (podman on its CNI backend, runc, conmon), the reference plugins
 # (host-local, portmap in /usr/lib/cni) and a static busybox to make the container image from.
 packages+=(containernetworking-plugins podman runc conmon busybox-static)
+# weftDNS tests (test/netns/dns-*): dig, a real resolver client.
+packages+=(bind9-dnsutils)
+# The Docker netns tests run their own dockerd per test host, with a busybox image imported from busybox-static.
+packages+=(docker.io)
+# curl and chromium: test/netns/local-api-2-hosts.test.ts attacks the local API as a script and as a web page would.
+packages+=(curl chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
@@ -56,6 +62,9 @@ else
     [iptables]=iptables [ethtool]=ethtool [jq]=jq [python3]=python3 [make]=make [g++]=g++ [util-linux]=nsenter
     [curl]=curl [chromium]=chromium)
   command_of+=([containernetworking-plugins]=true [podman]=podman [runc]=runc [conmon]=conmon [busybox-static]=busybox)
+  command_of+=([bind9-dnsutils]=dig)
+  command_of+=([docker.io]=dockerd)
+  command_of+=([curl]=curl [chromium]=chromium)
   for p in "${packages[@]}"; do
     command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
   done

@@ -12,7 +12,7 @@
  * The tag comparison is not constant time; no secret ever meets an attacker in a test. Never use this in weft proper.
  */
 
-import { AEGIS256_NONCE_BYTES, type DataAead } from '../../crypto/data-aead.js';
+import { AEGIS256_NONCE_BYTES, withRuns, type DataAead } from '../../crypto/data-aead.js';
 
 /** The AES irreducible polynomial x^8 + x^4 + x^3 + x + 1 (FIPS-197 section 4.2), without the x^8 bit. */
 const AES_REDUCTION = 0x1b;
@@ -545,7 +545,7 @@ function referenceDataAead(
   encrypt: (msg: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array) => { ct: Uint8Array; tag: Uint8Array },
   decrypt: (ct: Uint8Array, tag: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array) => Uint8Array | null,
 ): DataAead {
-  return {
+  return withRuns({
     name: 'reference',
     cipher,
     nonceBytes: AEGIS256_NONCE_BYTES,
@@ -565,7 +565,7 @@ function referenceDataAead(
       buffer.set(msg, bodyOffset);
       return bodyLength;
     },
-  };
+  });
 }
 
 /** The AEGIS-256 reference as a `DataAead` (copies in and out of the buffer ranges). */

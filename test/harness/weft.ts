@@ -46,7 +46,8 @@ export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, 
   const stateDir = join(runDir, options.stateName ?? `h${host.index}`);
   const cli = options.cliPath ?? cliPath;
   mkdirSync(stateDir, { recursive: true });
-  const envArgs = [`WEFT_STATE_DIR=${stateDir}`, ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
+  // No Docker unless a test asks for it: the machine's own engine (if any) must never see test routers.
+  const envArgs = [`WEFT_STATE_DIR=${stateDir}`, 'WEFT_DOCKER_API=', 'WEFT_PLUGIN_SOCKET=', ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
   const w: WeftHost = {
     host,
     stateDir,

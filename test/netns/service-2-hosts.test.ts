@@ -74,7 +74,7 @@ describe.skipIf(skip)('installed package and service behaviour, 2 hosts', () => 
 
   it('`launch --foreground` (the systemd unit) logs JSON lines on stdout and exits 0 on SIGTERM', async () => {
     const host = net.hosts.host(1);
-    foreground = host.spawn('env', [`WEFT_STATE_DIR=${h1.stateDir}`, process.execPath, installedCli, 'launch', '--foreground', '--nickname', 'fg'], {
+    foreground = host.spawn('env', [`WEFT_STATE_DIR=${h1.stateDir}`, 'WEFT_DOCKER_API=', 'WEFT_PLUGIN_SOCKET=', process.execPath, installedCli, 'launch', '--foreground', '--nickname', 'fg'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

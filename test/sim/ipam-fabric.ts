@@ -98,7 +98,7 @@ export class IpamFabric {
   private gossipRound(): void {
     for (const [name, g] of [...this.nodes]) {
       const update = g.gossip();
-      if (update) this.toGroup(name, update, 'gossip');
+      if (update) for (const u of update instanceof Uint8Array ? [update] : update) this.toGroup(name, u, 'gossip');
     }
   }
 
@@ -121,7 +121,7 @@ export class IpamFabric {
         return;
       }
       this.stats.delivered++;
-      if (how === 'gossip') g.onGossip(copy);
+      if (how === 'gossip') g.onGossip(copy, src);
       else if (how === 'broadcast') g.onGossipBroadcast(src, copy);
       else g.onGossipUnicast(src, copy);
     }, delay);

@@ -155,6 +155,38 @@ describe(`sleeve on 3 hosts (seed ${SEED})`, () => {
     await w.stop();
   });
 
+  it('a container sending 60,000 random source MACs fills the tables, and heartbeats and real traffic carry on', async () => {
+    const w = new World('full');
+    await w.start();
+    const [h1, h2, h3] = [w.host(1), w.host(2), w.host(3)];
+    w.clock.advance(3000);
+    for (const h of w.hosts) for (const [, health] of h.sleeve.peerHealth()) expect(health.isEstablished).toBe(true);
+    // c2 is known everywhere before the flood.
+    h2.capture.inject(frame(BROADCAST_MAC, mac(2), 'c2-here'));
+    w.settle();
+    // The flood: broadcasts from random locally administered MACs, more than the 8192 entries each table holds.
+    const rnd = new SeededRandom(SEED);
+    const f = frame(BROADCAST_MAC, 0, 'flood');
+    for (let k = 0; k < 60_000; k++) {
+      f.writeUInt16BE(0x0266, 6);
+      f.writeUInt32BE(rnd.int(0x1_0000_0000), 8);
+      h1.capture.injectFrom(f, 0, f.length);
+      if (k % 64 === 63) w.clock.advance(0);
+      if (k % 2000 === 1999) w.settle();
+    }
+    w.settle();
+    for (const h of [h2, h3]) expect(h.sleeve.counters()['mac_table_full']).toBeGreaterThan(0);
+    // Heartbeats went on being answered through it all, and a unicast to c2 still goes to h2 alone.
+    w.clock.advance(3000);
+    for (const h of w.hosts) for (const [, health] of h.sleeve.peerHealth()) expect(health.isEstablished).toBe(true);
+    w.clearWritten();
+    h1.capture.inject(frame(mac(2), mac(1, 7), 'to-c2'));
+    w.settle();
+    expect(tagsOf(h2)).toEqual(['to-c2']);
+    expect(tagsOf(h3)).toEqual([]);
+    await w.stop();
+  });
+
   it('partial mesh: 1 -> 3 goes via 2, and 2 neither learns nor delivers it', async () => {
     const w = new World('line');
     await w.start();
@@ -287,7 +319,8 @@ describe(`sleeve on 3 hosts (seed ${SEED})`, () => {
           n = HEADER_BYTES + randomBytes(32, HEADER_BYTES);
           kinds.sealedFromClear++;
       }
-      attacker.send(scratch, 0, n, h1.endpoint);
+      // A bad record from a known sender is sent from that sender's endpoint (from anywhere else it is a bad source).
+      (k % 5 === 3 ? h2.underlay : attacker).send(scratch, 0, n, h1.endpoint);
       sent++;
       if (sent % 200 === 0) w.settle(); // keep within the receive queue
     }
@@ -381,6 +414,28 @@ class XorSession implements DataSession {
     return bodyLength;
   }
 
+  sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, headerBytes: number, firstSeq: number): number {
+    for (let i = 0; i < count; i++) this.seal(buffer, offsets[i]!, offsets[i]! + headerBytes, bodyLengths[i]!, firstSeq + i);
+    return count;
+  }
+
+  checkOpen(seq: number, _keyPhase: number): number {
+    return this.seen.has(seq) ? OpenResult.Replay : 0;
+  }
+
+  openRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    sealedLengths: Uint32Array,
+    seqs: Float64Array,
+    count: number,
+    headerBytes: number,
+    keyPhase: number,
+    results: Int32Array,
+  ): void {
+    for (let i = 0; i < count; i++) results[i] = this.open(buffer, offsets[i]!, offsets[i]! + headerBytes, sealedLengths[i]!, seqs[i]!, keyPhase);
+  }
+
   private sum(buffer: Buffer, from: number, to: number): number {
     let s = this.key;
     for (let i = from; i < to; i++) s = (s * 31 + buffer[i]!) >>> 0;
@@ -449,13 +504,80 @@ describe(`encrypted sleeve on 3 hosts (seed ${SEED})`, () => {
       records: [{ capturingPeer: 1, destinationPeer: 0, frame: frame(BROADCAST_MAC, mac(1), 'forged') }],
       body: Buffer.alloc(0),
     });
-    for (const d of [tampered, replayed, clear]) attacker.send(d, 0, d.length, h2.endpoint);
+    // From h1's own endpoint (from anywhere else each would be a bad source, see below).
+    for (const d of [tampered, replayed, clear]) h1.underlay.send(d, 0, d.length, h2.endpoint);
     w.settle();
     const c = h2.sleeve.counters();
     expect(c['drop_decrypt']).toBe(1);
     expect(c['drop_replay']).toBe(1);
     expect(c['drop_cleartext']).toBe(1);
     expect(tagsOf(h2)).toEqual(['original']);
+    // From the attacker's address: the clear forgery is a bad source, the sealed ones fail as before, nothing moves.
+    for (const d of [tampered, replayed, clear]) attacker.send(d, 0, d.length, h2.endpoint);
+    w.settle();
+    const after = h2.sleeve.counters();
+    expect(after['drop_bad_source']).toBe(1);
+    expect(after['drop_decrypt']).toBe(2);
+    expect(after['drop_replay']).toBe(2);
+    expect(after['endpoint_moves']).toBe(0);
+    expect(tagsOf(h2)).toEqual(['original']);
+    await attacker.stop();
+    await w.stop();
+  });
+
+  it('moves a neighbour to where an authentic sealed datagram came from (roaming), and sends there from then on', async () => {
+    const { w } = encryptedWorld();
+    let captured: Buffer | null = null;
+    w.network.onCarry = (from, buf, off, len, to) => {
+      const isFrames = buf[off + 1]! >> 4 === MessageType.Frames;
+      if (from.address === '10.0.0.1' && to.address === '10.0.0.2' && isFrames) captured ??= Buffer.from(buf.subarray(off, off + len));
+    };
+    await w.start();
+    const [h1, h2] = [w.host(1), w.host(2)];
+    // Hold h1's datagram back (a partition), then deliver it from a new address: h1 behind a NAT that rebound.
+    w.network.partition('10.0.0.1', '10.0.0.2');
+    h1.capture.inject(frame(BROADCAST_MAC, mac(1), 'roamed'));
+    w.settle();
+    w.network.onCarry = null;
+    expect(tagsOf(h2)).toEqual([]);
+    const moved = new MemoryUnderlay({ network: w.network }, { address: '10.0.0.77' });
+    const heardAtNew: number[] = [];
+    await moved.start((batch) => void heardAtNew.push(batch.count));
+    moved.send(captured!, 0, captured!.length, h2.endpoint);
+    w.settle();
+    expect(tagsOf(h2)).toEqual(['roamed']);
+    expect(h2.sleeve.counters()['endpoint_moves']).toBe(1);
+    // h2's next datagrams to h1 (a heartbeat at least) go to the new address.
+    w.clock.advance(1500);
+    expect(heardAtNew.length).toBeGreaterThan(0);
+    await moved.stop();
+    await w.stop();
+  });
+
+  it('drops a clear datagram that names a neighbour but comes from elsewhere, and counts it as drop_bad_source', async () => {
+    const w = new World('full');
+    await w.start();
+    const h1 = w.host(1);
+    const attacker = new MemoryUnderlay({ network: w.network }, { address: '10.0.0.66' });
+    await attacker.start(() => undefined);
+    const forged = (kind: MessageType) =>
+      encodeDatagram({
+        type: kind,
+        isEncrypted: false,
+        keyPhase: 0,
+        sender: 2,
+        seq: 0,
+        records: kind === MessageType.Frames ? [{ capturingPeer: 2, destinationPeer: 0, frame: frame(BROADCAST_MAC, mac(2, 9), 'forged') }] : [],
+        body: Buffer.alloc(0),
+      });
+    const heartbeatsBefore = h1.sleeve.counters()['heartbeats_in']!;
+    for (const d of [forged(MessageType.Frames), forged(MessageType.Heartbeat)]) attacker.send(d, 0, d.length, h1.endpoint);
+    w.settle();
+    const c = h1.sleeve.counters();
+    expect(c['drop_bad_source']).toBe(2);
+    expect(c['heartbeats_in']).toBe(heartbeatsBefore);
+    expect(tagsOf(h1)).toEqual([]);
+    expect(h1.sleeve.macEntries().some((e) => e.mac === mac(2, 9))).toBe(false);
     await attacker.stop();
     await w.stop();
   });

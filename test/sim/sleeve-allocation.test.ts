@@ -69,6 +69,9 @@ async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes,
   f.writeUIntBE(dst, 0, 6);
   f.writeUIntBE(src, 6, 6);
   f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45; // IPv4, 20-byte header
+  f[23] = 6; // TCP
+  f[46] = 0x50; // TCP data offset: a 20-byte header (the receiver checks the offload header against the frame)
   // A TSO header: TCPv4 segments of 1360 bytes, checksum partial at 34 + 16.
   const tso = Buffer.from([1, 1, 54, 0, 0x50, 5, 34, 0, 16, 0]);
   const batch = offload ? 4 : BATCH;

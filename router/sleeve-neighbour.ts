@@ -1,0 +1,118 @@
+/**
+ * What the sleeve keeps per neighbour (its datagram buffers, path sizes, health marks) and the snapshot as its
+ * loops see it (`SleeveView`). Shared by the send side (./sleeve-send.ts), the receive side (./sleeve-receive.ts),
+ * pieces (./pieces.ts) and heartbeats (./heartbeats.ts); built by `Sleeve.apply` (./sleeve.ts).
+ */
+import type { Endpoint } from './underlay.js';
+import type { PeerId } from './datapath.js';
+import type { DataSession } from '../crypto/data-session.js';
+import type { ForwardingView } from './forwarding-decision.js';
+import { HEADER_BYTES, PIECE_HEADER_BYTES, RECORD_HEADER_BYTES } from './sleeve-format.js';
+
+/** Outer IPv4 + UDP headers, which the underlay MTU counts and a datagram's payload does not. */
+export const OUTER_IP_UDP_BYTES = 20 + 8;
+/** Inner Ethernet header (the overlay MTU counts the IP packet; a record carries the whole frame). */
+export const ETHERNET_HEADER_BYTES = 14;
+/** The largest tag a data session appends (ChaCha20-Poly1305's); pieces leave room for it on every hop. */
+export const MAX_TAG_BYTES = 16;
+
+/** Per-neighbour state: the pending datagram and what the loops noted for health. Reused across snapshots. */
+export class Neighbour {
+  /**
+   * Where its datagrams go, and the only source its datagrams are taken from: the endpoint the control plane
+   * confirmed, or where an authentic sealed datagram last came from (roaming, NAT rebinding).
+   */
+  endpoint: Endpoint;
+  /** The endpoint the last snapshot gave: a new snapshot moves `endpoint` only when this changes. */
+  snapshotEndpoint: Endpoint;
+  session: DataSession | null;
+  /** [header | records ... | room for the tag]; reallocated only by `apply`. */
+  buffer: Buffer;
+  /** Most record bytes one datagram carries. */
+  bodyCapacityBytes: number;
+  /**
+   * Frame bytes per piece we cut: sized as if the datagram were sealed even when this hop is clear, so a relay can
+   * pass the piece on to a sealed hop (trusted subnets mix the two), as the overlay MTU leaves room for the tag.
+   */
+  pieceRoomBytes: number;
+  /** The IP MTU containers must keep to for frames through this neighbour (told in ICMP replies). */
+  overlayMtuBytes: number;
+  /** Record bytes pending in `buffer`. */
+  used = 0;
+  isDirty = false;
+  /** seq of clear datagrams (receivers ignore it; a cheap sanity mark in captures). */
+  clearSeq = 0;
+  lastHeardMs = -1;
+  lastHeartbeatMs = -1;
+  lastAckMs = -1;
+  isEstablished = false;
+
+  constructor(
+    readonly peer: PeerId,
+    /** The sleeve's small number for `peer` (./peer-numbers.ts). */
+    readonly number: number,
+    endpoint: Endpoint,
+    session: DataSession | null,
+    underlayMtuBytes: number,
+  ) {
+    this.endpoint = endpoint;
+    this.snapshotEndpoint = endpoint;
+    this.session = session;
+    this.buffer = Buffer.alloc(0);
+    this.bodyCapacityBytes = 0;
+    this.pieceRoomBytes = 0;
+    this.overlayMtuBytes = 0;
+    this.resize(underlayMtuBytes);
+  }
+
+  /** Whether a datagram from `address`:`port` comes from where this neighbour is. */
+  isAt(address: string, port: number): boolean {
+    const e = this.endpoint;
+    return e.port === port && e.address === address;
+  }
+
+  /** Take the snapshot's endpoint, unless it is the one the last snapshot gave and the neighbour roamed since. */
+  takeEndpoint(endpoint: Endpoint): void {
+    const last = this.snapshotEndpoint;
+    if (endpoint.address !== last.address || endpoint.port !== last.port) this.endpoint = endpoint;
+    this.snapshotEndpoint = endpoint;
+  }
+
+  /** Size the datagram buffer for the path MTU and this session's tag; allocates only if the size changed. */
+  resize(underlayMtuBytes: number): void {
+    const tagBytes = this.session?.overheadBytes ?? 0;
+    const datagramBytes = underlayMtuBytes - OUTER_IP_UDP_BYTES;
+    this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
+    this.pieceRoomBytes = datagramBytes - HEADER_BYTES - MAX_TAG_BYTES - PIECE_HEADER_BYTES;
+    this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
+    if (this.buffer.length !== datagramBytes) this.buffer = withFront(datagramBytes);
+  }
+}
+
+/**
+ * A datagram buffer with memory in front of it that belongs to nobody else: the native AEAD borrows the 64 bytes in
+ * front of a body to compute the Poly1305 key in the same pass as the encryption (native/src/aead.c), and the body
+ * starts 16 bytes in, after the header.
+ */
+export function withFront(bytes: number): Buffer {
+  return Buffer.alloc(SEAL_FRONT_BYTES + bytes).subarray(SEAL_FRONT_BYTES);
+}
+const SEAL_FRONT_BYTES = 64 - HEADER_BYTES;
+
+/**
+ * The snapshot as the loops use it: peers as numbers, neighbours resolved to their state objects. Built by `apply`,
+ * never mutated. The per-number arrays cover every number handed out when it was built (null: no such relation).
+ */
+export interface SleeveView extends ForwardingView<Neighbour> {
+  readonly localPeer: PeerId;
+  readonly neighbours: readonly Neighbour[];
+  readonly byPeer: ReadonlyMap<PeerId, Neighbour>;
+  /** Neighbour by its number. */
+  readonly neighbourByNumber: ReadonlyArray<Neighbour | null>;
+}
+
+/** A peer id as weave prints peer names: six hex octets joined by colons. */
+export function peerLabel(peer: PeerId): string {
+  const hex = peer.toString(16).padStart(12, '0');
+  return hex.replace(/(..)(?!$)/g, '$1:');
+}

@@ -1,0 +1,261 @@
+/**
+ * The sleeve's receive side: datagrams from neighbours, out to the local bridge or on to other neighbours.
+ *
+ * Pipeline (one synchronous pass per underlay batch; nothing allocated, awaited or logged per packet):
+ *   underlay batch -> per datagram: header (length, magic, type, seq) -> sender must be a neighbour ->
+ *       source: a clear datagram must come from the neighbour's endpoint; a sealed one from elsewhere is opened,
+ *         and moves the endpoint there only if it is authentic (roaming, NAT rebinding, as WireGuard does) ->
+ *       sealed/clear must match the neighbour's session -> sealed: replay verdict (`checkOpen`), then queued in a
+ *       run of consecutive datagrams from one neighbour under one key phase, opened in place in one call
+ *       (`openRun`) when the run ends -> handled in arrival order:
+ *       frames: every record validated first (taken whole or not at all); per record, the forwarding decision
+ *         (./forwarding-decision.ts): deliver to the bridge (learning the source MAC as the capturing peer's),
+ *         relay to another neighbour (appended to its pending datagram, ./sleeve-send.ts), or both (broadcast);
+ *       pieces: to ./pieces.ts (relayed, or joined into their frame);
+ *       heartbeat: note the time, answer with an ack; ack: note the time.
+ *     -> pending datagrams flushed (`SleeveSend.flushPending`); `capture.flush()` once per batch.
+ */
+import type { Capture } from './capture.js';
+import type { DatagramBatch } from './underlay.js';
+import type { Clock } from '../runtime/clock.js';
+import { HEADER_BYTES, HeaderDrop, MessageType, RECORD_HEADER_BYTES, checkHeader, countRecords, isEncryptedFlags, keyPhaseOf, readSeq } from './sleeve-format.js';
+import { BROADCAST, DELIVER, DROP, type ForwardingDecision } from './forwarding-decision.js';
+import type { PeerNumbers } from './peer-numbers.js';
+import { countOpenDrop, type SleeveCounters } from './sleeve-counters.js';
+import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
+import type { SleeveSend } from './sleeve-send.js';
+import type { PieceCutter } from './pieces.js';
+
+/** Received datagrams opened in one call at most. */
+const OPEN_RUN_MAX = 256;
+
+export interface SleeveReceiveDeps {
+  capture: Capture;
+  clock: Clock;
+  counters: SleeveCounters;
+  peers: PeerNumbers;
+  decision: ForwardingDecision<Neighbour>;
+  send: SleeveSend;
+  pieces: PieceCutter;
+}
+
+/** See the module comment for the pipeline. */
+export class SleeveReceive {
+  /** The current snapshot (set by `Sleeve.apply`, between batches). */
+  view: SleeveView | null = null;
+  private readonly capture: Capture;
+  private readonly clock: Clock;
+  private readonly stats: SleeveCounters;
+  private readonly peers: PeerNumbers;
+  private readonly decision: ForwardingDecision<Neighbour>;
+  private readonly send: SleeveSend;
+  private readonly pieces: PieceCutter;
+  /** Received sealed datagrams from one neighbour under one key phase, opened in one call (`openPendingRun`). */
+  private openNeighbour: Neighbour | null = null;
+  private openPhase = 0;
+  private openCount = 0;
+  private readonly openOffsets = new Uint32Array(OPEN_RUN_MAX);
+  private readonly openLengths = new Uint32Array(OPEN_RUN_MAX);
+  private readonly openSeqs = new Float64Array(OPEN_RUN_MAX);
+  private readonly openResults = new Int32Array(OPEN_RUN_MAX);
+  private readonly openTypes = new Uint8Array(OPEN_RUN_MAX);
+  /** Per run entry: -1 when it came from its neighbour's endpoint, else its index in `batch` (roams if authentic). */
+  private readonly openElsewhere = new Int32Array(OPEN_RUN_MAX);
+  /** The batch being handled (for the source of a datagram that roams). */
+  private batch: DatagramBatch | null = null;
+
+  constructor(deps: SleeveReceiveDeps) {
+    this.capture = deps.capture;
+    this.clock = deps.clock;
+    this.stats = deps.counters;
+    this.peers = deps.peers;
+    this.decision = deps.decision;
+    this.send = deps.send;
+    this.pieces = deps.pieces;
+  }
+
+  /** Returns whether the batch carried frames (a reply may follow) rather than only heartbeats and drops. */
+  readonly onDatagrams = (batch: DatagramBatch): boolean => {
+    const s = this.stats;
+    let hasFrames = false;
+    const view = this.view;
+    const now = this.clock.now();
+    const buf = batch.buffer;
+    const count = batch.count;
+    s.datagrams_in += count;
+    this.batch = batch;
+    for (let i = 0; i < count; i++) {
+      const off = batch.offsets[i]!;
+      const len = batch.lengths[i]!;
+      s.bytes_in += len;
+      const type = checkHeader(buf, off, len);
+      if (type < 0) {
+        if (type === HeaderDrop.Short) s.drop_short++;
+        else if (type === HeaderDrop.Magic) s.drop_magic++;
+        else if (type === HeaderDrop.UnknownType) s.drop_unknown_type++;
+        else s.drop_bad_seq++;
+        continue;
+      }
+      const sender = this.peers.lookupAt(buf, off + 2);
+      const n = view === null || sender < 0 ? null : view.neighbourByNumber[sender];
+      if (!n) {
+        s.drop_unknown_sender++;
+        continue;
+      }
+      const flags = buf[off + 1]!;
+      const bodyLength = len - HEADER_BYTES;
+      const session = n.session;
+      const isAtEndpoint = n.isAt(batch.addresses[i]!, batch.ports[i]!);
+      if (isEncryptedFlags(flags)) {
+        if (session === null) {
+          s.drop_unexpected_sealed++;
+          continue;
+        }
+        // Opened with the run it joins, in one call; handled then, in arrival order.
+        const seq = readSeq(buf, off);
+        const phase = keyPhaseOf(flags);
+        const verdict = session.checkOpen(seq, phase);
+        if (verdict < 0) {
+          countOpenDrop(s, verdict);
+          continue;
+        }
+        const k = this.openCount;
+        if (k > 0 && (this.openNeighbour !== n || this.openPhase !== phase || k === OPEN_RUN_MAX)) {
+          if (this.openPendingRun(view!, buf, now)) hasFrames = true;
+        }
+        const j = this.openCount++;
+        this.openNeighbour = n;
+        this.openPhase = phase;
+        this.openOffsets[j] = off;
+        this.openLengths[j] = bodyLength;
+        this.openSeqs[j] = seq;
+        this.openTypes[j] = type;
+        this.openElsewhere[j] = isAtEndpoint ? -1 : i;
+        continue;
+      }
+      if (!isAtEndpoint) {
+        // Anyone can write a neighbour's name into a clear header: only where the neighbour is counts.
+        s.drop_bad_source++;
+        continue;
+      }
+      if (session !== null) {
+        s.drop_cleartext++;
+        continue;
+      }
+      if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
+      if (this.handle(view!, n, type, buf, off, bodyLength, now)) hasFrames = true;
+    }
+    if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
+    this.batch = null;
+    if (view !== null) this.send.flushPending();
+    this.capture.flush();
+    return hasFrames;
+  };
+
+  /** Open the pending run of sealed datagrams in `buf` in one call and handle each; true if any carried frames. */
+  private openPendingRun(view: SleeveView, buf: Buffer, now: number): boolean {
+    const count = this.openCount;
+    const n = this.openNeighbour!;
+    this.openCount = 0;
+    this.openNeighbour = null;
+    const results = this.openResults;
+    n.session!.openRun(buf, this.openOffsets, this.openLengths, this.openSeqs, count, HEADER_BYTES, this.openPhase, results);
+    let hasFrames = false;
+    for (let j = 0; j < count; j++) {
+      const r = results[j]!;
+      const elsewhere = this.openElsewhere[j]!;
+      if (r < 0) {
+        // From its endpoint or not, a sealed datagram that does not open is counted for why (drop_decrypt, ...).
+        countOpenDrop(this.stats, r);
+        continue;
+      }
+      if (elsewhere >= 0) this.roam(n, elsewhere);
+      if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, now)) hasFrames = true;
+    }
+    return hasFrames;
+  }
+
+  /**
+   * An authentic datagram from `n` came from another endpoint: send there from now on. Allocates (an endpoint), but
+   * only when a neighbour moves, which only its key can make happen.
+   */
+  private roam(n: Neighbour, i: number): void {
+    const batch = this.batch!;
+    const address = batch.addresses[i]!;
+    const port = batch.ports[i]!;
+    if (n.isAt(address, port)) return; // an earlier datagram of this run moved it already
+    n.endpoint = { address, port };
+    this.stats.endpoint_moves++;
+  }
+
+  /** One authentic datagram from `n` (body in the clear at `buf[off + 16]`); true if it carried frames. */
+  private handle(view: SleeveView, n: Neighbour, type: number, buf: Buffer, off: number, bodyLength: number, now: number): boolean {
+    const s = this.stats;
+    n.lastHeardMs = now;
+    if (type === MessageType.Frames) {
+      this.receiveFrames(view, n, buf, off + HEADER_BYTES, bodyLength, now);
+      return true;
+    }
+    if (type === MessageType.Piece) {
+      this.pieces.received(view, n, buf, off + HEADER_BYTES, bodyLength, now);
+      return true;
+    }
+    if (type === MessageType.Heartbeat) {
+      s.heartbeats_in++;
+      n.lastHeartbeatMs = now;
+      this.send.sendControl(n, MessageType.HeartbeatAck);
+    } else {
+      s.heartbeat_acks_in++;
+      n.lastAckMs = now;
+    }
+    return false;
+  }
+
+  private receiveFrames(view: SleeveView, from: Neighbour, buf: Buffer, bodyOff: number, bodyLength: number, now: number): void {
+    const s = this.stats;
+    // Validate every record first: a datagram is taken whole or not at all.
+    if (countRecords(buf, bodyOff, bodyLength) < 0) {
+      s.drop_bad_record++;
+      return;
+    }
+    const decision = this.decision;
+    const send = this.send;
+    const end = bodyOff + bodyLength;
+    let p = bodyOff;
+    while (p < end) {
+      const record = p;
+      const frameLength = buf.readUInt16BE(p + 12);
+      const frame = p + RECORD_HEADER_BYTES;
+      p = frame + frameLength;
+      s.frames_in++;
+      const verdict = decision.decideReceived(view, from, buf, record);
+      if (verdict === DROP) continue;
+      const capturing = decision.capturing;
+      if (verdict === BROADCAST) {
+        // Pass it on along the capturing peer's tree, and deliver.
+        const hops = view.broadcastByNumber[capturing];
+        if (hops) {
+          for (let h = 0; h < hops.length; h++) {
+            const n = hops[h]!;
+            if (!decision.mayRelay(n, from, capturing)) continue;
+            if (send.appendRelayed(n, buf, record, frameLength)) s.frames_forwarded++;
+            else s.drop_too_big++;
+          }
+        }
+        this.deliver(buf, frame, frameLength, capturing, now);
+      } else if (verdict === DELIVER) {
+        this.deliver(buf, frame, frameLength, capturing, now);
+      } else if (send.appendRelayed(decision.nextHop!, buf, record, frameLength)) {
+        s.frames_forwarded++;
+      } else {
+        s.drop_too_big++;
+      }
+    }
+  }
+
+  private deliver(buf: Buffer, off: number, len: number, capturing: number, now: number): void {
+    this.decision.learn(buf, off + 6, capturing, now);
+    if (this.capture.write(buf, off, len)) this.stats.frames_delivered++;
+    else this.stats.drop_capture_full++;
+  }
+}

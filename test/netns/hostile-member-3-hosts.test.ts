@@ -1,0 +1,107 @@
+/**
+ * A hostile member against real routers: h1 and h3 run weft (IPAM on, one container each); h2 runs a rogue router
+ * built from the library (test/netns/fixtures/rogue-member.mjs) that joins h1 and forges gossip with weft's own
+ * codecs. One gossip message must do no lasting damage, and no state may grow past its cap:
+ * - a topology entry for h3 at version 2^53-1 is refused and h3 stays routable; one at the highest plausible version
+ *   is outbid by h3 itself;
+ * - SPACE_REQUESTs naming h3 as sender drain nothing, and a burst in the rogue's own name gets a few donations;
+ * - a tombstone saying h3 removed h1 does not stop h1 allocating;
+ * - a topology over h1's byte cap is refused with a log line naming the cap, and h1 and h3 stay connected through a
+ *   full-state gossip round (no 1009 loop).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, repoRoot, waitFor, type WeftHost } from '../harness/weft.js';
+import { weftNetwork } from '../harness/network.js';
+
+const skip = netnsSkipReason() ?? builtSkipReason();
+const ipamArgs = ['--ipalloc-range', '10.34.0.0/16', '--ipalloc-init', 'consensus=2'];
+
+describe.skipIf(skip)('a hostile member against 2 real routers', () => {
+  const net = weftNetwork(3, { routersOn: [1, 3] });
+  const c: TestContainer[] = [];
+  const addr: string[] = [];
+  let h1: WeftHost;
+  let h3: WeftHost;
+  let h1name = '';
+  let h3name = '';
+
+  const rogue = async (attack: string, holdMs = 2000): Promise<Record<string, unknown>> => {
+    const out = await net.hosts.host(2).exec(process.execPath, [join(repoRoot, 'test/netns/fixtures/rogue-member.mjs'), `${net.hosts.host(1).ip}:6783`, h3name, attack, String(holdMs)], { timeoutMs: 90_000 + holdMs });
+    return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+  };
+  const log = (w: WeftHost) => readFileSync(join(w.stateDir, 'weft.log'), 'utf8');
+  const addressesOf = async (w: WeftHost, nick: string) => (await w.report()).ipam!.peers.find((p) => p.nickname === nick)?.addresses ?? 0;
+
+  beforeAll(async () => {
+    [h1, h3] = net.weft as [WeftHost, WeftHost];
+    await h1.launch(ipamArgs);
+    await h3.launch([...ipamArgs, net.hosts.host(1).ip]);
+    for (const w of [h1, h3]) await w.run(['prime', '--timeout', '30'], 40_000);
+    h1name = (await h1.report()).router.name;
+    h3name = (await h3.report()).router.name;
+    for (const [i, w] of [[1, h1], [3, h3]] as const) {
+      const ct = await net.hosts.addContainer(i, 'c1');
+      c.push(ct);
+      addr.push((await w.run(['attach', '--netns', ct.ns])).trim().split('/')[0]!);
+    }
+    await waitFor('c1 on h1 -> c1 on h3', () => canPing(c[0]!, addr[1]!), 30_000);
+  }, 120_000);
+
+  it('a topology entry at 2^53-1 for h3 is refused and h3 stays routable; a plausible forged one is outbid by h3', async () => {
+    const sent = await rogue('topology');
+    const r = await h1.report();
+    expect(r.router.counters?.topology_refused_implausible_version ?? 0).toBeGreaterThanOrEqual(1);
+    expect(log(h1)).toMatch(/refused a topology entry .*above the plausible bound/);
+    // h3 re-published its own entry above the forged one; h1 holds h3's real connections again.
+    await waitFor('h3 outbids the forged entry at h1', async () => {
+      const e = (await h1.report()).router.peers.find((p) => p.name === h3name);
+      return e !== undefined && e.version > (sent.ceilingVersion as number) && e.connections.some((x) => x.name === h1name);
+    }, 20_000);
+    expect(await waitFor('c1 on h1 -> c1 on h3 after the forgery', () => canPing(c[0]!, addr[1]!), 20_000)).toBe(true);
+  });
+
+  it('a burst of SPACE_REQUESTs naming h3 drains nothing; the rogue in its own name gets at most 4 donations', async () => {
+    const h1Before = await addressesOf(h1, 'h1');
+    const h3Before = await addressesOf(h1, 'h3');
+    await rogue('requests');
+    const r = await h1.report();
+    expect(r.router.counters?.gossip_bad_relay ?? 0).toBeGreaterThanOrEqual(50);
+    expect(await addressesOf(h1, 'h3')).toBe(h3Before); // nothing was given to h3 in its name
+    expect(r.ipam?.counters?.space_request_rate_limited ?? 0).toBeGreaterThanOrEqual(90);
+    expect(r.ipam?.counters?.space_donated ?? 0).toBeLessThanOrEqual(4);
+    // Four halvings at most of h1's largest free span; the rest were dropped at the per-peer limit.
+    expect(await addressesOf(h1, 'h1')).toBeGreaterThanOrEqual(Math.floor(h1Before / 16));
+    expect(log(h1)).toMatch(/faster than the per-peer limit/);
+    expect(log(h1)).toMatch(/naming a source it cannot have come from/);
+  });
+
+  it('a forged tombstone "h3 removed h1" does not stop h1 allocating', async () => {
+    const h1Before = await addressesOf(h1, 'h1');
+    await rogue('tombstone');
+    expect(log(h1)).toMatch(/relays a claim that .* removed this peer/);
+    expect((await h1.report()).ipam?.counters?.ring_unattributed_removal ?? 0).toBe(1);
+    const ct = await net.hosts.addContainer(1, 'c2');
+    c.push(ct);
+    expect((await h1.run(['attach', '--netns', ct.ns])).trim()).toMatch(/^10\.34\.\d+\.\d+\/16$/);
+    // h3 (asked) denied it; h1 re-published its entries, and h3's view gives h1 its space back.
+    await waitFor("h3's view of h1's space is h1's again", async () => (await addressesOf(h3, 'h1')) === h1Before, 20_000);
+    expect((await h3.report()).ipam!.peers.find((p) => p.nickname === 'h1')?.addresses).toBe(h1Before);
+  });
+
+  it('a topology over the byte cap is refused with a logged cap, and h1 and h3 stay connected through a full gossip round', async () => {
+    // The rogue stays connected (so its fake peers stay in h1's view) through a complete-state round: every 30 s
+    // (±10 %) and at every reconnect. In one message that state is over 1 MiB and h3 would close with 1009.
+    await rogue('oversize', 40_000);
+    expect(log(h1)).toMatch(/topology would exceed its cap of encoded bytes/);
+    const r1 = await h1.report();
+    expect(r1.router.counters?.topology_refused_state_cap ?? 0).toBeGreaterThanOrEqual(1);
+    const conns = (await h3.report()).router.connections.filter((x) => x.nickname === 'h1');
+    expect(conns.map((x) => x.state)).toEqual(['established']);
+    expect(log(h3)).not.toMatch(/message too big|1009/);
+    expect(log(h1)).not.toMatch(/message too big|1009/);
+    expect(await canPing(c[0]!, addr[1]!, 2)).toBe(true);
+  }, 150_000);
+});
