@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { request } from 'node:http';
-import { createMetricsServer, MetricsListenError } from './metrics-server.js';
+import { createMetricsServer, isAddressHost, MetricsListenError } from './metrics-server.js';
 import { FakeControl } from './fake-control.js';
 import { createMemoryLogger } from '../runtime/logger.js';
 
@@ -67,6 +67,23 @@ describe('createMetricsServer', () => {
     }
   });
 
+  it('serves the mesh page only to an address in Host (no DNS rebinding)', () => {
+    for (const ok of ['127.0.0.1:6782', '127.0.0.1', 'localhost:6782', '[::1]:6782', '10.0.0.5:6782'])
+      expect(isAddressHost(ok), ok).toBe(true);
+    for (const bad of [
+      undefined,
+      '',
+      'evil.example:6782',
+      'evil.example',
+      '127.0.0.1.nip.io:6782',
+      'localhost.evil.example',
+      '1.2.3:6782',
+      'a@b',
+    ]) {
+      expect(isAddressHost(bad), String(bad)).toBe(false);
+    }
+  });
+
   it('serves the mesh page with a strict policy and its read-only JSON', async () => {
     const control = new FakeControl();
     const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
@@ -76,6 +93,15 @@ describe('createMetricsServer', () => {
       expect(page.status).toBe(200);
       expect(page.type).toContain('text/html');
       expect(page.text).toContain('mesh.json');
+      const rebound = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/mesh.json', headers: { host: `evil.example:${port}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(rebound).toBe(403);
       const json = await http(port, 'GET', '/mesh.json');
       expect(json.status).toBe(200);
       expect((JSON.parse(json.text) as { self: { nickname: string } }).self.nickname).toBe('h1');

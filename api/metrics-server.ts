@@ -41,6 +41,18 @@ export function createMetricsHandler(report: () => Report, log: Logger): (req: I
       sendText(res, 405, 'text/plain; charset=utf-8', `${req.method ?? ''} not allowed: ${path} takes GET\n`.slice(0, 200));
       return;
     }
+    if ((path === '/' || path === '/mesh.json') && !isAddressHost(req.headers.host)) {
+      // DNS rebinding: a web page of the attacker's name resolving to this address would read the mesh from the
+      // visitor's browser. The page is served to an address (127.0.0.1:6782, an IP, localhost), never to a name.
+      res.setHeader('connection', 'close');
+      sendText(
+        res,
+        403,
+        'text/plain; charset=utf-8',
+        'forbidden: open the mesh page by address (http://127.0.0.1:6782/, or the IP the listener is bound to)\n',
+      );
+      return;
+    }
     if (path === '/') {
       const page = meshPage();
       if (page === undefined) sendText(res, 404, 'text/plain; charset=utf-8', 'the mesh page is not installed (web/mesh.html)\n');
@@ -126,6 +138,16 @@ export function createMetricsServer(report: () => Report, log: Logger, address: 
       });
     });
   });
+}
+
+/** Whether a Host header names an address (IPv4, [IPv6], or localhost), with or without a port: not a DNS name. */
+export function isAddressHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+))(?::\d{1,5})?$/.exec(host);
+  if (!m) return false;
+  if (m[1] !== undefined) return true;
+  const name = m[2]!.toLowerCase();
+  return name === 'localhost' || /^\d{1,3}(?:\.\d{1,3}){3}$/.test(name);
 }
 
 /** The page may run its own inline script and fetch from this listener, nothing else; no other site may frame it. */
