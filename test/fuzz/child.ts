@@ -22,8 +22,8 @@ function stdinGo(): Promise<void> {
     const rl = createInterface({ input: process.stdin });
     rl.on('line', (l) => {
       if (l.trim() === 'go') {
+        resolve(); // before close(): closing emits 'close' at once
         rl.close();
-        resolve();
       }
     });
     rl.on('close', () => reject(new Error('stdin closed before "go"')));

@@ -126,7 +126,9 @@ export async function runControlFuzz(o: ControlFuzzOptions): Promise<ControlFuzz
   // ---- after the handshake ----
   let c: ControlClient | null = null;
   let sinceHeartbeat = Date.now();
-  for (let i = 0; i < o.frames && Date.now() < deadline; i++) {
+  // Bounded by frames sent, by time, and by attempts (a target refusing every connection ends the loop).
+  for (let attempts = 0; s.frames < o.frames && Date.now() < deadline && attempts < 2 * o.frames + 100; attempts++) {
+    const i = s.frames;
     if (!c || c.phase !== 'ready') {
       if (c && c.phase === 'closed') note(closeReasons, shortReason(c.closeReason));
       c = await connect(freshPlan());
