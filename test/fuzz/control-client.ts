@@ -4,11 +4,9 @@
  * sealed under the real control keys), then send whatever frames the fuzzer makes. It records why the remote closed,
  * and keeps samples of the gossip the remote sent (real payloads to mutate).
  */
-import { WsTransport } from '../../gossip/ws-transport.js';
-import type { TransportConnection } from '../../gossip/transport.js';
+import type { Transport, TransportConnection } from '../../gossip/transport.js';
 import { decodeHello, encodeHello, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from '../../gossip/handshake.js';
-import type { PasswordSecurity } from '../../crypto/password-security.js';
-import type { SecureSession, SecurityHandshake } from '../../crypto/connection-security.js';
+import type { ConnectionSecurity, SecureSession, SecurityHandshake } from '../../crypto/connection-security.js';
 
 /** Frame types of docs/control-protocol.md section 3. */
 export const Frame = { Heartbeat: 1, Gossip: 2, Broadcast: 3, Unicast: 4, Rekey: 5 } as const;
@@ -39,7 +37,7 @@ export class ControlClient {
   ) {}
 
   /** Dial `addr`, send the hello, and run the handshake as far as the remote lets us. */
-  static async open(transport: WsTransport, addr: string, security: PasswordSecurity | undefined, plan: HelloPlan, samples: Map<string, Buffer[]>): Promise<ControlClient> {
+  static async open(transport: Transport, addr: string, security: ConnectionSecurity | undefined, plan: HelloPlan, samples: Map<string, Buffer[]>): Promise<ControlClient> {
     const t = await transport.dial(addr, 5_000);
     const c = new ControlClient(t, plan, samples);
     c.handshake = security?.begin() ?? null;
@@ -55,9 +53,11 @@ export class ControlClient {
       udpPort: 6783,
     };
     const valid = Buffer.from(encodeHello(hello));
+    // Hello first: registering the handler may deliver the remote hello at once, and our confirmation must not
+    // overtake our hello (gossip/connection.ts does the same).
+    t.send(plan.mutate ? plan.mutate(valid, hello) : valid);
     t.onMessage((m) => c.receive(m));
     t.onClose((reason) => c.finish(reason));
-    t.send(plan.mutate ? plan.mutate(valid, hello) : valid);
     return c;
   }
 

@@ -168,7 +168,17 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     const after = await weft[0]!.report().catch(() => undefined);
     const kernelUdpDrops = (await udpRcvbufErrors(h1)) - kernelBefore;
     const statusOk = await Promise.all(weft.map((w) => w.run(['status'], 20_000).then((s) => s.includes('Service: router'), () => false)));
-    const afterOk = await canPing(c1, '10.2.1.2', 3);
+    let afterOk = await canPing(c1, '10.2.1.2', 3);
+    const diagnosis: string[] = [];
+    if (!afterOk) {
+      // How broken: say what each router sees, then give the mesh 20 s to heal (a lasting loss is the finding).
+      for (const w of weft) {
+        const r = await w.report().catch(() => undefined);
+        if (r) diagnosis.push(`h${w.host.index} sees peers ${JSON.stringify(r.router.peers.map((p) => [p.nickname, p.version, p.connections.map((c) => `${c.nickname}${c.isEstablished ? '' : '(pending)'}`)]))}; drop_no_route ${r.datapath.counters['drop_no_route']}`);
+      }
+      afterOk = await waitFor('traffic to come back', () => canPing(c1, '10.2.1.2', 1), 20_000).then(() => true, () => false);
+      diagnosis.push(afterOk ? 'traffic came back within 20 s' : 'traffic did not come back within 20 s');
+    }
     clearInterval(sampler);
     sampler = undefined;
     ping.kill('SIGTERM');
@@ -188,7 +198,12 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     const gaps = pingTimes.slice(1).map((t, i) => t - pingTimes[i]!);
     const maxGapSeconds = Math.round(Math.max(0, ...gaps) * 10) / 10;
     if (pingTimes.length === 0 || maxGapSeconds > 10) failures.push(`container traffic stopped during the run (longest silence ${maxGapSeconds} s, ${pingTimes.length} replies)`);
-    if (!afterOk) failures.push('container traffic does not flow after the run (c1@h1 cannot ping c1@h2)');
+    if (diagnosis.length > 0) failures.push(`container traffic did not flow right after the run (c1@h1 could not ping c1@h2): ${diagnosis.join('; ')}`);
+    for (const w of weft) {
+      // Errors the daemons logged: internal errors and failed handlers are bugs the fuzz found.
+      const bad = w.logTail(100_000).split('\n').filter((l) => /"level":(50|60)/.test(l) && !/password mismatch|refused|unauthorized/.test(l));
+      if (bad.length > 0) failures.push(`h${w.host.index} logged ${bad.length} error(s), first: ${bad.slice(0, 3).join(' | ').slice(0, 1500)}`);
+    }
 
     // Drops: each outcome's counters against the models' expectation.
     const drops: FuzzRunReport['drops'] = [];

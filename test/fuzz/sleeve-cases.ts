@@ -419,7 +419,7 @@ export class SleeveCaseGenerator {
           h.writeUInt16LE(rng.edgy(16), 8);
           break;
         case 5:
-          h.writeUInt16LE(length - 1, 6);
+          h.writeUInt16LE(Math.min(0xffff, length - 1), 6);
           break;
         default:
           h[0] = 0;
