@@ -58,8 +58,19 @@ export interface FuzzRunReport {
   maxRssMiB: number[];
   ping: { sent: number; received: number; maxGapSeconds: number; afterOk: boolean };
   statusOk: boolean[];
+  /** Findings already reduced to a reproducer (test/fuzz-findings.test.ts) seen in this run, with how often. */
+  knownFindings: Record<string, number>;
   failures: string[];
 }
+
+/**
+ * Findings with a reproducer in test/fuzz-findings.test.ts whose fix belongs to another change: seen in a run they
+ * are reported, not failed on. Remove an entry when its fix lands.
+ */
+const KNOWN_FINDINGS: Array<{ name: string; log: RegExp }> = [
+  // crypto's HandshakeError from onRekeyMessage is counted as internal_error by gossip/connection.ts.
+  { name: 'rekey message refused as internal error', log: /closing connection: internal error.*rekey|rekey.*closing connection: internal error/ },
+];
 
 const PASSWORD = 'fuzz-network-password-1';
 
@@ -199,9 +210,21 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     const maxGapSeconds = Math.round(Math.max(0, ...gaps) * 10) / 10;
     if (pingTimes.length === 0 || maxGapSeconds > 10) failures.push(`container traffic stopped during the run (longest silence ${maxGapSeconds} s, ${pingTimes.length} replies)`);
     if (diagnosis.length > 0) failures.push(`container traffic did not flow right after the run (c1@h1 could not ping c1@h2): ${diagnosis.join('; ')}`);
+    const knownFindings: Record<string, number> = {};
+    let knownInternalErrors = 0;
     for (const w of weft) {
-      // Errors the daemons logged: internal errors and failed handlers are bugs the fuzz found.
-      const bad = w.logTail(100_000).split('\n').filter((l) => /"level":(50|60)/.test(l) && !/password mismatch|refused|unauthorized/.test(l));
+      // Errors the daemons logged: internal errors and failed handlers are bugs the fuzz found. Those already
+      // reduced to a reproducer (KNOWN_FINDINGS) are reported, not failed on.
+      const bad: string[] = [];
+      for (const l of w.logTail(1_000_000).split('\n')) {
+        if (!/"level":(50|60)/.test(l) || /password mismatch|refused|unauthorized/.test(l)) continue;
+        const known = KNOWN_FINDINGS.find((f) => f.log.test(l));
+        if (!known) bad.push(l);
+        else {
+          knownFindings[known.name] = (knownFindings[known.name] ?? 0) + 1;
+          if (w === weft[0] && /internal error/.test(l)) knownInternalErrors++;
+        }
+      }
       if (bad.length > 0) failures.push(`h${w.host.index} logged ${bad.length} error(s), first: ${bad.slice(0, 3).join(' | ').slice(0, 1500)}`);
     }
 
@@ -228,7 +251,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     if (after) for (const [k, v] of Object.entries(after.router.counters ?? {})) controlCounters[k] = v - (before.router.counters?.[k] ?? 0);
     if (control.closesSeen < control.closers) failures.push(`${control.closers - control.closesSeen} bad control frames did not close their connection`);
     if (control.unexpectedCloses > 0) failures.push(`${control.unexpectedCloses} control connections closed after frames that must not close them: ${JSON.stringify(control.closeReasons)}`);
-    if ((controlCounters['internal_error'] ?? 0) > 0) failures.push(`h1 counted ${controlCounters['internal_error']} internal errors on control connections (a throw that is not a refusal)`);
+    if ((controlCounters['internal_error'] ?? 0) > knownInternalErrors) failures.push(`h1 counted ${controlCounters['internal_error']} internal errors on control connections (a throw that is not a refusal)`);
     const refusals = ['decode_error', 'auth_failed', 'handshake_refused', 'password_mismatch', 'handshake_timeout'].reduce((n, k) => n + (controlCounters[k] ?? 0), 0);
     if (refusals < control.closesSeen) failures.push(`h1 counted ${refusals} refused/closed control inputs, the fuzzer saw ${control.closesSeen} closes after bad frames`);
     if (http.serverErrors.length > 0) failures.push(`HTTP 5xx answers: ${JSON.stringify(http.serverErrors.slice(0, 5))}`);
@@ -250,6 +273,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
       maxRssMiB,
       ping: { sent: pingSent, received: pingTimes.length, maxGapSeconds, afterOk },
       statusOk,
+      knownFindings,
       failures,
     };
   } finally {
@@ -354,6 +378,7 @@ export function formatReport(r: FuzzRunReport, command: string): string {
   if (r.http) lines.push(`http: ${r.http.requests} requests in ${Math.round(r.http.seconds)} s, statuses ${JSON.stringify(r.http.statuses)}, 5xx ${r.http.serverErrors.length}`);
   lines.push(`daemons: pids ${r.pids.before.join(', ')} -> ${r.pids.after.join(', ')}; max RSS ${r.maxRssMiB.map((m) => `${m} MiB`).join(', ')}; weft status ${r.statusOk.map((ok) => (ok ? 'ok' : 'FAILED')).join(', ')}`);
   lines.push(`ping c1@h1 -> c1@h2 during: ${r.ping.received}/${r.ping.sent} replies, longest silence ${r.ping.maxGapSeconds} s; after: ${r.ping.afterOk ? 'ok' : 'FAILED'}`);
+  if (Object.keys(r.knownFindings).length > 0) lines.push(`known findings (test/fuzz-findings.test.ts): ${JSON.stringify(r.knownFindings)}`);
   lines.push(r.failures.length === 0 ? 'PASS' : `FAIL:\n  ${r.failures.join('\n  ')}`);
   return lines.join('\n');
 }
