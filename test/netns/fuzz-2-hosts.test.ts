@@ -19,9 +19,10 @@ const skip = netnsSkipReason() ?? builtSkipReason();
 /** The fuzz processes run compiled (dist/test/fuzz/child.js): build them when missing or older than a source. */
 function ensureFuzzBuilt(): void {
   const child = join(repoRoot, 'dist/test/fuzz/child.js');
-  const dir = join(repoRoot, 'test/fuzz');
   const built = existsSync(child) ? statSync(child).mtimeMs : 0;
-  const isStale = readdirSync(dir).some((f) => f.endsWith('.ts') && statSync(join(dir, f)).mtimeMs > built);
+  const isStale = ['test/fuzz', 'test/harness'].some((d) =>
+    readdirSync(join(repoRoot, d)).some((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && statSync(join(repoRoot, d, f)).mtimeMs > built),
+  );
   if (isStale) execFileSync('npx', ['tsc', '-p', 'tsconfig.fuzz.json'], { cwd: repoRoot, stdio: 'inherit' });
 }
 
