@@ -191,7 +191,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** A hello (or the confirmation after it) with one thing wrong, or a valid one with odd values. */
-function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readonly string[]): { plan: HelloPlan; kind: string } {
+export function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readonly string[]): { plan: HelloPlan; kind: string } {
   const kind = rng.weighted({
     magic: 1, version: 3, flags: 2, 'nickname-length': 2, 'nickname-utf8': 2, 'nickname-escapes': 2, 'key-length': 2,
     'key-zero': 2, features: 4, trailing: 2, truncated: 4, oversized: 1, garbage: 1, 'name-edge': 2, 'name-real': 2,
@@ -270,7 +270,7 @@ function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readonly stri
 }
 
 /** One frame for an established connection. `raw` is sent unsealed (a forgery). */
-function controlFrame(rng: FuzzRandom, samples: Map<string, Buffer[]>, ourNames: readonly string[], o: ControlFuzzOptions): { kind: string; frame: Uint8Array; raw?: Uint8Array } {
+export function controlFrame(rng: FuzzRandom, samples: Map<string, Buffer[]>, ourNames: readonly string[], o: ControlFuzzOptions): { kind: string; frame: Uint8Array; raw?: Uint8Array } {
   const kind = rng.weighted({
     heartbeat: 4, topology: 30, 'topology-sample': 8, ipam: 20, 'unknown-channel': 5, broadcast: 12, unicast: 12,
     // Closers: each costs a new connection, so they stay rare.

@@ -104,7 +104,7 @@ function exchange(host: string, port: number, bytes: Buffer, timeoutMs: number):
   });
 }
 
-function buildRequest(rng: FuzzRandom, host: string, port: number): Built {
+export function buildRequest(rng: FuzzRandom, host: string, port: number): Built {
   const method = rng.weighted({ GET: 30, POST: 40, HEAD: 4, PUT: 3, DELETE: 3, OPTIONS: 3, PATCH: 2, TRACE: 1, get: 1, 'G ET': 0.5, X: 1, LONG: 0.5 });
   const m = method === 'LONG' ? 'A'.repeat(rng.pick([64, 5000])) : method;
   let path = pathFor(rng, m);

@@ -143,6 +143,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
         targetHost: h1.ip,
         otherName: names[1],
         clearHosts: [h1.ip, h2.ip].filter(() => host === h4),
+        mayPieceAsOther: host === h3,
         count: perMember,
         seed: s,
         ratePerSecond: rate,

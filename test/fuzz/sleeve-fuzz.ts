@@ -17,6 +17,8 @@ export interface SleeveFuzzOptions {
   otherName: string;
   /** Hosts the member exchanges data with in clear (the target trusts our subnet). */
   clearHosts: readonly string[];
+  /** See `SleeveParties.mayPieceAsOther`. @default true */
+  mayPieceAsOther?: boolean;
   count: number;
   seed: number;
   /** Datagrams per second at most. @default 20000 */
@@ -57,6 +59,7 @@ export async function runSleeveFuzz(o: SleeveFuzzOptions): Promise<SleeveFuzzSum
       other: parseInt(o.otherName.replace(/:/g, ''), 16),
       isSealed: target.data !== null,
       bodyCapacityBytes: 1500 - 20 - 8 - HEADER_BYTES - TAG_BYTES,
+      mayPieceAsOther: o.mayPieceAsOther ?? true,
     });
     const history: Buffer[] = [];
     const rate = o.ratePerSecond ?? 20_000;
