@@ -13,7 +13,8 @@ import { PasswordSecurity } from '../crypto/password-security.js';
 import { ControlClient, Frame } from './fuzz/control-client.js';
 
 /** Cheap Argon2id limits: the reproducers need the same password on both sides, not a strong one. */
-const security = (clock: FakeClock) => new PasswordSecurity({ clock }, { password: 'pw', passwordOpsLimit: 1, passwordMemLimitBytes: 8192 });
+const security = (clock: FakeClock) =>
+  new PasswordSecurity({ clock }, { password: 'pw', passwordOpsLimit: 1, passwordMemLimitBytes: 8192 });
 
 // Found with seed 7 (`npm run fuzz -- --datagrams 20000 --control-frames 2000 --hellos 60 --http 300 --seed 7`):
 // a sealed control frame of type 5 (rekey) whose body is a 37-byte message of unknown type 0. crypto/rekey-message.ts
@@ -26,7 +27,10 @@ it.fails('counts a malformed rekey message from an authenticated peer as a refus
   const clock = new FakeClock();
   const net = new MemoryNetwork(clock, { latencyMs: 1 });
   const sec = security(clock);
-  const h1 = new Mesh({ transport: net.transport('h1'), clock, random: new SeededRandom(1), log: silentLogger, security: sec }, { peerName: '02:00:00:00:00:01', nickname: 'h1', uid: '1' });
+  const h1 = new Mesh(
+    { transport: net.transport('h1'), clock, random: new SeededRandom(1), log: silentLogger, security: sec },
+    { peerName: '02:00:00:00:00:01', nickname: 'h1', uid: '1' },
+  );
   const run = async (ms: number) => {
     for (let t = 0; t < ms; t += 10) {
       clock.advance(10);
@@ -36,7 +40,13 @@ it.fails('counts a malformed rekey message from an authenticated peer as a refus
   const evilSecurity = security(clock);
   try {
     await h1.start();
-    const dialing = ControlClient.open(net.transport('evil'), 'h1:6783', evilSecurity, { name: '02:00:00:00:00:66', uid: '66', nickname: 'evil' }, new Map());
+    const dialing = ControlClient.open(
+      net.transport('evil'),
+      'h1:6783',
+      evilSecurity,
+      { name: '02:00:00:00:00:66', uid: '66', nickname: 'evil' },
+      new Map(),
+    );
     clock.advance(5);
     const evil = await dialing;
     await run(200);

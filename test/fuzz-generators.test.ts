@@ -9,7 +9,13 @@ import { controlFrame, mutatedHello } from './fuzz/control-fuzz.js';
 import { buildRequest } from './fuzz/http-fuzz.js';
 import { encodeHello } from '../gossip/handshake.js';
 
-const parties = (isSealed: boolean) => ({ self: 0x0a0000000001, target: 0x0a0000000002, other: 0x0a0000000003, isSealed, bodyCapacityBytes: 1440 });
+const parties = (isSealed: boolean) => ({
+  self: 0x0a0000000001,
+  target: 0x0a0000000002,
+  other: 0x0a0000000003,
+  isSealed,
+  bodyCapacityBytes: 1440,
+});
 
 describe('sleeve case generator', () => {
   for (const isSealed of [true, false]) {
@@ -45,10 +51,27 @@ describe('sleeve case generator', () => {
 describe('control and HTTP generators', () => {
   it('bend hellos and make frames without throwing', () => {
     const rng = new FuzzRandom(5);
-    const options = { password: 'x', target: 'h1:6783', realNames: ['02:00:00:00:00:01', '02:00:00:00:00:02'], subnetPrefix: '10.9.0.', frames: 1, seed: 5 };
+    const options = {
+      password: 'x',
+      target: 'h1:6783',
+      realNames: ['02:00:00:00:00:01', '02:00:00:00:00:02'],
+      subnetPrefix: '10.9.0.',
+      frames: 1,
+      seed: 5,
+    };
     for (let i = 0; i < 2000; i++) {
       const { plan } = mutatedHello(rng, { name: '02:00:00:00:00:66', uid: '66', nickname: 'fz' }, options.realNames);
-      const hello = { minVersion: 1, maxVersion: 1, name: plan.name, nickname: plan.nickname, uid: plan.uid, features: [], hasPassword: true, publicKey: new Uint8Array(32), udpPort: 6783 };
+      const hello = {
+        minVersion: 1,
+        maxVersion: 1,
+        name: plan.name,
+        nickname: plan.nickname,
+        uid: plan.uid,
+        features: [],
+        hasPassword: true,
+        publicKey: new Uint8Array(32),
+        udpPort: 6783,
+      };
       const valid = Buffer.from(encodeHello(hello));
       plan.mutate?.(valid, hello);
       plan.mutateConfirmation?.(Buffer.alloc(32));

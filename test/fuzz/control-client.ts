@@ -37,7 +37,13 @@ export class ControlClient {
   ) {}
 
   /** Dial `addr`, send the hello, and run the handshake as far as the remote lets us. */
-  static async open(transport: Transport, addr: string, security: ConnectionSecurity | undefined, plan: HelloPlan, samples: Map<string, Buffer[]>): Promise<ControlClient> {
+  static async open(
+    transport: Transport,
+    addr: string,
+    security: ConnectionSecurity | undefined,
+    plan: HelloPlan,
+    samples: Map<string, Buffer[]>,
+  ): Promise<ControlClient> {
     const t = await transport.dial(addr, 5_000);
     const c = new ControlClient(t, plan, samples);
     c.handshake = security?.begin() ?? null;

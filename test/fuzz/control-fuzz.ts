@@ -62,14 +62,28 @@ const CLOSERS = new Set(['empty', 'unknown-type', 'truncated-gossip', 'bad-chann
 export async function runControlFuzz(o: ControlFuzzOptions): Promise<ControlFuzzSummary> {
   const rng = new FuzzRandom(o.seed);
   const transport = new WsTransport();
-  const security = o.password === undefined ? undefined : new PasswordSecurity({ clock: (await import('../../runtime/clock.js')).systemClock }, { password: o.password });
+  const security =
+    o.password === undefined
+      ? undefined
+      : new PasswordSecurity({ clock: (await import('../../runtime/clock.js')).systemClock }, { password: o.password });
   const samples = new Map<string, Buffer[]>();
   const names = Array.from({ length: 8 }, () => randomPeerName());
   const kinds = new Map<string, number>();
   const closeReasons = new Map<string, number>();
   const s: ControlFuzzSummary = {
-    seed: o.seed, frames: 0, closers: 0, closesSeen: 0, unexpectedCloses: 0, hellos: 0, hellosAccepted: 0, hellosRefused: 0,
-    rateLimited: 0, connections: 0, kinds: {}, closeReasons: {}, seconds: 0,
+    seed: o.seed,
+    frames: 0,
+    closers: 0,
+    closesSeen: 0,
+    unexpectedCloses: 0,
+    hellos: 0,
+    hellosAccepted: 0,
+    hellosRefused: 0,
+    rateLimited: 0,
+    connections: 0,
+    kinds: {},
+    closeReasons: {},
+    seconds: 0,
   };
   const started = Date.now();
   const deadline = started + (o.timeLimitMs ?? 1_200_000);
@@ -183,7 +197,10 @@ export async function runControlFuzz(o: ControlFuzzOptions): Promise<ControlFuzz
 }
 
 function shortReason(r: string | null): string {
-  return (r ?? 'none').replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'NAME').replace(/\d+/g, 'N').slice(0, 60);
+  return (r ?? 'none')
+    .replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'NAME')
+    .replace(/\d+/g, 'N')
+    .slice(0, 60);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -193,9 +210,25 @@ function sleep(ms: number): Promise<void> {
 /** A hello (or the confirmation after it) with one thing wrong, or a valid one with odd values. */
 export function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readonly string[]): { plan: HelloPlan; kind: string } {
   const kind = rng.weighted({
-    magic: 1, version: 3, flags: 2, 'nickname-length': 2, 'nickname-utf8': 2, 'nickname-escapes': 2, 'key-length': 2,
-    'key-zero': 2, features: 4, trailing: 2, truncated: 4, oversized: 1, garbage: 1, 'name-edge': 2, 'name-real': 2,
-    'uid-edge': 1, 'port-edge': 1, confirmation: 4, 'text-before-confirmation': 1,
+    magic: 1,
+    version: 3,
+    flags: 2,
+    'nickname-length': 2,
+    'nickname-utf8': 2,
+    'nickname-escapes': 2,
+    'key-length': 2,
+    'key-zero': 2,
+    features: 4,
+    trailing: 2,
+    truncated: 4,
+    oversized: 1,
+    garbage: 1,
+    'name-edge': 2,
+    'name-real': 2,
+    'uid-edge': 1,
+    'port-edge': 1,
+    confirmation: 4,
+    'text-before-confirmation': 1,
   });
   const at = (valid: Buffer, nickLen: number) => ({ key: 24 + nickLen, features: 24 + nickLen + 1 + (valid[24 + nickLen] ?? 0) });
   const m = (f: (b: Buffer, h: { nickname: string }) => Buffer): HelloPlan => ({ ...plan, mutate: (b, h) => f(Buffer.from(b), h) });
@@ -211,11 +244,22 @@ export function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readon
     case 'nickname-utf8':
       return { kind, plan: { ...plan, nickname: 'ab', mutate: (b) => ((b[24] = rng.pick([0xff, 0xc0, 0xe2, 0x80])), b) } };
     case 'nickname-escapes':
-      return { kind, plan: { ...plan, nickname: rng.pick(['\x1b[2J\x1b[31mowned', '\x07\x08\r\n', 'a\u202Eb', '\u0000nul', 'é'.repeat(32)]) } };
+      return {
+        kind,
+        plan: { ...plan, nickname: rng.pick(['\x1b[2J\x1b[31mowned', '\x07\x08\r\n', 'a\u202Eb', '\u0000nul', 'é'.repeat(32)]) },
+      };
     case 'key-length':
       return { kind, plan: m((b, h) => ((b[at(b, Buffer.byteLength(h.nickname)).key] = rng.pick([0, 1, 31, 33, 255])), b)) };
     case 'key-zero':
-      return { kind, plan: m((b, h) => (b.fill(rng.pick([0, 0xff]), at(b, Buffer.byteLength(h.nickname)).key + 1, at(b, Buffer.byteLength(h.nickname)).key + 33), b)) };
+      return {
+        kind,
+        plan: m(
+          (b, h) => (
+            b.fill(rng.pick([0, 0xff]), at(b, Buffer.byteLength(h.nickname)).key + 1, at(b, Buffer.byteLength(h.nickname)).key + 33),
+            b
+          ),
+        ),
+      };
     case 'features':
       return {
         kind,
@@ -224,7 +268,17 @@ export function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readon
           const list: Buffer[] = [];
           const n = rng.pick([1, 2, 32, 33, 255]);
           for (let i = 0; i < Math.min(n, 40); i++) {
-            const v = rng.pick(['id=', `id=${'A'.repeat(43)}=`, 'id=!!!!', 'aead-aegis256x2', 'x'.repeat(64), 'x'.repeat(65), '', 'sp ace', '\x01\x02']);
+            const v = rng.pick([
+              'id=',
+              `id=${'A'.repeat(43)}=`,
+              'id=!!!!',
+              'aead-aegis256x2',
+              'x'.repeat(64),
+              'x'.repeat(65),
+              '',
+              'sp ace',
+              '\x01\x02',
+            ]);
             list.push(Buffer.concat([Buffer.of(rng.chance(0.1) ? rng.edgy(8) : v.length), Buffer.from(v, 'latin1')]));
           }
           return Buffer.concat([b.subarray(0, f), Buffer.of(n), ...list]);
@@ -270,13 +324,31 @@ export function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readon
 }
 
 /** One frame for an established connection. `raw` is sent unsealed (a forgery). */
-export function controlFrame(rng: FuzzRandom, samples: Map<string, Buffer[]>, ourNames: readonly string[], o: ControlFuzzOptions): { kind: string; frame: Uint8Array; raw?: Uint8Array } {
+export function controlFrame(
+  rng: FuzzRandom,
+  samples: Map<string, Buffer[]>,
+  ourNames: readonly string[],
+  o: ControlFuzzOptions,
+): { kind: string; frame: Uint8Array; raw?: Uint8Array } {
   const kind = rng.weighted({
-    heartbeat: 4, topology: 30, 'topology-sample': 8, ipam: 20, 'unknown-channel': 5, broadcast: 12, unicast: 12,
+    heartbeat: 4,
+    topology: 30,
+    'topology-sample': 8,
+    ipam: 20,
+    'unknown-channel': 5,
+    broadcast: 12,
+    unicast: 12,
     // Closers: each costs a new connection, so they stay rare.
-    empty: 0.1, 'unknown-type': 0.2, 'truncated-gossip': 0.2, 'bad-channel-name': 0.2, forged: 0.2, plaintext: 0.05, rekey: 0.2,
+    empty: 0.1,
+    'unknown-type': 0.2,
+    'truncated-gossip': 0.2,
+    'bad-channel-name': 0.2,
+    forged: 0.2,
+    plaintext: 0.05,
+    rekey: 0.2,
   });
-  const gossip = (type: number, channel: string, fixed: Buffer, payload: Buffer) => Buffer.concat([Buffer.of(type, channel.length), Buffer.from(channel, 'latin1'), fixed, payload]);
+  const gossip = (type: number, channel: string, fixed: Buffer, payload: Buffer) =>
+    Buffer.concat([Buffer.of(type, channel.length), Buffer.from(channel, 'latin1'), fixed, payload]);
   const peerId = () => {
     const b = Buffer.alloc(6);
     const k = rng.int(4);
@@ -296,17 +368,42 @@ export function controlFrame(rng: FuzzRandom, samples: Map<string, Buffer[]>, ou
       return { kind, frame: gossip(Frame.Gossip, channel, Buffer.alloc(0), mutateSample(rng, samples.get(channel))) };
     }
     case 'unknown-channel':
-      return { kind, frame: gossip(Frame.Gossip, rng.pick(['dns', 'x', 'topology2', '~'.repeat(64)]), Buffer.alloc(0), rng.bytes(rng.int(100))) };
+      return {
+        kind,
+        frame: gossip(Frame.Gossip, rng.pick(['dns', 'x', 'topology2', '~'.repeat(64)]), Buffer.alloc(0), rng.bytes(rng.int(100))),
+      };
     case 'broadcast':
-      return { kind, frame: gossip(Frame.Broadcast, rng.pick(['topology', 'ipam', 'dns']), peerId(), rng.chance(0.5) ? mutateSample(rng, samples.get('ipam')) : rng.bytes(rng.int(200))) };
+      return {
+        kind,
+        frame: gossip(
+          Frame.Broadcast,
+          rng.pick(['topology', 'ipam', 'dns']),
+          peerId(),
+          rng.chance(0.5) ? mutateSample(rng, samples.get('ipam')) : rng.bytes(rng.int(200)),
+        ),
+      };
     case 'unicast':
-      return { kind, frame: gossip(Frame.Unicast, rng.pick(['ipam', 'topology', 'dns']), Buffer.concat([peerId(), peerId()]), rng.chance(0.5) ? mutateSample(rng, samples.get('ipam')) : rng.bytes(rng.int(200))) };
+      return {
+        kind,
+        frame: gossip(
+          Frame.Unicast,
+          rng.pick(['ipam', 'topology', 'dns']),
+          Buffer.concat([peerId(), peerId()]),
+          rng.chance(0.5) ? mutateSample(rng, samples.get('ipam')) : rng.bytes(rng.int(200)),
+        ),
+      };
     case 'empty':
       return { kind, frame: new Uint8Array(0) };
     case 'unknown-type':
       return { kind, frame: Buffer.concat([Buffer.of(rng.pick([0, 6, 7, 0x80, 0xff])), rng.bytes(rng.int(50))]) };
     case 'truncated-gossip':
-      return { kind, frame: Buffer.concat([Buffer.of(rng.pick([Frame.Gossip, Frame.Broadcast, Frame.Unicast]), rng.pick([0, 40, 255])), Buffer.from('topo')]) };
+      return {
+        kind,
+        frame: Buffer.concat([
+          Buffer.of(rng.pick([Frame.Gossip, Frame.Broadcast, Frame.Unicast]), rng.pick([0, 40, 255])),
+          Buffer.from('topo'),
+        ]),
+      };
     case 'bad-channel-name':
       return { kind, frame: gossip(Frame.Gossip, rng.pick(['a b', '\x00', '\x7f\x7f']), Buffer.alloc(0), rng.bytes(10)) };
     case 'forged':
@@ -354,8 +451,12 @@ function topologyPayload(rng: FuzzRandom, ourNames: readonly string[], o: Contro
   const shape = rng.weighted({ entries: 8, 'wrong-shape': 2, 'bad-json': 1, deep: 0.5 });
   if (shape === 'bad-json') return rng.pick(['[', '[[', '{"a":', 'nul', '[1,]', '\u0000', '[[]]'.repeat(3)]);
   if (shape === 'deep') return '['.repeat(rng.pick([100, 5000])) + ']'.repeat(rng.pick([0, 100]));
-  if (shape === 'wrong-shape') return JSON.stringify(rng.pick([{}, 1, 'x', null, [[1, 2, 3]], [['02:00:00:00:00:01', 'n', 'u', 1, 'x']], [[null, null, null, null, null]]]));
-  const addr = () => rng.pick([`${o.subnetPrefix}${rng.between(1, 254)}:6783`, '127.0.0.1:6784', '[::1]:6783', '', ':6783', `${o.subnetPrefix}9:99999`]);
+  if (shape === 'wrong-shape')
+    return JSON.stringify(
+      rng.pick([{}, 1, 'x', null, [[1, 2, 3]], [['02:00:00:00:00:01', 'n', 'u', 1, 'x']], [[null, null, null, null, null]]]),
+    );
+  const addr = () =>
+    rng.pick([`${o.subnetPrefix}${rng.between(1, 254)}:6783`, '127.0.0.1:6784', '[::1]:6783', '', ':6783', `${o.subnetPrefix}9:99999`]);
   const entries: unknown[] = [];
   for (let i = rng.between(1, 4); i > 0; i--) {
     const name = rng.chance(0.8) ? rng.pick(ourNames) : rng.pick(['zz:zz', '02:00:00:00:00:00', 'AA:BB:CC:DD:EE:FF', 42]);

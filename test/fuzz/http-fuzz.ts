@@ -64,7 +64,8 @@ export async function runHttpFuzz(o: HttpFuzzOptions): Promise<HttpFuzzSummary> 
       const status = await exchange(host, port, req.bytes, req.isIncomplete ? 1_500 : 10_000);
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       const code = Number(status);
-      if (code >= 500 && code !== 501 && code !== 503 && serverErrors.length < 50) serverErrors.push({ request: req.summary, status: code });
+      if (code >= 500 && code !== 501 && code !== 503 && serverErrors.length < 50)
+        serverErrors.push({ request: req.summary, status: code });
       if (++done % 2000 === 0) o.progress?.(`http: ${done}/${o.requests} requests`);
     }
   }
@@ -105,28 +106,59 @@ function exchange(host: string, port: number, bytes: Buffer, timeoutMs: number):
 }
 
 export function buildRequest(rng: FuzzRandom, host: string, port: number): Built {
-  const method = rng.weighted({ GET: 30, POST: 40, HEAD: 4, PUT: 3, DELETE: 3, OPTIONS: 3, PATCH: 2, TRACE: 1, get: 1, 'G ET': 0.5, X: 1, LONG: 0.5 });
+  const method = rng.weighted({
+    GET: 30,
+    POST: 40,
+    HEAD: 4,
+    PUT: 3,
+    DELETE: 3,
+    OPTIONS: 3,
+    PATCH: 2,
+    TRACE: 1,
+    get: 1,
+    'G ET': 0.5,
+    X: 1,
+    LONG: 0.5,
+  });
   const m = method === 'LONG' ? 'A'.repeat(rng.pick([64, 5000])) : method;
   let path = pathFor(rng, m);
   const headers: string[] = [];
   const hostHeader = rng.weighted({ own: 6, localhost: 2, evil: 2, none: 1, dup: 1, long: 0.5, weird: 0.5 });
   if (hostHeader === 'own') headers.push(`Host: ${host}:${port}`);
   else if (hostHeader === 'localhost') headers.push(`Host: localhost:${port}`);
-  else if (hostHeader === 'evil') headers.push(`Host: ${rng.pick(['evil.example', 'evil.example:6784', '127.0.0.1.nip.io:6784', '[::1]:6784'])}`);
+  else if (hostHeader === 'evil')
+    headers.push(`Host: ${rng.pick(['evil.example', 'evil.example:6784', '127.0.0.1.nip.io:6784', '[::1]:6784'])}`);
   else if (hostHeader === 'dup') headers.push(`Host: ${host}:${port}`, 'Host: evil.example');
   else if (hostHeader === 'long') headers.push(`Host: ${'h'.repeat(rng.pick([300, 20_000]))}`);
   else if (hostHeader === 'weird') headers.push(rng.pick(['Host:', 'Host: \x01', 'Host: a b']));
-  if (rng.chance(0.3)) headers.push(`Origin: ${rng.pick(['http://evil.example', 'null', `http://${host}:${port}`, 'http://localhost', 'file://', ''])}`);
-  if (rng.chance(0.5)) headers.push(`Content-Type: ${rng.pick(['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '', 'application/json; charset=utf-16'])}`);
+  if (rng.chance(0.3))
+    headers.push(`Origin: ${rng.pick(['http://evil.example', 'null', `http://${host}:${port}`, 'http://localhost', 'file://', ''])}`);
+  if (rng.chance(0.5))
+    headers.push(
+      `Content-Type: ${rng.pick(['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '', 'application/json; charset=utf-16'])}`,
+    );
   for (let i = rng.chance(0.1) ? rng.between(1, 120) : 0; i > 0; i--) headers.push(`X-F${i}: ${'v'.repeat(rng.int(200))}`);
-  if (rng.chance(0.05)) headers.push(rng.pick(['Bad Header: x', 'X-Inject: a\rb', ': empty', 'X-Nul: \x00', 'Expect: 100-continue', 'Upgrade: websocket', 'Connection: upgrade']));
+  if (rng.chance(0.05))
+    headers.push(
+      rng.pick([
+        'Bad Header: x',
+        'X-Inject: a\rb',
+        ': empty',
+        'X-Nul: \x00',
+        'Expect: 100-continue',
+        'Upgrade: websocket',
+        'Connection: upgrade',
+      ]),
+    );
   if (rng.chance(0.9)) headers.push('Connection: close');
   if (rng.chance(0.03)) path += rng.pick([' HTTP/1.1 extra', '\r\nX: y', ' ']);
   const route = normalized(path);
   const isDangerous = DANGEROUS_POSTS.has(route) && m === 'POST';
   let body = isDangerous ? Buffer.concat([Buffer.of(0), rng.bytes(rng.int(300))]) : bodyFor(rng, route);
   let isIncomplete = false;
-  const framing = isDangerous ? 'exact' : rng.weighted({ exact: 16, none: 2, short: 1, long: 1, chunked: 2, 'bad-chunked': 1, 'both': 1, 'huge-declared': 1 });
+  const framing = isDangerous
+    ? 'exact'
+    : rng.weighted({ exact: 16, none: 2, short: 1, long: 1, chunked: 2, 'bad-chunked': 1, both: 1, 'huge-declared': 1 });
   let bodyBytes = body;
   switch (framing) {
     case 'exact':
@@ -162,7 +194,11 @@ export function buildRequest(rng: FuzzRandom, host: string, port: number): Built
   if (body.length > 0 && bodyBytes === body && framing === 'none') body = Buffer.alloc(0);
   const version = rng.chance(0.97) ? 'HTTP/1.1' : rng.pick(['HTTP/1.0', 'HTTP/2.0', 'HTTP/9.9', 'HTTX/1.1', '']);
   const head = `${m} ${path} ${version}\r\n${headers.join('\r\n')}\r\n\r\n`;
-  return { bytes: Buffer.concat([Buffer.from(head, 'latin1'), framing === 'none' ? Buffer.alloc(0) : bodyBytes]), summary: `${m} ${path.slice(0, 80)} ${framing} ${body.length}B`, isIncomplete };
+  return {
+    bytes: Buffer.concat([Buffer.from(head, 'latin1'), framing === 'none' ? Buffer.alloc(0) : bodyBytes]),
+    summary: `${m} ${path.slice(0, 80)} ${framing} ${body.length}B`,
+    isIncomplete,
+  };
 }
 
 /** The pathname the API will route on (as `new URL` parses it). */
@@ -177,27 +213,86 @@ function normalized(path: string): string {
 function pathFor(rng: FuzzRandom, method: string): string {
   const base = rng.weighted({ get: 4, safePost: 4, dangerous: 2, unknown: 2, mutated: 3 });
   const dangerous = [...DANGEROUS_POSTS];
-  if (base === 'get') return rng.pick(GETS) + (rng.chance(0.2) ? rng.pick(['?x=1', '?format=json&x=%00', '#frag', '?' + 'a'.repeat(3000)]) : '');
+  if (base === 'get')
+    return rng.pick(GETS) + (rng.chance(0.2) ? rng.pick(['?x=1', '?format=json&x=%00', '#frag', '?' + 'a'.repeat(3000)]) : '');
   if (base === 'safePost') return rng.pick(SAFE_POSTS);
   if (base === 'dangerous') return rng.pick(dangerous);
-  if (base === 'unknown') return rng.pick(['/', '/admin', '/report/x', '/metrics.json', '/ipam', '/%2e%2e/report', '/../../etc/passwd', '*', 'http://evil.example/report', `/${'x'.repeat(rng.pick([100, 9000]))}`]);
+  if (base === 'unknown')
+    return rng.pick([
+      '/',
+      '/admin',
+      '/report/x',
+      '/metrics.json',
+      '/ipam',
+      '/%2e%2e/report',
+      '/../../etc/passwd',
+      '*',
+      'http://evil.example/report',
+      `/${'x'.repeat(rng.pick([100, 9000]))}`,
+    ]);
   // Mutations of real routes: case, slashes, dot segments, encodings.
   const r = rng.pick([...GETS, ...SAFE_POSTS, ...dangerous]);
   void method;
-  return rng.pick([r.toUpperCase(), `/${r}`, `${r}/`, `/x/..${r}`, r.replace('/', '/%2F'), `${r}%00`, `${r};x`, r.replace(/r/, '%72'), `${r}?${'&'.repeat(50)}`]);
+  return rng.pick([
+    r.toUpperCase(),
+    `/${r}`,
+    `${r}/`,
+    `/x/..${r}`,
+    r.replace('/', '/%2F'),
+    `${r}%00`,
+    `${r};x`,
+    r.replace(/r/, '%72'),
+    `${r}?${'&'.repeat(50)}`,
+  ]);
 }
 
 /** A body for `route`: the right JSON shape with wrong values, wrong shapes, or not JSON at all. */
 function bodyFor(rng: FuzzRandom, route: string): Buffer {
   const kind = rng.weighted({ fields: 5, shapes: 3, text: 1, empty: 2, big: 0.5, deep: 0.5 });
   if (kind === 'empty') return Buffer.alloc(0);
-  if (kind === 'text') return rng.chance(0.5) ? rng.bytes(rng.int(500)) : Buffer.from(rng.pick(['{', '{"a":}', 'nul', '[1,', '"\\ud800"', '{"a":1}{"b":2}']));
-  if (kind === 'big') return Buffer.from(JSON.stringify({ addresses: Array.from({ length: rng.pick([1000, 20_000]) }, (_, i) => `10.0.${i & 255}.1`) }));
+  if (kind === 'text')
+    return rng.chance(0.5) ? rng.bytes(rng.int(500)) : Buffer.from(rng.pick(['{', '{"a":}', 'nul', '[1,', '"\\ud800"', '{"a":1}{"b":2}']));
+  if (kind === 'big')
+    return Buffer.from(JSON.stringify({ addresses: Array.from({ length: rng.pick([1000, 20_000]) }, (_, i) => `10.0.${i & 255}.1`) }));
   if (kind === 'deep') return Buffer.from('{"a":'.repeat(rng.pick([100, 10_000])) + '1' + '}'.repeat(rng.pick([0, 100])));
-  if (kind === 'shapes') return Buffer.from(JSON.stringify(rng.pick([null, [], 1, 'x', true, { __proto__: { polluted: 1 } }, JSON.parse('{"__proto__":{"polluted":1}}'), { constructor: { prototype: {} } }])));
-  const value = () => rng.pick<unknown>(['', 'x', 'x'.repeat(5000), 0, -1, 1e308, null, true, [], {}, ['10.1.2.3:6783'], [''], [1, 2], 'zz:zz:zz:zz:zz:zz', '02:00:00:00:00:09', '\u0000', '\x1b[31m']);
+  if (kind === 'shapes')
+    return Buffer.from(
+      JSON.stringify(
+        rng.pick([
+          null,
+          [],
+          1,
+          'x',
+          true,
+          { __proto__: { polluted: 1 } },
+          JSON.parse('{"__proto__":{"polluted":1}}'),
+          { constructor: { prototype: {} } },
+        ]),
+      ),
+    );
+  const value = () =>
+    rng.pick<unknown>([
+      '',
+      'x',
+      'x'.repeat(5000),
+      0,
+      -1,
+      1e308,
+      null,
+      true,
+      [],
+      {},
+      ['10.1.2.3:6783'],
+      [''],
+      [1, 2],
+      'zz:zz:zz:zz:zz:zz',
+      '02:00:00:00:00:09',
+      '\u0000',
+      '\x1b[31m',
+    ]);
   const fields: Record<string, unknown> = {};
-  if (route === '/forget') fields['addresses'] = rng.chance(0.5) ? [rng.pick(['10.250.0.77', '10.250.0.77:6783', '[::1]:1', 'x:y:z', ''])] : value();
+  if (route === '/forget')
+    fields['addresses'] = rng.chance(0.5) ? [rng.pick(['10.250.0.77', '10.250.0.77:6783', '[::1]:1', 'x:y:z', ''])] : value();
   else if (route === '/ipam/prime') fields['timeoutMs'] = rng.pick([0, 1, 100, -5, 1e12, 'x', null]);
   else if (route === '/ipam/rmpeer') fields['name'] = rng.pick(['02:00:00:00:00:09', 'nobody', '', 'ZZ', 5, '0a:0b:0c:0d:0e:0f']);
   for (let i = rng.int(3); i > 0; i--) fields[rng.pick(['addresses', 'name', 'timeoutMs', 'replace', 'extra', '__proto__'])] = value();

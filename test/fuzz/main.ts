@@ -24,7 +24,11 @@ for (let i = 0; i < args.length; i += 2) {
   const set = flags[args[i]!];
   const value = Number(args[i + 1]);
   if (!set || !Number.isFinite(value) || value < 0) {
-    process.stderr.write(`usage: npm run fuzz -- ${Object.keys(flags).map((f) => `[${f} N]`).join(' ')}\n(got ${args[i]} ${args[i + 1] ?? ''})\n`);
+    process.stderr.write(
+      `usage: npm run fuzz -- ${Object.keys(flags)
+        .map((f) => `[${f} N]`)
+        .join(' ')}\n(got ${args[i]} ${args[i + 1] ?? ''})\n`,
+    );
     process.exit(2);
   }
   set(value);

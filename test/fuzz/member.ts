@@ -63,7 +63,8 @@ export class FuzzMember {
 
   constructor(private readonly options: FuzzMemberOptions) {
     const log = createLogger({ level: 'warn', destination: process.stderr as never });
-    this.security = options.password === undefined ? undefined : new PasswordSecurity({ clock: systemClock }, { password: options.password });
+    this.security =
+      options.password === undefined ? undefined : new PasswordSecurity({ clock: systemClock }, { password: options.password });
     this.mesh = new Mesh(
       { transport: new WsTransport(), clock: systemClock, random: systemRandom, log, ...(this.security && { security: this.security }) },
       {

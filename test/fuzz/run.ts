@@ -13,7 +13,7 @@
  * each drop counter moved by what the fuzzers' models predicted (within the kernel's own drops and a small slack),
  * every bad control frame answered by a close, no HTTP 5xx.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +69,10 @@ export interface FuzzRunReport {
  */
 const KNOWN_FINDINGS: Array<{ name: string; log: RegExp }> = [
   // crypto's HandshakeError from onRekeyMessage is counted as internal_error by gossip/connection.ts.
-  { name: 'rekey message refused as internal error', log: /closing connection: internal error.*rekey|rekey.*closing connection: internal error/ },
+  {
+    name: 'rekey message refused as internal error',
+    log: /closing connection: internal error.*rekey|rekey.*closing connection: internal error/,
+  },
 ];
 
 const PASSWORD = 'fuzz-network-password-1';
@@ -77,7 +80,9 @@ const PASSWORD = 'fuzz-network-password-1';
 export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const seed = o.seed ?? freshSeed();
-  log(`fuzz: seed ${seed} (replay with --seed ${seed}); ${o.datagrams} datagrams, ${o.controlFrames} control frames, ${o.httpRequests} HTTP requests`);
+  log(
+    `fuzz: seed ${seed} (replay with --seed ${seed}); ${o.datagrams} datagrams, ${o.controlFrames} control frames, ${o.httpRequests} HTTP requests`,
+  );
   const started = Date.now();
   const timeLimitMs = o.timeLimitMs ?? 1_500_000;
   let hosts: TestHosts | undefined;
@@ -96,7 +101,11 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     const c2 = await hosts.addContainer(2, 'c1');
     await weft[0]!.run(['attach', '--netns', c1.ns, '10.2.1.1/24']);
     await weft[1]!.run(['attach', '--netns', c2.ns, '10.2.1.2/24']);
-    await waitFor('h1 and h2 established', async () => (await weft[0]!.report()).router.connections.some((c) => c.state === 'established'), 60_000);
+    await waitFor(
+      'h1 and h2 established',
+      async () => (await weft[0]!.report()).router.connections.some((c) => c.state === 'established'),
+      60_000,
+    );
     await waitFor('c1@h1 to ping c1@h2', () => canPing(c1, '10.2.1.2'), 30_000);
     const names = [(await weft[0]!.report()).router.name, (await weft[1]!.report()).router.name];
     const pids = [weft[0]!.pid()!, weft[1]!.pid()!];
@@ -138,37 +147,59 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
       { host: h3, nickname: 'fuzz-sealed', seed: seed + 1 },
       { host: h4, nickname: 'fuzz-clear', seed: seed + 2 },
     ].map(({ host, nickname, seed: s }) =>
-      startChild(children, host, 'sleeve', {
-        password: PASSWORD,
-        targetHost: h1.ip,
-        otherName: names[1],
-        clearHosts: [h1.ip, h2.ip].filter(() => host === h4),
-        mayPieceAsOther: host === h3,
-        count: perMember,
-        seed: s,
-        ratePerSecond: rate,
-        timeLimitMs: remaining(),
-        nickname,
-      }, log),
+      startChild(
+        children,
+        host,
+        'sleeve',
+        {
+          password: PASSWORD,
+          targetHost: h1.ip,
+          otherName: names[1],
+          clearHosts: [h1.ip, h2.ip].filter(() => host === h4),
+          mayPieceAsOther: host === h3,
+          count: perMember,
+          seed: s,
+          ratePerSecond: rate,
+          timeLimitMs: remaining(),
+          nickname,
+        },
+        log,
+      ),
     );
     // Each member joins; once h1 counts its data path established, it may start.
     const joined = await Promise.all(sleeveRuns.map((r) => r.joined));
     for (const name of joined) {
-      await waitFor(`h1 to establish the fuzz member ${name}`, async () => (await weft[0]!.report()).router.connections.some((c) => c.peer === name && c.state === 'established'), 60_000);
+      await waitFor(
+        `h1 to establish the fuzz member ${name}`,
+        async () => (await weft[0]!.report()).router.connections.some((c) => c.peer === name && c.state === 'established'),
+        60_000,
+      );
     }
     for (const r of sleeveRuns) r.go();
     log(`fuzz: members ${joined.join(', ')} established; sending`);
-    const controlRun = startChild(children, h3, 'control', {
-      password: PASSWORD,
-      target: `${h1.ip}:6783`,
-      realNames: names,
-      subnetPrefix: h1.ip.replace(/\d+$/, ''),
-      frames: o.controlFrames,
-      ...(o.hellos !== undefined && { hellos: o.hellos }),
-      seed: seed + 3,
-      timeLimitMs: remaining(),
-    }, log);
-    const httpRun = startChild(children, h1, 'http', { api: '127.0.0.1:6784', requests: o.httpRequests, seed: seed + 4, timeLimitMs: remaining() }, log);
+    const controlRun = startChild(
+      children,
+      h3,
+      'control',
+      {
+        password: PASSWORD,
+        target: `${h1.ip}:6783`,
+        realNames: names,
+        subnetPrefix: h1.ip.replace(/\d+$/, ''),
+        frames: o.controlFrames,
+        ...(o.hellos !== undefined && { hellos: o.hellos }),
+        seed: seed + 3,
+        timeLimitMs: remaining(),
+      },
+      log,
+    );
+    const httpRun = startChild(
+      children,
+      h1,
+      'http',
+      { api: '127.0.0.1:6784', requests: o.httpRequests, seed: seed + 4, timeLimitMs: remaining() },
+      log,
+    );
 
     const sleeve = (await Promise.all(sleeveRuns.map((r) => r.done))) as SleeveFuzzSummary[];
     const control = (await controlRun.done) as ControlFuzzSummary;
@@ -179,16 +210,29 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     // After.
     const after = await weft[0]!.report().catch(() => undefined);
     const kernelUdpDrops = (await udpRcvbufErrors(h1)) - kernelBefore;
-    const statusOk = await Promise.all(weft.map((w) => w.run(['status'], 20_000).then((s) => s.includes('Service: router'), () => false)));
+    const statusOk = await Promise.all(
+      weft.map((w) =>
+        w.run(['status'], 20_000).then(
+          (s) => s.includes('Service: router'),
+          () => false,
+        ),
+      ),
+    );
     let afterOk = await canPing(c1, '10.2.1.2', 3);
     const diagnosis: string[] = [];
     if (!afterOk) {
       // How broken: say what each router sees, then give the mesh 20 s to heal (a lasting loss is the finding).
       for (const w of weft) {
         const r = await w.report().catch(() => undefined);
-        if (r) diagnosis.push(`h${w.host.index} sees peers ${JSON.stringify(r.router.peers.map((p) => [p.nickname, p.version, p.connections.map((c) => `${c.nickname}${c.isEstablished ? '' : '(pending)'}`)]))}; drop_no_route ${r.datapath.counters['drop_no_route']}`);
+        if (r)
+          diagnosis.push(
+            `h${w.host.index} sees peers ${JSON.stringify(r.router.peers.map((p) => [p.nickname, p.version, p.connections.map((c) => `${c.nickname}${c.isEstablished ? '' : '(pending)'}`)]))}; drop_no_route ${r.datapath.counters['drop_no_route']}`,
+          );
       }
-      afterOk = await waitFor('traffic to come back', () => canPing(c1, '10.2.1.2', 1), 20_000).then(() => true, () => false);
+      afterOk = await waitFor('traffic to come back', () => canPing(c1, '10.2.1.2', 1), 20_000).then(
+        () => true,
+        () => false,
+      );
       diagnosis.push(afterOk ? 'traffic came back within 20 s' : 'traffic did not come back within 20 s');
     }
     clearInterval(sampler);
@@ -209,8 +253,10 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     });
     const gaps = pingTimes.slice(1).map((t, i) => t - pingTimes[i]!);
     const maxGapSeconds = Math.round(Math.max(0, ...gaps) * 10) / 10;
-    if (pingTimes.length === 0 || maxGapSeconds > 10) failures.push(`container traffic stopped during the run (longest silence ${maxGapSeconds} s, ${pingTimes.length} replies)`);
-    if (diagnosis.length > 0) failures.push(`container traffic did not flow right after the run (c1@h1 could not ping c1@h2): ${diagnosis.join('; ')}`);
+    if (pingTimes.length === 0 || maxGapSeconds > 10)
+      failures.push(`container traffic stopped during the run (longest silence ${maxGapSeconds} s, ${pingTimes.length} replies)`);
+    if (diagnosis.length > 0)
+      failures.push(`container traffic did not flow right after the run (c1@h1 could not ping c1@h2): ${diagnosis.join('; ')}`);
     const knownFindings: Record<string, number> = {};
     let knownInternalErrors = 0;
     for (const w of weft) {
@@ -226,7 +272,8 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
           if (w === weft[0] && /internal error/.test(l)) knownInternalErrors++;
         }
       }
-      if (bad.length > 0) failures.push(`h${w.host.index} logged ${bad.length} error(s), first: ${bad.slice(0, 3).join(' | ').slice(0, 1500)}`);
+      if (bad.length > 0)
+        failures.push(`h${w.host.index} logged ${bad.length} error(s), first: ${bad.slice(0, 3).join(' | ').slice(0, 1500)}`);
     }
 
     // Drops: each outcome's counters against the models' expectation.
@@ -237,24 +284,47 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
       for (const s of sleeve) for (const [k, v] of Object.entries(s.expected)) expected.set(k, (expected.get(k) ?? 0) + v);
       const sent = sleeve.reduce((n, s) => n + s.sent, 0);
       const slack = kernelUdpDrops + Math.ceil(sent * 0.002) + 20;
-      for (const [outcome, group] of Object.entries(SLEEVE_CHECK_GROUPS) as Array<[SleeveOutcome, (typeof SLEEVE_CHECK_GROUPS)[SleeveOutcome]]>) {
+      for (const [outcome, group] of Object.entries(SLEEVE_CHECK_GROUPS) as Array<
+        [SleeveOutcome, (typeof SLEEVE_CHECK_GROUPS)[SleeveOutcome]]
+      >) {
         const exp = expected.get(outcome) ?? 0;
         const obs = group.counters.reduce((n, k) => n + delta(k), 0);
-        drops.push({ outcome, expected: exp, observed: obs, counters: group.counters.filter((k) => k in after.datapath.counters).join('+') });
+        drops.push({
+          outcome,
+          expected: exp,
+          observed: obs,
+          counters: group.counters.filter((k) => k in after.datapath.counters).join('+'),
+        });
         const isOff = group.atLeast ? obs < exp - slack : Math.abs(obs - exp) > slack;
-        if (isOff) failures.push(`${outcome}: expected ${group.atLeast ? 'at least ' : ''}${exp}, counters (${group.counters.join('+')}) moved ${obs} (slack ${slack})`);
+        if (isOff)
+          failures.push(
+            `${outcome}: expected ${group.atLeast ? 'at least ' : ''}${exp}, counters (${group.counters.join('+')}) moved ${obs} (slack ${slack})`,
+          );
       }
       const datagramsIn = delta('datagrams_in');
-      if (datagramsIn < sent - slack) failures.push(`h1 counted ${datagramsIn} datagrams in, the fuzzers sent ${sent} (kernel dropped ${kernelUdpDrops})`);
+      if (datagramsIn < sent - slack)
+        failures.push(`h1 counted ${datagramsIn} datagrams in, the fuzzers sent ${sent} (kernel dropped ${kernelUdpDrops})`);
     } else failures.push('weft report on h1 did not answer after the run');
 
     const controlCounters: Record<string, number> = {};
-    if (after) for (const [k, v] of Object.entries(after.router.counters ?? {})) controlCounters[k] = v - (before.router.counters?.[k] ?? 0);
-    if (control.closesSeen < control.closers) failures.push(`${control.closers - control.closesSeen} bad control frames did not close their connection`);
-    if (control.unexpectedCloses > 0) failures.push(`${control.unexpectedCloses} control connections closed after frames that must not close them: ${JSON.stringify(control.closeReasons)}`);
-    if ((controlCounters['internal_error'] ?? 0) > knownInternalErrors) failures.push(`h1 counted ${controlCounters['internal_error']} internal errors on control connections (a throw that is not a refusal)`);
-    const refusals = ['decode_error', 'auth_failed', 'handshake_refused', 'password_mismatch', 'handshake_timeout'].reduce((n, k) => n + (controlCounters[k] ?? 0), 0);
-    if (refusals < control.closesSeen) failures.push(`h1 counted ${refusals} refused/closed control inputs, the fuzzer saw ${control.closesSeen} closes after bad frames`);
+    if (after)
+      for (const [k, v] of Object.entries(after.router.counters ?? {})) controlCounters[k] = v - (before.router.counters?.[k] ?? 0);
+    if (control.closesSeen < control.closers)
+      failures.push(`${control.closers - control.closesSeen} bad control frames did not close their connection`);
+    if (control.unexpectedCloses > 0)
+      failures.push(
+        `${control.unexpectedCloses} control connections closed after frames that must not close them: ${JSON.stringify(control.closeReasons)}`,
+      );
+    if ((controlCounters['internal_error'] ?? 0) > knownInternalErrors)
+      failures.push(
+        `h1 counted ${controlCounters['internal_error']} internal errors on control connections (a throw that is not a refusal)`,
+      );
+    const refusals = ['decode_error', 'auth_failed', 'handshake_refused', 'password_mismatch', 'handshake_timeout'].reduce(
+      (n, k) => n + (controlCounters[k] ?? 0),
+      0,
+    );
+    if (refusals < control.closesSeen)
+      failures.push(`h1 counted ${refusals} refused/closed control inputs, the fuzzer saw ${control.closesSeen} closes after bad frames`);
     if (http.serverErrors.length > 0) failures.push(`HTTP 5xx answers: ${JSON.stringify(http.serverErrors.slice(0, 5))}`);
     if (http.requests < o.httpRequests) failures.push(`only ${http.requests}/${o.httpRequests} HTTP requests sent in time`);
     const sentAll = sleeve.reduce((n, s) => n + s.sent, 0);
@@ -290,8 +360,16 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
 }
 
 /** Start `child.js MODE OPTIONS` on `host`; `joined` resolves the member's name (sleeve), `done` its summary. */
-function startChild(children: ChildProcess[], host: TestHost, mode: string, options: object, log: (l: string) => void): { joined: Promise<string>; done: Promise<unknown>; go: () => void } {
-  const child = host.spawn(process.execPath, [join(repoRoot, 'dist/test/fuzz/child.js'), mode, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'pipe'] });
+function startChild(
+  children: ChildProcess[],
+  host: TestHost,
+  mode: string,
+  options: object,
+  log: (l: string) => void,
+): { joined: Promise<string>; done: Promise<unknown>; go: () => void } {
+  const child = host.spawn(process.execPath, [join(repoRoot, 'dist/test/fuzz/child.js'), mode, JSON.stringify(options)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   children.push(child);
   let onJoined: (n: string) => void = () => {};
   let onJoinFail: (e: Error) => void = () => {};
@@ -369,17 +447,32 @@ export function formatReport(r: FuzzRunReport, command: string): string {
   const sent = r.sleeve.reduce((n, s) => n + s.sent, 0);
   lines.push(`command: ${command}`);
   lines.push(`seed ${r.seed}, ${r.seconds} s in all`);
-  lines.push(`sleeve: ${sent} datagrams (${r.sleeve.map((s) => `${s.isSealed ? 'sealed' : 'clear'} ${s.sent} in ${Math.round(s.seconds)} s`).join(', ')}); kernel UDP drops at h1: ${r.kernelUdpDrops}`);
-  for (const d of r.drops) lines.push(`  ${d.outcome.padEnd(18)} expected ${String(d.expected).padStart(8)}  observed ${String(d.observed).padStart(8)}  (${d.counters})`);
+  lines.push(
+    `sleeve: ${sent} datagrams (${r.sleeve.map((s) => `${s.isSealed ? 'sealed' : 'clear'} ${s.sent} in ${Math.round(s.seconds)} s`).join(', ')}); kernel UDP drops at h1: ${r.kernelUdpDrops}`,
+  );
+  for (const d of r.drops)
+    lines.push(
+      `  ${d.outcome.padEnd(18)} expected ${String(d.expected).padStart(8)}  observed ${String(d.observed).padStart(8)}  (${d.counters})`,
+    );
   if (r.control) {
     const c = r.control;
-    lines.push(`control: ${c.frames} frames on ${c.connections} connections, ${c.hellos} bent hellos/confirmations (${c.hellosAccepted} accepted, ${c.hellosRefused} refused), ${c.closers} closing frames (${c.closesSeen} closed), ${c.unexpectedCloses} unexpected closes, ${c.rateLimited} rate-limited retries, ${Math.round(c.seconds)} s`);
+    lines.push(
+      `control: ${c.frames} frames on ${c.connections} connections, ${c.hellos} bent hellos/confirmations (${c.hellosAccepted} accepted, ${c.hellosRefused} refused), ${c.closers} closing frames (${c.closesSeen} closed), ${c.unexpectedCloses} unexpected closes, ${c.rateLimited} rate-limited retries, ${Math.round(c.seconds)} s`,
+    );
     lines.push(`  h1 control counters moved: ${JSON.stringify(r.controlCounters)}`);
   }
-  if (r.http) lines.push(`http: ${r.http.requests} requests in ${Math.round(r.http.seconds)} s, statuses ${JSON.stringify(r.http.statuses)}, 5xx ${r.http.serverErrors.length}`);
-  lines.push(`daemons: pids ${r.pids.before.join(', ')} -> ${r.pids.after.join(', ')}; max RSS ${r.maxRssMiB.map((m) => `${m} MiB`).join(', ')}; weft status ${r.statusOk.map((ok) => (ok ? 'ok' : 'FAILED')).join(', ')}`);
-  lines.push(`ping c1@h1 -> c1@h2 during: ${r.ping.received}/${r.ping.sent} replies, longest silence ${r.ping.maxGapSeconds} s; after: ${r.ping.afterOk ? 'ok' : 'FAILED'}`);
-  if (Object.keys(r.knownFindings).length > 0) lines.push(`known findings (test/fuzz-findings.test.ts): ${JSON.stringify(r.knownFindings)}`);
+  if (r.http)
+    lines.push(
+      `http: ${r.http.requests} requests in ${Math.round(r.http.seconds)} s, statuses ${JSON.stringify(r.http.statuses)}, 5xx ${r.http.serverErrors.length}`,
+    );
+  lines.push(
+    `daemons: pids ${r.pids.before.join(', ')} -> ${r.pids.after.join(', ')}; max RSS ${r.maxRssMiB.map((m) => `${m} MiB`).join(', ')}; weft status ${r.statusOk.map((ok) => (ok ? 'ok' : 'FAILED')).join(', ')}`,
+  );
+  lines.push(
+    `ping c1@h1 -> c1@h2 during: ${r.ping.received}/${r.ping.sent} replies, longest silence ${r.ping.maxGapSeconds} s; after: ${r.ping.afterOk ? 'ok' : 'FAILED'}`,
+  );
+  if (Object.keys(r.knownFindings).length > 0)
+    lines.push(`known findings (test/fuzz-findings.test.ts): ${JSON.stringify(r.knownFindings)}`);
   lines.push(r.failures.length === 0 ? 'PASS' : `FAIL:\n  ${r.failures.join('\n  ')}`);
   return lines.join('\n');
 }

@@ -25,7 +25,15 @@ import {
   flagsFor,
   writeRecordHeader,
 } from '../../router/sleeve-format.js';
-import { isSaneVnetHeader, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HEADER_BYTES } from '../../router/offload.js';
+import {
+  isSaneVnetHeader,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_ECN,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_GSO_TCPV6,
+  VNET_HEADER_BYTES,
+} from '../../router/offload.js';
 import type { FuzzRandom } from './rng.js';
 
 /** Tag bytes of both data AEADs (crypto/data-aead.ts). */
@@ -76,7 +84,18 @@ export const SLEEVE_CHECK_GROUPS: Record<SleeveOutcome, { counters: readonly str
   drop_bad_piece: { counters: ['drop_bad_piece'] },
   drop_piece_gap: { counters: ['drop_piece_gap'] },
   // drop_bad_source and the like: datagrams bound to their sender's endpoint (issue 10, finding 1) land here too.
-  auth: { counters: ['drop_decrypt', 'drop_no_key', 'drop_replay', 'drop_cleartext', 'drop_unexpected_sealed', 'drop_bad_source', 'drop_wrong_source', 'drop_source'] },
+  auth: {
+    counters: [
+      'drop_decrypt',
+      'drop_no_key',
+      'drop_replay',
+      'drop_cleartext',
+      'drop_unexpected_sealed',
+      'drop_bad_source',
+      'drop_wrong_source',
+      'drop_source',
+    ],
+  },
   delivered: { counters: ['frames_delivered', 'drop_capture_full'], atLeast: true },
   forwarded: { counters: ['frames_forwarded', 'drop_too_big'], atLeast: true },
   offloaded: { counters: ['offloaded_delivered', 'drop_capture_full', 'drop_offload_unsupported'], atLeast: true },
@@ -263,7 +282,8 @@ export class SleeveCaseGenerator {
       if (capturing !== self && capturing !== target && capturing !== other) this.add('drop_unknown_peer');
       else if (capturing === target) this.add('drop_loop');
       else if (dest === 0 || dest === target) this.add('delivered');
-      else if (dest === self) this.add('drop_loop'); // our route is back through us
+      else if (dest === self)
+        this.add('drop_loop'); // our route is back through us
       else if (dest === other) this.add('forwarded');
       else this.add('drop_no_route');
     }
@@ -275,7 +295,8 @@ export class SleeveCaseGenerator {
     if (piece <= 0) return this.add('drop_bad_piece');
     const frameLength = body.readUInt32BE(16);
     const at = body.readUInt32BE(20);
-    if (frameLength < MIN_FRAME_BYTES || frameLength > MAX_OFFLOADED_FRAME_BYTES || at + piece > frameLength) return this.add('drop_bad_piece');
+    if (frameLength < MIN_FRAME_BYTES || frameLength > MAX_OFFLOADED_FRAME_BYTES || at + piece > frameLength)
+      return this.add('drop_bad_piece');
     const capturing = body.readUIntBE(0, 6);
     const dest = body.readUIntBE(6, 6);
     if (capturing !== self && capturing !== target && capturing !== other) return this.add('drop_unknown_peer');
@@ -315,7 +336,13 @@ export class SleeveCaseGenerator {
 
   private peer(weights: { self?: number; target?: number; other?: number; unknown?: number; broadcast?: number }): number {
     const { self, target, other } = this.parties;
-    const k = this.rng.weighted({ self: weights.self ?? 0, target: weights.target ?? 0, other: weights.other ?? 0, unknown: weights.unknown ?? 0, broadcast: weights.broadcast ?? 0 });
+    const k = this.rng.weighted({
+      self: weights.self ?? 0,
+      target: weights.target ?? 0,
+      other: weights.other ?? 0,
+      unknown: weights.unknown ?? 0,
+      broadcast: weights.broadcast ?? 0,
+    });
     if (k === 'self') return self;
     if (k === 'target') return target;
     if (k === 'other') return other;
@@ -374,13 +401,14 @@ export class SleeveCaseGenerator {
     const how = rng.pick(['overrun', 'runt', 'cut-header', 'cut-frame', 'trailing']);
     // Find the last record's header.
     let last = 0;
-    for (let p = 0; p + RECORD_HEADER_BYTES <= body.length; ) {
+    for (let p = 0; p + RECORD_HEADER_BYTES <= body.length;) {
       last = p;
       const len = body.readUInt16BE(p + 12);
       if (len < MIN_FRAME_BYTES) break;
       p += RECORD_HEADER_BYTES + len;
     }
-    if (how === 'overrun') body.writeUInt16BE(Math.min(0xffff, body.length - last - RECORD_HEADER_BYTES + rng.between(1, 0xffff)), last + 12);
+    if (how === 'overrun')
+      body.writeUInt16BE(Math.min(0xffff, body.length - last - RECORD_HEADER_BYTES + rng.between(1, 0xffff)), last + 12);
     else if (how === 'runt') body.writeUInt16BE(rng.int(MIN_FRAME_BYTES), last + 12);
     else if (how === 'cut-header') body = body.subarray(0, last + rng.between(1, RECORD_HEADER_BYTES - 1));
     else if (how === 'cut-frame') body = body.subarray(0, Math.max(last + RECORD_HEADER_BYTES, body.length - rng.between(1, 13)));
@@ -457,8 +485,14 @@ export class SleeveCaseGenerator {
     const rng = this.rng;
     const isV6 = rng.chance(0.3);
     const length = rng.weighted({ small: 5, medium: 4, large: 1, edge: 1 }) as string;
-    let frameLength =
-      length === 'small' ? rng.between(60, 3000) : length === 'medium' ? rng.between(3000, 16000) : length === 'large' ? rng.between(16000, MAX_OFFLOADED_FRAME_BYTES) : rng.pick([MIN_FRAME_BYTES, MAX_OFFLOADED_FRAME_BYTES, MAX_OFFLOADED_FRAME_BYTES + 1, 0, 13, 0xffffffff]);
+    const frameLength =
+      length === 'small'
+        ? rng.between(60, 3000)
+        : length === 'medium'
+          ? rng.between(3000, 16000)
+          : length === 'large'
+            ? rng.between(16000, MAX_OFFLOADED_FRAME_BYTES)
+            : rng.pick([MIN_FRAME_BYTES, MAX_OFFLOADED_FRAME_BYTES, MAX_OFFLOADED_FRAME_BYTES + 1, 0, 13, 0xffffffff]);
     const frame = this.superFrame(Math.max(MIN_FRAME_BYTES, Math.min(frameLength, MAX_OFFLOADED_FRAME_BYTES)), isV6);
     const vnet = this.vnetHeader(frame.length, isV6);
     const capturing = this.peer({ self: 80, other: this.parties.mayPieceAsOther === false ? 0 : 8, target: 4, unknown: 8 });
@@ -510,7 +544,6 @@ export class SleeveCaseGenerator {
           p.writeUIntBE(this.peer({ self: 1, other: 1, unknown: 1, broadcast: 1 }), 6, 6); // destination changes mid-frame
       }
     }
-    frameLength = 0;
     this.run = { pieces };
   }
 
@@ -535,7 +568,15 @@ export class SleeveCaseGenerator {
     raw.writeUIntBE(this.parties.self, 2, 6);
     raw.writeUInt32BE(0, 8);
     raw.writeUInt32BE(rng.int(2 ** 32), 12);
-    const how = rng.weighted({ short: 2, magic: 1, 'reserved-bits': 2, 'reserved-type': 2, 'bad-seq': 2, 'unknown-sender': 3, 'target-as-sender': 1 });
+    const how = rng.weighted({
+      short: 2,
+      magic: 1,
+      'reserved-bits': 2,
+      'reserved-type': 2,
+      'bad-seq': 2,
+      'unknown-sender': 3,
+      'target-as-sender': 1,
+    });
     switch (how) {
       case 'short':
         this.add('drop_short');

@@ -21,7 +21,9 @@ function ensureFuzzBuilt(): void {
   const child = join(repoRoot, 'dist/test/fuzz/child.js');
   const built = existsSync(child) ? statSync(child).mtimeMs : 0;
   const isStale = ['test/fuzz', 'test/harness'].some((d) =>
-    readdirSync(join(repoRoot, d)).some((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && statSync(join(repoRoot, d, f)).mtimeMs > built),
+    readdirSync(join(repoRoot, d)).some(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && statSync(join(repoRoot, d, f)).mtimeMs > built,
+    ),
   );
   if (isStale) execFileSync('npx', ['tsc', '-p', 'tsconfig.fuzz.json'], { cwd: repoRoot, stdio: 'inherit' });
 }
@@ -30,7 +32,15 @@ describe.skipIf(skip)('fuzzing live routers (short run)', () => {
   it('survives 20k hostile datagrams, 2k control frames and 300 HTTP requests: same pids, traffic flowing, every drop counted', async () => {
     ensureFuzzBuilt();
     const seed = Number(process.env['WEFT_FUZZ_SEED'] ?? freshSeed());
-    const report = await runFuzz({ datagrams: 20_000, controlFrames: 2_000, hellos: 60, httpRequests: 300, seed, timeLimitMs: 150_000, log: (l) => console.log(l) });
+    const report = await runFuzz({
+      datagrams: 20_000,
+      controlFrames: 2_000,
+      hellos: 60,
+      httpRequests: 300,
+      seed,
+      timeLimitMs: 150_000,
+      log: (l) => console.log(l),
+    });
     const text = formatReport(report, `WEFT_FUZZ_SEED=${seed} npx vitest run test/netns/fuzz-2-hosts.test.ts`);
     console.log(text);
     expect(report.failures, text).toEqual([]);
