@@ -98,7 +98,8 @@ export async function runControlFuzz(o: ControlFuzzOptions): Promise<ControlFuzz
       let c: ControlClient;
       try {
         c = await ControlClient.open(transport, o.target, security, plan, samples);
-      } catch {
+      } catch (err) {
+        if (err instanceof RangeError) return null; // a hello encodeHello refuses to make: nothing to send
         await sleep(200);
         continue;
       }
@@ -243,11 +244,11 @@ export function mutatedHello(rng: FuzzRandom, plan: HelloPlan, realNames: readon
       return { kind, plan: m((b) => ((b[23] = rng.edgy(8)), b)) };
     case 'nickname-utf8':
       return { kind, plan: { ...plan, nickname: 'ab', mutate: (b) => ((b[24] = rng.pick([0xff, 0xc0, 0xe2, 0x80])), b) } };
-    case 'nickname-escapes':
-      return {
-        kind,
-        plan: { ...plan, nickname: rng.pick(['\x1b[2J\x1b[31mowned', '\x07\x08\r\n', 'a\u202Eb', '\u0000nul', 'é'.repeat(32)]) },
-      };
+    case 'nickname-escapes': {
+      // Encoded over a placeholder of the same byte length: encodeHello refuses control characters itself.
+      const evil = Buffer.from(rng.pick(['\x1b[2J\x1b[31mowned', '\x07\x08\r\n', 'a\u202Eb', '\u0000nul', 'é'.repeat(32)]), 'utf8');
+      return { kind, plan: { ...plan, nickname: 'x'.repeat(evil.length), mutate: (b) => (evil.copy(b, 24), b) } };
+    }
     case 'key-length':
       return { kind, plan: m((b, h) => ((b[at(b, Buffer.byteLength(h.nickname)).key] = rng.pick([0, 1, 31, 33, 255])), b)) };
     case 'key-zero':
