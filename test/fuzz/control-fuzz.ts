@@ -29,6 +29,11 @@ export interface ControlFuzzOptions {
   /** Connections whose hello or confirmation is mutated. @default frames / 50 */
   hellos?: number;
   seed: number;
+  /**
+   * Also flip bits in the real topology payloads the target sent (forged entries of real routers, finding 4 of
+   * issue 10). @default false: they cut routes between the real routers for a while, and the run checks traffic.
+   */
+  hostileGossip?: boolean;
   /** Frames per second at most. @default 2000 */
   ratePerSecond?: number;
   /** @default 1_200_000 */
@@ -366,7 +371,10 @@ export function controlFrame(
     case 'topology-sample':
     case 'ipam': {
       const channel = kind === 'ipam' ? 'ipam' : 'topology';
-      return { kind, frame: gossip(Frame.Gossip, channel, Buffer.alloc(0), mutateSample(rng, samples.get(channel))) };
+      // A flipped bit in a real topology payload is a forged entry of a real router (finding 4 of issue 10: routes
+      // to it can go for 20 s); only with hostileGossip.
+      const mayFlip = channel === 'ipam' || o.hostileGossip === true;
+      return { kind, frame: gossip(Frame.Gossip, channel, Buffer.alloc(0), mutateSample(rng, samples.get(channel), mayFlip)) };
     }
     case 'unknown-channel':
       return {
@@ -429,10 +437,11 @@ function rekeyBody(rng: FuzzRandom): Buffer {
 }
 
 /** A real payload the target sent us, bent: cut, extended, a byte flipped, or as it was. */
-function mutateSample(rng: FuzzRandom, list: Buffer[] | undefined): Buffer {
+function mutateSample(rng: FuzzRandom, list: Buffer[] | undefined, mayFlip = true): Buffer {
   if (!list || list.length === 0) return rng.bytes(rng.int(64));
   const b = Buffer.from(rng.pick(list));
-  switch (rng.int(5)) {
+  const how = rng.int(5);
+  switch (how === 2 && !mayFlip ? 4 : how) {
     case 0:
       return b.subarray(0, rng.int(b.length + 1));
     case 1:

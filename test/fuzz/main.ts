@@ -19,6 +19,7 @@ const flags: Record<string, (v: number) => void> = {
   '--rate': (v) => (options.ratePerSecond = v),
   '--max-rss-mib': (v) => (options.maxRssMiB = v),
   '--time-limit-s': (v) => (options.timeLimitMs = v * 1000),
+  '--hostile-gossip': (v) => (options.hostileGossip = v !== 0),
 };
 for (let i = 0; i < args.length; i += 2) {
   const set = flags[args[i]!];

@@ -35,6 +35,8 @@ export interface FuzzRunOptions {
   hellos?: number;
   httpRequests: number;
   seed?: number;
+  /** See `ControlFuzzOptions.hostileGossip`. @default false */
+  hostileGossip?: boolean;
   /** Datagrams per second per sleeve member. @default 8000 */
   ratePerSecond?: number;
   /** RSS bound per daemon, MiB. @default 768 */
@@ -189,6 +191,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
         frames: o.controlFrames,
         ...(o.hellos !== undefined && { hellos: o.hellos }),
         seed: seed + 3,
+        hostileGossip: o.hostileGossip === true,
         timeLimitMs: remaining(),
       },
       log,
