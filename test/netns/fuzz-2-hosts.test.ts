@@ -35,7 +35,7 @@ describe.skipIf(skip)('fuzzing live routers (short run)', () => {
     const report = await runFuzz({
       datagrams: 20_000,
       controlFrames: 2_000,
-      hellos: 60,
+      hellos: 40,
       httpRequests: 300,
       seed,
       timeLimitMs: 150_000,
