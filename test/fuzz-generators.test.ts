@@ -30,7 +30,7 @@ describe('sleeve case generator', () => {
         const total = [...g.expected.values()].reduce((a, b) => a + b, 0);
         expect(total).toBeGreaterThan(8_000 * 0.9);
         expect(g.expected.get('drop_bad_record')).toBeGreaterThan(0);
-        expect(g.expected.get('offloaded')).toBeGreaterThan(0);
+        expect(g.expected.get('drop_bad_piece')).toBeGreaterThan(0);
         expect(g.expected.get('auth')).toBeGreaterThan(0);
       }
     });
