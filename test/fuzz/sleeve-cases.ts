@@ -288,7 +288,8 @@ export class SleeveCaseGenerator {
       else if (dest === 0 || dest === target) this.add('delivered');
       else if (dest === self)
         this.add('drop_loop'); // our route is back through us
-      else if (dest === other) this.add('forwarded');
+      else if (dest === other)
+        this.add(capturing === other ? 'drop_loop' : 'forwarded'); // never back to its capturer
       else this.add('drop_no_route');
     }
   }
@@ -307,7 +308,7 @@ export class SleeveCaseGenerator {
     if (capturing === target) return this.add('drop_loop');
     if (dest !== 0 && dest !== target) {
       if (dest === self) this.add('drop_loop');
-      else if (dest === other) this.add('pieces_forwarded');
+      else if (dest === other) this.add(capturing === other ? 'drop_loop' : 'pieces_forwarded');
       else this.add('drop_no_route');
       return;
     }
