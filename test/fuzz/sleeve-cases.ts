@@ -79,8 +79,7 @@ export const SLEEVE_CHECK_GROUPS: Record<SleeveOutcome, { counters: readonly str
   drop_unknown_sender: { counters: ['drop_unknown_sender'] },
   drop_bad_record: { counters: ['drop_bad_record'] },
   drop_unknown_peer: { counters: ['drop_unknown_peer'] },
-  // At least: since the router-split merge a broadcast not relayed back to its sender counts as a loop too (relays
-  // along trees are not modelled).
+  // Matched exactly in the last runs; checked as at least while the relay rules settle after the router split.
   drop_loop: { counters: ['drop_loop'], atLeast: true },
   drop_no_route: { counters: ['drop_no_route'] },
   // Joined frames the model takes as sane may be refused by checks beyond isSaneVnetHeader (the frame's own headers,
