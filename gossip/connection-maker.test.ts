@@ -41,7 +41,9 @@ describe('ConnectionMaker', () => {
             connected.add(addr);
             return;
           }
-          throw Object.assign(new Error(b === 'self' ? 'is this router itself' : 'connection refused'), { code: b === 'self' ? 'ERR_CONNECT_TO_SELF' : undefined });
+          throw Object.assign(new Error(b === 'self' ? 'is this router itself' : 'connection refused'), {
+            code: b === 'self' ? 'ERR_CONNECT_TO_SELF' : undefined,
+          });
         },
         isConnected: (addr) => connected.has(addr),
         discoveredAddresses: () => discovered,

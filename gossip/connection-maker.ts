@@ -343,7 +343,10 @@ export class ConnectionMaker {
           t.state = 'failed'; // retrying cannot help: it is our own address
         } else if (!this.deps.isConnected(t.address)) {
           this.scheduleRetry(t, this.deps.clock.now());
-          this.deps.log.debug({ addr: t.address, reason: err.message, retryInMs: t.nextAttemptAt - this.deps.clock.now() }, 'connect failed');
+          this.deps.log.debug(
+            { addr: t.address, reason: err.message, retryInMs: t.nextAttemptAt - this.deps.clock.now() },
+            'connect failed',
+          );
         }
         this.refresh();
       },

@@ -35,13 +35,27 @@ import type { Random } from '../runtime/random.js';
 import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
 import { joinAddress, splitAddress } from './address.js';
 import type { GossipChannel, Gossiper } from './channel.js';
-import { ConnectionMaker, type BackoffOptions, type ConnectionMakerLimits, type HealOptions, type TargetStatus } from './connection-maker.js';
+import {
+  ConnectionMaker,
+  type BackoffOptions,
+  type ConnectionMakerLimits,
+  type HealOptions,
+  type TargetStatus,
+} from './connection-maker.js';
 import { canonicalHost, discoveryRefusal } from './dial-policy.js';
 import { InboundAdmission, type InboundAdmissionOptions } from './inbound-admission.js';
 import { LogLimiter } from './log-limiter.js';
 import { PeerConnection } from './connection.js';
 import { Gossip, type GossipRoundStats } from './gossip.js';
-import { describePeer, DuplicateConnectionError, HandshakeError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
+import {
+  describePeer,
+  DuplicateConnectionError,
+  HandshakeError,
+  PeerNameCollisionError,
+  PROTOCOL_MAX_VERSION,
+  PROTOCOL_MIN_VERSION,
+  type Hello,
+} from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
 import { computeRoutes, emptyRoutes, type ControlRoutes, type Routes } from './routes.js';
 import { decodeTopology, encodeTopology, encodeTopologyChunks, Topology, type ConnectionEntry, type PeerEntry, type TopologyRefusal } from './topology.js';
@@ -240,7 +254,10 @@ export class Mesh {
       routes: () => this.controlRoutes(),
       peerCount: () => this.topology.peers.size,
     };
-    this.gossip = new Gossip({ clock: deps.clock, random: deps.random, log: this.log, network, count: (r) => this.count(r) }, { gossipIntervalMs: options.gossipIntervalMs });
+    this.gossip = new Gossip(
+      { clock: deps.clock, random: deps.random, log: this.log, network, count: (r) => this.count(r) },
+      { gossipIntervalMs: options.gossipIntervalMs },
+    );
     this.topologyChannel = this.gossip.channel(TOPOLOGY_CHANNEL, this.topologyGossiper());
     this.maker = new ConnectionMaker(
       {
@@ -436,7 +453,8 @@ export class Mesh {
         direction: c.isOutbound ? '->' : '<-',
         address: c.remoteAddr,
         state: c.phase === 'ready' ? (this.isEstablished(c) ? 'established' : 'pending') : 'connecting',
-        info: c.phase === 'ready' ? (this.isEstablished(c) ? (c.session ? 'encrypted' : 'unencrypted') : 'waiting for the data path') : c.phase,
+        info:
+          c.phase === 'ready' ? (this.isEstablished(c) ? (c.session ? 'encrypted' : 'unencrypted') : 'waiting for the data path') : c.phase,
         isEncrypted: c.session !== null,
       };
       if (c.remote) {
@@ -601,7 +619,12 @@ export class Mesh {
     if (lost) {
       this.lostPeers.delete(c.remote!.name);
       this.log.info(
-        { peer: c.remote!.name, nickname: c.remote!.nickname, addr: c.remoteAddr, downSeconds: (this.deps.clock.now() - lost.lostAt) / 1000 },
+        {
+          peer: c.remote!.name,
+          nickname: c.remote!.nickname,
+          addr: c.remoteAddr,
+          downSeconds: (this.deps.clock.now() - lost.lostAt) / 1000,
+        },
         'reconnected to peer',
       );
     }
@@ -697,7 +720,8 @@ export class Mesh {
       if (e.name === this.name) continue;
       for (const c of e.connections) {
         if (c.name === this.name || this.owners.has(c.name)) continue;
-        if (c.isOutbound) byPeer.set(c.name, c.address); // the address its peer dialled: its listen address
+        if (c.isOutbound)
+          byPeer.set(c.name, c.address); // the address its peer dialled: its listen address
         else if (!byPeer.has(c.name)) {
           try {
             byPeer.set(c.name, joinAddress(splitAddress(c.address).host, DEFAULT_CONTROL_PORT));
