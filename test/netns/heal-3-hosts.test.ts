@@ -44,12 +44,20 @@ describe.skipIf(skip)('healing on 3 hosts', () => {
   it('after a 60 s isolation of h3, pings cross again within 5 s of the links returning; the loss is a warning', async () => {
     const { hosts, weft } = net;
     await hosts.isolate(3);
-    await waitFor('h1 to lose h3', async () => !(await weft[0]!.report()).router.connections.some((x) => x.nickname === 'h3' && x.state === 'established'), 20_000);
+    await waitFor(
+      'h1 to lose h3',
+      async () => !(await weft[0]!.report()).router.connections.some((x) => x.nickname === 'h3' && x.state === 'established'),
+      20_000,
+    );
     // Both sides keep dialling: h3 (which was given only h1) retries h2 too, every retrying row with its reason.
-    await waitFor('h3 to retry both peers', async () => {
-      const rows = (await weft[2]!.report()).router.connections;
-      return rows.length === 2 && rows.every((r) => r.state === 'connecting' || (r.state === 'retrying' && r.info.length > 0));
-    }, 20_000);
+    await waitFor(
+      'h3 to retry both peers',
+      async () => {
+        const rows = (await weft[2]!.report()).router.connections;
+        return rows.length === 2 && rows.every((r) => r.state === 'connecting' || (r.state === 'retrying' && r.info.length > 0));
+      },
+      20_000,
+    );
     const text = await weft[2]!.run(['status', 'connections']);
     console.log(`h3 status connections while isolated:\n${text}`);
     await new Promise((r) => setTimeout(r, 60_000));
@@ -59,7 +67,9 @@ describe.skipIf(skip)('healing on 3 hosts', () => {
     expect(to3).toBeLessThanOrEqual(HEAL_BOUND_MS);
     expect(from3).toBeLessThanOrEqual(HEAL_BOUND_MS);
 
-    const lost = logLines(weft[0]!.stateDir).filter((l) => l.level === 40 && l.msg === 'lost connection to peer (retrying; logged once per peer per 30 s)');
+    const lost = logLines(weft[0]!.stateDir).filter(
+      (l) => l.level === 40 && l.msg === 'lost connection to peer (retrying; logged once per peer per 30 s)',
+    );
     expect(lost.some((l) => l.nickname === 'h3' && typeof l.reason === 'string' && typeof l.addr === 'string')).toBe(true);
     const back = logLines(weft[2]!.stateDir).filter((l) => l.level === 30 && l.msg === 'reconnected to peer');
     expect(back.map((l) => l.nickname)).toEqual(expect.arrayContaining(['h1', 'h2']));
@@ -68,10 +78,14 @@ describe.skipIf(skip)('healing on 3 hosts', () => {
   it('a restarted relay carries traffic within 5 s of `weft launch` returning', async () => {
     const { hosts, weft } = net;
     await hosts.cut(1, 3);
-    await waitFor('h1 to lose its direct connection to h3', async () => {
-      const r = await weft[0]!.report();
-      return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
-    }, 20_000);
+    await waitFor(
+      'h1 to lose its direct connection to h3',
+      async () => {
+        const r = await weft[0]!.report();
+        return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
+      },
+      20_000,
+    );
     expect(await waitFor('c1 -> c3 via h2', () => canPing(c[0]!, cip(3)), 20_000)).toBe(true);
     await weft[1]!.run(['stop'], 30_000);
     expect(await canPing(c[0]!, cip(3))).toBe(false);
