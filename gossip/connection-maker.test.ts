@@ -272,6 +272,22 @@ describe('ConnectionMaker', () => {
       expect(maker.wake('unknown:6783'), 'not a target: never dialled').toBe(false);
     });
 
+    it('wakes over all targets are rate-limited (4 a second, a burst of 16)', async () => {
+      const { maker, discovered, dials, run } = setup(() => 'fail');
+      for (let i = 0; i < 50; i++) discovered.add(`10.0.4.${i}:6783`);
+      maker.start();
+      await run(40_000); // every target on the long back-off
+      const n = dials.length;
+      let woken = 0;
+      for (let s = 0; s < 5; s++) {
+        for (let i = 0; i < 50; i++) if (maker.wake(`10.0.4.${i}:6783`)) woken++;
+        await run(1000);
+      }
+      expect(woken).toBeGreaterThanOrEqual(16 + 4 * 3);
+      expect(woken).toBeLessThanOrEqual(16 + 4 * 5);
+      expect(dials.length - n).toBeLessThan(50 * 5);
+    });
+
     it('wakes never exceed the concurrent-dial cap', async () => {
       const { maker, discovered, run } = setup((a) => (a.startsWith('h') ? 'hang' : 'fail'), { maxConcurrentDials: 3 });
       const addrs = Array.from({ length: 20 }, (_, i) => `10.0.3.${i}:6783`);

@@ -22,6 +22,7 @@
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
+import { TokenBucket } from './token-bucket.js';
 
 /**
  * One line of `weft status targets`. Same shape as api/control.ts `TargetReport` (gossip/ may not import api/;
@@ -72,6 +73,8 @@ export interface HealOptions {
   lostPeerWindowMs?: number;
   /** A wake-up never dials an address sooner than this after the previous dial to it. @default 500 */
   minDialSpacingMs?: number;
+  /** Wake-ups (dials brought forward) per second over all targets, with a burst of four times this. @default 4 */
+  wakesPerSecond?: number;
 }
 
 /** The delay before retry number `attempt` (0-based), with jitter from `random`. */
@@ -118,6 +121,11 @@ export class ConnectionMaker {
   /** Back-off of discovered targets that left the topology, by address (bounded, oldest forgotten first). */
   private readonly pastBackoff = new Map<string, { attempt: number; nextAttemptAt: number; lastError?: string }>();
   private dialsInFlight = 0;
+  /**
+   * Wake-ups over all targets: gossip from a member could otherwise name every target alive twice a second. A woken
+   * target beyond this waits for its back-off as before.
+   */
+  private readonly wakes: TokenBucket;
   private readonly options: Required<ConnectionMakerOptions>;
   private timer: Timer | null = null;
   private timerAt = Infinity;
@@ -139,7 +147,9 @@ export class ConnectionMaker {
       lostPeerMaxBackoffMs: options.lostPeerMaxBackoffMs ?? 2000,
       lostPeerWindowMs: options.lostPeerWindowMs ?? 600_000,
       minDialSpacingMs: options.minDialSpacingMs ?? 500,
+      wakesPerSecond: options.wakesPerSecond ?? 4,
     };
+    this.wakes = new TokenBucket(4 * this.options.wakesPerSecond, this.options.wakesPerSecond, deps.clock.now());
   }
 
   start(): void {
@@ -222,6 +232,7 @@ export class ConnectionMaker {
     t.attempt = 0;
     const at = Math.max(this.deps.clock.now(), t.lastDialAt + this.options.minDialSpacingMs);
     if (at >= t.nextAttemptAt) return false;
+    if (!this.wakes.take(this.deps.clock.now())) return false;
     t.nextAttemptAt = at;
     this.refresh();
     return true;

@@ -279,6 +279,7 @@ export class Mesh {
         lostPeerMaxBackoffMs: options.lostPeerMaxBackoffMs,
         lostPeerWindowMs: options.lostPeerWindowMs,
         minDialSpacingMs: options.minDialSpacingMs,
+        wakesPerSecond: options.wakesPerSecond,
       },
     );
   }
