@@ -659,7 +659,8 @@ export class Mesh {
     }
     this.count('peer_lost');
     if (this.partitionLog.shouldLog(`lost:${remote.name}`, now)) {
-      this.log.warn(
+      // A peer that said it is stopping left on purpose: info. Anything else may be a partition: warn.
+      this.log[reason.includes('router stopping') ? 'info' : 'warn'](
         { peer: remote.name, nickname: remote.nickname, addr: c.remoteAddr, reason, upSeconds: (now - c.readyAt) / 1000 },
         'lost connection to peer (retrying; logged once per peer per 30 s)',
       );
