@@ -67,6 +67,10 @@ describe('status formatting of a fixed report', () => {
       ].join('\n'),
     );
     const r = sampleReport();
+    r.router.connections[2]!.info = '';
+    expect(formatConnections(r).split('\n')[2]).toBe('-> 10.1.0.9:6783         retrying        (no reason recorded)');
+    r.router.connections[2] = { ...r.router.connections[2]!, state: 'connecting', info: 'dialling' };
+    expect(formatConnections(r).split('\n')[2]).toBe('-> 10.1.0.9:6783         connecting      dialling');
     r.router.connections[0]!.isEncrypted = true;
     expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted sleeve 00:00:00:00:00:02(h2)');
     r.router.connections[0]!.info = 'encrypted';

@@ -115,7 +115,9 @@ export function formatConnections(report: Report): string {
     .map((c) => {
       // The mesh's own info already says "encrypted"/"unencrypted" once the connection is established: say it once.
       const saysEncryption = /^(un)?encrypted\b/.test(c.info);
-      const said = c.dataCipher ? c.info.replace(/^encrypted\b/, `encrypted (${c.dataCipher})`) : c.info;
+      // A retry always has a reason; an older daemon may have sent none: say so rather than print a bare row.
+      const given = c.info === '' && (c.state === 'retrying' || c.state === 'failed') ? '(no reason recorded)' : c.info;
+      const said = c.dataCipher ? given.replace(/^encrypted\b/, `encrypted (${c.dataCipher})`) : given;
       const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', said, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
       return `${c.direction} ${c.address.padEnd(21)} ${c.state.padEnd(15)} ${info}`.trimEnd() + '\n';
     })

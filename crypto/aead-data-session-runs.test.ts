@@ -39,6 +39,19 @@ function takeSeqs(session: AeadDataSession, count: number): number[] {
 
 for (const [name, aead] of aeads) {
   describe(`data session runs: ${name}`, () => {
+    it('says Short, as open does, for a datagram in a run shorter than a tag', () => {
+      const [a1, b1] = sealedSessionPair(aead);
+      const lengths = [100, 100, 100];
+      const run = datagrams(lengths);
+      const seqs = takeSeqs(a1, lengths.length);
+      expect(a1.sealRun(run.buffer, run.offsets, run.bodyLengths, lengths.length, HEADER, seqs[0]!)).toBe(lengths.length);
+      const results = new Int32Array(lengths.length);
+      const sealedLengths = new Uint32Array([116, 15, 0]);
+      b1.openRun(run.buffer, run.offsets, sealedLengths, new Float64Array(seqs), lengths.length, HEADER, 0, results);
+      expect([...results]).toEqual([100, OpenResult.Short, OpenResult.Short]);
+      expect(b1.open(run.buffer, run.offsets[1]!, run.offsets[1]! + HEADER, 15, seqs[1]!, 0)).toBe(OpenResult.Short);
+    });
+
     it('seals a run to exactly the bytes single seals give, and opens it', () => {
       const [a1, b1] = sealedSessionPair(aead);
       const lengths = [1440, 1440, 0, 17, 1440, 300];

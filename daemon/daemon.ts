@@ -202,7 +202,11 @@ export class Daemon implements WeftControl {
         this.applyForwarding();
         this.ipam?.setReachablePeers(this.reachablePeers());
       });
-      this.datapath?.onHealthChange((peer, health) => this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished));
+      this.datapath?.onHealthChange((peer, health) => {
+        this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished);
+        // A data path that answers is a sign of life: if the control connection is down, dial it now.
+        if (health.isEstablished) this.mesh?.peerSeen(peerIdToName(peer));
+      });
       // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
       await this.startDns();

@@ -11,10 +11,18 @@
  * get a place, discovered ones take what is left), at most `maxConcurrentDials` dials run at once (the rest wait
  * their turn), and a discovered target that leaves and comes back resumes its back-off instead of starting over
  * (remembered for up to `maxTargets` forgotten addresses). The mesh filters what discovery may dial at all.
+ *
+ * Healing (docs/architecture.md, "Failure detection and healing"): a connection that was established and dropped
+ * is a lost peer (`peerLost`); for `lostPeerWindowMs` after that its address is retried with delays capped at
+ * `lostPeerMaxBackoffMs` instead of `maxBackoffMs`, so a partition heals within seconds of the link returning. Any
+ * sign that the peer is back (`wake`: gossip that reaches it, its restart, its data-path heartbeat) forgets the
+ * back-off and dials at once, no sooner than `minDialSpacingMs` after the previous dial to that address and within
+ * `maxConcurrentDials`, so signs of life can never become a dial storm.
  */
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
+import { TokenBucket } from './token-bucket.js';
 
 /**
  * One line of `weft status targets`. Same shape as api/control.ts `TargetReport` (gossip/ may not import api/;
@@ -31,7 +39,7 @@ export interface TargetStatus {
 export interface BackoffOptions {
   /** Delay before the first retry. @default 1000 */
   initialBackoffMs?: number;
-  /** Delays double per failed attempt up to this cap. @default 60000 */
+  /** Delays double per failed attempt up to this cap. @default 15000 */
   maxBackoffMs?: number;
   /**
    * Up to this fraction is taken off each delay at random, so routers that failed together do not retry in
@@ -50,17 +58,29 @@ export interface ConnectionMakerLimits {
   maxConcurrentDials?: number;
 }
 
-export interface ConnectionMakerOptions extends BackoffOptions, ConnectionMakerLimits {
+export interface ConnectionMakerOptions extends BackoffOptions, ConnectionMakerLimits, HealOptions {
   /** Use addresses learned from the topology as targets too. @default true */
   isDiscoveryEnabled?: boolean;
+}
+
+/** How lost peers are retried and how signs of life bring a dial forward. */
+export interface HealOptions {
   /** A connection that lasted this long resets the back-off when it drops. @default 10000 */
   stableAfterMs?: number;
+  /** Cap on the delays of a lost peer (one that was connected), for `lostPeerWindowMs` after the loss. @default 2000 */
+  lostPeerMaxBackoffMs?: number;
+  /** How long a lost peer is retried at the short cap before `maxBackoffMs` applies again. @default 600000 */
+  lostPeerWindowMs?: number;
+  /** A wake-up never dials an address sooner than this after the previous dial to it. @default 500 */
+  minDialSpacingMs?: number;
+  /** Wake-ups (dials brought forward) per second over all targets, with a burst of four times this. @default 4 */
+  wakesPerSecond?: number;
 }
 
 /** The delay before retry number `attempt` (0-based), with jitter from `random`. */
 export function backoffDelayMs(attempt: number, random: Random, options: BackoffOptions = {}): number {
   const initial = options.initialBackoffMs ?? 1000;
-  const max = options.maxBackoffMs ?? 60_000;
+  const max = options.maxBackoffMs ?? 15_000;
   const jitter = options.jitterFraction ?? 0.2;
   const base = Math.min(max, initial * 2 ** Math.min(attempt, 30));
   return Math.round(base * (1 - jitter * random.next()));
@@ -88,6 +108,10 @@ interface Target {
   attempt: number;
   nextAttemptAt: number;
   connectedAt: number;
+  /** When its connection was lost (-Infinity: never connected, or not lately). */
+  lostAt: number;
+  /** When the last dial to it started (-Infinity: never). */
+  lastDialAt: number;
   lastError?: string;
   isDialling: boolean;
 }
@@ -95,8 +119,13 @@ interface Target {
 export class ConnectionMaker {
   private readonly targets = new Map<string, Target>();
   /** Back-off of discovered targets that left the topology, by address (bounded, oldest forgotten first). */
-  private readonly pastBackoff = new Map<string, { attempt: number; nextAttemptAt: number }>();
+  private readonly pastBackoff = new Map<string, { attempt: number; nextAttemptAt: number; lastError?: string }>();
   private dialsInFlight = 0;
+  /**
+   * Wake-ups over all targets: gossip from a member could otherwise name every target alive twice a second. A woken
+   * target beyond this waits for its back-off as before.
+   */
+  private readonly wakes: TokenBucket;
   private readonly options: Required<ConnectionMakerOptions>;
   private timer: Timer | null = null;
   private timerAt = Infinity;
@@ -109,13 +138,18 @@ export class ConnectionMaker {
   ) {
     this.options = {
       initialBackoffMs: options.initialBackoffMs ?? 1000,
-      maxBackoffMs: options.maxBackoffMs ?? 60_000,
+      maxBackoffMs: options.maxBackoffMs ?? 15_000,
       jitterFraction: options.jitterFraction ?? 0.2,
       isDiscoveryEnabled: options.isDiscoveryEnabled ?? true,
       stableAfterMs: options.stableAfterMs ?? 10_000,
       maxTargets: options.maxTargets ?? 256,
       maxConcurrentDials: options.maxConcurrentDials ?? 8,
+      lostPeerMaxBackoffMs: options.lostPeerMaxBackoffMs ?? 2000,
+      lostPeerWindowMs: options.lostPeerWindowMs ?? 600_000,
+      minDialSpacingMs: options.minDialSpacingMs ?? 500,
+      wakesPerSecond: options.wakesPerSecond ?? 4,
     };
+    this.wakes = new TokenBucket(4 * this.options.wakesPerSecond, this.options.wakesPerSecond, deps.clock.now());
   }
 
   start(): void {
@@ -163,6 +197,47 @@ export class ConnectionMaker {
     });
   }
 
+  /**
+   * A ready connection to the peer at `address` (ours or its, `livedMs` after it became ready) closed with `reason`:
+   * retry it as a lost peer. The back-off starts over if the connection had been up `stableAfterMs`; a shorter one
+   * keeps growing it, so a peer that flaps cannot make us dial in a loop. With `isDiscovered`, the address is kept
+   * as a target only while `discoveredAddresses` names it (the mesh names lost peers for their window).
+   */
+  peerLost(address: string, reason: string, livedMs: number, isDiscovered = true): void {
+    const now = this.deps.clock.now();
+    let t = this.targets.get(address);
+    if (!t) {
+      if (!isDiscovered || !this.options.isDiscoveryEnabled || this.targets.size >= this.options.maxTargets) return;
+      t = this.newTarget(address, false);
+      this.targets.set(address, t);
+    }
+    if (t.isDialling) return; // a dial is already under way; its result decides
+    if (livedMs >= this.options.stableAfterMs) t.attempt = 0;
+    t.lostAt = now;
+    t.lastError = `connection lost: ${reason}`;
+    this.scheduleRetry(t, now);
+    this.refresh();
+  }
+
+  /**
+   * Something says the peer at `address` is back (gossip shows it connected to another router with a newer
+   * version, it restarted, its data path answered): forget the back-off and dial as soon as the spacing allows.
+   * Unknown, connected, failed and dialling targets are left alone. Answers whether a dial was brought forward.
+   */
+  wake(address: string): boolean {
+    const t = this.targets.get(address);
+    this.pastBackoff.delete(address);
+    if (!t || t.isDialling || t.state === 'connected' || t.state === 'failed') return false;
+    if (this.deps.isConnected(address)) return false;
+    t.attempt = 0;
+    const at = Math.max(this.deps.clock.now(), t.lastDialAt + this.options.minDialSpacingMs);
+    if (at >= t.nextAttemptAt) return false;
+    if (!this.wakes.take(this.deps.clock.now())) return false;
+    t.nextAttemptAt = at;
+    this.refresh();
+    return true;
+  }
+
   /** Direct targets (as given to `connect`). */
   directTargets(): string[] {
     return [...this.targets.values()].filter((t) => t.isDirect).map((t) => t.address);
@@ -182,13 +257,24 @@ export class ConnectionMaker {
   }
 
   private newTarget(address: string, isDirect: boolean): Target {
-    const t: Target = { address, isDirect, state: 'connecting', attempt: 0, nextAttemptAt: this.deps.clock.now(), connectedAt: 0, isDialling: false };
+    const t: Target = {
+      address,
+      isDirect,
+      state: 'connecting',
+      attempt: 0,
+      nextAttemptAt: this.deps.clock.now(),
+      connectedAt: 0,
+      lostAt: -Infinity,
+      lastDialAt: -Infinity,
+      isDialling: false,
+    };
     const past = isDirect ? undefined : this.pastBackoff.get(address);
     if (past) {
       // Gossip that drops an address and names it again must not buy an immediate dial each time.
       this.pastBackoff.delete(address);
       t.attempt = past.attempt;
       t.nextAttemptAt = Math.max(t.nextAttemptAt, past.nextAttemptAt);
+      if (past.lastError !== undefined) t.lastError = past.lastError;
       if (t.nextAttemptAt > this.deps.clock.now()) t.state = 'retrying';
     }
     return t;
@@ -196,7 +282,7 @@ export class ConnectionMaker {
 
   private rememberBackoff(t: Target): void {
     this.pastBackoff.delete(t.address);
-    this.pastBackoff.set(t.address, { attempt: t.attempt, nextAttemptAt: t.nextAttemptAt });
+    this.pastBackoff.set(t.address, { attempt: t.attempt, nextAttemptAt: t.nextAttemptAt, lastError: t.lastError });
     while (this.pastBackoff.size > this.options.maxTargets) this.pastBackoff.delete(this.pastBackoff.keys().next().value!);
   }
 
@@ -234,6 +320,8 @@ export class ConnectionMaker {
       if (t.state === 'connected') {
         // The connection dropped: retry, from the start of the schedule if it had been up a while.
         if (now - t.connectedAt >= this.options.stableAfterMs) t.attempt = 0;
+        t.lostAt = now;
+        t.lastError ??= 'connection lost';
         this.scheduleRetry(t, now);
       }
       if (t.state === 'failed') continue;
@@ -247,6 +335,7 @@ export class ConnectionMaker {
   private dial(t: Target): void {
     t.state = 'connecting';
     t.isDialling = true;
+    t.lastDialAt = this.deps.clock.now();
     this.dialsInFlight++;
     this.deps.connect(t.address).then(
       () => {
@@ -265,7 +354,10 @@ export class ConnectionMaker {
           t.state = 'failed'; // retrying cannot help: it is our own address
         } else if (!this.deps.isConnected(t.address)) {
           this.scheduleRetry(t, this.deps.clock.now());
-          this.deps.log.debug({ addr: t.address, reason: err.message, retryInMs: t.nextAttemptAt - this.deps.clock.now() }, 'connect failed');
+          this.deps.log.debug(
+            { addr: t.address, reason: err.message, retryInMs: t.nextAttemptAt - this.deps.clock.now() },
+            'connect failed',
+          );
         }
         this.refresh();
       },
@@ -274,7 +366,9 @@ export class ConnectionMaker {
 
   private scheduleRetry(t: Target, now: number): void {
     t.state = 'retrying';
-    t.nextAttemptAt = now + backoffDelayMs(t.attempt, this.deps.random, this.options);
+    const isLostPeer = now - t.lostAt < this.options.lostPeerWindowMs;
+    const cap = isLostPeer ? Math.min(this.options.lostPeerMaxBackoffMs, this.options.maxBackoffMs) : this.options.maxBackoffMs;
+    t.nextAttemptAt = now + backoffDelayMs(t.attempt, this.deps.random, { ...this.options, maxBackoffMs: cap });
     t.attempt++;
   }
 

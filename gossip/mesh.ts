@@ -21,6 +21,12 @@
  * With `requireDataPathConfirm` (the daemon sets it when it runs a data path), a connection is "pending" after the
  * handshake and reported as established in our topology entry, and so used by routes, only once
  * `setDataPathEstablished(peer, true)` says the UDP path to that peer works.
+ *
+ * Healing (docs/architecture.md, "Failure detection and healing"): a peer whose connection drops is remembered as
+ * lost and both sides keep dialling it on a short back-off; gossip showing it alive again (a newer entry of its
+ * own, or another router's newer entry with an established connection to it), a restart, or `peerSeen` (its data
+ * path answered) wakes the dial at once. Losing a peer and a peer becoming unreachable are warnings (one per peer
+ * per half minute); its return is logged at info.
  */
 import { IDENTITY_FEATURE_PREFIX } from '../crypto/identity.js';
 import type { Clock } from '../runtime/clock.js';
@@ -29,13 +35,27 @@ import type { Random } from '../runtime/random.js';
 import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
 import { joinAddress, splitAddress } from './address.js';
 import type { GossipChannel, Gossiper } from './channel.js';
-import { ConnectionMaker, type BackoffOptions, type ConnectionMakerLimits, type TargetStatus } from './connection-maker.js';
+import {
+  ConnectionMaker,
+  type BackoffOptions,
+  type ConnectionMakerLimits,
+  type HealOptions,
+  type TargetStatus,
+} from './connection-maker.js';
 import { canonicalHost, discoveryRefusal } from './dial-policy.js';
 import { InboundAdmission, type InboundAdmissionOptions } from './inbound-admission.js';
 import { LogLimiter } from './log-limiter.js';
 import { PeerConnection } from './connection.js';
 import { Gossip, type GossipRoundStats } from './gossip.js';
-import { describePeer, DuplicateConnectionError, HandshakeError, PeerNameCollisionError, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION, type Hello } from './handshake.js';
+import {
+  describePeer,
+  DuplicateConnectionError,
+  HandshakeError,
+  PeerNameCollisionError,
+  PROTOCOL_MAX_VERSION,
+  PROTOCOL_MIN_VERSION,
+  type Hello,
+} from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
 import { computeRoutes, emptyRoutes, type ControlRoutes, type Routes } from './routes.js';
 import { decodeTopology, encodeTopology, encodeTopologyChunks, Topology, type ConnectionEntry, type PeerEntry, type TopologyRefusal } from './topology.js';
@@ -60,7 +80,7 @@ export interface MeshDeps {
   localHosts?: () => Iterable<string>;
 }
 
-export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits {
+export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits, HealOptions {
   peerName: PeerName;
   nickname: string;
   /** Per-launch uid, decimal 64-bit. */
@@ -156,6 +176,20 @@ export class Mesh {
    */
   private readonly dataPathUp = new Set<PeerName>();
   private readonly listeners = new Set<() => void>();
+  /**
+   * Peers whose established connection dropped, by name: where to dial them (the address we dialled, or its host
+   * at the control port when it had dialled us) and since when. Named as discovered addresses for
+   * `lostPeerWindowMs`, so both sides dial (bounded: `maxTargets`, oldest first out).
+   */
+  private readonly lostPeers = new Map<PeerName, { address: string; nickname: string; lostAt: number }>();
+  /** Peers in the topology (reachable), with their nicknames, as of the last topology change. */
+  private reachable = new Map<PeerName, string>();
+  /** When each peer that left the topology became unreachable (bounded like `lostPeers`). */
+  private readonly unreachableSince = new Map<PeerName, number>();
+  /** One warning per peer per half minute about partitions, and one line about its return. */
+  private readonly partitionLog: LogLimiter;
+  private readonly lostPeerWindowMs: number;
+  private readonly maxLostPeers: number;
   private readonly counts = new Map<string, number>();
   private readonly localHello: Hello;
   private listener: TransportListener | null = null;
@@ -187,6 +221,9 @@ export class Mesh {
     this.requireDataPathConfirm = options.requireDataPathConfirm ?? false;
     this.admission = new InboundAdmission(deps.clock.now(), options.inbound);
     this.refusalLog = new LogLimiter(deps.clock.now());
+    this.partitionLog = new LogLimiter(deps.clock.now(), { intervalMs: 30_000 });
+    this.lostPeerWindowMs = options.lostPeerWindowMs ?? 600_000;
+    this.maxLostPeers = options.maxTargets ?? 256;
     this.localHello = {
       minVersion: PROTOCOL_MIN_VERSION,
       maxVersion: PROTOCOL_MAX_VERSION,
@@ -217,7 +254,10 @@ export class Mesh {
       routes: () => this.controlRoutes(),
       peerCount: () => this.topology.peers.size,
     };
-    this.gossip = new Gossip({ clock: deps.clock, random: deps.random, log: this.log, network, count: (r) => this.count(r) }, { gossipIntervalMs: options.gossipIntervalMs });
+    this.gossip = new Gossip(
+      { clock: deps.clock, random: deps.random, log: this.log, network, count: (r) => this.count(r) },
+      { gossipIntervalMs: options.gossipIntervalMs },
+    );
     this.topologyChannel = this.gossip.channel(TOPOLOGY_CHANNEL, this.topologyGossiper());
     this.maker = new ConnectionMaker(
       {
@@ -235,6 +275,11 @@ export class Mesh {
         initialBackoffMs: options.initialBackoffMs,
         maxBackoffMs: options.maxBackoffMs,
         jitterFraction: options.jitterFraction,
+        stableAfterMs: options.stableAfterMs,
+        lostPeerMaxBackoffMs: options.lostPeerMaxBackoffMs,
+        lostPeerWindowMs: options.lostPeerWindowMs,
+        minDialSpacingMs: options.minDialSpacingMs,
+        wakesPerSecond: options.wakesPerSecond,
       },
     );
   }
@@ -349,6 +394,15 @@ export class Mesh {
     if (this.owners.has(peer)) this.updateLocalEntry();
   }
 
+  /**
+   * A sign of life from `peer` outside the control connection (the daemon calls it when the data path to a peer
+   * answers): if we are not connected to it, dial it now (no sooner than the per-address spacing).
+   */
+  peerSeen(peer: PeerName): void {
+    if (this.phase !== 'running' || this.owners.has(peer)) return;
+    this.wakePeers([peer]);
+  }
+
   /** Call `listener` after any topology, route or connection change (coalesced per tick). Returns unsubscribe. */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -400,7 +454,8 @@ export class Mesh {
         direction: c.isOutbound ? '->' : '<-',
         address: c.remoteAddr,
         state: c.phase === 'ready' ? (this.isEstablished(c) ? 'established' : 'pending') : 'connecting',
-        info: c.phase === 'ready' ? (this.isEstablished(c) ? (c.session ? 'encrypted' : 'unencrypted') : 'waiting for the data path') : c.phase,
+        info:
+          c.phase === 'ready' ? (this.isEstablished(c) ? (c.session ? 'encrypted' : 'unencrypted') : 'waiting for the data path') : c.phase,
         isEncrypted: c.session !== null,
       };
       if (c.remote) {
@@ -419,12 +474,15 @@ export class Mesh {
       connections.push(r);
     }
     for (const t of targets) {
-      if (liveAddrs.has(t.address) || t.state === 'connected' || t.state === 'connecting') continue;
+      // Every target not behind a live connection has a row, as in `status targets`: dials under way (before the
+      // transport connected, so no connection exists yet), retries with their reason, failures.
+      if (liveAddrs.has(t.address) || t.state === 'connected') continue;
+      const retry = t.nextAttemptInSeconds !== undefined ? `, retry in ${t.nextAttemptInSeconds}s` : '';
       connections.push({
         direction: '->',
         address: t.address,
-        state: t.state === 'failed' ? 'failed' : 'retrying',
-        info: t.lastError ? `${t.lastError}${t.nextAttemptInSeconds !== undefined ? `, retry in ${t.nextAttemptInSeconds}s` : ''}` : '',
+        state: t.state === 'failed' ? 'failed' : t.state === 'connecting' ? 'connecting' : 'retrying',
+        info: t.state === 'connecting' ? 'dialling' : `${t.lastError ?? 'not connected'}${retry}`,
         isEncrypted: false,
       });
     }
@@ -558,6 +616,19 @@ export class Mesh {
 
   private onReady(c: PeerConnection): void {
     if (this.owners.get(c.remote!.name) !== c) return;
+    const lost = this.lostPeers.get(c.remote!.name);
+    if (lost) {
+      this.lostPeers.delete(c.remote!.name);
+      this.log.info(
+        {
+          peer: c.remote!.name,
+          nickname: c.remote!.nickname,
+          addr: c.remoteAddr,
+          downSeconds: (this.deps.clock.now() - lost.lostAt) / 1000,
+        },
+        'reconnected to peer',
+      );
+    }
     this.updateLocalEntry();
     this.gossip.onNewNeighbour(c.remote!.name);
     this.maker.refresh();
@@ -568,10 +639,47 @@ export class Mesh {
     const peer = c.remote?.name;
     if (peer !== undefined && this.owners.get(peer) === c) {
       this.owners.delete(peer);
+      if (c.readyAt > 0 && this.phase === 'running') this.lostPeer(c);
       this.updateLocalEntry();
     }
     this.maker.refresh();
     this.changed();
+  }
+
+  /** The ready connection `c`, the one to its peer, closed while we run: warn, remember the peer, keep dialling it. */
+  private lostPeer(c: PeerConnection): void {
+    const remote = c.remote!;
+    const now = this.deps.clock.now();
+    const reason = c.reason ?? 'closed';
+    let address: string;
+    try {
+      address = c.isOutbound ? c.remoteAddr : joinAddress(c.remoteHost, DEFAULT_CONTROL_PORT);
+    } catch {
+      return;
+    }
+    this.count('peer_lost');
+    if (this.partitionLog.shouldLog(`lost:${remote.name}`, now)) {
+      // A peer that said it is stopping left on purpose: info. Anything else may be a partition: warn.
+      this.log[reason.includes('router stopping') ? 'info' : 'warn'](
+        { peer: remote.name, nickname: remote.nickname, addr: c.remoteAddr, reason, upSeconds: (now - c.readyAt) / 1000 },
+        'lost connection to peer (retrying; logged once per peer per 30 s)',
+      );
+    }
+    this.lostPeers.delete(remote.name);
+    this.lostPeers.set(remote.name, { address, nickname: remote.nickname, lostAt: now });
+    while (this.lostPeers.size > this.maxLostPeers) this.lostPeers.delete(this.lostPeers.keys().next().value!);
+    this.maker.peerLost(address, reason, now - c.readyAt);
+  }
+
+  /** Bring forward the dial to each of `names` we are not connected to (the connection maker spaces and caps it). */
+  private wakePeers(names: Iterable<PeerName>): void {
+    let addresses: Map<PeerName, string> | null = null;
+    for (const name of names) {
+      if (name === this.name || this.owners.has(name)) continue;
+      addresses ??= this.peerAddresses();
+      const addr = addresses.get(name);
+      if (addr !== undefined && this.maker.wake(addr)) this.count('dial_woken');
+    }
   }
 
   private isEstablished(c: PeerConnection): boolean {
@@ -599,14 +707,23 @@ export class Mesh {
     return false;
   }
 
-  /** Listen addresses of peers in the topology we have no connection to. */
-  private discoveredAddresses(): string[] {
+  /**
+   * Where to dial each peer we have no connection to: the address its neighbours dialled (its listen address),
+   * else its host at the control port, else where we reached it before we lost it. Not yet filtered by policy.
+   */
+  private peerAddresses(): Map<PeerName, string> {
     const byPeer = new Map<PeerName, string>();
+    const now = this.deps.clock.now();
+    for (const [name, lost] of this.lostPeers) {
+      if (now - lost.lostAt >= this.lostPeerWindowMs) this.lostPeers.delete(name);
+      else if (!this.owners.has(name)) byPeer.set(name, lost.address);
+    }
     for (const e of this.topology.peers.values()) {
       if (e.name === this.name) continue;
       for (const c of e.connections) {
         if (c.name === this.name || this.owners.has(c.name)) continue;
-        if (c.isOutbound) byPeer.set(c.name, c.address); // the address its peer dialled: its listen address
+        if (c.isOutbound)
+          byPeer.set(c.name, c.address); // the address its peer dialled: its listen address
         else if (!byPeer.has(c.name)) {
           try {
             byPeer.set(c.name, joinAddress(splitAddress(c.address).host, DEFAULT_CONTROL_PORT));
@@ -616,6 +733,12 @@ export class Mesh {
         }
       }
     }
+    return byPeer;
+  }
+
+  /** Listen addresses of peers in the topology or lately lost that we have no connection to. */
+  private discoveredAddresses(): string[] {
+    const byPeer = this.peerAddresses();
     const localHosts = new Set<string>();
     for (const h of this.deps.localHosts?.() ?? []) localHosts.add(canonicalHost(h));
     const listenHost = this.listener ? splitAddress(this.listener.address).host : '';
@@ -655,6 +778,7 @@ export class Mesh {
       const delta = this.topology.apply(decodeTopology(update));
       if (delta.length === 0) return null;
       this.topologyChanged();
+      this.wakePeers(signsOfLife(delta, this.name));
       return encodeTopology(delta);
     };
     return {
@@ -682,8 +806,43 @@ export class Mesh {
 
   private topologyChanged(): void {
     this.isRoutesDirty = true;
+    this.noteReachability();
     this.maker.refresh();
     this.changed();
+  }
+
+  /**
+   * The topology drops peers we can no longer reach (topology.ts gc): warn for each peer that left it, and say at
+   * info when one comes back.
+   */
+  private noteReachability(): void {
+    const now = this.deps.clock.now();
+    const next = new Map<PeerName, string>();
+    for (const e of this.topology.peers.values()) if (e.name !== this.name) next.set(e.name, e.nickname);
+    for (const [name, nickname] of this.reachable) {
+      if (next.has(name)) continue;
+      this.count('peer_unreachable');
+      this.unreachableSince.delete(name);
+      this.unreachableSince.set(name, now);
+      while (this.unreachableSince.size > this.maxLostPeers) this.unreachableSince.delete(this.unreachableSince.keys().next().value!);
+      if (this.partitionLog.shouldLog(`unreachable:${name}`, now)) {
+        const lost = this.lostPeers.get(name);
+        this.log.warn(
+          { peer: name, nickname, addr: lost?.address, reason: 'no path in the topology' },
+          'peer unreachable (logged once per peer per 30 s)',
+        );
+      }
+    }
+    for (const [name, nickname] of next) {
+      if (this.reachable.has(name)) continue;
+      const since = this.unreachableSince.get(name);
+      if (since === undefined) continue; // first seen, not a return
+      this.unreachableSince.delete(name);
+      if (this.partitionLog.shouldLog(`reachable:${name}`, now)) {
+        this.log.info({ peer: name, nickname, downSeconds: (now - since) / 1000 }, 'peer reachable again');
+      }
+    }
+    this.reachable = next;
   }
 
   private changed(): void {
@@ -704,6 +863,19 @@ export class Mesh {
   private count(reason: string): void {
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
   }
+}
+
+/**
+ * Peers a topology delta shows alive: each peer whose own entry got newer (it wrote it, or restarted with a new
+ * uid), and each peer such an entry lists as established with it.
+ */
+function signsOfLife(delta: readonly PeerEntry[], self: PeerName): PeerName[] {
+  const out: PeerName[] = [];
+  for (const e of delta) {
+    if (e.name !== self) out.push(e.name);
+    for (const c of e.connections) if (c.isEstablished && c.name !== self) out.push(c.name);
+  }
+  return out;
 }
 
 function describe(c: PeerConnection): string {

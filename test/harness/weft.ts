@@ -3,11 +3,13 @@
  * daemon listens on its own 127.0.0.1:6784 inside the host's namespace, exactly as on separate machines.
  */
 import { mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { NamespaceHandle, TestHost } from './hosts.js';
 import type { Report } from '../../api/control.js';
 
-export const repoRoot = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+// Two levels up from test/harness/, or three when running compiled from dist/test/harness/ (npm run fuzz).
+const above = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+export const repoRoot = basename(above) === 'dist' ? dirname(above) : above;
 export const cliPath = join(repoRoot, 'dist/cli/main.js');
 
 /** Why the compiled CLI cannot run, or undefined. */
