@@ -10,6 +10,7 @@
 #   npm run bench:scale -- [--routers N] [--idle SECONDS] [--json]
 # Default 16 routers, 30 s idle. The machine is shared: the figures are for this machine at this load.
 set -uo pipefail
+umask 077 # password file and state dirs private (weft warns otherwise)
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 ROUTERS=16 IDLE=30 JSON=0 MESH_TIMEOUT=600

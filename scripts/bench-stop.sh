@@ -3,11 +3,12 @@
 # start/stop work of issue 19, not a test. Everything is removed at the end, also on failure.
 #   bash scripts/bench-stop.sh
 set -u
+umask 077 # password file and state dirs private (weft warns otherwise)
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 P=ws$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 RUN=$(mktemp -d "/tmp/$P-XXXX")
-echo "pw-$P" > "$RUN/password"
+head -c 24 /dev/urandom | base64 > "$RUN/password"
 cleanup() {
   for d in "$RUN"/h*; do [ -f "$d/weft.pid" ] && kill "$(cat "$d/weft.pid")" 2>/dev/null; done
   sleep 0.3
