@@ -248,20 +248,23 @@ export class Daemon implements WeftControl {
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['metrics', async () => this.metricsServer?.close()],
       ['api', async () => this.api?.close()],
+      // Peers first: they see "router stopping" now, not after the slower local steps (dns spawns `ip`).
+      ['mesh', async () => this.mesh?.stop()],
       ['dns', async () => this.stopDns()],
       ['docker', async () => this.docker?.stop()],
       ['containers', () => this.containers?.stop()],
       ['ipam', () => this.ipam?.stop()],
-      ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
       ['datapath', async () => this.datapath?.stop()],
     ];
     for (const [what, step] of steps) {
+      const startedAt = Date.now();
       try {
         await step();
       } catch (err) {
         this.log.warn({ err, reason: what }, 'error while stopping');
       }
+      this.log.debug({ reason: what, ms: Date.now() - startedAt }, `stopped ${what}`);
     }
     this.log.info({ peer: this.peerName }, 'weft stopped');
   }
