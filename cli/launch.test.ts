@@ -160,3 +160,26 @@ describe('ensureStateDir', () => {
     }
   });
 });
+
+describe.skipIf(process.platform !== 'linux')('isProcessAlive', () => {
+  it('counts a zombie (exited, not yet reaped) as gone, a running process as alive', async () => {
+    // sh starts `true` in the background, prints its pid and becomes `sleep`, which never reaps it: a zombie.
+    const { spawn } = await import('node:child_process');
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+      let signalled = false;
+      for (let i = 0; i < 200; i++) {
+        process.kill(zombie, 0); // still exists: only the state tells
+        signalled = true;
+        if (!isProcessAlive(zombie)) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(signalled).toBe(true);
+      expect(isProcessAlive(zombie)).toBe(false);
+      expect(isProcessAlive(parent.pid!)).toBe(true);
+    } finally {
+      parent.kill();
+    }
+  });
+});

@@ -256,7 +256,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       const deadline = now() + waitMs;
       while (isProcessAlive(pid)) {
         if (now() >= deadline) throw new CommandFailedError(`weft (pid ${pid}) did not exit within ${waitMs / 1000} s; look at its log, or kill it: kill ${pid}`);
-        await sleep(100);
+        await sleep(20);
       }
       const { pidPath } = stateFiles(config.stateDir);
       if (readPidFile(pidPath) === pid) removePidFile(pidPath, pid);

@@ -248,20 +248,23 @@ export class Daemon implements WeftControl {
     const steps: Array<[string, () => Promise<void> | void]> = [
       ['metrics', async () => this.metricsServer?.close()],
       ['api', async () => this.api?.close()],
+      // Peers first: they see "router stopping" now, not after the slower local steps (dns spawns `ip`).
+      ['mesh', async () => this.mesh?.stop()],
       ['dns', async () => this.stopDns()],
       ['docker', async () => this.docker?.stop()],
       ['containers', () => this.containers?.stop()],
       ['ipam', () => this.ipam?.stop()],
-      ['mesh', async () => this.mesh?.stop()],
       ['security', () => this.security?.destroy()],
       ['datapath', async () => this.datapath?.stop()],
     ];
     for (const [what, step] of steps) {
+      const startedAt = Date.now();
       try {
         await step();
       } catch (err) {
         this.log.warn({ err, reason: what }, 'error while stopping');
       }
+      this.log.debug({ reason: what, ms: Date.now() - startedAt }, `stopped ${what}`);
     }
     this.log.info({ peer: this.peerName }, 'weft stopped');
   }
@@ -427,7 +430,8 @@ export class Daemon implements WeftControl {
 
   /** The launch PEERs plus what `weft connect` added before a restart (minus what `forget` removed). */
   private loadSavedTargets(): SavedTargets {
-    const targets = new SavedTargets(this.config.peers, this.config.port);
+    // A bare host means the default control port, as the mesh reads it (gossip/mesh.ts normalizeAddress).
+    const targets = new SavedTargets(this.config.peers);
     const saved = this.store.read(TARGETS_KEY);
     if (saved === undefined) return targets;
     try {
@@ -639,13 +643,23 @@ export class Daemon implements WeftControl {
     const source = `attach:${request.target}`;
     if (request.name !== undefined) dns.register(request.name, addresses, source);
     if (!isNetnsName(request.target)) return;
-    const listen = await dns.whenListening(30_000);
-    const host = dns.listenHost;
-    if (listen === undefined || host === undefined) {
-      this.log.warn({ target: request.target }, 'weftDNS is not listening: no resolver configuration written');
-      return;
-    }
-    writeNetnsResolvConf(request.target, resolvConfText(host, dns.nameserver.domain));
+    // weftDNS listens once IPAM has given it an address, which needs IPAM consensus: an attach never waits for that
+    // (a router that cannot reach its consensus peers would hang every attach); the resolver configuration is
+    // written as soon as weftDNS listens, if the container is still attached then.
+    const target = request.target;
+    const write = (isLater: boolean): void => {
+      const host = dns.listenHost;
+      if (host === undefined || this.isStopping) return;
+      if (isLater && !(this.datapath?.cachedEndpoints() ?? []).some((e) => e.target === target)) return;
+      try {
+        writeNetnsResolvConf(target, resolvConfText(host, dns.nameserver.domain));
+      } catch (err) {
+        this.log.warn({ target, err }, 'could not write the resolver configuration for weftDNS');
+      }
+    };
+    if ((await dns.whenListening(2_000)) !== undefined) return write(false);
+    this.log.info({ target }, 'weftDNS is not listening yet: the resolver configuration is written once it is');
+    void dns.whenListening(10 * 60_000).then(() => write(true));
   }
 
   /**

@@ -150,6 +150,19 @@ describe.each(cases)('Transport contract: %s', (_name, make) => {
 });
 
 describe('WsTransport specifics', () => {
+  it('a router stopping (close every inbound connection, then the listener) still gets its reason to the dialer', async () => {
+    const t = new WsTransport();
+    const inbound: TransportConnection[] = [];
+    const l = await t.listen('127.0.0.1:0', (c) => inbound.push(c));
+    const dialer = await t.dial(l.address, 5_000);
+    const reason = new Promise<string>((resolve) => dialer.onClose(resolve));
+    for (let i = 0; i < 100 && inbound.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(inbound).toHaveLength(1);
+    inbound[0]!.close('router stopping');
+    await l.close();
+    expect(await reason).toBe('router stopping');
+  });
+
   it('never lets a socket error escape: a garbage client is dropped, the listener keeps working', async () => {
     const { createConnection } = await import('node:net');
     const t = new WsTransport();

@@ -8,7 +8,9 @@
 #
 # Nothing reaches outside: the underlay bridge has no uplink and cut/restore rules live inside the host namespaces.
 # Before creating anything, `up` writes /run/weft-testhosts/<prefix> (owner PID, process group, subnet); `sweep`
-# removes only runs with such a marker whose owner and group are both gone, never anything else.
+# removes only runs with such a marker whose owner and group are both gone, never anything else. Runs of more than 16
+# hosts raise the kernel's shared neighbour table limits (gc_thresh*) and the last of them to go down restores them
+# (see "the kernel's neighbour table" below).
 #
 # As a command:
 #   scripts/testhosts.sh up N [PREFIX]          create; prints the prefix on stdout (default: w + 4 random hex)
@@ -101,6 +103,77 @@ _th_build() {
   done
 }
 
+# ---- the kernel's neighbour table -----------------------------------------------------------------------------------
+# Every namespace shares one neighbour (ARP/NDP) table, sized by net.ipv{4,6}.neigh.default.gc_thresh1/2/3 (1,024
+# entries at most by default), and a full mesh of N hosts needs N(N-1) of them, so past ~20 hosts pings fail with
+# ENOBUFS. A run that needs more raises the limits and records the values it found first (neigh_orig= in its marker,
+# copied from another raising run's marker when one is alive, so they are the machine's own); the last raising run to
+# go down puts them back. Where the sysctls cannot be written, `up` refuses and says what to set.
+_TH_NEIGH_KEYS="net.ipv4.neigh.default.gc_thresh1 net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3 net.ipv6.neigh.default.gc_thresh1 net.ipv6.neigh.default.gc_thresh2 net.ipv6.neigh.default.gc_thresh3"
+
+_th_sysctl_path() { echo "/proc/sys/$(echo "$1" | tr . /)"; }
+
+# Entries a run of N hosts may want: the underlay full mesh twice over (v4 and v6), containers and other runs.
+_th_neigh_need() { echo $((4 * $1 * $1 + 1024)); }
+
+_th_neigh_current() {
+  local k out=""
+  for k in $_TH_NEIGH_KEYS; do out="$out $(cat "$(_th_sysctl_path "$k")" 2>/dev/null || echo '?')"; done
+  echo $out
+}
+
+_th_neigh_write() { # values in _TH_NEIGH_KEYS order
+  local k v
+  for k in $_TH_NEIGH_KEYS; do
+    v=$1; shift
+    [ "$v" = '?' ] && continue
+    echo "$v" >"$(_th_sysctl_path "$k")" 2>/dev/null || return 1
+  done
+}
+
+# Raise the limits for a run of `count` hosts if they are too low; appends neigh_orig= to the run's marker.
+_th_neigh_raise() {
+  local prefix=$1 count=$2 need cur3 orig m t1 t2
+  need=$(_th_neigh_need "$count")
+  cur3=$(cat "$(_th_sysctl_path net.ipv4.neigh.default.gc_thresh3)" 2>/dev/null || echo 0)
+  [ "$count" -gt 16 ] || return 0 # small runs fit in the default 1,024 next to others
+  [ "$cur3" -ge "$need" ] 2>/dev/null && return 0
+  (
+    flock -w 10 9 || exit 1
+    orig=""
+    for m in "$TESTHOSTS_MARKER_DIR"/*; do
+      [ "$m" = "$TESTHOSTS_MARKER_DIR/$prefix" ] && continue
+      orig=$(sed -n 's/^neigh_orig=//p' "$m" 2>/dev/null)
+      [ -n "$orig" ] && break
+    done
+    [ -n "$orig" ] || orig=$(_th_neigh_current)
+    t1=$(cat "$(_th_sysctl_path net.ipv4.neigh.default.gc_thresh1)" 2>/dev/null || echo 128)
+    t2=$((need / 2))
+    if ! _th_neigh_write "$t1" "$t2" "$need" "$t1" "$t2" "$need"; then
+      _th_neigh_write $orig
+      _th_err "$count hosts need a larger neighbour table than the kernel's (gc_thresh3 $cur3): as root, run"
+      _th_err "  sysctl -w net.ipv4.neigh.default.gc_thresh2=$t2 net.ipv4.neigh.default.gc_thresh3=$need net.ipv6.neigh.default.gc_thresh2=$t2 net.ipv6.neigh.default.gc_thresh3=$need"
+      exit 1
+    fi
+    echo "neigh_orig=$orig" >>"$TESTHOSTS_MARKER_DIR/$prefix"
+  ) 9>"$TESTHOSTS_MARKER_DIR/.neigh.lock"
+}
+
+# After the run's marker is read (orig): when no other live marker raised the limits, put them back.
+_th_neigh_restore() {
+  local prefix=$1 orig=$2 m
+  [ -n "$orig" ] || return 0
+  (
+    flock -w 10 9 || exit 1
+    for m in "$TESTHOSTS_MARKER_DIR"/*; do
+      [ "$m" = "$TESTHOSTS_MARKER_DIR/$prefix" ] && continue
+      grep -q '^neigh_orig=' "$m" 2>/dev/null && exit 0 # another run still needs them
+    done
+    # shellcheck disable=SC2086
+    _th_neigh_write $orig || _th_err "could not restore the neighbour table limits ($_TH_NEIGH_KEYS) to: $orig"
+  ) 9>"$TESTHOSTS_MARKER_DIR/.neigh.lock"
+}
+
 testhosts_up() {
   local count=$1 prefix=${2:-} x subnet owner group
   [[ "$count" =~ ^[1-9][0-9]?$ ]] && [ "$count" -le 50 ] || { _th_err "usage: up N [PREFIX] (N = 1..50)"; return 1; }
@@ -119,6 +192,7 @@ testhosts_up() {
   group=$(cut -d' ' -f5 "/proc/$$/stat" 2>/dev/null)
   mkdir -p "$TESTHOSTS_MARKER_DIR" || return 1
   printf 'owner=%s\ngroup=%s\nsubnet=%s\n' "$owner" "$group" "$subnet" >"$TESTHOSTS_MARKER_DIR/$prefix" || return 1
+  _th_neigh_raise "$prefix" "$count" || { rm -f "$TESTHOSTS_MARKER_DIR/$prefix"; return 1; }
   _th_build "$prefix" "$count" "$x" || { testhosts_down "$prefix"; return 1; }
   _th_err "up: $count hosts, prefix $prefix, underlay $subnet (h1 = 10.$x.0.1)"
   echo "$prefix"
@@ -143,6 +217,9 @@ testhosts_down() {
     for pid in $pids; do _th_alive "$pid" && kill -KILL "$pid" 2>/dev/null; done
   fi
   for ns in $namespaces; do ip netns del "$ns" 2>/dev/null; done
+  local orig
+  orig=$(sed -n 's/^neigh_orig=//p' "$TESTHOSTS_MARKER_DIR/$prefix" 2>/dev/null)
+  _th_neigh_restore "$prefix" "$orig"
   rm -f "$TESTHOSTS_MARKER_DIR/$prefix"
   return 0
 }

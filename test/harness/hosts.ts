@@ -157,6 +157,12 @@ export async function createHosts(options: CreateHostsOptions): Promise<TestHost
   mkdirSync(MARKER_DIR, { recursive: true });
   writeFileSync(join(MARKER_DIR, prefix), `owner=${process.pid}\nsubnet=${subnet}\n`);
   try {
+    await neighbourTable('raise', prefix, count);
+  } catch (err) {
+    rmSync(join(MARKER_DIR, prefix), { force: true });
+    throw err;
+  }
+  try {
     const ul = net.underlayNs;
     await run('ip', ['netns', 'add', ul]);
     await run('ip', ['-n', ul, 'link', 'set', 'lo', 'up']);
@@ -356,7 +362,24 @@ async function removePrefix(prefix: string): Promise<void> {
   for (const ns of namespaces.sort().reverse()) {
     await run('ip', ['netns', 'del', ns]).catch(() => undefined);
   }
+  await neighbourTable('restore', prefix).catch(() => undefined);
   rmSync(join(MARKER_DIR, prefix), { force: true });
+}
+
+const TESTHOSTS_SH = join(new URL('.', import.meta.url).pathname, '../../scripts/testhosts.sh');
+
+/**
+ * The kernel's neighbour table is shared by every namespace (gc_thresh3 1,024 by default) and a full mesh of N hosts
+ * needs N(N-1) entries: a large run raises net.ipv{4,6}.neigh.default.gc_thresh1/2/3 and the last raising run to end
+ * puts them back, with the values recorded in the run marker. One implementation, under one lock, for bash and TS
+ * runs alike: scripts/testhosts.sh's. 'raise' rejects with the sysctl to set when they cannot be written.
+ */
+async function neighbourTable(what: 'raise' | 'restore', prefix: string, count = 0): Promise<void> {
+  const script =
+    what === 'raise'
+      ? `. "$1" && _th_neigh_raise "$2" "$3"`
+      : `. "$1" && _th_neigh_restore "$2" "$(sed -n 's/^neigh_orig=//p' "${MARKER_DIR}/$2" 2>/dev/null)"`;
+  await run('bash', ['-c', script, 'testhosts', TESTHOSTS_SH, prefix, String(count)]);
 }
 
 interface Marker {

@@ -83,9 +83,16 @@ describe.skipIf(skip)('netdev: bridge and endpoints on one host', () => {
     });
     expect(e1).toMatchObject({ target: c1.ns, interface: 'ethwe0', addresses: ['10.40.1.1/24'] });
     expect(e1.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
-    expect(e2).toEqual({ target: c2.path, interface: 'ethwe0', mac: '02:42:0a:28:01:02', addresses: ['10.40.1.2/24'] });
-    expect(await c2.exec('ip', ['-j', 'link', 'show', 'dev', 'ethwe0'])).toContain(`"mtu":${mtuBytes}`);
     const hostEnd = (await resolveTarget(c1.ns)).hostIfname;
+    expect(e1.hostInterface).toBe(hostEnd);
+    expect(e2).toEqual({
+      target: c2.path,
+      interface: 'ethwe0',
+      mac: '02:42:0a:28:01:02',
+      addresses: ['10.40.1.2/24'],
+      hostInterface: (await resolveTarget(c2.path)).hostIfname,
+    });
+    expect(await c2.exec('ip', ['-j', 'link', 'show', 'dev', 'ethwe0'])).toContain(`"mtu":${mtuBytes}`);
     expect((await findLink(hostEnd, host.ns))?.master).toBe(BRIDGE);
 
     expect(await pings(c1, '10.40.1.2')).toBe(true);
