@@ -344,6 +344,12 @@ export class PeerConnection {
       const level = err.code === 'ERR_DUPLICATE_CONNECTION' || err.code === 'ERR_CONNECT_TO_SELF' ? 'info' : 'error';
       this.log[level]({ reason: err.message, code: err.code }, 'handshake refused');
       this.close(closeReasonOf(err), err);
+    } else if (isCryptoRefusal(err)) {
+      // crypto/ refuses a message it cannot use (a malformed rekey: crypto/rekey-message.ts): the peer's input is
+      // bad, not our code. Found by the fuzzer (test/fuzz-findings.test.ts).
+      this.deps.count('decode_error');
+      this.log.warn({ reason: err.message, code: err.code }, 'closing connection: bad message');
+      this.close(`bad message: ${err.message}`, err);
     } else {
       this.deps.count('internal_error');
       this.log.error({ err }, 'closing connection: internal error');
@@ -422,4 +428,10 @@ function closeReasonOf(err: HandshakeError): string {
 /** Whether a hello's features show an identity key (crypto/identity.ts). */
 function hasIdentity(features: readonly string[]): boolean {
   return features.some((f) => f.startsWith(IDENTITY_FEATURE_PREFIX));
+}
+
+/** crypto/errors.ts's refusals of input, recognised by their stable code as the handshake's refusals are above. */
+function isCryptoRefusal(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && (code === 'ERR_HANDSHAKE' || code === 'ERR_INVALID_KEY');
 }

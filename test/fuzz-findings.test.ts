@@ -21,9 +21,9 @@ const security = (clock: FakeClock) =>
 // decodeRekeyMessage throws crypto/errors.ts's HandshakeError (code ERR_HANDSHAKE); gossip/connection.ts refuse()
 // only knows gossip's DecodeError and HandshakeError, so it counts `internal_error` and logs the input at error level
 // with a stack ("closing connection: internal error"), as if weft had a bug, instead of a refused message. The
-// connection is still closed, as it should be. Fix (gossip/connection.ts, owned by the control-hardening change):
-// treat an error with crypto's `code` (ERR_HANDSHAKE, ERR_INVALID_KEY) from onRekeyMessage as a refusal.
-it.fails('counts a malformed rekey message from an authenticated peer as a refusal, not an internal error', async () => {
+// connection is still closed, as it should be. Fixed in gossip/connection.ts: an error with crypto's `code`
+// (ERR_HANDSHAKE, ERR_INVALID_KEY) is a refused message.
+it('counts a malformed rekey message from an authenticated peer as a refusal, not an internal error', async () => {
   const clock = new FakeClock();
   const net = new MemoryNetwork(clock, { latencyMs: 1 });
   const sec = security(clock);

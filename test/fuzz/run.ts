@@ -69,13 +69,8 @@ export interface FuzzRunReport {
  * Findings with a reproducer in test/fuzz-findings.test.ts whose fix belongs to another change: seen in a run they
  * are reported, not failed on. Remove an entry when its fix lands.
  */
-const KNOWN_FINDINGS: Array<{ name: string; log: RegExp }> = [
-  // crypto's HandshakeError from onRekeyMessage is counted as internal_error by gossip/connection.ts.
-  {
-    name: 'rekey message refused as internal error',
-    log: /closing connection: internal error.*rekey|rekey.*closing connection: internal error/,
-  },
-];
+/** Findings reduced to a reproducer (test/fuzz-findings.test.ts) whose fix has not landed: reported, not failed on. */
+const KNOWN_FINDINGS: Array<{ name: string; log: RegExp }> = [];
 
 const PASSWORD = 'fuzz-network-password-1';
 
