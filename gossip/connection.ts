@@ -326,7 +326,7 @@ export class PeerConnection {
     const silentMs = this.deps.clock.now() - this.lastReceivedAt;
     if (silentMs >= this.heartbeatTimeoutMs) {
       this.deps.count('heartbeat_timeout');
-      this.close(`heartbeat timeout: nothing received for ${silentMs}ms`);
+      this.close(`heartbeat timeout: nothing received for ${Math.round(silentMs)}ms`);
       return;
     }
     this.send(HEARTBEAT);
