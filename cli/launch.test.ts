@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { createApiClient, DaemonNotRunningError, type VersionAnswer } from './client.js';
-import { ensureStateDir, isProcessAlive, logTail, movePasswordOutOfArgs, processSpawner, waitForDaemon, type SpawnedDaemon } from './launch.js';
+import {
+  ensureStateDir,
+  isProcessAlive,
+  logTail,
+  movePasswordOutOfArgs,
+  processSpawner,
+  waitForDaemon,
+  type SpawnedDaemon,
+} from './launch.js';
 
 /** A spawned daemon whose exit the test decides. */
 function fakeChild(pid: number): SpawnedDaemon & { exitWith(code: number): void; isKilled: boolean } {
@@ -79,8 +87,14 @@ describe('waitForDaemon', () => {
 
 describe('movePasswordOutOfArgs', () => {
   it('takes --password X and --password=X out, keeps everything else in order', () => {
-    expect(movePasswordOutOfArgs(['--nickname', 'h1', '--password', 's3', '10.0.0.2'])).toEqual({ args: ['--nickname', 'h1', '10.0.0.2'], password: 's3' });
-    expect(movePasswordOutOfArgs(['--password=a=b', '--password-file', '/f'])).toEqual({ args: ['--password-file', '/f'], password: 'a=b' });
+    expect(movePasswordOutOfArgs(['--nickname', 'h1', '--password', 's3', '10.0.0.2'])).toEqual({
+      args: ['--nickname', 'h1', '10.0.0.2'],
+      password: 's3',
+    });
+    expect(movePasswordOutOfArgs(['--password=a=b', '--password-file', '/f'])).toEqual({
+      args: ['--password-file', '/f'],
+      password: 'a=b',
+    });
     expect(movePasswordOutOfArgs(['h2'])).toEqual({ args: ['h2'], password: undefined });
     expect(movePasswordOutOfArgs(['--', '--password', 'x'])).toEqual({ args: ['--', '--password', 'x'], password: undefined });
   });
@@ -93,7 +107,10 @@ describe('logTail', () => {
       const log = join(dir, 'weft.log');
       writeFileSync(log, '{"level":30,"msg":"old launch"}\n');
       const offset = 32;
-      appendFileSync(log, '{"level":30,"msg":"starting"}\n{"level":60,"msg":"weft failed to start","err":{"message":"EADDRINUSE 0.0.0.0:6783"}}\nweft: plain line\n');
+      appendFileSync(
+        log,
+        '{"level":30,"msg":"starting"}\n{"level":60,"msg":"weft failed to start","err":{"message":"EADDRINUSE 0.0.0.0:6783"}}\nweft: plain line\n',
+      );
       expect(logTail(log, offset)).toEqual(['info: starting', 'fatal: weft failed to start: EADDRINUSE 0.0.0.0:6783', 'weft: plain line']);
       expect(logTail(join(dir, 'missing.log'), 0)).toEqual([]);
     } finally {
@@ -105,11 +122,14 @@ describe('logTail', () => {
 describe('processSpawner (real child processes, loopback only)', () => {
   const realTime = { now: Date.now, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 
-  it('appends the child\'s stdout and stderr to the log and reports its exit code', async () => {
+  it("appends the child's stdout and stderr to the log and reports its exit code", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-spawn-'));
     try {
       const script = join(dir, 'main.mjs');
-      writeFileSync(script, "process.stdout.write('out ' + process.argv.slice(2).join(' ') + '\\n'); process.stderr.write('weft: no bridge\\n'); process.exit(3);\n");
+      writeFileSync(
+        script,
+        "process.stdout.write('out ' + process.argv.slice(2).join(' ') + '\\n'); process.stderr.write('weft: no bridge\\n'); process.exit(3);\n",
+      );
       const log = join(dir, 'weft.log');
       const child = processSpawner(script)(['--nickname', 'h1'], { ...process.env }, log);
       const client = { version: async (): Promise<VersionAnswer> => Promise.reject(new DaemonNotRunningError('127.0.0.1:1')) };
@@ -163,9 +183,10 @@ describe('ensureStateDir', () => {
 
 describe.skipIf(process.platform !== 'linux')('isProcessAlive', () => {
   it('counts a zombie (exited, not yet reaped) as gone, a running process as alive', async () => {
-    // sh starts `true` in the background, prints its pid and becomes `sleep`, which never reaps it: a zombie.
+    // sh starts a short `sleep` in the background, prints its pid and becomes a long `sleep`, which never reaps it:
+    // a zombie once the short one ends (it is still running when sh execs, so sh cannot have reaped it).
     const { spawn } = await import('node:child_process');
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
       let signalled = false;
