@@ -8,7 +8,11 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{router,gossip,crypto,ipam,cli,api,daemon,runtime,netdev,native,dns,plugin,cni}/**/*.test.ts', 'test/*.test.ts', 'test/fuzz/**/*.test.ts'],
+          include: [
+            '{router,gossip,crypto,ipam,cli,api,daemon,runtime,netdev,native,dns,plugin,cni}/**/*.test.ts',
+            'test/*.test.ts',
+            'test/fuzz/**/*.test.ts',
+          ],
           testTimeout: 30_000,
         },
       },

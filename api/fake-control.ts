@@ -29,7 +29,12 @@ export class FakeControl implements WeftControl {
   }
   async attach(request: AttachRequest): Promise<EndpointReport> {
     this.record('attach', [request]);
-    return { target: request.target, interface: request.ifname ?? 'ethwe0', mac: request.mac ?? '02:00:00:00:00:01', addresses: request.addresses };
+    return {
+      target: request.target,
+      interface: request.ifname ?? 'ethwe0',
+      mac: request.mac ?? '02:00:00:00:00:01',
+      addresses: request.addresses,
+    };
   }
   async detachContainer(containerId: string, ifname: string): Promise<boolean> {
     this.record('detachContainer', [containerId, ifname]);
@@ -158,7 +163,16 @@ export function sampleReport(): Report {
         },
       ],
     },
-    datapath: { mode: 'sleeve', bridge: 'weft', capture: 'tap', offloads: ['checksum', 'TCP segmentation'], busyPollMicros: 200, mtuBytes: 1376, udpPort: 6783, counters: { framesIn: 10, framesOut: 12, dropNoRoute: 1 } },
+    datapath: {
+      mode: 'sleeve',
+      bridge: 'weft',
+      capture: 'tap',
+      offloads: ['checksum', 'TCP segmentation'],
+      busyPollMicros: 200,
+      mtuBytes: 1376,
+      udpPort: 6783,
+      counters: { framesIn: 10, framesOut: 12, dropNoRoute: 1 },
+    },
     endpoints: [{ target: 'c1', interface: 'ethwe0', mac: '02:aa:bb:cc:dd:01', addresses: ['10.32.0.1/12'] }],
     ipam: {
       status: 'ready',

@@ -27,7 +27,8 @@ function inject(
   headers: Record<string, string> = cliHeaders,
   handler = createApiHandler(control, createMemoryLogger().log, { hosts: hostPolicy('127.0.0.1', 6784) }),
 ): Promise<Injected> {
-  const payload = body === undefined ? [] : [Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))];
+  const payload =
+    body === undefined ? [] : [Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))];
   const req = Object.assign(Readable.from(payload), { method, url, headers }) as unknown as IncomingMessage;
   return new Promise((resolve) => {
     const headers: Record<string, unknown> = {};
@@ -77,7 +78,9 @@ describe('createApiHandler', () => {
     const r = await inject(control, 'POST', '/reload', {});
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ keys: 2, closed: ['h3 (10.1.0.3:6783)'] });
-    control.failWith.reloadAuthorizedPeers = Object.assign(new Error('/etc/weft/peers line 2: "x" is not a public key'), { code: 'ERR_CONFIG' });
+    control.failWith.reloadAuthorizedPeers = Object.assign(new Error('/etc/weft/peers line 2: "x" is not a public key'), {
+      code: 'ERR_CONFIG',
+    });
     const bad = await inject(control, 'POST', '/reload', {});
     expect(bad.status).toBe(400);
     expect(bad.body).toEqual({ error: { code: 'ERR_CONFIG', message: '/etc/weft/peers line 2: "x" is not a public key' } });
@@ -116,7 +119,12 @@ describe('createApiHandler', () => {
 
   it('POST /attach passes an AttachRequest and answers the endpoint', async () => {
     const control = new FakeControl();
-    const r = await inject(control, 'POST', '/attach', { target: 'pid:42', addresses: ['10.2.1.1/24'], mac: '02:00:00:00:00:09', extra: 1 });
+    const r = await inject(control, 'POST', '/attach', {
+      target: 'pid:42',
+      addresses: ['10.2.1.1/24'],
+      mac: '02:00:00:00:00:09',
+      extra: 1,
+    });
     expect(r.status).toBe(200);
     expect(control.calls[0]!.args[0]).toEqual({ target: 'pid:42', addresses: ['10.2.1.1/24'], mac: '02:00:00:00:00:09' });
     expect(r.body).toEqual({ target: 'pid:42', interface: 'ethwe0', mac: '02:00:00:00:00:09', addresses: ['10.2.1.1/24'] });
@@ -206,7 +214,8 @@ describe('createApiHandler: callers it does not serve', () => {
     const memory = createMemoryLogger();
     let t = 0;
     const handler = createApiHandler(control, memory.log, { hosts: hostPolicy('127.0.0.1', 6784), counters, now: () => t });
-    const call = (method: string, url: string, headers: Record<string, string>, body?: string) => inject(control, method, url, body, headers, handler);
+    const call = (method: string, url: string, headers: Record<string, string>, body?: string) =>
+      inject(control, method, url, body, headers, handler);
     return { control, counters, memory, call, advance: (ms: number) => (t += ms) };
   };
 
@@ -223,8 +232,19 @@ describe('createApiHandler: callers it does not serve', () => {
   it('refuses any request with an Origin header, even with the right Host: a page on any site, or a sandboxed one (null)', async () => {
     const { control, counters, call } = setup();
     for (const origin of ['http://evil.example', 'http://127.0.0.1:8080', 'null', 'http://127.0.0.1:6784']) {
-      for (const [method, url] of [['POST', '/stop'], ['POST', '/ipam/reset'], ['POST', '/connect'], ['POST', '/attach'], ['GET', '/report']] as const) {
-        const r = await call(method, url, { host: '127.0.0.1:6784', origin, 'content-type': 'application/json' }, method === 'POST' ? '{"peers":["10.9.9.9"]}' : undefined);
+      for (const [method, url] of [
+        ['POST', '/stop'],
+        ['POST', '/ipam/reset'],
+        ['POST', '/connect'],
+        ['POST', '/attach'],
+        ['GET', '/report'],
+      ] as const) {
+        const r = await call(
+          method,
+          url,
+          { host: '127.0.0.1:6784', origin, 'content-type': 'application/json' },
+          method === 'POST' ? '{"peers":["10.9.9.9"]}' : undefined,
+        );
         expect(r.status, `${method} ${url} from ${origin}`).toBe(403);
         expect(r.body.error.code).toBe('ERR_FORBIDDEN_ORIGIN');
         expect(r.body.error.message).toMatch(/web page/);
@@ -237,7 +257,18 @@ describe('createApiHandler: callers it does not serve', () => {
 
   it('refuses a DNS-rebinding Host (a name that is not the API) on reads too, and a wrong port', async () => {
     const { control, counters, call } = setup();
-    for (const host of ['evil.example:6784', 'evil.example', '127.0.0.1.nip.io:6784', 'localhost.evil.example:6784', '127.0.0.1:80', '127.0.0.1', '127.0.0.1:6785', '', '[::1]:80', '10.0.0.5:6784']) {
+    for (const host of [
+      'evil.example:6784',
+      'evil.example',
+      '127.0.0.1.nip.io:6784',
+      'localhost.evil.example:6784',
+      '127.0.0.1:80',
+      '127.0.0.1',
+      '127.0.0.1:6785',
+      '',
+      '[::1]:80',
+      '10.0.0.5:6784',
+    ]) {
       const r = await call('GET', '/report', { host });
       expect(r.status, host).toBe(403);
       expect(r.body.error.code).toBe('ERR_FORBIDDEN_HOST');
@@ -268,7 +299,19 @@ describe('createApiHandler: callers it does not serve', () => {
 
   it('takes state changes by POST only: GET /stop and GET /ipam/reset are 405 and change nothing', async () => {
     const { control, counters, call } = setup();
-    for (const url of ['/stop', '/ipam/reset', '/connect', '/attach', '/detach', '/reload', '/expose', '/hide', '/forget', '/ipam/rmpeer', '/ipam/prime']) {
+    for (const url of [
+      '/stop',
+      '/ipam/reset',
+      '/connect',
+      '/attach',
+      '/detach',
+      '/reload',
+      '/expose',
+      '/hide',
+      '/forget',
+      '/ipam/rmpeer',
+      '/ipam/prime',
+    ]) {
       const r = await call('GET', url, { host: '127.0.0.1:6784' });
       expect(r.status, url).toBe(405);
       expect(r.headers['allow']).toBe('POST');
@@ -289,7 +332,16 @@ describe('createApiHandler: callers it does not serve', () => {
     expect(counters.refused.content_type).toBe(4);
     // `curl -XPOST 127.0.0.1:6784/stop`: no body, no type.
     expect((await call('POST', '/connect', { host: '127.0.0.1:6784' }, '{"peers":["10.0.0.2"]}')).status).toBe(200);
-    expect((await call('POST', '/connect', { host: '127.0.0.1:6784', 'content-type': 'Application/JSON; charset=utf-8' }, '{"peers":["10.0.0.2"]}')).status).toBe(200);
+    expect(
+      (
+        await call(
+          'POST',
+          '/connect',
+          { host: '127.0.0.1:6784', 'content-type': 'Application/JSON; charset=utf-8' },
+          '{"peers":["10.0.0.2"]}',
+        )
+      ).status,
+    ).toBe(200);
   });
 
   it('warns about the first refusal of a kind, then at most once a minute with how many were not logged', async () => {

@@ -110,7 +110,11 @@ const refusalWarnIntervalMs = 60_000;
  * every request; refusals of callers at warn, at most once a minute per reason). The handler answers every request
  * exactly once and never throws.
  */
-export function createApiHandler(control: WeftControl, log: Logger, options: ApiHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createApiHandler(
+  control: WeftControl,
+  log: Logger,
+  options: ApiHandlerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const counters = options.counters ?? new ApiCounters();
   const hosts = options.hosts;
   const policy = typeof hosts === 'function' ? hosts : () => hosts;
@@ -181,7 +185,15 @@ export function createApiHandler(control: WeftControl, log: Logger, options: Api
       },
     ],
     ['/dns/add', { method: 'POST', run: (b) => ({ name: control.dnsAdd(requiredString(b, 'name'), stringList(b, 'addresses', 64)) }) }],
-    ['/dns/remove', { method: 'POST', run: (b) => ({ removed: control.dnsRemove(requiredString(b, 'name'), b['addresses'] === undefined ? [] : stringList(b, 'addresses', 64)) }) }],
+    [
+      '/dns/remove',
+      {
+        method: 'POST',
+        run: (b) => ({
+          removed: control.dnsRemove(requiredString(b, 'name'), b['addresses'] === undefined ? [] : stringList(b, 'addresses', 64)),
+        }),
+      },
+    ],
     ['/dns/lookup', { method: 'POST', run: (b) => ({ addresses: control.dnsLookup(requiredString(b, 'name')) }) }],
     ['/dns/args', { method: 'GET', run: () => ({ args: control.dnsArgs() }) }],
     ['/expose', { method: 'POST', run: async (b) => ({ addresses: await control.expose(stringList(b, 'cidrs')) }) }],
@@ -256,7 +268,8 @@ export function createApiHandler(control: WeftControl, log: Logger, options: Api
       if (apiError.reason !== undefined) {
         counters.refused[apiError.reason]++;
         logRefusal(apiError, req);
-      } else if (apiError.status >= 500 && apiError.status !== 501) log.error({ err, method: req.method, url: req.url }, 'api request failed');
+      } else if (apiError.status >= 500 && apiError.status !== 501)
+        log.error({ err, method: req.method, url: req.url }, 'api request failed');
       else log.info({ reason: apiError.code, method: req.method, url: req.url, err: apiError.message }, 'api request refused');
       // A refused request's body may still be arriving: close rather than keep a half-read socket.
       if (apiError.reason !== undefined) res.setHeader('connection', 'close');
@@ -326,7 +339,11 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
   const text = `${JSON.stringify(body)}\n`;
   // nosniff: a browser that somehow gets an answer must not run it as a script or a page.
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff' });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
+  });
   res.end(text);
 }
 
@@ -407,7 +424,11 @@ function badField(field: string, what: string): ApiError {
 
 function stringList(body: Body, field: string, maxLength = maxListLength): string[] {
   const value = body[field];
-  if (!Array.isArray(value) || value.length > maxLength || !value.every((s) => typeof s === 'string' && s.length > 0 && s.length <= maxStringLength)) {
+  if (
+    !Array.isArray(value) ||
+    value.length > maxLength ||
+    !value.every((s) => typeof s === 'string' && s.length > 0 && s.length <= maxStringLength)
+  ) {
     throw badField(field, `a list of at most ${maxLength} non-empty strings`);
   }
   return value as string[];
@@ -444,7 +465,8 @@ function attachRequest(body: Body): AttachRequest {
   if (containerId !== undefined) request.containerId = containerId;
   const dnsName = optionalString(body, 'dnsName');
   if (dnsName !== undefined) {
-    if (!isDnsName(dnsName)) throw badField('dnsName', 'a DNS name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters');
+    if (!isDnsName(dnsName))
+      throw badField('dnsName', 'a DNS name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters');
     request.dnsName = dnsName.toLowerCase();
   }
   const name = optionalString(body, 'name');

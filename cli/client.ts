@@ -81,7 +81,10 @@ export interface ApiClientOptions {
 const maxResponseBytes = 64 * 1024 * 1024;
 
 /** A client for the API at `host:port`; `httpAddr` is how messages name it. */
-export function createApiClient(address: { httpHost: string; httpPort: number; httpAddr: string }, options: ApiClientOptions = {}): ApiClient {
+export function createApiClient(
+  address: { httpHost: string; httpPort: number; httpAddr: string },
+  options: ApiClientOptions = {},
+): ApiClient {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
   const { httpAddr } = address;
 
@@ -103,7 +106,13 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
             if (size > maxResponseBytes) {
-              req.destroy(new ApiRequestError(res.statusCode ?? 0, 'ERR_RESPONSE', `the answer from ${httpAddr} is over ${maxResponseBytes} bytes; is that weft?`));
+              req.destroy(
+                new ApiRequestError(
+                  res.statusCode ?? 0,
+                  'ERR_RESPONSE',
+                  `the answer from ${httpAddr} is over ${maxResponseBytes} bytes; is that weft?`,
+                ),
+              );
               return;
             }
             chunks.push(chunk);
@@ -115,7 +124,13 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
             try {
               parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
             } catch {
-              reject(new ApiRequestError(status, 'ERR_RESPONSE', `something on ${httpAddr} answered HTTP ${status} but not JSON; is it weft? (set WEFT_HTTP_ADDR)`));
+              reject(
+                new ApiRequestError(
+                  status,
+                  'ERR_RESPONSE',
+                  `something on ${httpAddr} answered HTTP ${status} but not JSON; is it weft? (set WEFT_HTTP_ADDR)`,
+                ),
+              );
               return;
             }
             if (status >= 200 && status < 300) {
@@ -131,7 +146,9 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
           });
         },
       );
-      req.setTimeout(timeoutMs, () => req.destroy(new ApiUnreachableError(httpAddr, `no answer within ${Math.round(timeoutMs / 100) / 10} s`)));
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(new ApiUnreachableError(httpAddr, `no answer within ${Math.round(timeoutMs / 100) / 10} s`)),
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof ApiUnreachableError || err instanceof ApiRequestError) reject(err);
         else if (err.code === 'ECONNREFUSED' || err.code === 'EADDRNOTAVAIL') reject(new DaemonNotRunningError(httpAddr));
@@ -155,7 +172,8 @@ export function createApiClient(address: { httpHost: string; httpPort: number; h
     detach: async (target) => {
       await call('POST', '/detach', { target });
     },
-    detachContainer: async (containerId, ifname) => (await call<{ isRemoved: boolean }>('POST', '/detach', { containerId, ifname })).isRemoved === true,
+    detachContainer: async (containerId, ifname) =>
+      (await call<{ isRemoved: boolean }>('POST', '/detach', { containerId, ifname })).isRemoved === true,
     expose: async (cidrs) => (await call<{ addresses: string[] }>('POST', '/expose', { cidrs })).addresses,
     hide: async (cidrs) => (await call<{ addresses: string[] }>('POST', '/hide', { cidrs })).addresses,
     stop: async () => {

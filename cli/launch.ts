@@ -59,9 +59,7 @@ export function processSpawner(mainPath = daemonMainPath): DaemonSpawner {
 }
 
 export type WaitOutcome =
-  | { kind: 'ready'; version: VersionAnswer }
-  | { kind: 'exited'; code: number | null; signal: string | null }
-  | { kind: 'timeout' };
+  { kind: 'ready'; version: VersionAnswer } | { kind: 'exited'; code: number | null; signal: string | null } | { kind: 'timeout' };
 
 export interface WaitDeps {
   client: Pick<ApiClient, 'version'>;
@@ -140,7 +138,10 @@ export function ensureStateDir(stateDir: string): void {
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new Error(`cannot create the state dir ${stateDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; set --state-dir or WEFT_STATE_DIR`, { cause: err });
+    throw new Error(
+      `cannot create the state dir ${stateDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; set --state-dir or WEFT_STATE_DIR`,
+      { cause: err },
+    );
   }
 }
 

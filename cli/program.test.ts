@@ -77,7 +77,9 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
   it('report prints the whole report as JSON; ps lists endpoints; version shows both sides', async () => {
     expect(JSON.parse((await weft(['report'], env)).stdout)).toEqual(sampleReport());
     expect((await weft(['ps'], env)).stdout).toBe('c1 ethwe0 02:aa:bb:cc:dd:01 10.32.0.1/12\n');
-    expect((await weft(['version'], env)).stdout).toBe(`weft ${weftVersion()}\ndaemon ${weftVersion()} (pid ${process.pid}) on ${server.httpAddr}\n`);
+    expect((await weft(['version'], env)).stdout).toBe(
+      `weft ${weftVersion()}\ndaemon ${weftVersion()} (pid ${process.pid}) on ${server.httpAddr}\n`,
+    );
   });
 
   it('connect, forget, attach, detach, expose and hide reach the daemon with what was typed', async () => {
@@ -184,7 +186,15 @@ describe('weft when no daemon is running', () => {
   it('says so in one line with what to type, for every command that needs the daemon', async () => {
     const port = await closedPort();
     const env = { WEFT_HTTP_ADDR: `127.0.0.1:${port}` };
-    for (const argv of [['status'], ['status', 'peers', '--json'], ['report'], ['connect', '10.0.0.2'], ['ps'], ['stop'], ['attach', '--netns', 'c1']]) {
+    for (const argv of [
+      ['status'],
+      ['status', 'peers', '--json'],
+      ['report'],
+      ['connect', '10.0.0.2'],
+      ['ps'],
+      ['stop'],
+      ['attach', '--netns', 'c1'],
+    ]) {
       const r = await weft(argv, env);
       expect(r.code, argv.join(' ')).toBe(1);
       expect(r.stdout).toBe('');
@@ -241,14 +251,18 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
     const spawned = child(4242);
     let polls = 0;
     let spawnCall: { args: readonly string[]; env: NodeJS.ProcessEnv; logPath: string } | undefined;
-    const r = await weft(['launch', '--nickname', 'h1', '--password', 's3cret', '10.0.0.2'], { WEFT_STATE_DIR: stateDir }, {
-      ...time(),
-      createClient: () => fakeClient(() => (spawnCall && ++polls > 3 ? 4242 : undefined)),
-      spawner: (args, env, logPath) => {
-        spawnCall = { args, env, logPath };
-        return spawned;
+    const r = await weft(
+      ['launch', '--nickname', 'h1', '--password', 's3cret', '10.0.0.2'],
+      { WEFT_STATE_DIR: stateDir },
+      {
+        ...time(),
+        createClient: () => fakeClient(() => (spawnCall && ++polls > 3 ? 4242 : undefined)),
+        spawner: (args, env, logPath) => {
+          spawnCall = { args, env, logPath };
+          return spawned;
+        },
       },
-    });
+    );
     expect(r.stderr).toContain('warning: --password on the command line is visible');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`weft 0.1.0 is running on 127.0.0.1:6784 (pid 4242, log ${join(stateDir, 'weft.log')})\n`);
@@ -261,15 +275,22 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
 
   it("exits 1 with the daemon's own last words when it dies before answering", async () => {
     const spawned = child(4343);
-    const r = await weft(['launch'], { WEFT_STATE_DIR: stateDir }, {
-      ...time(),
-      createClient: () => fakeClient(() => undefined),
-      spawner: (_args, _env, logPath) => {
-        appendFileSync(logPath, '{"level":60,"msg":"weft failed to start","err":{"message":"bridge weft: permission denied"}}\nweft: bridge weft: permission denied\n');
-        spawned.exit(1);
-        return spawned;
+    const r = await weft(
+      ['launch'],
+      { WEFT_STATE_DIR: stateDir },
+      {
+        ...time(),
+        createClient: () => fakeClient(() => undefined),
+        spawner: (_args, _env, logPath) => {
+          appendFileSync(
+            logPath,
+            '{"level":60,"msg":"weft failed to start","err":{"message":"bridge weft: permission denied"}}\nweft: bridge weft: permission denied\n',
+          );
+          spawned.exit(1);
+          return spawned;
+        },
       },
-    });
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('the daemon exited (code 1) before its API answered on 127.0.0.1:6784');
     expect(r.stderr).toContain('fatal: weft failed to start: bridge weft: permission denied');
@@ -278,12 +299,16 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
 
   it('stops a daemon that never answers within the wait, and says so', async () => {
     const spawned = child(4444);
-    const r = await weft(['launch'], { WEFT_STATE_DIR: stateDir }, {
-      ...time(),
-      waitMs: 5_000,
-      createClient: () => fakeClient(() => undefined),
-      spawner: () => spawned,
-    });
+    const r = await weft(
+      ['launch'],
+      { WEFT_STATE_DIR: stateDir },
+      {
+        ...time(),
+        waitMs: 5_000,
+        createClient: () => fakeClient(() => undefined),
+        spawner: () => spawned,
+      },
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('did not answer on 127.0.0.1:6784 within 5 s; stopped it (pid 4444)');
     expect(spawned.isKilled).toBe(true);
@@ -292,16 +317,20 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
   it('--foreground runs the daemon in this process with the resolved config and the pid file', async () => {
     let seen: WeftConfig | undefined;
     let hadPidFile = false;
-    const r = await weft(['launch', '--foreground', '--no-datapath', 'h2'], { WEFT_STATE_DIR: stateDir }, {
-      createClient: () => fakeClient(() => undefined),
-      spawner: () => {
-        throw new Error('must not spawn');
+    const r = await weft(
+      ['launch', '--foreground', '--no-datapath', 'h2'],
+      { WEFT_STATE_DIR: stateDir },
+      {
+        createClient: () => fakeClient(() => undefined),
+        spawner: () => {
+          throw new Error('must not spawn');
+        },
+        runForeground: async (config) => {
+          seen = config;
+          hadPidFile = readFileSync(join(stateDir, 'weft.pid'), 'utf8') === `${process.pid}\n`;
+        },
       },
-      runForeground: async (config) => {
-        seen = config;
-        hadPidFile = readFileSync(join(stateDir, 'weft.pid'), 'utf8') === `${process.pid}\n`;
-      },
-    });
+    );
     expect(r.code).toBe(0);
     expect(seen).toMatchObject({ isForeground: true, isDatapathEnabled: false, peers: ['h2'], stateDir });
     expect(hadPidFile).toBe(true);
@@ -311,20 +340,28 @@ describe('weft launch and stop (injected spawner, client and clock)', () => {
   it('stop asks the daemon to stop and waits for its pid to exit', async () => {
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!; // a pid that has exited
     let isStopAsked = false;
-    const r = await weft(['stop'], { WEFT_STATE_DIR: stateDir }, {
-      ...time(),
-      createClient: () => fakeClient(() => gone, { stop: async () => void (isStopAsked = true) }),
-    });
+    const r = await weft(
+      ['stop'],
+      { WEFT_STATE_DIR: stateDir },
+      {
+        ...time(),
+        createClient: () => fakeClient(() => gone, { stop: async () => void (isStopAsked = true) }),
+      },
+    );
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(isStopAsked).toBe(true);
   });
 
   it('stop gives up after the wait and says how to kill it', async () => {
-    const r = await weft(['stop'], { WEFT_STATE_DIR: stateDir }, {
-      ...time(),
-      waitMs: 1_000,
-      createClient: () => fakeClient(() => process.pid, { stop: async () => undefined }),
-    });
+    const r = await weft(
+      ['stop'],
+      { WEFT_STATE_DIR: stateDir },
+      {
+        ...time(),
+        waitMs: 1_000,
+        createClient: () => fakeClient(() => process.pid, { stop: async () => undefined }),
+      },
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`did not exit within 1 s; look at its log, or kill it: kill ${process.pid}`);
   });
@@ -386,7 +423,9 @@ describe('weft output from hostile strings', () => {
       expect(r.code, args.join(' ')).toBe(0);
       expect(isClean(r.stdout), `${args.join(' ')}: ${JSON.stringify(r.stdout)}`).toBe(true);
     }
-    expect((await weft(['status', 'connections'], env)).stdout).toContain('h2\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\x7f\\x0afake line\\u{202e}');
+    expect((await weft(['status', 'connections'], env)).stdout).toContain(
+      'h2\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\x7f\\x0afake line\\u{202e}',
+    );
   });
 
   it('keeps --json and report valid JSON with the same strings, no raw control character', async () => {

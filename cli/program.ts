@@ -202,7 +202,9 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       throw err;
     });
     if (existing) {
-      throw new CommandFailedError(`weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`);
+      throw new CommandFailedError(
+        `weft is already running on ${config.httpAddr} (pid ${existing.pid}, version ${existing.version}); stop it first with: weft stop`,
+      );
     }
     ensureStateDir(config.stateDir);
     const looseStateDir = stateDirWarning(config.stateDir);
@@ -241,7 +243,9 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       why = `the daemon did not answer on ${config.httpAddr} within ${waitMs / 1000} s; stopped it (pid ${spawned.pid})`;
     }
     const tail = [...logTail(logPath, offset), ...logTail(outPath, outOffset)];
-    throw new CommandFailedError(tail.length > 0 ? `${why}. Its last words (${logPath}):\n  ${tail.join('\n  ')}` : `${why}; its log ${logPath} is empty`);
+    throw new CommandFailedError(
+      tail.length > 0 ? `${why}. Its last words (${logPath}):\n  ${tail.join('\n  ')}` : `${why}; its log ${logPath} is empty`,
+    );
   });
 
   // ---- stop --------------------------------------------------------------------------------------------------------
@@ -255,7 +259,10 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       await api.stop();
       const deadline = now() + waitMs;
       while (isProcessAlive(pid)) {
-        if (now() >= deadline) throw new CommandFailedError(`weft (pid ${pid}) did not exit within ${waitMs / 1000} s; look at its log, or kill it: kill ${pid}`);
+        if (now() >= deadline)
+          throw new CommandFailedError(
+            `weft (pid ${pid}) did not exit within ${waitMs / 1000} s; look at its log, or kill it: kill ${pid}`,
+          );
         await sleep(20);
       }
       const { pidPath } = stateFiles(config.stateDir);
@@ -349,7 +356,11 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .option('--identity-file <FILE>', 'the private key file (default: WEFT_IDENTITY_FILE, else STATE_DIR/identity)')
     .action((opts: { identityFile?: string }) => {
       const file = opts.identityFile ?? (io.env['WEFT_IDENTITY_FILE'] || join(clientConfig().stateDir, 'identity'));
-      if (file === '') throw new UsageError('--identity-file is empty; give a file, e.g. weft identity --identity-file /var/lib/weft/identity', 'identity');
+      if (file === '')
+        throw new UsageError(
+          '--identity-file is empty; give a file, e.g. weft identity --identity-file /var/lib/weft/identity',
+          'identity',
+        );
       try {
         out(`${identityPublicKeyText(file)}\n`);
       } catch (err) {
@@ -364,7 +375,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .argument('[PEER...]', 'peers to connect to')
     .option('--replace', 'replace the current peer list instead of adding to it')
     .action(async (peers: string[], opts: { replace?: boolean }) => {
-      if (peers.length === 0 && !opts.replace) throw new UsageError('give at least one PEER, e.g. weft connect 10.0.0.2 (or --replace with none to drop all)', 'connect');
+      if (peers.length === 0 && !opts.replace)
+        throw new UsageError('give at least one PEER, e.g. weft connect 10.0.0.2 (or --replace with none to drop all)', 'connect');
       checkPeers(peers, 'connect');
       await client().connect(peers, opts.replace === true);
     });
@@ -405,11 +417,16 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       const request: AttachRequest = { target, addresses: addresses.length > 0 ? addresses : ['net:default'] };
       for (const a of request.addresses) checkAttachAddress(a);
       if (opts.mac !== undefined) {
-        if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(opts.mac)) throw new UsageError(`--mac ${JSON.stringify(opts.mac)} is not a MAC; write it like 02:42:0a:20:00:01`, 'attach');
+        if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(opts.mac))
+          throw new UsageError(`--mac ${JSON.stringify(opts.mac)} is not a MAC; write it like 02:42:0a:20:00:01`, 'attach');
         request.mac = opts.mac.toLowerCase();
       }
       if (opts.ifname !== undefined) {
-        if (!/^[A-Za-z0-9_.-]{1,15}$/.test(opts.ifname)) throw new UsageError(`--ifname ${JSON.stringify(opts.ifname)} is not an interface name: 1 to 15 letters, digits, '-', '_', '.'`, 'attach');
+        if (!/^[A-Za-z0-9_.-]{1,15}$/.test(opts.ifname))
+          throw new UsageError(
+            `--ifname ${JSON.stringify(opts.ifname)} is not an interface name: 1 to 15 letters, digits, '-', '_', '.'`,
+            'attach',
+          );
         request.ifname = opts.ifname;
       }
       if (opts.name !== undefined) {
@@ -459,14 +476,15 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .option('--timeout <SECONDS>', 'give up after this long', '60')
     .action(async (opts: { timeout: string }) => {
       const seconds = Number(opts.timeout);
-      if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout ${JSON.stringify(opts.timeout)} is not a number of seconds, e.g. --timeout 60`, 'prime');
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw new UsageError(`--timeout ${JSON.stringify(opts.timeout)} is not a number of seconds, e.g. --timeout 60`, 'prime');
       await client().prime(seconds);
       out('IPAM is ready\n');
     });
 
   program
     .command('rmpeer')
-    .description("take over the address space of a peer that is gone for good (run it on one router only)")
+    .description('take over the address space of a peer that is gone for good (run it on one router only)')
     .argument('<NAME>', 'peer name, as weft status ipam shows it')
     .action(async (name: string) => {
       const moved = await client().rmpeer(name);
@@ -541,11 +559,14 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   // ---- setup-cni ---------------------------------------------------------------------------------------------------
   program
     .command('setup-cni')
-    .description('install the weft CNI plugin and a 10-weft.conflist (network "weft", portmap chained when installed) for podman, containerd, Kubernetes')
+    .description(
+      'install the weft CNI plugin and a 10-weft.conflist (network "weft", portmap chained when installed) for podman, containerd, Kubernetes',
+    )
     .option('--bin-dir <DIR>', 'where runtimes look for CNI plugins', DEFAULT_BIN_DIR)
     .option('--conf-dir <DIR>', 'where runtimes look for network configurations', DEFAULT_CONF_DIR)
     .action((opts: { binDir: string; confDir: string }) => {
-      if (opts.binDir === '' || opts.confDir === '') throw new UsageError('--bin-dir and --conf-dir need a directory, e.g. --bin-dir /opt/cni/bin', 'setup-cni');
+      if (opts.binDir === '' || opts.confDir === '')
+        throw new UsageError('--bin-dir and --conf-dir need a directory, e.g. --bin-dir /opt/cni/bin', 'setup-cni');
       let outcome;
       try {
         outcome = setupCni({ binDir: opts.binDir, confDir: opts.confDir, httpAddr: clientConfig().httpAddr });
@@ -555,7 +576,11 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       }
       for (const f of outcome.written) out(`wrote ${f}\n`);
       for (const f of outcome.unchanged) out(`unchanged ${f}\n`);
-      out(outcome.hasPortmap ? 'portmap is chained after weft\n' : `portmap is not in ${opts.binDir}: not chained (install it there and run setup-cni again for port mappings)\n`);
+      out(
+        outcome.hasPortmap
+          ? 'portmap is chained after weft\n'
+          : `portmap is not in ${opts.binDir}: not chained (install it there and run setup-cni again for port mappings)\n`,
+      );
     });
 
   // Every command answers misuse with its usage line and where to read more.
@@ -570,7 +595,8 @@ function addressesAndName(args: readonly string[], command: string): { name: str
   const addresses = args.slice(0, -1);
   for (const a of addresses) {
     const bare = a.includes('/') ? a.slice(0, a.indexOf('/')) : a;
-    if (!isIpAddress(bare)) throw new UsageError(`${JSON.stringify(a)} is not an address; write ADDR... NAME, e.g. weft ${command} 10.32.0.5 web`, command);
+    if (!isIpAddress(bare))
+      throw new UsageError(`${JSON.stringify(a)} is not an address; write ADDR... NAME, e.g. weft ${command} 10.32.0.5 web`, command);
   }
   checkDnsName(name, command);
   return { name, addresses };
@@ -579,7 +605,10 @@ function addressesAndName(args: readonly string[], command: string): { name: str
 function checkDnsName(name: string, command: string): void {
   const fqdn = name.toLowerCase().endsWith('.') ? name.toLowerCase() : `${name.toLowerCase()}.x.`;
   if (isIpAddress(name) || !/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(fqdn)) {
-    throw new UsageError(`${JSON.stringify(name.slice(0, 80))} is not a name: use letters, digits and '-', e.g. web (or web.example.com. with the final dot)`, command);
+    throw new UsageError(
+      `${JSON.stringify(name.slice(0, 80))} is not a name: use letters, digits and '-', e.g. web (or web.example.com. with the final dot)`,
+      command,
+    );
   }
 }
 
@@ -628,9 +657,15 @@ function checkCidrs(cidrs: readonly string[], command: string): void {
 
 function checkAttachAddress(a: string, command = 'attach'): void {
   const ok =
-    isCidr(a) || a === 'net:default' || (a.startsWith('net:') && isCidr(a.slice(4))) || (a.startsWith('ip:') && (isIpAddress(a.slice(3)) || isCidr(a.slice(3))));
+    isCidr(a) ||
+    a === 'net:default' ||
+    (a.startsWith('net:') && isCidr(a.slice(4))) ||
+    (a.startsWith('ip:') && (isIpAddress(a.slice(3)) || isCidr(a.slice(3))));
   if (!ok) {
-    throw new UsageError(`${JSON.stringify(a)} is not an address: write 10.32.1.1/12 (CIDR form), net:default, net:10.32.0.0/16 or ip:10.32.1.1`, command);
+    throw new UsageError(
+      `${JSON.stringify(a)} is not an address: write 10.32.1.1/12 (CIDR form), net:default, net:10.32.0.0/16 or ip:10.32.1.1`,
+      command,
+    );
   }
 }
 
@@ -644,4 +679,3 @@ async function runDaemonInProcess(config: WeftConfig): Promise<void> {
   // Pretty, coloured logs for a person watching a terminal; JSON lines otherwise (a pipe, a log collector).
   await daemon.runDaemon(config, { isPretty: process.stdout.isTTY === true });
 }
-

@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { formatReport, ReportFormatError } from './report-format.js';
 
-const report = { router: { peerName: 'aa:bb:cc:dd:ee:ff', nickname: 'h1' }, connections: [{ state: 'established' }, { state: 'failed' }], n: 3 };
+const report = {
+  router: { peerName: 'aa:bb:cc:dd:ee:ff', nickname: 'h1' },
+  connections: [{ state: 'established' }, { state: 'failed' }],
+  n: 3,
+};
 
 describe('weft report -f', () => {
   it('replaces fields, with or without a leading dot, and array indexes', () => {
-    expect(formatReport('{{router.nickname}} {{.router.peerName}} {{connections.1.state}} {{n}}', report)).toBe('h1 aa:bb:cc:dd:ee:ff failed 3');
+    expect(formatReport('{{router.nickname}} {{.router.peerName}} {{connections.1.state}} {{n}}', report)).toBe(
+      'h1 aa:bb:cc:dd:ee:ff failed 3',
+    );
   });
 
   it('prints objects and arrays as JSON, and interprets \\n and \\t', () => {

@@ -22,7 +22,10 @@ export function formatReport(template: string, report: unknown): string {
   const text = template.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
   return text.replace(BRACES, (whole, inside: string) => {
     const path = PATH.exec(inside);
-    if (path === null) throw new ReportFormatError(`${JSON.stringify(whole)} is not a field: write {{router.peerName}} (letters, digits, _ and - between dots)`);
+    if (path === null)
+      throw new ReportFormatError(
+        `${JSON.stringify(whole)} is not a field: write {{router.peerName}} (letters, digits, _ and - between dots)`,
+      );
     return render(lookup(report, path[1] ?? ''));
   });
 }
@@ -34,7 +37,8 @@ function lookup(root: unknown, path: string): unknown {
   for (const key of path.split('.')) {
     if (value === null || typeof value !== 'object' || !Object.prototype.hasOwnProperty.call(value, key)) {
       const here = walked.length > 0 ? walked.join('.') : 'the report';
-      const keys = value !== null && typeof value === 'object' ? Object.keys(value).slice(0, 30).join(', ') : `a ${typeof value}, which has no fields`;
+      const keys =
+        value !== null && typeof value === 'object' ? Object.keys(value).slice(0, 30).join(', ') : `a ${typeof value}, which has no fields`;
       throw new ReportFormatError(`${path}: ${here} has no ${JSON.stringify(key)}; it has: ${keys || 'nothing'}`);
     }
     value = (value as Record<string, unknown>)[key];

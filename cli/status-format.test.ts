@@ -76,7 +76,9 @@ describe('status formatting of a fixed report', () => {
     r.router.connections[0]!.info = 'encrypted';
     expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted 00:00:00:00:00:02(h2)');
     r.router.connections[0]!.dataCipher = 'AEGIS-256X2';
-    expect(formatConnections(r).split('\n')[0]).toBe('-> 10.1.0.2:6783         established     encrypted (AEGIS-256X2) 00:00:00:00:00:02(h2)');
+    expect(formatConnections(r).split('\n')[0]).toBe(
+      '-> 10.1.0.2:6783         established     encrypted (AEGIS-256X2) 00:00:00:00:00:02(h2)',
+    );
   });
 
   it('formatPeers prints the topology as a tree', () => {
@@ -121,7 +123,9 @@ describe('status formatting of a fixed report', () => {
     r.endpoints = [];
     expect(formatEndpoints(r)).toBe('');
     // A runtime's container (CNI) is listed by its container id, not its namespace path.
-    r.endpoints = [{ target: '/run/netns/netns-1', interface: 'eth0', mac: '02:aa:bb:cc:dd:02', addresses: ['10.32.0.2/12'], containerId: '3f2a9c' }];
+    r.endpoints = [
+      { target: '/run/netns/netns-1', interface: 'eth0', mac: '02:aa:bb:cc:dd:02', addresses: ['10.32.0.2/12'], containerId: '3f2a9c' },
+    ];
     expect(formatEndpoints(r)).toBe('3f2a9c eth0 02:aa:bb:cc:dd:02 10.32.0.2/12\n');
   });
 
@@ -136,12 +140,35 @@ describe('status formatting of a fixed report', () => {
       networks: [{ networkId: 'n1', subnets: ['10.32.0.0/12'], options: {} }],
       pools: [],
       endpoints: [
-        { endpointId: 'e1'.padEnd(64, '1'), networkId: 'n1', hostIfname: 'vethwde11111111', mac: '02:00:00:00:00:09', addresses: ['10.32.0.9/12'], isJoined: true, containerId: id, containerName: 'web' },
-        { endpointId: 'e2'.padEnd(64, '2'), networkId: 'n1', hostIfname: 'vethwde22222222', mac: '02:00:00:00:00:0a', addresses: ['10.32.0.10/12'], isJoined: false },
+        {
+          endpointId: 'e1'.padEnd(64, '1'),
+          networkId: 'n1',
+          hostIfname: 'vethwde11111111',
+          mac: '02:00:00:00:00:09',
+          addresses: ['10.32.0.9/12'],
+          isJoined: true,
+          containerId: id,
+          containerName: 'web',
+        },
+        {
+          endpointId: 'e2'.padEnd(64, '2'),
+          networkId: 'n1',
+          hostIfname: 'vethwde22222222',
+          mac: '02:00:00:00:00:0a',
+          addresses: ['10.32.0.10/12'],
+          isJoined: false,
+        },
       ],
       counters: {},
     };
-    r.endpoints.push({ target: '/proc/77/ns/net', interface: 'ethwe0', mac: '02:00:00:00:00:0b', addresses: ['10.32.0.11/12'], containerId: 'ffee'.padEnd(64, '3'), containerName: 'db' });
+    r.endpoints.push({
+      target: '/proc/77/ns/net',
+      interface: 'ethwe0',
+      mac: '02:00:00:00:00:0b',
+      addresses: ['10.32.0.11/12'],
+      containerId: 'ffee'.padEnd(64, '3'),
+      containerName: 'db',
+    });
     expect(formatStatus(r)).toContain(
       '\n        Service: docker\n         Socket: /run/docker/plugins/weft.sock\n         Engine: unix:///var/run/docker.sock (reachable, 20.10.24)\n       Networks: 1\n      Endpoints: 2 (1 joined)\n',
     );

@@ -33,9 +33,7 @@ function connectionSummary(connections: readonly ConnectionReport[]): string {
   const byState = new Map<string, number>();
   for (const c of connections) byState.set(c.state, (byState.get(c.state) ?? 0) + 1);
   const order = ['established', 'pending', 'connecting', 'retrying', 'failed'];
-  const parts = [...byState]
-    .sort(([a], [b]) => (order.indexOf(a) >>> 0) - (order.indexOf(b) >>> 0))
-    .map(([state, n]) => `${n} ${state}`);
+  const parts = [...byState].sort(([a], [b]) => (order.indexOf(a) >>> 0) - (order.indexOf(b) >>> 0)).map(([state, n]) => `${n} ${state}`);
   return `${connections.length} (${parts.join(', ')})`;
 }
 
@@ -49,7 +47,14 @@ export function formatStatus(report: Report): string {
     ['Service', 'router'],
     ['Protocol', r.protocol],
     ['Name', nameAndNickname(r.name, r.nickname)],
-    ['Encryption', r.encryption ? (r.dataCipher ? `enabled (${r.dataCipher})` : 'enabled') : `disabled — anyone who reaches port ${portOf(r.listenAddr)} can join and read traffic`],
+    [
+      'Encryption',
+      r.encryption
+        ? r.dataCipher
+          ? `enabled (${r.dataCipher})`
+          : 'enabled'
+        : `disabled — anyone who reaches port ${portOf(r.listenAddr)} can join and read traffic`,
+    ],
     ...(r.identity !== undefined ? [['Identity', r.identity] as [string, string]] : []),
     ...(r.authorizedPeers !== undefined ? [['AuthorizedPeers', `${r.authorizedPeers}`] as [string, string]] : []),
     ['PeerDiscovery', enabled(r.peerDiscovery)],
@@ -95,7 +100,10 @@ export function formatStatus(report: Report): string {
   }
   if (report.docker !== undefined) {
     const dk = report.docker;
-    const engine = dk.engine === '' ? 'off' : `${dk.engine} (${dk.isEngineReachable ? `reachable${dk.engineVersion ? `, ${dk.engineVersion}` : ''}` : 'unreachable'})`;
+    const engine =
+      dk.engine === ''
+        ? 'off'
+        : `${dk.engine} (${dk.isEngineReachable ? `reachable${dk.engineVersion ? `, ${dk.engineVersion}` : ''}` : 'unreachable'})`;
     const docker: Array<[string, string | number]> = [
       ['Service', 'docker'],
       ['Socket', dk.socket],
@@ -118,7 +126,9 @@ export function formatConnections(report: Report): string {
       // A retry always has a reason; an older daemon may have sent none: say so rather than print a bare row.
       const given = c.info === '' && (c.state === 'retrying' || c.state === 'failed') ? '(no reason recorded)' : c.info;
       const said = c.dataCipher ? given.replace(/^encrypted\b/, `encrypted (${c.dataCipher})`) : given;
-      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', said, nameAndNickname(c.peer, c.nickname)].filter((s) => s.length > 0).join(' ');
+      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', said, nameAndNickname(c.peer, c.nickname)]
+        .filter((s) => s.length > 0)
+        .join(' ');
       return `${c.direction} ${c.address.padEnd(21)} ${c.state.padEnd(15)} ${info}`.trimEnd() + '\n';
     })
     .join('');
@@ -172,7 +182,8 @@ export function formatEndpoints(report: Report): string {
   // Containers on weft's Docker networks (the plugin's endpoints), once joined.
   for (const e of report.docker?.endpoints ?? []) {
     if (!e.isJoined) continue;
-    const who = e.containerId !== undefined ? `${e.containerId.slice(0, 12)} ${e.containerName ?? ''}` : `endpoint:${e.endpointId.slice(0, 12)}`;
+    const who =
+      e.containerId !== undefined ? `${e.containerId.slice(0, 12)} ${e.containerName ?? ''}` : `endpoint:${e.endpointId.slice(0, 12)}`;
     lines.push(`${who} ethwe0 ${e.mac} ${e.addresses.join(' ')}`.trimEnd() + '\n');
   }
   return lines.join('');

@@ -29,7 +29,8 @@ export const defaultSystemdSetup = (): SystemdSetupOptions => ({
 /** The unit file's text. `$WEFT_PEERS` is split into words by systemd (unquoted `$VAR` form). */
 export function systemdUnit(options: Pick<SystemdSetupOptions, 'envFile' | 'nodePath' | 'cliPath'>): string {
   for (const [what, value] of Object.entries(options)) {
-    if (!value.startsWith('/') || /[\s"'\\$%;]/.test(value)) throw new Error(`${what} ${JSON.stringify(value)} must be an absolute path without spaces, quotes or $ for a unit file`);
+    if (!value.startsWith('/') || /[\s"'\\$%;]/.test(value))
+      throw new Error(`${what} ${JSON.stringify(value)} must be an absolute path without spaces, quotes or $ for a unit file`);
   }
   return `# Written by \`weft setup-systemd\`; rerun it after moving or upgrading weft.
 [Unit]

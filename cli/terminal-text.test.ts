@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './terminal-text.js';
 
 // Every code point a terminal may act on: C0, DEL, C1, bidi overrides and isolates.
-const isUnsafe = (code: number) => code < 0x20 || (code >= 0x7f && code <= 0x9f) || (code >= 0x202a && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069);
+const isUnsafe = (code: number) =>
+  code < 0x20 || (code >= 0x7f && code <= 0x9f) || (code >= 0x202a && code <= 0x202e) || (code >= 0x2066 && code <= 0x2069);
 
 describe('terminal text', () => {
   it('escapes ESC, C0, DEL, C1 and bidi controls in a field, newlines and tabs too', () => {
@@ -28,7 +29,9 @@ describe('terminal text', () => {
 
   it('escapes every string of a report deeply, keys included, and leaves numbers and booleans', () => {
     const report = { router: { nickname: 'h\x1b[2J', peers: [{ name: 'x\u009b', isUp: true, n: 3 }], counters: { 'k\x07': 1 } } };
-    expect(escapeStrings(report)).toEqual({ router: { nickname: 'h\\x1b[2J', peers: [{ name: 'x\\x9b', isUp: true, n: 3 }], counters: { 'k\\x07': 1 } } });
+    expect(escapeStrings(report)).toEqual({
+      router: { nickname: 'h\\x1b[2J', peers: [{ name: 'x\\x9b', isUp: true, n: 3 }], counters: { 'k\\x07': 1 } },
+    });
     expect(report.router.nickname).toBe('h\x1b[2J');
   });
 

@@ -87,7 +87,9 @@ for (const [name, aead] of aeads) {
       for (let i = 0; i < 3; i++) {
         const at = run.offsets[i]!;
         expect(b.open(run.buffer, at, at + HEADER, lengths[i]! + 16, seqs[i]!, 0)).toBe(lengths[i]);
-        expect(run.buffer.subarray(at + HEADER, at + HEADER + lengths[i]!).equals(one.subarray(at + HEADER, at + HEADER + lengths[i]!))).toBe(true);
+        expect(
+          run.buffer.subarray(at + HEADER, at + HEADER + lengths[i]!).equals(one.subarray(at + HEADER, at + HEADER + lengths[i]!)),
+        ).toBe(true);
       }
       // And seal() one by one opens with openRun.
       const singles = datagrams(lengths);
@@ -98,7 +100,16 @@ for (const [name, aead] of aeads) {
         expect(a.seal(singles.buffer, at, at + HEADER, lengths[i]!, seqs2[i]!)).toBe(lengths[i]! + 16);
       }
       const results = new Int32Array(3);
-      b.openRun(singles.buffer, singles.offsets, new Uint32Array(lengths.map((l) => l + 16)), new Float64Array(seqs2), 3, HEADER, 0, results);
+      b.openRun(
+        singles.buffer,
+        singles.offsets,
+        new Uint32Array(lengths.map((l) => l + 16)),
+        new Float64Array(seqs2),
+        3,
+        HEADER,
+        0,
+        results,
+      );
       expect([...results]).toEqual(lengths);
       for (let i = 0; i < 3; i++) {
         const body = singles.offsets[i]! + HEADER;

@@ -144,9 +144,7 @@ describe('AeadDataSession', () => {
     const d = sealDatagram(a, Buffer.alloc(10));
     expect(b.open(d.buf, HEADROOM, HEADROOM + HEADER_BYTES, 15, 0, 0)).toBe(OpenResult.Short);
     expect(b.open(d.buf, HEADROOM, HEADROOM + HEADER_BYTES, d.sealedLength + 1, 0, 0)).toBe(OpenResult.Short);
-    expect(b.open(d.buf, HEADROOM + HEADER_BYTES + 1, HEADROOM + HEADER_BYTES, d.sealedLength, 0, 0)).toBe(
-      OpenResult.Short,
-    );
+    expect(b.open(d.buf, HEADROOM + HEADER_BYTES + 1, HEADROOM + HEADER_BYTES, d.sealedLength, 0, 0)).toBe(OpenResult.Short);
     expect(b.open(d.buf, HEADROOM, HEADROOM + HEADER_BYTES, d.sealedLength, 0, 1)).toBe(OpenResult.NoKey);
     // No room for the tag: nothing is written.
     const tight = Buffer.alloc(HEADER_BYTES + 10);

@@ -28,7 +28,13 @@ import sodium from 'sodium-native';
 import { OpenResult, type DataSession } from './data-session.js';
 import { BufferViews } from './buffer-views.js';
 import { ReplayCheck, ReplayWindow, DEFAULT_REPLAY_WINDOW } from './replay-window.js';
-import { DATA_KEY_BYTES as AEAD_KEY_BYTES, DATA_TAG_BYTES as AEAD_TAG_BYTES, sodiumDataAead, type DataAead, type DataCipher } from './data-aead.js';
+import {
+  DATA_KEY_BYTES as AEAD_KEY_BYTES,
+  DATA_TAG_BYTES as AEAD_TAG_BYTES,
+  sodiumDataAead,
+  type DataAead,
+  type DataCipher,
+} from './data-aead.js';
 
 /** Nonce direction byte of datagrams sent by the connection initiator. */
 export const DIRECTION_FROM_INITIATOR = 0x01;
@@ -146,7 +152,15 @@ export class AeadDataSession implements DataSession {
       return OpenResult.Short;
     }
     writeDataNonce(this.sealNonce, this.sendDirection, phase, seq);
-    const sealed = this.aead.seal(buffer, headerOffset, bodyOffset - headerOffset, bodyOffset, bodyLength, this.sealNonce, this.sendKeys[phase]);
+    const sealed = this.aead.seal(
+      buffer,
+      headerOffset,
+      bodyOffset - headerOffset,
+      bodyOffset,
+      bodyLength,
+      this.sealNonce,
+      this.sendKeys[phase],
+    );
     return sealed < 0 ? OpenResult.BadTag : sealed;
   }
 
@@ -154,14 +168,7 @@ export class AeadDataSession implements DataSession {
    * See `DataSession.open`. `keyPhase` is the header's key-phase bit (only bit 0 is read). A datagram whose range
    * does not fit in `buffer` is `Short`. After a `BadTag` the body holds no plaintext (it is verified first).
    */
-  open(
-    buffer: Buffer,
-    headerOffset: number,
-    bodyOffset: number,
-    sealedLength: number,
-    seq: number,
-    keyPhase: number,
-  ): number {
+  open(buffer: Buffer, headerOffset: number, bodyOffset: number, sealedLength: number, seq: number, keyPhase: number): number {
     if (!(sealedLength >= AEAD_TAG_BYTES && headerOffset >= 0 && headerOffset <= bodyOffset)) return OpenResult.Short;
     const tagOffset = bodyOffset + sealedLength - AEAD_TAG_BYTES;
     if (!(tagOffset + AEAD_TAG_BYTES <= buffer.length)) return OpenResult.Short;
@@ -171,7 +178,15 @@ export class AeadDataSession implements DataSession {
     const verdict = window.check(seq);
     if (verdict !== ReplayCheck.Fresh) return verdict;
     writeDataNonce(this.openNonce, this.receiveDirection, phase, seq);
-    const opened = this.aead.open(buffer, headerOffset, bodyOffset - headerOffset, bodyOffset, sealedLength, this.openNonce, this.receiveKeys[phase]);
+    const opened = this.aead.open(
+      buffer,
+      headerOffset,
+      bodyOffset - headerOffset,
+      bodyOffset,
+      sealedLength,
+      this.openNonce,
+      this.receiveKeys[phase],
+    );
     if (opened < 0) return OpenResult.BadTag;
     window.accept(seq);
     return opened;
@@ -185,7 +200,9 @@ export class AeadDataSession implements DataSession {
     if (!(firstSeq >= 0 && firstSeq + count <= this.seq && count >= 0) || firstSeq !== Math.floor(firstSeq)) return OpenResult.Stale;
     if (count > offsets.length || count > bodyLengths.length) return OpenResult.Short;
     writeDataNonce(this.sealNonce, this.sendDirection, phase, firstSeq);
-    return this.aead.sealRun(buffer, offsets, bodyLengths, count, headerBytes, this.sealNonce, this.sendKeys[phase]) < 0 ? OpenResult.Short : count;
+    return this.aead.sealRun(buffer, offsets, bodyLengths, count, headerBytes, this.sealNonce, this.sendKeys[phase]) < 0
+      ? OpenResult.Short
+      : count;
   }
 
   /** See `DataSession.checkOpen`. */

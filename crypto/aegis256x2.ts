@@ -48,7 +48,16 @@ function flip(hex: string, byte: number, bit: number): string {
 export const AEGIS256X2_VECTORS: readonly AegisVector[] = [
   { name: 'Test Vector 1', key: KEY, nonce: NONCE, ad: '', msg: '', ct: '', tag: '62cdbab084c83dacdb945bb446f049c8' },
   { name: 'Test Vector 2', key: KEY, nonce: NONCE, ad: AD2, msg: MSG2, ct: CT2, tag: TAG2 },
-  { name: 'Test Vector 2, last ciphertext byte changed', key: KEY, nonce: NONCE, ad: AD2, msg: '', ct: flip(CT2, 119, 0), tag: TAG2, isInvalid: true },
+  {
+    name: 'Test Vector 2, last ciphertext byte changed',
+    key: KEY,
+    nonce: NONCE,
+    ad: AD2,
+    msg: '',
+    ct: flip(CT2, 119, 0),
+    tag: TAG2,
+    isInvalid: true,
+  },
   { name: 'Test Vector 2, AD changed', key: KEY, nonce: NONCE, ad: flip(AD2, 3, 7), msg: '', ct: CT2, tag: TAG2, isInvalid: true },
   { name: 'Test Vector 2, tag changed', key: KEY, nonce: NONCE, ad: AD2, msg: '', ct: CT2, tag: flip(TAG2, 15, 7), isInvalid: true },
 ];

@@ -56,14 +56,7 @@ export class ControlCipher {
     const length = input.length - AEAD_TAG_BYTES;
     const out = Buffer.alloc(length);
     setCounter(this.receiveNonce, this.receiveCounter);
-    const status = detachedAead.decrypt(
-      out,
-      input.subarray(0, length),
-      input.subarray(length),
-      null,
-      this.receiveNonce,
-      this.receiveKey,
-    );
+    const status = detachedAead.decrypt(out, input.subarray(0, length), input.subarray(length), null, this.receiveNonce, this.receiveKey);
     if (status !== 0) return null;
     this.receiveCounter++;
     return out;

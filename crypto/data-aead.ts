@@ -59,7 +59,15 @@ export interface DataAead {
    * the nonce whose last 8 bytes (a big-endian counter) are one more. Returns `count`, or -1 when a range does not
    * fit (nothing written).
    */
-  sealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  sealRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    bodyLengths: Uint32Array,
+    count: number,
+    adLength: number,
+    nonce: Buffer,
+    key: Buffer,
+  ): number;
   /**
    * `open` for `count` datagrams under one key in one call, datagram i with the last 8 bytes of `nonce`
    * set to `seqs[i]` (big-endian). `results[i]`: plaintext length, or -1. Returns `count`, or -1 when a range does
@@ -102,18 +110,50 @@ function rawSodium(): { encrypt: RawFn; decrypt: RawFn } | null {
 
 /** The public wrappers of the IETF construction (sodium-native has them; @types/sodium-native does not list them). */
 interface IetfWrappers {
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(c: Buffer, mac: Buffer, m: Buffer, ad: Buffer | null, nsec: null, npub: Buffer, k: Buffer): number;
-  crypto_aead_chacha20poly1305_ietf_decrypt_detached(m: Buffer, nsec: null, c: Buffer, mac: Buffer, ad: Buffer | null, npub: Buffer, k: Buffer): void;
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+    c: Buffer,
+    mac: Buffer,
+    m: Buffer,
+    ad: Buffer | null,
+    nsec: null,
+    npub: Buffer,
+    k: Buffer,
+  ): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+    m: Buffer,
+    nsec: null,
+    c: Buffer,
+    mac: Buffer,
+    ad: Buffer | null,
+    npub: Buffer,
+    k: Buffer,
+  ): void;
 }
 const ietf = sodium as unknown as IetfWrappers;
 
 const wrapperEncrypt: RawFn = (c, mac, m, ad, npub, k) => {
-  ietf.crypto_aead_chacha20poly1305_ietf_encrypt_detached(c as Buffer, mac as Buffer, m as Buffer, (ad as Buffer) ?? null, null, npub as Buffer, k as Buffer);
+  ietf.crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+    c as Buffer,
+    mac as Buffer,
+    m as Buffer,
+    (ad as Buffer) ?? null,
+    null,
+    npub as Buffer,
+    k as Buffer,
+  );
   return 0;
 };
 const wrapperDecrypt: RawFn = (m, c, mac, ad, npub, k) => {
   try {
-    ietf.crypto_aead_chacha20poly1305_ietf_decrypt_detached(m as Buffer, null, c as Buffer, mac as Buffer, (ad as Buffer) ?? null, npub as Buffer, k as Buffer);
+    ietf.crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+      m as Buffer,
+      null,
+      c as Buffer,
+      mac as Buffer,
+      (ad as Buffer) ?? null,
+      npub as Buffer,
+      k as Buffer,
+    );
     return 0;
   } catch {
     return -1;
@@ -133,11 +173,16 @@ function sodiumFunctions(): { encrypt: RawFn; decrypt: RawFn; isDirect: boolean 
     const direct = {
       // libsodium's encrypt returns the tag length written (>= 0), decrypt 0 when authentic: normalise both. Named
       // parameters, not rest arguments: this runs per datagram and must not build an array each time.
-      encrypt: (c: unknown, mac: unknown, m: unknown, ad: unknown, npub: unknown, k: unknown) => (encrypt(c, mac, m, ad, npub, k) < 0 ? -1 : 0),
-      decrypt: (m: unknown, c: unknown, mac: unknown, ad: unknown, npub: unknown, k: unknown) => (decrypt(m, c, mac, ad, npub, k) === 0 ? 0 : -1),
+      encrypt: (c: unknown, mac: unknown, m: unknown, ad: unknown, npub: unknown, k: unknown) =>
+        encrypt(c, mac, m, ad, npub, k) < 0 ? -1 : 0,
+      decrypt: (m: unknown, c: unknown, mac: unknown, ad: unknown, npub: unknown, k: unknown) =>
+        decrypt(m, c, mac, ad, npub, k) === 0 ? 0 : -1,
       isDirect: true,
     };
-    const probe = crossCheckDataAead(sodiumWith(direct, new BufferViews(0), 'direct'), sodiumWith(wrappers, new BufferViews(0), 'wrappers'));
+    const probe = crossCheckDataAead(
+      sodiumWith(direct, new BufferViews(0), 'direct'),
+      sodiumWith(wrappers, new BufferViews(0), 'wrappers'),
+    );
     if (probe === undefined) chosen = direct;
   }
   return chosen;
@@ -261,8 +306,10 @@ export function crossCheckDataAead(candidate: DataAead, reference: DataAead): st
       reference.seal(b, offset, adLength, body, bodyLength, nonce, key);
       if (!a.equals(b)) return `ciphertext or tag differs (${what})`;
       if (!whole.subarray(0, front).equals(outside)) return `changed memory in front of the buffer (${what})`;
-      if (reference.open(b, offset, adLength, body, bodyLength + DATA_TAG_BYTES, nonce, key) !== bodyLength) return `reference cannot open (${what})`;
-      if (candidate.open(a, offset, adLength, body, bodyLength + DATA_TAG_BYTES, nonce, key) !== bodyLength) return `cannot open its own (${what})`;
+      if (reference.open(b, offset, adLength, body, bodyLength + DATA_TAG_BYTES, nonce, key) !== bodyLength)
+        return `reference cannot open (${what})`;
+      if (candidate.open(a, offset, adLength, body, bodyLength + DATA_TAG_BYTES, nonce, key) !== bodyLength)
+        return `cannot open its own (${what})`;
       if (!a.subarray(0, body + bodyLength).equals(plain.subarray(0, body + bodyLength))) return `decrypts to other bytes (${what})`;
       candidate.seal(a, offset, adLength, body, bodyLength, nonce, key);
       const flip = offset + ((i * 7) % (adLength + bodyLength + DATA_TAG_BYTES));

@@ -41,14 +41,7 @@ export interface DataSession {
    * Check the replay window, authenticate and decrypt `buffer[bodyOffset, bodyOffset+sealedLength)` in place, then
    * record `seq` as seen. Returns the plaintext length (>= 0) or an `OpenResult` code (< 0).
    */
-  open(
-    buffer: Buffer,
-    headerOffset: number,
-    bodyOffset: number,
-    sealedLength: number,
-    seq: number,
-    keyPhase: number,
-  ): number;
+  open(buffer: Buffer, headerOffset: number, bodyOffset: number, sealedLength: number, seq: number, keyPhase: number): number;
   /**
    * Seal `count` datagrams in one go, as `seal` would one by one. Datagram i is its clear header of
    * `headerBytes` at `offsets[i]`, then a body of `bodyLengths[i]` bytes with `overheadBytes` free after it; their

@@ -95,7 +95,9 @@ describe('authorized peers file', () => {
   });
 
   it('names the file and line of anything that is not a key, and refuses a list with no key', () => {
-    expect(() => parseAuthorizedPeers(`${k1}\nh2 ${k2}\n`, '--authorized-peers p.txt')).toThrow(/--authorized-peers p.txt line 2: "h2" is not a public key/);
+    expect(() => parseAuthorizedPeers(`${k1}\nh2 ${k2}\n`, '--authorized-peers p.txt')).toThrow(
+      /--authorized-peers p.txt line 2: "h2" is not a public key/,
+    );
     expect(() => parseAuthorizedPeers('# nobody\n', 'p.txt')).toThrow(/lists no public key/);
   });
 });

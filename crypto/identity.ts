@@ -105,7 +105,9 @@ export function loadOrCreateIdentity(path: string): Identity {
   }
   const secret = keyFromText(text.trim());
   if (secret === null) {
-    throw new IdentityFileError(`the identity file ${path} does not hold a key (one line of 44 base64 characters); move it away to make a new one`);
+    throw new IdentityFileError(
+      `the identity file ${path} does not hold a key (one line of 44 base64 characters); move it away to make a new one`,
+    );
   }
   const identity = identityFromSecret(secret);
   sodium.sodium_memzero(secret);
@@ -177,7 +179,9 @@ export function parseAuthorizedPeers(text: string, from: string): Set<string> {
     const word = line.split(/\s+/)[0]!;
     const key = keyFromText(word);
     if (key === null) {
-      throw new IdentityFileError(`${from} line ${i + 1}: ${JSON.stringify(word.slice(0, 60))} is not a public key (44 base64 characters, as \`weft identity\` prints)`);
+      throw new IdentityFileError(
+        `${from} line ${i + 1}: ${JSON.stringify(word.slice(0, 60))} is not a public key (44 base64 characters, as \`weft identity\` prints)`,
+      );
     }
     keys.add(keyToText(key));
   }

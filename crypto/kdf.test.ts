@@ -54,7 +54,9 @@ describe('kdf test vectors (fixed inputs, outputs computed once and pinned)', ()
     // Identities on both sides add their static public keys (here the fixed pairs 0x33.. and 0x44..).
     const staticI = fixedKeyPair(0x33);
     const staticR = fixedKeyPair(0x44);
-    expect(hex(transcriptHash({ ...params, initiatorIdentity: staticI.publicKey, responderIdentity: staticR.publicKey }))).toBe(VECTORS.transcriptIdentity);
+    expect(hex(transcriptHash({ ...params, initiatorIdentity: staticI.publicKey, responderIdentity: staticR.publicKey }))).toBe(
+      VECTORS.transcriptIdentity,
+    );
     expect(() => transcriptHash({ ...params, initiatorIdentity: staticI.publicKey })).toThrow(/both identity keys or neither/);
     const keys = deriveSessionKeys(shared, passwordKey, th);
     expect(Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, hex(v)]))).toEqual(VECTORS.session);
@@ -93,16 +95,40 @@ describe('kdf properties', () => {
 
   it('identity proofs: both sides compute the same es and se, and they change the keys', () => {
     const [ei, er, si, sr] = [generateEphemeral(), generateEphemeral(), generateEphemeral(), generateEphemeral()];
-    const atI = identitySecrets({ isInitiator: true, localStaticSecret: si.secretKey, localEphemeralSecret: ei.secretKey, remoteStaticPublic: sr.publicKey, remoteEphemeralPublic: er.publicKey });
-    const atR = identitySecrets({ isInitiator: false, localStaticSecret: sr.secretKey, localEphemeralSecret: er.secretKey, remoteStaticPublic: si.publicKey, remoteEphemeralPublic: ei.publicKey });
+    const atI = identitySecrets({
+      isInitiator: true,
+      localStaticSecret: si.secretKey,
+      localEphemeralSecret: ei.secretKey,
+      remoteStaticPublic: sr.publicKey,
+      remoteEphemeralPublic: er.publicKey,
+    });
+    const atR = identitySecrets({
+      isInitiator: false,
+      localStaticSecret: sr.secretKey,
+      localEphemeralSecret: er.secretKey,
+      remoteStaticPublic: si.publicKey,
+      remoteEphemeralPublic: ei.publicKey,
+    });
     expect(atI.map(hex)).toEqual(atR.map(hex));
     expect(hex(atI[0])).not.toBe(hex(atI[1]));
-    const t = transcriptHash({ protocolVersion: 1, initiatorName: 'a', responderName: 'b', initiatorPublicKey: ei.publicKey, responderPublicKey: er.publicKey });
+    const t = transcriptHash({
+      protocolVersion: 1,
+      initiatorName: 'a',
+      responderName: 'b',
+      initiatorPublicKey: ei.publicKey,
+      responderPublicKey: er.publicKey,
+    });
     const shared = sharedSecret(ei.secretKey, er.publicKey);
     expect(hex(deriveSessionKeys(shared, pwA, t, atI).dataIR)).not.toBe(hex(deriveSessionKeys(shared, pwA, t).dataIR));
     // Someone with the responder's public key but another private key gets other proofs.
     const fake = generateEphemeral();
-    const atFake = identitySecrets({ isInitiator: false, localStaticSecret: fake.secretKey, localEphemeralSecret: er.secretKey, remoteStaticPublic: si.publicKey, remoteEphemeralPublic: ei.publicKey });
+    const atFake = identitySecrets({
+      isInitiator: false,
+      localStaticSecret: fake.secretKey,
+      localEphemeralSecret: er.secretKey,
+      remoteStaticPublic: si.publicKey,
+      remoteEphemeralPublic: ei.publicKey,
+    });
     expect(hex(atFake[0])).not.toBe(hex(atI[0]));
   });
 
@@ -131,7 +157,13 @@ describe('kdf properties', () => {
         ];
         const distinct = new Set(
           variants.map((v) =>
-            JSON.stringify([v.protocolVersion, v.initiatorName, v.responderName, hex(Buffer.from(v.initiatorPublicKey)), v.dataCipher ?? 'chacha20-poly1305']),
+            JSON.stringify([
+              v.protocolVersion,
+              v.initiatorName,
+              v.responderName,
+              hex(Buffer.from(v.initiatorPublicKey)),
+              v.dataCipher ?? 'chacha20-poly1305',
+            ]),
           ),
         );
         const seen = new Set<string>();

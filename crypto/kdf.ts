@@ -260,7 +260,12 @@ function subkey(prk: Buffer, id: number, context: Buffer): Buffer {
  * identities on both sides their two X25519 results `identity` = [es, se] (`identitySecrets`). A different
  * password, transcript (names, their order, keys, version) or shared secret gives unrelated keys.
  */
-export function deriveSessionKeys(shared: Buffer, passwordKey: Buffer, transcript: Buffer, identity?: readonly [Buffer, Buffer]): SessionKeys {
+export function deriveSessionKeys(
+  shared: Buffer,
+  passwordKey: Buffer,
+  transcript: Buffer,
+  identity?: readonly [Buffer, Buffer],
+): SessionKeys {
   const parts = [utf8(`${PROTOCOL_LABEL} session`), shared, transcript];
   if (identity) parts.push(utf8('identity'), identity[0], identity[1]);
   const prk = blake2b(KEY_BYTES, parts, passwordKey);

@@ -183,7 +183,7 @@ describe('PasswordSecurity handshake', () => {
     expect([plain.iVerified, plain.rVerified]).toEqual([true, true]);
   });
 
-  it('a router showing another router\'s identity without its private key fails key confirmation', () => {
+  it("a router showing another router's identity without its private key fails key confirmation", () => {
     const clock = new FakeClock();
     const victim = generateIdentity();
     const a = security(clock, 'swordfish', { identity: generateIdentity(), authorizedPeers: new Set([keyToText(victim.publicKey)]) });
@@ -210,15 +210,31 @@ describe('PasswordSecurity handshake', () => {
     const derive = (remote: PasswordSecurity) => {
       const h = remote.begin();
       return () =>
-        a.begin().derive({ isInitiator: true, localName: A, remoteName: B, remotePublicKey: h.publicKey, protocolVersion: 1, remoteFeatures: h.features });
+        a.begin().derive({
+          isInitiator: true,
+          localName: A,
+          remoteName: B,
+          remotePublicKey: h.publicKey,
+          protocolVersion: 1,
+          remoteFeatures: h.features,
+        });
     };
     const stranger = generateIdentity();
     expect(derive(security(clock, 'swordfish', { identity: stranger }))).toThrow(UnauthorizedPeerError);
-    expect(derive(security(clock, 'swordfish', { identity: stranger }))).toThrow(`its identity ${keyToText(stranger.publicKey)} is not in --authorized-peers`);
+    expect(derive(security(clock, 'swordfish', { identity: stranger }))).toThrow(
+      `its identity ${keyToText(stranger.publicKey)} is not in --authorized-peers`,
+    );
     expect(derive(security(clock))).toThrow(/shows no identity/);
     const h = security(clock).begin();
     expect(() =>
-      a.begin().derive({ isInitiator: true, localName: A, remoteName: B, remotePublicKey: h.publicKey, protocolVersion: 1, remoteFeatures: ['id=nonsense'] }),
+      a.begin().derive({
+        isInitiator: true,
+        localName: A,
+        remoteName: B,
+        remotePublicKey: h.publicKey,
+        protocolVersion: 1,
+        remoteFeatures: ['id=nonsense'],
+      }),
     ).toThrow(/malformed identity/);
     expect(derive(security(clock, 'swordfish', { identity: listed }))).not.toThrow();
     expect(() => security(clock, 'x', { authorizedPeers: new Set([keyToText(listed.publicKey)]) })).toThrow(/needs an identity/);
@@ -284,7 +300,13 @@ describe('PasswordSecurity handshake', () => {
     expect(r.verifyConfirmation(new Uint8Array(32))).toBe(false); // a guess
     expect(() => r.confirmation).toThrow(HandshakeError); // still nothing, and the session stays failed
     const r2 = security(clock).begin();
-    const s2 = r2.derive({ isInitiator: false, localName: B, remoteName: A, remotePublicKey: security(clock).begin().publicKey, protocolVersion: 1 });
+    const s2 = r2.derive({
+      isInitiator: false,
+      localName: B,
+      remoteName: A,
+      remotePublicKey: security(clock).begin().publicKey,
+      protocolVersion: 1,
+    });
     expect(() => s2.confirmation).toThrow(HandshakeError);
     expect(i.confirmation).toHaveLength(32); // the initiator's is there at once
     for (const s of [i, r, s2]) s.destroy();
@@ -417,15 +439,11 @@ describe('PasswordSecurity rekey', () => {
     expect(() => r.onRekeyMessage(new Uint8Array(36).fill(1))).toThrow(HandshakeError);
     expect(() => r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Done, epoch: 1 }))).toThrow(HandshakeError);
     const pk = Buffer.alloc(32, 9);
-    expect(() => r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Answer, epoch: 1, publicKey: pk }))).toThrow(
-      HandshakeError,
+    expect(() => r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Answer, epoch: 1, publicKey: pk }))).toThrow(HandshakeError);
+    expect(() => r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Offer, epoch: 2, publicKey: pk }))).toThrow(HandshakeError);
+    expect(() => r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Offer, epoch: 1, publicKey: Buffer.alloc(32) }))).toThrow(
+      InvalidKeyError,
     );
-    expect(() => r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Offer, epoch: 2, publicKey: pk }))).toThrow(
-      HandshakeError,
-    );
-    expect(() =>
-      r.onRekeyMessage(encodeRekeyMessage({ type: RekeyType.Offer, epoch: 1, publicKey: Buffer.alloc(32) })),
-    ).toThrow(InvalidKeyError);
     expect(() => i.startRekeying(() => {})).toThrow(HandshakeError); // twice
   });
 

@@ -23,12 +23,7 @@
  */
 import sodium from 'sodium-native';
 import type { Clock, Timer } from '../runtime/clock.js';
-import type {
-  ConnectionSecurity,
-  DeriveParams,
-  SecureSession,
-  SecurityHandshake,
-} from './connection-security.js';
+import type { ConnectionSecurity, DeriveParams, SecureSession, SecurityHandshake } from './connection-security.js';
 import { AeadDataSession } from './aead-data-session.js';
 import { BufferViews } from './buffer-views.js';
 import { DATA_CIPHER_NAMES, sodiumDataAead, type DataAead } from './data-aead.js';
@@ -144,8 +139,10 @@ export class PasswordSecurity implements ConnectionSecurity {
     if (options.authorizedPeers !== undefined && options.identity === undefined) {
       throw new RangeError('authorizedPeers needs an identity: the peers must be able to prove theirs to one');
     }
-    if (this.options.dataAead.cipher !== 'chacha20-poly1305') throw new RangeError(`dataAead must compute ChaCha20-Poly1305, not ${this.options.dataAead.cipher}`);
-    if (options.aegis256x2 !== undefined && options.aegis256x2.cipher !== 'aegis-256x2') throw new RangeError(`aegis256x2 computes ${options.aegis256x2.cipher}`);
+    if (this.options.dataAead.cipher !== 'chacha20-poly1305')
+      throw new RangeError(`dataAead must compute ChaCha20-Poly1305, not ${this.options.dataAead.cipher}`);
+    if (options.aegis256x2 !== undefined && options.aegis256x2.cipher !== 'aegis-256x2')
+      throw new RangeError(`aegis256x2 computes ${options.aegis256x2.cipher}`);
     const stretched = stretchPassword(options.password, {
       ...(options.passwordOpsLimit !== undefined && { opsLimit: options.passwordOpsLimit }),
       ...(options.passwordMemLimitBytes !== undefined && { memLimitBytes: options.passwordMemLimitBytes }),
@@ -258,9 +255,7 @@ class PasswordHandshake implements SecurityHandshake {
 }
 
 /** Our side of a rekey in progress. */
-type PendingRekey =
-  | { kind: 'offered'; epoch: number; ephemeral: EphemeralKeyPair }
-  | { kind: 'answered'; epoch: number; chain: Buffer };
+type PendingRekey = { kind: 'offered'; epoch: number; ephemeral: EphemeralKeyPair } | { kind: 'answered'; epoch: number; chain: Buffer };
 
 class PasswordSession implements SecureSession {
   private readonly ownConfirmation: Uint8Array;

@@ -58,9 +58,7 @@ export class ReplayWindow {
     if (seq > this.last) return ReplayCheck.Fresh;
     if (this.last - seq > this.windowSize) return ReplayCheck.Stale;
     // `seq & 31` is exact for integers below 2^53: ToInt32 keeps the value modulo 2^32.
-    return (this.ring[Math.floor(seq / WORD_BITS) % this.ringWords]! & (1 << (seq & 31))) !== 0
-      ? ReplayCheck.Replay
-      : ReplayCheck.Fresh;
+    return (this.ring[Math.floor(seq / WORD_BITS) % this.ringWords]! & (1 << (seq & 31))) !== 0 ? ReplayCheck.Replay : ReplayCheck.Fresh;
   }
 
   /** Record `seq` if fresh. Returns the same codes as `check`; only `Fresh` changes state. */

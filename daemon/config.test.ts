@@ -41,8 +41,12 @@ describe('resolveConfig: identities', () => {
     expect(resolve(['--authorized-peers', '/peers'], { WEFT_PASSWORD: 'x' }).authorizedPeers).toEqual([KEY1, KEY2]);
     expect(resolve([], { WEFT_PASSWORD: 'x', WEFT_AUTHORIZED_PEERS: '/peers' }).authorizedPeers).toEqual([KEY1, KEY2]);
     expect(configError(() => resolve(['--authorized-peers', '/peers'])).message).toMatch(/needs a password/);
-    expect(configError(() => resolve(['--authorized-peers', '/bad-peers'], { WEFT_PASSWORD: 'x' })).message).toMatch(/\/bad-peers line 2: "not-a-key" is not a public key/);
-    expect(configError(() => resolve(['--authorized-peers', '/missing'], { WEFT_PASSWORD: 'x' })).message).toMatch(/cannot read the authorized peers file \/missing .*ENOENT/);
+    expect(configError(() => resolve(['--authorized-peers', '/bad-peers'], { WEFT_PASSWORD: 'x' })).message).toMatch(
+      /\/bad-peers line 2: "not-a-key" is not a public key/,
+    );
+    expect(configError(() => resolve(['--authorized-peers', '/missing'], { WEFT_PASSWORD: 'x' })).message).toMatch(
+      /cannot read the authorized peers file \/missing .*ENOENT/,
+    );
   });
 });
 
@@ -100,7 +104,10 @@ describe('resolveConfig', () => {
       isDatapathEnabled: false,
       isForeground: true,
     });
-    expect(resolve([], { WEFT_NO_DISCOVERY: '1', WEFT_NO_DATAPATH: 'true' })).toMatchObject({ isDiscoveryEnabled: false, isDatapathEnabled: false });
+    expect(resolve([], { WEFT_NO_DISCOVERY: '1', WEFT_NO_DATAPATH: 'true' })).toMatchObject({
+      isDiscoveryEnabled: false,
+      isDatapathEnabled: false,
+    });
     expect(resolve([], { WEFT_NO_DISCOVERY: '0' }).isDiscoveryEnabled).toBe(true);
     expect(resolve(['--no-offload']).isOffloadEnabled).toBe(false);
     expect(resolve([], { WEFT_NO_OFFLOAD: '1' }).isOffloadEnabled).toBe(false);
@@ -147,7 +154,14 @@ describe('resolveConfig', () => {
   });
 
   it('normalises trusted subnets and the IPAM range and checks the default subnet lies inside', () => {
-    const c = resolve(['--trusted-subnets', '10.1.2.3/16, 192.168.0.0/24', '--ipalloc-range', '10.40.0.0/16', '--ipalloc-default-subnet', '10.40.1.0/24']);
+    const c = resolve([
+      '--trusted-subnets',
+      '10.1.2.3/16, 192.168.0.0/24',
+      '--ipalloc-range',
+      '10.40.0.0/16',
+      '--ipalloc-default-subnet',
+      '10.40.1.0/24',
+    ]);
     expect(c.trustedSubnets).toEqual(['10.1.0.0/16', '192.168.0.0/24']);
     expect(c.ipallocRange).toBe('10.40.0.0/16');
     expect(c.ipallocDefaultSubnet).toBe('10.40.1.0/24');
@@ -168,7 +182,10 @@ describe('resolveConfig', () => {
   it('parses the three --ipalloc-init modes', () => {
     expect(resolve(['--ipalloc-init', 'consensus=3']).ipallocInit).toEqual({ mode: 'consensus', quorum: 3 });
     expect(resolve(['--ipalloc-init', 'consensus', 'a', 'b']).ipallocInit).toEqual({ mode: 'consensus', quorum: 3 });
-    expect(resolve(['--ipalloc-init', 'seed=00:00:00:00:00:01,7A:3B:01:22:C4:9E']).ipallocInit).toEqual({ mode: 'seed', seeds: ['00:00:00:00:00:01', '7a:3b:01:22:c4:9e'] });
+    expect(resolve(['--ipalloc-init', 'seed=00:00:00:00:00:01,7A:3B:01:22:C4:9E']).ipallocInit).toEqual({
+      mode: 'seed',
+      seeds: ['00:00:00:00:00:01', '7a:3b:01:22:c4:9e'],
+    });
     expect(configError(() => resolve(['--ipalloc-init', 'seed=host2'])).message).toContain('peer names');
     expect(resolve(['--ipalloc-init', 'observer']).ipallocInit).toEqual({ mode: 'observer' });
     expect(configError(() => resolve(['--ipalloc-init', 'consensus=0'])).message).toContain('quorum');
@@ -219,13 +236,21 @@ describe('resolveConfig: unsafe defaults are said out loud', () => {
       expect(w, weak).toMatch(/the password from WEFT_PASSWORD is weak \(.*\): anyone who records one handshake can guess it offline/);
       expect(w).not.toContain(weak);
     }
-    for (const strong of ['correct horse battery staple', 'q7Zx9pLm2Kd4', Buffer.alloc(24, 7).toString('base64').replace(/B/g, 'x') + 'abc123']) {
+    for (const strong of [
+      'correct horse battery staple',
+      'q7Zx9pLm2Kd4',
+      Buffer.alloc(24, 7).toString('base64').replace(/B/g, 'x') + 'abc123',
+    ]) {
       expect(resolve([], { WEFT_PASSWORD: strong }).warnings, strong).toEqual([]);
     }
   });
 
   it('warns about a password file group or others can read, naming the file and the chmod', () => {
-    const withMode = (mode: number): ConfigSources => ({ ...sources, readFile: () => 'a long random enough one\n', fileMode: () => 0o100000 | mode });
+    const withMode = (mode: number): ConfigSources => ({
+      ...sources,
+      readFile: () => 'a long random enough one\n',
+      fileMode: () => 0o100000 | mode,
+    });
     const loose = resolveConfig(['--password-file', '/etc/weft/pw'], {}, withMode(0o644)).warnings.join('\n');
     expect(loose).toContain('the password file /etc/weft/pw can be read by other users (mode 0644); restrict it: chmod 600 /etc/weft/pw');
     expect(resolveConfig([], { WEFT_PASSWORD_FILE: '/p' }, withMode(0o640)).warnings.join('\n')).toContain('chmod 600 /p');
@@ -235,13 +260,16 @@ describe('resolveConfig: unsafe defaults are said out loud', () => {
 
   it('refuses a non-loopback --http-addr without --allow-remote-api, and warns with it', () => {
     for (const addr of ['0.0.0.0:6784', '10.0.0.1:6784', '[::]:6784', 'example.com:6784']) {
-      expect(configError(() => resolve(['--http-addr', addr])).message, addr).toMatch(/is not a loopback address: .*anyone who does can stop weft.*--allow-remote-api/);
+      expect(configError(() => resolve(['--http-addr', addr])).message, addr).toMatch(
+        /is not a loopback address: .*anyone who does can stop weft.*--allow-remote-api/,
+      );
     }
     const allowed = resolve(['--http-addr', '0.0.0.0:6784', '--allow-remote-api'], { WEFT_PASSWORD: 'a long random enough one' });
     expect(allowed).toMatchObject({ httpAddr: '0.0.0.0:6784', isRemoteApiAllowed: true });
     expect(allowed.warnings.join('\n')).toMatch(/the API listens on 0.0.0.0:6784 \(--allow-remote-api\): anyone who reaches/);
     expect(resolve([], { WEFT_HTTP_ADDR: '10.0.0.1:6784', WEFT_ALLOW_REMOTE_API: '1' }).isRemoteApiAllowed).toBe(true);
-    for (const addr of ['127.0.0.1:6784', '127.0.0.2:7000', '[::1]:6784', 'localhost:6784']) expect(resolve(['--http-addr', addr]).isRemoteApiAllowed, addr).toBe(false);
+    for (const addr of ['127.0.0.1:6784', '127.0.0.2:7000', '[::1]:6784', 'localhost:6784'])
+      expect(resolve(['--http-addr', addr]).isRemoteApiAllowed, addr).toBe(false);
   });
 
   it("takes --metrics-addr ('' turns it off) and refuses the API's own address", () => {
@@ -255,8 +283,16 @@ describe('resolveConfig: unsafe defaults are said out loud', () => {
 
 describe('resolveClientConfig', () => {
   it('uses WEFT_STATE_DIR and WEFT_HTTP_ADDR with the daemon defaults', () => {
-    expect(resolveClientConfig({})).toEqual({ stateDir: '/var/lib/weft', httpAddr: '127.0.0.1:6784', httpHost: '127.0.0.1', httpPort: 6784 });
-    expect(resolveClientConfig({ WEFT_STATE_DIR: '/s', WEFT_HTTP_ADDR: '127.0.0.9:1234' })).toMatchObject({ stateDir: '/s', httpPort: 1234 });
+    expect(resolveClientConfig({})).toEqual({
+      stateDir: '/var/lib/weft',
+      httpAddr: '127.0.0.1:6784',
+      httpHost: '127.0.0.1',
+      httpPort: 6784,
+    });
+    expect(resolveClientConfig({ WEFT_STATE_DIR: '/s', WEFT_HTTP_ADDR: '127.0.0.9:1234' })).toMatchObject({
+      stateDir: '/s',
+      httpPort: 1234,
+    });
     expect(() => resolveClientConfig({ WEFT_HTTP_ADDR: 'nope' })).toThrow(ConfigError);
   });
 });
@@ -281,23 +317,36 @@ describe('resolveConfig: Docker', () => {
     expect(c.isPluginSocketExplicit).toBe(false);
     expect(c.dockerApi).toBe('unix:///var/run/docker.sock');
     expect(resolve([], { DOCKER_HOST: 'tcp://127.0.0.1:2375' }).dockerApi).toBe('tcp://127.0.0.1:2375');
-    const explicit = resolve(['--plugin-socket', '/tmp/x/weft.sock', '--docker-api', 'unix:///tmp/x/docker.sock'], { DOCKER_HOST: 'tcp://127.0.0.1:2375' });
-    expect(explicit).toMatchObject({ pluginSocket: '/tmp/x/weft.sock', isPluginSocketExplicit: true, dockerApi: 'unix:///tmp/x/docker.sock' });
+    const explicit = resolve(['--plugin-socket', '/tmp/x/weft.sock', '--docker-api', 'unix:///tmp/x/docker.sock'], {
+      DOCKER_HOST: 'tcp://127.0.0.1:2375',
+    });
+    expect(explicit).toMatchObject({
+      pluginSocket: '/tmp/x/weft.sock',
+      isPluginSocketExplicit: true,
+      dockerApi: 'unix:///tmp/x/docker.sock',
+    });
   });
 
   it("turns the plugin and the engine off with ''", () => {
     const c = resolve(['--plugin-socket', '', '--docker-api', '']);
     expect(c.pluginSocket).toBeUndefined();
     expect(c.dockerApi).toBeUndefined();
-    expect(resolve([], { WEFT_DOCKER_API: '', WEFT_PLUGIN_SOCKET: '', DOCKER_HOST: 'tcp://h:1' })).toMatchObject({ pluginSocket: undefined, dockerApi: undefined });
+    expect(resolve([], { WEFT_DOCKER_API: '', WEFT_PLUGIN_SOCKET: '', DOCKER_HOST: 'tcp://h:1' })).toMatchObject({
+      pluginSocket: undefined,
+      dockerApi: undefined,
+    });
   });
 
   it('refuses a relative socket path and an engine address it cannot use, saying what to write', () => {
     expect(configError(() => resolve(['--plugin-socket', 'weft.sock'])).message).toMatch(/absolute path/);
-    expect(configError(() => resolve(['--docker-api', 'docker.sock'])).message).toMatch(/write unix:\/\/\/var\/run\/docker.sock or tcp:\/\/HOST:PORT/);
+    expect(configError(() => resolve(['--docker-api', 'docker.sock'])).message).toMatch(
+      /write unix:\/\/\/var\/run\/docker.sock or tcp:\/\/HOST:PORT/,
+    );
     // Inherited from DOCKER_HOST, an address weft cannot use turns Docker off with a warning instead.
     const inherited = resolve([], { DOCKER_HOST: 'ssh://me@box' });
     expect(inherited.dockerApi).toBeUndefined();
-    expect(inherited.warnings.join('\n')).toMatch(/DOCKER_HOST "ssh:\/\/me@box" is not a Docker address weft can use.*running without Docker/);
+    expect(inherited.warnings.join('\n')).toMatch(
+      /DOCKER_HOST "ssh:\/\/me@box" is not a Docker address weft can use.*running without Docker/,
+    );
   });
 });

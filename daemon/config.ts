@@ -146,12 +146,25 @@ export interface LaunchOption {
 
 /** Every `weft launch` option, in help order. */
 export const launchOptions: readonly LaunchOption[] = [
-  { name: 'state-dir', value: 'DIR', env: 'WEFT_STATE_DIR', description: 'state directory (peer name, IPAM, log, pid file)', defaultText: '/var/lib/weft' },
-  { name: 'http-addr', value: 'HOST:PORT', env: 'WEFT_HTTP_ADDR', description: 'address of the HTTP API the weft command talks to', defaultText: '127.0.0.1:6784' },
+  {
+    name: 'state-dir',
+    value: 'DIR',
+    env: 'WEFT_STATE_DIR',
+    description: 'state directory (peer name, IPAM, log, pid file)',
+    defaultText: '/var/lib/weft',
+  },
+  {
+    name: 'http-addr',
+    value: 'HOST:PORT',
+    env: 'WEFT_HTTP_ADDR',
+    description: 'address of the HTTP API the weft command talks to',
+    defaultText: '127.0.0.1:6784',
+  },
   {
     name: 'allow-remote-api',
     env: 'WEFT_ALLOW_REMOTE_API',
-    description: 'let --http-addr be a non-loopback address: anyone who reaches it can stop weft, attach namespaces and read the report (prefer an SSH tunnel)',
+    description:
+      'let --http-addr be a non-loopback address: anyone who reaches it can stop weft, attach namespaces and read the report (prefer an SSH tunnel)',
   },
   {
     name: 'metrics-addr',
@@ -160,35 +173,151 @@ export const launchOptions: readonly LaunchOption[] = [
     description: "address of the Prometheus metrics listener: GET /metrics only, nothing that changes state ('' turns it off)",
     defaultText: '127.0.0.1:6782',
   },
-  { name: 'port', value: 'PORT', env: 'WEFT_PORT', description: 'TCP port for control connections and UDP port for data', defaultText: '6783' },
-  { name: 'listen-addr', value: 'HOST', env: 'WEFT_LISTEN_ADDR', description: 'address the control and data sockets bind to', defaultText: '0.0.0.0' },
+  {
+    name: 'port',
+    value: 'PORT',
+    env: 'WEFT_PORT',
+    description: 'TCP port for control connections and UDP port for data',
+    defaultText: '6783',
+  },
+  {
+    name: 'listen-addr',
+    value: 'HOST',
+    env: 'WEFT_LISTEN_ADDR',
+    description: 'address the control and data sockets bind to',
+    defaultText: '0.0.0.0',
+  },
   { name: 'nickname', value: 'NAME', env: 'WEFT_NICKNAME', description: 'human name of this router', defaultText: 'the hostname' },
-  { name: 'password', value: 'SECRET', env: 'WEFT_PASSWORD', description: 'encrypt traffic; every router needs the same password (prefer WEFT_PASSWORD or --password-file: flags are visible in ps)' },
+  {
+    name: 'password',
+    value: 'SECRET',
+    env: 'WEFT_PASSWORD',
+    description: 'encrypt traffic; every router needs the same password (prefer WEFT_PASSWORD or --password-file: flags are visible in ps)',
+  },
   { name: 'password-file', value: 'FILE', env: 'WEFT_PASSWORD_FILE', description: 'read the password from FILE' },
-  { name: 'identity-file', value: 'FILE', env: 'WEFT_IDENTITY_FILE', description: "this router's private identity key (made on first use; `weft identity` prints the public key)", defaultText: 'STATE_DIR/identity' },
-  { name: 'authorized-peers', value: 'FILE', env: 'WEFT_AUTHORIZED_PEERS', description: 'with a password: accept only routers whose identity public key is listed in FILE (one per line)' },
+  {
+    name: 'identity-file',
+    value: 'FILE',
+    env: 'WEFT_IDENTITY_FILE',
+    description: "this router's private identity key (made on first use; `weft identity` prints the public key)",
+    defaultText: 'STATE_DIR/identity',
+  },
+  {
+    name: 'authorized-peers',
+    value: 'FILE',
+    env: 'WEFT_AUTHORIZED_PEERS',
+    description: 'with a password: accept only routers whose identity public key is listed in FILE (one per line)',
+  },
   { name: 'no-discovery', env: 'WEFT_NO_DISCOVERY', description: 'do not connect to peers that other peers tell us about' },
   { name: 'bridge', value: 'NAME', env: 'WEFT_BRIDGE', description: 'Linux bridge containers attach to', defaultText: 'weft' },
-  { name: 'mtu', value: 'BYTES', env: 'WEFT_MTU', description: 'MTU of the bridge and container interfaces', defaultText: 'derived from the underlay' },
-  { name: 'trusted-subnets', value: 'CIDR,...', env: 'WEFT_TRUSTED_SUBNETS', description: 'peers on these networks are trusted: not encrypted' },
-  { name: 'ipalloc-range', value: 'CIDR', env: 'WEFT_IPALLOC_RANGE', description: "range IPAM allocates from ('' turns IPAM off)", defaultText: '10.32.0.0/12' },
-  { name: 'ipalloc-default-subnet', value: 'CIDR', env: 'WEFT_IPALLOC_DEFAULT_SUBNET', description: 'subnet for containers attached without an address', defaultText: 'the range' },
-  { name: 'ipalloc-init', value: 'MODE', env: 'WEFT_IPALLOC_INIT', description: 'consensus[=N] | seed=NAME,... | observer', defaultText: 'consensus=(number of PEERs + 1)' },
-  { name: 'rekey-interval', value: 'SECONDS', env: 'WEFT_REKEY_INTERVAL', description: 'renew the data keys of encrypted connections this often', defaultText: '120' },
-  { name: 'no-offload', env: 'WEFT_NO_OFFLOAD', description: "take no checksum or TCP segmentation offloads from the kernel: read one segment at a time (peers' TCP super-frames are still written whole)" },
-  { name: 'busy-poll', value: 'MICROS', env: 'WEFT_BUSY_POLL', description: 'after forwarding, poll for the reply this long instead of sleeping (lower latency; capped at 10% of a CPU; 0 = off)', defaultText: '200' },
+  {
+    name: 'mtu',
+    value: 'BYTES',
+    env: 'WEFT_MTU',
+    description: 'MTU of the bridge and container interfaces',
+    defaultText: 'derived from the underlay',
+  },
+  {
+    name: 'trusted-subnets',
+    value: 'CIDR,...',
+    env: 'WEFT_TRUSTED_SUBNETS',
+    description: 'peers on these networks are trusted: not encrypted',
+  },
+  {
+    name: 'ipalloc-range',
+    value: 'CIDR',
+    env: 'WEFT_IPALLOC_RANGE',
+    description: "range IPAM allocates from ('' turns IPAM off)",
+    defaultText: '10.32.0.0/12',
+  },
+  {
+    name: 'ipalloc-default-subnet',
+    value: 'CIDR',
+    env: 'WEFT_IPALLOC_DEFAULT_SUBNET',
+    description: 'subnet for containers attached without an address',
+    defaultText: 'the range',
+  },
+  {
+    name: 'ipalloc-init',
+    value: 'MODE',
+    env: 'WEFT_IPALLOC_INIT',
+    description: 'consensus[=N] | seed=NAME,... | observer',
+    defaultText: 'consensus=(number of PEERs + 1)',
+  },
+  {
+    name: 'rekey-interval',
+    value: 'SECONDS',
+    env: 'WEFT_REKEY_INTERVAL',
+    description: 'renew the data keys of encrypted connections this often',
+    defaultText: '120',
+  },
+  {
+    name: 'no-offload',
+    env: 'WEFT_NO_OFFLOAD',
+    description:
+      "take no checksum or TCP segmentation offloads from the kernel: read one segment at a time (peers' TCP super-frames are still written whole)",
+  },
+  {
+    name: 'busy-poll',
+    value: 'MICROS',
+    env: 'WEFT_BUSY_POLL',
+    description: 'after forwarding, poll for the reply this long instead of sleeping (lower latency; capped at 10% of a CPU; 0 = off)',
+    defaultText: '200',
+  },
   { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
-  { name: 'log-file', value: 'FILE', env: 'WEFT_LOG_FILE', description: 'log JSON lines to FILE, rotated by size, instead of stdout', defaultText: 'stdout (STATE_DIR/weft.log when launched in the background)' },
-  { name: 'log-max-bytes', value: 'BYTES', env: 'WEFT_LOG_MAX_BYTES', description: 'rotate the log file past this size; 3 old files are kept', defaultText: '10485760' },
+  {
+    name: 'log-file',
+    value: 'FILE',
+    env: 'WEFT_LOG_FILE',
+    description: 'log JSON lines to FILE, rotated by size, instead of stdout',
+    defaultText: 'stdout (STATE_DIR/weft.log when launched in the background)',
+  },
+  {
+    name: 'log-max-bytes',
+    value: 'BYTES',
+    env: 'WEFT_LOG_MAX_BYTES',
+    description: 'rotate the log file past this size; 3 old files are kept',
+    defaultText: '10485760',
+  },
   { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
-  { name: 'plugin-socket', value: 'PATH', env: 'WEFT_PLUGIN_SOCKET', description: "serve Docker's network and IPAM driver plugin here ('' turns it off)", defaultText: '/run/docker/plugins/weft.sock' },
-  { name: 'docker-api', value: 'URL', env: 'WEFT_DOCKER_API', description: "the local Docker engine, to make the network 'weft' and resolve container names ('' turns Docker off)", defaultText: '$DOCKER_HOST or unix:///var/run/docker.sock' },
+  {
+    name: 'plugin-socket',
+    value: 'PATH',
+    env: 'WEFT_PLUGIN_SOCKET',
+    description: "serve Docker's network and IPAM driver plugin here ('' turns it off)",
+    defaultText: '/run/docker/plugins/weft.sock',
+  },
+  {
+    name: 'docker-api',
+    value: 'URL',
+    env: 'WEFT_DOCKER_API',
+    description: "the local Docker engine, to make the network 'weft' and resolve container names ('' turns Docker off)",
+    defaultText: '$DOCKER_HOST or unix:///var/run/docker.sock',
+  },
   { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
   { name: 'no-dns', env: 'WEFT_NO_DNS', description: 'do not run weftDNS (names are neither served nor gossiped)' },
-  { name: 'dns-domain', value: 'DOMAIN', env: 'WEFT_DNS_DOMAIN', description: 'the domain weftDNS answers for', defaultText: 'weft.local.' },
-  { name: 'dns-listen-address', value: 'HOST[:PORT]', env: 'WEFT_DNS_LISTEN_ADDRESS', description: "where weftDNS listens (udp and tcp)", defaultText: "this router's address on the weft bridge, port 53" },
+  {
+    name: 'dns-domain',
+    value: 'DOMAIN',
+    env: 'WEFT_DNS_DOMAIN',
+    description: 'the domain weftDNS answers for',
+    defaultText: 'weft.local.',
+  },
+  {
+    name: 'dns-listen-address',
+    value: 'HOST[:PORT]',
+    env: 'WEFT_DNS_LISTEN_ADDRESS',
+    description: 'where weftDNS listens (udp and tcp)',
+    defaultText: "this router's address on the weft bridge, port 53",
+  },
   { name: 'dns-ttl', value: 'SECONDS', env: 'WEFT_DNS_TTL', description: 'TTL of weftDNS answers', defaultText: '1' },
-  { name: 'dns-resolv-conf', value: 'FILE', env: 'WEFT_DNS_RESOLV_CONF', description: 'resolver configuration naming the upstream servers for other names', defaultText: '/etc/resolv.conf' },
+  {
+    name: 'dns-resolv-conf',
+    value: 'FILE',
+    env: 'WEFT_DNS_RESOLV_CONF',
+    description: 'resolver configuration naming the upstream servers for other names',
+    defaultText: '/etc/resolv.conf',
+  },
 ];
 
 /** What `resolveConfig` reads from outside; tests replace it. */
@@ -238,7 +367,9 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
           `attach namespaces and read the report. Keep 127.0.0.1:${httpParts.port} (reach it over SSH), or add --allow-remote-api if you mean it`,
       );
     }
-    warnings.push(`the API listens on ${where} (--allow-remote-api): anyone who reaches that address can stop weft, attach namespaces and read the report; firewall it`);
+    warnings.push(
+      `the API listens on ${where} (--allow-remote-api): anyone who reaches that address can stop weft, attach namespaces and read the report; firewall it`,
+    );
   }
 
   const metricsPick = pick('metrics-addr');
@@ -248,8 +379,14 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     else {
       const m = parseHttpAddr(metricsPick.value, metricsPick.from);
       metricsAddr = joinAddress(m.host, m.port);
-      if (m.port !== 0 && m.port === httpParts.port && (m.host === httpParts.host || m.host === '0.0.0.0' || m.host === '::' || httpParts.host === '0.0.0.0' || httpParts.host === '::')) {
-        throw new ConfigError(`${metricsPick.from} ${metricsAddr} is the API's address too; give metrics a port of their own, e.g. --metrics-addr 127.0.0.1:6782`);
+      if (
+        m.port !== 0 &&
+        m.port === httpParts.port &&
+        (m.host === httpParts.host || m.host === '0.0.0.0' || m.host === '::' || httpParts.host === '0.0.0.0' || httpParts.host === '::')
+      ) {
+        throw new ConfigError(
+          `${metricsPick.from} ${metricsAddr} is the API's address too; give metrics a port of their own, e.g. --metrics-addr 127.0.0.1:6782`,
+        );
       }
     }
   }
@@ -263,19 +400,24 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   const nickPick = pick('nickname');
   const nickname = nickPick?.value ?? sources.hostname();
   if (!/^[^\s\p{Cc}\p{Cf}]{1,64}$/u.test(nickname)) {
-    throw new ConfigError(`${nickPick?.from ?? 'the hostname'} ${JSON.stringify(nickname)} is not a nickname: use 1 to 64 characters without spaces, e.g. --nickname host1`);
+    throw new ConfigError(
+      `${nickPick?.from ?? 'the hostname'} ${JSON.stringify(nickname)} is not a nickname: use 1 to 64 characters without spaces, e.g. --nickname host1`,
+    );
   }
 
   const password = resolvePassword(flags.values, env, sources, warnings);
 
   const identityPick = pick('identity-file');
-  if (identityPick !== undefined && identityPick.value === '') throw new ConfigError(`${identityPick.from} is empty; give a file, e.g. --identity-file /var/lib/weft/identity`);
+  if (identityPick !== undefined && identityPick.value === '')
+    throw new ConfigError(`${identityPick.from} is empty; give a file, e.g. --identity-file /var/lib/weft/identity`);
   const identityFile = identityPick?.value ?? join(stateDir, 'identity');
   const authorizedPick = pick('authorized-peers');
   let authorizedPeers: string[] | undefined;
   if (authorizedPick !== undefined) {
     if (password === undefined) {
-      throw new ConfigError(`${authorizedPick.from} needs a password: identities are proven inside the encrypted handshake (add WEFT_PASSWORD or --password-file)`);
+      throw new ConfigError(
+        `${authorizedPick.from} needs a password: identities are proven inside the encrypted handshake (add WEFT_PASSWORD or --password-file)`,
+      );
     }
     authorizedPeers = [...readAuthorizedPeers(authorizedPick.value, authorizedPick.from, sources)];
   }
@@ -283,7 +425,9 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   const bridgePick = pick('bridge');
   const bridge = bridgePick?.value ?? 'weft';
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridge) || bridge === '.' || bridge === '..') {
-    throw new ConfigError(`${bridgePick?.from ?? '--bridge'} ${JSON.stringify(bridge)} is not an interface name: use 1 to 15 letters, digits, '-', '_' or '.'`);
+    throw new ConfigError(
+      `${bridgePick?.from ?? '--bridge'} ${JSON.stringify(bridge)} is not an interface name: use 1 to 15 letters, digits, '-', '_' or '.'`,
+    );
   }
 
   const mtuPick = pick('mtu');
@@ -292,7 +436,9 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     mtuBytes = parseInteger(mtuPick.value);
     // 576 is the IPv4 minimum every host must accept; 65535 is the largest an IP packet can be.
     if (mtuBytes === undefined || mtuBytes < 576 || mtuBytes > 65535) {
-      throw new ConfigError(`${mtuPick.from} ${JSON.stringify(mtuPick.value)} is not an MTU: give bytes between 576 and 65535, or leave it out to derive it`);
+      throw new ConfigError(
+        `${mtuPick.from} ${JSON.stringify(mtuPick.value)} is not an MTU: give bytes between 576 and 65535, or leave it out to derive it`,
+      );
     }
   }
 
@@ -300,7 +446,8 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   const trustedSubnets = trustedPick ? splitList(trustedPick.value).map((c) => parseCidr(c, trustedPick.from)) : [];
 
   const rangePick = pick('ipalloc-range');
-  const ipallocRange = rangePick === undefined ? '10.32.0.0/12' : rangePick.value === '' ? undefined : parseCidr(rangePick.value, rangePick.from);
+  const ipallocRange =
+    rangePick === undefined ? '10.32.0.0/12' : rangePick.value === '' ? undefined : parseCidr(rangePick.value, rangePick.from);
   const subnetPick = pick('ipalloc-default-subnet');
   let ipallocDefaultSubnet = ipallocRange;
   if (subnetPick !== undefined && subnetPick.value !== '') {
@@ -322,14 +469,18 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   // Plain "consensus" (or no flag) means: everyone named on this command line plus us.
   const parsedInit = initPick ? parseIpallocInit(initPick.value, initPick.from) : undefined;
   const ipallocInit: IpallocInit =
-    parsedInit === undefined || (parsedInit.mode === 'consensus' && parsedInit.quorum === 0) ? { mode: 'consensus', quorum: peers.length + 1 } : parsedInit;
+    parsedInit === undefined || (parsedInit.mode === 'consensus' && parsedInit.quorum === 0)
+      ? { mode: 'consensus', quorum: peers.length + 1 }
+      : parsedInit;
 
   const rekeyPick = pick('rekey-interval');
   let rekeyIntervalMs = 120_000;
   if (rekeyPick !== undefined) {
     const seconds = Number(rekeyPick.value);
     if (!Number.isFinite(seconds) || seconds < 1 || seconds > 86_400) {
-      throw new ConfigError(`${rekeyPick.from} ${JSON.stringify(rekeyPick.value)} is not a rekey interval: give seconds between 1 and 86400, e.g. --rekey-interval 120`);
+      throw new ConfigError(
+        `${rekeyPick.from} ${JSON.stringify(rekeyPick.value)} is not a rekey interval: give seconds between 1 and 86400, e.g. --rekey-interval 120`,
+      );
     }
     rekeyIntervalMs = Math.round(seconds * 1000);
   }
@@ -339,7 +490,9 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   if (busyPick !== undefined) {
     busyPollMicros = Number(busyPick.value);
     if (!/^[0-9]+$/.test(busyPick.value) || busyPollMicros > 100_000) {
-      throw new ConfigError(`${busyPick.from} ${JSON.stringify(busyPick.value)} is not a busy-poll window: give microseconds between 0 (off) and 100000, e.g. --busy-poll 200`);
+      throw new ConfigError(
+        `${busyPick.from} ${JSON.stringify(busyPick.value)} is not a busy-poll window: give microseconds between 0 (off) and 100000, e.g. --busy-poll 200`,
+      );
     }
   }
 
@@ -355,7 +508,9 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   if (logMaxPick !== undefined) {
     logMaxBytes = Number(logMaxPick.value);
     if (!/^[0-9]+$/.test(logMaxPick.value) || logMaxBytes < 1024 || logMaxBytes > 2 ** 40) {
-      throw new ConfigError(`${logMaxPick.from} ${JSON.stringify(logMaxPick.value)} is not a log size: give bytes, at least 1024, e.g. --log-max-bytes 10485760`);
+      throw new ConfigError(
+        `${logMaxPick.from} ${JSON.stringify(logMaxPick.value)} is not a log size: give bytes, at least 1024, e.g. --log-max-bytes 10485760`,
+      );
     }
   }
   const dns = resolveDnsConfig(pick, isSet);
@@ -363,10 +518,17 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
   const pluginPick = pick('plugin-socket');
   const pluginSocket = pluginPick === undefined ? '/run/docker/plugins/weft.sock' : pluginPick.value === '' ? undefined : pluginPick.value;
   if (pluginSocket !== undefined && (!pluginSocket.startsWith('/') || pluginSocket.length > 100 || pluginSocket.includes('\0'))) {
-    throw new ConfigError(`${pluginPick!.from} ${JSON.stringify(pluginSocket)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`);
+    throw new ConfigError(
+      `${pluginPick!.from} ${JSON.stringify(pluginSocket)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`,
+    );
   }
   const dockerPick = pick('docker-api');
-  let dockerApi = dockerPick !== undefined ? (dockerPick.value === '' ? undefined : dockerPick.value) : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
+  let dockerApi =
+    dockerPick !== undefined
+      ? dockerPick.value === ''
+        ? undefined
+        : dockerPick.value
+      : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
   if (dockerApi !== undefined && !/^unix:\/\/\/.|^(tcp|http):\/\/[^/]+:\d{1,5}\/?$/.test(dockerApi)) {
     const why = `${dockerPick?.from ?? 'DOCKER_HOST'} ${JSON.stringify(dockerApi)} is not a Docker address weft can use: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`;
     // Asked for explicitly: an error. Only inherited from DOCKER_HOST (ssh://, say): Docker off, and a warning.
@@ -415,20 +577,28 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
 }
 
 /** The weftDNS flags, validated. */
-function resolveDnsConfig(pick: (name: string) => { value: string; from: string } | undefined, isSet: (name: string) => boolean): DnsConfig {
+function resolveDnsConfig(
+  pick: (name: string) => { value: string; from: string } | undefined,
+  isSet: (name: string) => boolean,
+): DnsConfig {
   const domainPick = pick('dns-domain');
   let domain = 'weft.local.';
   if (domainPick !== undefined) {
     domain = domainPick.value.toLowerCase().endsWith('.') ? domainPick.value.toLowerCase() : `${domainPick.value.toLowerCase()}.`;
     if (!/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(domain)) {
-      throw new ConfigError(`${domainPick.from} ${JSON.stringify(domainPick.value.slice(0, 80))} is not a DNS domain; write it like weft.local.`);
+      throw new ConfigError(
+        `${domainPick.from} ${JSON.stringify(domainPick.value.slice(0, 80))} is not a DNS domain; write it like weft.local.`,
+      );
     }
   }
   const listenPick = pick('dns-listen-address');
   let listenHost: string | undefined;
   let listenPort = 53;
   if (listenPick !== undefined && listenPick.value !== '') {
-    const bad = () => new ConfigError(`${listenPick.from} ${JSON.stringify(listenPick.value.slice(0, 80))} is not an address: write HOST or HOST:PORT, e.g. 10.32.0.1 or 127.0.0.1:5353`);
+    const bad = () =>
+      new ConfigError(
+        `${listenPick.from} ${JSON.stringify(listenPick.value.slice(0, 80))} is not an address: write HOST or HOST:PORT, e.g. 10.32.0.1 or 127.0.0.1:5353`,
+      );
     let parts: { host: string; port: number };
     try {
       parts = splitAddress(listenPick.value, 53);
@@ -444,11 +614,14 @@ function resolveDnsConfig(pick: (name: string) => { value: string; from: string 
   if (ttlPick !== undefined) {
     ttlSeconds = Number(ttlPick.value);
     if (!/^[0-9]+$/.test(ttlPick.value) || ttlSeconds > 86_400) {
-      throw new ConfigError(`${ttlPick.from} ${JSON.stringify(ttlPick.value)} is not a TTL: give seconds between 0 and 86400, e.g. --dns-ttl 1`);
+      throw new ConfigError(
+        `${ttlPick.from} ${JSON.stringify(ttlPick.value)} is not a TTL: give seconds between 0 and 86400, e.g. --dns-ttl 1`,
+      );
     }
   }
   const resolvPick = pick('dns-resolv-conf');
-  if (resolvPick !== undefined && resolvPick.value === '') throw new ConfigError(`${resolvPick.from} is empty; give a file, e.g. --dns-resolv-conf /etc/resolv.conf`);
+  if (resolvPick !== undefined && resolvPick.value === '')
+    throw new ConfigError(`${resolvPick.from} is empty; give a file, e.g. --dns-resolv-conf /etc/resolv.conf`);
   return { isEnabled: !isSet('no-dns'), domain, listenHost, listenPort, ttlSeconds, resolvConf: resolvPick?.value ?? '/etc/resolv.conf' };
 }
 
@@ -504,7 +677,12 @@ export function readAuthorizedPeers(path: string, from: string, sources: ConfigS
   }
 }
 
-function resolvePassword(values: Record<string, unknown>, env: NodeJS.ProcessEnv, sources: ConfigSources, warnings: string[]): string | undefined {
+function resolvePassword(
+  values: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  sources: ConfigSources,
+  warnings: string[],
+): string | undefined {
   const flag = values['password'] as string | undefined;
   const fileFlag = values['password-file'] as string | undefined;
   if (flag !== undefined && fileFlag !== undefined) {
@@ -534,12 +712,16 @@ function resolvePassword(values: Record<string, unknown>, env: NodeJS.ProcessEnv
     throw new ConfigError(`the password from ${from} is empty; give a non-empty password or none at all`);
   }
   if (password === undefined) {
-    warnings.push('no password: traffic is not encrypted and anyone who reaches port 6783 can join the network and read it; set WEFT_PASSWORD or --password-file');
+    warnings.push(
+      'no password: traffic is not encrypted and anyone who reaches port 6783 can join the network and read it; set WEFT_PASSWORD or --password-file',
+    );
     return undefined;
   }
   const weakness = passwordWeakness(password);
   if (weakness !== undefined) {
-    warnings.push(`the password from ${from} is weak (${weakness}): anyone who records one handshake can guess it offline; use a long random one, e.g. openssl rand -base64 24`);
+    warnings.push(
+      `the password from ${from} is weak (${weakness}): anyone who records one handshake can guess it offline; use a long random one, e.g. openssl rand -base64 24`,
+    );
   }
   if (from !== '--password' && from !== 'WEFT_PASSWORD' && sources.fileMode !== undefined) {
     const path = fileFlag ?? env['WEFT_PASSWORD_FILE']!;
@@ -553,7 +735,9 @@ function resolvePassword(values: Record<string, unknown>, env: NodeJS.ProcessEnv
     // enter (Kubernetes and Docker secrets), and refusing would break those set-ups. The identity key, which weft
     // makes itself, is refused instead (crypto/identity.ts).
     if (mode !== undefined && (mode & 0o077) !== 0) {
-      warnings.push(`the password file ${path} can be read by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); restrict it: chmod 600 ${path}`);
+      warnings.push(
+        `the password file ${path} can be read by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); restrict it: chmod 600 ${path}`,
+      );
     }
   }
   return password;
@@ -640,7 +824,9 @@ function parseHost(text: string, from: string): string {
  */
 export function parsePeerAddress(text: string, defaultPort = 6783): { host: string; port: number } {
   const bad = () =>
-    new ConfigError(`peer ${JSON.stringify(text.slice(0, 80))} is not an address: write host or host:port, e.g. 10.0.0.2 or 10.0.0.2:6783 or [fd00::2]:6783`);
+    new ConfigError(
+      `peer ${JSON.stringify(text.slice(0, 80))} is not an address: write host or host:port, e.g. 10.0.0.2 or 10.0.0.2:6783 or [fd00::2]:6783`,
+    );
   let parts: { host: string; port: number };
   try {
     parts = splitAddress(text, defaultPort);

@@ -39,7 +39,16 @@ import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
 import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
-import { addDnsAddress, DNS_IDENT, dnsArgs, isNetnsName, removeDnsAddress, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf } from './dns-wiring.js';
+import {
+  addDnsAddress,
+  DNS_IDENT,
+  dnsArgs,
+  isNetnsName,
+  removeDnsAddress,
+  removeNetnsResolvConf,
+  resolvConfText,
+  writeNetnsResolvConf,
+} from './dns-wiring.js';
 import { DockerPlugin, type DockerReport } from '../plugin/docker-plugin.js';
 import { DockerApi } from '../plugin/docker-api.js';
 import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
@@ -104,7 +113,10 @@ export class Daemon implements WeftControl {
       this.registerContainerName(event.containerId, [event.containerName], event.addresses);
     } catch (err) {
       // Docker names may hold '_' or '.', which DNS names may not: the container works, it just has no name.
-      this.log.warn({ container: event.containerId, reason: err instanceof Error ? err.message : String(err) }, 'docker container name not registered in weftDNS');
+      this.log.warn(
+        { container: event.containerId, reason: err instanceof Error ? err.message : String(err) },
+        'docker container name not registered in weftDNS',
+      );
     }
   }
 
@@ -119,14 +131,17 @@ export class Daemon implements WeftControl {
         if (missing.length > 0) throw new ConfigError(missingToolsMessage(missing));
         // Loaded only when needed: --no-datapath runs without the native addon.
         const { HostDatapath } = await import('./host-datapath.js');
-        this.datapath = new HostDatapath({ log: log.child({ component: 'datapath' }), clock: this.clock }, {
-          bridge: config.bridge,
-          mtuBytes: config.mtuBytes,
-          port: config.port,
-          listenAddr: config.listenAddr,
-          busyPollMicros: config.busyPollMicros,
-          isOffloadEnabled: config.isOffloadEnabled,
-        });
+        this.datapath = new HostDatapath(
+          { log: log.child({ component: 'datapath' }), clock: this.clock },
+          {
+            bridge: config.bridge,
+            mtuBytes: config.mtuBytes,
+            port: config.port,
+            listenAddr: config.listenAddr,
+            busyPollMicros: config.busyPollMicros,
+            isOffloadEnabled: config.isOffloadEnabled,
+          },
+        );
         await this.datapath.start();
       }
       if (config.password !== undefined) {
@@ -135,7 +150,10 @@ export class Daemon implements WeftControl {
         const aeads = pickDataAeads(native, log);
         this.dataCipher = describeDataAeads(aeads);
         this.identity = loadOrCreateIdentity(config.identityFile);
-        log.info({ identity: keyToText(this.identity.publicKey), file: config.identityFile }, `identity ${keyToText(this.identity.publicKey)}`);
+        log.info(
+          { identity: keyToText(this.identity.publicKey), file: config.identityFile },
+          `identity ${keyToText(this.identity.publicKey)}`,
+        );
         this.security = new PasswordSecurity(
           { clock: this.clock },
           {
@@ -216,7 +234,11 @@ export class Daemon implements WeftControl {
       await this.startDocker();
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
       if (config.metricsAddr !== undefined) {
-        this.metricsServer = await createMetricsServer(() => this.report(), log.child({ component: 'metrics' }), parseHttpAddr(config.metricsAddr, '--metrics-addr'));
+        this.metricsServer = await createMetricsServer(
+          () => this.report(),
+          log.child({ component: 'metrics' }),
+          parseHttpAddr(config.metricsAddr, '--metrics-addr'),
+        );
       }
       log.info({ peer: this.peerName, nickname: config.nickname, uid: this.uid, addr: config.httpAddr }, 'weft started');
     } catch (err) {
@@ -292,7 +314,14 @@ export class Daemon implements WeftControl {
         },
         // Containers attached by name reach weftDNS's hook too (no Docker network or endpoint: those ids are '').
         onChange: (kind, c) => {
-          const event: EndpointEvent = { kind, networkId: '', endpointId: '', containerId: c.id, containerName: c.name, addresses: [...c.addresses] };
+          const event: EndpointEvent = {
+            kind,
+            networkId: '',
+            endpointId: '',
+            containerId: c.id,
+            containerName: c.name,
+            addresses: [...c.addresses],
+          };
           for (const l of this.dockerEndpointListeners) l(event);
         },
       });
@@ -437,7 +466,10 @@ export class Daemon implements WeftControl {
     try {
       targets.connect(decodeSavedTargets(saved.toString('utf8')), false);
     } catch (err) {
-      this.log.warn({ err }, `ignoring the saved targets in ${this.config.stateDir}/${TARGETS_KEY}: ${err instanceof Error ? err.message : String(err)}`);
+      this.log.warn(
+        { err },
+        `ignoring the saved targets in ${this.config.stateDir}/${TARGETS_KEY}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     return targets;
   }
@@ -457,7 +489,14 @@ export class Daemon implements WeftControl {
       this.requireDatapath();
       if (!this.containers) throw new DockerOffError(name);
       const c = await this.containers.attach(name, request.addresses);
-      return { target: c.target, interface: request.ifname ?? 'ethwe0', mac: '', addresses: c.addresses, containerId: c.id, containerName: c.name };
+      return {
+        target: c.target,
+        interface: request.ifname ?? 'ethwe0',
+        mac: '',
+        addresses: c.addresses,
+        containerId: c.id,
+        containerName: c.name,
+      };
     }
     return (await this.attachAs(request.target, ipamIdent(request), request)).endpoint;
   }
@@ -472,7 +511,10 @@ export class Daemon implements WeftControl {
       await this.wireDns(request, endpoint.addresses);
       if (request.containerId !== undefined) {
         if (request.dnsName !== undefined) this.registerContainerName(request.containerId, [request.dnsName], endpoint.addresses);
-        this.log.info({ container: request.containerId, ifname: endpoint.interface, addr: endpoint.addresses, dnsName: request.dnsName }, 'container attached');
+        this.log.info(
+          { container: request.containerId, ifname: endpoint.interface, addr: endpoint.addresses, dnsName: request.dnsName },
+          'container attached',
+        );
       }
       return { endpoint, resolved: addresses };
     } catch (err) {
@@ -581,7 +623,10 @@ export class Daemon implements WeftControl {
       return key !== null && key !== undefined && keys.has(keyToText(key));
     };
     const closed = this.mesh?.closeConnectionsWhere(isListed, 'unauthorized peer', 'ERR_UNAUTHORIZED_PEER') ?? [];
-    this.log.info({ file, keys: keys.size, closed }, `reloaded ${file}: ${keys.size} authorized peers; closed ${closed.length} connection(s)`);
+    this.log.info(
+      { file, keys: keys.size, closed },
+      `reloaded ${file}: ${keys.size} authorized peers; closed ${closed.length} connection(s)`,
+    );
     return { keys: keys.size, closed };
   }
 
@@ -605,7 +650,12 @@ export class Daemon implements WeftControl {
     if (!dns) return;
     await dns.start();
     if (this.datapath) {
-      const attached = new Set(this.datapath.cachedEndpoints().filter((e) => e.mac !== '').map((e) => `attach:${e.target}`));
+      const attached = new Set(
+        this.datapath
+          .cachedEndpoints()
+          .filter((e) => e.mac !== '')
+          .map((e) => `attach:${e.target}`),
+      );
       dns.nameserver.reconcile((source) => !source.startsWith('attach:') || attached.has(source));
     }
     const { listenHost, listenPort } = this.config.dns;
@@ -695,7 +745,8 @@ export class Daemon implements WeftControl {
   dnsArgs(): string {
     const dns = this.requireDns();
     const host = dns.listenHost;
-    if (host === undefined) throw new DnsOffError('weftDNS is not listening yet (it waits for IPAM: weft prime), or could not: see weft status dns');
+    if (host === undefined)
+      throw new DnsOffError('weftDNS is not listening yet (it waits for IPAM: weft prime), or could not: see weft status dns');
     return dnsArgs(host, dns.nameserver.domain);
   }
 
@@ -722,7 +773,9 @@ export class Daemon implements WeftControl {
  * and interface, since CNI identifies an attachment by both (one container may be on several networks).
  */
 function ipamIdent(request: AttachRequest): string {
-  return request.containerId === undefined ? request.target : containerIdent(request.containerId, request.ifname ?? DEFAULT_ENDPOINT_IFNAME);
+  return request.containerId === undefined
+    ? request.target
+    : containerIdent(request.containerId, request.ifname ?? DEFAULT_ENDPOINT_IFNAME);
 }
 
 function containerIdent(containerId: string, ifname: string): string {
@@ -752,7 +805,9 @@ export class DatapathDisabledError extends Error {
 export class IpamOffError extends Error {
   readonly code = 'ERR_IPAM_OFF';
   constructor(request: string, target: string) {
-    super(`cannot do ${request} for ${target}: IPAM is off on this router (--ipalloc-range ''); give addresses explicitly, e.g. weft attach --netns NS 10.2.1.5/24`);
+    super(
+      `cannot do ${request} for ${target}: IPAM is off on this router (--ipalloc-range ''); give addresses explicitly, e.g. weft attach --netns NS 10.2.1.5/24`,
+    );
   }
 }
 

@@ -112,7 +112,10 @@ describe('pickDataAeads', () => {
     const implementation = native.aegis256x2Implementation();
     expect(aeads.chacha.name).toBe('openssl');
     expect(aeads.aegis256x2?.name).toBe(implementation === '' ? undefined : implementation);
-    const says = implementation !== '' ? new RegExp(`AEGIS-256X2 \\(${implementation}\\) or ChaCha20-Poly1305 \\(openssl\\)`) : /ChaCha20-Poly1305 \(openssl\)/;
+    const says =
+      implementation !== ''
+        ? new RegExp(`AEGIS-256X2 \\(${implementation}\\) or ChaCha20-Poly1305 \\(openssl\\)`)
+        : /ChaCha20-Poly1305 \(openssl\)/;
     expect(lines().some((e) => says.test(String(e.msg)))).toBe(true);
   });
 
@@ -126,12 +129,16 @@ describe('pickDataAeads', () => {
     const { log, lines } = createMemoryLogger();
     const wrong = { seal: () => -1, open: () => -1 };
     expect(pickDataAeads(fakeNative(sodiumDataAead(), wrong), log, {}).aegis256x2).toBeUndefined();
-    expect(lines().some((e) => e.level === 40 && /AEGIS-256X2 failed its known-answer tests \(Test Vector 1: seal failed/.test(String(e.msg)))).toBe(true);
+    expect(
+      lines().some((e) => e.level === 40 && /AEGIS-256X2 failed its known-answer tests \(Test Vector 1: seal failed/.test(String(e.msg))),
+    ).toBe(true);
   });
 
   it('offers ChaCha20-Poly1305 only when told to, or when there is no addon or no AES', () => {
     const log = createMemoryLogger().log;
-    expect(pickDataAeads(fakeNative(broken), log, { WEFT_DATA_AEAD: 'sodium' })).toEqual({ chacha: expect.objectContaining({ name: 'sodium-native' }) });
+    expect(pickDataAeads(fakeNative(broken), log, { WEFT_DATA_AEAD: 'sodium' })).toEqual({
+      chacha: expect.objectContaining({ name: 'sodium-native' }),
+    });
     expect(pickDataAeads(undefined, log, {})).toEqual({ chacha: expect.objectContaining({ name: 'sodium-native' }) });
     expect(pickDataAeads(fakeNative(sodiumDataAead()), log, {}).aegis256x2).toBeUndefined();
     if (isBuilt) expect(pickDataAeads(loadNative(), log, { WEFT_DATA_AEAD: 'chacha' }).aegis256x2).toBeUndefined();

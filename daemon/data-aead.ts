@@ -13,7 +13,14 @@
  */
 import { checkAegis256x2 } from '../crypto/aegis256x2.js';
 import { BufferViews } from '../crypto/buffer-views.js';
-import { AEGIS256_NONCE_BYTES, DATA_CIPHER_NAMES, DATA_NONCE_BYTES, crossCheckDataAead, sodiumDataAead, type DataAead } from '../crypto/data-aead.js';
+import {
+  AEGIS256_NONCE_BYTES,
+  DATA_CIPHER_NAMES,
+  DATA_NONCE_BYTES,
+  crossCheckDataAead,
+  sodiumDataAead,
+  type DataAead,
+} from '../crypto/data-aead.js';
 import type { WeftNative } from '../native/addon.js';
 import type { Logger } from '../runtime/logger.js';
 

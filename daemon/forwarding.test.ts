@@ -11,8 +11,14 @@ describe('SnapshotBuilder', () => {
   it('maps names to 48-bit ids and routes to next hops', () => {
     const snap = new SnapshotBuilder().build({
       localName: A,
-      unicast: new Map([[B, B], [C, B]]),
-      broadcast: new Map([[A, [B]], [C, []]]),
+      unicast: new Map([
+        [B, B],
+        [C, B],
+      ]),
+      broadcast: new Map([
+        [A, [B]],
+        [C, []],
+      ]),
       neighbours: [{ name: B, remoteHost: '10.9.0.2', udpPort: 6783, data: null }],
       trustedSubnets: [],
       underlayMtuBytes: 1500,
@@ -77,7 +83,12 @@ describe('withTrustedData', () => {
 
   it('says a trusted connection sends data in the clear, and names no data cipher for it', () => {
     const c = withTrustedData(encrypted, ['10.0.0.0/24']);
-    expect(c).toEqual({ address: '10.0.0.2:6783', isEncrypted: true, isDataClear: true, info: 'encrypted control, clear data (trusted subnet)' });
+    expect(c).toEqual({
+      address: '10.0.0.2:6783',
+      isEncrypted: true,
+      isDataClear: true,
+      info: 'encrypted control, clear data (trusted subnet)',
+    });
     expect(withTrustedData({ ...encrypted, address: '[::ffff:10.0.0.2]:41000' }, ['10.0.0.0/24']).isDataClear).toBe(true);
   });
 

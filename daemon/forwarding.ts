@@ -48,10 +48,9 @@ export function isTrusted(host: string, cidrs: readonly string[]): boolean {
  * A connection as `weft status connections` should show it: one whose remote is in a trusted subnet has its control
  * traffic encrypted but its data in the clear, so it says so instead of naming a data cipher.
  */
-export function withTrustedData<C extends { address: string; isEncrypted: boolean; info: string; dataCipher?: string; isDataClear?: boolean }>(
-  c: C,
-  trustedSubnets: readonly string[],
-): C {
+export function withTrustedData<
+  C extends { address: string; isEncrypted: boolean; info: string; dataCipher?: string; isDataClear?: boolean },
+>(c: C, trustedSubnets: readonly string[]): C {
   if (!c.isEncrypted || trustedSubnets.length === 0) return c;
   let host: string;
   try {

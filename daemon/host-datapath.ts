@@ -76,7 +76,14 @@ export class HostDatapath {
     this.capture = new TapCapture({ native, log }, { name: this.tapName, offload: this.options.isOffloadEnabled });
     this.underlay = new NativeUdpUnderlay({ native, log }, { bindAddress: this.options.listenAddr, port: this.options.port });
     const sleeve = new Sleeve(
-      { capture: this.capture, underlay: this.underlay, clock, log, copyBytes: native.copyBytes, checksumComplete: native.checksumComplete },
+      {
+        capture: this.capture,
+        underlay: this.underlay,
+        clock,
+        log,
+        copyBytes: native.copyBytes,
+        checksumComplete: native.checksumComplete,
+      },
       {},
     );
     sleeve.onHealthChange((peer, health) => {
@@ -89,7 +96,13 @@ export class HostDatapath {
     await attachToBridge(this.tapName, this.options.bridge);
     await this.refreshEndpoints();
     log.info(
-      { bridge: this.options.bridge, tap: this.tapName, port: this.underlay.localPort, mtu: this.overlayMtuBytes, offloads: this.capture.counters().offloads },
+      {
+        bridge: this.options.bridge,
+        tap: this.tapName,
+        port: this.underlay.localPort,
+        mtu: this.overlayMtuBytes,
+        offloads: this.capture.counters().offloads,
+      },
       'data path ready',
     );
   }
@@ -158,7 +171,13 @@ export class HostDatapath {
   private busyPollCounters(): Record<string, number> | undefined {
     if (!this.sleeve) return undefined;
     const stats = loadNative().busyPollStats();
-    return { spins: stats.spins, hits: stats.hits, idle_us: Math.round(stats.idleMicros), busy_us: Math.round(stats.busyMicros), skipped: stats.skipped };
+    return {
+      spins: stats.spins,
+      hits: stats.hits,
+      idle_us: Math.round(stats.idleMicros),
+      busy_us: Math.round(stats.busyMicros),
+      skipped: stats.skipped,
+    };
   }
 
   /** Endpoints as of the last attach/detach (the report is synchronous). */
@@ -235,7 +254,8 @@ export function gatewayFor(addresses: readonly string[], exposed: readonly strin
     for (const e of exposed) {
       try {
         const [host, hostBits] = ipaddr.parseCIDR(e);
-        if (host.kind() === 'ipv4' && hostBits === bits && addr.match(host, bits) && host.toString() !== addr.toString()) return host.toString();
+        if (host.kind() === 'ipv4' && hostBits === bits && addr.match(host, bits) && host.toString() !== addr.toString())
+          return host.toString();
       } catch {
         // not an address: skip
       }

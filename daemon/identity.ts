@@ -18,7 +18,9 @@ export function loadOrCreatePeerName(store: Store): string {
   const stored = store.read('peer-name')?.toString().trim();
   if (stored !== undefined) {
     if (!isPeerName(stored)) {
-      throw new IdentityError(`the peer-name file in the state dir holds ${JSON.stringify(stored.slice(0, 40))}, not a peer name; remove it to get a new name`);
+      throw new IdentityError(
+        `the peer-name file in the state dir holds ${JSON.stringify(stored.slice(0, 40))}, not a peer name; remove it to get a new name`,
+      );
     }
     return parsePeerName(stored);
   }

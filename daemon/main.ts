@@ -20,7 +20,11 @@ export interface RunOptions {
 
 export async function runDaemon(config: WeftConfig, options: RunOptions = {}): Promise<void> {
   const logFile = config.logFile !== undefined ? new RotatingLogFile(config.logFile, { maxBytes: config.logMaxBytes }) : undefined;
-  const log = createLogger({ level: config.logLevel, isPretty: logFile === undefined && (options.isPretty ?? false), destination: logFile });
+  const log = createLogger({
+    level: config.logLevel,
+    isPretty: logFile === undefined && (options.isPretty ?? false),
+    destination: logFile,
+  });
   for (const warning of config.warnings) log.warn(warning);
   let daemon: Daemon;
   try {

@@ -22,12 +22,22 @@ describe('saved targets (weft connect survives a restart)', () => {
 
   it(`holds at most ${MAX_SAVED_TARGETS} targets`, () => {
     const t = new SavedTargets();
-    t.connect(Array.from({ length: MAX_SAVED_TARGETS + 50 }, (_, i) => `10.1.${i >> 8}.${i & 255}`), false);
+    t.connect(
+      Array.from({ length: MAX_SAVED_TARGETS + 50 }, (_, i) => `10.1.${i >> 8}.${i & 255}`),
+      false,
+    );
     expect(t.list()).toHaveLength(MAX_SAVED_TARGETS);
   });
 
   it('refuses damaged or foreign files with SavedTargetsError only', () => {
-    for (const bad of ['', 'null', '[]', '{"version":2,"targets":[]}', '{"version":1,"targets":[5]}', '{"version":1,"targets":["a:99999"]}']) {
+    for (const bad of [
+      '',
+      'null',
+      '[]',
+      '{"version":2,"targets":[]}',
+      '{"version":1,"targets":[5]}',
+      '{"version":1,"targets":["a:99999"]}',
+    ]) {
       expect(() => decodeSavedTargets(bad), bad).toThrow(SavedTargetsError);
     }
     fc.assert(

@@ -82,10 +82,13 @@ export function decodeSavedTargets(text: string): string[] {
     throw new SavedTargetsError('the targets file is not JSON');
   }
   const targets = (value as { version?: unknown; targets?: unknown } | null)?.targets;
-  if ((value as { version?: unknown } | null)?.version !== 1 || !Array.isArray(targets)) throw new SavedTargetsError('the targets file is not version 1 with a targets list');
-  if (targets.length > MAX_SAVED_TARGETS) throw new SavedTargetsError(`the targets file lists ${targets.length} peers, more than ${MAX_SAVED_TARGETS}`);
+  if ((value as { version?: unknown } | null)?.version !== 1 || !Array.isArray(targets))
+    throw new SavedTargetsError('the targets file is not version 1 with a targets list');
+  if (targets.length > MAX_SAVED_TARGETS)
+    throw new SavedTargetsError(`the targets file lists ${targets.length} peers, more than ${MAX_SAVED_TARGETS}`);
   return targets.map((t, i) => {
-    if (typeof t !== 'string' || t.length === 0 || t.length > MAX_TARGET_LENGTH) throw new SavedTargetsError(`target ${i} is not a peer address`);
+    if (typeof t !== 'string' || t.length === 0 || t.length > MAX_TARGET_LENGTH)
+      throw new SavedTargetsError(`target ${i} is not a peer address`);
     try {
       splitAddress(t);
     } catch {
@@ -94,4 +97,3 @@ export function decodeSavedTargets(text: string): string[] {
     return t;
   });
 }
-

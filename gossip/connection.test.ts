@@ -9,7 +9,17 @@ import { MemoryNetwork } from './memory-transport.js';
 import type { TransportConnection } from './transport.js';
 
 function hello(name: string, nickname: string): Hello {
-  return { minVersion: 1, maxVersion: 1, name, nickname, uid: String(name.length + nickname.length), features: [], hasPassword: false, publicKey: new Uint8Array(0), udpPort: 6784 };
+  return {
+    minVersion: 1,
+    maxVersion: 1,
+    name,
+    nickname,
+    uid: String(name.length + nickname.length),
+    features: [],
+    hasPassword: false,
+    publicKey: new Uint8Array(0),
+    udpPort: 6784,
+  };
 }
 
 interface Side {
@@ -134,7 +144,9 @@ describe('PeerConnection', () => {
     a.conn.start();
     b.conn.start();
     clock.advance(20);
-    expect(a.closed[0]?.err?.message).toBe('peer h2 (10.0.0.2:6783) has no password but this router has one; every router needs the same --password');
+    expect(a.closed[0]?.err?.message).toBe(
+      'peer h2 (10.0.0.2:6783) has no password but this router has one; every router needs the same --password',
+    );
     expect(b.closed[0]?.err).toBeInstanceOf(PasswordMismatchError);
   });
 
@@ -173,7 +185,10 @@ describe('PeerConnection', () => {
   });
 
   it('as dialler proves first; the responder proves only after verifying it', async () => {
-    const { clock, a, b, outbound, inbound } = await pair({ securityA: new FakeConnectionSecurity('pw'), securityB: new FakeConnectionSecurity('pw') });
+    const { clock, a, b, outbound, inbound } = await pair({
+      securityA: new FakeConnectionSecurity('pw'),
+      securityB: new FakeConnectionSecurity('pw'),
+    });
     const sends: Array<{ who: string; what: string; at: number }> = [];
     const spy = (t: TransportConnection, who: string) => {
       const send = t.send.bind(t);

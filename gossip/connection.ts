@@ -33,7 +33,16 @@ import type { Logger } from '../runtime/logger.js';
 import type { ConnectionSecurity, SecureSession, SecurityHandshake } from '../crypto/connection-security.js';
 import type { TransportConnection } from './transport.js';
 import { DecodeError } from './decode-error.js';
-import { checkHello, decodeHello, describePeer, encodeHello, HandshakeError, MAX_HANDSHAKE_MESSAGE_BYTES, PasswordMismatchError, type Hello } from './handshake.js';
+import {
+  checkHello,
+  decodeHello,
+  describePeer,
+  encodeHello,
+  HandshakeError,
+  MAX_HANDSHAKE_MESSAGE_BYTES,
+  PasswordMismatchError,
+  type Hello,
+} from './handshake.js';
 
 /** The first byte of every frame after the handshake. */
 export const FrameType = {
@@ -166,7 +175,10 @@ export class PeerConnection {
     this.transport.onClose((reason) => {
       if (reason === 'message too big' && (this.phase === 'handshaking' || this.phase === 'confirming')) {
         this.deps.count('handshake_message_too_big');
-        this.log.warn({ reason: `a message over ${MAX_HANDSHAKE_MESSAGE_BYTES} bytes before the handshake was done` }, 'closing connection: bad message');
+        this.log.warn(
+          { reason: `a message over ${MAX_HANDSHAKE_MESSAGE_BYTES} bytes before the handshake was done` },
+          'closing connection: bad message',
+        );
       }
       const refusal = this.remoteRefusal(reason);
       // Only the refusing side checks an identity, and only the responder checks the first proof: say it here too,
@@ -360,7 +372,9 @@ export class PeerConnection {
   /** A refusal the remote told us about in its close reason, typed for the connection maker and the report. */
   private remoteRefusal(reason: string): Error | null {
     if (reason === 'password mismatch' && this.remote) {
-      return new PasswordMismatchError(`peer ${describePeer(this.remote, this.remoteAddr)} refused: password mismatch; every router needs the same --password`);
+      return new PasswordMismatchError(
+        `peer ${describePeer(this.remote, this.remoteAddr)} refused: password mismatch; every router needs the same --password`,
+      );
     }
     if (reason.startsWith('duplicate connection')) return new HandshakeError('ERR_DUPLICATE_CONNECTION', reason);
     if (reason === 'unauthorized peer' && this.remote) {

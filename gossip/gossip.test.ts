@@ -24,7 +24,10 @@ function setup(neighbourCount: number, peerCount: number, routes: ControlRoutes 
   const counts = new Map<string, number>();
   const { log, lines } = createMemoryLogger();
   const clock = new FakeClock();
-  const gossip = new Gossip({ clock, random: new SeededRandom(5), log, network, count: (r) => counts.set(r, (counts.get(r) ?? 0) + 1) }, { gossipIntervalMs: 30_000 });
+  const gossip = new Gossip(
+    { clock, random: new SeededRandom(5), log, network, count: (r) => counts.set(r, (counts.get(r) ?? 0) + 1) },
+    { gossipIntervalMs: 30_000 },
+  );
   return { gossip, sent, neighbours, counts, lines, clock };
 }
 
@@ -50,7 +53,10 @@ describe('Gossip', () => {
 
   it('passes a delta on to every neighbour except the sender', () => {
     const { gossip, sent, neighbours } = setup(3, 4);
-    gossip.channel('c', stateful('s', (u) => (Buffer.from(u).toString() === 'new' ? Buffer.from('delta') : null)));
+    gossip.channel(
+      'c',
+      stateful('s', (u) => (Buffer.from(u).toString() === 'new' ? Buffer.from('delta') : null)),
+    );
     const frame = Buffer.from([1, 0x63, ...Buffer.from('new')]);
     gossip.onFrame(neighbours[0]!, FrameType.Gossip, frame);
     expect(sent.map((s) => s.peer)).toEqual(neighbours.slice(1));
@@ -61,9 +67,12 @@ describe('Gossip', () => {
 
   it('closes on a broken frame header, drops (and counts) what a gossiper refuses or an unknown channel', () => {
     const { gossip, counts, lines, neighbours } = setup(1, 2);
-    gossip.channel('c', stateful('s', () => {
-      throw new DecodeError('bad state');
-    }));
+    gossip.channel(
+      'c',
+      stateful('s', () => {
+        throw new DecodeError('bad state');
+      }),
+    );
     expect(() => gossip.onFrame(neighbours[0]!, FrameType.Gossip, new Uint8Array(0))).toThrow(DecodeError);
     expect(() => gossip.onFrame(neighbours[0]!, FrameType.Unicast, Buffer.from([1, 0x63, 1, 2]))).toThrow(/truncated/);
     gossip.onFrame(neighbours[0]!, FrameType.Gossip, Buffer.from([1, 0x63, 9]));
@@ -88,7 +97,12 @@ describe('Gossip', () => {
     const routes: ControlRoutes = { unicast: new Map([[S, n1]]), broadcast: new Map([[S, []]]), upstream: new Map([[S, [n1]]]) };
     const { gossip, counts, lines } = setup(2, 4, routes);
     const got: string[] = [];
-    gossip.channel('c', { gossip: () => null, onGossip: () => null, onGossipBroadcast: (src, u) => void got.push(`b ${src} ${Buffer.from(u)}`), onGossipUnicast: (src, u) => void got.push(`u ${src} ${Buffer.from(u)}`) });
+    gossip.channel('c', {
+      gossip: () => null,
+      onGossip: () => null,
+      onGossipBroadcast: (src, u) => void got.push(`b ${src} ${Buffer.from(u)}`),
+      onGossipUnicast: (src, u) => void got.push(`u ${src} ${Buffer.from(u)}`),
+    });
     const id = (n: string) => Buffer.from(peerNameToId(n).toString(16).padStart(12, '0'), 'hex');
     const unicast = Buffer.concat([Buffer.from([1, 0x63]), id(S), id(LOCAL), Buffer.from('give me space')]);
     const broadcast = Buffer.concat([Buffer.from([1, 0x63]), id(S), Buffer.from('tombstone')]);
@@ -105,8 +119,18 @@ describe('Gossip', () => {
 
   it('never sends a frame over the cap; logs which cap once; sends a state given in chunks as several frames', () => {
     const { gossip, sent, counts, lines, neighbours } = setup(2, 3);
-    gossip.channel('big', { gossip: () => new Uint8Array(MAX_GOSSIP_FRAME_BYTES), onGossip: () => null, onGossipBroadcast: () => {}, onGossipUnicast: () => {} });
-    gossip.channel('chunked', { gossip: () => [Buffer.from('one'), Buffer.from('two')], onGossip: () => null, onGossipBroadcast: () => {}, onGossipUnicast: () => {} });
+    gossip.channel('big', {
+      gossip: () => new Uint8Array(MAX_GOSSIP_FRAME_BYTES),
+      onGossip: () => null,
+      onGossipBroadcast: () => {},
+      onGossipUnicast: () => {},
+    });
+    gossip.channel('chunked', {
+      gossip: () => [Buffer.from('one'), Buffer.from('two')],
+      onGossip: () => null,
+      onGossipBroadcast: () => {},
+      onGossipUnicast: () => {},
+    });
     gossip.onNewNeighbour(neighbours[0]!);
     gossip.onNewNeighbour(neighbours[1]!);
     expect(sent.map((s) => Buffer.from(s.frame.subarray(9)).toString())).toEqual(['one', 'two', 'one', 'two']);

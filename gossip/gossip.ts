@@ -151,7 +151,11 @@ export class Gossip {
 
   refuseOversized(c: MeshChannel, bytes: number): void {
     this.deps.count('gossip_frame_over_cap');
-    this.warnOnce(`cap|${c.name}`, { channel: c.name, bytes, cap: MAX_GOSSIP_FRAME_BYTES, reason: 'gossip frame cap' }, 'gossip message over the frame cap (MAX_GOSSIP_FRAME_BYTES) not sent; the state must shrink');
+    this.warnOnce(
+      `cap|${c.name}`,
+      { channel: c.name, bytes, cap: MAX_GOSSIP_FRAME_BYTES, reason: 'gossip frame cap' },
+      'gossip message over the frame cap (MAX_GOSSIP_FRAME_BYTES) not sent; the state must shrink',
+    );
   }
 
   /** Did a message naming `src` come the way `src`'s messages travel to us? */
@@ -162,7 +166,11 @@ export class Gossip {
 
   private refuseRelay(c: MeshChannel, src: PeerName, from: PeerName): void {
     this.deps.count('gossip_bad_relay');
-    this.warnOnce(`relay|${from}|${src}`, { channel: c.name, peer: from, src, reason: 'not on a path from the source' }, 'dropped gossip naming a source it cannot have come from over this connection');
+    this.warnOnce(
+      `relay|${from}|${src}`,
+      { channel: c.name, peer: from, src, reason: 'not on a path from the source' },
+      'dropped gossip naming a source it cannot have come from over this connection',
+    );
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
@@ -273,7 +281,11 @@ export class Gossip {
     } catch (err) {
       const isDecode = err instanceof DecodeError || (err as { code?: string })?.code === 'ERR_DECODE';
       this.deps.count(isDecode ? 'gossip_decode_error' : 'gossip_handler_error');
-      this.warnOnce(`${c.name}|${from ?? ''}|${isDecode}`, { channel: c.name, peer: from, err }, isDecode ? 'dropped gossip that does not decode' : 'gossip handler failed');
+      this.warnOnce(
+        `${c.name}|${from ?? ''}|${isDecode}`,
+        { channel: c.name, peer: from, err },
+        isDecode ? 'dropped gossip that does not decode' : 'gossip handler failed',
+      );
       return null;
     }
   }

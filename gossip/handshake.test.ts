@@ -27,19 +27,21 @@ const base: Hello = {
   udpPort: 6784,
 };
 
-const arbHello = fc.record({
-  minVersion: fc.integer({ min: 0, max: 10 }),
-  maxVersion: fc.integer({ min: 10, max: 255 }),
-  name: fc.integer({ min: 0, max: 2 ** 48 - 1 }).map(peerIdToName),
-  nickname: fc
-    .string({ maxLength: 20 })
-    .filter((s) => Buffer.byteLength(s) <= 64 && s === Buffer.from(s).toString() && !/[\p{Cc}\p{Cf}\u2028\u2029]/u.test(s)),
-  uid: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String),
-  features: fc.array(fc.stringMatching(/^[a-z0-9-]{1,64}$/), { maxLength: 32 }),
-  hasPassword: fc.boolean(),
-  udpPort: fc.integer({ min: 0, max: 65535 }),
-  key: fc.uint8Array({ minLength: 32, maxLength: 32 }),
-}).map(({ key, ...h }): Hello => ({ ...h, publicKey: h.hasPassword ? key : new Uint8Array(0) }));
+const arbHello = fc
+  .record({
+    minVersion: fc.integer({ min: 0, max: 10 }),
+    maxVersion: fc.integer({ min: 10, max: 255 }),
+    name: fc.integer({ min: 0, max: 2 ** 48 - 1 }).map(peerIdToName),
+    nickname: fc
+      .string({ maxLength: 20 })
+      .filter((s) => Buffer.byteLength(s) <= 64 && s === Buffer.from(s).toString() && !/[\p{Cc}\p{Cf}\u2028\u2029]/u.test(s)),
+    uid: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String),
+    features: fc.array(fc.stringMatching(/^[a-z0-9-]{1,64}$/), { maxLength: 32 }),
+    hasPassword: fc.boolean(),
+    udpPort: fc.integer({ min: 0, max: 65535 }),
+    key: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  })
+  .map(({ key, ...h }): Hello => ({ ...h, publicKey: h.hasPassword ? key : new Uint8Array(0) }));
 
 describe('hello codec', () => {
   it('decode(encode(x)) equals x', () => {

@@ -156,7 +156,9 @@ export function decodeHello(bytes: Uint8Array): Hello {
   if (o !== b.length) throw new DecodeError(`hello has ${b.length - o} trailing bytes`);
   const hasPassword = (flags & FLAG_HAS_PASSWORD) !== 0;
   if (hasPassword !== (keyLen === PUBLIC_KEY_BYTES)) {
-    throw new DecodeError(hasPassword ? 'hello claims a password but carries no public key' : 'hello carries a public key but claims no password');
+    throw new DecodeError(
+      hasPassword ? 'hello claims a password but carries no public key' : 'hello carries a public key but claims no password',
+    );
   }
   return { minVersion, maxVersion, name, nickname, uid, features, hasPassword, publicKey, udpPort };
 }
@@ -219,7 +221,10 @@ export function describePeer(hello: Pick<Hello, 'name' | 'nickname'>, addr: stri
 }
 
 /** The version both ranges contain (the highest), or null if none. */
-export function negotiateVersion(local: Pick<Hello, 'minVersion' | 'maxVersion'>, remote: Pick<Hello, 'minVersion' | 'maxVersion'>): number | null {
+export function negotiateVersion(
+  local: Pick<Hello, 'minVersion' | 'maxVersion'>,
+  remote: Pick<Hello, 'minVersion' | 'maxVersion'>,
+): number | null {
   const v = Math.min(local.maxVersion, remote.maxVersion);
   return v >= Math.max(local.minVersion, remote.minVersion) ? v : null;
 }

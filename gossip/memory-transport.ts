@@ -235,26 +235,29 @@ export class MemoryNetwork {
         return;
       }
       const rtt = this.latency(fromHost, toHost) + this.latency(toHost, fromHost);
-      this.clock.setTimeout(() => {
-        const listener = this.listeners.get(target);
-        if (!listener || listener.isClosed) {
-          reject(new Error(`dial ${target}: connection refused`));
-          return;
-        }
-        if (this.isPartitioned(fromHost, toHost)) {
-          reject(new Error(`dial ${target}: connection reset (network partition)`));
-          return;
-        }
-        const ephemeral = joinAddress(fromHost, this.nextPort++);
-        const outbound = new MemoryConnection(this, fromHost, target, toHost, true);
-        const inbound = new MemoryConnection(this, toHost, ephemeral, fromHost, false);
-        outbound.peer = inbound;
-        inbound.peer = outbound;
-        this.connections.add(outbound);
-        this.connections.add(inbound);
-        listener.onConnection(inbound);
-        resolve(outbound);
-      }, Math.min(rtt, timeoutMs));
+      this.clock.setTimeout(
+        () => {
+          const listener = this.listeners.get(target);
+          if (!listener || listener.isClosed) {
+            reject(new Error(`dial ${target}: connection refused`));
+            return;
+          }
+          if (this.isPartitioned(fromHost, toHost)) {
+            reject(new Error(`dial ${target}: connection reset (network partition)`));
+            return;
+          }
+          const ephemeral = joinAddress(fromHost, this.nextPort++);
+          const outbound = new MemoryConnection(this, fromHost, target, toHost, true);
+          const inbound = new MemoryConnection(this, toHost, ephemeral, fromHost, false);
+          outbound.peer = inbound;
+          inbound.peer = outbound;
+          this.connections.add(outbound);
+          this.connections.add(inbound);
+          listener.onConnection(inbound);
+          resolve(outbound);
+        },
+        Math.min(rtt, timeoutMs),
+      );
     });
   }
 }

@@ -17,7 +17,10 @@ it('refuses garbage, truncated, oversized, wrong-version and name-stealing peers
   const random = new SeededRandom(3);
   const { log, lines } = createMemoryLogger('debug');
   const make = (host: string, i: number, l = silentLogger) =>
-    new Mesh({ transport: net.transport(host), clock, random, log: l }, { peerName: `02:00:00:00:00:0${i}`, nickname: host, uid: String(i) });
+    new Mesh(
+      { transport: net.transport(host), clock, random, log: l },
+      { peerName: `02:00:00:00:00:0${i}`, nickname: host, uid: String(i) },
+    );
   const h1 = make('h1', 1, log);
   const h2 = make('h2', 2);
   const h3 = make('h3', 3);
@@ -49,7 +52,18 @@ it('refuses garbage, truncated, oversized, wrong-version and name-stealing peers
       return reason;
     };
     const hello = (over: Partial<Hello>): Uint8Array =>
-      encodeHello({ minVersion: 1, maxVersion: 1, name: '02:00:00:00:00:66', nickname: 'evil', uid: '666', features: [], hasPassword: false, publicKey: new Uint8Array(0), udpPort: 1, ...over });
+      encodeHello({
+        minVersion: 1,
+        maxVersion: 1,
+        name: '02:00:00:00:00:66',
+        nickname: 'evil',
+        uid: '666',
+        features: [],
+        hasPassword: false,
+        publicKey: new Uint8Array(0),
+        udpPort: 1,
+        ...over,
+      });
     const logged = (pred: (l: Record<string, unknown>) => boolean) => lines().filter(pred);
 
     // 1. Garbage instead of a hello.
@@ -114,7 +128,12 @@ it('rate-limits inbound handshakes per address first, then in all', async () => 
   const net = new MemoryNetwork(clock, { latencyMs: 1 });
   const h1 = new Mesh(
     { transport: net.transport('h1'), clock, random: new SeededRandom(1), log: silentLogger },
-    { peerName: '02:00:00:00:00:01', nickname: 'h1', uid: '1', inbound: { perAddressBurst: 5, totalBurst: 8, maxPendingPerAddress: 100, maxPending: 100 } },
+    {
+      peerName: '02:00:00:00:00:01',
+      nickname: 'h1',
+      uid: '1',
+      inbound: { perAddressBurst: 5, totalBurst: 8, maxPendingPerAddress: 100, maxPending: 100 },
+    },
   );
   await h1.start();
   try {

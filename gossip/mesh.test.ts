@@ -266,7 +266,13 @@ describe('Mesh', () => {
   it('works over WebSocket on 127.0.0.1 with real timers', async () => {
     const make = (i: number) =>
       new Mesh(
-        { transport: new WsTransport(), clock: systemClock, random: new SeededRandom(i), log: silentLogger, security: new FakeConnectionSecurity('pw') },
+        {
+          transport: new WsTransport(),
+          clock: systemClock,
+          random: new SeededRandom(i),
+          log: silentLogger,
+          security: new FakeConnectionSecurity('pw'),
+        },
         { peerName: `02:00:00:00:00:0${i}`, nickname: `h${i}`, uid: String(i), listenAddr: '127.0.0.1:0', heartbeatMs: 50 },
       );
     const a = make(1);

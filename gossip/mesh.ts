@@ -58,7 +58,15 @@ import {
 } from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
 import { computeRoutes, emptyRoutes, type ControlRoutes, type Routes } from './routes.js';
-import { decodeTopology, encodeTopology, encodeTopologyChunks, Topology, type ConnectionEntry, type PeerEntry, type TopologyRefusal } from './topology.js';
+import {
+  decodeTopology,
+  encodeTopology,
+  encodeTopologyChunks,
+  Topology,
+  type ConnectionEntry,
+  type PeerEntry,
+  type TopologyRefusal,
+} from './topology.js';
 import type { Transport, TransportConnection, TransportListener, TransportRefusal } from './transport.js';
 
 /** The control port, and the port assumed for a discovered peer known only by an inbound connection. */
@@ -235,11 +243,13 @@ export class Mesh {
       publicKey: new Uint8Array(0),
       udpPort: options.udpPort ?? 6784,
     };
-    this.topology = new Topology({ name, nickname: options.nickname, uid: options.uid }, (e) =>
-      this.log.warn(
-        { reason: 'peer name collision', uid: e.uid },
-        `the topology holds an entry for our name ${name} from uid ${e.uid} (ours ${options.uid}): an earlier run of this router, or a copied state dir / cloned VM; if it persists, remove <state-dir>/peer-name on one of them and restart it`,
-      ),
+    this.topology = new Topology(
+      { name, nickname: options.nickname, uid: options.uid },
+      (e) =>
+        this.log.warn(
+          { reason: 'peer name collision', uid: e.uid },
+          `the topology holds an entry for our name ${name} from uid ${e.uid} (ours ${options.uid}): an earlier run of this router, or a copied state dir / cloned VM; if it persists, remove <state-dir>/peer-name on one of them and restart it`,
+        ),
       { onRefused: (reason, e) => this.topologyRefused(reason, e) },
     );
     const network = {
@@ -801,7 +811,10 @@ export class Mesh {
         : reason === 'peer_cap'
           ? `the topology already holds its cap of peers`
           : `the topology would exceed its cap of encoded bytes`;
-    this.log.warn({ peer: e.name, version: e.version, reason: `topology ${reason.replace('_', ' ')}` }, `refused a topology entry for ${e.name}: ${why}`);
+    this.log.warn(
+      { peer: e.name, version: e.version, reason: `topology ${reason.replace('_', ' ')}` },
+      `refused a topology entry for ${e.name}: ${why}`,
+    );
   }
 
   private topologyChanged(): void {

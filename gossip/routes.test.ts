@@ -39,7 +39,10 @@ function randomConnected(n: number, extra: number, rnd: SeededRandom): Array<[nu
 
 describe('routes', () => {
   it('routes a line through the middle, both ways', () => {
-    const t = topology(3, [[0, 1], [1, 2]]);
+    const t = topology(3, [
+      [0, 1],
+      [1, 2],
+    ]);
     const r0 = computeRoutes(t, name(0));
     expect(r0.unicast.get(name(2))).toBe(name(1));
     expect(r0.unicast.get(name(1))).toBe(name(1));
@@ -58,7 +61,12 @@ describe('routes', () => {
 
   it('breaks ties by the smaller name, identically on every peer', () => {
     // A square 0-1, 0-2, 1-3, 2-3: two shortest paths from 0 to 3.
-    const t = topology(4, [[0, 1], [0, 2], [1, 3], [2, 3]]);
+    const t = topology(4, [
+      [0, 1],
+      [0, 2],
+      [1, 3],
+      [2, 3],
+    ]);
     expect(computeRoutes(t, name(0)).unicast.get(name(3))).toBe(name(1));
     expect(computeRoutes(t, name(1)).broadcast.get(name(0))).toEqual([name(3)]);
     expect(computeRoutes(t, name(2)).broadcast.get(name(0))).toEqual([]);
@@ -77,7 +85,10 @@ describe('routes', () => {
           const at = queue.shift()!;
           for (const hop of routes.get(at)!.broadcast.get(src) ?? []) {
             // The receiver attributes it to src: it came from src or from a neighbour one hop closer to src.
-            expect(at === src || routes.get(hop)!.upstream.get(src)!.includes(at), `seed ${seed}: broadcast ${src} via ${at} refused at ${hop}`).toBe(true);
+            expect(
+              at === src || routes.get(hop)!.upstream.get(src)!.includes(at),
+              `seed ${seed}: broadcast ${src} via ${at} refused at ${hop}`,
+            ).toBe(true);
             copies.set(hop, (copies.get(hop) ?? 0) + 1);
             queue.push(hop);
           }
@@ -89,7 +100,10 @@ describe('routes', () => {
           for (let steps = 0; at !== dst; steps++) {
             expect(steps, `seed ${seed}: unicast ${src} -> ${dst} loops`).toBeLessThan(n);
             const next = routes.get(at)!.unicast.get(dst)!;
-            expect(at === src || routes.get(next)!.upstream.get(src)!.includes(at), `seed ${seed}: unicast ${src} via ${at} refused at ${next}`).toBe(true);
+            expect(
+              at === src || routes.get(next)!.upstream.get(src)!.includes(at),
+              `seed ${seed}: unicast ${src} via ${at} refused at ${next}`,
+            ).toBe(true);
             at = next;
           }
         }

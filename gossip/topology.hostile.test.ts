@@ -26,7 +26,10 @@ const conn = (name: string) => ({ name, address: `${name}:6783`, isOutbound: tru
 function line(clock: { ms: number }) {
   const refusals: TopologyRefusal[] = [];
   const mk = (name: string, peers: string[]) => {
-    const t = new Topology({ name, nickname: name.slice(-2), uid: '7' }, () => {}, { wallClockMs: () => clock.ms, onRefused: (r) => refusals.push(r) });
+    const t = new Topology({ name, nickname: name.slice(-2), uid: '7' }, () => {}, {
+      wallClockMs: () => clock.ms,
+      onRefused: (r) => refusals.push(r),
+    });
     t.setLocalConnections(peers.map(conn));
     return t;
   };
@@ -76,7 +79,11 @@ describe('topology from a hostile member', () => {
     const clock = { ms: NOW };
     const arbForged = fc.record({
       uid: fc.constantFrom('7', '8', '18446744073709551615'),
-      version: fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.integer({ min: NOW, max: NOW + 2 * VERSION_LEAD_MS })),
+      version: fc.oneof(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.constant(Number.MAX_SAFE_INTEGER),
+        fc.integer({ min: NOW, max: NOW + 2 * VERSION_LEAD_MS }),
+      ),
       nickname: fc.constantFrom('evil', 'a1'),
       connections: fc.uniqueArray(fc.constantFrom(M, '02:00:00:00:00:0e').map(conn), { selector: (c) => c.name }),
     });
@@ -110,22 +117,32 @@ describe('topology caps', () => {
 
   it('holds the peer and byte caps under random updates, and says which cap refused', () => {
     fc.assert(
-      fc.property(fc.array(fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 40 }), { maxLength: 10 }), fc.integer({ min: 2, max: 50 }), fc.integer({ min: 500, max: 8000 }), (batches, maxPeers, maxStateBytes) => {
-        const refused = new Set<TopologyRefusal>();
-        const t = new Topology({ name: A, nickname: 'a', uid: '1' }, () => {}, { wallClockMs: () => NOW, maxPeers, maxStateBytes, onRefused: (r) => refused.add(r) });
-        // Everyone hangs off A so nothing is collected as unreachable: only the caps hold the view down.
-        const all = Array.from({ length: 301 }, (_, i) => fake(i, [A]));
-        t.setLocalConnections(all.slice(0, 200).map((e) => conn(e.name)));
-        for (const batch of batches) {
-          t.apply(batch.map((i) => ({ ...all[i]!, version: 1 + (batch.length % 3) })));
-          expect(t.peers.size).toBeLessThanOrEqual(Math.max(maxPeers, 1));
-          const bytes = [...t.peers.values()].reduce((s, e) => s + encodeTopology([e]).length - 1, 0);
-          expect(t.stateBytes).toBe(bytes);
-          // Our own entry is always kept; what others add stays under the cap.
-          expect(t.stateBytes - (encodeTopology([t.local]).length - 1)).toBeLessThanOrEqual(maxStateBytes);
-        }
-        for (const r of refused) expect(['peer_cap', 'state_cap']).toContain(r);
-      }),
+      fc.property(
+        fc.array(fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 40 }), { maxLength: 10 }),
+        fc.integer({ min: 2, max: 50 }),
+        fc.integer({ min: 500, max: 8000 }),
+        (batches, maxPeers, maxStateBytes) => {
+          const refused = new Set<TopologyRefusal>();
+          const t = new Topology({ name: A, nickname: 'a', uid: '1' }, () => {}, {
+            wallClockMs: () => NOW,
+            maxPeers,
+            maxStateBytes,
+            onRefused: (r) => refused.add(r),
+          });
+          // Everyone hangs off A so nothing is collected as unreachable: only the caps hold the view down.
+          const all = Array.from({ length: 301 }, (_, i) => fake(i, [A]));
+          t.setLocalConnections(all.slice(0, 200).map((e) => conn(e.name)));
+          for (const batch of batches) {
+            t.apply(batch.map((i) => ({ ...all[i]!, version: 1 + (batch.length % 3) })));
+            expect(t.peers.size).toBeLessThanOrEqual(Math.max(maxPeers, 1));
+            const bytes = [...t.peers.values()].reduce((s, e) => s + encodeTopology([e]).length - 1, 0);
+            expect(t.stateBytes).toBe(bytes);
+            // Our own entry is always kept; what others add stays under the cap.
+            expect(t.stateBytes - (encodeTopology([t.local]).length - 1)).toBeLessThanOrEqual(maxStateBytes);
+          }
+          for (const r of refused) expect(['peer_cap', 'state_cap']).toContain(r);
+        },
+      ),
       { numRuns: 100 },
     );
   });

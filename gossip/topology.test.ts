@@ -7,15 +7,22 @@ const names = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '0
 const [A, B, C, D] = names as [string, string, string, string];
 
 const arbEntry = (name: string) =>
-  fc.record({
-    nickname: fc.constantFrom('h1', 'h2'),
-    uid: fc.constantFrom('1', '2', '18446744073709551615'),
-    version: fc.integer({ min: 1, max: 3 }),
-    connections: fc.uniqueArray(
-      fc.record({ name: fc.constantFrom(...names), address: fc.constantFrom('10.0.0.1:6783', '10.0.0.2:6783'), isOutbound: fc.boolean(), isEstablished: fc.boolean() }),
-      { maxLength: 3, selector: (c) => `${c.name}|${c.address}` },
-    ),
-  }).map((e): PeerEntry => ({ ...e, name, connections: canonicalConnections(e.connections) }));
+  fc
+    .record({
+      nickname: fc.constantFrom('h1', 'h2'),
+      uid: fc.constantFrom('1', '2', '18446744073709551615'),
+      version: fc.integer({ min: 1, max: 3 }),
+      connections: fc.uniqueArray(
+        fc.record({
+          name: fc.constantFrom(...names),
+          address: fc.constantFrom('10.0.0.1:6783', '10.0.0.2:6783'),
+          isOutbound: fc.boolean(),
+          isEstablished: fc.boolean(),
+        }),
+        { maxLength: 3, selector: (c) => `${c.name}|${c.address}` },
+      ),
+    })
+    .map((e): PeerEntry => ({ ...e, name, connections: canonicalConnections(e.connections) }));
 
 const arbState = fc
   .tuple(...names.map((n) => fc.option(arbEntry(n), { nil: undefined })))
@@ -101,13 +108,19 @@ describe('topology codec', () => {
 
   it('random bytes and malformed JSON only ever fail with DecodeError', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.json().map((j) => Buffer.from(j))), (bytes) => {
-        try {
-          decodeTopology(bytes);
-        } catch (e) {
-          expect(e).toBeInstanceOf(DecodeError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          fc.json().map((j) => Buffer.from(j)),
+        ),
+        (bytes) => {
+          try {
+            decodeTopology(bytes);
+          } catch (e) {
+            expect(e).toBeInstanceOf(DecodeError);
+          }
+        },
+      ),
     );
     const bad = [
       '[["nope","h","1",1,[]]]',

@@ -121,7 +121,9 @@ export function mergeStates(a: ReadonlyMap<PeerName, PeerEntry>, b: ReadonlyMap<
 
 /** Sort connections into canonical order. */
 export function canonicalConnections(conns: readonly ConnectionEntry[]): ConnectionEntry[] {
-  return [...conns].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : x.address < y.address ? -1 : x.address > y.address ? 1 : 0));
+  return [...conns].sort((x, y) =>
+    x.name < y.name ? -1 : x.name > y.name ? 1 : x.address < y.address ? -1 : x.address > y.address ? 1 : 0,
+  );
 }
 
 /** Names reachable from `from` following connections as each peer reports them (one-sided). */
@@ -287,7 +289,13 @@ export class Topology {
 }
 
 function row(e: PeerEntry): string {
-  return JSON.stringify([e.name, e.nickname, e.uid, e.version, e.connections.map((c) => [c.name, c.address, (c.isOutbound ? 1 : 0) | (c.isEstablished ? 2 : 0)])]);
+  return JSON.stringify([
+    e.name,
+    e.nickname,
+    e.uid,
+    e.version,
+    e.connections.map((c) => [c.name, c.address, (c.isOutbound ? 1 : 0) | (c.isEstablished ? 2 : 0)]),
+  ]);
 }
 
 /** Bytes one entry takes in an encoded update (its row and a separating comma). */
@@ -341,19 +349,27 @@ export function decodeTopology(bytes: Uint8Array): PeerEntry[] {
   return rows.map((row, i): PeerEntry => {
     if (!Array.isArray(row) || row.length !== 5) throw new DecodeError(`topology peer ${i} is not a 5-item list`);
     const [name, nickname, uid, version, conns] = row as unknown[];
-    if (typeof name !== 'string' || !isPeerName(name) || name !== name.toLowerCase()) throw new DecodeError(`topology peer ${i} has a bad name`);
+    if (typeof name !== 'string' || !isPeerName(name) || name !== name.toLowerCase())
+      throw new DecodeError(`topology peer ${i} has a bad name`);
     if (seen.has(name)) throw new DecodeError(`topology lists peer ${name} twice`);
     seen.add(name);
-    if (typeof nickname !== 'string' || Buffer.byteLength(nickname) > L.maxNicknameBytes) throw new DecodeError(`topology peer ${name} has a bad nickname`);
-    if (typeof uid !== 'string' || !/^\d{1,20}$/.test(uid) || BigInt(uid) >= 1n << 64n || String(BigInt(uid)) !== uid) throw new DecodeError(`topology peer ${name} has a bad uid`);
-    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw new DecodeError(`topology peer ${name} has a bad version`);
-    if (!Array.isArray(conns) || conns.length > L.maxConnectionsPerPeer) throw new DecodeError(`topology peer ${name} has a bad connection list`);
+    if (typeof nickname !== 'string' || Buffer.byteLength(nickname) > L.maxNicknameBytes)
+      throw new DecodeError(`topology peer ${name} has a bad nickname`);
+    if (typeof uid !== 'string' || !/^\d{1,20}$/.test(uid) || BigInt(uid) >= 1n << 64n || String(BigInt(uid)) !== uid)
+      throw new DecodeError(`topology peer ${name} has a bad uid`);
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+      throw new DecodeError(`topology peer ${name} has a bad version`);
+    if (!Array.isArray(conns) || conns.length > L.maxConnectionsPerPeer)
+      throw new DecodeError(`topology peer ${name} has a bad connection list`);
     const connections = conns.map((c, j): ConnectionEntry => {
       if (!Array.isArray(c) || c.length !== 3) throw new DecodeError(`topology peer ${name} connection ${j} is not a 3-item list`);
       const [cname, address, flags] = c as unknown[];
-      if (typeof cname !== 'string' || !isPeerName(cname) || cname !== cname.toLowerCase()) throw new DecodeError(`topology peer ${name} connection ${j} has a bad name`);
-      if (typeof address !== 'string' || address.length > L.maxAddressLength) throw new DecodeError(`topology peer ${name} connection ${j} has a bad address`);
-      if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 3) throw new DecodeError(`topology peer ${name} connection ${j} has bad flags`);
+      if (typeof cname !== 'string' || !isPeerName(cname) || cname !== cname.toLowerCase())
+        throw new DecodeError(`topology peer ${name} connection ${j} has a bad name`);
+      if (typeof address !== 'string' || address.length > L.maxAddressLength)
+        throw new DecodeError(`topology peer ${name} connection ${j} has a bad address`);
+      if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 3)
+        throw new DecodeError(`topology peer ${name} connection ${j} has bad flags`);
       return { name: cname, address, isOutbound: (flags & 1) !== 0, isEstablished: (flags & 2) !== 0 };
     });
     return { name, nickname, uid, version, connections: canonicalConnections(connections) };

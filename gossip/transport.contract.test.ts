@@ -52,7 +52,9 @@ describe.each(cases)('Transport contract: %s', (_name, make) => {
     for (const l of listeners.splice(0)) await l.close();
   });
 
-  async function connected(pair: Pair): Promise<{ a: TransportConnection; b: TransportConnection; bInbox: Uint8Array[]; aInbox: Uint8Array[]; listener: TransportListener }> {
+  async function connected(
+    pair: Pair,
+  ): Promise<{ a: TransportConnection; b: TransportConnection; bInbox: Uint8Array[]; aInbox: Uint8Array[]; listener: TransportListener }> {
     let accept!: (c: TransportConnection) => void;
     const accepted = new Promise<TransportConnection>((r) => (accept = r));
     const bInbox: Uint8Array[] = [];
@@ -204,7 +206,11 @@ describe('WsTransport specifics', () => {
     const t = new WsTransport();
     const seen: TransportConnection[] = [];
     const refusals: TransportRefusal[] = [];
-    const l = await t.listen('127.0.0.1:0', (c) => seen.push(c), (r) => refusals.push(r));
+    const l = await t.listen(
+      '127.0.0.1:0',
+      (c) => seen.push(c),
+      (r) => refusals.push(r),
+    );
     try {
       const port = Number(l.address.split(':').pop());
       expect(await rawHttp(port, upgrade('Origin: http://evil.example\r\n'))).toMatch(/^HTTP\/1\.1 403 Forbidden/);
@@ -224,7 +230,11 @@ describe('WsTransport specifics', () => {
     const { createConnection } = await import('node:net');
     const t = new WsTransport({ upgradeTimeoutMs: 300, maxUpgradingPerAddress: 2 });
     const refusals: string[] = [];
-    const l = await t.listen('127.0.0.1:0', () => {}, (r) => refusals.push(r.reason));
+    const l = await t.listen(
+      '127.0.0.1:0',
+      () => {},
+      (r) => refusals.push(r.reason),
+    );
     try {
       const port = Number(l.address.split(':').pop());
       const open = () =>

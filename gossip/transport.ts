@@ -59,7 +59,11 @@ export interface Transport {
    * Accept connections on `address` ("host:port"; host may be 0.0.0.0). `onRefused` hears of every connection the
    * transport refused by itself before `onConnection` (a browser's upgrade, an idle socket that never upgraded).
    */
-  listen(address: string, onConnection: (conn: TransportConnection) => void, onRefused?: (refusal: TransportRefusal) => void): Promise<TransportListener>;
+  listen(
+    address: string,
+    onConnection: (conn: TransportConnection) => void,
+    onRefused?: (refusal: TransportRefusal) => void,
+  ): Promise<TransportListener>;
   /** Open a connection to `address` ("host:port"). Rejects on failure or after `timeoutMs`. */
   dial(address: string, timeoutMs: number): Promise<TransportConnection>;
 }

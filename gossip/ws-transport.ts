@@ -18,7 +18,14 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { joinAddress, splitAddress } from './address.js';
-import { sanitizeRemoteText, truncateCloseReason, type Transport, type TransportConnection, type TransportListener, type TransportRefusal } from './transport.js';
+import {
+  sanitizeRemoteText,
+  truncateCloseReason,
+  type Transport,
+  type TransportConnection,
+  type TransportListener,
+  type TransportRefusal,
+} from './transport.js';
 
 export { truncateCloseReason } from './transport.js';
 
@@ -76,7 +83,14 @@ class WsConnection implements TransportConnection {
       this.localReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message too big' : err.message;
     });
     ws.on('close', (code: number, reason: Buffer) => {
-      const remote = reason.length > 0 ? sanitizeRemoteText(reason.toString('utf8')) : code === 1009 ? 'message too big' : code === 1006 ? 'connection lost' : `closed (code ${code})`;
+      const remote =
+        reason.length > 0
+          ? sanitizeRemoteText(reason.toString('utf8'))
+          : code === 1009
+            ? 'message too big'
+            : code === 1006
+              ? 'connection lost'
+              : `closed (code ${code})`;
       this.finish(this.localReason ?? remote);
     });
   }
@@ -154,7 +168,11 @@ export class WsTransport implements Transport {
     this.maxUpgradingPerAddress = options.maxUpgradingPerAddress ?? 16;
   }
 
-  listen(address: string, onConnection: (conn: TransportConnection) => void, onRefused?: (refusal: TransportRefusal) => void): Promise<TransportListener> {
+  listen(
+    address: string,
+    onConnection: (conn: TransportConnection) => void,
+    onRefused?: (refusal: TransportRefusal) => void,
+  ): Promise<TransportListener> {
     const { host, port } = splitAddress(address);
     const refuse = (reason: string, remoteHost: string, message: string) => {
       try {
@@ -205,7 +223,11 @@ export class WsTransport implements Transport {
       });
       // A plain HTTP request: this port speaks only WebSocket.
       server.on('request', (req: IncomingMessage, res) => {
-        refuse('http_request_refused', remoteHostOf(req.socket.remoteAddress), `plain HTTP ${String(req.method).slice(0, 16)} request refused`);
+        refuse(
+          'http_request_refused',
+          remoteHostOf(req.socket.remoteAddress),
+          `plain HTTP ${String(req.method).slice(0, 16)} request refused`,
+        );
         res.writeHead(426, { Connection: 'close', Upgrade: 'websocket', 'Content-Type': 'text/plain' });
         res.end('weft control port: WebSocket only\n');
       });
@@ -216,14 +238,23 @@ export class WsTransport implements Transport {
         if (req.headers.origin !== undefined) {
           // Routers never send Origin; browsers always do (and cannot leave it out): a web page is refused here.
           refuse('browser_origin_refused', rhost, 'WebSocket upgrade with an Origin header refused (a browser?)');
-          socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 35\r\n\r\nbrowsers may not use the weft port\n');
+          socket.end(
+            'HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 35\r\n\r\nbrowsers may not use the weft port\n',
+          );
           socket.once('finish', () => socket.destroy());
           return;
         }
         wss.handleUpgrade(req, socket, head, (ws) => {
           const tcp = req.socket;
           tcp.setNoDelay(true);
-          const conn = new WsConnection(ws, joinAddress(rhost, tcp.remotePort ?? 0), rhost, false, this.maxBufferedBytes, this.maxPayloadBytes);
+          const conn = new WsConnection(
+            ws,
+            joinAddress(rhost, tcp.remotePort ?? 0),
+            rhost,
+            false,
+            this.maxBufferedBytes,
+            this.maxPayloadBytes,
+          );
           onConnection(conn);
         });
       });

@@ -26,7 +26,8 @@ export const ADDRESS_SPACE_END = 2 ** 32;
 
 /** Parse dotted-quad "10.32.0.1". Throws `InvalidAddressError`. */
 export function parseAddress(text: string): Address {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(text)) throw new InvalidAddressError(`${JSON.stringify(text)} is not an IPv4 address (like 10.32.0.1)`);
+  if (!ipaddr.IPv4.isValidFourPartDecimal(text))
+    throw new InvalidAddressError(`${JSON.stringify(text)} is not an IPv4 address (like 10.32.0.1)`);
   const b = ipaddr.IPv4.parse(text).toByteArray();
   return ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
 }
@@ -50,7 +51,8 @@ export function parseCidr(text: string, isStrict = false): Cidr {
   }
   const prefix = Number(prefixText);
   const start = networkOf(addr, prefix);
-  if (isStrict && start !== addr) throw new InvalidAddressError(`${text} has host bits set; did you mean ${formatCidr({ start, prefix })}?`);
+  if (isStrict && start !== addr)
+    throw new InvalidAddressError(`${text} has host bits set; did you mean ${formatCidr({ start, prefix })}?`);
   return { start, prefix };
 }
 

@@ -40,7 +40,10 @@ describe('Allocator', () => {
   it('a one-peer ring runs out with IpamExhaustedError naming the subnet', async () => {
     const a = make();
     for (let i = 0; i < 2; i++) await a.allocate(`c${i}`, '10.33.0.0/30');
-    await expect(a.allocate('c9', '10.33.0.0/30')).rejects.toMatchObject({ code: 'ERR_IPAM_EXHAUSTED', message: expect.stringContaining('10.33.0.0/30') });
+    await expect(a.allocate('c9', '10.33.0.0/30')).rejects.toMatchObject({
+      code: 'ERR_IPAM_EXHAUSTED',
+      message: expect.stringContaining('10.33.0.0/30'),
+    });
   });
 
   it('refuses stored state for another range, and corrupt stored state, rather than starting afresh', () => {
@@ -57,7 +60,11 @@ describe('Allocator', () => {
     const a = make();
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (junk) => {
-        for (const f of [() => a.onGossip(junk, 'aa:00:00:00:00:02'), () => a.onGossipUnicast('aa:00:00:00:00:02', junk), () => a.onGossipBroadcast('x', junk)]) {
+        for (const f of [
+          () => a.onGossip(junk, 'aa:00:00:00:00:02'),
+          () => a.onGossipUnicast('aa:00:00:00:00:02', junk),
+          () => a.onGossipBroadcast('x', junk),
+        ]) {
           try {
             f();
           } catch (e) {
@@ -71,6 +78,14 @@ describe('Allocator', () => {
   it('reports its share of the range', () => {
     // Assignable to the API's IpamReport: the two declarations stay alike.
     const r: IpamReport = make().status(new Set(), new Map());
-    expect(r).toEqual({ status: 'ready', range: '10.32.0.0/12', defaultSubnet: '10.32.0.0/12', peers: [{ name: NAME, nickname: 'h1', addresses: 1 << 20, share: 1, isReachable: true }], counters: {}, allocated: 0, free: (1 << 20) - 2 });
+    expect(r).toEqual({
+      status: 'ready',
+      range: '10.32.0.0/12',
+      defaultSubnet: '10.32.0.0/12',
+      peers: [{ name: NAME, nickname: 'h1', addresses: 1 << 20, share: 1, isReachable: true }],
+      counters: {},
+      allocated: 0,
+      free: (1 << 20) - 2,
+    });
   });
 });

@@ -231,7 +231,9 @@ export class Allocator implements Gossiper {
     this.cidr = parseCidr(options.range ?? '10.32.0.0/12');
     this.defaultSubnet = options.defaultSubnet ? parseCidr(options.defaultSubnet) : this.cidr;
     if (!rangeCovers(cidrRange(this.cidr), cidrRange(this.defaultSubnet))) {
-      throw new InvalidAddressError(`default subnet ${formatCidr(this.defaultSubnet)} is not inside the IPAM range ${formatCidr(this.cidr)}`);
+      throw new InvalidAddressError(
+        `default subnet ${formatCidr(this.defaultSubnet)} is not inside the IPAM range ${formatCidr(this.cidr)}`,
+      );
     }
     this.init = options.init ?? { mode: 'observer' };
     if (this.init.mode === 'consensus' && (!Number.isInteger(this.init.quorum) || this.init.quorum < 1)) {
@@ -266,7 +268,9 @@ export class Allocator implements Gossiper {
       throw new DecodeError(`IPAM state in the Store cannot be read (${(err as Error).message}); run 'weft reset' to drop it`);
     }
     if (doc !== undefined && doc.length > MAX_STATE_DOC_BYTES) {
-      throw new DecodeError(`IPAM state in the Store is ${doc.length} bytes, over the cap of ${MAX_STATE_DOC_BYTES}; run 'weft reset' to drop it`);
+      throw new DecodeError(
+        `IPAM state in the Store is ${doc.length} bytes, over the cap of ${MAX_STATE_DOC_BYTES}; run 'weft reset' to drop it`,
+      );
     }
     if (doc !== undefined) this.load(doc);
     else this.applyInit();
@@ -504,7 +508,15 @@ export class Allocator implements Gossiper {
     }));
     const counters = Object.fromEntries(Object.entries(this.counters).sort(([x], [y]) => (x < y ? -1 : 1)));
     const free = this.space.freeIn(rangeIntersect(usableRange(this.cidr), cidrRange(this.cidr)));
-    return { status, range: formatCidr(this.cidr), defaultSubnet: formatCidr(this.defaultSubnet), peers, counters, allocated: this.prefixes.size, free };
+    return {
+      status,
+      range: formatCidr(this.cidr),
+      defaultSubnet: formatCidr(this.defaultSubnet),
+      peers,
+      counters,
+      allocated: this.prefixes.size,
+      free,
+    };
   }
 
   /** A copy of the ring (tests check its invariants and compare peers' views). */
@@ -524,7 +536,8 @@ export class Allocator implements Gossiper {
       }
       return encodeMessage({ kind: 'state', ring: this.ring, consensus: null });
     }
-    if (this.consensus && this.consensus.participants().length > 0) return encodeMessage({ kind: 'state', ring: null, consensus: this.consensus });
+    if (this.consensus && this.consensus.participants().length > 0)
+      return encodeMessage({ kind: 'state', ring: null, consensus: this.consensus });
     return null;
   }
 
@@ -542,7 +555,11 @@ export class Allocator implements Gossiper {
     if (m.kind === 'request' || m.kind === 'query') {
       // Checked before anything costs us a reply (with our ring), a donation or a write.
       if (!this.requestLimiter.take(src, this.deps.clock.now())) {
-        this.refuse('space_request_rate_limited', src, `ipam: ${src} sends space requests or ring queries faster than the per-peer limit; dropping them`);
+        this.refuse(
+          'space_request_rate_limited',
+          src,
+          `ipam: ${src} sends space requests or ring queries faster than the per-peer limit; dropping them`,
+        );
         return;
       }
       if (m.kind === 'request') this.onSpaceRequest(src, m);
@@ -651,7 +668,11 @@ export class Allocator implements Gossiper {
       const claim = this.removalClaims.get(src)!;
       this.removalClaims.delete(src);
       for (const [t, v] of claim) outbids.set(t, v);
-      this.refuse('ring_removal_denied', src, `ipam: ${src} does not say it removed this peer: the claim was forged; re-publishing our entries`);
+      this.refuse(
+        'ring_removal_denied',
+        src,
+        `ipam: ${src} does not say it removed this peer: the claim was forged; re-publishing our entries`,
+      );
     }
     const ceiling = Math.floor(this.wallClockMs() / 1000) + RING_VERSION_LEAD_S;
     if (this.ring.isEmpty) {
@@ -681,13 +702,21 @@ export class Allocator implements Gossiper {
             }
           } else {
             if (x) outbids.set(y.token, Math.max(y.version, outbids.get(y.token) ?? 0));
-            this.refuse('ring_foreign_change', src, `ipam: ${src} relays a change to this peer's own ring entries; keeping ours and re-publishing above it`);
+            this.refuse(
+              'ring_foreign_change',
+              src,
+              `ipam: ${src} relays a change to this peer's own ring entries; keeping ours and re-publishing above it`,
+            );
           }
           continue;
         }
         if (y.owner === me && ownerHere !== undefined && src !== ownerHere) {
           replace.set(y.token, x ?? null);
-          this.refuse('ring_unattributed_gain', src, `ipam: ${src} relays space given to this peer by ${ownerHere}; asking ${ownerHere} itself`);
+          this.refuse(
+            'ring_unattributed_gain',
+            src,
+            `ipam: ${src} relays space given to this peer by ${ownerHere}; asking ${ownerHere} itself`,
+          );
           this.query(ownerHere);
         }
       }
@@ -703,7 +732,8 @@ export class Allocator implements Gossiper {
       const x = this.ring.entryAt(token);
       if (!x || x.owner !== this.ourName || x.version > version) continue;
       if (this.ring.outbid(this.ourName, token, version)) changed = true;
-      else this.refuse('ring_outbid_impossible', this.ourName, `ipam: cannot re-publish our entry at token ${token} above version ${version}`);
+      else
+        this.refuse('ring_outbid_impossible', this.ourName, `ipam: cannot re-publish our entry at token ${token} above version ${version}`);
     }
     if (changed) this.count('ring_outbids');
     return changed;
@@ -877,7 +907,10 @@ export class Allocator implements Gossiper {
    */
   private onSpaceRequest(src: string, m: SpaceRequest): void {
     const reply = (result: SpaceReply['result'], holder = ''): void => {
-      this.channel?.gossipUnicast(src, encodeMessage({ kind: 'reply', id: m.id, result, holder, ring: this.ring.isEmpty ? null : this.ring }));
+      this.channel?.gossipUnicast(
+        src,
+        encodeMessage({ kind: 'reply', id: m.id, result, holder, ring: this.ring.isEmpty ? null : this.ring }),
+      );
     };
     if (!this.isReady || src === this.ourName) return reply('none');
     let gift: AddressRange | undefined;
@@ -1066,7 +1099,8 @@ export class Allocator implements Gossiper {
       if (state.ring) this.ring = Ring.decode(Buffer.from(state.ring, 'base64'));
       if (state.consensus) table = Consensus.decodeAt(Buffer.from(state.consensus, 'base64'), 0, this.majority).table;
       for (const h of state.held) {
-        if (!Array.isArray(h) || !Number.isInteger(h[0]) || !Number.isInteger(h[1]) || typeof h[2] !== 'string') throw new Error('bad holding');
+        if (!Array.isArray(h) || !Number.isInteger(h[0]) || !Number.isInteger(h[1]) || typeof h[2] !== 'string')
+          throw new Error('bad holding');
       }
     } catch (err) {
       this.ring = new Ring(this.cidr);

@@ -68,10 +68,12 @@ describe('Consensus', () => {
     const nodes = ['a', 'b'].map((n) => new Consensus(n, 3));
     nodes.forEach((n) => n.join());
     nodes[0]!.propose();
-    for (let i = 0; i < 10; i++) for (const x of nodes) for (const y of nodes) {
-      x.merge(wire(y));
-      x.step();
-    }
+    for (let i = 0; i < 10; i++)
+      for (const x of nodes)
+        for (const y of nodes) {
+          x.merge(wire(y));
+          x.step();
+        }
     expect(nodes[0]!.decision()).toBeUndefined();
   });
 

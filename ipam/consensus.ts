@@ -211,7 +211,8 @@ export class Consensus {
     const name = (isEmptyAllowed: boolean): string => {
       need(1);
       const len = buf.readUInt8(o++);
-      if (len > CONSENSUS_LIMITS.maxNameBytes || (len === 0 && !isEmptyAllowed)) throw new DecodeError(`IPAM consensus name of ${len} bytes`);
+      if (len > CONSENSUS_LIMITS.maxNameBytes || (len === 0 && !isEmptyAllowed))
+        throw new DecodeError(`IPAM consensus name of ${len} bytes`);
       need(len);
       const s = buf.toString('latin1', o, o + len);
       o += len;
@@ -228,7 +229,8 @@ export class Consensus {
     };
     const table = new Consensus(null, quorum);
     const count = u16();
-    if (count > CONSENSUS_LIMITS.maxNodes) throw new DecodeError(`IPAM consensus table has ${count} rows (limit ${CONSENSUS_LIMITS.maxNodes})`);
+    if (count > CONSENSUS_LIMITS.maxNodes)
+      throw new DecodeError(`IPAM consensus table has ${count} rows (limit ${CONSENSUS_LIMITS.maxNodes})`);
     for (let k = 0; k < count; k++) {
       const n = name(false);
       const promised = id();

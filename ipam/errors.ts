@@ -105,7 +105,9 @@ export class IpamConflictError extends Error {
 export class IpamOwnerUnreachableError extends Error {
   readonly code = 'ERR_IPAM_OWNER_UNREACHABLE';
   constructor(address: string, owner: string) {
-    super(`cannot claim ${address}: it belongs to peer ${owner}, which is not reachable; reconnect it, or 'weft rmpeer ${owner}' if it is gone for good`);
+    super(
+      `cannot claim ${address}: it belongs to peer ${owner}, which is not reachable; reconnect it, or 'weft rmpeer ${owner}' if it is gone for good`,
+    );
     this.name = 'IpamOwnerUnreachableError';
   }
 }
@@ -132,7 +134,9 @@ export class IpamRmpeerError extends Error {
 export class IpamRangeChangedError extends Error {
   readonly code = 'ERR_IPAM_RANGE_CHANGED';
   constructor(stored: string, configured: string) {
-    super(`IPAM state in the state directory is for range ${stored}, but --ipalloc-range is ${configured}; relaunch with --ipalloc-range ${stored}, or 'weft reset' to drop the old state`);
+    super(
+      `IPAM state in the state directory is for range ${stored}, but --ipalloc-range is ${configured}; relaunch with --ipalloc-range ${stored}, or 'weft reset' to drop the old state`,
+    );
     this.name = 'IpamRangeChangedError';
   }
 }

@@ -75,7 +75,11 @@ export function encodeMessage(m: IpamMessage): Uint8Array {
   if (m.kind === 'state') {
     const ring = m.ring && !m.ring.isEmpty ? m.ring.encode() : null;
     const table = m.consensus ? m.consensus.encode() : null;
-    return Buffer.concat([Buffer.from([WIRE_VERSION, KIND_STATE, (ring ? 1 : 0) | (table ? 2 : 0)]), ...(ring ? [ring] : []), ...(table ? [table] : [])]);
+    return Buffer.concat([
+      Buffer.from([WIRE_VERSION, KIND_STATE, (ring ? 1 : 0) | (table ? 2 : 0)]),
+      ...(ring ? [ring] : []),
+      ...(table ? [table] : []),
+    ]);
   }
   if (m.kind === 'query') return Buffer.from([WIRE_VERSION, KIND_QUERY]);
   if (m.kind === 'request') {
@@ -124,7 +128,8 @@ export function decodeMessage(bytes: Uint8Array, quorum = 1): IpamMessage {
     const prefix = buf[11]!;
     const address = buf.readUInt32BE(7);
     if (mode !== 1 && mode !== 2) throw new DecodeError(`IPAM space request mode ${mode} unknown`);
-    if (prefix > 32 || (mode === 1 && address % 2 ** (32 - prefix) !== 0)) throw new DecodeError('IPAM space request subnet is not a CIDR block');
+    if (prefix > 32 || (mode === 1 && address % 2 ** (32 - prefix) !== 0))
+      throw new DecodeError('IPAM space request subnet is not a CIDR block');
     return { kind: 'request', id: buf.readUInt32BE(2), mode: mode === 1 ? 'subnet' : 'exact', address, prefix };
   }
   if (kind === KIND_REPLY) {

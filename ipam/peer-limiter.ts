@@ -23,7 +23,8 @@ export class PeerLimiter {
   /** Spend one of `peer`'s tokens at `nowMs`; false (nothing spent) when it has none left. */
   take(peer: string, nowMs: number): boolean {
     let b = this.buckets.get(peer);
-    if (b) this.buckets.delete(peer); // re-inserted below: the map stays in least-recently-heard order
+    if (b)
+      this.buckets.delete(peer); // re-inserted below: the map stays in least-recently-heard order
     else {
       b = { tokens: this.options.burst, lastMs: nowMs };
       if (this.buckets.size >= this.maxPeers) this.buckets.delete(this.buckets.keys().next().value!);

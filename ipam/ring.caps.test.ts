@@ -15,7 +15,12 @@ import { MemoryStore } from '../runtime/store.js';
 /** A ring over 10.0.0.0/8 with `entries` tokens, every 16th address, owners cycling through `names`. */
 function bigRing(entries: number, names: string[], extraTokenAt?: number): Ring {
   const tokens = Array.from({ length: entries }, (_, i) => 0x0a000000 + i * 16);
-  if (extraTokenAt !== undefined) tokens.splice(tokens.findIndex((t) => t > extraTokenAt), 0, extraTokenAt);
+  if (extraTokenAt !== undefined)
+    tokens.splice(
+      tokens.findIndex((t) => t > extraTokenAt),
+      0,
+      extraTokenAt,
+    );
   const nameBytes = names.reduce((s, n) => s + 1 + n.length, 0);
   const buf = Buffer.alloc(8 + nameBytes + 2 + 2 * names.length + 4 + 14 * tokens.length + 2);
   let o = buf.writeUInt8(1, 0);
@@ -69,7 +74,10 @@ describe('ring caps', () => {
 
   it('a stored document over the size cap, or one the store cannot read, is a clear error at start', () => {
     const make = (store: MemoryStore) =>
-      new Allocator({ clock: new FakeClock(), random: new SeededRandom(1), log: createMemoryLogger().log, store }, { ourName: 'p1', ourNickname: 'h1', range: '10.32.0.0/12' });
+      new Allocator(
+        { clock: new FakeClock(), random: new SeededRandom(1), log: createMemoryLogger().log, store },
+        { ourName: 'p1', ourNickname: 'h1', range: '10.32.0.0/12' },
+      );
     const store = new MemoryStore();
     store.write('ipam', Buffer.alloc(64 * 1024 * 1024 + 1, 0x20));
     expect(() => make(store).start()).toThrow(/over the cap.*weft reset/);

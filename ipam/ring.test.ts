@@ -27,7 +27,13 @@ type Op =
   | { kind: 'transfer'; actor: number; dead: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant('grant' as const), actor: fc.nat(3), to: fc.nat(3), at: fc.nat(4095), len: fc.integer({ min: 1, max: 600 }) }),
+  fc.record({
+    kind: fc.constant('grant' as const),
+    actor: fc.nat(3),
+    to: fc.nat(3),
+    at: fc.nat(4095),
+    len: fc.integer({ min: 1, max: 600 }),
+  }),
   fc.record({ kind: fc.constant('free' as const), actor: fc.nat(3), pick: fc.nat(50), free: fc.nat(5000) }),
   fc.record({ kind: fc.constant('merge' as const), from: fc.nat(3), into: fc.nat(3) }),
   fc.record({ kind: fc.constant('transfer' as const), actor: fc.nat(3), dead: fc.nat(3) }),

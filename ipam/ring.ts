@@ -18,16 +18,7 @@
  * - Tombstones record `removed peer -> peer that took its space over`, so the removed peer can tell why, and a second
  *   `rmpeer` for the same name is recognised.
  */
-import {
-  type Address,
-  type AddressRange,
-  type Cidr,
-  cidrRange,
-  formatCidr,
-  formatRange,
-  rangeIntersect,
-  rangeSize,
-} from './address.js';
+import { type Address, type AddressRange, type Cidr, cidrRange, formatCidr, formatRange, rangeIntersect, rangeSize } from './address.js';
 import { DecodeError, RingCapError, RingConflictError, RingMismatchError } from './errors.js';
 
 /** One token of the ring. `free` is a hint for donors: the owner's last count of unallocated addresses in it. */
@@ -130,7 +121,12 @@ export class Ring {
 
   /** Segments in address order. */
   segments(): Segment[] {
-    return this.entries.map((e, i) => ({ range: { start: e.token, end: this.endOf(i) }, owner: e.owner, version: e.version, free: e.free }));
+    return this.entries.map((e, i) => ({
+      range: { start: e.token, end: this.endOf(i) },
+      owner: e.owner,
+      version: e.version,
+      free: e.free,
+    }));
   }
 
   /** The owner of `addr`, or undefined when the ring is empty or `addr` is outside the range. */
@@ -204,7 +200,8 @@ export class Ring {
     for (let i = this.indexAt(r.start); i < this.entries.length && this.entries[i]!.token < r.end; i++) {
       if (this.entries[i]!.owner !== self) throw new Error(`grantTo: ${self} does not own all of ${formatRange(r)}`);
     }
-    if (!this.canSplit(2)) throw new RingCapError(`IPAM ring has ${this.entries.length} entries; a grant would pass the cap of ${RING_LIMITS.maxEntries}`);
+    if (!this.canSplit(2))
+      throw new RingCapError(`IPAM ring has ${this.entries.length} entries; a grant would pass the cap of ${RING_LIMITS.maxEntries}`);
     this.splitAt(r.start);
     this.splitAt(r.end);
     for (let i = this.indexAt(r.start); i < this.entries.length && this.entries[i]!.token < r.end; i++) {
@@ -301,7 +298,11 @@ export class Ring {
         merged.push({ ...x });
       } else {
         if (self !== undefined && x.owner === self) {
-          throw this.ownConflict(other, self, `peer ${y.owner} changed our entry at token ${x.token} (version ${x.version} -> ${y.version})`);
+          throw this.ownConflict(
+            other,
+            self,
+            `peer ${y.owner} changed our entry at token ${x.token} (version ${x.version} -> ${y.version})`,
+          );
         }
         merged.push({ ...y });
         changed = true;
@@ -513,7 +514,12 @@ export class Ring {
     need(ENTRY_BYTES * entryCount, 'entries');
     const entries: RingEntry[] = [];
     for (let k = 0; k < entryCount; k++, o += ENTRY_BYTES) {
-      entries.push({ token: buf.readUInt32BE(o), owner: name(buf.readUInt16BE(o + 4)), version: buf.readUInt32BE(o + 6), free: buf.readUInt32BE(o + 10) });
+      entries.push({
+        token: buf.readUInt32BE(o),
+        owner: name(buf.readUInt16BE(o + 4)),
+        version: buf.readUInt32BE(o + 6),
+        free: buf.readUInt32BE(o + 10),
+      });
     }
     need(2, 'tombstones');
     const tombCount = buf.readUInt16BE(o);
@@ -582,7 +588,9 @@ export class Ring {
     if (by !== undefined) {
       return new RingConflictError(`IPAM: this peer (${self}) was removed by 'weft rmpeer' on ${by}; ${what}. Run 'weft reset' here.`, by);
     }
-    return new RingConflictError(`IPAM ring conflict: ${what}; only the owner may change its segments. Run 'weft reset' on the misbehaving peer.`);
+    return new RingConflictError(
+      `IPAM ring conflict: ${what}; only the owner may change its segments. Run 'weft reset' on the misbehaving peer.`,
+    );
   }
 
   private removedByFor(other: Ring, self: string | undefined): string | undefined {

@@ -30,7 +30,13 @@ type Op =
   | { k: 'give'; s: number; len: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { arbitrary: fc.record({ k: fc.constant('own' as const), spans: fc.array(fc.tuple(fc.nat(255), fc.integer({ min: 1, max: 64 })), { maxLength: 4 }) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      k: fc.constant('own' as const),
+      spans: fc.array(fc.tuple(fc.nat(255), fc.integer({ min: 1, max: 64 })), { maxLength: 4 }),
+    }),
+    weight: 1,
+  },
   { arbitrary: fc.record({ k: fc.constant('alloc' as const), s: fc.nat(255), len: fc.integer({ min: 1, max: 256 }) }), weight: 5 },
   { arbitrary: fc.record({ k: fc.constant('claim' as const), a: fc.nat(255) }), weight: 2 },
   { arbitrary: fc.record({ k: fc.constant('release' as const), a: fc.nat(255) }), weight: 3 },
@@ -79,7 +85,10 @@ describe('Space', () => {
 
   it('largestFreeIn finds the biggest free span inside the range', () => {
     const s = new Space();
-    s.setOwned([{ start: 0, end: 10 }, { start: 20, end: 50 }]);
+    s.setOwned([
+      { start: 0, end: 10 },
+      { start: 20, end: 50 },
+    ]);
     s.claim(30, 'x');
     expect(s.largestFreeIn({ start: 0, end: 100 })).toEqual({ start: 31, end: 50 });
     expect(s.largestFreeIn({ start: 0, end: 25 })).toEqual({ start: 0, end: 10 });

@@ -175,7 +175,10 @@ function lastStartAtOrBefore(spans: readonly Span[], addr: number): number {
 }
 
 function normalise(ranges: readonly AddressRange[]): Span[] {
-  const sorted = ranges.filter((r) => r.end > r.start).map((r) => ({ start: r.start, end: r.end })).sort((a, b) => a.start - b.start);
+  const sorted = ranges
+    .filter((r) => r.end > r.start)
+    .map((r) => ({ start: r.start, end: r.end }))
+    .sort((a, b) => a.start - b.start);
   const out: Span[] = [];
   for (const r of sorted) {
     const last = out[out.length - 1];

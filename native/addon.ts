@@ -84,24 +84,14 @@ export interface WeftNative {
     headroomBytes: number,
     onBatch: BatchCallback,
     vnetHeaderBytes?: number,
-): ReaderHandle;
+  ): ReaderHandle;
   /** Write frames `[0, count)` to a TAP fd, one write() each, in one call. Returns frames written. */
-  tapWriteBatch(
-    fd: number,
-    buffer: Buffer,
-    offsets: Uint32Array,
-    lengths: Uint32Array,
-    count: number,
-    drops: Float64Array,
-  ): number;
+  tapWriteBatch(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, drops: Float64Array): number;
   /**
    * Open a nonblocking IPv4 UDP socket bound to `bindAddress:port` (port 0: any free port) with 4 MiB socket
    * buffers where the kernel allows (the sizes it granted are returned; Linux reports double what was set).
    */
-  udpOpen(
-    bindAddress: string,
-    port: number,
-  ): { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
+  udpOpen(bindAddress: string, port: number): { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
   /**
    * Start receiving datagrams with recvmmsg into slots; datagram i came from `addrs[i]:ports[i]`. There are
    * `buffer.length / slotBytes` receive slots (at most `offsets.length`); `offsets`, `lengths`, `addrs` and `ports`
@@ -167,19 +157,43 @@ export interface WeftNative {
    * plaintext length, or -1 when it is not authentic (the body is left as it came: verified before decrypting) or a
    * range does not fit.
    */
-  aeadOpen(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
+  aeadOpen(
+    buffer: Buffer,
+    adOffset: number,
+    adLength: number,
+    bodyOffset: number,
+    sealedLength: number,
+    nonce: Buffer,
+    key: Buffer,
+  ): number;
   /**
    * AEGIS-256X2 (draft-irtf-cfrg-aegis-aead, "AEGIS-256X" of degree 2, 16-byte tag) in place with the CPU's AES
    * instructions: encrypt `buffer[bodyOffset, +bodyLength)`, write the tag after it, authenticate
    * `buffer[adOffset, +adLength)` (which must not overlap the body). Returns `bodyLength + 16`, or -1 when a range
    * does not fit. `nonce` and `key` are 32 bytes. Throws ENOTSUP when `aegis256x2Implementation()` is ''.
    */
-  aegis256x2Seal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
+  aegis256x2Seal(
+    buffer: Buffer,
+    adOffset: number,
+    adLength: number,
+    bodyOffset: number,
+    bodyLength: number,
+    nonce: Buffer,
+    key: Buffer,
+  ): number;
   /**
    * Decrypt `buffer[bodyOffset, +sealedLength - 16)` in place and check the tag after it. Returns the plaintext
    * length, or -1 when it is not authentic (the body is then zeroed) or a range does not fit.
    */
-  aegis256x2Open(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, sealedLength: number, nonce: Buffer, key: Buffer): number;
+  aegis256x2Open(
+    buffer: Buffer,
+    adOffset: number,
+    adLength: number,
+    bodyOffset: number,
+    sealedLength: number,
+    nonce: Buffer,
+    key: Buffer,
+  ): number;
   /** What computes AEGIS-256X2 on this CPU: 'vaes' (256-bit AES instructions), 'aes-ni', or '' (it cannot). */
   aegis256x2Implementation(): '' | 'aes-ni' | 'vaes';
   /** Tests only: run the 'aes-ni' code although the CPU has VAES (or back). Returns what runs now. */
@@ -190,17 +204,53 @@ export interface WeftNative {
    * the tag after that. The first uses `nonce` (12 bytes), each next one the nonce whose last 8 bytes, a big-endian
    * counter, are one more. Returns `count`, or -1 when a range does not fit (nothing written).
    */
-  aeadSealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  aeadSealRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    bodyLengths: Uint32Array,
+    count: number,
+    adLength: number,
+    nonce: Buffer,
+    key: Buffer,
+  ): number;
   /**
    * Open `count` datagrams under one key in one call (as `aeadOpen` one by one), datagram i with the last 8 bytes of
    * `nonce` set to `seqs[i]` (big-endian). `results[i]` gets the plaintext length, or -1 when it is not authentic.
    * Returns `count`, or -1 when a range does not fit or a seq is not a u53 (nothing opened).
    */
-  aeadOpenRun(buffer: Buffer, offsets: Uint32Array, sealedLengths: Uint32Array, seqs: Float64Array, count: number, adLength: number, nonce: Buffer, key: Buffer, results: Int32Array): number;
+  aeadOpenRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    sealedLengths: Uint32Array,
+    seqs: Float64Array,
+    count: number,
+    adLength: number,
+    nonce: Buffer,
+    key: Buffer,
+    results: Int32Array,
+  ): number;
   /** `aeadSealRun` for AEGIS-256X2 (32-byte nonce). */
-  aegis256x2SealRun(buffer: Buffer, offsets: Uint32Array, bodyLengths: Uint32Array, count: number, adLength: number, nonce: Buffer, key: Buffer): number;
+  aegis256x2SealRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    bodyLengths: Uint32Array,
+    count: number,
+    adLength: number,
+    nonce: Buffer,
+    key: Buffer,
+  ): number;
   /** `aeadOpenRun` for AEGIS-256X2 (32-byte nonce; a body that fails is zeroed). */
-  aegis256x2OpenRun(buffer: Buffer, offsets: Uint32Array, sealedLengths: Uint32Array, seqs: Float64Array, count: number, adLength: number, nonce: Buffer, key: Buffer, results: Int32Array): number;
+  aegis256x2OpenRun(
+    buffer: Buffer,
+    offsets: Uint32Array,
+    sealedLengths: Uint32Array,
+    seqs: Float64Array,
+    count: number,
+    adLength: number,
+    nonce: Buffer,
+    key: Buffer,
+    results: Int32Array,
+  ): number;
   /** Busy-poll counters of this thread. */
   busyPollStats(): BusyPollStats;
   /**

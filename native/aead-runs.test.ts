@@ -62,9 +62,9 @@ for (const c of ciphers) {
       for (const bad of [-1, 2 ** 53, Number.NaN, Number.POSITIVE_INFINITY]) {
         expect(c.open(buffer, offsets, new Uint32Array([116, 116]), new Float64Array([0, bad]), 2, 16, nonce, key, results)).toBe(-1);
       }
-      expect(() => c.open(buffer, offsets, lengths, new Float64Array(2), 2, 16, nonce, key, new Uint32Array(2) as unknown as Int32Array)).toThrow(
-        /results must be an Int32Array/,
-      );
+      expect(() =>
+        c.open(buffer, offsets, lengths, new Float64Array(2), 2, 16, nonce, key, new Uint32Array(2) as unknown as Int32Array),
+      ).toThrow(/results must be an Int32Array/);
       expect(() => c.seal(buffer, new Int32Array(2) as unknown as Uint32Array, lengths, 2, 16, nonce, key)).toThrow(TypeError);
       expect(() => c.seal(buffer, offsets, lengths, 2, 16, Buffer.alloc(c.nonceBytes + 1), key)).toThrow(/nonce/);
     });

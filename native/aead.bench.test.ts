@@ -55,26 +55,28 @@ describe.runIf(process.env.WEFT_BENCH)('data AEAD benchmark (prints ns per 1440-
       const singleSeal = time(() => {
         for (let i = 0; i < RUN; i++) tx.seal(arena, offsets[i]!, offsets[i]! + HEADER, BODY, (seqs[i] = tx.nextSeq()));
       });
-      const singleOpen = time(() => {
-        for (let i = 0; i < RUN; i++) {
-          const seq = tx.nextSeq();
-          tx.seal(arena, offsets[i]!, offsets[i]! + HEADER, BODY, seq);
-          if (rx.open(arena, offsets[i]!, offsets[i]! + HEADER, BODY + 16, seq, 0) === BODY) opened++;
-        }
-      }) - singleSeal;
+      const singleOpen =
+        time(() => {
+          for (let i = 0; i < RUN; i++) {
+            const seq = tx.nextSeq();
+            tx.seal(arena, offsets[i]!, offsets[i]! + HEADER, BODY, seq);
+            if (rx.open(arena, offsets[i]!, offsets[i]! + HEADER, BODY + 16, seq, 0) === BODY) opened++;
+          }
+        }) - singleSeal;
       const runSeal = time(() => {
         const first = tx.nextSeq();
         for (let i = 1; i < RUN; i++) tx.nextSeq();
         tx.sealRun(arena, offsets, bodyLengths, RUN, HEADER, first);
       });
-      const runOpen = time(() => {
-        const first = tx.nextSeq();
-        for (let i = 1; i < RUN; i++) tx.nextSeq();
-        tx.sealRun(arena, offsets, bodyLengths, RUN, HEADER, first);
-        for (let i = 0; i < RUN; i++) seqs[i] = first + i;
-        rx.openRun(arena, offsets, sealedLengths, seqs, RUN, HEADER, 0, results);
-        for (let i = 0; i < RUN; i++) if (results[i] === BODY) opened++;
-      }) - runSeal;
+      const runOpen =
+        time(() => {
+          const first = tx.nextSeq();
+          for (let i = 1; i < RUN; i++) tx.nextSeq();
+          tx.sealRun(arena, offsets, bodyLengths, RUN, HEADER, first);
+          for (let i = 0; i < RUN; i++) seqs[i] = first + i;
+          rx.openRun(arena, offsets, sealedLengths, seqs, RUN, HEADER, 0, results);
+          for (let i = 0; i < RUN; i++) if (results[i] === BODY) opened++;
+        }) - runSeal;
       expect(opened).toBe(2 * (ROUNDS + 200) * RUN);
       const gbps = (ns: number) => ((BODY * 8) / ns).toFixed(1);
       rows.push(

@@ -95,28 +95,33 @@ for (const path of paths) {
     it('seals runs (two at a time where lengths match) to exactly the bytes of one-at-a-time seals', () => {
       use();
       fc.assert(
-        fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 9 }), fc.integer({ min: 0, max: 1500 }), fc.nat(1000), (odd, base, seq0) => {
-          const key = Buffer.alloc(32, 6);
-          const slot = 1600;
-          const count = odd.length;
-          const run = Buffer.alloc(count * slot);
-          for (let i = 0; i < run.length; i++) run[i] = (i * 31 + 7) & 0xff;
-          const single = Buffer.from(run);
-          const offsets = new Uint32Array(count);
-          const lengths = new Uint32Array(count);
-          for (let i = 0; i < count; i++) {
-            offsets[i] = i * slot;
-            lengths[i] = odd[i] ? (base * 7 + 3) % 1500 : base;
-          }
-          const nonce = Buffer.alloc(32);
-          nonce.writeUInt32BE(seq0, 28);
-          expect(aead.sealRun!(run, offsets, lengths, count, 16, nonce, key)).toBe(count);
-          for (let i = 0; i < count; i++) {
-            nonce.writeUInt32BE(seq0 + i, 28);
-            aead.seal(single, offsets[i]!, 16, offsets[i]! + 16, lengths[i]!, nonce, key);
-          }
-          expect(run.equals(single)).toBe(true);
-        }),
+        fc.property(
+          fc.array(fc.boolean(), { minLength: 1, maxLength: 9 }),
+          fc.integer({ min: 0, max: 1500 }),
+          fc.nat(1000),
+          (odd, base, seq0) => {
+            const key = Buffer.alloc(32, 6);
+            const slot = 1600;
+            const count = odd.length;
+            const run = Buffer.alloc(count * slot);
+            for (let i = 0; i < run.length; i++) run[i] = (i * 31 + 7) & 0xff;
+            const single = Buffer.from(run);
+            const offsets = new Uint32Array(count);
+            const lengths = new Uint32Array(count);
+            for (let i = 0; i < count; i++) {
+              offsets[i] = i * slot;
+              lengths[i] = odd[i] ? (base * 7 + 3) % 1500 : base;
+            }
+            const nonce = Buffer.alloc(32);
+            nonce.writeUInt32BE(seq0, 28);
+            expect(aead.sealRun!(run, offsets, lengths, count, 16, nonce, key)).toBe(count);
+            for (let i = 0; i < count; i++) {
+              nonce.writeUInt32BE(seq0 + i, 28);
+              aead.seal(single, offsets[i]!, 16, offsets[i]! + 16, lengths[i]!, nonce, key);
+            }
+            expect(run.equals(single)).toBe(true);
+          },
+        ),
         { numRuns: 150 },
       );
     });
@@ -124,36 +129,40 @@ for (const path of paths) {
     it('opens runs two at a time (equal lengths) exactly as one at a time, a forgery in either slot failing alone', () => {
       use();
       fc.assert(
-        fc.property(fc.array(fc.tuple(fc.nat(3), fc.boolean()), { minLength: 1, maxLength: 9 }), fc.integer({ min: 0, max: 1500 }), (shape, base) => {
-          const key = Buffer.alloc(32, 5);
-          const nonce = Buffer.alloc(32);
-          const slot = 1600;
-          const count = shape.length;
-          const buffer = Buffer.alloc(count * slot);
-          const offsets = new Uint32Array(count);
-          const lengths = new Uint32Array(count);
-          const seqs = new Float64Array(count);
-          const plain: Buffer[] = [];
-          for (let i = 0; i < count; i++) {
-            const bodyLength = shape[i]![0] === 0 ? 0 : base; // mostly equal lengths, so pairs form
-            offsets[i] = i * slot;
-            lengths[i] = bodyLength + 16;
-            seqs[i] = 1000 + i;
-            buffer.fill(i + 1, offsets[i]! + 16, offsets[i]! + 16 + bodyLength);
-            plain.push(Buffer.from(buffer.subarray(offsets[i]! + 16, offsets[i]! + 16 + bodyLength)));
-            nonce.writeUInt32BE(1000 + i, 28);
-            aead.seal(buffer, offsets[i]!, 16, offsets[i]! + 16, bodyLength, nonce, key);
-            if (shape[i]![1]) buffer[offsets[i]! + 16 + (bodyLength > 0 ? bodyLength - 1 : 0)]! ^= 0x80; // forge it
-          }
-          const results = new Int32Array(count);
-          expect(aead.openRun!(buffer, offsets, lengths, seqs, count, 16, Buffer.alloc(32), key, results)).toBe(count);
-          for (let i = 0; i < count; i++) {
-            const bodyLength = lengths[i]! - 16;
-            expect(results[i], `datagram ${i}`).toBe(shape[i]![1] ? -1 : bodyLength);
-            const body = buffer.subarray(offsets[i]! + 16, offsets[i]! + 16 + bodyLength);
-            expect(body.equals(shape[i]![1] ? Buffer.alloc(bodyLength) : plain[i]!)).toBe(true);
-          }
-        }),
+        fc.property(
+          fc.array(fc.tuple(fc.nat(3), fc.boolean()), { minLength: 1, maxLength: 9 }),
+          fc.integer({ min: 0, max: 1500 }),
+          (shape, base) => {
+            const key = Buffer.alloc(32, 5);
+            const nonce = Buffer.alloc(32);
+            const slot = 1600;
+            const count = shape.length;
+            const buffer = Buffer.alloc(count * slot);
+            const offsets = new Uint32Array(count);
+            const lengths = new Uint32Array(count);
+            const seqs = new Float64Array(count);
+            const plain: Buffer[] = [];
+            for (let i = 0; i < count; i++) {
+              const bodyLength = shape[i]![0] === 0 ? 0 : base; // mostly equal lengths, so pairs form
+              offsets[i] = i * slot;
+              lengths[i] = bodyLength + 16;
+              seqs[i] = 1000 + i;
+              buffer.fill(i + 1, offsets[i]! + 16, offsets[i]! + 16 + bodyLength);
+              plain.push(Buffer.from(buffer.subarray(offsets[i]! + 16, offsets[i]! + 16 + bodyLength)));
+              nonce.writeUInt32BE(1000 + i, 28);
+              aead.seal(buffer, offsets[i]!, 16, offsets[i]! + 16, bodyLength, nonce, key);
+              if (shape[i]![1]) buffer[offsets[i]! + 16 + (bodyLength > 0 ? bodyLength - 1 : 0)]! ^= 0x80; // forge it
+            }
+            const results = new Int32Array(count);
+            expect(aead.openRun!(buffer, offsets, lengths, seqs, count, 16, Buffer.alloc(32), key, results)).toBe(count);
+            for (let i = 0; i < count; i++) {
+              const bodyLength = lengths[i]! - 16;
+              expect(results[i], `datagram ${i}`).toBe(shape[i]![1] ? -1 : bodyLength);
+              const body = buffer.subarray(offsets[i]! + 16, offsets[i]! + 16 + bodyLength);
+              expect(body.equals(shape[i]![1] ? Buffer.alloc(bodyLength) : plain[i]!)).toBe(true);
+            }
+          },
+        ),
         { numRuns: 150 },
       );
     });

@@ -52,7 +52,10 @@ describe.skipIf(!isBuilt)('busy polling', () => {
   });
 
   /** A UDP reader on loopback counting what it receives; resolves `done` after `expected` datagrams. */
-  function reader(expected: number, isWorthSpinning = true): { port: number; handle: ReaderHandle; received: () => number; done: Promise<void> } {
+  function reader(
+    expected: number,
+    isWorthSpinning = true,
+  ): { port: number; handle: ReaderHandle; received: () => number; done: Promise<void> } {
     const { fd, port } = native.udpOpen('127.0.0.1', 0);
     const slots = 4;
     const slotBytes = 65_600;

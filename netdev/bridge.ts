@@ -76,7 +76,11 @@ export async function ensureBridge(options: BridgeOptions): Promise<BridgeState>
   if (kind !== 'bridge') throw new NotABridgeError(name, kind);
 
   if (!wasCreated) {
-    await ip(name, ['link', 'set', 'dev', name, 'type', 'bridge', 'stp_state', '0', 'ageing_time', String(BRIDGE_AGEING_CENTISECONDS)], netns);
+    await ip(
+      name,
+      ['link', 'set', 'dev', name, 'type', 'bridge', 'stp_state', '0', 'ageing_time', String(BRIDGE_AGEING_CENTISECONDS)],
+      netns,
+    );
   }
   // Setting the address, even to its current value, marks it NET_ADDR_SET so the kernel stops replacing it.
   const mac = link.address ?? '';

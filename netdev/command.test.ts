@@ -33,7 +33,9 @@ describe('runCommand', () => {
 describe('globalCidrs', () => {
   it('keeps global addresses and drops link-local ones', () => {
     const link = {
-      ifindex: 2, ifname: 'ethwe0', mtu: 1412,
+      ifindex: 2,
+      ifname: 'ethwe0',
+      mtu: 1412,
       addr_info: [
         { family: 'inet', local: '10.2.1.1', prefixlen: 24, scope: 'global' },
         { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' },

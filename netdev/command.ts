@@ -85,10 +85,7 @@ export async function ip(device: string, args: readonly string[], netns?: string
 
 /** Whether `err` is a failed command whose stderr says the device does not exist. */
 export function isNoSuchDevice(err: unknown): boolean {
-  return (
-    err instanceof NetdevCommandError &&
-    /(does not exist|Cannot find device|No such device)/i.test(err.stderr)
-  );
+  return err instanceof NetdevCommandError && /(does not exist|Cannot find device|No such device)/i.test(err.stderr);
 }
 
 /** Whether `err` is a failed command whose stderr says the object already exists. */

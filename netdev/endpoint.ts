@@ -200,7 +200,11 @@ export async function attach(options: AttachOptions): Promise<Endpoint> {
     await deleteLink(t.hostIfname, netns);
   }
 
-  await ip(t.hostIfname, ['link', 'add', 'name', t.hostIfname, 'mtu', mtu, 'type', 'veth', 'peer', 'name', t.guestIfname, 'mtu', mtu], netns);
+  await ip(
+    t.hostIfname,
+    ['link', 'add', 'name', t.hostIfname, 'mtu', mtu, 'type', 'veth', 'peer', 'name', t.guestIfname, 'mtu', mtu],
+    netns,
+  );
   try {
     await ip(t.guestIfname, ['link', 'set', 'dev', t.guestIfname, 'netns', t.path], netns);
     await ip(ifname, ['link', 'set', 'dev', t.guestIfname, 'name', ifname], t.path);
@@ -257,7 +261,8 @@ export async function detachContainer(containerId: string, ifname: string, optio
   const links = await ipJson<IpLink>('veth', ['link', 'show', 'type', 'veth'], options.netns);
   let isRemoved = false;
   for (const l of links) {
-    if (l.ifname.startsWith(HOST_PREFIX) && l.ifalias?.startsWith(prefix)) isRemoved = (await deleteLink(l.ifname, options.netns)) || isRemoved;
+    if (l.ifname.startsWith(HOST_PREFIX) && l.ifalias?.startsWith(prefix))
+      isRemoved = (await deleteLink(l.ifname, options.netns)) || isRemoved;
   }
   return isRemoved;
 }
@@ -281,7 +286,11 @@ export function endpointAlias(target: string, container?: { containerId: string;
   checkIfname(container.ifname);
   const alias = `${CONTAINER_ALIAS_PREFIX}${container.containerId}/${container.ifname} ${target}`;
   if (Buffer.byteLength(alias) > MAX_ALIAS_BYTES) {
-    throw new InvalidNetdevInputError('target', target, `a shorter namespace path: with the container id it must fit ${MAX_ALIAS_BYTES} bytes`);
+    throw new InvalidNetdevInputError(
+      'target',
+      target,
+      `a shorter namespace path: with the container id it must fit ${MAX_ALIAS_BYTES} bytes`,
+    );
   }
   return alias;
 }

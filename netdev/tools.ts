@@ -15,15 +15,16 @@ export const HOST_TOOLS: Readonly<Record<string, { package: string; usedFor: str
 /** The programs of `tools` not found as executables on `path` (a PATH string). */
 export function missingTools(tools: readonly string[] = Object.keys(HOST_TOOLS), path = process.env['PATH'] ?? ''): string[] {
   const dirs = path.split(delimiter).filter((d) => d.length > 0);
-  return tools.filter((tool) =>
-    !dirs.some((dir) => {
-      try {
-        accessSync(join(dir, tool), constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    }),
+  return tools.filter(
+    (tool) =>
+      !dirs.some((dir) => {
+        try {
+          accessSync(join(dir, tool), constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      }),
   );
 }
 

@@ -14,7 +14,13 @@ describe('validation', () => {
     expect(checkCidr('10.2.1.1/24')).toBe('10.2.1.1/24');
     expect(checkCidr('FD00::1/64')).toBe('fd00::1/64');
     for (const bad of ['10.2.1.1', '10.2.1.300/24', '10.2.1.1/33', 'net:default', '']) {
-      const err = (() => { try { checkCidr(bad); } catch (e) { return e; } })() as InvalidNetdevInputError;
+      const err = (() => {
+        try {
+          checkCidr(bad);
+        } catch (e) {
+          return e;
+        }
+      })() as InvalidNetdevInputError;
       expect(err).toBeInstanceOf(InvalidNetdevInputError);
       expect(err.code).toBe('INVALID_NETDEV_INPUT');
     }

@@ -156,7 +156,10 @@ export class DockerPlugin {
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
       ]);
     } catch (err) {
-      log.info({ err: (err as Error).message }, 'docker: could not ask the engine which addresses are in use; keeping every Docker address');
+      log.info(
+        { err: (err as Error).message },
+        'docker: could not ask the engine which addresses are in use; keeping every Docker address',
+      );
       return;
     }
     const released: string[] = [];

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { BROADCAST, DELIVER, DROP, FLOOD, ForwardingDecision, RELAY, type DecisionCounters, type ForwardingView } from './forwarding-decision.js';
+import {
+  BROADCAST,
+  DELIVER,
+  DROP,
+  FLOOD,
+  ForwardingDecision,
+  RELAY,
+  type DecisionCounters,
+  type ForwardingView,
+} from './forwarding-decision.js';
 import { MacTable } from './mac-table.js';
 import { PeerNumbers } from './peer-numbers.js';
 
@@ -20,7 +29,14 @@ function world() {
     broadcastByNumber: [[hop2, hop3], [hop3], [hop2], []],
     localBroadcast: [hop2, hop3],
   };
-  const counters: DecisionCounters = { mac_moves: 0, mac_table_full: 0, drop_local_dest: 0, drop_no_route: 0, drop_loop: 0, drop_unknown_peer: 0 };
+  const counters: DecisionCounters = {
+    mac_moves: 0,
+    mac_table_full: 0,
+    drop_local_dest: 0,
+    drop_no_route: 0,
+    drop_loop: 0,
+    drop_unknown_peer: 0,
+  };
   const decision = new ForwardingDecision<Hop>(new MacTable(), peers, counters);
   return { view, counters, decision, hop2, hop3 };
 }

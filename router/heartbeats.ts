@@ -106,7 +106,10 @@ export class Heartbeats {
         now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs;
       if (isEstablished !== n.isEstablished) {
         n.isEstablished = isEstablished;
-        this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, isEstablished ? 'sleeve established' : 'sleeve lost');
+        this.log.info(
+          { peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` },
+          isEstablished ? 'sleeve established' : 'sleeve lost',
+        );
         this.notify(n);
       }
       this.send.sendControl(n, MessageType.Heartbeat);

@@ -59,45 +59,53 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 describe('MacTable', () => {
   it('agrees with a Map model on random learn/lookup/expire/forget/remove sequences', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 10, max: 200 }), fc.array(op, { maxLength: 300 }), (capacity, expiryMs, ops) => {
-        const table = new MacTable({ capacity, expiryMs });
-        const model = new ModelTable(capacity, expiryMs);
-        let now = 0;
-        for (const o of ops) {
-          now += o.dt;
-          switch (o.kind) {
-            case 'learn':
-              expect(table.learn(o.mac, o.peer, now)).toBe(model.learn(o.mac, o.peer, now));
-              break;
-            case 'lookup':
-              expect(table.lookup(o.mac, now)).toBe(model.lookup(o.mac, now));
-              break;
-            case 'expire':
-              table.expire(now);
-              break;
-            case 'forget':
-              table.forgetPeer(o.peer);
-              model.forgetPeer(o.peer);
-              break;
-            case 'remove': {
-              // An expired entry may already be gone from the table (reused or expired); the model keeps it.
-              const wasLive = model.lookup(o.mac, now) >= 0;
-              const removed = table.remove(o.mac);
-              model.remove(o.mac);
-              if (wasLive) expect(removed).toBe(true);
-              break;
+      fc.property(
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 10, max: 200 }),
+        fc.array(op, { maxLength: 300 }),
+        (capacity, expiryMs, ops) => {
+          const table = new MacTable({ capacity, expiryMs });
+          const model = new ModelTable(capacity, expiryMs);
+          let now = 0;
+          for (const o of ops) {
+            now += o.dt;
+            switch (o.kind) {
+              case 'learn':
+                expect(table.learn(o.mac, o.peer, now)).toBe(model.learn(o.mac, o.peer, now));
+                break;
+              case 'lookup':
+                expect(table.lookup(o.mac, now)).toBe(model.lookup(o.mac, now));
+                break;
+              case 'expire':
+                table.expire(now);
+                break;
+              case 'forget':
+                table.forgetPeer(o.peer);
+                model.forgetPeer(o.peer);
+                break;
+              case 'remove': {
+                // An expired entry may already be gone from the table (reused or expired); the model keeps it.
+                const wasLive = model.lookup(o.mac, now) >= 0;
+                const removed = table.remove(o.mac);
+                model.remove(o.mac);
+                if (wasLive) expect(removed).toBe(true);
+                break;
+              }
             }
+            table.checkInvariants();
+            // Every MAC the model knows live is found, and nothing else is.
+            const live = table
+              .entries(now)
+              .map((e) => `${e.mac}@${e.peer}`)
+              .sort();
+            const expected = [...model.entries]
+              .filter(([, e]) => now - e.lastSeenMs <= expiryMs)
+              .map(([m, e]) => `${m}@${e.peer}`)
+              .sort();
+            expect(live).toEqual(expected);
           }
-          table.checkInvariants();
-          // Every MAC the model knows live is found, and nothing else is.
-          const live = table.entries(now).map((e) => `${e.mac}@${e.peer}`).sort();
-          const expected = [...model.entries]
-            .filter(([, e]) => now - e.lastSeenMs <= expiryMs)
-            .map(([m, e]) => `${m}@${e.peer}`)
-            .sort();
-          expect(live).toEqual(expected);
-        }
-      }),
+        },
+      ),
       { numRuns: 1000 },
     );
   });

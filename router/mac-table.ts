@@ -202,7 +202,7 @@ export class MacTable {
   forgetPeer(peer: number): number {
     let removed = 0;
     this.scannedSlots += this.mask + 1;
-    for (let i = 0; i <= this.mask; ) {
+    for (let i = 0; i <= this.mask;) {
       if (this.keysHigh[i] !== EMPTY && this.peers[i] === peer) {
         this.removeAt(i);
         removed++;
@@ -234,7 +234,8 @@ export class MacTable {
     for (let i = this.head; i !== NONE; i = this.next[i]!) {
       if (this.keysHigh[i] === EMPTY) throw new Error(`MacTable: empty slot ${i} on the recency list`);
       if (this.prev[i] !== last) throw new Error(`MacTable: slot ${i}'s prev is ${this.prev[i]}, not ${last}`);
-      if (last !== NONE && this.lastSeen[i]! > this.lastSeen[last]!) throw new Error(`MacTable: slot ${i} seen after slot ${last} but listed later`);
+      if (last !== NONE && this.lastSeen[i]! > this.lastSeen[last]!)
+        throw new Error(`MacTable: slot ${i} seen after slot ${last} but listed later`);
       if (++count > this.used) throw new Error('MacTable: recency list longer than the occupied slots (a cycle?)');
       last = i;
     }

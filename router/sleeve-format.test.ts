@@ -89,9 +89,7 @@ describe('sleeve format', () => {
       body: Buffer.alloc(0),
     });
     expect(d.subarray(0, HEADER_BYTES).toString('hex')).toBe('5700' + '0a0b0c0d0e0f' + '0000000100000005');
-    expect(d.subarray(HEADER_BYTES, HEADER_BYTES + RECORD_HEADER_BYTES).toString('hex')).toBe(
-      '000000000001' + '000000000000' + '000e',
-    );
+    expect(d.subarray(HEADER_BYTES, HEADER_BYTES + RECORD_HEADER_BYTES).toString('hex')).toBe('000000000001' + '000000000000' + '000e');
     expect(flagsFor(MessageType.HeartbeatAck, true, 1)).toBe(0x23);
   });
 

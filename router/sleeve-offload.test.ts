@@ -73,11 +73,16 @@ async function line(peers: PeerId[], sealed: boolean[] = [], options: SleeveOpti
     const neighbours = [left, right].filter((x) => x !== undefined);
     const snapshot: ForwardingSnapshot = {
       localPeer: n.peer,
-      neighbours: new Map(neighbours.map((x) => [x.peer, { peer: x.peer, endpoint: x.endpoint, session: sessionFor(i, nodes.indexOf(x)) }])),
+      neighbours: new Map(
+        neighbours.map((x) => [x.peer, { peer: x.peer, endpoint: x.endpoint, session: sessionFor(i, nodes.indexOf(x)) }]),
+      ),
       unicastNextHop: new Map(nodes.filter((x) => x !== n).map((x) => [x.peer, nodes.indexOf(x) < i ? left!.peer : right!.peer])),
       // Broadcast trees along the line: each peer floods away from the root.
       broadcastNextHops: new Map(
-        nodes.map((root, r) => [root.peer, neighbours.filter((x) => (r <= i ? nodes.indexOf(x) > i : nodes.indexOf(x) < i) || root === n).map((x) => x.peer)]),
+        nodes.map((root, r) => [
+          root.peer,
+          neighbours.filter((x) => (r <= i ? nodes.indexOf(x) > i : nodes.indexOf(x) < i) || root === n).map((x) => x.peer),
+        ]),
       ),
       underlayMtuBytes: 1500,
     };
@@ -230,7 +235,7 @@ describe('checksumCompleteJs', () => {
     expect(b.sleeve.counters().drop_reassembly_full).toBe(1);
   });
 
-  it("refuses a joined frame whose virtio header does not match its protocol, before the TAP sees it", async () => {
+  it('refuses a joined frame whose virtio header does not match its protocol, before the TAP sees it', async () => {
     const { clock, network, nodes } = await line([A, B]);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     b.capture.inject(broadcastFrom(MAC.b));

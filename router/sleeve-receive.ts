@@ -18,7 +18,17 @@
 import type { Capture } from './capture.js';
 import type { DatagramBatch } from './underlay.js';
 import type { Clock } from '../runtime/clock.js';
-import { HEADER_BYTES, HeaderDrop, MessageType, RECORD_HEADER_BYTES, checkHeader, countRecords, isEncryptedFlags, keyPhaseOf, readSeq } from './sleeve-format.js';
+import {
+  HEADER_BYTES,
+  HeaderDrop,
+  MessageType,
+  RECORD_HEADER_BYTES,
+  checkHeader,
+  countRecords,
+  isEncryptedFlags,
+  keyPhaseOf,
+  readSeq,
+} from './sleeve-format.js';
 import { BROADCAST, DELIVER, DROP, type ForwardingDecision } from './forwarding-decision.js';
 import type { PeerNumbers } from './peer-numbers.js';
 import { countOpenDrop, type SleeveCounters } from './sleeve-counters.js';

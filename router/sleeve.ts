@@ -158,7 +158,8 @@ export class Sleeve implements Datapath {
       throw new SleeveSnapshotError(`underlay MTU ${mtu} is not an integer in [0, ${MAX_UNDERLAY_MTU_BYTES}]`);
     }
     for (const path of snapshot.neighbours.values()) {
-      const room = mtu - OUTER_IP_UDP_BYTES - HEADER_BYTES - (path.session?.overheadBytes ?? 0) - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
+      const room =
+        mtu - OUTER_IP_UDP_BYTES - HEADER_BYTES - (path.session?.overheadBytes ?? 0) - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
       if (room < MIN_OVERLAY_MTU_BYTES) {
         throw new SleeveSnapshotError(
           `underlay MTU ${mtu} leaves ${room} bytes for IP packets to peer ${peerLabel(path.peer)}, below IPv4's minimum of 68; fix the MTU the control plane measured`,
@@ -287,7 +288,10 @@ export class Sleeve implements Datapath {
   private numberOf(id: PeerId): number {
     const number = this.peers.numberOf(id);
     if (number < 0 && Number.isInteger(id) && id > 0 && id < 2 ** 48) {
-      this.log.warn({ peer: peerLabel(id) }, `more than ${this.peers.capacity} peers known at once: frames to and from this one are dropped`);
+      this.log.warn(
+        { peer: peerLabel(id) },
+        `more than ${this.peers.capacity} peers known at once: frames to and from this one are dropped`,
+      );
     }
     return number;
   }

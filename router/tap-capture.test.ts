@@ -14,7 +14,8 @@ class FakeNative {
   closedFds: number[] = [];
   writeBatches: Buffer[][] = [];
   openError: (Error & { code?: string }) | undefined;
-  private reader: { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; slotBytes: number; headroom: number; onBatch: BatchCallback } | undefined;
+  private reader:
+    { buffer: Buffer; offsets: Uint32Array; lengths: Uint32Array; slotBytes: number; headroom: number; onBatch: BatchCallback } | undefined;
 
   vnetHeaderBytesAsked: number | undefined;
   tapOpen(name: string, vnetHeader?: boolean, offload?: boolean): { fd: number; name: string; vnetHeaderBytes: number; offloads: number } {

@@ -249,7 +249,12 @@ export class TapCapture implements Capture {
       return false;
     }
     const header = this.vnetHeaderBytes;
-    if (length < ETHERNET_HEADER_BYTES || length > this.maxFrameBytes || offset - (hasHeader ? header : 0) < 0 || offset + length > buffer.length) {
+    if (
+      length < ETHERNET_HEADER_BYTES ||
+      length > this.maxFrameBytes ||
+      offset - (hasHeader ? header : 0) < 0 ||
+      offset + length > buffer.length
+    ) {
       this.dropsBadLength++;
       return false;
     }

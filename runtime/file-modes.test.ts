@@ -12,7 +12,9 @@ describe('state dir permissions', () => {
     try {
       for (const mode of [0o755, 0o750, 0o701, 0o777]) {
         chmodSync(dir, mode);
-        expect(stateDirWarning(dir), mode.toString(8)).toBe(`the state dir ${dir} is open to other users (mode 0${mode.toString(8)}); it holds this router's identity and IPAM state: chmod 700 ${dir}`);
+        expect(stateDirWarning(dir), mode.toString(8)).toBe(
+          `the state dir ${dir} is open to other users (mode 0${mode.toString(8)}); it holds this router's identity and IPAM state: chmod 700 ${dir}`,
+        );
       }
       chmodSync(dir, 0o700);
       expect(stateDirWarning(dir)).toBeUndefined();

@@ -62,7 +62,13 @@ describe('RotatingLogFile', () => {
 
 describe('formatLogLine (foreground on a terminal, without pino-pretty)', () => {
   it('prints time, level, message and fields, and escapes control characters from remote strings', () => {
-    const line = JSON.stringify({ level: 40, time: '2026-12-07T04:05:06.789Z', msg: 'peer closed', nickname: 'evil\u001b[2J\u0007', reason: 'x' });
+    const line = JSON.stringify({
+      level: 40,
+      time: '2026-12-07T04:05:06.789Z',
+      msg: 'peer closed',
+      nickname: 'evil\u001b[2J\u0007',
+      reason: 'x',
+    });
     const text = formatLogLine(line);
     expect(text).toBe('04:05:06.789  WARN   peer closed  nickname=evil\\x1b[2J\\x07  reason=x');
     // eslint-disable-next-line no-control-regex

@@ -30,8 +30,10 @@ export class RotatingLogFile {
   ) {
     this.maxBytes = options.maxBytes ?? 10 * 1024 * 1024;
     this.keep = options.keep ?? 3;
-    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1024) throw new RangeError(`log max bytes must be an integer >= 1024, got ${this.maxBytes}`);
-    if (!Number.isInteger(this.keep) || this.keep < 1 || this.keep > 100) throw new RangeError(`rotated log files to keep must be 1..100, got ${this.keep}`);
+    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1024)
+      throw new RangeError(`log max bytes must be an integer >= 1024, got ${this.maxBytes}`);
+    if (!Number.isInteger(this.keep) || this.keep < 1 || this.keep > 100)
+      throw new RangeError(`rotated log files to keep must be 1..100, got ${this.keep}`);
     this.fd = openSync(path, 'a', 0o640);
     this.sizeBytes = fstatSync(this.fd).size;
   }

@@ -24,13 +24,31 @@ if (process.argv[2] === '--sink') {
   const slotBytes = 2048;
   const buffer = Buffer.alloc(BATCH * slotBytes);
   let received = 0;
-  const reader = native.udpReaderStart(sock.fd, buffer, new Uint32Array(BATCH), new Uint32Array(BATCH),
-    new Uint32Array(BATCH), new Uint16Array(BATCH), slotBytes, 0, (count) => { if (count > 0) received += count; });
+  const reader = native.udpReaderStart(
+    sock.fd,
+    buffer,
+    new Uint32Array(BATCH),
+    new Uint32Array(BATCH),
+    new Uint32Array(BATCH),
+    new Uint16Array(BATCH),
+    slotBytes,
+    0,
+    (count) => {
+      if (count > 0) received += count;
+    },
+  );
   console.log(`PORT ${sock.port}`);
-  createInterface({ input: process.stdin }).on('line', (line) => {
-    if (line === 'reset') { received = 0; console.log('OK'); }
-    else if (line === 'count') console.log(`COUNT ${received}`);
-  }).on('close', () => { native.readerStop(reader); native.fdClose(sock.fd); });
+  createInterface({ input: process.stdin })
+    .on('line', (line) => {
+      if (line === 'reset') {
+        received = 0;
+        console.log('OK');
+      } else if (line === 'count') console.log(`COUNT ${received}`);
+    })
+    .on('close', () => {
+      native.readerStop(reader);
+      native.fdClose(sock.fd);
+    });
 } else {
   await main();
 }
@@ -42,13 +60,20 @@ async function main() {
   const lines = createInterface({ input: sink.stdout });
   const waiting = [];
   lines.on('line', (line) => waiting.shift()?.(line));
-  const ask = (command) => new Promise((resolve) => { waiting.push(resolve); if (command) sink.stdin.write(`${command}\n`); });
+  const ask = (command) =>
+    new Promise((resolve) => {
+      waiting.push(resolve);
+      if (command) sink.stdin.write(`${command}\n`);
+    });
   const port = Number((await ask()).split(' ')[1]);
   try {
     console.log(`loopback UDP send, ${seconds}s per run, median of 3 (sink: native recvmmsg in a child process)`);
     console.log('impl            bytes     sent/s      recv/s');
     for (const size of [64, 1400]) {
-      for (const [name, run] of [['dgram', runDgram], ['native sendmmsg', runNative]]) {
+      for (const [name, run] of [
+        ['dgram', runDgram],
+        ['native sendmmsg', runNative],
+      ]) {
         const results = [];
         for (let i = 0; i < 3; i++) {
           await ask('reset');
@@ -96,13 +121,20 @@ async function runDgram(size, port, seconds) {
   const payload = Buffer.alloc(size, 0xab);
   let sent = 0;
   let inFlight = 0;
-  const onSent = (err) => { inFlight--; if (!err) sent++; };
+  const onSent = (err) => {
+    inFlight--;
+    if (!err) sent++;
+  };
   const start = process.hrtime.bigint();
   const end = start + BigInt(Math.round(seconds * 1e9));
   let issued = 0;
   while (process.hrtime.bigint() < end && issued < MAX_DATAGRAMS_PER_RUN) {
     // dgram sends on a later tick (address lookup), so yield after each batch or nothing leaves.
-    for (let i = 0; i < BATCH; i++) { inFlight++; issued++; sock.send(payload, port, '127.0.0.1', onSent); }
+    for (let i = 0; i < BATCH; i++) {
+      inFlight++;
+      issued++;
+      sock.send(payload, port, '127.0.0.1', onSent);
+    }
     await new Promise((r) => setImmediate(r));
   }
   while (inFlight > 0) await new Promise((r) => setImmediate(r));

@@ -24,31 +24,55 @@ interface Rule {
 /** folder -> what it must not reach, and why. Folders not listed here may import anything. */
 const rules: Record<string, Rule[]> = {
   router: [
-    { banned: ['gossip', 'api', 'cli', 'daemon', 'ipam'], reason: 'the data plane learns about the control plane only through Datapath snapshots' },
+    {
+      banned: ['gossip', 'api', 'cli', 'daemon', 'ipam'],
+      reason: 'the data plane learns about the control plane only through Datapath snapshots',
+    },
     { banned: ['ws', 'node:http'], reason: 'the data plane never speaks the control protocols' },
   ],
   gossip: [
     { banned: ['router', 'netdev', 'native'], reason: 'the control plane never touches frames or kernel devices: the daemon bridges them' },
-    { banned: ['api', 'cli', 'daemon', 'ipam'], reason: 'gossip is a library: IPAM plugs in through the channel interface, the daemon assembles' },
+    {
+      banned: ['api', 'cli', 'daemon', 'ipam'],
+      reason: 'gossip is a library: IPAM plugs in through the channel interface, the daemon assembles',
+    },
   ],
   crypto: [
-    { banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'netdev', 'native'], reason: 'crypto is the bottom layer: keys and seals into caller-owned buffers' },
-    { banned: ['node:net', 'node:dgram', 'ws', 'pino', 'runtime/logger'], reason: 'crypto does no I/O and logs nothing (no key material in logs)' },
+    {
+      banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'netdev', 'native'],
+      reason: 'crypto is the bottom layer: keys and seals into caller-owned buffers',
+    },
+    {
+      banned: ['node:net', 'node:dgram', 'ws', 'pino', 'runtime/logger'],
+      reason: 'crypto does no I/O and logs nothing (no key material in logs)',
+    },
   ],
   ipam: [
-    { banned: ['router', 'api', 'cli', 'daemon', 'netdev', 'native'], reason: 'the allocator is pure state plus a Store; it reaches gossip only through the channel interface' },
+    {
+      banned: ['router', 'api', 'cli', 'daemon', 'netdev', 'native'],
+      reason: 'the allocator is pure state plus a Store; it reaches gossip only through the channel interface',
+    },
   ],
   native: [
     { banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'crypto', 'netdev'], reason: 'the addon is mechanism only: no policy' },
   ],
   netdev: [
-    { banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'crypto'], reason: 'kernel device plumbing knows nothing of peers or packets' },
+    {
+      banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'crypto'],
+      reason: 'kernel device plumbing knows nothing of peers or packets',
+    },
   ],
   api: [
-    { banned: ['cli', 'router', 'gossip', 'ipam', 'native', 'netdev'], reason: 'the API sees the daemon only through WeftControl and the report shapes' },
+    {
+      banned: ['cli', 'router', 'gossip', 'ipam', 'native', 'netdev'],
+      reason: 'the API sees the daemon only through WeftControl and the report shapes',
+    },
   ],
   cli: [
-    { banned: ['router', 'gossip', 'ipam', 'native', 'netdev', 'crypto', 'daemon'], reason: 'the CLI talks to a running daemon over HTTP only (no sodium, no addon in the CLI process)' },
+    {
+      banned: ['router', 'gossip', 'ipam', 'native', 'netdev', 'crypto', 'daemon'],
+      reason: 'the CLI talks to a running daemon over HTTP only (no sodium, no addon in the CLI process)',
+    },
   ],
   cni: [
     {
@@ -57,7 +81,10 @@ const rules: Record<string, Rule[]> = {
     },
   ],
   runtime: [
-    { banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'crypto', 'native', 'netdev'], reason: 'the process seams (clock, random, logger, store) depend on nothing of weft' },
+    {
+      banned: ['router', 'gossip', 'api', 'cli', 'daemon', 'ipam', 'crypto', 'native', 'netdev'],
+      reason: 'the process seams (clock, random, logger, store) depend on nothing of weft',
+    },
   ],
 };
 
@@ -120,7 +147,11 @@ const allFiles = [
   ),
 ];
 const graph = new Map<string, string[]>();
-for (const file of allFiles) graph.set(relative(root, file), specifiersOf(file).map((s) => resolveSpec(file, s)));
+for (const file of allFiles)
+  graph.set(
+    relative(root, file),
+    specifiersOf(file).map((s) => resolveSpec(file, s)),
+  );
 
 function matches(node: string, banned: string): boolean {
   return node === banned || node.startsWith(`${banned}/`) || node === `${banned}.ts`;

@@ -99,12 +99,8 @@ const TAG_BYTES = 16;
 const BLOCK_BYTES = 16;
 
 /** The draft's constants C0 and C1 (section "Conventions and Definitions"). */
-const C0 = Uint8Array.from([
-  0x00, 0x01, 0x01, 0x02, 0x03, 0x05, 0x08, 0x0d, 0x15, 0x22, 0x37, 0x59, 0x90, 0xe9, 0x79, 0x62,
-]);
-const C1 = Uint8Array.from([
-  0xdb, 0x3d, 0x18, 0x55, 0x6d, 0xc2, 0x2f, 0xf1, 0x20, 0x11, 0x31, 0x42, 0x73, 0xb5, 0x28, 0xdd,
-]);
+const C0 = Uint8Array.from([0x00, 0x01, 0x01, 0x02, 0x03, 0x05, 0x08, 0x0d, 0x15, 0x22, 0x37, 0x59, 0x90, 0xe9, 0x79, 0x62]);
+const C1 = Uint8Array.from([0xdb, 0x3d, 0x18, 0x55, 0x6d, 0xc2, 0x2f, 0xf1, 0x20, 0x11, 0x31, 0x42, 0x73, 0xb5, 0x28, 0xdd]);
 
 type State = Uint8Array[];
 
@@ -236,12 +232,7 @@ function checkKeyAndNonce(key: Uint8Array, nonce: Uint8Array): void {
  * `key` and `nonce` are 32 bytes each (RangeError otherwise). Inputs are not modified; `ct` (same length as `msg`)
  * and `tag` (16 bytes) are new arrays owned by the caller.
  */
-export function aegis256Encrypt(
-  msg: Uint8Array,
-  ad: Uint8Array,
-  key: Uint8Array,
-  nonce: Uint8Array,
-): { ct: Uint8Array; tag: Uint8Array } {
+export function aegis256Encrypt(msg: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array): { ct: Uint8Array; tag: Uint8Array } {
   checkKeyAndNonce(key, nonce);
   const s = init(key, nonce);
   for (const ai of split(zeroPad(ad))) absorb(s, ai);
@@ -257,13 +248,7 @@ export function aegis256Encrypt(
  * Returns the plaintext (a new array the caller owns) or null when `tag` does not verify, including when it is not
  * 16 bytes long. `key` and `nonce` are 32 bytes each (RangeError otherwise). Inputs are not modified.
  */
-export function aegis256Decrypt(
-  ct: Uint8Array,
-  tag: Uint8Array,
-  ad: Uint8Array,
-  key: Uint8Array,
-  nonce: Uint8Array,
-): Uint8Array | null {
+export function aegis256Decrypt(ct: Uint8Array, tag: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array): Uint8Array | null {
   checkKeyAndNonce(key, nonce);
   const s = init(key, nonce);
   for (const ai of split(zeroPad(ad))) absorb(s, ai);
@@ -516,13 +501,7 @@ export function aegis256x2Encrypt(
 }
 
 /** AEGIS-256X2 Decrypt: `aegis256xDecrypt` with D = 2. */
-export function aegis256x2Decrypt(
-  ct: Uint8Array,
-  tag: Uint8Array,
-  ad: Uint8Array,
-  key: Uint8Array,
-  nonce: Uint8Array,
-): Uint8Array | null {
+export function aegis256x2Decrypt(ct: Uint8Array, tag: Uint8Array, ad: Uint8Array, key: Uint8Array, nonce: Uint8Array): Uint8Array | null {
   return aegis256xDecrypt(2, ct, tag, ad, key, nonce);
 }
 
@@ -551,7 +530,12 @@ function referenceDataAead(
     nonceBytes: AEGIS256_NONCE_BYTES,
     seal(buffer, adOffset, adLength, bodyOffset, bodyLength, nonce, key) {
       if (bodyOffset + bodyLength + 16 > buffer.length || adOffset + adLength > buffer.length) return -1;
-      const { ct, tag } = encrypt(buffer.subarray(bodyOffset, bodyOffset + bodyLength), buffer.subarray(adOffset, adOffset + adLength), key, nonce);
+      const { ct, tag } = encrypt(
+        buffer.subarray(bodyOffset, bodyOffset + bodyLength),
+        buffer.subarray(adOffset, adOffset + adLength),
+        key,
+        nonce,
+      );
       buffer.set(ct, bodyOffset);
       buffer.set(tag, bodyOffset + bodyLength);
       return bodyLength + 16;
@@ -560,7 +544,13 @@ function referenceDataAead(
       if (sealedLength < 16 || bodyOffset + sealedLength > buffer.length || adOffset + adLength > buffer.length) return -1;
       const bodyLength = sealedLength - 16;
       const ct = buffer.subarray(bodyOffset, bodyOffset + bodyLength);
-      const msg = decrypt(ct, buffer.subarray(bodyOffset + bodyLength, bodyOffset + sealedLength), buffer.subarray(adOffset, adOffset + adLength), key, nonce);
+      const msg = decrypt(
+        ct,
+        buffer.subarray(bodyOffset + bodyLength, bodyOffset + sealedLength),
+        buffer.subarray(adOffset, adOffset + adLength),
+        key,
+        nonce,
+      );
       if (msg === null) return -1;
       buffer.set(msg, bodyOffset);
       return bodyLength;

@@ -39,7 +39,9 @@ export class HostCommandError extends Error {
     readonly stderr: string,
     readonly exitCode: number | null,
   ) {
-    super(`[${ns}] \`${command}\` failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || stdout.trim() || 'no output'}`);
+    super(
+      `[${ns}] \`${command}\` failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || stdout.trim() || 'no output'}`,
+    );
     this.name = 'HostCommandError';
   }
 }
@@ -149,7 +151,9 @@ export async function createHosts(options: CreateHostsOptions): Promise<TestHost
   const prefix = options.prefix ?? `w${randomBytes(2).toString('hex')}`;
   if (!PREFIX_RE.test(prefix)) throw new RangeError(`prefix must match ${PREFIX_RE}, got ${JSON.stringify(prefix)}`);
   if ((await listNamespaces()).some((ns) => ns.startsWith(`${prefix}-`))) {
-    throw new Error(`namespaces with prefix ${prefix}- already exist; choose another prefix or run \`scripts/testhosts.sh down ${prefix}\``);
+    throw new Error(
+      `namespaces with prefix ${prefix}- already exist; choose another prefix or run \`scripts/testhosts.sh down ${prefix}\``,
+    );
   }
   const x = randomInt(200, 251);
   const subnet = `10.${x}.0.0/24`;
@@ -470,23 +474,20 @@ async function requireTool(tool: string, versionArgs: string[]): Promise<void> {
 
 function run(file: string, args: readonly string[], options: ExecOptions = {}, ns = 'host'): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (!err) {
-          resolve(stdout);
-          return;
-        }
-        const e = err as Error & { code?: unknown };
-        if (e.code === 'ENOENT') {
-          reject(new HarnessToolMissingError(file));
-          return;
-        }
-        const inner = ns === 'host' ? [file, ...args] : args.slice(3);
-        reject(new HostCommandError(ns, inner.join(' '), String(stdout), String(stderr) || e.message, typeof e.code === 'number' ? e.code : null));
-      },
-    );
+    execFile(file, args, { timeout: options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (!err) {
+        resolve(stdout);
+        return;
+      }
+      const e = err as Error & { code?: unknown };
+      if (e.code === 'ENOENT') {
+        reject(new HarnessToolMissingError(file));
+        return;
+      }
+      const inner = ns === 'host' ? [file, ...args] : args.slice(3);
+      reject(
+        new HostCommandError(ns, inner.join(' '), String(stdout), String(stderr) || e.message, typeof e.code === 'number' ? e.code : null),
+      );
+    });
   });
 }

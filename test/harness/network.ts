@@ -85,10 +85,14 @@ export async function startNetwork(net: WeftNetwork, ip: (i: number) => string, 
     await weft[i - 1]!.run(['attach', '--netns', ct.ns, ...(options.attachArgs?.(i) ?? []), `${ip(i)}/24`]);
   }
   for (const w of weft) {
-    await waitFor(`h${w.host.index} to have ${count - 1} established connection(s)`, async () => {
-      const r = await w.report();
-      return r.router.connections.filter((x) => x.state === 'established').length === count - 1;
-    }, 30_000);
+    await waitFor(
+      `h${w.host.index} to have ${count - 1} established connection(s)`,
+      async () => {
+        const r = await w.report();
+        return r.router.connections.filter((x) => x.state === 'established').length === count - 1;
+      },
+      30_000,
+    );
   }
   return containers;
 }
@@ -99,12 +103,20 @@ const transferFixture = join(repoRoot, 'test/netns/fixtures/tcp-transfer.mjs');
  * Send `megabytes` of TCP from `from` to `to` (a container or a host, listening on `toIp:port`) with
  * fixtures/tcp-transfer.mjs, and expect the sink to have received every byte with the same sha256.
  */
-export async function expectTcpTransfer(from: NamespaceHandle, to: NamespaceHandle, toIp: string, megabytes: number, port: number): Promise<void> {
+export async function expectTcpTransfer(
+  from: NamespaceHandle,
+  to: NamespaceHandle,
+  toIp: string,
+  megabytes: number,
+  port: number,
+): Promise<void> {
   const sink = to.spawn(process.execPath, [transferFixture, 'sink', String(port)]);
   let sinkOut = '';
   sink.stdout?.on('data', (d) => (sinkOut += String(d)));
   await waitFor('sink to listen', () => sinkOut.includes('listening'), 10_000, 100);
-  const sent = (await from.exec(process.execPath, [transferFixture, 'source', toIp, String(port), String(megabytes)], { timeoutMs: 120_000 })).trim();
+  const sent = (
+    await from.exec(process.execPath, [transferFixture, 'source', toIp, String(port), String(megabytes)], { timeoutMs: 120_000 })
+  ).trim();
   await waitFor('sink to finish', () => sinkOut.trim().split('\n').length >= 2, 30_000, 100);
   expect(sent.startsWith(`${megabytes * 1024 * 1024} `)).toBe(true);
   expect(sinkOut.trim().split('\n')[1]!.trim()).toBe(sent);

@@ -49,7 +49,12 @@ export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, 
   const cli = options.cliPath ?? cliPath;
   mkdirSync(stateDir, { recursive: true });
   // No Docker unless a test asks for it: the machine's own engine (if any) must never see test routers.
-  const envArgs = [`WEFT_STATE_DIR=${stateDir}`, 'WEFT_DOCKER_API=', 'WEFT_PLUGIN_SOCKET=', ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`)];
+  const envArgs = [
+    `WEFT_STATE_DIR=${stateDir}`,
+    'WEFT_DOCKER_API=',
+    'WEFT_PLUGIN_SOCKET=',
+    ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`),
+  ];
   const w: WeftHost = {
     host,
     stateDir,
@@ -114,7 +119,9 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }

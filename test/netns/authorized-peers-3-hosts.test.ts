@@ -44,7 +44,10 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     for (const w of weft) keysAgain.push((await w.run(['identity'])).trimEnd());
 
     allowList = join(net.runDir, 'authorized-peers');
-    writeFileSync(allowList, ['# routers allowed into the h1/h2 mesh', `${keys[0]} h1`, '', `${keys[1]}   h2 (second router)`, ''].join('\n'));
+    writeFileSync(
+      allowList,
+      ['# routers allowed into the h1/h2 mesh', `${keys[0]} h1`, '', `${keys[1]}   h2 (second router)`, ''].join('\n'),
+    );
     const allow = ['--authorized-peers', allowList];
     await weft[0]!.launch(allow);
     await weft[1]!.launch([...allow, hosts.host(1).ip]);
@@ -55,10 +58,14 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
       await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
     }
     for (const w of weft.slice(0, 2)) {
-      await waitFor(`h${w.host.index} to have 1 established connection`, async () => {
-        const r = await w.report();
-        return r.router.connections.filter((x) => x.state === 'established').length === 1;
-      }, 30_000);
+      await waitFor(
+        `h${w.host.index} to have 1 established connection`,
+        async () => {
+          const r = await w.report();
+          return r.router.connections.filter((x) => x.state === 'established').length === 1;
+        },
+        30_000,
+      );
     }
   });
 
@@ -75,9 +82,12 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     }
   });
 
-  it('lets h1 and h2 (listed in each other\'s allow-list) connect, encrypted, and their containers talk', async () => {
+  it("lets h1 and h2 (listed in each other's allow-list) connect, encrypted, and their containers talk", async () => {
     const [r1, r2] = [await net.weft[0]!.report(), await net.weft[1]!.report()];
-    for (const [r, other] of [[r1, 'h2'], [r2, 'h1']] as const) {
+    for (const [r, other] of [
+      [r1, 'h2'],
+      [r2, 'h1'],
+    ] as const) {
       const est = r.router.connections.filter((x) => x.state === 'established');
       expect(est.map((x) => x.nickname)).toEqual([other]);
       expect(est[0]!.isEncrypted).toBe(true);
@@ -93,26 +103,38 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
   it('refuses h3 (not listed) on h1 and h2: logged with its key, absent from every topology, reported on h3', async () => {
     const h3 = net.hosts.host(3);
     for (const w of net.weft.slice(0, 2)) {
-      const why = new RegExp(`^peer h3 \\(${escape(h3.ip)}:\\d+\\) refused: its identity ${escape(keys[2]!)} is not in --authorized-peers$`);
-      const refusals = await waitFor(`h${w.host.index} to log refusing h3`, () => {
-        const l = logEntries(w, 'handshake refused').filter((e) => why.test(String(e['reason'])));
-        return l.length > 0 ? l : undefined;
-      }, 30_000);
+      const why = new RegExp(
+        `^peer h3 \\(${escape(h3.ip)}:\\d+\\) refused: its identity ${escape(keys[2]!)} is not in --authorized-peers$`,
+      );
+      const refusals = await waitFor(
+        `h${w.host.index} to log refusing h3`,
+        () => {
+          const l = logEntries(w, 'handshake refused').filter((e) => why.test(String(e['reason'])));
+          return l.length > 0 ? l : undefined;
+        },
+        30_000,
+      );
       console.log(`h${w.host.index}: ${JSON.stringify(refusals![0]).slice(0, 400)}`);
       expect(refusals![0]).toMatchObject({ level: 50, code: 'ERR_UNAUTHORIZED_PEER', nickname: 'h3' });
     }
 
     // h3's side: its targets h1 and h2 say they refused it, and why.
-    const r3 = await waitFor('h3 to report both targets refused us', async () => {
-      const r = await net.weft[2]!.report();
-      const refused = r.router.targets.filter((t) => /refused us: our identity is not in its --authorized-peers/.test(t.lastError ?? ''));
-      return refused.length === 2 ? r : undefined;
-    }, 30_000);
+    const r3 = await waitFor(
+      'h3 to report both targets refused us',
+      async () => {
+        const r = await net.weft[2]!.report();
+        const refused = r.router.targets.filter((t) => /refused us: our identity is not in its --authorized-peers/.test(t.lastError ?? ''));
+        return refused.length === 2 ? r : undefined;
+      },
+      30_000,
+    );
     for (const i of [1, 2]) {
       const t = r3!.router.targets.find((x) => x.address.startsWith(`${net.hosts.host(i).ip}:`));
       expect(t, `h3's target h${i}`).toBeDefined();
       expect(t!.state).not.toBe('connected');
-      expect(t!.lastError).toMatch(new RegExp(`^peer h${i} \\(${escape(net.hosts.host(i).ip)}:\\d+\\) refused us: our identity is not in its --authorized-peers`));
+      expect(t!.lastError).toMatch(
+        new RegExp(`^peer h${i} \\(${escape(net.hosts.host(i).ip)}:\\d+\\) refused us: our identity is not in its --authorized-peers`),
+      );
     }
     // And h3's own log says so, as an error (only the refusing side checks identities).
     const own = readFileSync(join(net.weft[2]!.stateDir, 'weft.log'), 'utf8')
@@ -125,7 +147,12 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     expect(String(own[0]!['msg'])).toMatch(/refused us: our identity is not in its --authorized-peers/);
     const targets = await net.weft[2]!.run(['status', 'targets']);
     console.log(`h3 status targets:\n${targets.trimEnd()}`);
-    expect(targets).toMatch(new RegExp(`^${escape(net.hosts.host(1).ip)}:\\S*\\s+\\S+\\s+peer h1 .*refused us: our identity is not in its --authorized-peers`, 'm'));
+    expect(targets).toMatch(
+      new RegExp(
+        `^${escape(net.hosts.host(1).ip)}:\\S*\\s+\\S+\\s+peer h1 .*refused us: our identity is not in its --authorized-peers`,
+        'm',
+      ),
+    );
 
     // Nobody has h3 in its topology, and h3 has nobody but itself.
     expect(r3!.router.connections.filter((x) => x.state === 'established')).toEqual([]);
@@ -133,9 +160,17 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     expect(r3!.router.authorizedPeers).toBeUndefined();
     for (const w of net.weft.slice(0, 2)) {
       const r = await w.report();
-      expect(r.router.peers.map((p) => p.name), `h${w.host.index}'s peers`).not.toContain(r3!.router.name);
-      expect(r.router.peers.map((p) => p.nickname), `h${w.host.index}'s peers`).not.toContain('h3');
-      expect(r.router.connections.filter((x) => x.state === 'established').map((x) => x.nickname)).toEqual([w.host.index === 1 ? 'h2' : 'h1']);
+      expect(
+        r.router.peers.map((p) => p.name),
+        `h${w.host.index}'s peers`,
+      ).not.toContain(r3!.router.name);
+      expect(
+        r.router.peers.map((p) => p.nickname),
+        `h${w.host.index}'s peers`,
+      ).not.toContain('h3');
+      expect(r.router.connections.filter((x) => x.state === 'established').map((x) => x.nickname)).toEqual([
+        w.host.index === 1 ? 'h2' : 'h1',
+      ]);
     }
     // And no data gets through either way.
     expect(await canPing(c[2]!, cip(1))).toBe(false);
@@ -154,7 +189,10 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
   it('admits h3 once its key is listed and `weft reload` runs, and drops it again when removed (reload on h1, SIGHUP on h2)', async () => {
     const [h1, h2, h3] = net.weft as [WeftHost, WeftHost, WeftHost];
     const established = async (w: WeftHost) =>
-      (await w.report()).router.connections.filter((x) => x.state === 'established').map((x) => x.nickname).sort();
+      (await w.report()).router.connections
+        .filter((x) => x.state === 'established')
+        .map((x) => x.nickname)
+        .sort();
     writeFileSync(allowList, `${keys[0]} h1\n${keys[1]} h2\n${keys[2]} h3\n`);
     for (const w of [h1, h2]) expect(await w.run(['reload'])).toBe('3 authorized peers; no connection closed\n');
     await h3.run(['connect', net.hosts.host(1).ip, net.hosts.host(2).ip]); // retry now instead of after the backoff
@@ -184,8 +222,12 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
     // Own state dirs and ports, no WEFT_PASSWORD: nothing these do can touch h3's router.
     const ports = { WEFT_HTTP_ADDR: '127.0.0.1:6794', WEFT_PORT: '6795' };
     const byFlag = net.track(weftOn(net.hosts.host(3), mkdtempSync(join(net.runDir, 'nopw-flag-')), ports));
-    await expect(byFlag.run(['launch', '--nickname', 'nopw', '--authorized-peers', allowList])).rejects.toThrow(/--authorized-peers needs a password/);
-    const byEnv = net.track(weftOn(net.hosts.host(3), mkdtempSync(join(net.runDir, 'nopw-env-')), { ...ports, WEFT_AUTHORIZED_PEERS: allowList }));
+    await expect(byFlag.run(['launch', '--nickname', 'nopw', '--authorized-peers', allowList])).rejects.toThrow(
+      /--authorized-peers needs a password/,
+    );
+    const byEnv = net.track(
+      weftOn(net.hosts.host(3), mkdtempSync(join(net.runDir, 'nopw-env-')), { ...ports, WEFT_AUTHORIZED_PEERS: allowList }),
+    );
     await expect(byEnv.run(['launch', '--nickname', 'nopw'])).rejects.toThrow(/WEFT_AUTHORIZED_PEERS needs a password/);
     for (const w of [byFlag, byEnv]) {
       expect(w.pid(), 'no daemon started').toBeUndefined();
@@ -207,10 +249,15 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
       }),
     );
     await probe.run(['launch', '--nickname', 'probe', net.hosts.host(1).ip]);
-    const said = await waitFor('the probe to be refused by h1', async () => {
-      const t = (await probe.report()).router.targets.find((x) => x.lastError !== undefined);
-      return t?.lastError;
-    }, 20_000, 250);
+    const said = await waitFor(
+      'the probe to be refused by h1',
+      async () => {
+        const t = (await probe.report()).router.targets.find((x) => x.lastError !== undefined);
+        return t?.lastError;
+      },
+      20_000,
+      250,
+    );
     // Refused for its identity before any key is compared: nothing says whether the password was right.
     expect(said).toMatch(/refused us: our identity is not in its --authorized-peers/);
     expect(said).not.toMatch(/password/);

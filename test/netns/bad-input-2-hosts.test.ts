@@ -24,7 +24,11 @@ describe.skipIf(skip)('bad control input against a real router', () => {
     weft = [weftOn(hosts.host(1), runDir), weftOn(hosts.host(3), runDir)];
     await weft[0]!.launch(['--no-datapath']);
     await weft[1]!.launch(['--no-datapath', hosts.host(1).ip]);
-    await waitFor('h1 and h3 connected', async () => (await weft[0]!.report()).router.connections.some((c) => c.state === 'established'), 20_000);
+    await waitFor(
+      'h1 and h3 connected',
+      async () => (await weft[0]!.report()).router.connections.some((c) => c.state === 'established'),
+      20_000,
+    );
   });
 
   afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
@@ -37,9 +41,23 @@ describe.skipIf(skip)('bad control input against a real router', () => {
 
   it('closes every bad connection, logs why, and keeps serving', async () => {
     const h3name = (await weft[1]!.report()).router.name;
-    const out = await hosts.host(2).exec(process.execPath, [join(repoRoot, 'test/netns/fixtures/ws-garbage.mjs'), `${hosts.host(1).ip}:6783`, h3name], { timeoutMs: 90_000 });
-    const results = out.trim().split('\n').map((l) => JSON.parse(l) as { case: string; closeCode: number | null; closeReason: string });
-    expect(results.map((r) => r.case)).toEqual(['garbage', 'truncated', 'oversized', 'wrong-version', 'stolen-name', 'garbage-after-hello']);
+    const out = await hosts
+      .host(2)
+      .exec(process.execPath, [join(repoRoot, 'test/netns/fixtures/ws-garbage.mjs'), `${hosts.host(1).ip}:6783`, h3name], {
+        timeoutMs: 90_000,
+      });
+    const results = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { case: string; closeCode: number | null; closeReason: string });
+    expect(results.map((r) => r.case)).toEqual([
+      'garbage',
+      'truncated',
+      'oversized',
+      'wrong-version',
+      'stolen-name',
+      'garbage-after-hello',
+    ]);
     for (const r of results) expect(r.closeCode, `${r.case}: ${r.closeReason}`).not.toBeNull();
     expect(results.find((r) => r.case === 'oversized')!.closeCode).toBe(1009);
 

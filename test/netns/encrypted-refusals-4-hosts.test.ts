@@ -35,10 +35,14 @@ describe.skipIf(skip)('password refusals on 4 hosts', () => {
     await members[1]!.launch([hosts.host(1).ip]);
     await members[2]!.launch([hosts.host(1).ip]);
     for (const w of members) {
-      await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
-        const r = await w.report();
-        return r.router.connections.filter((x) => x.state === 'established').length === 2;
-      }, 30_000);
+      await waitFor(
+        `h${w.host.index} to have 2 established connections`,
+        async () => {
+          const r = await w.report();
+          return r.router.connections.filter((x) => x.state === 'established').length === 2;
+        },
+        30_000,
+      );
     }
   });
 
@@ -60,10 +64,14 @@ describe.skipIf(skip)('password refusals on 4 hosts', () => {
   async function expectRefusedByAll(outsider: { w: WeftHost; name: string }, why: RegExp): Promise<void> {
     const h4 = hosts.host(4);
     for (const m of members) {
-      const lines = await waitFor(`h${m.host.index} to log refusing h4`, () => {
-        const l = refusalLines(m, h4.ip, 'h4', why);
-        return l.length > 0 ? l : undefined;
-      }, 30_000);
+      const lines = await waitFor(
+        `h${m.host.index} to log refusing h4`,
+        () => {
+          const l = refusalLines(m, h4.ip, 'h4', why);
+          return l.length > 0 ? l : undefined;
+        },
+        30_000,
+      );
       console.log(`h${m.host.index}: ${lines![0]!.slice(0, 300)}`);
     }
     const r4 = await outsider.w.report();
@@ -71,10 +79,16 @@ describe.skipIf(skip)('password refusals on 4 hosts', () => {
     expect(r4.router.peers.map((p) => p.name).filter((n) => n !== outsider.name)).toEqual([]);
     for (const m of members) {
       const r = await m.report();
-      expect(r.router.peers.map((p) => p.name), `h${m.host.index}'s peers`).not.toContain(outsider.name);
-      expect(r.router.connections.filter((x) => x.state === 'established').map((x) => x.nickname).sort()).toEqual(
-        ['h1', 'h2', 'h3'].filter((n) => n !== `h${m.host.index}`),
-      );
+      expect(
+        r.router.peers.map((p) => p.name),
+        `h${m.host.index}'s peers`,
+      ).not.toContain(outsider.name);
+      expect(
+        r.router.connections
+          .filter((x) => x.state === 'established')
+          .map((x) => x.nickname)
+          .sort(),
+      ).toEqual(['h1', 'h2', 'h3'].filter((n) => n !== `h${m.host.index}`));
     }
   }
 

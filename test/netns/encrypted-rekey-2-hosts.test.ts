@@ -32,7 +32,8 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
 
   beforeAll(async () => {
     c.push(...(await startNetwork(net, cip)));
-    for (const w of net.weft) expect((await w.report()).router.connections.every((x) => x.state !== 'established' || x.isEncrypted)).toBe(true);
+    for (const w of net.weft)
+      expect((await w.report()).router.connections.every((x) => x.state !== 'established' || x.isEncrypted)).toBe(true);
     expect(await waitFor('c1 -> c2', () => canPing(c[0]!, cip(2)), 15_000)).toBe(true);
   });
 
@@ -46,7 +47,12 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
   it('keeps a TCP transfer going across rekeys, on one connection', async () => {
     c[1]!.spawn('iperf3', ['-s', '-1', '-p', '5201'], { stdio: 'ignore' });
     // Its "Server listening" line sits in a pipe buffer; the socket table tells sooner.
-    await waitFor('iperf3 server to listen', async () => (await c[1]!.exec('ss', ['-Hltn', 'sport = :5201'])).includes('5201'), 10_000, 100);
+    await waitFor(
+      'iperf3 server to listen',
+      async () => (await c[1]!.exec('ss', ['-Hltn', 'sport = :5201'])).includes('5201'),
+      10_000,
+      100,
+    );
 
     const before = await connectionToH2();
     const dropsBefore = await Promise.all(net.weft.map(async (w) => cryptoDrops((await w.report()).datapath.counters)));
@@ -72,10 +78,15 @@ describe.skipIf(skip)('rekeying under an iperf3 transfer on 2 hosts', () => {
 
     // At least three rekeys on this connection. Each rekey keeps the previous receive key for its overlap period
     // before the next may start, so this may need a little longer than the transfer itself.
-    const last = (await waitFor('rekeyCount >= 3', async () => {
-      const x = await connectionToH2();
-      return (x.rekeyCount ?? 0) >= 3 ? x : undefined;
-    }, 45_000, 500))!;
+    const last = (await waitFor(
+      'rekeyCount >= 3',
+      async () => {
+        const x = await connectionToH2();
+        return (x.rekeyCount ?? 0) >= 3 ? x : undefined;
+      },
+      45_000,
+      500,
+    ))!;
     console.log(`rekeyCount ${last.rekeyCount} at session age ${last.sessionAgeSeconds} s`);
     expect(last.rekeyCount).toBeGreaterThanOrEqual(3);
     expect(last.rekeyCount!).toBeGreaterThanOrEqual(during.rekeyCount!);

@@ -11,7 +11,14 @@ import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
 import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
 import { loadNative } from '../../native/addon.js';
-import { captureMarkers, datagramsBetween, ipPairBytes, isEncryptedDatagram, newMarker, sleeveDatagrams } from './fixtures/underlay-capture.js';
+import {
+  captureMarkers,
+  datagramsBetween,
+  ipPairBytes,
+  isEncryptedDatagram,
+  newMarker,
+  sleeveDatagrams,
+} from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const hasAes = skip === undefined && loadNative().aegis256x2Implementation() !== '';
@@ -26,10 +33,14 @@ describe.skipIf(skip)('encrypted relay on 3 hosts (h1 <-> h3 through h2)', () =>
     const { hosts, weft } = net;
     c.push(...(await startNetwork(net, cip)));
     await hosts.cut(1, 3);
-    await waitFor('h1 to lose its direct connection to h3', async () => {
-      const r = await weft[0]!.report();
-      return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
-    }, 20_000);
+    await waitFor(
+      'h1 to lose its direct connection to h3',
+      async () => {
+        const r = await weft[0]!.report();
+        return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
+      },
+      20_000,
+    );
     expect(await waitFor('c1 -> c3 via h2', () => canPing(c[0]!, cip(3)), 20_000)).toBe(true);
   });
 
@@ -66,7 +77,9 @@ describe.skipIf(skip)('encrypted relay on 3 hosts (h1 <-> h3 through h2)', () =>
     ]);
     const sleeve = sleeveDatagrams(pcap);
     const hop = (a: number, b: number) => datagramsBetween(sleeve, net.hosts.host(a).ip, net.hosts.host(b).ip);
-    console.log(`capture ${pcap.length} bytes; sleeve datagrams h1-h2 ${hop(1, 2).length}, h2-h3 ${hop(2, 3).length}, h1-h3 ${hop(1, 3).length}`);
+    console.log(
+      `capture ${pcap.length} bytes; sleeve datagrams h1-h2 ${hop(1, 2).length}, h2-h3 ${hop(2, 3).length}, h1-h3 ${hop(1, 3).length}`,
+    );
     // Both hops carried the markers' datagrams, sealed; the cut link carried nothing that reached the other side.
     expect(hop(1, 2).filter(isEncryptedDatagram).length).toBeGreaterThanOrEqual(4);
     expect(hop(2, 3).filter(isEncryptedDatagram).length).toBeGreaterThanOrEqual(4);

@@ -48,7 +48,16 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
 
     // Record what h1 sends h2 while c1 pings c2.
     pcapFile = join(runDir, 'h1-to-h2.pcap');
-    const capture = await startCapture(hosts.host(2).ns, 'eth0', pcapFile, ['udp', 'dst', 'port', String(SLEEVE_PORT), 'and', 'src', 'host', hosts.host(1).ip]);
+    const capture = await startCapture(hosts.host(2).ns, 'eth0', pcapFile, [
+      'udp',
+      'dst',
+      'port',
+      String(SLEEVE_PORT),
+      'and',
+      'src',
+      'host',
+      hosts.host(1).ip,
+    ]);
     try {
       await c[0]!.exec('ping', ['-c', String(REPLAYS + 10), '-i', '0.02', '-W', '1', cip(2)], { timeoutMs: 30_000 });
       await new Promise((r) => setTimeout(r, 300));
@@ -61,11 +70,13 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
 
   /** Run the replay fixture from h1's namespace at h2; resolves how many datagrams it sent. */
   async function replay(mode: 'replay' | 'flip' | 'flip-ahead', file = pcapFile): Promise<number> {
-    const out = await net.hosts.host(1).exec(
-      process.execPath,
-      [replayScript, file, net.hosts.host(1).ip, net.hosts.host(2).ip, String(SLEEVE_PORT), mode, String(REPLAYS)],
-      { timeoutMs: 30_000 },
-    );
+    const out = await net.hosts
+      .host(1)
+      .exec(
+        process.execPath,
+        [replayScript, file, net.hosts.host(1).ip, net.hosts.host(2).ip, String(SLEEVE_PORT), mode, String(REPLAYS)],
+        { timeoutMs: 30_000 },
+      );
     return (JSON.parse(out.trim()) as { sent: number }).sent;
   }
 
@@ -74,10 +85,14 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     const sent = await replay('replay');
     expect(sent).toBeGreaterThanOrEqual(REPLAYS / 2);
     const base = sumCounters(before, REPLAY_DROPS);
-    const after = (await waitFor('h2 to count the replays', async () => {
-      const now = (await net.weft[1]!.report()).datapath.counters;
-      return sumCounters(now, REPLAY_DROPS) - base >= sent ? now : undefined;
-    }, 10_000).catch(async (err: Error) => {
+    const after = (await waitFor(
+      'h2 to count the replays',
+      async () => {
+        const now = (await net.weft[1]!.report()).datapath.counters;
+        return sumCounters(now, REPLAY_DROPS) - base >= sent ? now : undefined;
+      },
+      10_000,
+    ).catch(async (err: Error) => {
       throw new Error(`${err.message}; h2 drops now: ${dropSummary((await net.weft[1]!.report()).datapath.counters)}`);
     }))!;
     console.log(`replayed ${sent}; h2 drops before: ${dropSummary(before)}; after: ${dropSummary(after)}`);
@@ -92,10 +107,14 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     const sent = await replay('flip-ahead');
     expect(sent).toBeGreaterThanOrEqual(REPLAYS / 2);
     const base = sumCounters(before, DECRYPT_DROPS);
-    const after = (await waitFor('h2 to count the forgeries', async () => {
-      const now = (await net.weft[1]!.report()).datapath.counters;
-      return sumCounters(now, DECRYPT_DROPS) - base >= sent ? now : undefined;
-    }, 10_000).catch(async (err: Error) => {
+    const after = (await waitFor(
+      'h2 to count the forgeries',
+      async () => {
+        const now = (await net.weft[1]!.report()).datapath.counters;
+        return sumCounters(now, DECRYPT_DROPS) - base >= sent ? now : undefined;
+      },
+      10_000,
+    ).catch(async (err: Error) => {
       throw new Error(`${err.message}; h2 drops now: ${dropSummary((await net.weft[1]!.report()).datapath.counters)}`);
     }))!;
     console.log(`forged ${sent}; h2 drops before: ${dropSummary(before)}; after: ${dropSummary(after)}`);
@@ -111,7 +130,16 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     const withheldFile = join(net.runDir, 'withheld.pcap');
     await h2.exec('iptables', ['-w', '5', '-I', ...rule]);
     try {
-      const capture = await startCapture(h2.ns, 'eth0', withheldFile, ['udp', 'dst', 'port', String(SLEEVE_PORT), 'and', 'src', 'host', net.hosts.host(1).ip]);
+      const capture = await startCapture(h2.ns, 'eth0', withheldFile, [
+        'udp',
+        'dst',
+        'port',
+        String(SLEEVE_PORT),
+        'and',
+        'src',
+        'host',
+        net.hosts.host(1).ip,
+      ]);
       try {
         await c[0]!.exec('ping', ['-c', '20', '-i', '0.05', '-W', '1', cip(2)], { timeoutMs: 15_000 }).catch(() => undefined);
         await new Promise((r) => setTimeout(r, 300));
@@ -127,30 +155,42 @@ describe.skipIf(skip)('replayed and forged datagrams on 2 hosts', () => {
     const before = (await net.weft[1]!.report()).datapath.counters;
     const forged = await replay('flip', withheldFile);
     expect(forged).toBeGreaterThanOrEqual(10);
-    const afterForged = (await waitFor('h2 to count the forgeries', async () => {
-      const now = (await net.weft[1]!.report()).datapath.counters;
-      return sumCounters(now, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS) >= forged ? now : undefined;
-    }, 10_000))!;
+    const afterForged = (await waitFor(
+      'h2 to count the forgeries',
+      async () => {
+        const now = (await net.weft[1]!.report()).datapath.counters;
+        return sumCounters(now, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS) >= forged ? now : undefined;
+      },
+      10_000,
+    ))!;
     expect(sumCounters(afterForged, DECRYPT_DROPS) - sumCounters(before, DECRYPT_DROPS)).toBe(forged);
     expect(sumCounters(afterForged, REPLAY_DROPS) - sumCounters(before, REPLAY_DROPS)).toBe(0);
 
     // The forgeries did not mark those seqs as seen: the genuine datagrams are accepted, once.
     const genuine = await replay('replay', withheldFile);
     expect(genuine).toBe(forged);
-    const afterGenuine = (await waitFor('h2 to take the genuine datagrams', async () => {
-      const now = (await net.weft[1]!.report()).datapath.counters;
-      return (now['datagrams_in'] ?? 0) - (afterForged['datagrams_in'] ?? 0) >= genuine ? now : undefined;
-    }, 10_000))!;
+    const afterGenuine = (await waitFor(
+      'h2 to take the genuine datagrams',
+      async () => {
+        const now = (await net.weft[1]!.report()).datapath.counters;
+        return (now['datagrams_in'] ?? 0) - (afterForged['datagrams_in'] ?? 0) >= genuine ? now : undefined;
+      },
+      10_000,
+    ))!;
     console.log(`withheld ${genuine}: forged copies -> drop_decrypt +${forged}; genuine: ${dropSummary(afterGenuine)}`);
     expect(sumCounters(afterGenuine, DECRYPT_DROPS) - sumCounters(afterForged, DECRYPT_DROPS)).toBe(0);
     expect(sumCounters(afterGenuine, REPLAY_DROPS) - sumCounters(afterForged, REPLAY_DROPS)).toBe(0);
     expect((afterGenuine['frames_in'] ?? 0) - (afterForged['frames_in'] ?? 0)).toBeGreaterThan(0);
 
     await replay('replay', withheldFile);
-    await waitFor('the second copies to count as replays', async () => {
-      const now = (await net.weft[1]!.report()).datapath.counters;
-      return sumCounters(now, REPLAY_DROPS) - sumCounters(afterGenuine, REPLAY_DROPS) === genuine;
-    }, 10_000);
+    await waitFor(
+      'the second copies to count as replays',
+      async () => {
+        const now = (await net.weft[1]!.report()).datapath.counters;
+        return sumCounters(now, REPLAY_DROPS) - sumCounters(afterGenuine, REPLAY_DROPS) === genuine;
+      },
+      10_000,
+    );
     expect(await canPing(c[0]!, cip(2), 3)).toBe(true);
   });
 });

@@ -46,7 +46,11 @@ interface Mesh {
  * Three hosts in a mesh (h2, h3 given h1's address), a container c1 on each at 10.49.1.N/24. `hostEnv`: more
  * environment for host N.
  */
-async function buildMesh(env: Record<string, string>, mesh: Partial<Mesh>, hostEnv: Record<number, Record<string, string>> = {}): Promise<void> {
+async function buildMesh(
+  env: Record<string, string>,
+  mesh: Partial<Mesh>,
+  hostEnv: Record<number, Record<string, string>> = {},
+): Promise<void> {
   const hosts = (mesh.hosts = await createHosts({ count: 3 }));
   const runDir = (mesh.runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`)));
   const weft = (mesh.weft = hosts.hosts.map((h) => weftOn(h, runDir, { ...env, ...hostEnv[h.index] })));
@@ -60,10 +64,14 @@ async function buildMesh(env: Record<string, string>, mesh: Partial<Mesh>, hostE
     await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`]);
   }
   for (const w of weft) {
-    await waitFor(`h${w.host.index} to have 2 established connections`, async () => {
-      const r = await w.report();
-      return r.router.connections.filter((x) => x.state === 'established').length === 2;
-    }, 30_000);
+    await waitFor(
+      `h${w.host.index} to have 2 established connections`,
+      async () => {
+        const r = await w.report();
+        return r.router.connections.filter((x) => x.state === 'established').length === 2;
+      },
+      30_000,
+    );
   }
   for (const [a, b] of PAIRS) {
     expect(await waitFor(`c${a} -> c${b}`, () => canPing(mesh.containers![a - 1]!, cip(b)), 15_000)).toBe(true);

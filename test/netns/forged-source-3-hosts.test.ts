@@ -34,17 +34,23 @@ describe.skipIf(skip)('forged sleeve sources on 3 hosts (2 routers, 1 stranger)'
     const capture = await startCapture(c[0]!.ns, 'ethwe0', pcapFile);
     let sent: number;
     try {
-      const out = await net.hosts.host(3).exec(
-        process.execPath,
-        [forgeScript, net.hosts.host(1).ip, String(SLEEVE_PORT), h2name.replace(/:/g, ''), marker, String(FORGERIES)],
-        { timeoutMs: 30_000 },
-      );
+      const out = await net.hosts
+        .host(3)
+        .exec(
+          process.execPath,
+          [forgeScript, net.hosts.host(1).ip, String(SLEEVE_PORT), h2name.replace(/:/g, ''), marker, String(FORGERIES)],
+          { timeoutMs: 30_000 },
+        );
       sent = (JSON.parse(out.trim()) as { sent: number }).sent;
       expect(sent).toBe(2 * FORGERIES);
-      await waitFor('h1 to count the forgeries', async () => {
-        const now = (await net.weft[0]!.report()).datapath.counters;
-        return (now['drop_bad_source'] ?? 0) - (before['drop_bad_source'] ?? 0) >= sent ? true : undefined;
-      }, 10_000).catch(() => undefined);
+      await waitFor(
+        'h1 to count the forgeries',
+        async () => {
+          const now = (await net.weft[0]!.report()).datapath.counters;
+          return (now['drop_bad_source'] ?? 0) - (before['drop_bad_source'] ?? 0) >= sent ? true : undefined;
+        },
+        10_000,
+      ).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       const pcap = await capture.stop();

@@ -79,7 +79,10 @@ describe.skipIf(skip)('test hosts: 3 hosts on one underlay', () => {
   });
 
   it('exec rejects with the command and its stderr', async () => {
-    const err = await net!.host(1).exec('ip', ['link', 'show', 'dev', 'nosuchdev']).catch((e) => e);
+    const err = await net!
+      .host(1)
+      .exec('ip', ['link', 'show', 'dev', 'nosuchdev'])
+      .catch((e) => e);
     expect(err.code).toBe('HOST_COMMAND_FAILED');
     expect(err.stderr).toMatch(/does not exist/);
     expect(err.message).toContain(net!.host(1).ns);
@@ -107,8 +110,12 @@ describe.skipIf(skip)('test hosts: 3 hosts on one underlay', () => {
 });
 
 describe.skipIf(skip)('test hosts: sweepStale', () => {
-  const live = `w${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
-  const orphan = `wy${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
+  const live = `w${Math.floor(Math.random() * 0xffff)
+    .toString(16)
+    .padStart(4, '0')}`;
+  const orphan = `wy${Math.floor(Math.random() * 0xffff)
+    .toString(16)
+    .padStart(4, '0')}`;
   let net: TestHosts | undefined;
   afterAll(async () => {
     await net?.destroy();

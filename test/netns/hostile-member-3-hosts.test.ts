@@ -29,7 +29,13 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
   let h3name = '';
 
   const rogue = async (attack: string, holdMs = 2000): Promise<Record<string, unknown>> => {
-    const out = await net.hosts.host(2).exec(process.execPath, [join(repoRoot, 'test/netns/fixtures/rogue-member.mjs'), `${net.hosts.host(1).ip}:6783`, h3name, attack, String(holdMs)], { timeoutMs: 90_000 + holdMs });
+    const out = await net.hosts
+      .host(2)
+      .exec(
+        process.execPath,
+        [join(repoRoot, 'test/netns/fixtures/rogue-member.mjs'), `${net.hosts.host(1).ip}:6783`, h3name, attack, String(holdMs)],
+        { timeoutMs: 90_000 + holdMs },
+      );
     return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
   };
   const log = (w: WeftHost) => readFileSync(join(w.stateDir, 'weft.log'), 'utf8');
@@ -42,7 +48,10 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
     for (const w of [h1, h3]) await w.run(['prime', '--timeout', '30'], 40_000);
     h1name = (await h1.report()).router.name;
     h3name = (await h3.report()).router.name;
-    for (const [i, w] of [[1, h1], [3, h3]] as const) {
+    for (const [i, w] of [
+      [1, h1],
+      [3, h3],
+    ] as const) {
       const ct = await net.hosts.addContainer(i, 'c1');
       c.push(ct);
       addr.push((await w.run(['attach', '--netns', ct.ns])).trim().split('/')[0]!);
@@ -56,10 +65,14 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
     expect(r.router.counters?.topology_refused_implausible_version ?? 0).toBeGreaterThanOrEqual(1);
     expect(log(h1)).toMatch(/refused a topology entry .*above the plausible bound/);
     // h3 re-published its own entry above the forged one; h1 holds h3's real connections again.
-    await waitFor('h3 outbids the forged entry at h1', async () => {
-      const e = (await h1.report()).router.peers.find((p) => p.name === h3name);
-      return e !== undefined && e.version > (sent.ceilingVersion as number) && e.connections.some((x) => x.name === h1name);
-    }, 20_000);
+    await waitFor(
+      'h3 outbids the forged entry at h1',
+      async () => {
+        const e = (await h1.report()).router.peers.find((p) => p.name === h3name);
+        return e !== undefined && e.version > (sent.ceilingVersion as number) && e.connections.some((x) => x.name === h1name);
+      },
+      20_000,
+    );
     expect(await waitFor('c1 on h1 -> c1 on h3 after the forgery', () => canPing(c[0]!, addr[1]!), 20_000)).toBe(true);
   });
 

@@ -44,8 +44,14 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
     expect(new Set(addr).size).toBe(3);
     // Asking again for the same container returns the same address.
     expect((await net.weft[0]!.run(['attach', '--netns', c[0]!.ns])).trim()).toBe(`${addr[0]}/20`);
-    await waitFor('connections established', async () => (await net.weft[0]!.report()).router.connections.filter((x) => x.state === 'established').length === 2, 30_000);
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) if (i !== j) expect(await waitFor(`c${i + 1} -> c${j + 1}`, () => canPing(c[i]!, addr[j]!), 15_000)).toBe(true);
+    await waitFor(
+      'connections established',
+      async () => (await net.weft[0]!.report()).router.connections.filter((x) => x.state === 'established').length === 2,
+      30_000,
+    );
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++)
+        if (i !== j) expect(await waitFor(`c${i + 1} -> c${j + 1}`, () => canPing(c[i]!, addr[j]!), 15_000)).toBe(true);
   });
 
   it('exposes the host with an address from IPAM, and hides it again', async () => {
@@ -97,13 +103,17 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
     expect(addr).not.toContain(next);
   });
 
-  it('lets survivors take over a dead host\'s space with rmpeer', async () => {
+  it("lets survivors take over a dead host's space with rmpeer", async () => {
     const h3name = (await net.weft[2]!.report()).router.name;
     net.weft[2]!.kill();
-    await waitFor('h3 unreachable', async () => {
-      const r = await net.weft[0]!.report();
-      return r.ipam?.peers.some((p) => p.name === h3name && !p.isReachable);
-    }, 30_000);
+    await waitFor(
+      'h3 unreachable',
+      async () => {
+        const r = await net.weft[0]!.report();
+        return r.ipam?.peers.some((p) => p.name === h3name && !p.isReachable);
+      },
+      30_000,
+    );
     const before = (await net.weft[0]!.report()).ipam!.peers.find((p) => p.nickname === 'h1')!.addresses;
     const out = await net.weft[0]!.run(['rmpeer', h3name]);
     expect(Number(out.split(' ')[0])).toBeGreaterThan(0);
@@ -112,10 +122,14 @@ describe.skipIf(skip)('IPAM on 3 hosts', () => {
     // Once the takeover has reached h2 by gossip, a second rmpeer of the same name there is refused or moves nothing.
     // (Run at the same moment on both sides of a partition, two rmpeers can both succeed: docs/ipam.md says to run it
     // on one router only.)
-    await waitFor('h2 to learn of the takeover', async () => {
-      const r = await net.weft[1]!.report();
-      return !r.ipam?.peers.some((p) => p.name === h3name && p.addresses > 0);
-    }, 15_000);
+    await waitFor(
+      'h2 to learn of the takeover',
+      async () => {
+        const r = await net.weft[1]!.report();
+        return !r.ipam?.peers.some((p) => p.name === h3name && p.addresses > 0);
+      },
+      15_000,
+    );
     const second = await net.weft[1]!.run(['rmpeer', h3name]).catch((e: Error) => e.message);
     expect(second).toMatch(/^0 addresses|already taken over/);
   });

@@ -74,12 +74,32 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
 
   it("refuses the issue's curl attack (POST /stop, foreign Origin and Host, text/plain) with 403, and counts it", async () => {
     const before = await refused();
-    const attack = await curl(h1(), ['-XPOST', '-H', 'Origin: http://evil.example', '-H', 'Host: evil.example:6784', '-H', 'Content-Type: text/plain', '--data', '', '127.0.0.1:6784/stop']);
+    const attack = await curl(h1(), [
+      '-XPOST',
+      '-H',
+      'Origin: http://evil.example',
+      '-H',
+      'Host: evil.example:6784',
+      '-H',
+      'Content-Type: text/plain',
+      '--data',
+      '',
+      '127.0.0.1:6784/stop',
+    ]);
     expect(attack.status).toBe(403);
     expect(errorCode(attack)).toBe('ERR_FORBIDDEN_HOST');
     // The same with the right Host: the Origin alone is enough to refuse, on every state-changing route.
     for (const path of ['/stop', '/ipam/reset', '/connect', '/attach', '/expose']) {
-      const r = await curl(h1(), ['-XPOST', '-H', 'Origin: http://evil.example', '-H', 'Content-Type: text/plain', '--data', '{"peers":["10.99.99.99"]}', `127.0.0.1:6784${path}`]);
+      const r = await curl(h1(), [
+        '-XPOST',
+        '-H',
+        'Origin: http://evil.example',
+        '-H',
+        'Content-Type: text/plain',
+        '--data',
+        '{"peers":["10.99.99.99"]}',
+        `127.0.0.1:6784${path}`,
+      ]);
       expect(r.status, path).toBe(403);
       expect(errorCode(r), path).toBe('ERR_FORBIDDEN_ORIGIN');
     }
@@ -87,7 +107,9 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
     expect(after['host']! - before['host']!).toBe(1);
     expect(after['origin']! - before['origin']!).toBe(5);
     expect((await net.weft[0]!.report()).router.targets.map((t) => t.address).join(' ')).not.toContain('10.99.99.99');
-    expect(readFileSync(join(net.weft[0]!.stateDir, 'weft.log'), 'utf8')).toMatch(/"reason":"ERR_FORBIDDEN_HOST".*"msg":"api request refused"/);
+    expect(readFileSync(join(net.weft[0]!.stateDir, 'weft.log'), 'utf8')).toMatch(
+      /"reason":"ERR_FORBIDDEN_HOST".*"msg":"api request refused"/,
+    );
   });
 
   it('refuses a DNS-rebinding read: a name of the attacker resolving to 127.0.0.1', async () => {
@@ -116,7 +138,14 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
   it('keeps serving plain curl and the weft command: GET /report, JSON POSTs, localhost', async () => {
     expect((await curl(h1(), ['127.0.0.1:6784/report'])).status).toBe(200);
     expect((await curl(h1(), ['http://localhost:6784/version'])).status).toBe(200);
-    const connect = await curl(h1(), ['-XPOST', '-H', 'Content-Type: application/json', '--data', '{"peers":["10.99.99.97"]}', '127.0.0.1:6784/connect']);
+    const connect = await curl(h1(), [
+      '-XPOST',
+      '-H',
+      'Content-Type: application/json',
+      '--data',
+      '{"peers":["10.99.99.97"]}',
+      '127.0.0.1:6784/connect',
+    ]);
     expect(connect.status).toBe(200);
     await net.weft[0]!.run(['forget', '10.99.99.97']);
     const status = await net.weft[0]!.run(['status']);
@@ -135,7 +164,9 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
     expect((await curl(h1(), ['127.0.0.1:6784/metrics'])).status).toBe(404);
     expect((await curl(h1(), ['-XPOST', '127.0.0.1:6782/metrics'])).status).toBe(405);
     expect((await curl(h1(), ['-XPOST', '127.0.0.1:6782/stop'])).status).toBe(404);
-    expect((await curl(h1(), ['-XPOST', '-H', 'Content-Type: application/json', '--data', '{}', '127.0.0.1:6782/ipam/reset'])).status).toBe(404);
+    expect((await curl(h1(), ['-XPOST', '-H', 'Content-Type: application/json', '--data', '{}', '127.0.0.1:6782/ipam/reset'])).status).toBe(
+      404,
+    );
     expect((await curl(h1(), ['127.0.0.1:6782/report'])).status).toBe(404);
   });
 
@@ -150,7 +181,9 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
     expect(w2.pid()).toBeUndefined();
 
     await w2.launch(['--no-datapath', '--http-addr', '0.0.0.0:6784', '--allow-remote-api']);
-    expect(readFileSync(join(w2.stateDir, 'weft.log'), 'utf8')).toMatch(/the API listens on 0.0.0.0:6784 \(--allow-remote-api\): anyone who reaches/);
+    expect(readFileSync(join(w2.stateDir, 'weft.log'), 'utf8')).toMatch(
+      /the API listens on 0.0.0.0:6784 \(--allow-remote-api\): anyone who reaches/,
+    );
     expect((await curl(h1(), [`http://${h1ToH2}/version`])).status).toBe(200);
     const rebound = await curl(h1(), ['--resolve', `evil.example:6784:${net.hosts.host(2).ip}`, 'http://evil.example:6784/report']);
     expect(rebound.status).toBe(403);
@@ -192,9 +225,11 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
         { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
       );
       browser.stderr?.on('data', (d) => (browserErr = (browserErr + String(d)).slice(-4000)));
-      const done = await waitFor('the page to report what it saw', () => /done (.*)/.exec(serverOut)?.[1], 120_000, 250).catch((err: unknown) => {
-        throw new Error(`${(err as Error).message}\nchromium stderr (tail):\n${browserErr}`);
-      });
+      const done = await waitFor('the page to report what it saw', () => /done (.*)/.exec(serverOut)?.[1], 120_000, 250).catch(
+        (err: unknown) => {
+          throw new Error(`${(err as Error).message}\nchromium stderr (tail):\n${browserErr}`);
+        },
+      );
       const seen = JSON.parse(done!) as Record<string, string>;
       // The page could send, but not read: the CORS read failed (no CORS headers on a 403).
       expect(seen['report-cors']).toMatch(/^error:/);
@@ -217,7 +252,8 @@ describe.skipIf(skip)('the local API refuses web pages, DNS rebinding and GETs t
         } catch {
           /* already gone */
         }
-        if (browser.exitCode === null && browser.signalCode === null) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+        if (browser.exitCode === null && browser.signalCode === null)
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
       }
       server.kill('SIGTERM');
       rmSync(profile, { recursive: true, force: true });

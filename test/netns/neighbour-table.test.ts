@@ -8,10 +8,19 @@ import { join } from 'node:path';
 import { createHosts, MARKER_DIR, netnsSkipReason } from '../harness/hosts.js';
 
 const skip = netnsSkipReason();
-const keys = ['ipv4/neigh/default/gc_thresh1', 'ipv4/neigh/default/gc_thresh2', 'ipv4/neigh/default/gc_thresh3', 'ipv6/neigh/default/gc_thresh1', 'ipv6/neigh/default/gc_thresh2', 'ipv6/neigh/default/gc_thresh3'];
+const keys = [
+  'ipv4/neigh/default/gc_thresh1',
+  'ipv4/neigh/default/gc_thresh2',
+  'ipv4/neigh/default/gc_thresh3',
+  'ipv6/neigh/default/gc_thresh1',
+  'ipv6/neigh/default/gc_thresh2',
+  'ipv6/neigh/default/gc_thresh3',
+];
 const current = () => keys.map((k) => readFileSync(`/proc/sys/net/${k}`, 'utf8').trim()).join(' ');
 const otherRaisers = (except: string) =>
-  readdirSync(MARKER_DIR).filter((m) => m !== except && !m.startsWith('.') && /^neigh_orig=/m.test(readFileSync(join(MARKER_DIR, m), 'utf8')));
+  readdirSync(MARKER_DIR).filter(
+    (m) => m !== except && !m.startsWith('.') && /^neigh_orig=/m.test(readFileSync(join(MARKER_DIR, m), 'utf8')),
+  );
 
 describe.skipIf(skip)('neighbour table limits for large runs', () => {
   it('raises them for 17 hosts, records the originals in the marker, and puts them back', async () => {

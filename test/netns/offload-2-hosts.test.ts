@@ -27,14 +27,19 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
       await weft[i - 1]!.run(['attach', '--netns', ct.ns, `${cip(i)}/24`, `${cip6(i)}/64`]);
     }
     for (const w of weft) {
-      await waitFor(`h${w.host.index} to have an established connection`, async () => {
-        const r = await w.report();
-        return r.router.connections.some((x) => x.state === 'established');
-      }, 30_000);
+      await waitFor(
+        `h${w.host.index} to have an established connection`,
+        async () => {
+          const r = await w.report();
+          return r.router.connections.some((x) => x.state === 'established');
+        },
+        30_000,
+      );
     }
   });
 
-  const transfer = (from: number, to: number, megabytes: number, port: number) => expectTcpTransfer(c[from - 1]!, c[to - 1]!, cip(to), megabytes, port);
+  const transfer = (from: number, to: number, megabytes: number, port: number) =>
+    expectTcpTransfer(c[from - 1]!, c[to - 1]!, cip(to), megabytes, port);
 
   it('leaves TX offloads on in h1 containers and turns them off in h2 containers', async () => {
     expect(await isTxChecksumOffloaded('ethwe0', { netns: c[0]!.ns })).toBe(true);
@@ -51,7 +56,9 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     const [r1, r2] = await Promise.all(net.weft.map((w) => w.report()));
     const d1 = r1!.datapath.counters;
     const d2 = r2!.datapath.counters;
-    console.log(`h1 offloaded_out ${d1['offloaded_out']} pieces_out ${d1['pieces_out']}; h2 offloaded_delivered ${d2['offloaded_delivered']}`);
+    console.log(
+      `h1 offloaded_out ${d1['offloaded_out']} pieces_out ${d1['pieces_out']}; h2 offloaded_delivered ${d2['offloaded_delivered']}`,
+    );
     expect(d1['offloaded_out']).toBeGreaterThan(100);
     expect(d2['offloaded_delivered']).toBeGreaterThan(100);
     expect(d2['drop_offload_unsupported'] ?? 0).toBe(0);
@@ -75,14 +82,18 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
 
   it('carries IPv6 TCP as TCPv6 super-frames', async () => {
     // The addresses pass duplicate address detection first (about a second after attach).
-    await waitFor('c1 to reach c2 over IPv6', async () => {
-      try {
-        await c[0]!.exec('ping', ['-6', '-c', '1', '-W', '1', cip6(2)]);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 15_000);
+    await waitFor(
+      'c1 to reach c2 over IPv6',
+      async () => {
+        try {
+          await c[0]!.exec('ping', ['-6', '-c', '1', '-W', '1', cip6(2)]);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+    );
     const before = (await net.weft[1]!.report()).datapath.counters['offloaded_delivered']!;
     await expectTcpTransfer(c[0]!, c[1]!, cip6(2), 30, 5305);
     expect((await net.weft[1]!.report()).datapath.counters['offloaded_delivered']! - before).toBeGreaterThan(100);

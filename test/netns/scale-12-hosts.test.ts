@@ -30,10 +30,15 @@ describe.skipIf(skip)(`star bootstrap of ${N} routers`, () => {
 
   it('forms the full mesh, and a container on the last host pings one on h1', async () => {
     for (const w of net.weft) {
-      await waitFor(`h${w.host.index} to have ${N - 1} established connections`, async () => {
-        const r = await w.report();
-        return r.router.connections.filter((x) => x.state === 'established').length === N - 1;
-      }, 300_000, 1_000);
+      await waitFor(
+        `h${w.host.index} to have ${N - 1} established connections`,
+        async () => {
+          const r = await w.report();
+          return r.router.connections.filter((x) => x.state === 'established').length === N - 1;
+        },
+        300_000,
+        1_000,
+      );
     }
     for (const w of net.weft) expect((await w.report()).router.peers).toHaveLength(N);
     expect(await waitFor(`c on h${N} -> c on h1`, () => canPing(c[1]!, cip(1)), 60_000)).toBe(true);

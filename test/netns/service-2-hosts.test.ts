@@ -46,7 +46,10 @@ describe.skipIf(skip)('installed package and service behaviour, 2 hosts', () => 
   it('installs with the native addon built, and `weft` on PATH answers `version` outside the repository', async () => {
     expect(existsSync(join(prefix, 'lib', 'node_modules', 'weft', 'native', 'build', 'Release', 'weft_native.node'))).toBe(true);
     expect(existsSync(join(prefix, 'lib', 'node_modules', 'weft', 'node_modules', 'pino-pretty'))).toBe(false);
-    const { stdout } = await run(join(prefix, 'bin', 'weft'), ['version'], { cwd: tmpdir(), env: { ...process.env, WEFT_HTTP_ADDR: '127.0.0.1:1' } });
+    const { stdout } = await run(join(prefix, 'bin', 'weft'), ['version'], {
+      cwd: tmpdir(),
+      env: { ...process.env, WEFT_HTTP_ADDR: '127.0.0.1:1' },
+    });
     expect(stdout).toMatch(/^weft \d+\.\d+\.\d+/);
   });
 
@@ -74,9 +77,23 @@ describe.skipIf(skip)('installed package and service behaviour, 2 hosts', () => 
 
   it('`launch --foreground` (the systemd unit) logs JSON lines on stdout and exits 0 on SIGTERM', async () => {
     const host = net.hosts.host(1);
-    foreground = host.spawn('env', [`WEFT_STATE_DIR=${h1.stateDir}`, 'WEFT_DOCKER_API=', 'WEFT_PLUGIN_SOCKET=', process.execPath, installedCli, 'launch', '--foreground', '--nickname', 'fg'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    foreground = host.spawn(
+      'env',
+      [
+        `WEFT_STATE_DIR=${h1.stateDir}`,
+        'WEFT_DOCKER_API=',
+        'WEFT_PLUGIN_SOCKET=',
+        process.execPath,
+        installedCli,
+        'launch',
+        '--foreground',
+        '--nickname',
+        'fg',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     foreground.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => foreground!.on('exit', (code) => resolve(code)));
@@ -91,11 +108,17 @@ describe.skipIf(skip)('installed package and service behaviour, 2 hosts', () => 
     expect(started).toBeDefined();
   });
 
-  it('the installed weft sets up its CNI plugin: the launcher runs the installed package\'s plugin', async () => {
+  it("the installed weft sets up its CNI plugin: the launcher runs the installed package's plugin", async () => {
     const cniDir = join(packDir, 'cni');
-    const { stdout } = await run(join(prefix, 'bin', 'weft'), ['setup-cni', '--bin-dir', join(cniDir, 'bin'), '--conf-dir', join(cniDir, 'net.d')], { cwd: tmpdir() });
+    const { stdout } = await run(
+      join(prefix, 'bin', 'weft'),
+      ['setup-cni', '--bin-dir', join(cniDir, 'bin'), '--conf-dir', join(cniDir, 'net.d')],
+      { cwd: tmpdir() },
+    );
     expect(stdout).toContain(`wrote ${join(cniDir, 'bin', 'weft')}`);
-    expect(readFileSync(join(cniDir, 'bin', 'weft'), 'utf8')).toContain(join(prefix, 'lib', 'node_modules', 'weft', 'dist', 'cni', 'main.js'));
+    expect(readFileSync(join(cniDir, 'bin', 'weft'), 'utf8')).toContain(
+      join(prefix, 'lib', 'node_modules', 'weft', 'dist', 'cni', 'main.js'),
+    );
     const probe = run(join(cniDir, 'bin', 'weft'), [], { cwd: tmpdir(), env: { CNI_COMMAND: 'VERSION' } });
     probe.child.stdin!.end('{"cniVersion": "1.0.0"}');
     const version = await probe;

@@ -59,7 +59,13 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
       for (const d of dumps) d.child.kill('SIGINT');
       await Promise.all(dumps.map((d) => d.exited));
     }
-    for (const d of dumps) expect(d.out().split('\n').filter((l) => l.includes('ICMP echo request'))).toHaveLength(3);
+    for (const d of dumps)
+      expect(
+        d
+          .out()
+          .split('\n')
+          .filter((l) => l.includes('ICMP echo request')),
+      ).toHaveLength(3);
   });
 
   it('carries 100 MB of TCP intact across the overlay', async () => {
@@ -69,7 +75,9 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
   it('drops and counts garbage at the UDP port, and keeps forwarding', async () => {
     const before = dropTotal((await net.weft[0]!.report()).datapath.counters);
     const h2name = (await net.weft[1]!.report()).router.name.replace(/:/g, '');
-    await net.hosts.host(2).exec(process.execPath, [join(fixtures, 'udp-garbage.mjs'), net.hosts.host(1).ip, '6783', '100000', h2name], { timeoutMs: 90_000 });
+    await net.hosts
+      .host(2)
+      .exec(process.execPath, [join(fixtures, 'udp-garbage.mjs'), net.hosts.host(1).ip, '6783', '100000', h2name], { timeoutMs: 90_000 });
     const after = await net.weft[0]!.report();
     expect(dropTotal(after.datapath.counters) - before).toBeGreaterThan(50_000);
     expect(await canPing(c[0]!, cip(2), 2)).toBe(true);
@@ -78,10 +86,14 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
 
   it('routes h1 <-> h3 through h2 when their link is cut, and directly again when restored', async () => {
     await net.hosts.cut(1, 3);
-    await waitFor('h1 to lose its direct connection to h3', async () => {
-      const r = await net.weft[0]!.report();
-      return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
-    }, 20_000);
+    await waitFor(
+      'h1 to lose its direct connection to h3',
+      async () => {
+        const r = await net.weft[0]!.report();
+        return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
+      },
+      20_000,
+    );
     expect(await waitFor('c1 -> c3 via h2', () => canPing(c[0]!, cip(3)), 20_000)).toBe(true);
     const peers = await net.weft[1]!.run(['status', 'peers']);
     expect(peers).toContain('(h3)');
@@ -89,16 +101,25 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
     const forwarded = async () => (await net.weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
     expect(await forwarded()).toBeGreaterThan(0);
     await net.hosts.restore(1, 3);
-    await waitFor('h1 and h3 to connect directly', async () => {
-      const r = await net.weft[0]!.report();
-      return r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
-    }, 60_000);
+    await waitFor(
+      'h1 and h3 to connect directly',
+      async () => {
+        const r = await net.weft[0]!.report();
+        return r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
+      },
+      60_000,
+    );
     // Both ends must gossip the new link before routes use it; then pings stop passing through h2.
-    await waitFor('c1 -> c3 to bypass h2', async () => {
-      const before = await forwarded();
-      const ok = await canPing(c[0]!, cip(3), 5);
-      return ok && (await forwarded()) === before;
-    }, 30_000, 500);
+    await waitFor(
+      'c1 -> c3 to bypass h2',
+      async () => {
+        const before = await forwarded();
+        const ok = await canPing(c[0]!, cip(3), 5);
+        return ok && (await forwarded()) === before;
+      },
+      30_000,
+      500,
+    );
   });
 
   it('reaches a container moved from h1 to h2 (same MAC and IP) within a few seconds', async () => {

@@ -21,10 +21,17 @@ describe.skipIf(skip)('weft stop', () => {
   beforeAll(async () => {
     hosts = await createHosts({ count: 2 });
     runDir = mkdtempSync(join(tmpdir(), `${hosts.prefix}-`));
-    weft = [weftOn(hosts.host(1), runDir, { WEFT_PASSWORD: `pw-${hosts.prefix}` }), weftOn(hosts.host(2), runDir, { WEFT_PASSWORD: `pw-${hosts.prefix}` })];
+    weft = [
+      weftOn(hosts.host(1), runDir, { WEFT_PASSWORD: `pw-${hosts.prefix}` }),
+      weftOn(hosts.host(2), runDir, { WEFT_PASSWORD: `pw-${hosts.prefix}` }),
+    ];
     await weft[0]!.launch(['--no-datapath', '--ipalloc-range', '10.40.0.0/16']);
     await weft[1]!.launch(['--no-datapath', '--ipalloc-range', '10.40.0.0/16', hosts.host(1).ip]);
-    await waitFor('h1 and h2 connected', async () => (await weft[0]!.report()).router.connections.some((c) => c.state === 'established'), 30_000);
+    await waitFor(
+      'h1 and h2 connected',
+      async () => (await weft[0]!.report()).router.connections.some((c) => c.state === 'established'),
+      30_000,
+    );
   }, 120_000);
 
   afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
@@ -45,7 +52,11 @@ describe.skipIf(skip)('weft stop', () => {
     expect(existsSync(join(weft[1]!.stateDir, 'ipam'))).toBe(true);
     expect(readFileSync(join(weft[1]!.stateDir, 'targets'), 'utf8')).toContain(hosts.host(1).ip);
 
-    await waitFor('h1 sees h2 gone', async () => !(await weft[0]!.report()).router.connections.some((c) => c.state === 'established'), 30_000);
+    await waitFor(
+      'h1 sees h2 gone',
+      async () => !(await weft[0]!.report()).router.connections.some((c) => c.state === 'established'),
+      30_000,
+    );
     const log = readFileSync(join(weft[0]!.stateDir, 'weft.log'), 'utf8');
     expect(log).toMatch(/connection closed.*router stopping|router stopping.*connection closed/);
     expect(log).not.toMatch(/heartbeat timeout/);

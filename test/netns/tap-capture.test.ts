@@ -131,11 +131,9 @@ describe.skipIf(!!skipReason)('TAP device on a bridge in a namespace', () => {
   it('a child process reads ARP and ICMP from its TAP and its written replies make ping succeed', async () => {
     const script = join(workDir, 'tap-responder.mjs');
     writeFileSync(script, RESPONDER);
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', nsA, process.execPath, script, nativeAddonPath(), `${prefix}t`, bridge, TAP_IP, TAP_MAC],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn('ip', ['netns', 'exec', nsA, process.execPath, script, nativeAddonPath(), `${prefix}t`, bridge, TAP_IP, TAP_MAC], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -157,7 +155,10 @@ describe.skipIf(!!skipReason)('TAP device on a bridge in a namespace', () => {
     });
     expect(ping.code, `${ping.out}\nresponder: ${stdout}${stderr}`).toBe(0);
 
-    const lines = stdout.trim().split('\n').filter((l) => l.startsWith('COUNTS '));
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('COUNTS '));
     const counts = JSON.parse(lines[lines.length - 1]!.slice('COUNTS '.length));
     expect(counts.arpRequests).toBeGreaterThanOrEqual(1);
     expect(counts.echoRequests).toBeGreaterThanOrEqual(3);

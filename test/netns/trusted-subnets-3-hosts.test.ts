@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor } from '../harness/weft.js';
 import { startNetwork, weftNetwork } from '../harness/network.js';
-import { captureMarkers, datagramsBetween, ipPairBytes, isEncryptedDatagram, newMarker, sleeveDatagrams } from './fixtures/underlay-capture.js';
+import {
+  captureMarkers,
+  datagramsBetween,
+  ipPairBytes,
+  isEncryptedDatagram,
+  newMarker,
+  sleeveDatagrams,
+} from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 
@@ -22,7 +29,11 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
     const { hosts } = net;
     trusted = [`${hosts.host(1).ip}/32`, `${hosts.host(2).ip}/32`];
     c.push(...(await startNetwork(net, cip, { launchArgs: (i) => (i <= 2 ? ['--trusted-subnets', trusted.join(',')] : []) })));
-    for (const [a, b] of [[1, 2], [1, 3], [2, 3]] as const) {
+    for (const [a, b] of [
+      [1, 2],
+      [1, 3],
+      [2, 3],
+    ] as const) {
       expect(await waitFor(`c${a} -> c${b}`, () => canPing(c[a - 1]!, cip(b)), 15_000)).toBe(true);
     }
   });
@@ -73,7 +84,12 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
     for (const m of clear) expect(pcap.includes(Buffer.from(m)), `trusted marker ${m}`).toBe(true);
     expect(pcap.includes(ipPairBytes(cip(1), cip(2))), 'inner IP header c1 -> c2').toBe(true);
     for (const m of secret) expect(pcap.includes(Buffer.from(m)), `untrusted marker ${m}`).toBe(false);
-    for (const [a, b] of [[1, 3], [3, 1], [2, 3], [3, 2]] as const) {
+    for (const [a, b] of [
+      [1, 3],
+      [3, 1],
+      [2, 3],
+      [3, 2],
+    ] as const) {
       expect(pcap.includes(ipPairBytes(cip(a), cip(b))), `inner IP header c${a} -> c${b}`).toBe(false);
     }
     expect(d12.filter(isEncryptedDatagram), 'sealed datagrams between trusting h1 and h2').toHaveLength(0);

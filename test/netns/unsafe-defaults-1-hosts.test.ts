@@ -45,7 +45,9 @@ describe.skipIf(skip)('unsafe set-ups on a real daemon', () => {
     await w.launch();
     const log = readFileSync(join(w.stateDir, 'weft.log'), 'utf8');
     expect(log).toContain('the password from WEFT_PASSWORD_FILE is weak (7 characters; use at least 12)');
-    expect(log).toContain(`the password file ${passwordFile} can be read by other users (mode 0644); restrict it: chmod 600 ${passwordFile}`);
+    expect(log).toContain(
+      `the password file ${passwordFile} can be read by other users (mode 0644); restrict it: chmod 600 ${passwordFile}`,
+    );
     expect(log).not.toContain('hunter2');
     expect(await w.run(['status'])).toMatch(/Encryption: enabled/);
     await w.run(['stop']);

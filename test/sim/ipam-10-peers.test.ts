@@ -140,7 +140,10 @@ describe('IPAM with 10 peers (simulation)', () => {
             for (const q of PEERS) {
               const isFree = (freeSince.get(`${q}|${subnet}`) ?? Infinity) <= t0;
               const isNear = q === peer || (reachSince.get(`${peer}|${q}`) ?? Infinity) <= t0;
-              if (isFree && isNear) problems.push(`${peer}/${ident} in ${subnet ?? 'default'}: exhausted, but ${q} had free space all along (t=${t0}..${clock.now()})`);
+              if (isFree && isNear)
+                problems.push(
+                  `${peer}/${ident} in ${subnet ?? 'default'}: exhausted, but ${q} had free space all along (t=${t0}..${clock.now()})`,
+                );
             }
             return;
           }
@@ -160,7 +163,10 @@ describe('IPAM with 10 peers (simulation)', () => {
         if (!partitioned && random.next() < 1 / 700) {
           const shuffled = random.sample(PEERS, PEERS.length);
           const cut = 1 + random.int(PEERS.length - 1);
-          const groups = random.next() < 0.5 ? [shuffled.slice(0, cut), shuffled.slice(cut)] : [shuffled.slice(0, 3), shuffled.slice(3, 6), shuffled.slice(6)];
+          const groups =
+            random.next() < 0.5
+              ? [shuffled.slice(0, cut), shuffled.slice(cut)]
+              : [shuffled.slice(0, 3), shuffled.slice(3, 6), shuffled.slice(6)];
           fabric.partition(groups);
           partitioned = true;
           counts.partitions++;
@@ -191,7 +197,8 @@ describe('IPAM with 10 peers (simulation)', () => {
         const expected = [...held].filter(([, h]) => h.peer === name).map(([addr, h]) => [addr, h.ident] as const);
         const got = [...a.holdings()].map(([text, ident]) => [parseAddress(text.split('/')[0]!), ident] as const);
         const sort = (x: ReadonlyArray<readonly [number, string]>) => [...x].sort((p, q) => p[0] - q[0]);
-        if (JSON.stringify(sort(got)) !== JSON.stringify(sort(expected))) problems.push(`${name} restarted with other holdings than it had`);
+        if (JSON.stringify(sort(got)) !== JSON.stringify(sort(expected)))
+          problems.push(`${name} restarted with other holdings than it had`);
       }
 
       const peer = random.sample(livePeers(), 1)[0]!;

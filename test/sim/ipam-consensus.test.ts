@@ -52,7 +52,12 @@ afterEach(() => {
 
 /** Who owns what, without versions and free hints (those move with every allocation). */
 function ownership(p: Peer): string {
-  return JSON.stringify(p.alloc.ringSnapshot().segments().map((s) => [s.range.start, s.owner]));
+  return JSON.stringify(
+    p.alloc
+      .ringSnapshot()
+      .segments()
+      .map((s) => [s.range.start, s.owner]),
+  );
 }
 
 function expectUniqueAcross(peers: Iterable<Peer>): void {
@@ -125,7 +130,10 @@ describe('IPAM consensus and seeding (simulation)', () => {
     const left = ['bb:00:00:00:00:01', 'bb:00:00:00:00:02'];
     const right = ['cc:00:00:00:00:01', 'cc:00:00:00:00:02'];
     w.fabric.partition([left, right]);
-    const ps = [...left.map((n) => w.start(n, { mode: 'seed', peers: left })), ...right.map((n) => w.start(n, { mode: 'seed', peers: right }))];
+    const ps = [
+      ...left.map((n) => w.start(n, { mode: 'seed', peers: left })),
+      ...right.map((n) => w.start(n, { mode: 'seed', peers: right })),
+    ];
     w.updateReachability();
     for (const p of ps) await p.alloc.allocate('x');
     const before = ps.map((p) => ({ seeds: p.alloc.ringSnapshot().seeds, owners: ownership(p) }));

@@ -30,7 +30,13 @@ function world() {
     const store = new MemoryStore();
     const alloc = new Allocator(
       { clock, random, log, store, wallClockMs: () => NOW_MS + clock.now() },
-      { ourName: name, ourNickname: name.slice(-2), range: '10.32.0.0/12', init: { mode: 'seed', peers: [A, B, C] }, requestTimeoutMs: 200 },
+      {
+        ourName: name,
+        ourNickname: name.slice(-2),
+        range: '10.32.0.0/12',
+        init: { mode: 'seed', peers: [A, B, C] },
+        requestTimeoutMs: 200,
+      },
     );
     alloc.start();
     alloc.attach(fabric.add(name, alloc));
@@ -104,7 +110,8 @@ describe('IPAM gossip from a hostile member (simulation)', () => {
       write(k, v);
     };
     const freeBefore = a.freeIn();
-    for (let i = 0; i < 200; i++) a.onGossipUnicast(M, encodeMessage({ kind: 'request', id: i, mode: 'subnet', address: 0x0a200000, prefix: 12 }));
+    for (let i = 0; i < 200; i++)
+      a.onGossipUnicast(M, encodeMessage({ kind: 'request', id: i, mode: 'subnet', address: 0x0a200000, prefix: 12 }));
     expect(a.counters.space_request_rate_limited).toBe(192);
     expect(a.counters.space_donated).toBe(4);
     expect(a.counters.space_donation_limited).toBe(4);

@@ -82,14 +82,21 @@ describe(`mesh of ${N} peers (seed ${seed})`, () => {
     for (let i = 1; i < N; i++) if (i !== HALF) link(i, i < HALF ? rnd.int(i) : HALF + rnd.int(i - HALF));
     for (let k = 0; k < 5; k++) link(rnd.int(HALF), HALF + rnd.int(HALF));
     for (let k = 0; k < N / 2; k++) link(rnd.int(N), rnd.int(N));
-    for (const [i, ts] of targets) meshes[i]!.connect([...ts].map((j) => `${host(j)}:6783`), false);
+    for (const [i, ts] of targets)
+      meshes[i]!.connect(
+        [...ts].map((j) => `${host(j)}:6783`),
+        false,
+      );
 
     // 1. Converge.
     const convergeMs = await runUntil(() => isConverged(meshes), 120_000);
     const edges = meshes.reduce((n, m) => n + m.neighbours().length, 0) / 2;
     console.log(`mesh-100-peers: ${N} peers, ${edges} connections: converged in ${convergeMs} ms simulated`);
     expect(convergeMs, `seed ${seed}`).toBeLessThan(Infinity);
-    expect(meshes.every((m) => m.routes().unicast.size === N - 1), `seed ${seed}`).toBe(true);
+    expect(
+      meshes.every((m) => m.routes().unicast.size === N - 1),
+      `seed ${seed}`,
+    ).toBe(true);
 
     // Periodic gossip: one round on every peer, counted per peer (not all N-1 others).
     let total = 0;
@@ -111,8 +118,14 @@ describe(`mesh of ${N} peers (seed ${seed})`, () => {
     console.log(`mesh-100-peers: partitioned into ${HALF}+${HALF}: each half forgot the other in ${splitMs} ms simulated`);
     expect(splitMs, `seed ${seed}`).toBeLessThan(Infinity);
     const rightNames = new Set(right.map((m) => m.name));
-    expect(left.every((m) => [...m.peers().keys()].every((n) => !rightNames.has(n))), `seed ${seed}`).toBe(true);
-    expect(left.every((m) => [...m.routes().unicast.keys()].every((n) => !rightNames.has(n))), `seed ${seed}`).toBe(true);
+    expect(
+      left.every((m) => [...m.peers().keys()].every((n) => !rightNames.has(n))),
+      `seed ${seed}`,
+    ).toBe(true);
+    expect(
+      left.every((m) => [...m.routes().unicast.keys()].every((n) => !rightNames.has(n))),
+      `seed ${seed}`,
+    ).toBe(true);
     await runUntil(() => false, 30_000); // stay apart a while: the cross targets back off
 
     // 3. Heal.
@@ -120,6 +133,9 @@ describe(`mesh of ${N} peers (seed ${seed})`, () => {
     const healMs = await runUntil(() => isConverged(meshes), 300_000);
     console.log(`mesh-100-peers: healed: converged again in ${healMs} ms simulated`);
     expect(healMs, `seed ${seed}`).toBeLessThan(Infinity);
-    expect(meshes.every((m) => m.routes().unicast.size === N - 1), `seed ${seed}`).toBe(true);
+    expect(
+      meshes.every((m) => m.routes().unicast.size === N - 1),
+      `seed ${seed}`,
+    ).toBe(true);
   });
 });

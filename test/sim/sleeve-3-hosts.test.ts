@@ -74,7 +74,11 @@ class World {
     const broadcastNextHops = new Map<PeerId, PeerId[]>();
     for (const src of [1, 2, 3]) {
       if (this.mesh === 'full') broadcastNextHops.set(src, src === self ? [1, 2, 3].filter((p) => p !== self) : []);
-      else if (self === 2) broadcastNextHops.set(src, [1, 3].filter((p) => p !== src));
+      else if (self === 2)
+        broadcastNextHops.set(
+          src,
+          [1, 3].filter((p) => p !== src),
+        );
       else broadcastNextHops.set(src, src === self ? [2] : []);
     }
     return { localPeer: self, neighbours, unicastNextHop, broadcastNextHops, underlayMtuBytes: 1500 };
@@ -241,7 +245,12 @@ describe(`sleeve on 3 hosts (seed ${SEED})`, () => {
     for (const h of w.hosts) {
       for (const [, health] of h.sleeve.peerHealth()) expect(health.isEstablished).toBe(true);
     }
-    expect(h1.health).toEqual(expect.arrayContaining([{ peer: 2, isEstablished: true }, { peer: 3, isEstablished: true }]));
+    expect(h1.health).toEqual(
+      expect.arrayContaining([
+        { peer: 2, isEstablished: true },
+        { peer: 3, isEstablished: true },
+      ]),
+    );
 
     // Cut 1 <-> 2: within the timeout plus a heartbeat both sides notice; 1 <-> 3 stays up.
     w.network.partition('10.0.0.1', '10.0.0.2');
@@ -433,7 +442,8 @@ class XorSession implements DataSession {
     keyPhase: number,
     results: Int32Array,
   ): void {
-    for (let i = 0; i < count; i++) results[i] = this.open(buffer, offsets[i]!, offsets[i]! + headerBytes, sealedLengths[i]!, seqs[i]!, keyPhase);
+    for (let i = 0; i < count; i++)
+      results[i] = this.open(buffer, offsets[i]!, offsets[i]! + headerBytes, sealedLengths[i]!, seqs[i]!, keyPhase);
   }
 
   private sum(buffer: Buffer, from: number, to: number): number {
@@ -567,7 +577,8 @@ describe(`encrypted sleeve on 3 hosts (seed ${SEED})`, () => {
         keyPhase: 0,
         sender: 2,
         seq: 0,
-        records: kind === MessageType.Frames ? [{ capturingPeer: 2, destinationPeer: 0, frame: frame(BROADCAST_MAC, mac(2, 9), 'forged') }] : [],
+        records:
+          kind === MessageType.Frames ? [{ capturingPeer: 2, destinationPeer: 0, frame: frame(BROADCAST_MAC, mac(2, 9), 'forged') }] : [],
         body: Buffer.alloc(0),
       });
     const heartbeatsBefore = h1.sleeve.counters()['heartbeats_in']!;

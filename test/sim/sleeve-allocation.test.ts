@@ -41,7 +41,12 @@ async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes,
   const a = new Sleeve({ capture: capA, underlay: udpA, clock, log: silentLogger, copyBytes });
   const b = new Sleeve({ capture: capB, underlay: udpB, clock, log: silentLogger, copyBytes });
   const [sa, sb] = isSealed ? sealedSessionPair(offload?.aead) : [null, null];
-  const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }, session: DataSession | null): ForwardingSnapshot => ({
+  const snap = (
+    self: PeerId,
+    other: PeerId,
+    endpoint: { address: string; port: number },
+    session: DataSession | null,
+  ): ForwardingSnapshot => ({
     localPeer: self,
     neighbours: new Map([[other, { peer: other, endpoint, session }]]),
     unicastNextHop: new Map([[other, other]]),
@@ -76,7 +81,7 @@ async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes,
   const tso = Buffer.from([1, 1, 54, 0, 0x50, 5, 34, 0, 16, 0]);
   const batch = offload ? 4 : BATCH;
   const push = (n: number) => {
-    for (let sent = 0; sent < n; ) {
+    for (let sent = 0; sent < n;) {
       const k = Math.min(batch, n - sent);
       for (let i = 0; i < k; i++) {
         if (offload) capA.inject(f, tso);
@@ -95,27 +100,33 @@ if (isNativeAddonBuilt()) copiers.push(['native copyBytes', loadNative().copyByt
 
 describe.runIf(process.env.WEFT_BENCH)('Sleeve allocation check (prints, asserts only delivery)', () => {
   for (const cipher of ['chacha20-poly1305', 'aegis-256x2'] as const) {
-    it.runIf(isNativeAddonBuilt() && (cipher !== 'aegis-256x2' || loadNative().aegis256x2Implementation() !== ''))(`20000 x 60000-byte TCP super-frames A -> B in pieces, sealed by the native ${cipher} in runs`, async () => {
-      const native = loadNative();
-      const SUPER = 20_000;
-      const p = await pair(60_000, true, native.copyBytes, { aead: cipher === 'aegis-256x2' ? nativeAegis256x2(native) : nativeDataAead(native) });
-      p.push(2_000);
-      const deliveredBefore = p.capB.writtenCount;
-      const piecesBefore = p.a.counters()['pieces_out']!;
-      let ms = 0;
-      const scavenges = await countScavenges(() => {
-        const t0 = performance.now();
-        p.push(SUPER);
-        ms = performance.now() - t0;
-      });
-      expect(p.capB.writtenCount - deliveredBefore).toBe(SUPER);
-      const pieces = p.a.counters()['pieces_out']! - piecesBefore;
-      console.log(
-        `sleeve offloaded, sealed (${cipher}): ${pieces} pieces, ${((scavenges / pieces) * 1e6).toFixed(1)} scavenges per million pieces, ` +
-          `${((SUPER * 60_000 * 8) / (ms / 1000) / 1e9).toFixed(2)} Gbit/s through both sleeves (orientation only)`,
-      );
-      await p.stop();
-    }, 300_000);
+    it.runIf(isNativeAddonBuilt() && (cipher !== 'aegis-256x2' || loadNative().aegis256x2Implementation() !== ''))(
+      `20000 x 60000-byte TCP super-frames A -> B in pieces, sealed by the native ${cipher} in runs`,
+      async () => {
+        const native = loadNative();
+        const SUPER = 20_000;
+        const p = await pair(60_000, true, native.copyBytes, {
+          aead: cipher === 'aegis-256x2' ? nativeAegis256x2(native) : nativeDataAead(native),
+        });
+        p.push(2_000);
+        const deliveredBefore = p.capB.writtenCount;
+        const piecesBefore = p.a.counters()['pieces_out']!;
+        let ms = 0;
+        const scavenges = await countScavenges(() => {
+          const t0 = performance.now();
+          p.push(SUPER);
+          ms = performance.now() - t0;
+        });
+        expect(p.capB.writtenCount - deliveredBefore).toBe(SUPER);
+        const pieces = p.a.counters()['pieces_out']! - piecesBefore;
+        console.log(
+          `sleeve offloaded, sealed (${cipher}): ${pieces} pieces, ${((scavenges / pieces) * 1e6).toFixed(1)} scavenges per million pieces, ` +
+            `${((SUPER * 60_000 * 8) / (ms / 1000) / 1e9).toFixed(2)} Gbit/s through both sleeves (orientation only)`,
+        );
+        await p.stop();
+      },
+      300_000,
+    );
   }
 
   for (const [copyName, copyBytes] of copiers) {
