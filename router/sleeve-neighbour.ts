@@ -39,6 +39,8 @@ export class Neighbour {
   overlayMtuBytes: number;
   /** Record bytes pending in `buffer`. */
   used = 0;
+  /** The highest relay count of the unicast records pending in `buffer` (the datagram's RELAYS flag). */
+  pendingRelays = 0;
   isDirty = false;
   /** seq of clear datagrams (receivers ignore it; a cheap sanity mark in captures). */
   clearSeq = 0;

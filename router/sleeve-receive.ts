@@ -21,6 +21,7 @@ import type { Clock } from '../runtime/clock.js';
 import {
   HEADER_BYTES,
   HeaderDrop,
+  MAX_RELAYS,
   MessageType,
   RECORD_HEADER_BYTES,
   checkHeader,
@@ -28,6 +29,7 @@ import {
   isEncryptedFlags,
   keyPhaseOf,
   readSeq,
+  relaysOf,
 } from './sleeve-format.js';
 import { BROADCAST, DELIVER, DROP, type ForwardingDecision } from './forwarding-decision.js';
 import type { PeerNumbers } from './peer-numbers.js';
@@ -231,6 +233,7 @@ export class SleeveReceive {
     const decision = this.decision;
     const send = this.send;
     const end = bodyOff + bodyLength;
+    const relays = relaysOf(buf[bodyOff - HEADER_BYTES + 1]!);
     let p = bodyOff;
     while (p < end) {
       const record = p;
@@ -255,7 +258,9 @@ export class SleeveReceive {
         this.deliver(buf, frame, frameLength, capturing, now);
       } else if (verdict === DELIVER) {
         this.deliver(buf, frame, frameLength, capturing, now);
-      } else if (send.appendRelayed(decision.nextHop!, buf, record, frameLength)) {
+      } else if (relays >= MAX_RELAYS) {
+        s.drop_hop_limit++;
+      } else if (send.appendRelayed(decision.nextHop!, buf, record, frameLength, relays + 1)) {
         s.frames_forwarded++;
       } else {
         s.drop_too_big++;
