@@ -183,6 +183,7 @@ export class PieceCutter {
   private relay(n: Neighbour, buf: Buffer, p: number, bodyLength: number, relays = 0): void {
     if (bodyLength > n.bodyCapacityBytes) {
       this.stats.drop_too_big++;
+      n.dropsOutTooBig++;
       return;
     }
     const send = this.send;

@@ -188,7 +188,10 @@ export class SleeveSend {
    * the record goes, or -1 when it can never fit the path MTU.
    */
   private reserve(n: Neighbour, recordBytes: number): number {
-    if (recordBytes > n.bodyCapacityBytes) return -1;
+    if (recordBytes > n.bodyCapacityBytes) {
+      n.dropsOutTooBig++;
+      return -1;
+    }
     if (n.used + recordBytes > n.bodyCapacityBytes) this.sendPending(n);
     if (!n.isDirty) {
       n.isDirty = true;
@@ -249,6 +252,8 @@ export class SleeveSend {
     this.underlay.send(n.buffer, 0, length, n.endpoint);
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
+    n.datagramsOut++;
+    n.bytesOut += length;
   }
 
   // ---- Piece datagrams (built by ./pieces.ts) ----
@@ -285,12 +290,15 @@ export class SleeveSend {
       length = this.deferSeal(session, out, d, bodyLength, relays);
     }
     if (length < 0) {
+      n.dropsOutSeal++;
       this.underlay.unclaim();
       return false;
     }
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
     this.stats.pieces_out++;
+    n.datagramsOut++;
+    n.bytesOut += length;
     return true;
   }
 
@@ -369,6 +377,7 @@ export class SleeveSend {
     }
     if (at + HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
       this.stats.drop_seal++;
+      n.dropsOutSeal++;
       return -1;
     }
     const seq = session.nextSeq();
@@ -376,6 +385,7 @@ export class SleeveSend {
     const sealed = session.seal(buffer, at, at + HEADER_BYTES, bodyLength, seq);
     if (sealed < 0) {
       this.stats.drop_seal++;
+      n.dropsOutSeal++;
       return -1;
     }
     return HEADER_BYTES + sealed;
@@ -389,7 +399,11 @@ export class SleeveSend {
     this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
-    if (type === MessageType.Heartbeat) this.stats.heartbeats_out++;
-    else this.stats.heartbeat_acks_out++;
+    n.datagramsOut++;
+    n.bytesOut += length;
+    if (type === MessageType.Heartbeat) {
+      this.stats.heartbeats_out++;
+      n.heartbeatSentMs = this.clock.now(); // an unanswered earlier one is timed no more
+    } else this.stats.heartbeat_acks_out++;
   }
 }
