@@ -69,7 +69,12 @@ export interface RouterReport {
   /** Control-plane event counters by reason (decode errors, refusals, timeouts, rate limiting). */
   counters?: Record<string, number>;
   /** Periodic gossip: rounds run, and messages sent in the last round. */
-  gossip?: { rounds: number; lastRoundMessages: number };
+  gossip?: {
+    rounds: number;
+    lastRoundMessages: number;
+    /** Per channel (`topology`, `ipam`, `dns`): frames and bytes in and out (relayed included), and merges. */
+    channels?: Record<string, { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; merges: number }>;
+  };
 }
 
 export interface DatapathReport {
@@ -85,10 +90,25 @@ export interface DatapathReport {
   udpPort?: number;
   counters: Record<string, number>;
   /**
-   * The data path's view of each neighbour: `isEstablished` when heartbeats are answered both ways, and the seconds
-   * since a valid datagram from it came (absent before the first).
+   * The data path's view of each neighbour: `isEstablished` when heartbeats are answered both ways, the seconds
+   * since a valid datagram from it came (absent before the first), the traffic with it since it became a neighbour
+   * (UDP payload bytes and datagrams each way; drops by reason: in `source`, `auth`, `record`, out `seal`, `too_big`)
+   * and the smoothed heartbeat round trip (absent before the first ack).
    */
-  peers?: Array<{ name: string; isEstablished: boolean; lastHeardSecondsAgo?: number }>;
+  peers?: Array<{
+    name: string;
+    isEstablished: boolean;
+    lastHeardSecondsAgo?: number;
+    traffic?: {
+      datagramsIn: number;
+      bytesIn: number;
+      datagramsOut: number;
+      bytesOut: number;
+      dropsIn: Record<string, number>;
+      dropsOut: Record<string, number>;
+    };
+    rttSeconds?: number;
+  }>;
 }
 
 export interface EndpointReport {

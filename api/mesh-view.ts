@@ -55,6 +55,8 @@ export interface MeshView {
   }>;
   targets: Array<{ address: string; state: string; lastError?: string }>;
   datapath: { mode: string; bytesIn: number; bytesOut: number; packetsIn: number; packetsOut: number; drops: number };
+  /** The data path's own neighbours: traffic counters (the page takes throughput from their deltas) and round trip. */
+  neighbours: Array<{ peer: string; isEstablished: boolean; bytesIn: number; bytesOut: number; drops: number; rttMs?: number }>;
   endpoints: Array<{ target: string; interface: string; mac: string; addresses: string[]; containerId?: string }>;
   ipam?: {
     status: string;
@@ -112,6 +114,19 @@ export function meshView(report: Report): MeshView {
       packetsOut: c['datagrams_out'] ?? 0,
       drops,
     },
+    neighbours: (report.datapath.peers ?? []).map((p) => {
+      const t = p.traffic;
+      let peerDrops = 0;
+      for (const v of [...Object.values(t?.dropsIn ?? {}), ...Object.values(t?.dropsOut ?? {})]) peerDrops += v;
+      return {
+        peer: p.name,
+        isEstablished: p.isEstablished,
+        bytesIn: t?.bytesIn ?? 0,
+        bytesOut: t?.bytesOut ?? 0,
+        drops: peerDrops,
+        ...(p.rttSeconds !== undefined && { rttMs: p.rttSeconds * 1000 }),
+      };
+    }),
     endpoints: report.endpoints.map((e) => ({
       target: e.target,
       interface: e.interface,

@@ -249,6 +249,58 @@ export function createMetrics(report: () => Report): Registry {
       for (const p of r().datapath.peers ?? []) if (p.lastHeardSecondsAgo !== undefined) this.set({ peer: p.name }, p.lastHeardSecondsAgo);
     },
   });
+  new Counter({
+    name: 'weft_peer_bytes_total',
+    help: 'Per neighbour: UDP payload bytes the data path sent to it (out) and received from it, authentic only (in).',
+    labelNames: ['peer', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) {
+        if (!p.traffic) continue;
+        this.inc({ peer: p.name, direction: 'in' }, p.traffic.bytesIn);
+        this.inc({ peer: p.name, direction: 'out' }, p.traffic.bytesOut);
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_peer_packets_total',
+    help: 'Per neighbour: UDP datagrams the data path sent to it (out) and received from it, authentic only (in).',
+    labelNames: ['peer', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) {
+        if (!p.traffic) continue;
+        this.inc({ peer: p.name, direction: 'in' }, p.traffic.datagramsIn);
+        this.inc({ peer: p.name, direction: 'out' }, p.traffic.datagramsOut);
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_peer_drops_total',
+    help: 'Per neighbour: datagrams naming it dropped (in: source, auth, record) and frames or datagrams for it dropped (out: seal, too_big).',
+    labelNames: ['peer', 'direction', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) {
+        if (!p.traffic) continue;
+        for (const [reason, v] of Object.entries(p.traffic.dropsIn)) this.inc({ peer: p.name, direction: 'in', reason }, v);
+        for (const [reason, v] of Object.entries(p.traffic.dropsOut)) this.inc({ peer: p.name, direction: 'out', reason }, v);
+      }
+    },
+  });
+  new Gauge({
+    name: 'weft_peer_rtt_seconds',
+    help: "Per neighbour: smoothed round trip of the data path's heartbeat and its ack (RFC 6298 SRTT), after the first ack.",
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) if (p.rttSeconds !== undefined) this.set({ peer: p.name }, p.rttSeconds);
+    },
+  });
   new Gauge({
     name: 'weft_endpoints',
     help: 'Container interfaces (and namespaces) attached to the bridge on this host.',
@@ -304,6 +356,42 @@ export function createMetrics(report: () => Report): Registry {
     collect() {
       this.reset();
       this.inc(r().router.gossip?.rounds ?? 0);
+    },
+  });
+  new Counter({
+    name: 'weft_gossip_messages_total',
+    help: 'Gossip frames per channel received (in) and sent (out), relayed ones included.',
+    labelNames: ['channel', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [channel, c] of Object.entries(r().router.gossip?.channels ?? {})) {
+        this.inc({ channel, direction: 'in' }, c.messagesIn);
+        this.inc({ channel, direction: 'out' }, c.messagesOut);
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_gossip_bytes_total',
+    help: 'Gossip frame bytes per channel received (in) and sent (out), relayed ones included.',
+    labelNames: ['channel', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [channel, c] of Object.entries(r().router.gossip?.channels ?? {})) {
+        this.inc({ channel, direction: 'in' }, c.bytesIn);
+        this.inc({ channel, direction: 'out' }, c.bytesOut);
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_gossip_merges_total',
+    help: "Gossip messages per channel that changed this router's state (merged something new, passed on as a delta).",
+    labelNames: ['channel'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [channel, c] of Object.entries(r().router.gossip?.channels ?? {})) this.inc({ channel }, c.merges);
     },
   });
   new Gauge({

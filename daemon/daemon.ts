@@ -18,6 +18,7 @@ import { stateDirWarning } from '../runtime/file-modes.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
 import { WsTransport } from '../gossip/ws-transport.js';
+import type { GossipChannelStats, GossipRoundStats } from '../gossip/gossip.js';
 import { systemLocalHosts } from '../gossip/dial-policy.js';
 import { PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../gossip/handshake.js';
 import { PasswordSecurity } from '../crypto/password-security.js';
@@ -421,7 +422,7 @@ export class Daemon implements WeftControl {
         connections: mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets)),
         peers: mesh.peers,
         counters: this.mesh?.counters() ?? {},
-        ...(this.mesh && { gossip: { ...this.mesh.gossipStats() } }),
+        ...(this.mesh && { gossip: gossipReport(this.mesh.gossipStats()) }),
       },
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
       endpoints: (this.datapath?.cachedEndpoints() ?? []).map((e) => {
@@ -821,4 +822,11 @@ function ipamInit(config: WeftConfig): IpamInit {
 
 function joinHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Gossip counters as the report carries them: a copy, so a report does not change under its reader. */
+function gossipReport(s: Readonly<GossipRoundStats>): NonNullable<Report['router']['gossip']> {
+  const channels: Record<string, GossipChannelStats> = {};
+  for (const [name, c] of Object.entries(s.channels)) channels[name] = { ...c };
+  return { rounds: s.rounds, lastRoundMessages: s.lastRoundMessages, channels };
 }

@@ -45,7 +45,12 @@ describe('Gossip', () => {
     gossip.start();
     clock.advance(33_000); // one round: 27..33 s
     expect(new Set(sent.map((s) => s.peer)).size).toBe(7);
-    expect(gossip.stats).toEqual({ rounds: 1, lastRoundMessages: 7 });
+    // Each frame: type, name length, 'c', 's'.
+    expect(gossip.stats).toEqual({
+      rounds: 1,
+      lastRoundMessages: 7,
+      channels: { c: { messagesIn: 0, bytesIn: 0, messagesOut: 7, bytesOut: 28, merges: 0 } },
+    });
     gossip.stop();
     clock.advance(100_000);
     expect(gossip.stats.rounds).toBe(1);
@@ -63,6 +68,8 @@ describe('Gossip', () => {
     expect(Buffer.from(sent[0]!.frame.subarray(3)).toString()).toBe('delta');
     gossip.onFrame(neighbours[0]!, FrameType.Gossip, Buffer.from([1, 0x63, ...Buffer.from('old')]));
     expect(sent).toHaveLength(2);
+    // Two frames in (type byte + 5 bytes each), one merged and passed on to two neighbours (type, header, 'delta').
+    expect(gossip.stats.channels['c']).toEqual({ messagesIn: 2, bytesIn: 12, messagesOut: 2, bytesOut: 16, merges: 1 });
   });
 
   it('closes on a broken frame header, drops (and counts) what a gossiper refuses or an unknown channel', () => {

@@ -74,10 +74,22 @@ export const MAX_GOSSIP_FRAME_BYTES = 1024 * 1024 - 4096;
 /** Distinct warnings kept for warn-once; past it, warnings are only counted (each key is chosen by a sender). */
 const MAX_WARNED = 1024;
 
-/** Messages sent per periodic round, for simulations and metrics. */
+/** Messages sent per periodic round, and traffic per channel, for simulations and metrics. */
 export interface GossipRoundStats {
   rounds: number;
   lastRoundMessages: number;
+  /** Per registered channel (read at scrape time). */
+  channels: Record<string, GossipChannelStats>;
+}
+
+/** One channel's gossip traffic: frames and their bytes each way (relayed ones included), and merges. */
+export interface GossipChannelStats {
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  /** Complete-state or delta messages that changed our state (the gossiper returned an update to pass on). */
+  merges: number;
 }
 
 export class Gossip {
@@ -85,7 +97,7 @@ export class Gossip {
   private readonly intervalMs: number;
   private timer: Timer | null = null;
   private readonly warned = new Set<string>();
-  readonly stats: GossipRoundStats = { rounds: 0, lastRoundMessages: 0 };
+  readonly stats: GossipRoundStats = { rounds: 0, lastRoundMessages: 0, channels: {} };
 
   constructor(
     private readonly deps: GossipDeps,
@@ -100,6 +112,7 @@ export class Gossip {
     if (this.channels.has(name)) throw new Error(`gossip channel ${name} is already registered`);
     const c = new MeshChannel(name, gossiper, this);
     this.channels.set(name, c);
+    this.stats.channels[name] = c.stats;
     return c;
   }
 
@@ -140,13 +153,31 @@ export class Gossip {
     return (state instanceof Uint8Array ? [state] : state).map((s) => gossipFrame(c.header, s));
   }
 
+  /** Hand `frame` (type byte, then a channel's header) to neighbour `peer`, counted on its channel when sent. */
+  private sendFrame(peer: PeerName, frame: Uint8Array): boolean {
+    if (!this.deps.network.sendTo(peer, frame)) return false;
+    const s = this.channelStatsOf(frame, 1);
+    if (s) {
+      s.messagesOut++;
+      s.bytesOut += frame.length;
+    }
+    return true;
+  }
+
+  /** The stats of the channel whose [length][name] header is at `bytes[at]`, if it is one of ours. */
+  private channelStatsOf(bytes: Uint8Array, at: number): GossipChannelStats | undefined {
+    const nameLen = bytes[at];
+    if (nameLen === undefined || bytes.length < at + 1 + nameLen) return undefined;
+    return this.stats.channels[Buffer.from(bytes.buffer, bytes.byteOffset + at + 1, nameLen).toString('latin1')];
+  }
+
   /** Send one frame to a neighbour unless it is over the frame cap. */
   private send(c: MeshChannel, peer: PeerName, frame: Uint8Array): boolean {
     if (frame.length > MAX_GOSSIP_FRAME_BYTES) {
       this.refuseOversized(c, frame.length);
       return false;
     }
-    return this.deps.network.sendTo(peer, frame);
+    return this.sendFrame(peer, frame);
   }
 
   refuseOversized(c: MeshChannel, bytes: number): void {
@@ -195,10 +226,15 @@ export class Gossip {
       return;
     }
     const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    c.stats.messagesIn++;
+    c.stats.bytesIn += 1 + body.length;
     if (type === FrameType.Gossip) {
       const payload = body.subarray(o);
       const delta = this.safely(c, () => c.gossiper.onGossip(payload, from), from);
-      if (delta) this.sendToNeighbours(gossipFrame(c.header, delta), from, c);
+      if (delta) {
+        c.stats.merges++;
+        this.sendToNeighbours(gossipFrame(c.header, delta), from, c);
+      }
     } else if (type === FrameType.Broadcast) {
       const src = peerIdToName(view.readUIntBE(o, 6));
       o += 6;
@@ -227,7 +263,7 @@ export class Gossip {
       else this.deps.count('gossip_frame_over_cap');
       return;
     }
-    for (const peer of this.deps.network.neighbourNames()) if (peer !== except) this.deps.network.sendTo(peer, frame);
+    for (const peer of this.deps.network.neighbourNames()) if (peer !== except) this.sendFrame(peer, frame);
   }
 
   broadcastFrom(c: MeshChannel, update: Uint8Array): void {
@@ -258,7 +294,7 @@ export class Gossip {
       return;
     }
     const frame = frameWithType(FrameType.Broadcast, body);
-    for (const hop of hops) if (hop !== from && hop !== src) this.deps.network.sendTo(hop, frame);
+    for (const hop of hops) if (hop !== from && hop !== src) this.sendFrame(hop, frame);
   }
 
   private relayUnicast(dst: PeerName, frame: Uint8Array): boolean {
@@ -267,7 +303,7 @@ export class Gossip {
       return false;
     }
     const hop = this.deps.network.routes().unicast.get(dst);
-    if (!hop || !this.deps.network.sendTo(hop, frame)) {
+    if (!hop || !this.sendFrame(hop, frame)) {
       this.deps.count('unicast_unreachable');
       return false;
     }
@@ -302,6 +338,7 @@ export class Gossip {
 class MeshChannel implements GossipChannel {
   /** [length][name]: the start of every frame body on this channel. */
   readonly header: Uint8Array;
+  readonly stats: GossipChannelStats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, merges: 0 };
 
   constructor(
     readonly name: string,

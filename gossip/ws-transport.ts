@@ -43,6 +43,8 @@ export interface WsTransportOptions {
   maxUpgradingConnections?: number;
   /** Accepted sockets not yet upgraded from one address; more are closed at once. @default 16 */
   maxUpgradingPerAddress?: number;
+  /** Source address for dials (must be one of this host's). @default chosen by the kernel */
+  localAddress?: string;
 }
 
 class WsConnection implements TransportConnection {
@@ -159,6 +161,7 @@ export class WsTransport implements Transport {
   private readonly upgradeTimeoutMs: number;
   private readonly maxUpgradingConnections: number;
   private readonly maxUpgradingPerAddress: number;
+  private readonly localAddress: string | undefined;
 
   constructor(options: WsTransportOptions = {}) {
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
@@ -166,6 +169,7 @@ export class WsTransport implements Transport {
     this.upgradeTimeoutMs = options.upgradeTimeoutMs ?? 10_000;
     this.maxUpgradingConnections = options.maxUpgradingConnections ?? 256;
     this.maxUpgradingPerAddress = options.maxUpgradingPerAddress ?? 16;
+    this.localAddress = options.localAddress;
   }
 
   listen(
@@ -292,7 +296,12 @@ export class WsTransport implements Transport {
     }
     return new Promise((resolve, reject) => {
       const url = `ws://${joinAddress(host, port)}/`;
-      const ws = new WebSocket(url, { maxPayload: this.maxPayloadBytes, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+      const ws = new WebSocket(url, {
+        maxPayload: this.maxPayloadBytes,
+        perMessageDeflate: false,
+        handshakeTimeout: timeoutMs,
+        ...(this.localAddress !== undefined && { localAddress: this.localAddress }),
+      });
       let isSettled = false;
       const fail = (message: string) => {
         if (isSettled) return;

@@ -44,6 +44,21 @@ export interface PeerHealth {
   readonly isEstablished: boolean;
   /** `Clock.now()` when a valid datagram from this peer was last received, or -1. */
   readonly lastHeardMs: number;
+  /** Traffic with this neighbour since it joined the snapshot (counters; absent from datapaths that keep none). */
+  readonly traffic?: PeerTraffic;
+  /** Smoothed round trip of heartbeat and ack in ms, or -1 before the first ack (absent: not measured). */
+  readonly rttMs?: number;
+}
+
+/** One neighbour's traffic counters. Drops are by reason: the reasons are the datapath's own, few and fixed. */
+export interface PeerTraffic {
+  readonly datagramsIn: number;
+  /** UDP payload bytes. */
+  readonly bytesIn: number;
+  readonly datagramsOut: number;
+  readonly bytesOut: number;
+  readonly dropsIn: Readonly<Record<string, number>>;
+  readonly dropsOut: Readonly<Record<string, number>>;
 }
 
 export interface Datapath {

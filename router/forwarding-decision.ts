@@ -12,7 +12,8 @@
  *       destination 0 (broadcast): deliver, and relay along the capturing peer's tree except back to F or to the
  *         capturing peer |
  *       destination us: deliver | another peer: relay to its unicast next hop, never back to F nor to the
- *         capturing peer (no hop count on the wire: longer cycles during route convergence are not bounded)
+ *         capturing peer (longer cycles while routes converge are cut by the carrier's relay count: the sleeve's
+ *         RELAYS flag, at most MAX_RELAYS relays)
  *   delivering to our bridge: learn the source MAC as the capturing peer's.
  *
  * Peers are the small numbers of ./peer-numbers.ts; next hops are whatever the carrier keeps per neighbour (`H`),

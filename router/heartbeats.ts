@@ -120,5 +120,31 @@ export class Heartbeats {
 }
 
 export function healthOf(n: Neighbour): PeerHealth {
-  return { isEstablished: n.isEstablished, lastHeardMs: n.lastHeardMs };
+  return {
+    isEstablished: n.isEstablished,
+    lastHeardMs: n.lastHeardMs,
+    traffic: {
+      datagramsIn: n.datagramsIn,
+      bytesIn: n.bytesIn,
+      datagramsOut: n.datagramsOut,
+      bytesOut: n.bytesOut,
+      dropsIn: { source: n.dropsInSource, auth: n.dropsInAuth, record: n.dropsInRecord },
+      dropsOut: { seal: n.dropsOutSeal, too_big: n.dropsOutTooBig },
+    },
+    rttMs: n.smoothedRttMs,
+  };
+}
+
+/**
+ * An ack from `n` arrived at `now`: the first one after our heartbeat times the round trip (acks carry nothing that
+ * pairs them with a heartbeat, so a late ack of an earlier one reads long; heartbeats are a second apart and a round
+ * trip is far shorter, so it is rare and the smoothing damps it). Allocates nothing.
+ */
+export function noteAck(n: Neighbour, now: number): void {
+  const sent = n.heartbeatSentMs;
+  if (sent < 0 || now < sent) return;
+  n.heartbeatSentMs = -1;
+  const rtt = now - sent;
+  n.rttMs = rtt;
+  n.smoothedRttMs = n.smoothedRttMs < 0 ? rtt : n.smoothedRttMs + (rtt - n.smoothedRttMs) / 8;
 }

@@ -20,7 +20,7 @@
  */
 import type { Capture } from './capture.js';
 import { DROP, FLOOD, BROADCAST, DELIVER, type ForwardingDecision } from './forwarding-decision.js';
-import { HEADER_BYTES, MAX_OFFLOADED_FRAME_BYTES, MIN_FRAME_BYTES, PIECE_HEADER_BYTES } from './sleeve-format.js';
+import { HEADER_BYTES, MAX_OFFLOADED_FRAME_BYTES, MAX_RELAYS, MIN_FRAME_BYTES, PIECE_HEADER_BYTES, relaysOf } from './sleeve-format.js';
 import { VNET_HEADER_BYTES, isSaneVnetHeader, isVnetHeaderForFrame } from './offload.js';
 import type { PeerNumbers } from './peer-numbers.js';
 import type { SleeveCounters } from './sleeve-counters.js';
@@ -173,21 +173,24 @@ export class PieceCutter {
     } else if (verdict === DELIVER) {
       this.join(buf, p, piece, frameLength, at, capturing, now);
     } else {
-      this.relay(decision.nextHop!, buf, p, bodyLength);
+      const relays = relaysOf(buf[p - HEADER_BYTES + 1]!);
+      if (relays >= MAX_RELAYS) s.drop_hop_limit++;
+      else this.relay(decision.nextHop!, buf, p, bodyLength, relays + 1);
     }
   }
 
   /** Pass a piece body on to `n` unchanged (its own datagram, sealed for `n`). */
-  private relay(n: Neighbour, buf: Buffer, p: number, bodyLength: number): void {
+  private relay(n: Neighbour, buf: Buffer, p: number, bodyLength: number, relays = 0): void {
     if (bodyLength > n.bodyCapacityBytes) {
       this.stats.drop_too_big++;
+      n.dropsOutTooBig++;
       return;
     }
     const send = this.send;
     const d = send.beginPiece(n, bodyLength);
     if (d < 0) return;
     send.copyBytes(buf, p, send.pieceOut, d + HEADER_BYTES, bodyLength);
-    if (send.endPiece(n, d, bodyLength)) this.stats.pieces_forwarded++;
+    if (send.endPiece(n, d, bodyLength, relays)) this.stats.pieces_forwarded++;
   }
 
   /** Add a piece to the frame `capturing` is sending us; write the frame to the bridge when it is whole. */

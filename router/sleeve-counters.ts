@@ -48,6 +48,8 @@ export interface SleeveCounters {
   drop_too_big: number;
   /** Records that came back to their capturing peer or would go back to their sender. */
   drop_loop: number;
+  /** Unicast records and pieces that would be relayed past MAX_RELAYS routers (a loop while routes converge). */
+  drop_hop_limit: number;
   /** Frames the bridge would not take. */
   drop_capture_full: number;
   /** Datagrams the session refused to seal (no current key). */
@@ -130,6 +132,7 @@ export function newCounters(): SleeveCounters {
     drop_no_route: 0,
     drop_too_big: 0,
     drop_loop: 0,
+    drop_hop_limit: 0,
     drop_capture_full: 0,
     drop_seal: 0,
     drop_short: 0,

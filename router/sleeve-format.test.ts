@@ -4,6 +4,7 @@ import {
   BROADCAST_PEER,
   HEADER_BYTES,
   HeaderDrop,
+  MAX_RELAYS,
   MessageType,
   RECORD_HEADER_BYTES,
   SLEEVE_MAGIC,
@@ -12,8 +13,12 @@ import {
   decodeDatagram,
   encodeDatagram,
   flagsFor,
+  isEncryptedFlags,
+  keyPhaseOf,
   readSender,
   readSeq,
+  relaysOf,
+  withRelays,
   writeHeader,
   type SleeveDatagram,
 } from './sleeve-format.js';
@@ -93,7 +98,7 @@ describe('sleeve format', () => {
     expect(flagsFor(MessageType.HeartbeatAck, true, 1)).toBe(0x23);
   });
 
-  it('refuses short, bad magic, reserved types and flags, and seq >= 2^53', () => {
+  it('refuses short, bad magic, reserved types, and seq >= 2^53; reads the relay count in flags bits 2-3', () => {
     const b = Buffer.alloc(HEADER_BYTES);
     writeHeader(b, 0, flagsFor(MessageType.Heartbeat, false, 0), 7, 9);
     expect(checkHeader(b, 0, 16)).toBe(MessageType.Heartbeat);
@@ -107,8 +112,11 @@ describe('sleeve format', () => {
     expect(checkHeader(b, 0, 16)).toBe(MessageType.Piece);
     b[1] = 4 << 4;
     expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.UnknownType);
-    b[1] = 0x04;
-    expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.UnknownType);
+    b[1] = withRelays(flagsFor(MessageType.Frames, true, 1), MAX_RELAYS);
+    expect(checkHeader(b, 0, 16)).toBe(MessageType.Frames);
+    expect(relaysOf(b[1])).toBe(3);
+    expect(isEncryptedFlags(b[1]) && keyPhaseOf(b[1]) === 1).toBe(true);
+    expect(relaysOf(withRelays(b[1], 1))).toBe(1);
     b[1] = 0;
     b.writeUInt32BE(0x20_0000, 8);
     expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.BadSeq);

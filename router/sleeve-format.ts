@@ -14,8 +14,9 @@
  *   magic   0x57 ('W'): weft sleeve, format version 1. A later version takes a new magic byte, so an old router
  *           drops its datagrams as `drop_magic` instead of misreading them.
  *   flags   bit 0 ENCRYPTED (the body is sealed and a tag follows it), bit 1 KEY_PHASE (which of the two data keys
- *           sealed it, for rekeying), bits 2-3 reserved (sent as 0; a datagram with either set is dropped as an
- *           unknown type), bits 4-7 message type: 0 frames, 1 heartbeat, 2 heartbeat-ack, 3 piece of an offloaded
+ *           sealed it, for rekeying), bits 2-3 RELAYS (how many routers already relayed the unicast records or
+ *           the piece this datagram carries: 0 from the capturing router, at most MAX_RELAYS; a relay that would
+ *           pass one on past that drops it as `drop_hop_limit`), bits 4-7 message type: 0 frames, 1 heartbeat, 2 heartbeat-ack, 3 piece of an offloaded
  *           frame; 4-15 reserved (dropped).
  *   sender  the sending peer's name (a neighbour: the peer the datagram came from, not the frame's origin).
  *   seq     per-sender, per-key sequence number. Sealed datagrams: `DataSession.nextSeq()`, checked by the replay
@@ -71,8 +72,17 @@ export const BROADCAST_PEER = 0;
 export const FLAG_ENCRYPTED = 0x01;
 /** flags bit 1: the key phase that sealed the body. */
 export const FLAG_KEY_PHASE = 0x02;
-/** flags bits 2-3: reserved, must be zero. */
-export const FLAGS_RESERVED = 0x0c;
+/**
+ * flags bits 2-3: RELAYS, the relay count of the unicasts in the datagram (the highest of its records'). It bounds
+ * unicast forwarding loops while routes converge (A -> B -> C -> A: each thinks the next is closer); loops of two
+ * are caught without it (`drop_loop`: never back to the sender or the capturing peer).
+ */
+export const FLAGS_RELAYS = 0x0c;
+const RELAYS_SHIFT = 2;
+/** The most relays a unicast record or piece may pass through (all that 2 bits can say). */
+export const MAX_RELAYS = 3;
+/** No flag bits are reserved any more; kept so the header check reads as before. */
+export const FLAGS_RESERVED = 0x00;
 const TYPE_SHIFT = 4;
 
 /** Message types (flags bits 4-7). */
@@ -96,7 +106,7 @@ export const HeaderDrop = {
   Short: -1,
   /** First byte is not `SLEEVE_MAGIC`. */
   Magic: -2,
-  /** Reserved message type or reserved flag bits set. */
+  /** Reserved message type. */
   UnknownType: -3,
   /** Sequence number >= 2^53. */
   BadSeq: -4,
@@ -150,6 +160,16 @@ export function readSeq(buffer: Buffer, offset: number): number {
 /** True when flags say the body is sealed. */
 export function isEncryptedFlags(flags: number): boolean {
   return (flags & FLAG_ENCRYPTED) !== 0;
+}
+
+/** The relay count (0..MAX_RELAYS) in flags. */
+export function relaysOf(flags: number): number {
+  return (flags & FLAGS_RELAYS) >>> RELAYS_SHIFT;
+}
+
+/** `flags` with the relay count set to `relays` (0..MAX_RELAYS). */
+export function withRelays(flags: number, relays: number): number {
+  return (flags & ~FLAGS_RELAYS) | (relays << RELAYS_SHIFT);
 }
 
 /** The key phase (0 or 1) in flags. */

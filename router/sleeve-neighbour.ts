@@ -39,6 +39,8 @@ export class Neighbour {
   overlayMtuBytes: number;
   /** Record bytes pending in `buffer`. */
   used = 0;
+  /** The highest relay count of the unicast records pending in `buffer` (the datagram's RELAYS flag). */
+  pendingRelays = 0;
   isDirty = false;
   /** seq of clear datagrams (receivers ignore it; a cheap sanity mark in captures). */
   clearSeq = 0;
@@ -46,6 +48,30 @@ export class Neighbour {
   lastHeartbeatMs = -1;
   lastAckMs = -1;
   isEstablished = false;
+  // Traffic with this neighbour, read at scrape time (`Sleeve.peerHealth`): plain fields on the slot the loops hold
+  // anyway, so counting costs an add and allocates nothing. A neighbour that leaves the snapshot takes them along (a
+  // counter reset, as after a restart).
+  /** Authentic datagrams from it, and their UDP payload bytes (forged ones naming it count only in the totals). */
+  datagramsIn = 0;
+  bytesIn = 0;
+  /** Datagrams sent to it, and their UDP payload bytes. */
+  datagramsOut = 0;
+  bytesOut = 0;
+  /** Clear datagrams naming it from another address (`drop_bad_source`). */
+  dropsInSource = 0;
+  /** Datagrams naming it that were not authentic, replayed, or sealed when they should not be or the reverse. */
+  dropsInAuth = 0;
+  /** Authentic frames datagrams from it with malformed records (`drop_bad_record`). */
+  dropsInRecord = 0;
+  /** Datagrams for it that could not be sealed (`drop_seal`). */
+  dropsOutSeal = 0;
+  /** Frames for it too big for the path (`drop_too_big`). */
+  dropsOutTooBig = 0;
+  /** `Clock.now()` of our last heartbeat not yet acked, or -1. */
+  heartbeatSentMs = -1;
+  /** Round trip of the last heartbeat acked, and the smoothed round trip (RFC 6298's SRTT, gain 1/8), or -1. */
+  rttMs = -1;
+  smoothedRttMs = -1;
 
   constructor(
     readonly peer: PeerId,

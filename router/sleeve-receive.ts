@@ -21,6 +21,7 @@ import type { Clock } from '../runtime/clock.js';
 import {
   HEADER_BYTES,
   HeaderDrop,
+  MAX_RELAYS,
   MessageType,
   RECORD_HEADER_BYTES,
   checkHeader,
@@ -28,6 +29,7 @@ import {
   isEncryptedFlags,
   keyPhaseOf,
   readSeq,
+  relaysOf,
 } from './sleeve-format.js';
 import { BROADCAST, DELIVER, DROP, type ForwardingDecision } from './forwarding-decision.js';
 import type { PeerNumbers } from './peer-numbers.js';
@@ -35,6 +37,7 @@ import { countOpenDrop, type SleeveCounters } from './sleeve-counters.js';
 import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
 import type { PieceCutter } from './pieces.js';
+import { noteAck } from './heartbeats.js';
 
 /** Received datagrams opened in one call at most. */
 const OPEN_RUN_MAX = 256;
@@ -119,6 +122,7 @@ export class SleeveReceive {
       if (isEncryptedFlags(flags)) {
         if (session === null) {
           s.drop_unexpected_sealed++;
+          n.dropsInAuth++;
           continue;
         }
         // Opened with the run it joins, in one call; handled then, in arrival order.
@@ -127,6 +131,7 @@ export class SleeveReceive {
         const verdict = session.checkOpen(seq, phase);
         if (verdict < 0) {
           countOpenDrop(s, verdict);
+          n.dropsInAuth++;
           continue;
         }
         const k = this.openCount;
@@ -146,12 +151,16 @@ export class SleeveReceive {
       if (!isAtEndpoint) {
         // Anyone can write a neighbour's name into a clear header: only where the neighbour is counts.
         s.drop_bad_source++;
+        n.dropsInSource++;
         continue;
       }
       if (session !== null) {
         s.drop_cleartext++;
+        n.dropsInAuth++;
         continue;
       }
+      n.datagramsIn++;
+      n.bytesIn += len;
       if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
       if (this.handle(view!, n, type, buf, off, bodyLength, now)) hasFrames = true;
     }
@@ -177,8 +186,11 @@ export class SleeveReceive {
       if (r < 0) {
         // From its endpoint or not, a sealed datagram that does not open is counted for why (drop_decrypt, ...).
         countOpenDrop(this.stats, r);
+        n.dropsInAuth++;
         continue;
       }
+      n.datagramsIn++;
+      n.bytesIn += HEADER_BYTES + this.openLengths[j]!;
       if (elsewhere >= 0) this.roam(n, elsewhere);
       if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, now)) hasFrames = true;
     }
@@ -217,6 +229,7 @@ export class SleeveReceive {
     } else {
       s.heartbeat_acks_in++;
       n.lastAckMs = now;
+      noteAck(n, now);
     }
     return false;
   }
@@ -226,11 +239,13 @@ export class SleeveReceive {
     // Validate every record first: a datagram is taken whole or not at all.
     if (countRecords(buf, bodyOff, bodyLength) < 0) {
       s.drop_bad_record++;
+      from.dropsInRecord++;
       return;
     }
     const decision = this.decision;
     const send = this.send;
     const end = bodyOff + bodyLength;
+    const relays = relaysOf(buf[bodyOff - HEADER_BYTES + 1]!);
     let p = bodyOff;
     while (p < end) {
       const record = p;
@@ -255,7 +270,9 @@ export class SleeveReceive {
         this.deliver(buf, frame, frameLength, capturing, now);
       } else if (verdict === DELIVER) {
         this.deliver(buf, frame, frameLength, capturing, now);
-      } else if (send.appendRelayed(decision.nextHop!, buf, record, frameLength)) {
+      } else if (relays >= MAX_RELAYS) {
+        s.drop_hop_limit++;
+      } else if (send.appendRelayed(decision.nextHop!, buf, record, frameLength, relays + 1)) {
         s.frames_forwarded++;
       } else {
         s.drop_too_big++;

@@ -20,7 +20,7 @@ import type { Capture, FrameBatch } from './capture.js';
 import type { Underlay } from './underlay.js';
 import type { DataSession } from '../crypto/data-session.js';
 import type { Clock } from '../runtime/clock.js';
-import { HEADER_BYTES, MIN_FRAME_BYTES, MessageType, RECORD_HEADER_BYTES, SLEEVE_MAGIC, flagsFor } from './sleeve-format.js';
+import { HEADER_BYTES, MIN_FRAME_BYTES, MessageType, RECORD_HEADER_BYTES, SLEEVE_MAGIC, flagsFor, withRelays } from './sleeve-format.js';
 import { DROP, FLOOD, type ForwardingDecision } from './forwarding-decision.js';
 import { FRAG_NEEDED_MAX_BYTES, writeFragmentationNeeded } from './icmp.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, type ChecksumComplete } from './offload.js';
@@ -188,7 +188,10 @@ export class SleeveSend {
    * the record goes, or -1 when it can never fit the path MTU.
    */
   private reserve(n: Neighbour, recordBytes: number): number {
-    if (recordBytes > n.bodyCapacityBytes) return -1;
+    if (recordBytes > n.bodyCapacityBytes) {
+      n.dropsOutTooBig++;
+      return -1;
+    }
     if (n.used + recordBytes > n.bodyCapacityBytes) this.sendPending(n);
     if (!n.isDirty) {
       n.isDirty = true;
@@ -215,12 +218,16 @@ export class SleeveSend {
     return true;
   }
 
-  /** Append a received record (header and frame) unchanged. False when too big for the path. */
-  appendRelayed(n: Neighbour, buf: Buffer, record: number, frameLength: number): boolean {
+  /**
+   * Append a received record (header and frame) unchanged. `relays`: the relay count it leaves with (a unicast's
+   * count on arrival + 1; 0 for a broadcast, whose tree bounds it). False when too big for the path.
+   */
+  appendRelayed(n: Neighbour, buf: Buffer, record: number, frameLength: number, relays = 0): boolean {
     const recordBytes = RECORD_HEADER_BYTES + frameLength;
     const at = this.reserve(n, recordBytes);
     if (at < 0) return false;
     this.copyBytes(buf, record, n.buffer, at, recordBytes);
+    if (relays > n.pendingRelays) n.pendingRelays = relays;
     return true;
   }
 
@@ -238,12 +245,15 @@ export class SleeveSend {
 
   /** Header, seal in place if `n` has a session, send. The buffer is free again on return (the underlay copies). */
   private sendPending(n: Neighbour): void {
-    const length = this.sealAt(n, n.buffer, 0, MessageType.Frames, n.used);
+    const length = this.sealAt(n, n.buffer, 0, MessageType.Frames, n.used, n.pendingRelays);
     n.used = 0;
+    n.pendingRelays = 0;
     if (length < 0) return;
     this.underlay.send(n.buffer, 0, length, n.endpoint);
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
+    n.datagramsOut++;
+    n.bytesOut += length;
   }
 
   // ---- Piece datagrams (built by ./pieces.ts) ----
@@ -266,25 +276,29 @@ export class SleeveSend {
 
   /**
    * Header (and, for a sealed hop, a place in the pending seal run) for the claimed piece whose body is at
-   * `pieceOut[d + 16..]`. False (the claim given back) when it could not be sealed.
+   * `pieceOut[d + 16..]`, leaving with relay count `relays` (0 from the capturing router). False (the claim given
+   * back) when it could not be sealed.
    */
-  endPiece(n: Neighbour, d: number, bodyLength: number): boolean {
+  endPiece(n: Neighbour, d: number, bodyLength: number, relays = 0): boolean {
     const out = this.underlay.claimBuffer;
     const session = n.session;
     let length: number;
     if (session === null) {
       length = HEADER_BYTES + bodyLength;
-      this.writeHeader(out, d, flagsFor(MessageType.Piece, false, 0), this.nextClearSeq(n));
+      this.writeHeader(out, d, withRelays(flagsFor(MessageType.Piece, false, 0), relays), this.nextClearSeq(n));
     } else {
-      length = this.deferSeal(session, out, d, bodyLength);
+      length = this.deferSeal(session, out, d, bodyLength, relays);
     }
     if (length < 0) {
+      n.dropsOutSeal++;
       this.underlay.unclaim();
       return false;
     }
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
     this.stats.pieces_out++;
+    n.datagramsOut++;
+    n.bytesOut += length;
     return true;
   }
 
@@ -293,7 +307,7 @@ export class SleeveSend {
    * run: it leaves only after `sealPendingRun`, which the underlay calls before it sends anything. Returns the
    * datagram's sealed length, or -1 (counted) when the tag would not fit.
    */
-  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number): number {
+  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number, relays: number): number {
     if (d + HEADER_BYTES + bodyLength + session.overheadBytes > out.length) {
       this.stats.drop_seal++;
       return -1;
@@ -307,7 +321,7 @@ export class SleeveSend {
       this.runSession = session;
       this.runFirstSeq = seq;
     }
-    this.writeHeader(out, d, flagsFor(MessageType.Piece, true, session.sendKeyPhase), seq);
+    this.writeHeader(out, d, withRelays(flagsFor(MessageType.Piece, true, session.sendKeyPhase), relays), seq);
     const i = this.runCount++;
     this.runOffsets[i] = d;
     this.runLengths[i] = bodyLength;
@@ -353,23 +367,25 @@ export class SleeveSend {
 
   /**
    * Write the header for a body of `bodyLength` already at `buffer[at + 16..]` and seal it when `n` has a session.
-   * Returns the datagram's length, or -1 (counted) when it could not be sealed.
+   * `relays`: the datagram's RELAYS flag. Returns the datagram's length, or -1 (counted) when it could not be sealed.
    */
-  private sealAt(n: Neighbour, buffer: Buffer, at: number, type: MessageType, bodyLength: number): number {
+  private sealAt(n: Neighbour, buffer: Buffer, at: number, type: MessageType, bodyLength: number, relays = 0): number {
     const session = n.session;
     if (session === null) {
-      this.writeHeader(buffer, at, flagsFor(type, false, 0), this.nextClearSeq(n));
+      this.writeHeader(buffer, at, withRelays(flagsFor(type, false, 0), relays), this.nextClearSeq(n));
       return HEADER_BYTES + bodyLength;
     }
     if (at + HEADER_BYTES + bodyLength + session.overheadBytes > buffer.length) {
       this.stats.drop_seal++;
+      n.dropsOutSeal++;
       return -1;
     }
     const seq = session.nextSeq();
-    this.writeHeader(buffer, at, flagsFor(type, true, session.sendKeyPhase), seq);
+    this.writeHeader(buffer, at, withRelays(flagsFor(type, true, session.sendKeyPhase), relays), seq);
     const sealed = session.seal(buffer, at, at + HEADER_BYTES, bodyLength, seq);
     if (sealed < 0) {
       this.stats.drop_seal++;
+      n.dropsOutSeal++;
       return -1;
     }
     return HEADER_BYTES + sealed;
@@ -383,7 +399,11 @@ export class SleeveSend {
     this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
-    if (type === MessageType.Heartbeat) this.stats.heartbeats_out++;
-    else this.stats.heartbeat_acks_out++;
+    n.datagramsOut++;
+    n.bytesOut += length;
+    if (type === MessageType.Heartbeat) {
+      this.stats.heartbeats_out++;
+      n.heartbeatSentMs = this.clock.now(); // an unanswered earlier one is timed no more
+    } else this.stats.heartbeat_acks_out++;
   }
 }

@@ -137,4 +137,106 @@ describe('Sleeve', () => {
     await a.sleeve.stop();
     await b.sleeve.stop();
   });
+
+  it('cuts a unicast forwarding loop of three relays (routes not yet converged) after MAX_RELAYS, as drop_hop_limit', async () => {
+    // A, B and C each think the next one is closer to D: A -> B -> C -> A. X (a neighbour of A only) sends one
+    // unicast record for D. drop_loop cannot see this loop (never back to the sender or the capturing peer); the relay
+    // count can: it leaves X at 0, A relays it at 1, B at 2, C at 3, and A drops it instead of going round forever.
+    const clock = new FakeClock();
+    const network = new MemoryUdpNetwork({ clock });
+    const [Ap, Bp, Cp, Dp, Xp] = [0x0a00_0000_0001, 0x0a00_0000_0002, 0x0a00_0000_0003, 0x0a00_0000_0004, 0x0a00_0000_0009];
+    const x = new MemoryUnderlay({ network }, { address: '10.0.0.9' });
+    await x.start(() => undefined);
+    const make = (address: string) => {
+      const capture = new MemoryCapture({ clock });
+      const underlay = new MemoryUnderlay({ network }, { address });
+      return { capture, sleeve: new Sleeve({ capture, underlay, clock, log: silentLogger }), endpoint: underlay.endpoint() };
+    };
+    const [a, b, c] = [make('10.0.0.1'), make('10.0.0.2'), make('10.0.0.3')];
+    const snap = (self: PeerId, next: PeerId, neighbours: Array<[PeerId, { address: string; port: number }]>): ForwardingSnapshot => ({
+      localPeer: self,
+      neighbours: new Map(neighbours.map(([p, endpoint]) => [p, { peer: p, endpoint, session: null }])),
+      unicastNextHop: new Map([[Dp, next], ...neighbours.map(([p]): [PeerId, PeerId] => [p, p])]),
+      broadcastNextHops: new Map([Ap, Bp, Cp, Dp, Xp].map((p): [PeerId, PeerId[]] => [p, []])),
+      underlayMtuBytes: 1500,
+    });
+    a.sleeve.apply(
+      snap(Ap, Bp, [
+        [Bp, b.endpoint],
+        [Cp, c.endpoint],
+        [Xp, x.endpoint()],
+      ]),
+    );
+    b.sleeve.apply(
+      snap(Bp, Cp, [
+        [Ap, a.endpoint],
+        [Cp, c.endpoint],
+      ]),
+    );
+    c.sleeve.apply(
+      snap(Cp, Ap, [
+        [Ap, a.endpoint],
+        [Bp, b.endpoint],
+      ]),
+    );
+    for (const h of [a, b, c]) await h.sleeve.start();
+    const d = encodeDatagram({
+      type: MessageType.Frames,
+      isEncrypted: false,
+      keyPhase: 0,
+      sender: Xp,
+      seq: 0,
+      records: [{ capturingPeer: Xp, destinationPeer: Dp, frame: frame(0x02_0000_0000_0d, 0x02_0000_0000_09) }],
+      body: Buffer.alloc(0),
+    });
+    x.send(d, 0, d.length, a.endpoint);
+    for (let i = 0; i < 20; i++) clock.advance(1);
+    const forwarded = [a, b, c].map((h) => h.sleeve.counters()['frames_forwarded']);
+    expect(forwarded).toEqual([1, 1, 1]);
+    expect(a.sleeve.counters()['drop_hop_limit']).toBe(1);
+    expect([a, b, c].map((h) => h.capture.written.length)).toEqual([0, 0, 0]);
+    for (const h of [a, b, c]) await h.sleeve.stop();
+  });
+
+  it('counts traffic per neighbour both ways and times the heartbeat round trip (latency 3 ms each way: 6 ms)', async () => {
+    const clock = new FakeClock();
+    const network = new MemoryUdpNetwork({ clock }, { latencyMs: 3 });
+    const make = (address: string) => {
+      const capture = new MemoryCapture({ clock });
+      const underlay = new MemoryUnderlay({ network }, { address });
+      return { capture, sleeve: new Sleeve({ capture, underlay, clock, log: silentLogger }), endpoint: underlay.endpoint() };
+    };
+    const [a, b] = [make('10.0.0.1'), make('10.0.0.2')];
+    const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }): ForwardingSnapshot => ({
+      localPeer: self,
+      neighbours: new Map([[other, { peer: other, endpoint, session: null }]]),
+      unicastNextHop: new Map([[other, other]]),
+      broadcastNextHops: new Map([
+        [self, [other]],
+        [other, []],
+      ]),
+      underlayMtuBytes: 1500,
+    });
+    a.sleeve.apply(snap(A, B, b.endpoint));
+    b.sleeve.apply(snap(B, A, a.endpoint));
+    await a.sleeve.start();
+    await b.sleeve.start();
+    clock.advance(3000); // three heartbeats each way, answered
+    for (let i = 0; i < 5; i++) a.capture.inject(frame(0xffff_ffff_ffff, 0x02_0000_0000_01));
+    clock.advance(10);
+    const ab = a.sleeve.peerHealth().get(B)!;
+    const ba = b.sleeve.peerHealth().get(A)!;
+    // A sent B its heartbeats, its acks and the frames; B received all but A's first heartbeat (sent before B
+    // listened: 16 bytes, an empty clear body), authentic, and nothing was dropped.
+    expect(ab.traffic!.datagramsOut).toBe(ba.traffic!.datagramsIn + 1);
+    expect(ab.traffic!.bytesOut).toBe(ba.traffic!.bytesIn + 16);
+    expect(ba.traffic!.datagramsIn).toBeGreaterThanOrEqual(3 + 2 + 1); // heartbeats, acks, frames (packed)
+    expect(ba.traffic!.bytesIn).toBeGreaterThan(5 * 60);
+    expect(ab.traffic!.datagramsIn).toBeGreaterThan(0);
+    expect(Object.values(ba.traffic!.dropsIn).every((v) => v === 0)).toBe(true);
+    expect(ab.rttMs).toBeCloseTo(6, 5);
+    expect(a.sleeve.counters()['bytes_out']).toBe(ab.traffic!.bytesOut);
+    await a.sleeve.stop();
+    await b.sleeve.stop();
+  });
 });

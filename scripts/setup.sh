@@ -83,6 +83,25 @@ else
   quietly apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# --- 1b. promtool, for test/alert-rules.test.ts (docs/alerts.yml). Debian ships it only inside the prometheus
+# package, whose install would enable and start a Prometheus server on :9090; so take the one binary out of the
+# package file instead (apt-get download, no install, no service) and put it in /usr/local/bin.
+if command -v promtool >/dev/null 2>&1; then
+  :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  say "promtool: extracting it from Debian's prometheus package (not installing the package)"
+  promdir=$(mktemp -d /tmp/weft-promtool-XXXXXX)
+  if ! (cd "$promdir" && apt-get download -q prometheus >/dev/null 2>&1); then
+    quietly apt-get update -q # a fresh image may have no package lists yet
+    (cd "$promdir" && quietly apt-get download -q prometheus)
+  fi
+  quietly dpkg-deb -x "$(ls "$promdir"/prometheus_*.deb)" "$promdir/root"
+  install -m 0755 "$promdir/root/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$promdir"
+else
+  say "promtool: not found (test/alert-rules.test.ts skips its promtool checks; CI needs it)"
+fi
+
 # --- 2. npm install. npm leaves node_modules/.package-lock.json behind after every install; we touch it afterwards
 # so "package.json newer than it" means exactly "changed since our last install".
 stamp=node_modules/.package-lock.json

@@ -20,6 +20,12 @@ export interface ControlFuzzOptions {
   password: string | undefined;
   /** "host:port" of the target's control listener. */
   target: string;
+  /**
+   * Source addresses to dial from, in turn (each must be on this host). The target limits handshakes per source
+   * address (gossip/inbound-admission.ts: 2/s), and every bent hello and every closing frame costs one, so one address
+   * would make a full run take most of an hour. @default the kernel's choice (one address)
+   */
+  sourceAddresses?: readonly string[];
   /** Peer names of the real routers (never impersonated). */
   realNames: readonly string[];
   /** Underlay subnet prefix, e.g. "10.213.0." (addresses in topology entries stay inside it or on loopback). */
@@ -66,7 +72,10 @@ const CLOSERS = new Set(['empty', 'unknown-type', 'truncated-gossip', 'bad-chann
 
 export async function runControlFuzz(o: ControlFuzzOptions): Promise<ControlFuzzSummary> {
   const rng = new FuzzRandom(o.seed);
-  const transport = new WsTransport();
+  const transports = (o.sourceAddresses?.length ? o.sourceAddresses : [undefined]).map(
+    (localAddress) => new WsTransport(localAddress === undefined ? {} : { localAddress }),
+  );
+  let dials = 0;
   const security =
     o.password === undefined
       ? undefined
@@ -102,7 +111,7 @@ export async function runControlFuzz(o: ControlFuzzOptions): Promise<ControlFuzz
     for (let attempt = 0; attempt < 50 && Date.now() < deadline; attempt++) {
       let c: ControlClient;
       try {
-        c = await ControlClient.open(transport, o.target, security, plan, samples);
+        c = await ControlClient.open(transports[dials++ % transports.length]!, o.target, security, plan, samples);
       } catch (err) {
         if (err instanceof RangeError) return null; // a hello encodeHello refuses to make: nothing to send
         await sleep(200);

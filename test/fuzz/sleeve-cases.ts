@@ -575,8 +575,7 @@ export class SleeveCaseGenerator {
     const how = rng.weighted({
       short: 2,
       magic: 1,
-      'reserved-bits': 2,
-      'reserved-type': 2,
+      'reserved-type': 4,
       'bad-seq': 2,
       'unknown-sender': 3,
       'target-as-sender': 1,
@@ -588,10 +587,6 @@ export class SleeveCaseGenerator {
       case 'magic':
         raw[0] = rng.pick([0, 0x56, 0x58, 0xff, rng.int(256) === SLEEVE_MAGIC ? 0 : rng.int(256) === SLEEVE_MAGIC ? 1 : 0x77]);
         this.add('drop_magic');
-        break;
-      case 'reserved-bits':
-        raw[1] = raw[1]! | rng.pick([0x04, 0x08, 0x0c]);
-        this.add('drop_unknown_type');
         break;
       case 'reserved-type':
         raw[1] = (raw[1]! & 0x0f) | (rng.between(4, 15) << 4);

@@ -370,7 +370,10 @@ async function removePrefix(prefix: string): Promise<void> {
   rmSync(join(MARKER_DIR, prefix), { force: true });
 }
 
-const TESTHOSTS_SH = join(new URL('.', import.meta.url).pathname, '../../scripts/testhosts.sh');
+// From the sources (vitest) this file is test/harness/; built for `npm run fuzz` it is dist/test/harness/, and
+// scripts/ is not built.
+const harnessDir = new URL('.', import.meta.url).pathname;
+const TESTHOSTS_SH = join(harnessDir, /\/dist\/test\/harness\/?$/.test(harnessDir) ? '../../..' : '../..', 'scripts/testhosts.sh');
 
 /**
  * The kernel's neighbour table is shared by every namespace (gc_thresh3 1,024 by default) and a full mesh of N hosts

@@ -117,10 +117,23 @@ describe.skipIf(skip)('metrics and the mesh page on 3 hosts', () => {
       expect(get('weft_peer_reachable', { peer: name }), name).toBe(1);
       expect(get('weft_peer_datapath_established', { peer: name }), name).toBe(1);
       expect(get('weft_peer_last_heard_seconds', { peer: name }), name).toBeLessThan(60);
+      // Per-neighbour traffic (the pings and heartbeats) and the heartbeat round trip, inside one host.
+      for (const direction of ['in', 'out']) {
+        expect(get('weft_peer_bytes_total', { peer: name, direction }), `${name} bytes ${direction}`).toBeGreaterThan(0);
+        expect(get('weft_peer_packets_total', { peer: name, direction }), `${name} packets ${direction}`).toBeGreaterThan(0);
+      }
+      expect(get('weft_peer_drops_total', { peer: name, direction: 'in', reason: 'auth' }), name).toBe(0);
+      const rtt = get('weft_peer_rtt_seconds', { peer: name });
+      expect(rtt, `${name} rtt`).toBeGreaterThan(0);
+      expect(rtt, `${name} rtt`).toBeLessThan(1);
       const info = samples.find((s) => s.name === 'weft_connection_info' && s.labels['peer'] === name);
       expect(info?.labels['state']).toBe('established');
       expect(info?.labels['cipher']).not.toBe('none');
     }
+    // Gossip: the topology channel carried messages both ways and merged what the other routers told us.
+    expect(get('weft_gossip_messages_total', { channel: 'topology', direction: 'in' })).toBeGreaterThan(0);
+    expect(get('weft_gossip_bytes_total', { channel: 'topology', direction: 'out' })).toBeGreaterThan(0);
+    expect(get('weft_gossip_merges_total', { channel: 'topology' })).toBeGreaterThan(0);
     expect(get('weft_ipam_range_addresses')).toBeGreaterThan(0);
     const owned = samples.filter((s) => s.name === 'weft_ipam_owned_addresses').reduce((n, s) => n + s.value, 0);
     expect(owned).toBe(get('weft_ipam_range_addresses'));
@@ -159,17 +172,31 @@ describe.skipIf(skip)('metrics and the mesh page on 3 hosts', () => {
       const browser = await openChromium(h1(), 'http://127.0.0.1:6782/?interval=500');
       try {
         const snapshot = () =>
-          browser.evaluate<{ peers: Record<string, string>; own: Record<string, string>; updates: number; marker: unknown }>(`(() => ({
+          browser.evaluate<{
+            peers: Record<string, string>;
+            own: Record<string, string>;
+            inPerSecond: Record<string, string>;
+            updates: number;
+            marker: unknown;
+          }>(`(() => ({
             peers: Object.fromEntries([...document.querySelectorAll('g.peer')].map((g) => [g.dataset.peer, g.dataset.path])),
             own: Object.fromEntries([...document.querySelectorAll('line.own')].map((l) => [l.dataset.b, l.dataset.state])),
+            inPerSecond: Object.fromEntries([...document.querySelectorAll('line.own')].map((l) => [l.dataset.b, l.dataset.bytesInPerSecond])),
             updates: Number(document.body.dataset.updates || 0),
             marker: window.__weftMarker,
           }))()`);
         const before = (await waitFor(
-          'the page to draw 3 peers and 2 established links',
+          'the page to draw 3 peers and 2 established links with throughput',
           async () => {
             const s = await snapshot();
-            return Object.keys(s.peers).length === 3 && s.own[peer2] === 'established' && s.own[peer3] === 'established' ? s : undefined;
+            // Throughput per link from the per-neighbour counters: heartbeats alone move some bytes every second.
+            return Object.keys(s.peers).length === 3 &&
+              s.own[peer2] === 'established' &&
+              s.own[peer3] === 'established' &&
+              Number(s.inPerSecond[peer2]) > 0 &&
+              Number(s.inPerSecond[peer3]) > 0
+              ? s
+              : undefined;
           },
           60_000,
           500,
