@@ -265,18 +265,19 @@ export class SleeveSend {
   }
 
   /**
-   * Header (and, for a sealed hop, a place in the pending seal run) for the claimed piece whose body is at
-   * `pieceOut[d + 16..]`. False (the claim given back) when it could not be sealed.
+   * Header (and, for a sealed hop, a place in the pending seal run) for the claimed datagram whose body is at
+   * `pieceOut[d + 16..]`: a piece, or (`type` Frames) one TCP segment cut from an offloaded frame. False (the claim
+   * given back) when it could not be sealed.
    */
-  endPiece(n: Neighbour, d: number, bodyLength: number): boolean {
+  endPiece(n: Neighbour, d: number, bodyLength: number, type: MessageType = MessageType.Piece): boolean {
     const out = this.underlay.claimBuffer;
     const session = n.session;
     let length: number;
     if (session === null) {
       length = HEADER_BYTES + bodyLength;
-      this.writeHeader(out, d, flagsFor(MessageType.Piece, false, 0), this.nextClearSeq(n));
+      this.writeHeader(out, d, flagsFor(type, false, 0), this.nextClearSeq(n));
     } else {
-      length = this.deferSeal(session, out, d, bodyLength);
+      length = this.deferSeal(session, out, d, bodyLength, type);
     }
     if (length < 0) {
       this.underlay.unclaim();
@@ -284,7 +285,8 @@ export class SleeveSend {
     }
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
-    this.stats.pieces_out++;
+    if (type === MessageType.Piece) this.stats.pieces_out++;
+    else this.stats.frames_out++;
     return true;
   }
 
@@ -293,7 +295,7 @@ export class SleeveSend {
    * run: it leaves only after `sealPendingRun`, which the underlay calls before it sends anything. Returns the
    * datagram's sealed length, or -1 (counted) when the tag would not fit.
    */
-  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number): number {
+  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number, type: MessageType): number {
     if (d + HEADER_BYTES + bodyLength + session.overheadBytes > out.length) {
       this.stats.drop_seal++;
       return -1;
@@ -307,7 +309,7 @@ export class SleeveSend {
       this.runSession = session;
       this.runFirstSeq = seq;
     }
-    this.writeHeader(out, d, flagsFor(MessageType.Piece, true, session.sendKeyPhase), seq);
+    this.writeHeader(out, d, flagsFor(type, true, session.sendKeyPhase), seq);
     const i = this.runCount++;
     this.runOffsets[i] = d;
     this.runLengths[i] = bodyLength;

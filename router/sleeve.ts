@@ -100,13 +100,14 @@ export class Sleeve implements Datapath {
     this.peers = new PeerNumbers(options.maxPeers ?? MAX_PEER_NUMBERS);
     this.decision = new ForwardingDecision<Neighbour>(this.macs, this.peers, counters);
     const common = { capture: deps.capture, clock: deps.clock, counters, peers: this.peers, decision: this.decision };
+    const checksumComplete = deps.checksumComplete ?? checksumCompleteJs;
     this.send = new SleeveSend({
       ...common,
       underlay: deps.underlay,
       copyBytes: deps.copyBytes ?? defaultCopyBytes,
-      checksumComplete: deps.checksumComplete ?? checksumCompleteJs,
+      checksumComplete,
     });
-    this.pieces = new PieceCutter({ ...common, send: this.send }, options);
+    this.pieces = new PieceCutter({ ...common, send: this.send, checksumComplete }, options);
     this.send.cutter = this.pieces;
     this.receive = new SleeveReceive({ ...common, send: this.send, pieces: this.pieces });
     this.heartbeats = new Heartbeats(
