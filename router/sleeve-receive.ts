@@ -13,7 +13,10 @@
  *         relay to another neighbour (appended to its pending datagram, ./sleeve-send.ts), or both (broadcast);
  *       pieces: to ./pieces.ts (relayed, or joined into their frame);
  *       heartbeat: note the time, answer with an ack; ack: note the time.
- *     -> pending datagrams flushed (`SleeveSend.flushPending`); `capture.flush()` once per batch.
+ *       frames for the bridge go through ./tcp-coalesce.ts: consecutive TCP segments of a flow are joined into one
+ *         large frame (software GRO), anything else is written as it comes;
+ *     -> pending datagrams flushed (`SleeveSend.flushPending`), held TCP frames written (`TcpCoalescer.flush`);
+ *       `capture.flush()` once per batch.
  */
 import type { Capture } from './capture.js';
 import type { DatagramBatch } from './underlay.js';
@@ -35,6 +38,7 @@ import { countOpenDrop, type SleeveCounters } from './sleeve-counters.js';
 import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
 import type { PieceCutter } from './pieces.js';
+import type { TcpCoalescer } from './tcp-coalesce.js';
 
 /** Received datagrams opened in one call at most. */
 const OPEN_RUN_MAX = 256;
@@ -47,6 +51,7 @@ export interface SleeveReceiveDeps {
   decision: ForwardingDecision<Neighbour>;
   send: SleeveSend;
   pieces: PieceCutter;
+  coalescer: TcpCoalescer;
 }
 
 /** See the module comment for the pipeline. */
@@ -60,6 +65,7 @@ export class SleeveReceive {
   private readonly decision: ForwardingDecision<Neighbour>;
   private readonly send: SleeveSend;
   private readonly pieces: PieceCutter;
+  private readonly coalescer: TcpCoalescer;
   /** Received sealed datagrams from one neighbour under one key phase, opened in one call (`openPendingRun`). */
   private openNeighbour: Neighbour | null = null;
   private openPhase = 0;
@@ -82,6 +88,7 @@ export class SleeveReceive {
     this.decision = deps.decision;
     this.send = deps.send;
     this.pieces = deps.pieces;
+    this.coalescer = deps.coalescer;
   }
 
   /** Returns whether the batch carried frames (a reply may follow) rather than only heartbeats and drops. */
@@ -158,6 +165,7 @@ export class SleeveReceive {
     if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
     this.batch = null;
     if (view !== null) this.send.flushPending();
+    this.coalescer.flush();
     this.capture.flush();
     return hasFrames;
   };
@@ -265,7 +273,6 @@ export class SleeveReceive {
 
   private deliver(buf: Buffer, off: number, len: number, capturing: number, now: number): void {
     this.decision.learn(buf, off + 6, capturing, now);
-    if (this.capture.write(buf, off, len)) this.stats.frames_delivered++;
-    else this.stats.drop_capture_full++;
+    this.coalescer.deliver(buf, off, len);
   }
 }

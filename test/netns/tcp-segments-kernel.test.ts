@@ -1,6 +1,7 @@
 /**
  * Software TCP segmentation against the kernel's own (root only): the same TSO super-frames are cut by weft's
- * TcpSegmenter and by Linux, and the segments must compare equal byte for byte.
+ * TcpSegmenter and by Linux, and the segments must compare equal byte for byte. And the frames weft's TcpCoalescer
+ * joins from such segments (partial checksum, GSO header) are taken by the kernel and cut into the same segments.
  *
  *   ns "<p>": TAP <p>t (virtio_net_hdr; this process writes super-frames into it)
  *               └── bridge <p>br ── veth <p>v0 (TSO, GSO, tx checksums off: the kernel segments and checksums)
@@ -21,6 +22,10 @@ import fc from 'fast-check';
 import { isNativeAddonBuilt, loadNative, nativeAddonPath } from '../../native/addon.js';
 import { TcpSegmenter } from '../../router/tcp-segments.js';
 import { defaultCopyBytes } from '../../router/sleeve-send.js';
+import { TcpCoalescer } from '../../router/tcp-coalesce.js';
+import { MemoryCapture } from '../../router/memory-capture.js';
+import { newCounters } from '../../router/sleeve-counters.js';
+import { FakeClock } from '../../runtime/clock.js';
 import { arbitraryTcpSpec, checksumProblem, tcpLayout, tsoSuperFrame } from '../harness/tcp-frames.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -173,5 +178,62 @@ describe.skipIf(skipReason !== '')('TCP segmentation: weft against the kernel', 
       expect(kernel.get(port) ?? [], what).toEqual(segments);
     }
     expect(frames.length).toBe(expectedCount);
+  });
+  it('the kernel takes the frames weft coalesces from segments and cuts them into the same segments again', async () => {
+    const seed = (Date.now() + 1) & 0x7fffffff;
+    const samples = fc.sample(fc.tuple(arbitraryTcpSpec(12_000, { vlan: true }), fc.integer({ min: 200, max: 1460 })), {
+      seed,
+      numRuns: 40,
+    });
+    const segmenter = new TcpSegmenter(native!.checksumComplete);
+    const out = Buffer.alloc(10_000);
+    const capture = new MemoryCapture({ clock: new FakeClock() }, { vnetHeaderBytes: 10, maxFrameBytes: 65_600 });
+    const counters = newCounters();
+    const coalescer = new TcpCoalescer({ capture, counters, checksumComplete: native!.checksumComplete, copyBytes: native!.copyBytes });
+    const ours = new Map<number, string[]>();
+    const offsets = new Uint32Array(1);
+    const lengths = new Uint32Array(1);
+    const drops = new Float64Array(2);
+    let expected = 0;
+    for (let i = 0; i < samples.length; i++) {
+      const [spec, gsoSize] = samples[i]!;
+      const port = 30_000 + i;
+      const frame = tsoSuperFrame({ ...spec, srcPort: port, srcMac: 0x02aa_0000_0001, dstMac: 0x02bb_0000_0002 }, gsoSize);
+      const count = segmenter.parse(frame, 0, frame.length - 10);
+      const segments: string[] = [];
+      for (let k = 0; k < count; k++) {
+        const length = segmenter.writeSegment(k, out, 0, defaultCopyBytes);
+        segments.push(normalized(out.subarray(0, length)));
+        coalescer.deliver(out, 0, length);
+      }
+      coalescer.flush();
+      ours.set(port, segments);
+      expected += count;
+      for (let w = 0; w < capture.written.length; w++) {
+        const whole = Buffer.concat([capture.writtenHeaders[w]!, capture.written[w]!]);
+        lengths[0] = whole.length;
+        expect(native!.tapWriteBatch(fd, whole, offsets, lengths, 1, drops)).toBe(1);
+      }
+      capture.written.length = 0;
+      capture.writtenHeaders.length = 0;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(counters.coalesced_delivered).toBeGreaterThan(0);
+    const file = join(dir, 'kernel.pcap');
+    let kernel = new Map<number, string[]>();
+    for (let waited = 0; waited < 10_000; waited += 100) {
+      kernel = new Map();
+      let n = 0;
+      for (const f of readPcap(file)) {
+        const port = sourcePort(f);
+        if (!ours.has(port)) continue;
+        if (!kernel.has(port)) kernel.set(port, []);
+        kernel.get(port)!.push(normalized(f));
+        n++;
+      }
+      if (n >= expected) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const [port, segments] of ours) expect(kernel.get(port) ?? [], `sample ${port - 30_000} of seed ${seed}`).toEqual(segments);
   });
 });
