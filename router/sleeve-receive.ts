@@ -215,6 +215,7 @@ export class SleeveReceive {
       return true;
     }
     if (type === MessageType.Piece) {
+      this.coalescer.flush(); // a frame joined from pieces may continue a flow whose segments are held
       this.pieces.received(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;
     }
