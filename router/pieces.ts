@@ -20,8 +20,18 @@
  */
 import type { Capture } from './capture.js';
 import { DROP, FLOOD, BROADCAST, DELIVER, type ForwardingDecision } from './forwarding-decision.js';
-import { HEADER_BYTES, MAX_OFFLOADED_FRAME_BYTES, MAX_RELAYS, MIN_FRAME_BYTES, PIECE_HEADER_BYTES, relaysOf } from './sleeve-format.js';
-import { VNET_HEADER_BYTES, isSaneVnetHeader, isVnetHeaderForFrame } from './offload.js';
+import {
+  HEADER_BYTES,
+  MAX_OFFLOADED_FRAME_BYTES,
+  MAX_RELAYS,
+  MIN_FRAME_BYTES,
+  MessageType,
+  PIECE_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  relaysOf,
+} from './sleeve-format.js';
+import { VNET_HEADER_BYTES, checksumCompleteJs, isSaneVnetHeader, isVnetHeaderForFrame, type ChecksumComplete } from './offload.js';
+import { TcpSegmenter } from './tcp-segments.js';
 import type { PeerNumbers } from './peer-numbers.js';
 import type { SleeveCounters } from './sleeve-counters.js';
 import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
@@ -51,9 +61,16 @@ export interface PiecesDeps {
   peers: PeerNumbers;
   decision: ForwardingDecision<Neighbour>;
   send: SleeveSend;
+  /** Finishes the checksums of TCP segments cut from super-frames. @default checksumCompleteJs */
+  checksumComplete?: ChecksumComplete;
 }
 
 export interface PiecesOptions {
+  /**
+   * Cut TCP super-frames into TCP segments, one per datagram (./tcp-segments.ts), rather than into pieces: a lost
+   * datagram then loses one segment, not the whole frame. @default true
+   */
+  segmentOffloads?: boolean;
   /** Most bytes of reassembly buffers held at once (one 64 KiB buffer per sender). @default 16 MiB (256 senders) */
   maxReassemblyBytes?: number;
   /** A sender's reassembly buffer is freed after this long without a piece. @default 10_000 */
@@ -74,6 +91,8 @@ export class PieceCutter {
   private joinerCount = 0;
   /** Id of the last offloaded frame we captured and sent. */
   private lastFrameId = 0;
+  private readonly segmenter: TcpSegmenter;
+  private readonly isSegmenting: boolean;
 
   constructor(deps: PiecesDeps, options: PiecesOptions = {}) {
     this.capture = deps.capture;
@@ -83,6 +102,8 @@ export class PieceCutter {
     this.send = deps.send;
     this.maxJoiners = Math.floor((options.maxReassemblyBytes ?? 16 * 1024 * 1024) / JOINER_BYTES);
     this.idleMs = options.reassemblyIdleMs ?? 10_000;
+    this.segmenter = new TcpSegmenter(deps.checksumComplete ?? checksumCompleteJs);
+    this.isSegmenting = options.segmentOffloads ?? true;
   }
 
   /** Bytes of reassembly buffers held now. */
@@ -94,8 +115,8 @@ export class PieceCutter {
 
   /**
    * A frame the capture handed over with offloads (a TCP super-frame, header at `buf[h]`, frame right after it):
-   * send it in pieces to the unicast next hop of its destination, or along our broadcast tree when the destination
-   * MAC is a group or unknown.
+   * send it to the unicast next hop of its destination, or along our broadcast tree when the destination MAC is a
+   * group or unknown; as TCP segments, one per datagram, where they fit the hop's datagrams, else in pieces.
    */
   captured(view: SleeveView, buf: Buffer, h: number, len: number, now: number): void {
     const off = h + VNET_HEADER_BYTES;
@@ -107,12 +128,45 @@ export class PieceCutter {
     const peer = this.decision.decideCaptured(view, buf, off, now);
     if (peer === DROP) return;
     const local = view.localNumber;
+    const segments = this.isSegmenting ? this.segmenter.parse(buf, h, len) : 0;
     if (peer === FLOOD) {
       const hops = view.localBroadcast;
-      for (let k = 0; k < hops.length; k++) this.cut(hops[k]!, local, -1, id, buf, h, len);
+      for (let k = 0; k < hops.length; k++) this.send1(hops[k]!, local, -1, id, buf, h, len, segments);
     } else {
-      this.cut(this.decision.nextHop!, local, peer, id, buf, h, len);
+      this.send1(this.decision.nextHop!, local, peer, id, buf, h, len, segments);
     }
+  }
+
+  /** One copy of a captured offloaded frame for `n`: in segments when parsed (`segments` > 0) and they fit. */
+  private send1(n: Neighbour, capturing: number, dest: number, id: number, buf: Buffer, h: number, len: number, segments: number): void {
+    if (segments > 0 && RECORD_HEADER_BYTES + this.segmenter.largestFrameBytes <= n.bodyCapacityBytes) {
+      this.segment(n, capturing, dest, segments);
+    } else {
+      this.cut(n, capturing, dest, id, buf, h, len);
+    }
+  }
+
+  /** Send the parsed super-frame's `count` TCP segments to `n`, each a record alone in a frames datagram. */
+  private segment(n: Neighbour, capturing: number, dest: number, count: number): void {
+    const seg = this.segmenter;
+    const ids = this.peers.idBytes;
+    const send = this.send;
+    for (let i = 0; i < count; i++) {
+      const frameBytes = seg.segmentFrameBytes(i);
+      const d = send.beginPiece(n, RECORD_HEADER_BYTES + frameBytes);
+      if (d < 0) return;
+      const out = send.pieceOut;
+      const p = d + HEADER_BYTES;
+      for (let k = 0; k < 6; k++) {
+        out[p + k] = ids[capturing * 6 + k]!;
+        out[p + 6 + k] = dest < 0 ? 0 : ids[dest * 6 + k]!;
+      }
+      out.writeUInt16BE(frameBytes, p + 12);
+      seg.writeSegment(i, out, p + RECORD_HEADER_BYTES, send.copyBytes);
+      if (!send.endPiece(n, d, RECORD_HEADER_BYTES + frameBytes, MessageType.Frames)) return;
+      this.stats.segments_out++;
+    }
+    this.stats.segmented_out++;
   }
 
   /** Cut the offloaded frame at `buf[h]` (header, then `len` frame bytes) into piece datagrams for `n`. */
@@ -190,7 +244,7 @@ export class PieceCutter {
     const d = send.beginPiece(n, bodyLength);
     if (d < 0) return;
     send.copyBytes(buf, p, send.pieceOut, d + HEADER_BYTES, bodyLength);
-    if (send.endPiece(n, d, bodyLength, relays)) this.stats.pieces_forwarded++;
+    if (send.endPiece(n, d, bodyLength, MessageType.Piece, relays)) this.stats.pieces_forwarded++;
   }
 
   /** Add a piece to the frame `capturing` is sending us; write the frame to the bridge when it is whole. */

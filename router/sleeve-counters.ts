@@ -88,6 +88,16 @@ export interface SleeveCounters {
   checksums_completed: number;
   /** Offloaded frames (TCP super-frames) sent in pieces, per next hop. */
   offloaded_out: number;
+  /** Offloaded TCP super-frames cut into TCP segments (./tcp-segments.ts), per next hop. */
+  segmented_out: number;
+  /** TCP segments cut from super-frames and sent, one per datagram. */
+  segments_out: number;
+  /** Received TCP segments merged into a larger frame before the bridge (./tcp-coalesce.ts). */
+  segments_coalesced: number;
+  /** Frames of several coalesced TCP segments written to the bridge as one super-frame. */
+  coalesced_delivered: number;
+  /** Received TCP segments that did not continue the frame being coalesced for their flow (a segment lost before). */
+  segment_gaps: number;
   /** Offloaded frames joined from their pieces and written to the bridge whole. */
   offloaded_delivered: number;
   /** Piece datagrams sent (captured or relayed). */
@@ -151,6 +161,11 @@ export function newCounters(): SleeveCounters {
     drop_unknown_peer: 0,
     checksums_completed: 0,
     offloaded_out: 0,
+    segmented_out: 0,
+    segments_out: 0,
+    segments_coalesced: 0,
+    coalesced_delivered: 0,
+    segment_gaps: 0,
     offloaded_delivered: 0,
     pieces_out: 0,
     pieces_in: 0,

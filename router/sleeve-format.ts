@@ -35,6 +35,10 @@
  *                      destination that is flooded along the capturing peer's broadcast tree.
  *   length             u16 big-endian, the frame's bytes (Ethernet header onward, no FCS); at least 14.
  *
+ * Offloaded TCP super-frames are normally cut into TCP segments (./tcp-segments.ts), each an ordinary record alone
+ * in a frames datagram, and coalesced again before the destination's bridge (./tcp-coalesce.ts): no type of their
+ * own. Pieces are the fallback for offloaded frames that are not cut that way.
+ *
  * Body of a piece datagram: one piece of one frame that came with offloads (a TCP super-frame of up to 64 KiB that
  * no kernel has cut into segments yet, see ./offload.ts), too big for one datagram. Its pieces go back to back in
  * order, one per datagram, and the destination joins them and writes the whole frame to its bridge in one go:

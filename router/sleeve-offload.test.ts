@@ -58,7 +58,8 @@ async function line(peers: PeerId[], sealed: boolean[] = [], options: SleeveOpti
   const nodes = peers.map((peer, i) => {
     const capture = new MemoryCapture({ clock }, { vnetHeaderBytes: 10, maxFrameBytes: 65_600 });
     const underlay = new MemoryUnderlay({ network }, { address: `10.0.0.${i + 1}` });
-    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, options);
+    // Pieces (the path for offloaded frames that are not cut into TCP segments, and from older peers).
+    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, { segmentOffloads: false, ...options });
     return { peer, capture, underlay, sleeve, endpoint: underlay.endpoint() };
   });
   // One session pair per sealed link: [the left peer's session, the right peer's session].

@@ -13,7 +13,10 @@
  *         relay to another neighbour (appended to its pending datagram, ./sleeve-send.ts), or both (broadcast);
  *       pieces: to ./pieces.ts (relayed, or joined into their frame);
  *       heartbeat: note the time, answer with an ack; ack: note the time.
- *     -> pending datagrams flushed (`SleeveSend.flushPending`); `capture.flush()` once per batch.
+ *       frames for the bridge go through ./tcp-coalesce.ts: consecutive TCP segments of a flow are joined into one
+ *         large frame (software GRO), anything else is written as it comes;
+ *     -> pending datagrams flushed (`SleeveSend.flushPending`), held TCP frames written (`TcpCoalescer.flush`);
+ *       `capture.flush()` once per batch.
  */
 import type { Capture } from './capture.js';
 import type { DatagramBatch } from './underlay.js';
@@ -38,6 +41,7 @@ import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
 import type { PieceCutter } from './pieces.js';
 import { noteAck } from './heartbeats.js';
+import type { TcpCoalescer } from './tcp-coalesce.js';
 
 /** Received datagrams opened in one call at most. */
 const OPEN_RUN_MAX = 256;
@@ -50,6 +54,7 @@ export interface SleeveReceiveDeps {
   decision: ForwardingDecision<Neighbour>;
   send: SleeveSend;
   pieces: PieceCutter;
+  coalescer: TcpCoalescer;
 }
 
 /** See the module comment for the pipeline. */
@@ -63,6 +68,7 @@ export class SleeveReceive {
   private readonly decision: ForwardingDecision<Neighbour>;
   private readonly send: SleeveSend;
   private readonly pieces: PieceCutter;
+  private readonly coalescer: TcpCoalescer;
   /** Received sealed datagrams from one neighbour under one key phase, opened in one call (`openPendingRun`). */
   private openNeighbour: Neighbour | null = null;
   private openPhase = 0;
@@ -85,6 +91,7 @@ export class SleeveReceive {
     this.decision = deps.decision;
     this.send = deps.send;
     this.pieces = deps.pieces;
+    this.coalescer = deps.coalescer;
   }
 
   /** Returns whether the batch carried frames (a reply may follow) rather than only heartbeats and drops. */
@@ -167,6 +174,7 @@ export class SleeveReceive {
     if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
     this.batch = null;
     if (view !== null) this.send.flushPending();
+    this.coalescer.flush();
     this.capture.flush();
     return hasFrames;
   };
@@ -219,6 +227,7 @@ export class SleeveReceive {
       return true;
     }
     if (type === MessageType.Piece) {
+      this.coalescer.flush(); // a frame joined from pieces may continue a flow whose segments are held
       this.pieces.received(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;
     }
@@ -282,7 +291,6 @@ export class SleeveReceive {
 
   private deliver(buf: Buffer, off: number, len: number, capturing: number, now: number): void {
     this.decision.learn(buf, off + 6, capturing, now);
-    if (this.capture.write(buf, off, len)) this.stats.frames_delivered++;
-    else this.stats.drop_capture_full++;
+    this.coalescer.deliver(buf, off, len);
   }
 }

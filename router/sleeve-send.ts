@@ -275,19 +275,19 @@ export class SleeveSend {
   }
 
   /**
-   * Header (and, for a sealed hop, a place in the pending seal run) for the claimed piece whose body is at
-   * `pieceOut[d + 16..]`, leaving with relay count `relays` (0 from the capturing router). False (the claim given
-   * back) when it could not be sealed.
+   * Header (and, for a sealed hop, a place in the pending seal run) for the claimed datagram whose body is at
+   * `pieceOut[d + 16..]`: a piece, or (`type` Frames) one TCP segment cut from an offloaded frame, leaving with relay
+   * count `relays` (0 from the capturing router). False (the claim given back) when it could not be sealed.
    */
-  endPiece(n: Neighbour, d: number, bodyLength: number, relays = 0): boolean {
+  endPiece(n: Neighbour, d: number, bodyLength: number, type: MessageType = MessageType.Piece, relays = 0): boolean {
     const out = this.underlay.claimBuffer;
     const session = n.session;
     let length: number;
     if (session === null) {
       length = HEADER_BYTES + bodyLength;
-      this.writeHeader(out, d, withRelays(flagsFor(MessageType.Piece, false, 0), relays), this.nextClearSeq(n));
+      this.writeHeader(out, d, withRelays(flagsFor(type, false, 0), relays), this.nextClearSeq(n));
     } else {
-      length = this.deferSeal(session, out, d, bodyLength, relays);
+      length = this.deferSeal(session, out, d, bodyLength, type, relays);
     }
     if (length < 0) {
       n.dropsOutSeal++;
@@ -296,7 +296,8 @@ export class SleeveSend {
     }
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
-    this.stats.pieces_out++;
+    if (type === MessageType.Piece) this.stats.pieces_out++;
+    else this.stats.frames_out++;
     n.datagramsOut++;
     n.bytesOut += length;
     return true;
@@ -307,7 +308,7 @@ export class SleeveSend {
    * run: it leaves only after `sealPendingRun`, which the underlay calls before it sends anything. Returns the
    * datagram's sealed length, or -1 (counted) when the tag would not fit.
    */
-  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number, relays: number): number {
+  private deferSeal(session: DataSession, out: Buffer, d: number, bodyLength: number, type: MessageType, relays: number): number {
     if (d + HEADER_BYTES + bodyLength + session.overheadBytes > out.length) {
       this.stats.drop_seal++;
       return -1;
@@ -321,7 +322,7 @@ export class SleeveSend {
       this.runSession = session;
       this.runFirstSeq = seq;
     }
-    this.writeHeader(out, d, withRelays(flagsFor(MessageType.Piece, true, session.sendKeyPhase), relays), seq);
+    this.writeHeader(out, d, withRelays(flagsFor(type, true, session.sendKeyPhase), relays), seq);
     const i = this.runCount++;
     this.runOffsets[i] = d;
     this.runLengths[i] = bodyLength;

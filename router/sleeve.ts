@@ -30,6 +30,7 @@ import { ETHERNET_HEADER_BYTES, Neighbour, OUTER_IP_UDP_BYTES, peerLabel, type S
 import { SleeveSend, defaultCopyBytes, type CopyBytes } from './sleeve-send.js';
 import { SleeveReceive } from './sleeve-receive.js';
 import { PieceCutter, type PiecesOptions } from './pieces.js';
+import { TcpCoalescer, type TcpCoalescerOptions } from './tcp-coalesce.js';
 import { Heartbeats, healthOf, type HeartbeatsOptions } from './heartbeats.js';
 
 export { defaultCopyBytes, type CopyBytes } from './sleeve-send.js';
@@ -62,7 +63,7 @@ export interface SleeveDeps {
   checksumComplete?: ChecksumComplete;
 }
 
-export interface SleeveOptions extends HeartbeatsOptions, PiecesOptions {
+export interface SleeveOptions extends HeartbeatsOptions, PiecesOptions, TcpCoalescerOptions {
   /** A MAC not seen for this long is forgotten and its frames flooded again. @default 300_000 */
   macExpiryMs?: number;
   /** Most MACs remembered (local and remote together). @default 8192 */
@@ -100,15 +101,20 @@ export class Sleeve implements Datapath {
     this.peers = new PeerNumbers(options.maxPeers ?? MAX_PEER_NUMBERS);
     this.decision = new ForwardingDecision<Neighbour>(this.macs, this.peers, counters);
     const common = { capture: deps.capture, clock: deps.clock, counters, peers: this.peers, decision: this.decision };
+    const checksumComplete = deps.checksumComplete ?? checksumCompleteJs;
     this.send = new SleeveSend({
       ...common,
       underlay: deps.underlay,
       copyBytes: deps.copyBytes ?? defaultCopyBytes,
-      checksumComplete: deps.checksumComplete ?? checksumCompleteJs,
+      checksumComplete,
     });
-    this.pieces = new PieceCutter({ ...common, send: this.send }, options);
+    this.pieces = new PieceCutter({ ...common, send: this.send, checksumComplete }, options);
     this.send.cutter = this.pieces;
-    this.receive = new SleeveReceive({ ...common, send: this.send, pieces: this.pieces });
+    const coalescer = new TcpCoalescer(
+      { capture: deps.capture, counters, checksumComplete, copyBytes: deps.copyBytes ?? defaultCopyBytes },
+      options,
+    );
+    this.receive = new SleeveReceive({ ...common, send: this.send, pieces: this.pieces, coalescer });
     this.heartbeats = new Heartbeats(
       {
         underlay: deps.underlay,

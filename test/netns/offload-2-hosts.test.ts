@@ -1,7 +1,7 @@
 /**
  * TAP offloads on two real hosts: h1 takes the kernel's offloads (the default), h2 runs `--no-offload`. TCP must
- * arrive intact both ways: h1 -> h2 as super-frames in pieces that h2 writes whole (its TAP still has the header),
- * h2 -> h1 as ordinary segments. The counters show which path each direction took, so a silent fallback would fail.
+ * arrive intact both ways: h1 -> h2 as super-frames that h1 cuts into TCP segments and h2 coalesces again and writes
+ * as super-frames (its TAP still has the header), h2 -> h1 as ordinary segments. The counters show which path each direction took, so a silent fallback would fail.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
@@ -51,16 +51,18 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     expect(await net.weft[1]!.run(['status'])).toMatch(/Offloads: none\n/);
   });
 
-  it('carries 50 MB h1 -> h2 as super-frames that h2 writes whole', async () => {
+  it('carries 50 MB h1 -> h2 as super-frames cut into segments that h2 coalesces and writes whole', async () => {
     await transfer(1, 2, 50, 5301);
     const [r1, r2] = await Promise.all(net.weft.map((w) => w.report()));
     const d1 = r1!.datapath.counters;
     const d2 = r2!.datapath.counters;
     console.log(
-      `h1 offloaded_out ${d1['offloaded_out']} pieces_out ${d1['pieces_out']}; h2 offloaded_delivered ${d2['offloaded_delivered']}`,
+      `h1 segmented_out ${d1['segmented_out']} segments_out ${d1['segments_out']} pieces_out ${d1['pieces_out']}; ` +
+        `h2 coalesced_delivered ${d2['coalesced_delivered']} segments_coalesced ${d2['segments_coalesced']}`,
     );
-    expect(d1['offloaded_out']).toBeGreaterThan(100);
-    expect(d2['offloaded_delivered']).toBeGreaterThan(100);
+    expect(d1['segmented_out']).toBeGreaterThan(100);
+    expect(d1['pieces_out'] ?? 0).toBe(0);
+    expect(d2['coalesced_delivered']).toBeGreaterThan(100);
     expect(d2['drop_offload_unsupported'] ?? 0).toBe(0);
     expect(d2['drop_bad_piece'] ?? 0).toBe(0);
   });
@@ -70,6 +72,7 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     await transfer(2, 1, 50, 5302);
     const after = (await net.weft[1]!.report()).datapath.counters;
     expect(after['offloaded_out']).toBe(before['offloaded_out']);
+    expect(after['segmented_out']).toBe(before['segmented_out']);
     expect(after['frames_captured']! - before['frames_captured']!).toBeGreaterThan(30_000); // 50 MB / 1.4 KB
   });
 
@@ -80,7 +83,7 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
     await expectTcpTransfer(c[1]!, net.hosts.host(1), cip(100), 30, 5304);
   });
 
-  it('carries IPv6 TCP as TCPv6 super-frames', async () => {
+  it('carries IPv6 TCP as TCPv6 super-frames (segments, coalesced)', async () => {
     // The addresses pass duplicate address detection first (about a second after attach).
     await waitFor(
       'c1 to reach c2 over IPv6',
@@ -94,8 +97,8 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
       },
       15_000,
     );
-    const before = (await net.weft[1]!.report()).datapath.counters['offloaded_delivered']!;
+    const before = (await net.weft[1]!.report()).datapath.counters['coalesced_delivered']!;
     await expectTcpTransfer(c[0]!, c[1]!, cip6(2), 30, 5305);
-    expect((await net.weft[1]!.report()).datapath.counters['offloaded_delivered']! - before).toBeGreaterThan(100);
+    expect((await net.weft[1]!.report()).datapath.counters['coalesced_delivered']! - before).toBeGreaterThan(100);
   });
 });
