@@ -46,6 +46,21 @@ export class Neighbour {
   lastHeartbeatMs = -1;
   lastAckMs = -1;
   isEstablished = false;
+  // Fast dead-path detection while traffic flows (./heartbeats.ts): data sent and nothing heard back.
+  /** Data went to it since we last heard from it (set by the send side, cleared by the receive side). */
+  isAwaiting = false;
+  /** When `isAwaiting` became true. */
+  awaitingSinceMs = -1;
+  /** When the outstanding probe (a heartbeat sent because data went unanswered) left, or -1. */
+  probeSentMs = -1;
+  /** Probes in a row that got no ack within the deadline. */
+  probeMisses = 0;
+  /** When the last heartbeat or probe left (for the round-trip estimate), or -1. */
+  pingSentMs = -1;
+  /** Smoothed heartbeat round trip, or -1 before the first sample. */
+  srttMs = -1;
+  /** When the path was last declared lost, or -1: it is trusted again only after acks newer than this plus a hold. */
+  lostAtMs = -1;
 
   constructor(
     readonly peer: PeerId,
