@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeClock, type Clock } from '../runtime/clock.js';
+import { FakeClock } from '../runtime/clock.js';
 import { silentLogger } from '../runtime/logger.js';
 import { MemoryCapture } from './memory-capture.js';
 import { MemoryUdpNetwork, MemoryUnderlay } from './memory-underlay.js';
@@ -19,25 +19,10 @@ function frame(dst: number, src: number): Buffer {
   return f;
 }
 
-/** A fake clock whose `now()` can run ahead of its timers: timers then fire late, as after an event-loop stall. */
-class StallingClock implements Clock {
-  aheadMs = 0;
-  constructor(readonly fake: FakeClock) {}
-  now(): number {
-    return this.fake.now() + this.aheadMs;
-  }
-  setTimeout(fn: () => void, delayMs: number) {
-    return this.fake.setTimeout(fn, delayMs);
-  }
-  setInterval(fn: () => void, intervalMs: number) {
-    return this.fake.setInterval(fn, intervalMs);
-  }
-}
-
 /** Two sleeves A and B, neighbours over an in-memory network, started and established. */
 async function pair(options: SleeveOptions = {}) {
   const fake = new FakeClock();
-  const clock = new StallingClock(fake);
+  const clock = fake;
   const network = new MemoryUdpNetwork({ clock: fake });
   const make = (address: string) => {
     const capture = new MemoryCapture({ clock: fake });
@@ -86,7 +71,7 @@ async function pair(options: SleeveOptions = {}) {
     await a.sleeve.stop();
     await b.sleeve.stop();
   };
-  return { fake, clock, network, a, b, events, ping, isUp, stop };
+  return { fake, network, a, b, events, ping, isUp, stop };
 }
 
 describe('Heartbeats: dead paths found while traffic flows', () => {
@@ -155,20 +140,34 @@ describe('Heartbeats: dead paths found while traffic flows', () => {
   });
 
   it('blames no peer for its own stall: probes whose check fired late count no miss', async () => {
-    const { fake, clock, network, a, ping, isUp, stop } = await pair();
+    const { fake, network, a, ping, isUp, stop } = await pair();
     ping(500);
-    // The cut lasts 600 ms, but our loop "stalls" right after it (every check fires late): nothing is declared.
+    // The cut lasts 2.4 s, but our loop stalls through it (every check fires 300 ms late): nothing is declared.
     network.partition('10.0.0.1', '10.0.0.2');
     a.capture.inject(frame(MAC_B, MAC_A));
     fake.advance(1);
     for (let i = 0; i < 6; i++) {
-      clock.aheadMs += 300;
+      fake.stall(300);
       fake.advance(100);
     }
     network.heal('10.0.0.1', '10.0.0.2');
     ping(1000);
     expect(isUp()).toBe(true);
     expect(a.sleeve.counters()['own_stalls']).toBeGreaterThan(0);
+    await stop();
+  });
+
+  it('a 6 s stall of our own loses no neighbour to the heartbeat timeout; a real 6 s silence does', async () => {
+    const { fake, network, a, events, isUp, stop } = await pair();
+    fake.advance(3000);
+    fake.stall(6000); // nothing ran for 6 s: B's heartbeats wait unread
+    fake.advance(3000);
+    expect(isUp()).toBe(true);
+    expect(events).toHaveLength(1);
+    network.partition('10.0.0.1', '10.0.0.2');
+    fake.advance(7000);
+    expect(isUp()).toBe(false);
+    expect(a.sleeve.counters()['paths_lost_timeout']).toBe(1);
     await stop();
   });
 });

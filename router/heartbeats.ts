@@ -45,7 +45,8 @@ export interface HeartbeatsOptions {
   heartbeatMs?: number;
   /**
    * A neighbour is established while both its last heartbeat (its packets reach us) and its last ack of ours (ours
-   * reach it) are at most this old. @default 5000 (five heartbeats: one lost datagram does not flap the state)
+   * reach it) are at most this old, not counting our own event-loop stalls since (nor is a path lost right after
+   * one). @default 5000 (five heartbeats: one lost datagram does not flap the state)
    */
   heartbeatTimeoutMs?: number;
   /**
@@ -81,6 +82,8 @@ export class Heartbeats {
   /** The fast check (armed only while some neighbour awaits an answer) and when it is due. */
   private checkTimer: Timer | null = null;
   private checkDueMs = 0;
+  /** When the next heartbeat round is due (its lateness is a stall of ours). */
+  private tickDueMs = 0;
 
   constructor(deps: HeartbeatsDeps, options: HeartbeatsOptions = {}) {
     this.underlay = deps.underlay;
@@ -100,7 +103,10 @@ export class Heartbeats {
 
   /** Start the timer and greet the neighbours of the current snapshot. */
   start(): void {
-    this.timer ??= this.clock.setInterval(this.onTimer, this.heartbeatMs);
+    if (this.timer === null) {
+      this.tickDueMs = this.clock.now() + this.heartbeatMs;
+      this.timer = this.clock.setInterval(this.onTimer, this.heartbeatMs);
+    }
     const view = this.view;
     if (view !== null) {
       for (const n of view.neighbours) n.isAwaiting = false; // data sent while stopped armed nothing
@@ -220,6 +226,10 @@ export class Heartbeats {
     const view = this.view;
     if (view === null || !this.send.isRunning) return;
     const now = this.clock.now();
+    if (this.tickDueMs > 0 && this.stalls.fired(now, this.tickDueMs) > this.probeMs / 2) this.stats.own_stalls++;
+    this.tickDueMs = now + this.heartbeatMs;
+    // Right after a stall of ours the heartbeats and acks that came meanwhile are unread: declare nothing lost now.
+    const isInGrace = this.stalls.isInGrace(now);
     for (const n of view.neighbours) {
       if (n.pingSentMs >= 0 && n.lastAckMs >= n.pingSentMs) {
         const sampleMs = n.lastAckMs - n.pingSentMs;
@@ -232,9 +242,9 @@ export class Heartbeats {
         n.lastHeartbeatMs > since &&
         n.lastAckMs >= 0 &&
         n.lastHeartbeatMs >= 0 &&
-        now - n.lastAckMs <= this.heartbeatTimeoutMs &&
-        now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs;
-      if (isEstablished !== n.isEstablished) {
+        now - n.lastAckMs <= this.heartbeatTimeoutMs + this.stalls.stalledSince(n.lastAckMs) &&
+        now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs + this.stalls.stalledSince(n.lastHeartbeatMs);
+      if (isEstablished !== n.isEstablished && (isEstablished || !isInGrace)) {
         if (isEstablished) {
           n.isEstablished = true;
           this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, 'sleeve established');
