@@ -7,6 +7,7 @@ import { FakeConnectionSecurity, type FakeSecureSession } from './fake-security.
 import { encodeHello, type Hello, PasswordMismatchError } from './handshake.js';
 import { MemoryNetwork } from './memory-transport.js';
 import type { TransportConnection } from './transport.js';
+import { StallWatch } from '../runtime/stall-watch.js';
 
 function hello(name: string, nickname: string): Hello {
   return {
@@ -31,7 +32,9 @@ interface Side {
   ready: boolean;
 }
 
-async function pair(opts: { securityA?: ConnectionSecurity; securityB?: ConnectionSecurity } = {}) {
+async function pair(
+  opts: { securityA?: ConnectionSecurity; securityB?: ConnectionSecurity; stallsA?: StallWatch; stallsB?: StallWatch } = {},
+) {
   const clock = new FakeClock();
   const net = new MemoryNetwork(clock, { latencyMs: 5 });
   let inbound!: TransportConnection;
@@ -39,12 +42,12 @@ async function pair(opts: { securityA?: ConnectionSecurity; securityB?: Connecti
   const dialled = net.transport('10.0.0.1').dial('10.0.0.2:6783', 1000);
   clock.advance(10);
   const outbound = await dialled;
-  const make = (t: TransportConnection, h: Hello, security?: ConnectionSecurity): Side => {
+  const make = (t: TransportConnection, h: Hello, security?: ConnectionSecurity, stalls?: StallWatch): Side => {
     const { log, lines } = createMemoryLogger();
     const counts = new Map<string, number>();
     const side: Side = { conn: null!, frames: [], closed: [], counts, lines, ready: false };
     side.conn = new PeerConnection(
-      { clock, log, security, count: (r) => counts.set(r, (counts.get(r) ?? 0) + 1) },
+      { clock, log, security, count: (r) => counts.set(r, (counts.get(r) ?? 0) + 1), stalls },
       t,
       { local: h, connId: 1 },
       {
@@ -57,8 +60,8 @@ async function pair(opts: { securityA?: ConnectionSecurity; securityB?: Connecti
     );
     return side;
   };
-  const a = make(outbound, hello('02:00:00:00:00:01', 'h1'), opts.securityA);
-  const b = make(inbound, hello('02:00:00:00:00:02', 'h2'), opts.securityB);
+  const a = make(outbound, hello('02:00:00:00:00:01', 'h1'), opts.securityA, opts.stallsA);
+  const b = make(inbound, hello('02:00:00:00:00:02', 'h2'), opts.securityB, opts.stallsB);
   return { clock, net, a, b, outbound, inbound };
 }
 
@@ -101,6 +104,53 @@ describe('PeerConnection', () => {
     clock.advance(7000);
     expect(a.closed[0]?.reason).toMatch(/^heartbeat timeout: nothing received for 5\d\d\dms$/);
     expect(a.counts.get('heartbeat_timeout')).toBe(1);
+  });
+
+  it('closes nothing for silence that was its own event-loop stall (fixed deadlines would)', async () => {
+    // One fake clock for both ends: both loops stall (each with its own watch, or neither).
+    for (const stalls of [new StallWatch({ thresholdMs: 250, graceMs: 1000 }), undefined]) {
+      const stallsB = stalls && new StallWatch({ thresholdMs: 250, graceMs: 1000 });
+      const { clock, a, b } = await pair({ stallsA: stalls, stallsB });
+      a.conn.start();
+      b.conn.start();
+      clock.advance(10);
+      clock.advance(2000);
+      clock.stall(8000); // a's loop is stuck for 8 s; b's heartbeats wait unread
+      clock.advance(10_000);
+      if (stalls) {
+        expect(a.closed).toEqual([]);
+        expect(b.closed).toEqual([]);
+        expect(stalls.totalMs).toBeGreaterThanOrEqual(7000);
+      } else {
+        expect(a.closed[0]?.reason).toMatch(/^heartbeat timeout/);
+      }
+    }
+  });
+
+  it('after a stall of its own, still closes a peer that really went silent, naming the stall', async () => {
+    const stalls = new StallWatch({ thresholdMs: 250, graceMs: 1000 });
+    const { clock, a, b, inbound } = await pair({ stallsA: stalls });
+    a.conn.start();
+    b.conn.start();
+    clock.advance(10);
+    (inbound as unknown as { sever(r: string): void }).sever('cable cut');
+    clock.stall(3000);
+    clock.advance(10_000);
+    expect(a.closed[0]?.reason).toMatch(/^heartbeat timeout: nothing received for \d+ms \(\d+ms of it our own stall\)$/);
+    expect(a.counts.get('heartbeat_timeout')).toBe(1);
+  });
+
+  it('extends the handshake bound by its own stall, but not forever', async () => {
+    const stalls = new StallWatch({ thresholdMs: 250, graceMs: 1000 });
+    const { clock, a } = await pair({ stallsA: stalls });
+    a.conn.start();
+    clock.advance(1000);
+    clock.stall(4500); // the bound was due meanwhile
+    clock.advance(0);
+    expect(a.closed).toEqual([]);
+    expect(a.counts.get('handshake_timeout_extended')).toBeGreaterThan(0);
+    clock.advance(20_000); // the peer never answers: closed at last
+    expect(a.closed[0]?.reason).toMatch(/handshake timeout: no hello/);
   });
 
   it('bounds the handshake: a silent peer is closed', async () => {

@@ -30,6 +30,7 @@
 import { IDENTITY_FEATURE_PREFIX } from '../crypto/identity.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { StallWatch } from '../runtime/stall-watch.js';
 import type { ConnectionSecurity, SecureSession, SecurityHandshake } from '../crypto/connection-security.js';
 import type { TransportConnection } from './transport.js';
 import { DecodeError } from './decode-error.js';
@@ -67,6 +68,12 @@ export interface PeerConnectionDeps {
   security?: ConnectionSecurity;
   /** Count an event under a reason name (decode failures, auth failures, timeouts). */
   count: (reason: string) => void;
+  /**
+   * Our own event-loop stalls, shared by the mesh's connections: silence that was our stall extends the heartbeat
+   * and handshake deadlines, and no connection is closed for silence right after a stall (its frames may be unread).
+   * @default none (fixed deadlines)
+   */
+  stalls?: StallWatch;
 }
 
 export interface PeerConnectionOptions {
@@ -119,6 +126,8 @@ export class PeerConnection {
   private pendingSession: SecureSession | null = null;
   private timer: Timer | null = null;
   private lastReceivedAt: number;
+  /** When the next heartbeat tick is due (its lateness is a stall of ours). */
+  private tickDueMs = 0;
 
   /** Milliseconds since anything arrived on this connection (heartbeats arrive every `heartbeatMs`). */
   get silentMs(): number {
@@ -167,10 +176,7 @@ export class PeerConnection {
     this.transport.setMaxMessageBytes(MAX_HANDSHAKE_MESSAGE_BYTES);
     // The handshake is bounded like silence later on: a peer that says nothing is gone. Armed before the handler
     // is registered: a hello delivered at once completes the handshake, and its heartbeat timer replaces this one.
-    this.timer = this.deps.clock.setTimeout(() => {
-      this.deps.count('handshake_timeout');
-      this.close(`handshake timeout: no ${this.phase === 'confirming' ? 'key confirmation' : 'hello'} within ${this.heartbeatTimeoutMs}ms`);
-    }, this.heartbeatTimeoutMs);
+    this.armHandshakeTimeout(this.deps.clock.now(), this.heartbeatTimeoutMs);
     this.transport.onMessage((m) => this.receive(m));
     this.transport.onClose((reason) => {
       if (reason === 'message too big' && (this.phase === 'handshaking' || this.phase === 'confirming')) {
@@ -329,17 +335,56 @@ export class PeerConnection {
     this.transport.setMaxMessageBytes(Infinity);
     this.readyAt = this.deps.clock.now();
     this.timer?.cancel();
+    this.tickDueMs = this.readyAt + this.heartbeatMs;
     this.timer = this.deps.clock.setInterval(() => this.tick(), this.heartbeatMs);
     this.log.info('connection ready');
     this.events.onReady(this);
   }
 
+  /**
+   * Close the handshake after `heartbeatTimeoutMs`, extended by our own stalls since it began (at most to three
+   * times the timeout: an Argon2id derivation on a loaded machine is slow, but a handshake does not last forever).
+   */
+  private armHandshakeTimeout(startedMs: number, delayMs: number): void {
+    const dueMs = this.deps.clock.now() + delayMs;
+    this.timer = this.deps.clock.setTimeout(() => {
+      const now = this.deps.clock.now();
+      const stalls = this.deps.stalls;
+      stalls?.fired(now, dueMs);
+      const deadlineMs = Math.min(
+        startedMs + 3 * this.heartbeatTimeoutMs,
+        startedMs + this.heartbeatTimeoutMs + (stalls?.stalledSince(startedMs) ?? 0),
+      );
+      if (now < deadlineMs || (stalls?.isInGrace(now) === true && now < startedMs + 3 * this.heartbeatTimeoutMs)) {
+        this.deps.count('handshake_timeout_extended');
+        this.armHandshakeTimeout(startedMs, Math.max(100, deadlineMs - now));
+        return;
+      }
+      this.deps.count('handshake_timeout');
+      this.close(
+        `handshake timeout: no ${this.phase === 'confirming' ? 'key confirmation' : 'hello'} within ${Math.round(now - startedMs)}ms`,
+      );
+    }, delayMs);
+  }
+
   private tick(): void {
-    const silentMs = this.deps.clock.now() - this.lastReceivedAt;
-    if (silentMs >= this.heartbeatTimeoutMs) {
-      this.deps.count('heartbeat_timeout');
-      this.close(`heartbeat timeout: nothing received for ${Math.round(silentMs)}ms`);
-      return;
+    const now = this.deps.clock.now();
+    const stalls = this.deps.stalls;
+    stalls?.fired(now, this.tickDueMs);
+    this.tickDueMs = now + this.heartbeatMs;
+    const silentMs = now - this.lastReceivedAt;
+    // Silence while our own loop stalled is not the peer's: the deadline moves by it.
+    const ownMs = stalls?.stalledSince(this.lastReceivedAt) ?? 0;
+    if (silentMs - ownMs >= this.heartbeatTimeoutMs) {
+      if (stalls?.isInGrace(now) === true) {
+        // Right after a stall of ours its frames may be waiting unread: look again next tick.
+        this.deps.count('heartbeat_timeout_deferred');
+      } else {
+        this.deps.count('heartbeat_timeout');
+        const own = ownMs > 0 ? ` (${Math.round(ownMs)}ms of it our own stall)` : '';
+        this.close(`heartbeat timeout: nothing received for ${Math.round(silentMs)}ms${own}`);
+        return;
+      }
     }
     this.send(HEARTBEAT);
   }

@@ -32,6 +32,7 @@ import { IDENTITY_FEATURE_PREFIX } from '../crypto/identity.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
+import { StallWatch } from '../runtime/stall-watch.js';
 import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
 import { joinAddress, splitAddress } from './address.js';
 import type { GossipChannel, Gossiper } from './channel.js';
@@ -101,7 +102,10 @@ export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits, Heal
   isDiscoveryEnabled?: boolean;
   /** @default 1000 */
   heartbeatMs?: number;
-  /** @default 5000 */
+  /**
+   * Close a connection silent for this long, not counting our own event-loop stalls meanwhile (a stall is a heartbeat
+   * tick later than a quarter of `heartbeatMs`; none is closed within `heartbeatMs` after one). @default 5000
+   */
   heartbeatTimeoutMs?: number;
   /** Period of complete-state gossip. @default 30000 */
   gossipIntervalMs?: number;
@@ -215,6 +219,8 @@ export class Mesh {
   private readonly heartbeatTimeoutMs: number;
   private readonly dialTimeoutMs: number;
   private readonly requireDataPathConfirm: boolean;
+  /** Our own event-loop stalls, as every connection's heartbeat tick sees them (issue 19). */
+  private readonly stalls: StallWatch;
 
   constructor(
     private readonly deps: MeshDeps,
@@ -226,6 +232,7 @@ export class Mesh {
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
+    this.stalls = new StallWatch({ thresholdMs: this.heartbeatMs / 4, graceMs: this.heartbeatMs });
     this.requireDataPathConfirm = options.requireDataPathConfirm ?? false;
     this.admission = new InboundAdmission(deps.clock.now(), options.inbound);
     this.refusalLog = new LogLimiter(deps.clock.now());
@@ -426,7 +433,13 @@ export class Mesh {
 
   /** Event counters by reason (decode errors, refusals, timeouts, rate limiting). */
   counters(): Record<string, number> {
-    return Object.fromEntries([...this.counts].sort());
+    const out = Object.fromEntries([...this.counts].sort());
+    if (this.stalls.stalls > 0) {
+      out['own_stalls'] = this.stalls.stalls;
+      out['own_stall_ms'] = Math.round(this.stalls.totalMs);
+      out['own_stall_longest_ms'] = Math.round(this.stalls.longestMs);
+    }
+    return out;
   }
 
   /** Periodic gossip statistics (simulations print them). */
@@ -543,7 +556,7 @@ export class Mesh {
 
   private adopt(t: TransportConnection, waiter: { resolve: () => void; reject: (e: Error) => void } | null): void {
     const conn = new PeerConnection(
-      { clock: this.deps.clock, log: this.log, security: this.deps.security, count: (r) => this.count(r) },
+      { clock: this.deps.clock, log: this.log, security: this.deps.security, count: (r) => this.count(r), stalls: this.stalls },
       t,
       { local: this.localHello, connId: this.nextConnId++, heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs },
       {

@@ -8,20 +8,34 @@
  *   then flush the underlay, and let the periodic housekeeping run (`onTick`: MAC expiry, idle reassembly buffers).
  * The receive side (./sleeve-receive.ts) answers heartbeats with acks at once and notes the times; nothing here
  * runs per packet.
+ *
+ * Fast detection while traffic flows (in the spirit of wireguard-go's "new handshake when data goes unanswered"
+ * timers): the send side calls `noteAwaiting` when data leaves for a neighbour we have heard nothing from since the
+ * last data we sent it (once per stretch; the receive side clears the mark on any datagram from it). A single
+ * one-shot check timer, armed only then and shared by all neighbours (nothing runs at idle), probes such a neighbour
+ * with a heartbeat once the data has gone unanswered for the deadline (`probeMs`, or four round trips if longer),
+ * and declares the path lost after `probeMisses` probes in a row go unacked, each within the deadline: about
+ * `(probeMisses + 1) * probeMs` after the first unanswered datagram (0.8 s by default) instead of the 5 s timeout.
+ * One lost heartbeat never moves traffic (it takes `probeMisses` in a row), a timer that fired late (our own stall,
+ * the answers still unread) counts no miss, and a lost path is trusted again only after acks newer than
+ * `recoverMs` past the loss, so a flapping link does not pull traffic back and forth.
  */
 import type { Underlay } from './underlay.js';
 import type { PeerHealth, PeerId } from './datapath.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { StallWatch } from '../runtime/stall-watch.js';
 import { MessageType } from './sleeve-format.js';
 import { peerLabel, type Neighbour, type SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
+import type { SleeveCounters } from './sleeve-counters.js';
 
 export interface HeartbeatsDeps {
   underlay: Underlay;
   clock: Clock;
   log: Logger;
   send: SleeveSend;
+  counters: SleeveCounters;
   /** Housekeeping after each round, with the time. */
   onTick: (now: number) => void;
 }
@@ -31,9 +45,20 @@ export interface HeartbeatsOptions {
   heartbeatMs?: number;
   /**
    * A neighbour is established while both its last heartbeat (its packets reach us) and its last ack of ours (ours
-   * reach it) are at most this old. @default 5000 (five heartbeats: one lost datagram does not flap the state)
+   * reach it) are at most this old, not counting our own event-loop stalls since (nor is a path lost right after
+   * one). @default 5000 (five heartbeats: one lost datagram does not flap the state)
    */
   heartbeatTimeoutMs?: number;
+  /**
+   * While traffic flows: how long data may go unanswered before the neighbour is probed, and how long a probe may go
+   * unacked before it counts as missed (four smoothed round trips if longer, never more than `heartbeatMs`).
+   * @default 200
+   */
+  probeMs?: number;
+  /** Probes in a row without an ack that declare the path lost. @default 3 */
+  probeMisses?: number;
+  /** After a loss, acks must keep coming for this long before the path is trusted again (hysteresis). @default 2000 */
+  recoverMs?: number;
 }
 
 export class Heartbeats {
@@ -43,32 +68,135 @@ export class Heartbeats {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly send: SleeveSend;
+  private readonly stats: SleeveCounters;
   private readonly onTick: (now: number) => void;
   private readonly heartbeatMs: number;
   private readonly heartbeatTimeoutMs: number;
+  private readonly probeMs: number;
+  private readonly probeMisses: number;
+  private readonly recoverMs: number;
+  /** Our own stalls, seen as lateness of the check timer: no probe counts as missed right after one. */
+  readonly stalls: StallWatch;
   private readonly listeners: Array<(peer: PeerId, health: PeerHealth) => void> = [];
   private timer: Timer | null = null;
+  /** The fast check (armed only while some neighbour awaits an answer) and when it is due. */
+  private checkTimer: Timer | null = null;
+  private checkDueMs = 0;
+  /** When the next heartbeat round is due (its lateness is a stall of ours). */
+  private tickDueMs = 0;
 
   constructor(deps: HeartbeatsDeps, options: HeartbeatsOptions = {}) {
     this.underlay = deps.underlay;
     this.clock = deps.clock;
     this.log = deps.log;
     this.send = deps.send;
+    this.stats = deps.counters;
     this.onTick = deps.onTick;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
+    this.probeMs = options.probeMs ?? 200;
+    this.probeMisses = options.probeMisses ?? 3;
+    this.recoverMs = options.recoverMs ?? 2000;
+    // Lateness beyond half the check period is a stall of ours; the grace lets the queued answers be read.
+    this.stalls = new StallWatch({ thresholdMs: this.probeMs / 2, graceMs: this.probeMs });
   }
 
   /** Start the timer and greet the neighbours of the current snapshot. */
   start(): void {
-    this.timer ??= this.clock.setInterval(this.onTimer, this.heartbeatMs);
+    if (this.timer === null) {
+      this.tickDueMs = this.clock.now() + this.heartbeatMs;
+      this.timer = this.clock.setInterval(this.onTimer, this.heartbeatMs);
+    }
     const view = this.view;
-    if (view !== null) this.greet(view.neighbours);
+    if (view !== null) {
+      for (const n of view.neighbours) n.isAwaiting = false; // data sent while stopped armed nothing
+      this.greet(view.neighbours);
+    }
   }
 
   stop(): void {
     this.timer?.cancel();
     this.timer = null;
+    this.checkTimer?.cancel();
+    this.checkTimer = null;
+  }
+
+  /**
+   * Data left for `n` and we have heard nothing from it since the last data we sent it: watch for an answer. Called
+   * by the send side once per such stretch (not per datagram); arms the shared check timer if it is not armed.
+   */
+  readonly noteAwaiting = (n: Neighbour): void => {
+    n.isAwaiting = true;
+    const now = this.clock.now();
+    n.awaitingSinceMs = now;
+    if (this.checkTimer === null && this.timer !== null) this.armCheck(now);
+  };
+
+  private armCheck(now: number): void {
+    // Half the deadline between checks: a probe leaves at most half a deadline late.
+    const delayMs = this.probeMs / 2;
+    this.checkDueMs = now + delayMs;
+    this.checkTimer = this.clock.setTimeout(this.onCheck, delayMs);
+  }
+
+  /** How long `n` may leave data or a probe unanswered: `probeMs`, or four round trips on a slow path. */
+  private deadlineOf(n: Neighbour): number {
+    return Math.min(this.heartbeatMs, Math.max(this.probeMs, 4 * n.srttMs));
+  }
+
+  private readonly onCheck = (): void => {
+    this.checkTimer = null;
+    const view = this.view;
+    if (view === null || !this.send.isRunning || this.timer === null) return;
+    const now = this.clock.now();
+    if (this.stalls.fired(now, this.checkDueMs) > this.probeMs / 2) this.stats.own_stalls++;
+    const isInGrace = this.stalls.isInGrace(now);
+    let isWatching = false;
+    let hasSent = false;
+    for (const n of view.neighbours) {
+      if (!n.isAwaiting || !n.isEstablished) {
+        // Answered, or not in use (a path not established carries no data; the heartbeat timer decides it).
+        n.isAwaiting = false;
+        n.probeSentMs = -1;
+        n.probeMisses = 0;
+        continue;
+      }
+      isWatching = true;
+      const deadlineMs = this.deadlineOf(n);
+      if (n.probeSentMs < 0) {
+        if (now - n.awaitingSinceMs >= deadlineMs) hasSent = this.probe(n, now);
+        continue;
+      }
+      if (now - n.probeSentMs < deadlineMs) continue;
+      // A probe went unanswered. Right after a stall of ours its ack may be unread in the socket: ask again, count
+      // nothing.
+      if (!isInGrace && ++n.probeMisses >= this.probeMisses) {
+        this.stats.paths_lost_probes++;
+        this.lose(n, now, `no answer to ${n.probeMisses} probes in ${Math.round(now - n.awaitingSinceMs)}ms while sending`);
+        continue;
+      }
+      hasSent = this.probe(n, now);
+    }
+    if (hasSent) this.underlay.flush();
+    if (isWatching) this.armCheck(now);
+  };
+
+  private probe(n: Neighbour, now: number): true {
+    n.probeSentMs = n.pingSentMs = now;
+    this.send.sendControl(n, MessageType.Heartbeat);
+    this.stats.probes_out++;
+    return true;
+  }
+
+  /** Declare `n`'s path lost (it carried traffic; routes move off it) and tell the listeners. */
+  private lose(n: Neighbour, now: number, reason: string): void {
+    n.isEstablished = false;
+    n.lostAtMs = now;
+    n.isAwaiting = false;
+    n.probeSentMs = -1;
+    n.probeMisses = 0;
+    this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}`, reason }, 'sleeve lost');
+    this.notify(n);
   }
 
   /** Heartbeat `neighbours` now (new ones, so they need not wait for the timer). */
@@ -98,20 +226,35 @@ export class Heartbeats {
     const view = this.view;
     if (view === null || !this.send.isRunning) return;
     const now = this.clock.now();
+    if (this.tickDueMs > 0 && this.stalls.fired(now, this.tickDueMs) > this.probeMs / 2) this.stats.own_stalls++;
+    this.tickDueMs = now + this.heartbeatMs;
+    // Right after a stall of ours the heartbeats and acks that came meanwhile are unread: declare nothing lost now.
+    const isInGrace = this.stalls.isInGrace(now);
     for (const n of view.neighbours) {
+      if (n.pingSentMs >= 0 && n.lastAckMs >= n.pingSentMs) {
+        const sampleMs = n.lastAckMs - n.pingSentMs;
+        n.srttMs = n.srttMs < 0 ? sampleMs : 0.875 * n.srttMs + 0.125 * sampleMs;
+      }
+      // After a loss, only acks and heartbeats newer than the loss plus the hold count (hysteresis).
+      const since = n.lostAtMs < 0 ? -1 : n.lostAtMs + this.recoverMs;
       const isEstablished =
+        n.lastAckMs > since &&
+        n.lastHeartbeatMs > since &&
         n.lastAckMs >= 0 &&
         n.lastHeartbeatMs >= 0 &&
-        now - n.lastAckMs <= this.heartbeatTimeoutMs &&
-        now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs;
-      if (isEstablished !== n.isEstablished) {
-        n.isEstablished = isEstablished;
-        this.log.info(
-          { peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` },
-          isEstablished ? 'sleeve established' : 'sleeve lost',
-        );
-        this.notify(n);
+        now - n.lastAckMs <= this.heartbeatTimeoutMs + this.stalls.stalledSince(n.lastAckMs) &&
+        now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs + this.stalls.stalledSince(n.lastHeartbeatMs);
+      if (isEstablished !== n.isEstablished && (isEstablished || !isInGrace)) {
+        if (isEstablished) {
+          n.isEstablished = true;
+          this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, 'sleeve established');
+          this.notify(n);
+        } else {
+          this.stats.paths_lost_timeout++;
+          this.lose(n, now, `no heartbeat or ack for ${this.heartbeatTimeoutMs}ms`);
+        }
       }
+      n.pingSentMs = now;
       this.send.sendControl(n, MessageType.Heartbeat);
     }
     this.underlay.flush();

@@ -30,6 +30,14 @@ export interface SleeveCounters {
   heartbeats_in: number;
   heartbeat_acks_out: number;
   heartbeat_acks_in: number;
+  /** Heartbeats sent because data to a neighbour went unanswered (fast dead-path detection; within heartbeats_out). */
+  probes_out: number;
+  /** Paths declared lost because probes went unanswered while traffic flowed. */
+  paths_lost_probes: number;
+  /** Paths declared lost by the heartbeat timeout. */
+  paths_lost_timeout: number;
+  /** Times our own check timer fired late (an event-loop stall: no probe counted as missed then). */
+  own_stalls: number;
   /** A MAC seen behind a different peer than before (a container moved, or a loop). */
   mac_moves: number;
   /** A new MAC not learned because the table was full. */
@@ -133,6 +141,10 @@ export function newCounters(): SleeveCounters {
     heartbeats_in: 0,
     heartbeat_acks_out: 0,
     heartbeat_acks_in: 0,
+    probes_out: 0,
+    paths_lost_probes: 0,
+    paths_lost_timeout: 0,
+    own_stalls: 0,
     mac_moves: 0,
     mac_table_full: 0,
     icmp_frag_needed: 0,

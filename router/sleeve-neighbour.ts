@@ -72,6 +72,21 @@ export class Neighbour {
   /** Round trip of the last heartbeat acked, and the smoothed round trip (RFC 6298's SRTT, gain 1/8), or -1. */
   rttMs = -1;
   smoothedRttMs = -1;
+  // Fast dead-path detection while traffic flows (./heartbeats.ts): data sent and nothing heard back.
+  /** Data went to it since we last heard from it (set by the send side, cleared by the receive side). */
+  isAwaiting = false;
+  /** When `isAwaiting` became true. */
+  awaitingSinceMs = -1;
+  /** When the outstanding probe (a heartbeat sent because data went unanswered) left, or -1. */
+  probeSentMs = -1;
+  /** Probes in a row that got no ack within the deadline. */
+  probeMisses = 0;
+  /** When the last heartbeat or probe left (for the round-trip estimate), or -1. */
+  pingSentMs = -1;
+  /** Smoothed heartbeat round trip, or -1 before the first sample. */
+  srttMs = -1;
+  /** When the path was last declared lost, or -1: it is trusted again only after acks newer than this plus a hold. */
+  lostAtMs = -1;
 
   constructor(
     readonly peer: PeerId,

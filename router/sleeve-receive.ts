@@ -222,6 +222,7 @@ export class SleeveReceive {
   private handle(view: SleeveView, n: Neighbour, type: number, buf: Buffer, off: number, bodyLength: number, now: number): boolean {
     const s = this.stats;
     n.lastHeardMs = now;
+    n.isAwaiting = false;
     if (type === MessageType.Frames) {
       this.receiveFrames(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;

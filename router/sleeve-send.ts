@@ -69,6 +69,11 @@ export class SleeveSend {
   /** Cuts offloaded frames; set once by the sleeve (pieces and the send side use each other). */
   cutter: PieceCutter | null = null;
   isRunning = false;
+  /**
+   * Called when data leaves for a neighbour we have heard nothing from since the last data we sent it (once per
+   * such stretch, not per datagram): the heartbeats start watching for an answer. Set once by the sleeve.
+   */
+  onAwaiting: ((n: Neighbour) => void) | null = null;
   private readonly capture: Capture;
   private readonly underlay: Underlay;
   private readonly clock: Clock;
@@ -254,6 +259,7 @@ export class SleeveSend {
     this.stats.bytes_out += length;
     n.datagramsOut++;
     n.bytesOut += length;
+    if (!n.isAwaiting) this.onAwaiting?.(n);
   }
 
   // ---- Piece datagrams (built by ./pieces.ts) ----
@@ -266,6 +272,7 @@ export class SleeveSend {
    */
   beginPiece(n: Neighbour, bodyLength: number): number {
     if (n.used > 0) this.sendPending(n);
+    if (!n.isAwaiting) this.onAwaiting?.(n);
     return this.underlay.claim(HEADER_BYTES + bodyLength + (n.session?.overheadBytes ?? 0), n.endpoint);
   }
 

@@ -121,6 +121,7 @@ export class Sleeve implements Datapath {
         clock: deps.clock,
         log: deps.log,
         send: this.send,
+        counters,
         onTick: (now) => {
           this.macs.expire(now);
           this.pieces.expire(now);
@@ -128,6 +129,7 @@ export class Sleeve implements Datapath {
       },
       options,
     );
+    this.send.onAwaiting = this.heartbeats.noteAwaiting;
   }
 
   /** Start the underlay, then the capture, then heartbeats. Idempotent; after `stop()` it does nothing. */
@@ -191,7 +193,7 @@ export class Sleeve implements Datapath {
         if (n.session !== path.session) {
           n.clearSeq = 0;
           // Health seen under another session says nothing about this one.
-          n.lastHeartbeatMs = n.lastAckMs = -1;
+          n.lastHeartbeatMs = n.lastAckMs = n.pingSentMs = -1;
         }
         n.takeEndpoint(path.endpoint);
         n.session = path.session;

@@ -76,15 +76,25 @@ export class FakeClock implements Clock {
     for (;;) {
       const next = this.popDue(end);
       if (!next) break;
-      this.t = next.at;
+      // A timer overdue after `stall` fires late, at the current time, as Node's would.
+      this.t = Math.max(this.t, next.at);
       if (next.intervalMs > 0) {
-        next.at += next.intervalMs;
+        // Node schedules the next run from when this one ran: a late interval does not catch up.
+        next.at = Math.max(next.at, this.t) + next.intervalMs;
         next.seq = this.seq++;
         this.queue.push(next);
       }
       next.fn();
     }
     this.t = end;
+  }
+
+  /**
+   * The event loop was busy for `ms`: time moves on and no timer fires. The timers that fell due meanwhile fire late
+   * on the next `advance` (even `advance(0)`), each once, as after a real stall.
+   */
+  stall(ms: number): void {
+    this.t += ms;
   }
 
   /** Advance to the next pending timer and fire it; returns false if none is pending. */

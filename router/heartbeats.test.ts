@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../runtime/clock.js';
+import { silentLogger } from '../runtime/logger.js';
+import { MemoryCapture } from './memory-capture.js';
+import { MemoryUdpNetwork, MemoryUnderlay } from './memory-underlay.js';
+import { Sleeve } from './sleeve.js';
+import type { SleeveOptions } from './sleeve.js';
+import type { ForwardingSnapshot, PeerId } from './datapath.js';
+
+const A = 0x0a00_0000_0001;
+const B = 0x0a00_0000_0002;
+const MAC_A = 0x02_0000_0000_0a;
+const MAC_B = 0x02_0000_0000_0b;
+
+function frame(dst: number, src: number): Buffer {
+  const f = Buffer.alloc(60);
+  f.writeUIntBE(dst, 0, 6);
+  f.writeUIntBE(src, 6, 6);
+  return f;
+}
+
+/** Two sleeves A and B, neighbours over an in-memory network, started and established. */
+async function pair(options: SleeveOptions = {}) {
+  const fake = new FakeClock();
+  const clock = fake;
+  const network = new MemoryUdpNetwork({ clock: fake });
+  const make = (address: string) => {
+    const capture = new MemoryCapture({ clock: fake });
+    const underlay = new MemoryUnderlay({ network }, { address });
+    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, options);
+    return { capture, underlay, sleeve, endpoint: underlay.endpoint() };
+  };
+  const a = make('10.0.0.1');
+  const b = make('10.0.0.2');
+  const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }): ForwardingSnapshot => ({
+    localPeer: self,
+    neighbours: new Map([[other, { peer: other, endpoint, session: null }]]),
+    unicastNextHop: new Map([[other, other]]),
+    broadcastNextHops: new Map([
+      [self, [other]],
+      [other, []],
+    ]),
+    underlayMtuBytes: 1500,
+  });
+  a.sleeve.apply(snap(A, B, b.endpoint));
+  b.sleeve.apply(snap(B, A, a.endpoint));
+  const events: Array<[number, boolean]> = [];
+  a.sleeve.onHealthChange((_peer, h) => events.push([fake.now(), h.isEstablished]));
+  await a.sleeve.start();
+  await b.sleeve.start();
+  fake.advance(2000);
+  expect(a.sleeve.peerHealth().get(B)?.isEstablished).toBe(true);
+  // Each side learns the other's MAC, so frames go unicast.
+  a.capture.inject(frame(0xffff_ffff_ffff, MAC_A));
+  b.capture.inject(frame(0xffff_ffff_ffff, MAC_B));
+  fake.advance(10);
+  /** A ping every `everyMs` from A's container to B's, answered by B's, for `forMs`. */
+  const ping = (forMs: number, everyMs = 100) => {
+    for (let t = 0; t < forMs; t += everyMs) {
+      a.capture.inject(frame(MAC_B, MAC_A));
+      fake.advance(1);
+      if (b.capture.written.length > 0) {
+        b.capture.written.length = 0;
+        b.capture.inject(frame(MAC_A, MAC_B));
+      }
+      fake.advance(everyMs - 1);
+    }
+  };
+  const isUp = () => a.sleeve.peerHealth().get(B)?.isEstablished;
+  const stop = async () => {
+    await a.sleeve.stop();
+    await b.sleeve.stop();
+  };
+  return { fake, network, a, b, events, ping, isUp, stop };
+}
+
+describe('Heartbeats: dead paths found while traffic flows', () => {
+  it('declares the path lost within a second of a cut while pings flow (not the 5 s timeout)', async () => {
+    const { fake, network, a, events, ping, stop } = await pair();
+    ping(1000);
+    expect(events).toEqual([[expect.any(Number), true]]);
+    const cutAt = fake.now();
+    network.partition('10.0.0.1', '10.0.0.2');
+    ping(2000);
+    expect(events).toHaveLength(2);
+    const [lostAt, isEstablished] = events[1]!;
+    expect(isEstablished).toBe(false);
+    expect(lostAt - cutAt).toBeLessThanOrEqual(1100);
+    expect(a.sleeve.counters()['paths_lost_probes']).toBe(1);
+    expect(a.sleeve.counters()['paths_lost_timeout']).toBe(0);
+    await stop();
+  });
+
+  it('answered data and one lost probe never move traffic: a 300 ms blackout while pinging keeps the path', async () => {
+    const { network, a, events, ping, isUp, stop } = await pair();
+    ping(1000);
+    network.partition('10.0.0.1', '10.0.0.2');
+    ping(300);
+    network.heal('10.0.0.1', '10.0.0.2');
+    ping(3000);
+    expect(isUp()).toBe(true);
+    expect(events).toHaveLength(1);
+    expect(a.sleeve.counters()['probes_out']).toBeGreaterThan(0);
+    await stop();
+  });
+
+  it('arms no timer at idle, and an idle cut is found by the heartbeat timeout alone', async () => {
+    const { fake, network, a, events, stop } = await pair();
+    fake.advance(3000);
+    const timersAtIdle = fake.pendingCount;
+    const probesAtIdle = a.sleeve.counters()['probes_out'];
+    fake.advance(3000);
+    expect(fake.pendingCount).toBe(timersAtIdle);
+    expect(a.sleeve.counters()['probes_out']).toBe(probesAtIdle);
+    const cutAt = fake.now();
+    network.partition('10.0.0.1', '10.0.0.2');
+    fake.advance(7000);
+    expect(events.at(-1)?.[1]).toBe(false);
+    expect(events.at(-1)![0] - cutAt).toBeGreaterThanOrEqual(4000);
+    expect(a.sleeve.counters()['paths_lost_timeout']).toBe(1);
+    expect(a.sleeve.counters()['probes_out']).toBe(probesAtIdle);
+    await stop();
+  });
+
+  it('trusts a lost path again only after acks keep coming for the hold time (no flapping back)', async () => {
+    const { fake, network, events, ping, isUp, stop } = await pair({ recoverMs: 2000 });
+    ping(500);
+    network.partition('10.0.0.1', '10.0.0.2');
+    ping(1500);
+    expect(isUp()).toBe(false);
+    const lostAt = events.at(-1)![0];
+    network.heal('10.0.0.1', '10.0.0.2');
+    // Acks come back at once, but the path stays out of use until the hold has passed.
+    while (fake.now() < lostAt + 1900) ping(100);
+    expect(isUp()).toBe(false);
+    ping(2500); // the hold, then the next heartbeat round decides
+    expect(isUp()).toBe(true);
+    expect(events.map((e) => e[1])).toEqual([true, false, true]);
+    await stop();
+  });
+
+  it('blames no peer for its own stall: probes whose check fired late count no miss', async () => {
+    const { fake, network, a, ping, isUp, stop } = await pair();
+    ping(500);
+    // The cut lasts 2.4 s, but our loop stalls through it (every check fires 300 ms late): nothing is declared.
+    network.partition('10.0.0.1', '10.0.0.2');
+    a.capture.inject(frame(MAC_B, MAC_A));
+    fake.advance(1);
+    for (let i = 0; i < 6; i++) {
+      fake.stall(300);
+      fake.advance(100);
+    }
+    network.heal('10.0.0.1', '10.0.0.2');
+    ping(1000);
+    expect(isUp()).toBe(true);
+    expect(a.sleeve.counters()['own_stalls']).toBeGreaterThan(0);
+    await stop();
+  });
+
+  it('a 6 s stall of our own loses no neighbour to the heartbeat timeout; a real 6 s silence does', async () => {
+    const { fake, network, a, events, isUp, stop } = await pair();
+    fake.advance(3000);
+    fake.stall(6000); // nothing ran for 6 s: B's heartbeats wait unread
+    fake.advance(3000);
+    expect(isUp()).toBe(true);
+    expect(events).toHaveLength(1);
+    network.partition('10.0.0.1', '10.0.0.2');
+    fake.advance(7000);
+    expect(isUp()).toBe(false);
+    expect(a.sleeve.counters()['paths_lost_timeout']).toBe(1);
+    await stop();
+  });
+});
