@@ -44,6 +44,11 @@ export interface PeerHealth {
   readonly isEstablished: boolean;
   /** `Clock.now()` when a valid datagram from this peer was last received, or -1. */
   readonly lastHeardMs: number;
+  /**
+   * Where its datagrams go now: the snapshot's endpoint, or where its authentic sealed datagrams came from since
+   * (NAT rebinding, roaming). Absent in fakes that do not track it.
+   */
+  readonly endpoint?: Endpoint;
 }
 
 export interface Datapath {

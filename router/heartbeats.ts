@@ -120,5 +120,5 @@ export class Heartbeats {
 }
 
 export function healthOf(n: Neighbour): PeerHealth {
-  return { isEstablished: n.isEstablished, lastHeardMs: n.lastHeardMs };
+  return { isEstablished: n.isEstablished, lastHeardMs: n.lastHeardMs, endpoint: n.endpoint };
 }

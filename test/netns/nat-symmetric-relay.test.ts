@@ -1,0 +1,89 @@
+/**
+ * NAT, the fallback: A behind a port-keeping NAT, B behind a symmetric one (`MASQUERADE --random-fully`), both
+ * launched with only the public host C as peer. Neither can dial the other (unsolicited inbound is dropped) and a
+ * punched path cannot work through a symmetric NAT, so their containers' traffic must go through C, sealed (a
+ * password), and `weft status` must say it is relayed, through whom and why.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
+import { builtSkipReason, canPing, dumpLogsOnFailure, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
+import { createNatSites, type NatSites } from '../harness/nat.js';
+
+const skip = netnsSkipReason() ?? builtSkipReason();
+const cip = (i: number) => `10.49.6.${i}`;
+
+describe.skipIf(skip)('NAT: symmetric NAT on one side, data relayed through the public host', () => {
+  let sites: NatSites;
+  let runDir = '';
+  const weft: WeftHost[] = [];
+  const c: TestContainer[] = [];
+
+  beforeAll(async () => {
+    sites = await createNatSites({ isSymmetricB: true });
+    runDir = mkdtempSync(join(tmpdir(), `${sites.hosts.prefix}-`));
+    const env = { WEFT_PASSWORD: 'nat-relay-password' };
+    for (const h of [sites.a, sites.b, sites.c]) weft.push(weftOn(h, runDir, env));
+    await weft[2]!.launch();
+    await weft[0]!.launch([sites.c.ip]);
+    await weft[1]!.launch([sites.c.ip]);
+    for (const [i, h] of [sites.a, sites.b, sites.c].entries()) {
+      const ct = await sites.hosts.addContainer(h, 'c1');
+      c.push(ct);
+      await weft[i]!.run(['attach', '--netns', ct.ns, `${cip(i + 1)}/24`]);
+    }
+  }, 60_000);
+  afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
+  afterAll(async () => {
+    for (const w of weft) await w.cleanup().catch(() => undefined);
+    await sites?.hosts.destroy();
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('gives both NATed routers an established data path to C', async () => {
+    for (const w of weft.slice(0, 2)) {
+      await waitFor(
+        `h${w.host.index} established with C`,
+        async () => (await w.report()).router.connections.some((x) => x.state === 'established'),
+        30_000,
+      );
+    }
+    const r = await weft[2]!.report();
+    expect(r.router.connections.filter((x) => x.state === 'established')).toHaveLength(2);
+  });
+
+  it('carries pings between the containers behind the two NATs', async () => {
+    expect(await waitFor('A -> B ping', () => canPing(c[0]!, cip(2)), 30_000)).toBe(true);
+    expect(await canPing(c[1]!, cip(1), 3)).toBe(true);
+  });
+
+  it('says in `weft status` that A <-> B is relayed through C, and why', async () => {
+    const nameOf = async (w: WeftHost) => (await w.report()).router.name;
+    const [bName, cName] = [await nameOf(weft[1]!), await nameOf(weft[2]!)];
+    // One punch attempt has to fail first (10 s of probing into the symmetric NAT), then the reason says so.
+    const path = (await waitFor(
+      'A to report its failed punch to B',
+      async () => {
+        const p = (await weft[0]!.report()).router.paths?.find((x) => x.name === bName);
+        return p?.reason?.includes('punching failed') ? p : undefined;
+      },
+      40_000,
+      500,
+    ))!;
+    console.log(`A's path to B: ${JSON.stringify(path)}`);
+    expect(path.path).toBe('relayed');
+    expect(path.via).toBe(cName);
+    expect(path.viaNickname).toBe('h3');
+    const text = await weft[0]!.run(['status', 'peers']);
+    expect(text).toMatch(/relayed via .*h3.*punching failed/);
+    // Still carried, sealed: every A <-> C datagram C received was opened under the pair's key.
+    expect(await canPing(c[0]!, cip(2), 3)).toBe(true);
+    const k = (await weft[2]!.report()).datapath.counters;
+    expect(k['drop_decrypt'] ?? 0).toBe(0);
+    expect(k['frames_forwarded'] ?? 0).toBeGreaterThan(0);
+    const toC = (await weft[0]!.report()).router.connections.find((x) => x.nickname === 'h3' && x.state === 'established');
+    expect(toC?.dataCipher).toBeTruthy();
+  });
+});
