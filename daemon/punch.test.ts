@@ -81,6 +81,9 @@ describe('Punches', () => {
     a.step(0, new Set([B]));
     a.step(5_000, new Set([B]));
     expect(a.punch(B)!.phase).toBe('failed');
+    // Offered again soon (the peer may not have known its endpoint yet), not after the long retry.
+    expect(a.step(9_999, new Set([B])).offers).toEqual([]);
+    expect(a.step(10_000, new Set([B])).offers).toEqual([B]);
   });
 
   it('drops a punch when the peer gets a direct connection (or is gone)', () => {

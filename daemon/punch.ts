@@ -37,7 +37,7 @@ export interface PunchOptions {
   retryMs?: number;
   /** How long a punched path that stopped answering is still probed before it counts as failed. @default 60000 */
   lostGraceMs?: number;
-  /** An offer without an answer is given up after this long. @default 10000 */
+  /** An offer without an answer is given up after this long, and sent again after as long (the peer may not know its endpoint yet). @default 5000 */
   offerTimeoutMs?: number;
 }
 
@@ -95,7 +95,7 @@ export class Punches<S> {
     this.attemptMs = options.attemptMs ?? 10_000;
     this.retryMs = options.retryMs ?? 30_000;
     this.lostGraceMs = options.lostGraceMs ?? 60_000;
-    this.offerTimeoutMs = options.offerTimeoutMs ?? 10_000;
+    this.offerTimeoutMs = options.offerTimeoutMs ?? 5_000;
   }
 
   /** Neighbour `by` sees our datagrams come from `endpoint`. */
@@ -143,7 +143,8 @@ export class Punches<S> {
         this.drop(peer);
         continue;
       }
-      if (p.phase === 'offered' && nowMs - p.sinceMs >= this.offerTimeoutMs) this.fail(p, nowMs, 'no answer to the offer');
+      if (p.phase === 'offered' && nowMs - p.sinceMs >= this.offerTimeoutMs)
+        this.fail(p, nowMs, 'no answer to the offer', this.offerTimeoutMs);
       else if (p.phase === 'probing' && nowMs - p.sinceMs >= this.attemptMs) {
         this.fail(p, nowMs, `no answer from ${endpointText(p.remote)} (a symmetric NAT or a firewall on the way)`);
         actions.isChanged = true;
@@ -262,12 +263,12 @@ export class Punches<S> {
     return p;
   }
 
-  private fail(p: Punch<S>, nowMs: number, why: string): void {
+  private fail(p: Punch<S>, nowMs: number, why: string, retryMs = this.retryMs): void {
     if (p.session !== null) this.dispose(p.session);
     p.session = null;
     p.phase = 'failed';
     p.sinceMs = nowMs;
-    p.retryAtMs = nowMs + this.retryMs;
+    p.retryAtMs = nowMs + retryMs;
     p.failure = why;
   }
 

@@ -87,7 +87,7 @@ export async function createNatSites(options: NatSitesOptions = {}): Promise<Nat
     const natB = hosts.host(5);
     const a = await site(hosts.host(1), natA, 1, false);
     const b = await site(hosts.host(2), natB, 2, options.isSymmetricB ?? false);
-    const rule = (peer: string) => ['FORWARD', '-d', peer, '-j', 'DROP'];
+    let isDirectCut = false;
     return {
       hosts,
       a,
@@ -101,20 +101,15 @@ export async function createNatSites(options: NatSitesOptions = {}): Promise<Nat
         await (which === 'a' ? natA : natB).exec('conntrack', ['-F']).catch(() => undefined);
       },
       cutDirect: async (isCut) => {
+        if (isCut === isDirectCut) return;
+        isDirectCut = isCut;
+        // Drop the other site's traffic both ways in FORWARD: leaving (to its public address) and arriving (from it).
         for (const [nat, other] of [
           [natA, natB],
           [natB, natA],
         ] as const) {
-          // Drop the other site's traffic both ways in FORWARD: leaving (to its public address) and arriving (from it).
-          const specs = [rule(other.ip), ['FORWARD', '-s', other.ip, '-j', 'DROP']];
-          for (const spec of specs) {
-            const has = await nat.exec('iptables', ['-w', '5', '-C', ...spec]).then(
-              () => true,
-              () => false,
-            );
-            if (isCut && !has) await nat.exec('iptables', ['-w', '5', '-I', ...spec]);
-            if (!isCut && has) await nat.exec('iptables', ['-w', '5', '-D', ...spec]);
-          }
+          for (const dir of ['-d', '-s'])
+            await nat.exec('iptables', ['-w', '5', isCut ? '-I' : '-D', 'FORWARD', dir, other.ip, '-j', 'DROP']);
         }
       },
     };

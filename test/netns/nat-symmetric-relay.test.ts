@@ -27,17 +27,13 @@ describe.skipIf(skip)('NAT: symmetric NAT on one side, data relayed through the 
     const env = { WEFT_PASSWORD: 'nat-relay-password' };
     for (const h of [sites.a, sites.b, sites.c]) weft.push(weftOn(h, runDir, env));
     await weft[2]!.launch();
-    await weft[0]!.launch([sites.c.ip]);
-    await weft[1]!.launch([sites.c.ip]);
-    for (const [i, h] of [sites.a, sites.b, sites.c].entries()) {
-      const ct = await sites.hosts.addContainer(h, 'c1');
-      c.push(ct);
-      await weft[i]!.run(['attach', '--netns', ct.ns, `${cip(i + 1)}/24`]);
-    }
+    await Promise.all([weft[0]!.launch([sites.c.ip]), weft[1]!.launch([sites.c.ip])]);
+    c.push(...(await Promise.all([sites.a, sites.b, sites.c].map((h) => sites.hosts.addContainer(h, 'c1')))));
+    await Promise.all(c.map((ct, i) => weft[i]!.run(['attach', '--netns', ct.ns, `${cip(i + 1)}/24`])));
   }, 60_000);
   afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
   afterAll(async () => {
-    for (const w of weft) await w.cleanup().catch(() => undefined);
+    await Promise.all(weft.map((w) => w.cleanup().catch(() => undefined)));
     await sites?.hosts.destroy();
     if (runDir) rmSync(runDir, { recursive: true, force: true });
   });
