@@ -82,4 +82,38 @@ describe.skipIf(skip)('NAT: symmetric NAT on one side, data relayed through the 
     const toC = (await weft[0]!.report()).router.connections.find((x) => x.nickname === 'h3' && x.state === 'established');
     expect(toC?.dataCipher).toBeTruthy();
   });
+
+  it("keeps an iperf3 TCP stream going when B's NAT forgets its UDP mappings mid-stream (rebinding)", async () => {
+    c[1]!.spawn('iperf3', ['-s', '-1', '-p', '5201'], { stdio: 'ignore' });
+    await waitFor(
+      'iperf3 server to listen',
+      async () => (await c[1]!.exec('ss', ['-Hltn', 'sport = :5201'])).includes('5201'),
+      10_000,
+      100,
+    );
+    const movesBefore = (await weft[2]!.report()).datapath.counters['endpoint_moves'] ?? 0;
+    const endpointOfB = async () => (await weft[2]!.report()).router.paths?.find((p) => p.nickname === 'h2')?.endpoint;
+    const before = await endpointOfB();
+    const client = c[0]!.exec('iperf3', ['-c', cip(2), '-p', '5201', '-t', '8', '-i', '1', '-J'], { timeoutMs: 40_000 });
+    await new Promise((r) => setTimeout(r, 3_000));
+    // Symmetric NAT: B's next datagram to C leaves from a new random port. Only UDP: the control connection stays.
+    await sites.natB.exec('conntrack', ['-D', '-p', 'udp']).catch(() => undefined);
+    const result = JSON.parse(await client) as {
+      error?: string;
+      intervals?: Array<{ sum?: { bytes?: number } }>;
+      end?: { sum_received?: { bytes?: number } };
+    };
+    const after = await endpointOfB();
+    const movesAfter = (await weft[2]!.report()).datapath.counters['endpoint_moves'] ?? 0;
+    const perSecond = (result.intervals ?? []).map((i) => i.sum?.bytes ?? 0);
+    console.log(
+      `rebinding: C sees B at ${before} -> ${after}; endpoint_moves ${movesBefore} -> ${movesAfter}; bytes per second ${perSecond.join(' ')}`,
+    );
+    expect(result.error).toBeUndefined();
+    expect(result.end?.sum_received?.bytes ?? 0).toBeGreaterThan(0);
+    // C followed B to its new mapping (learned from B's sealed datagrams), and the stream kept moving after it.
+    expect(after).not.toBe(before);
+    expect(movesAfter).toBeGreaterThan(movesBefore);
+    expect(perSecond.slice(-3).every((b) => b > 0)).toBe(true);
+  });
 });
