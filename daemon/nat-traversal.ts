@@ -140,10 +140,8 @@ export class NatTraversal implements Gossiper {
     const actions = this.punches.step(now, this.deps.relayedPeers());
     for (const peer of actions.offers) this.sendOffer(peer);
     const after = this.punches.paths().length;
-    if (actions.isChanged || before !== after) {
-      if (actions.isChanged) this.counters.nat_punch_failed++;
-      this.deps.onPathsChange();
-    }
+    this.counters.nat_punch_failed += actions.failures;
+    if (actions.isChanged || before !== after) this.deps.onPathsChange();
   }
 
   // ---- Gossiper: only unicasts are used ------------------------------------------------------------------------

@@ -66,6 +66,8 @@ export interface PunchActions {
   offers: string[];
   /** Whether the set of probed/punched paths changed (rebuild the forwarding snapshot). */
   isChanged: boolean;
+  /** Attempts that failed in this step (probing or a lost path timed out). */
+  failures: number;
 }
 
 /** A punched or probing path the data plane should have as a neighbour. */
@@ -135,7 +137,7 @@ export class Punches<S> {
    * have an endpoint, and no attempt is under way or waiting), times attempts out, forgets peers no longer relayed.
    */
   step(nowMs: number, relayed: ReadonlySet<string>): PunchActions {
-    const actions: PunchActions = { offers: [], isChanged: false };
+    const actions: PunchActions = { offers: [], isChanged: false, failures: 0 };
     for (const [peer, p] of [...this.punches]) {
       if (!relayed.has(peer)) {
         // A direct control connection (or the peer is gone): the mesh's neighbour replaces any probe.
@@ -148,9 +150,11 @@ export class Punches<S> {
       else if (p.phase === 'probing' && nowMs - p.sinceMs >= this.attemptMs) {
         this.fail(p, nowMs, `no answer from ${endpointText(p.remote)} (a symmetric NAT or a firewall on the way)`);
         actions.isChanged = true;
+        actions.failures++;
       } else if (p.phase === 'lost' && nowMs - p.sinceMs >= this.lostGraceMs) {
         this.fail(p, nowMs, `the punched path to ${endpointText(p.remote)} stopped answering`);
         actions.isChanged = true;
+        actions.failures++;
       }
     }
     const own = this.ownEndpoint();
