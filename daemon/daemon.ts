@@ -221,14 +221,18 @@ export class Daemon implements WeftControl {
         this.dns.attach(this.mesh.channel('dns', this.dns.nameserver));
       }
       if (this.datapath) {
-        this.nat = new NatTraversal(this.peerName, {
-          clock: this.clock,
-          log: log.child({ component: 'nat' }),
-          security: this.security,
-          relayedPeers: () => this.relayedPeers(),
-          neighbourEndpoints: () => this.neighbourEndpoints(),
-          onPathsChange: () => this.applyForwarding(),
-        });
+        this.nat = new NatTraversal(
+          this.peerName,
+          {
+            clock: this.clock,
+            log: log.child({ component: 'nat' }),
+            security: this.security,
+            relayedPeers: () => this.relayedPeers(),
+            neighbourEndpoints: () => this.neighbourEndpoints(),
+            onPathsChange: () => this.applyForwarding(),
+          },
+          { isPunchingEnabled: config.isDiscoveryEnabled && config.authorizedPeers === undefined },
+        );
         this.nat.attach(this.mesh.channel('nat', this.nat));
       }
       this.mesh.onChange(() => {
@@ -523,7 +527,7 @@ export class Daemon implements WeftControl {
           path: 'relayed',
           via,
           viaNickname: nicknames.get(via) ?? '',
-          reason: this.nat.punches.relayReason(dst, now),
+          reason: this.nat.relayReason(dst, now),
         });
       }
     }

@@ -44,6 +44,12 @@ export interface NatTraversalOptions extends PunchOptions {
   stepMs?: number;
   /** Resend an unchanged `OBSERVED` this often. @default 20000 */
   observedRefreshMs?: number;
+  /**
+   * Offer and answer punches. Off when peer discovery is off (a punched path is a connection nobody configured) or
+   * with `--authorized-peers` (a punch does not prove the peer's identity key). `OBSERVED` is sent either way.
+   * @default true
+   */
+  isPunchingEnabled?: boolean;
 }
 
 export type PunchedSession = AeadDataSession;
@@ -64,6 +70,7 @@ export class NatTraversal implements Gossiper {
   private timer: Timer | null = null;
   private readonly stepMs: number;
   private readonly observedRefreshMs: number;
+  private readonly isPunchingEnabled: boolean;
   /** What we last told each neighbour, and when. */
   private readonly told = new Map<string, { key: string; atMs: number }>();
   /** Our ephemeral key per offer we sent (peer -> attempt, keys). */
@@ -76,6 +83,7 @@ export class NatTraversal implements Gossiper {
   ) {
     this.stepMs = options.stepMs ?? 2_000;
     this.observedRefreshMs = options.observedRefreshMs ?? 20_000;
+    this.isPunchingEnabled = options.isPunchingEnabled ?? true;
     this.punches = new Punches<PunchedSession>(localName, options, (s) => s.destroy());
   }
 
@@ -98,6 +106,12 @@ export class NatTraversal implements Gossiper {
   /** The paths the data plane should probe or use now. */
   paths(): ProbedPath<PunchedSession>[] {
     return this.punches.paths();
+  }
+
+  /** Why traffic to `peer` is relayed, for `weft status`. */
+  relayReason(peer: string, nowMs: number): string {
+    if (!this.isPunchingEnabled) return 'no direct connection (punching is off: peer discovery is off or --authorized-peers is set)';
+    return this.punches.relayReason(peer, nowMs);
   }
 
   /** A data-path health change for `peer` (any neighbour; ignored unless it is a punch). */
@@ -137,7 +151,7 @@ export class NatTraversal implements Gossiper {
     }
     for (const peer of [...this.told.keys()]) if (!endpoints.has(peer)) this.told.delete(peer);
     const before = this.punches.paths().length;
-    const actions = this.punches.step(now, this.deps.relayedPeers());
+    const actions = this.punches.step(now, this.isPunchingEnabled ? this.deps.relayedPeers() : new Set<string>());
     for (const peer of actions.offers) this.sendOffer(peer);
     const after = this.punches.paths().length;
     this.counters.nat_punch_failed += actions.failures;
@@ -167,6 +181,7 @@ export class NatTraversal implements Gossiper {
       return;
     }
     const hasPassword = this.deps.security !== undefined;
+    if (!this.isPunchingEnabled) return;
     if ((m.publicKey !== null) !== hasPassword) {
       this.counters.nat_bad_message++;
       return;
