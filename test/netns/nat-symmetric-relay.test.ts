@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { netnsSkipReason, type TestContainer } from '../harness/hosts.js';
 import { builtSkipReason, canPing, dumpLogsOnFailure, waitFor, weftOn, type WeftHost } from '../harness/weft.js';
 import { createNatSites, type NatSites } from '../harness/nat.js';
+import { ipPairBytes, isEncryptedDatagram, sleeveDatagrams, startCapture } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 const cip = (i: number) => `10.49.6.${i}`;
@@ -74,8 +75,23 @@ describe.skipIf(skip)('NAT: symmetric NAT on one side, data relayed through the 
     expect(path.viaNickname).toBe('h3');
     const text = await weft[0]!.run(['status', 'peers']);
     expect(text).toMatch(/relayed via .*h3.*punching failed/);
-    // Still carried, sealed: every A <-> C datagram C received was opened under the pair's key.
-    expect(await canPing(c[0]!, cip(2), 3)).toBe(true);
+    // Still carried, sealed: every sleeve datagram on C's underlay while the containers ping is encrypted, and the
+    // pings' own bytes (the inner IP header) never show.
+    const capture = await startCapture(sites.c.ns, 'eth0', join(runDir, 'c.pcap'), ['udp']);
+    const pinged = await c[0]!
+      .exec('ping', ['-c', '20', '-i', '0.1', '-W', '1', cip(2)], { timeoutMs: 20_000 })
+      .then(() => true)
+      .catch(() => false);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const pcap = await capture.stop();
+    const sleeve = sleeveDatagrams(pcap);
+    console.log(
+      `relayed ping: capture ${pcap.length} bytes, ${sleeve.length} sleeve datagrams at C, ${sleeve.filter(isEncryptedDatagram).length} sealed`,
+    );
+    expect(pinged).toBe(true);
+    expect(sleeve.length).toBeGreaterThanOrEqual(40);
+    expect(sleeve.filter((d) => !isEncryptedDatagram(d))).toHaveLength(0);
+    expect(pcap.includes(ipPairBytes(cip(1), cip(2))), 'inner IP header A -> B').toBe(false);
     const k = (await weft[2]!.report()).datapath.counters;
     expect(k['drop_decrypt'] ?? 0).toBe(0);
     expect(k['frames_forwarded'] ?? 0).toBeGreaterThan(0);
