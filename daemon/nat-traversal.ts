@@ -177,7 +177,10 @@ export class NatTraversal implements Gossiper {
     const now = this.deps.clock.now();
     if (m.type === NatMessageType.Observed) {
       this.counters.nat_observed_received++;
-      this.punches.setObserved(src, m.endpoint);
+      if (this.punches.setObserved(src, m.endpoint, now)) {
+        this.deps.log.info({ endpoint: m.endpoint, by: src }, 'our public endpoint moved; punching again');
+        this.deps.onPathsChange();
+      }
       return;
     }
     const hasPassword = this.deps.security !== undefined;

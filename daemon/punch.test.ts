@@ -109,6 +109,21 @@ describe('Punches', () => {
     expect(a.ownEndpoint()).toEqual(epA);
   });
 
+  it('punches again at once when our own public endpoint moves (our NAT rebound)', () => {
+    const { a, disposed } = pair();
+    a.setObserved(C, epA);
+    a.step(0, new Set([B]));
+    a.probe(a.acceptAnswer(B, a.punch(B)!.attempt, epB)!, 's', 0);
+    a.onHealth(B, true, 1000);
+    expect(a.setObserved(C, epA, 2000)).toBe(false); // the same endpoint again
+    expect(a.paths()[0]!.isPunched).toBe(true);
+    expect(a.setObserved(C, { ...epA, port: 50000 }, 3000)).toBe(true);
+    expect(a.paths()).toEqual([]);
+    expect(disposed).toEqual(['s']);
+    expect(a.relayReason(B, 3000)).toMatch(/our public endpoint moved from 198.51.100.1:6783 to 198.51.100.1:50000/);
+    expect(a.step(3000, new Set([B])).offers).toEqual([B]);
+  });
+
   it('answers no offer before it knows its own endpoint', () => {
     const { b } = pair();
     expect(b.acceptOffer(A, 1, epA, 0)).toBeUndefined();

@@ -100,9 +100,23 @@ export class Punches<S> {
     this.offerTimeoutMs = options.offerTimeoutMs ?? 5_000;
   }
 
-  /** Neighbour `by` sees our datagrams come from `endpoint`. */
-  setObserved(by: string, endpoint: ObservedEndpoint): void {
+  /**
+   * Neighbour `by` sees our datagrams come from `endpoint`. When that changes our own endpoint (our NAT rebound, we
+   * moved), every punch we offered is stale: the peer probes our old mapping. They fail now and, as the lower name,
+   * we offer again at the next step. Returns whether our endpoint changed.
+   */
+  setObserved(by: string, endpoint: ObservedEndpoint, nowMs = 0): boolean {
+    const before = this.ownEndpoint();
     this.observed.set(by, endpoint);
+    const after = this.ownEndpoint();
+    if (before === undefined || after === undefined || (before.address === after.address && before.port === after.port)) return false;
+    for (const p of this.punches.values()) {
+      if (p.isInitiator && p.phase !== 'failed') {
+        this.fail(p, nowMs, `our public endpoint moved from ${endpointText(before)} to ${endpointText(after)}`, 0);
+        p.retryAtMs = nowMs;
+      }
+    }
+    return true;
   }
 
   /** Forget what neighbours no longer connected told us. */
