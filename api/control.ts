@@ -39,6 +39,24 @@ export interface PeerReport {
   connections: Array<{ name: string; nickname: string; address: string; isOutbound: boolean; isEstablished: boolean }>;
 }
 
+/** How this router's data reaches one remote peer, as `weft status peers` shows it under "Data paths". */
+export interface PathReport {
+  name: string;
+  nickname: string;
+  /**
+   * 'direct': over our own control connection's data path; 'punched': a UDP path punched through NAT (no control
+   * connection); 'relayed': through the neighbour `via`.
+   */
+  path: 'direct' | 'punched' | 'relayed';
+  /** The peer's data endpoint "address:port" (direct and punched), as learned from its authenticated datagrams. */
+  endpoint?: string;
+  /** The neighbour relaying (relayed), name and nickname. */
+  via?: string;
+  viaNickname?: string;
+  /** Why it is relayed (relayed), or how the punch is going. */
+  reason?: string;
+}
+
 export interface TargetReport {
   address: string;
   /** 'connected', 'connecting', 'retrying' (with next attempt), 'failed'. */
@@ -66,6 +84,8 @@ export interface RouterReport {
   targets: TargetReport[];
   connections: ConnectionReport[];
   peers: PeerReport[];
+  /** How data reaches each reachable peer: direct, punched through NAT, or relayed (and why). */
+  paths?: PathReport[];
   /** Control-plane event counters by reason (decode errors, refusals, timeouts, rate limiting). */
   counters?: Record<string, number>;
   /** Periodic gossip: rounds run, and messages sent in the last round. */

@@ -94,6 +94,28 @@ describe('status formatting of a fixed report', () => {
     expect(formatPeers(r)).toContain('10.1.0.2:6783         unestablished');
   });
 
+  it("formatPeers lists each peer's data path: direct, punched, or relayed through whom and why", () => {
+    const r = sampleReport();
+    r.router.paths = [
+      { name: '00:00:00:00:00:02', nickname: 'h2', path: 'direct', endpoint: '10.1.0.2:6783' },
+      { name: '00:00:00:00:00:03', nickname: 'h3', path: 'punched', endpoint: '203.0.113.7:6783' },
+      {
+        name: '00:00:00:00:00:04',
+        nickname: 'h4',
+        path: 'relayed',
+        via: '00:00:00:00:00:02',
+        viaNickname: 'h2',
+        reason: 'punching failed 1 time(s): no answer',
+      },
+    ];
+    const text = formatPeers(r);
+    expect(text).toContain('\nData paths:\n');
+    expect(text).toContain('   00:00:00:00:00:02(h2)            direct 10.1.0.2:6783\n');
+    expect(text).toContain('   00:00:00:00:00:03(h3)            punched 203.0.113.7:6783\n');
+    expect(text).toContain('   00:00:00:00:00:04(h4)            relayed via 00:00:00:00:00:02(h2): punching failed 1 time(s): no answer\n');
+    expect(formatPeers(sampleReport())).not.toContain('Data paths');
+  });
+
   it('formatTargets shows state, last error and next attempt', () => {
     expect(formatTargets(sampleReport())).toBe(
       ['10.1.0.2:6783         connected', '10.1.0.9:6783         retrying    connect ECONNREFUSED, next attempt in 4s', ''].join('\n'),

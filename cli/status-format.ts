@@ -144,6 +144,17 @@ export function formatPeers(report: Report): string {
       out += `   ${arrow} ${nameAndNickname(c.name, c.nickname).padEnd(32)} ${c.address.padEnd(21)} ${c.isEstablished ? 'established' : 'unestablished'}\n`;
     }
   }
+  const paths = report.router.paths ?? [];
+  if (paths.length > 0) {
+    out += '\nData paths:\n';
+    for (const p of paths) {
+      const how =
+        p.path === 'relayed'
+          ? `relayed via ${nameAndNickname(p.via ?? '', p.viaNickname)}: ${p.reason ?? ''}`
+          : `${p.path}${p.endpoint !== undefined ? ` ${p.endpoint}` : ''}`;
+      out += `   ${nameAndNickname(p.name, p.nickname).padEnd(32)} ${how}`.trimEnd() + '\n';
+    }
+  }
   return out;
 }
 

@@ -283,6 +283,34 @@ export function deriveSessionKeys(
 }
 
 /**
+ * The transcript of a punch (a data session between two routers with no control connection, keyed over the mesh):
+ * BLAKE2b-256 of "weft-v1 punch", both names (offerer first), the attempt number and both X25519 public keys.
+ */
+export function punchTranscript(p: {
+  offerer: string;
+  answerer: string;
+  attempt: number;
+  offererPublic: Uint8Array;
+  answererPublic: Uint8Array;
+}): Buffer {
+  const attempt = Buffer.alloc(4);
+  attempt.writeUInt32BE(p.attempt >>> 0);
+  const lp = (b: Buffer) => {
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  return blake2b(KEY_BYTES, [
+    utf8(`${PROTOCOL_LABEL} punch`),
+    lp(utf8(p.offerer)),
+    lp(utf8(p.answerer)),
+    attempt,
+    Buffer.from(p.offererPublic),
+    Buffer.from(p.answererPublic),
+  ]);
+}
+
+/**
  * Key confirmation: BLAKE2b-256(key = confirm key of the sender's direction, "weft-v1 confirm" || th). Proves the
  * sender derived the same keys (hence holds the same password) without revealing anything about them.
  */

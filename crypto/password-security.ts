@@ -169,6 +169,29 @@ export class PasswordSecurity implements ConnectionSecurity {
     this.options.authorizedPeers = keys;
   }
 
+  /**
+   * A data session for two routers with no control connection between them (a punched NAT path, daemon/punch.ts):
+   * keys from our ephemeral X25519 secret and the remote's public key, exchanged over the mesh, bound to the password
+   * and to `transcript` (`punchTranscript`: names, attempt, both keys). The offerer is the initiator. ChaCha20-Poly1305;
+   * never rekeyed (a new punch makes a new session). Throws `InvalidKeyError` for a bad remote key, `HandshakeError`
+   * after `destroy`.
+   */
+  punchedDataSession(isOfferer: boolean, ownSecret: Buffer, remotePublic: Uint8Array, transcript: Buffer): AeadDataSession {
+    if (this.isDestroyed) throw new HandshakeError('connection security was shut down; no new sessions');
+    const shared = sharedSecret(ownSecret, remotePublic);
+    const keys = deriveSessionKeys(shared, this.passwordKey, transcript);
+    sodium.sodium_memzero(shared);
+    try {
+      const data = new AeadDataSession({ isInitiator: isOfferer, replayWindow: this.options.replayWindow, aead: this.options.dataAead });
+      data.installSendKey(0, isOfferer ? keys.dataIR : keys.dataRI);
+      data.switchSendKey(0);
+      data.installReceiveKey(0, isOfferer ? keys.dataRI : keys.dataIR);
+      return data;
+    } finally {
+      wipeKeys(keys);
+    }
+  }
+
   /** Wipe the stretched password. Sessions already derived keep their own copy until they are destroyed. Idempotent. */
   destroy(): void {
     sodium.sodium_memzero(this.passwordKey);

@@ -10,7 +10,7 @@
  * works (a connection is `established` only then).
  */
 import { ConfigError, parseHttpAddr, readAuthorizedPeers, type WeftConfig } from './config.js';
-import type { AttachRequest, EndpointReport, Report, WeftControl } from '../api/control.js';
+import type { AttachRequest, EndpointReport, PathReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { createMetricsServer, type MetricsServer } from '../api/metrics-server.js';
 import { ApiCounters } from '../api/request-guard.js';
@@ -28,7 +28,9 @@ import { systemRandom } from '../runtime/random.js';
 import { FileStore } from '../runtime/store.js';
 import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../crypto/identity.js';
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
-import { SnapshotBuilder, withTrustedData } from './forwarding.js';
+import { SnapshotBuilder, withTrustedData, type NeighbourView } from './forwarding.js';
+import { NatTraversal } from './nat-traversal.js';
+import type { ObservedEndpoint } from './punch.js';
 import type { HostDatapath } from './host-datapath.js';
 import { isPeerName, parsePeerName, peerIdToName } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
@@ -74,6 +76,8 @@ export class Daemon implements WeftControl {
   private authorizedPeerCount: number | undefined;
   private mesh: Mesh | undefined;
   private datapath: HostDatapath | undefined;
+  /** Endpoint learning and hole punching (with a data path only). */
+  private nat: NatTraversal | undefined;
   private api: ApiServer | undefined;
   private metricsServer: MetricsServer | undefined;
   private readonly apiCounters = new ApiCounters();
@@ -217,11 +221,31 @@ export class Daemon implements WeftControl {
         );
         this.dns.attach(this.mesh.channel('dns', this.dns.nameserver));
       }
+      if (this.datapath) {
+        this.nat = new NatTraversal(
+          this.peerName,
+          {
+            clock: this.clock,
+            log: log.child({ component: 'nat' }),
+            security: this.security,
+            relayedPeers: () => this.relayedPeers(),
+            neighbourEndpoints: () => this.neighbourEndpoints(),
+            onPathsChange: () => this.applyForwarding(),
+          },
+          { isPunchingEnabled: config.isDiscoveryEnabled && config.authorizedPeers === undefined },
+        );
+        this.nat.attach(this.mesh.channel('nat', this.nat));
+      }
       this.mesh.onChange(() => {
         this.applyForwarding();
         this.ipam?.setReachablePeers(this.reachablePeers());
       });
       this.datapath?.onHealthChange((peer, health) => {
+        // A punched path (no control connection) decides only where unicast frames go.
+        if (this.nat?.isPunch(peerIdToName(peer))) {
+          this.nat.onHealth(peerIdToName(peer), health.isEstablished);
+          return;
+        }
         this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished);
         // A data path that answers is a sign of life: if the control connection is down, dial it now.
         if (health.isEstablished) this.mesh?.peerSeen(peerIdToName(peer));
@@ -232,6 +256,7 @@ export class Daemon implements WeftControl {
       await this.mesh.start();
       this.targets = this.loadSavedTargets();
       this.mesh.connect(this.targets.list(), false);
+      this.nat?.start();
       await this.startDocker();
       this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
       if (config.metricsAddr !== undefined) {
@@ -272,6 +297,7 @@ export class Daemon implements WeftControl {
       ['metrics', async () => this.metricsServer?.close()],
       ['api', async () => this.api?.close()],
       // Peers first: they see "router stopping" now, not after the slower local steps (dns spawns `ip`).
+      ['nat', () => this.nat?.stop()],
       ['mesh', async () => this.mesh?.stop()],
       ['dns', async () => this.stopDns()],
       ['docker', async () => this.docker?.stop()],
@@ -385,16 +411,29 @@ export class Daemon implements WeftControl {
   private applyForwarding(): void {
     if (!this.datapath || !this.mesh || this.isStopping) return;
     const routes = this.mesh.routes();
+    const meshNeighbours = this.mesh.neighbours();
+    const neighbours: NeighbourView[] = meshNeighbours.map((n) => ({
+      name: n.name,
+      remoteHost: n.remoteHost,
+      udpPort: n.udpPort,
+      data: n.session?.data ?? null,
+    }));
+    let unicast = routes.unicast;
+    const punched = (this.nat?.paths() ?? []).filter((p) => !meshNeighbours.some((n) => n.name === p.peer));
+    if (punched.length > 0) {
+      // Probed paths are neighbours (their heartbeats are the probes); punched ones carry the peer's unicast frames.
+      const overridden = new Map(routes.unicast);
+      for (const p of punched) {
+        neighbours.push({ name: p.peer, remoteHost: p.endpoint.address, udpPort: p.endpoint.port, data: p.session, isPunched: true });
+        if (p.isPunched && overridden.has(p.peer)) overridden.set(p.peer, p.peer);
+      }
+      unicast = overridden;
+    }
     const snapshot = this.snapshots.build({
       localName: this.peerName,
-      unicast: routes.unicast,
+      unicast,
       broadcast: routes.broadcast,
-      neighbours: this.mesh.neighbours().map((n) => ({
-        name: n.name,
-        remoteHost: n.remoteHost,
-        udpPort: n.udpPort,
-        data: n.session?.data ?? null,
-      })),
+      neighbours,
       trustedSubnets: this.config.trustedSubnets,
       underlayMtuBytes: this.datapath.underlayMtuBytes,
     });
@@ -421,7 +460,8 @@ export class Daemon implements WeftControl {
         targets: mesh.targets,
         connections: mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets)),
         peers: mesh.peers,
-        counters: this.mesh?.counters() ?? {},
+        ...(this.nat && { paths: this.pathReports() }),
+        counters: { ...(this.mesh?.counters() ?? {}), ...(this.nat?.counters ?? {}) },
         ...(this.mesh && { gossip: gossipReport(this.mesh.gossipStats()) }),
       },
       datapath: this.datapath?.report() ?? { mode: 'none', counters: {} },
@@ -434,6 +474,65 @@ export class Daemon implements WeftControl {
       ...(this.docker && { docker: this.docker.report() }),
       api: { ...(this.metricsServer && { metricsAddr: this.metricsServer.metricsAddr }), ...this.apiCounters.snapshot() },
     };
+  }
+
+  /** Peers the mesh reaches only through a relay now (not our neighbours over an established connection). */
+  private relayedPeers(): Set<string> {
+    const out = new Set<string>();
+    if (!this.mesh) return out;
+    const neighbours = new Set(this.mesh.neighbours().map((n) => n.name));
+    for (const [dst, via] of this.mesh.routes().unicast) if (dst !== via && dst !== this.peerName && !neighbours.has(dst)) out.add(dst);
+    return out;
+  }
+
+  /** Each mesh neighbour's data endpoint as the data path knows it now (learned from its authenticated datagrams). */
+  private neighbourEndpoints(): Map<string, ObservedEndpoint> {
+    const out = new Map<string, ObservedEndpoint>();
+    if (!this.datapath || !this.mesh) return out;
+    const neighbours = new Set(
+      this.mesh
+        .neighbours()
+        .filter((n) => n.isEstablished)
+        .map((n) => n.name),
+    );
+    for (const [peer, h] of this.datapath.peerHealth()) {
+      const name = peerIdToName(peer);
+      if (h.endpoint !== undefined && h.lastHeardMs >= 0 && neighbours.has(name))
+        out.set(name, { address: h.endpoint.address, port: h.endpoint.port });
+    }
+    return out;
+  }
+
+  /** `weft status peers`'s data paths: direct, punched or relayed (through whom, and why). */
+  private pathReports(): PathReport[] {
+    if (!this.mesh || !this.nat) return [];
+    const nicknames = new Map<string, string>();
+    for (const [name, entry] of this.mesh.peers()) nicknames.set(name, entry.nickname);
+    const health = new Map<string, string>();
+    for (const [peer, h] of this.datapath?.peerHealth() ?? []) {
+      if (h.endpoint !== undefined) health.set(peerIdToName(peer), `${h.endpoint.address}:${h.endpoint.port}`);
+    }
+    const now = this.clock.now();
+    const out: PathReport[] = [];
+    for (const [dst, via] of this.mesh.routes().unicast) {
+      if (dst === this.peerName) continue;
+      const nickname = nicknames.get(dst) ?? '';
+      const endpoint = health.get(dst);
+      const punch = this.nat.punches.punch(dst);
+      if (dst === via) out.push({ name: dst, nickname, path: 'direct', ...(endpoint !== undefined && { endpoint }) });
+      else if (punch?.phase === 'punched') out.push({ name: dst, nickname, path: 'punched', ...(endpoint !== undefined && { endpoint }) });
+      else {
+        out.push({
+          name: dst,
+          nickname,
+          path: 'relayed',
+          via,
+          viaNickname: nicknames.get(via) ?? '',
+          reason: this.nat.relayReason(dst, now),
+        });
+      }
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   private reachablePeers(): Set<string> {

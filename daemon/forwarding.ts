@@ -18,6 +18,8 @@ export interface NeighbourView {
   udpPort: number;
   /** The pair's data session, or null on an unencrypted network. */
   data: DataSession | null;
+  /** A path punched through NAT (daemon/punch.ts): its session is its own, whatever the trusted subnets say. */
+  isPunched?: boolean;
 }
 
 export interface ForwardingInputs {
@@ -82,7 +84,7 @@ export class SnapshotBuilder {
         this.endpoints.set(key, endpoint);
       }
       const id = nameToId(n.name);
-      const session = n.data && !isTrusted(n.remoteHost, inputs.trustedSubnets) ? n.data : null;
+      const session = n.data && (n.isPunched === true || !isTrusted(n.remoteHost, inputs.trustedSubnets)) ? n.data : null;
       neighbours.set(id, Object.freeze({ peer: id, endpoint, session }));
     }
     for (const key of [...this.endpoints.keys()]) if (!seen.has(key)) this.endpoints.delete(key);

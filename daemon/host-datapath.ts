@@ -115,6 +115,11 @@ export class HostDatapath {
     this.sleeve?.apply(snapshot);
   }
 
+  /** Each neighbour's health now, with its current data endpoint (learned from its authenticated datagrams). */
+  peerHealth(): ReadonlyMap<PeerId, PeerHealth> {
+    return this.sleeve?.peerHealth() ?? new Map();
+  }
+
   onHealthChange(listener: (peer: PeerId, health: PeerHealth) => void): void {
     this.healthListeners.push(listener);
   }

@@ -48,6 +48,11 @@ export interface PeerHealth {
   readonly traffic?: PeerTraffic;
   /** Smoothed round trip of heartbeat and ack in ms, or -1 before the first ack (absent: not measured). */
   readonly rttMs?: number;
+  /**
+   * Where its datagrams go now: the snapshot's endpoint, or where its authentic sealed datagrams came from since
+   * (NAT rebinding, roaming). Absent in fakes that do not track it.
+   */
+  readonly endpoint?: Endpoint;
 }
 
 /** One neighbour's traffic counters. Drops are by reason: the reasons are the datapath's own, few and fixed. */

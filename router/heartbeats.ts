@@ -266,6 +266,7 @@ export function healthOf(n: Neighbour): PeerHealth {
   return {
     isEstablished: n.isEstablished,
     lastHeardMs: n.lastHeardMs,
+    endpoint: n.endpoint,
     traffic: {
       datagramsIn: n.datagramsIn,
       bytesIn: n.bytesIn,

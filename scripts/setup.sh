@@ -50,6 +50,8 @@ packages+=(bind9-dnsutils)
 packages+=(docker.io)
 # curl and chromium: test/netns/local-api-2-hosts.test.ts attacks the local API as a script and as a web page would.
 packages+=(curl chromium)
+# The NAT tests (test/netns/nat-*): conntrack, to make a NAT router forget its mappings (rebinding).
+packages+=(conntrack)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/ install ok installed$/ {print $1}' || true)
@@ -65,6 +67,7 @@ else
   command_of+=([bind9-dnsutils]=dig)
   command_of+=([docker.io]=dockerd)
   command_of+=([curl]=curl [chromium]=chromium)
+  command_of+=([conntrack]=conntrack)
   for p in "${packages[@]}"; do
     command -v "${command_of[$p]}" >/dev/null 2>&1 || missing+=("$p")
   done
