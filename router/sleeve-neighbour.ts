@@ -11,6 +11,13 @@ import { HEADER_BYTES, PIECE_HEADER_BYTES, RECORD_HEADER_BYTES } from './sleeve-
 
 /** Outer IPv4 + UDP headers, which the underlay MTU counts and a datagram's payload does not. */
 export const OUTER_IP_UDP_BYTES = 20 + 8;
+/** The same over IPv6 (a 40-byte header). */
+export const OUTER_IP6_UDP_BYTES = 40 + 8;
+
+/** Outer header bytes on the way to `endpoint`: IPv6 addresses are the ones with a ':'. */
+export function outerBytesOf(endpoint: Endpoint): number {
+  return endpoint.address.includes(':') ? OUTER_IP6_UDP_BYTES : OUTER_IP_UDP_BYTES;
+}
 /** Inner Ethernet header (the overlay MTU counts the IP packet; a record carries the whole frame). */
 export const ETHERNET_HEADER_BYTES = 14;
 /** The largest tag a data session appends (ChaCha20-Poly1305's); pieces leave room for it on every hop. */
@@ -78,10 +85,13 @@ export class Neighbour {
     this.snapshotEndpoint = endpoint;
   }
 
-  /** Size the datagram buffer for the path MTU and this session's tag; allocates only if the size changed. */
+  /**
+   * Size the datagram buffer for the path MTU, the endpoint's family (its outer header) and this session's tag;
+   * allocates only if the size changed.
+   */
   resize(underlayMtuBytes: number): void {
     const tagBytes = this.session?.overheadBytes ?? 0;
-    const datagramBytes = underlayMtuBytes - OUTER_IP_UDP_BYTES;
+    const datagramBytes = underlayMtuBytes - outerBytesOf(this.endpoint);
     this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
     this.pieceRoomBytes = datagramBytes - HEADER_BYTES - MAX_TAG_BYTES - PIECE_HEADER_BYTES;
     this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
