@@ -88,7 +88,13 @@ export interface DatapathReport {
    * The data path's view of each neighbour: `isEstablished` when heartbeats are answered both ways, and the seconds
    * since a valid datagram from it came (absent before the first).
    */
-  peers?: Array<{ name: string; isEstablished: boolean; lastHeardSecondsAgo?: number }>;
+  peers?: Array<{
+    name: string;
+    isEstablished: boolean;
+    lastHeardSecondsAgo?: number;
+    pathMtuBytes?: number;
+    isPathMtuConfirmed?: boolean;
+  }>;
 }
 
 export interface EndpointReport {

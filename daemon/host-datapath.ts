@@ -146,6 +146,7 @@ export class HostDatapath {
       name: peerIdToName(peer),
       isEstablished: h.isEstablished,
       ...(h.lastHeardMs >= 0 && { lastHeardSecondsAgo: Math.max(0, (now - h.lastHeardMs) / 1000) }),
+      ...(h.pathMtuBytes !== undefined && { pathMtuBytes: h.pathMtuBytes, isPathMtuConfirmed: h.isPathMtuConfirmed === true }),
     }));
   }
 

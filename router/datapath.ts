@@ -44,6 +44,10 @@ export interface PeerHealth {
   readonly isEstablished: boolean;
   /** `Clock.now()` when a valid datagram from this peer was last received, or -1. */
   readonly lastHeardMs: number;
+  /** The IP packet size datagrams to this neighbour are sized for: its probed path MTU, at most the snapshot's. */
+  readonly pathMtuBytes?: number;
+  /** Whether a probe ack confirmed `pathMtuBytes` (false: still the snapshot's MTU, unproven). */
+  readonly isPathMtuConfirmed?: boolean;
 }
 
 export interface Datapath {

@@ -8,6 +8,7 @@ import type { PeerId } from './datapath.js';
 import type { DataSession } from '../crypto/data-session.js';
 import type { ForwardingView } from './forwarding-decision.js';
 import { HEADER_BYTES, PIECE_HEADER_BYTES, RECORD_HEADER_BYTES } from './sleeve-format.js';
+import { PathMtu } from './path-mtu.js';
 
 /** Outer IPv4 + UDP headers, which the underlay MTU counts and a datagram's payload does not. */
 export const OUTER_IP_UDP_BYTES = 20 + 8;
@@ -53,6 +54,13 @@ export class Neighbour {
   lastHeartbeatMs = -1;
   lastAckMs = -1;
   isEstablished = false;
+  /** What probing found this path carries (./path-mtu.ts); the datagrams are sized for the smaller of it and the
+   * snapshot's underlay MTU. */
+  readonly pathMtu: PathMtu;
+  /** The underlay MTU the last snapshot gave (the probing ceiling). */
+  snapshotMtuBytes = 0;
+  /** The IP packet size datagrams to this neighbour are sized for now. */
+  mtuBytes = 0;
 
   constructor(
     readonly peer: PeerId,
@@ -69,6 +77,7 @@ export class Neighbour {
     this.bodyCapacityBytes = 0;
     this.pieceRoomBytes = 0;
     this.overlayMtuBytes = 0;
+    this.pathMtu = new PathMtu(underlayMtuBytes);
     this.resize(underlayMtuBytes);
   }
 
@@ -81,17 +90,35 @@ export class Neighbour {
   /** Take the snapshot's endpoint, unless it is the one the last snapshot gave and the neighbour roamed since. */
   takeEndpoint(endpoint: Endpoint): void {
     const last = this.snapshotEndpoint;
-    if (endpoint.address !== last.address || endpoint.port !== last.port) this.endpoint = endpoint;
+    if (endpoint.address !== last.address || endpoint.port !== last.port) {
+      this.endpoint = endpoint;
+      this.pathMtu.suspect(0); // another path: probe it at the next chance
+    }
     this.snapshotEndpoint = endpoint;
   }
 
   /**
-   * Size the datagram buffer for the path MTU, the endpoint's family (its outer header) and this session's tag;
-   * allocates only if the size changed.
+   * Size the datagrams for what probing found, if that changed. Only between batches with nothing pending for this
+   * neighbour (the buffer may be replaced); false when it had to wait (call again later).
+   */
+  takePathMtu(): boolean {
+    const mtu = Math.min(this.snapshotMtuBytes, this.pathMtu.mtuBytes);
+    if (mtu === this.mtuBytes) return true;
+    if (this.used > 0) return false;
+    this.resize(this.snapshotMtuBytes);
+    return true;
+  }
+
+  /**
+   * Size the datagram buffer for `underlayMtuBytes` (the snapshot's; probing may have found the path narrower), the
+   * endpoint's family (its outer header) and this session's tag; allocates only if the size changed.
    */
   resize(underlayMtuBytes: number): void {
+    this.snapshotMtuBytes = underlayMtuBytes;
+    this.pathMtu.setCeiling(underlayMtuBytes, 0);
+    const mtu = (this.mtuBytes = Math.min(underlayMtuBytes, this.pathMtu.mtuBytes));
     const tagBytes = this.session?.overheadBytes ?? 0;
-    const datagramBytes = underlayMtuBytes - outerBytesOf(this.endpoint);
+    const datagramBytes = mtu - outerBytesOf(this.endpoint);
     this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
     this.pieceRoomBytes = datagramBytes - HEADER_BYTES - MAX_TAG_BYTES - PIECE_HEADER_BYTES;
     this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;

@@ -154,6 +154,16 @@ napi_value weft_udp_open(napi_env env, napi_callback_info info) {
     int off = 0; /* dual-stack whatever net.ipv6.bindv6only says */
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   }
+  /* Don't Fragment on every datagram, never fragmented here, and no path MTU taken from ICMP: a datagram too big for
+   * the device fails with EMSGSIZE, one too big for a link further on vanishes. The router sizes datagrams per path
+   * from its own probes (router/path-mtu.ts) instead of trusting ICMP, which tunnels and firewalls often lose. For a
+   * dual-stack socket both options apply: SOL_IP to its IPv4 traffic, SOL_IPV6 to its IPv6. */
+  int probe = IP_PMTUDISC_PROBE;
+  setsockopt(fd, SOL_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+  if (family == AF_INET6) {
+    int probe6 = IPV6_PMTUDISC_PROBE;
+    setsockopt(fd, SOL_IPV6, IPV6_MTU_DISCOVER, &probe6, sizeof probe6);
+  }
   grow_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
   grow_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
   if (bind(fd, &name.sa, name_len) != 0) {
