@@ -128,6 +128,8 @@ export interface DatapathReport {
       dropsOut: Record<string, number>;
     };
     rttSeconds?: number;
+    pathMtuBytes?: number;
+    isPathMtuConfirmed?: boolean;
   }>;
 }
 

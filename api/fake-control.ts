@@ -172,6 +172,10 @@ export function sampleReport(): Report {
       mtuBytes: 1376,
       udpPort: 6783,
       counters: { framesIn: 10, framesOut: 12, dropNoRoute: 1 },
+      peers: [
+        { name: n2, isEstablished: true, lastHeardSecondsAgo: 0.4, pathMtuBytes: 1500, isPathMtuConfirmed: true },
+        { name: n3, isEstablished: true, lastHeardSecondsAgo: 0.7, pathMtuBytes: 1280, isPathMtuConfirmed: false },
+      ],
     },
     endpoints: [{ target: 'c1', interface: 'ethwe0', mac: '02:aa:bb:cc:dd:01', addresses: ['10.32.0.1/12'] }],
     ipam: {

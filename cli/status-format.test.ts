@@ -26,6 +26,8 @@ describe('status formatting of a fixed report', () => {
         '       BusyPoll: 200us',
         '            MTU: 1376',
         '        UDPPort: 6783',
+        '        PathMTU: 00:00:00:00:00:02(h2) 1500',
+        '        PathMTU: 00:00:00:00:00:03(h3) 1280 (unconfirmed)',
         '      Endpoints: 1',
         '',
         '        Service: ipam',

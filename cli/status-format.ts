@@ -75,6 +75,12 @@ export function formatStatus(report: Report): string {
   if (d.busyPollMicros !== undefined) datapath.push(['BusyPoll', d.busyPollMicros === 0 ? 'off' : `${d.busyPollMicros}us`]);
   if (d.mtuBytes !== undefined) datapath.push(['MTU', d.mtuBytes]);
   if (d.udpPort !== undefined) datapath.push(['UDPPort', d.udpPort]);
+  // One line per neighbour: the IP packet size its path carries (probed; "unconfirmed" while no probe came back).
+  for (const p of d.peers ?? []) {
+    if (p.pathMtuBytes === undefined) continue;
+    const nickname = r.peers.find((x) => x.name === p.name)?.nickname;
+    datapath.push(['PathMTU', `${nameAndNickname(p.name, nickname)} ${p.pathMtuBytes}${p.isPathMtuConfirmed ? '' : ' (unconfirmed)'}`]);
+  }
   datapath.push(['Endpoints', report.endpoints.length]);
   out += '\n' + block(datapath);
   if (report.ipam !== undefined) {

@@ -59,7 +59,7 @@ export interface WeftConfig {
   readonly metricsAddr: string | undefined;
   /** TCP port for control connections and UDP port for data. @default 6783 */
   readonly port: number;
-  /** Host the control and data sockets bind to. @default '0.0.0.0' */
+  /** Host the control and data sockets bind to (0.0.0.0 binds :: where the kernel has IPv6: daemon/socket-host.ts). @default '0.0.0.0' */
   readonly listenAddr: string;
   /** Human name of this router. @default os.hostname() */
   readonly nickname: string;
@@ -184,7 +184,8 @@ export const launchOptions: readonly LaunchOption[] = [
     name: 'listen-addr',
     value: 'HOST',
     env: 'WEFT_LISTEN_ADDR',
-    description: 'address the control and data sockets bind to',
+    description:
+      'address the control and data sockets bind to (0.0.0.0: every IPv4 and IPv6 address, dual-stack where the kernel has IPv6)',
     defaultText: '0.0.0.0',
   },
   { name: 'nickname', value: 'NAME', env: 'WEFT_NICKNAME', description: 'human name of this router', defaultText: 'the hostname' },

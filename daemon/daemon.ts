@@ -37,6 +37,7 @@ import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
 import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
+import { socketHost } from './socket-host.js';
 import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 /** The state dir's file of saved connection targets. */
@@ -142,7 +143,7 @@ export class Daemon implements WeftControl {
             bridge: config.bridge,
             mtuBytes: config.mtuBytes,
             port: config.port,
-            listenAddr: config.listenAddr,
+            listenAddr: socketHost(config.listenAddr),
             busyPollMicros: config.busyPollMicros,
             isOffloadEnabled: config.isOffloadEnabled,
           },
@@ -189,7 +190,7 @@ export class Daemon implements WeftControl {
           peerName: this.peerName,
           nickname: config.nickname,
           uid: this.uid,
-          listenAddr: joinHostPort(config.listenAddr, config.port),
+          listenAddr: joinHostPort(socketHost(config.listenAddr), config.port),
           udpPort: config.port,
           isDiscoveryEnabled: config.isDiscoveryEnabled,
           requireDataPathConfirm: this.datapath !== undefined,

@@ -11,6 +11,7 @@ import type { ForwardingSnapshot, PeerId, PeerPath } from '../router/datapath.js
 import type { DataSession } from '../crypto/data-session.js';
 import { peerNameToId } from '../gossip/peer-name.js';
 import { splitAddress } from '../gossip/address.js';
+import { canonicalAddress } from '../router/underlay-address.js';
 
 export interface NeighbourView {
   name: string;
@@ -80,7 +81,8 @@ export class SnapshotBuilder {
       seen.add(key);
       let endpoint = this.endpoints.get(key);
       if (!endpoint) {
-        endpoint = Object.freeze({ address: stripMapped(n.remoteHost), port: n.udpPort });
+        // The form the underlay reports sources in (dotted IPv4, RFC 5952 IPv6), so the two compare as strings.
+        endpoint = Object.freeze({ address: canonicalAddress(n.remoteHost), port: n.udpPort });
         this.endpoints.set(key, endpoint);
       }
       const id = nameToId(n.name);
@@ -102,8 +104,4 @@ export class SnapshotBuilder {
       underlayMtuBytes: inputs.underlayMtuBytes,
     });
   }
-}
-
-function stripMapped(host: string): string {
-  return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
 }

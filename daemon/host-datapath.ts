@@ -153,6 +153,7 @@ export class HostDatapath {
       ...(h.lastHeardMs >= 0 && { lastHeardSecondsAgo: Math.max(0, (now - h.lastHeardMs) / 1000) }),
       ...(h.traffic && { traffic: { ...h.traffic, dropsIn: { ...h.traffic.dropsIn }, dropsOut: { ...h.traffic.dropsOut } } }),
       ...(h.rttMs !== undefined && h.rttMs >= 0 && { rttSeconds: h.rttMs / 1000 }),
+      ...(h.pathMtuBytes !== undefined && { pathMtuBytes: h.pathMtuBytes, isPathMtuConfirmed: h.isPathMtuConfirmed === true }),
     }));
   }
 

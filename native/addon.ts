@@ -1,10 +1,11 @@
 /**
- * The typed face of the `weft_native` C addon (native/src): TAP devices and batched IPv4 UDP, mechanism only.
+ * The typed face of the `weft_native` C addon (native/src): TAP devices and batched UDP over IPv4 and IPv6,
+ * mechanism only.
  *
  * Conventions shared by every function:
  * - Batches live in caller-owned memory: one Buffer cut into fixed slots of `slotBytes`, a packet starting
- *   `headroomBytes` into its slot, plus typed arrays of offsets, lengths (and for UDP, host-order u32 addresses and
- *   ports). The addon keeps references to them while a reader runs; do not reallocate them, reuse them.
+ *   `headroomBytes` into its slot, plus typed arrays of offsets, lengths (and for UDP, addresses as four host-order
+ *   u32 words each, and ports). The addon keeps references to them while a reader runs; do not reallocate them, reuse them.
  * - Readers run on the main event loop (libuv `uv_poll`): `onBatch(count)` is called synchronously with `count > 0`
  *   packets now in slots `offsets[0..count)`, valid only until the callback returns. A negative `count` (a negated
  *   errno) means the fd reported an error (a TAP whose device was deleted); the reader has stopped itself.
@@ -88,14 +89,21 @@ export interface WeftNative {
   /** Write frames `[0, count)` to a TAP fd, one write() each, in one call. Returns frames written. */
   tapWriteBatch(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, drops: Float64Array): number;
   /**
-   * Open a nonblocking IPv4 UDP socket bound to `bindAddress:port` (port 0: any free port) with 4 MiB socket
-   * buffers where the kernel allows (the sizes it granted are returned; Linux reports double what was set).
+   * Open a nonblocking UDP socket bound to `bindAddress:port` (port 0: any free port) with 4 MiB socket buffers
+   * where the kernel allows (the sizes it granted are returned; Linux reports double what was set). An address with
+   * a ':' gives an IPv6 socket with IPV6_V6ONLY off (`family` 6; bound to `::` it carries IPv4 too), a dotted one an
+   * IPv4 socket (`family` 4). Addresses cross the boundary as four host-order u32 words per datagram: the 128-bit
+   * IPv6 address, most significant word first, IPv4 as ::ffff:a.b.c.d (`[0, 0, 0xffff, u32]`).
    */
-  udpOpen(bindAddress: string, port: number): { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
+  udpOpen(
+    bindAddress: string,
+    port: number,
+  ): { fd: number; port: number; family: 4 | 6; receiveBufferBytes: number; sendBufferBytes: number };
   /**
-   * Start receiving datagrams with recvmmsg into slots; datagram i came from `addrs[i]:ports[i]`. There are
-   * `buffer.length / slotBytes` receive slots (at most `offsets.length`); `offsets`, `lengths`, `addrs` and `ports`
-   * need as many entries each, at least one per slot. UDP GRO is turned on where the kernel has it: a slot may then
+   * Start receiving datagrams with recvmmsg into slots; datagram i came from the address in words
+   * `addrs[4i .. 4i+4)` (see `udpOpen`) and port `ports[i]`. There are `buffer.length / slotBytes` receive slots (at
+   * most `offsets.length`); `offsets`, `lengths` and `ports` need as many entries each, at least one per slot, and
+   * `addrs` four words per entry. UDP GRO is turned on where the kernel has it: a slot may then
    * hold several datagrams the kernel coalesced, delivered as separate entries lying back to back (the headroom is
    * in front of the first only), so `slotBytes` must be at least `headroomBytes + 65507`, and 64 entries per slot
    * keep a batch from splitting. Datagrams that did not fit the entries stay in their slots and come in the next
@@ -113,7 +121,9 @@ export interface WeftNative {
     onBatch: BatchCallback,
   ): ReaderHandle;
   /**
-   * Send datagrams `[0, count)` to `addrs[i]:ports[i]` with sendmmsg. Returns datagrams sent (not messages).
+   * Send datagrams `[0, count)` to the address in words `addrs[4i .. 4i+4)` (see `udpOpen`) and port `ports[i]`
+   * with sendmmsg. Returns datagrams sent (not messages). `family` is the socket's (from `udpOpen`; default 4): an
+   * IPv4 socket refuses datagrams to IPv6 addresses (counted in `drops[1]`).
    *
    * With `gso` (a Float64Array of 4 kept per socket, zeroed at first) runs of datagrams to one endpoint, of one
    * length but the last (which may be shorter), packed back to back in `buffer`, go as one UDP GSO message (up to
@@ -130,7 +140,8 @@ export interface WeftNative {
     ports: Uint16Array,
     count: number,
     drops: Float64Array,
-    gso?: Float64Array,
+    gso?: Float64Array | null,
+    family?: 4 | 6,
   ): number;
   /** Stop a reader. Idempotent; also safe from inside its own callback. The fd stays open. */
   readerStop(reader: ReaderHandle): void;

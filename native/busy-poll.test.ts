@@ -67,7 +67,7 @@ describe.skipIf(!isBuilt)('busy polling', () => {
       Buffer.alloc(slots * slotBytes),
       new Uint32Array(slots * 64),
       new Uint32Array(slots * 64),
-      new Uint32Array(slots * 64),
+      new Uint32Array(slots * 64 * 4), // four address words per entry
       new Uint16Array(slots * 64),
       slotBytes,
       0,

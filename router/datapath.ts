@@ -53,6 +53,10 @@ export interface PeerHealth {
    * (NAT rebinding, roaming). Absent in fakes that do not track it.
    */
   readonly endpoint?: Endpoint;
+  /** The IP packet size datagrams to this neighbour are sized for: its probed path MTU, at most the snapshot's. */
+  readonly pathMtuBytes?: number;
+  /** Whether a probe ack confirmed `pathMtuBytes` (false: still the snapshot's MTU, unproven). */
+  readonly isPathMtuConfirmed?: boolean;
 }
 
 /** One neighbour's traffic counters. Drops are by reason: the reasons are the datapath's own, few and fixed. */

@@ -4,7 +4,7 @@
  * Pipeline (a repeating timer, every `heartbeatMs`; control-plane side of the loop, never inside a batch):
  *   per neighbour: decide `isEstablished` from the times the receive side noted (its last heartbeat: its packets
  *     reach us; its last ack of ours: ours reach it) -> on a transition, log it and tell the listeners ->
- *     send it a heartbeat;
+ *     send it a heartbeat; path MTU upkeep (./path-mtu.ts: end a probe round, send the next, resize its datagrams);
  *   then flush the underlay, and let the periodic housekeeping run (`onTick`: MAC expiry, idle reassembly buffers).
  * The receive side (./sleeve-receive.ts) answers heartbeats with acks at once and notes the times; nothing here
  * runs per packet.
@@ -195,15 +195,39 @@ export class Heartbeats {
     n.isAwaiting = false;
     n.probeSentMs = -1;
     n.probeMisses = 0;
+    n.pathMtu.suspect(now); // packets vanish: the path may have narrowed
     this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}`, reason }, 'sleeve lost');
     this.notify(n);
   }
 
-  /** Heartbeat `neighbours` now (new ones, so they need not wait for the timer). */
+  /** Heartbeat and MTU-probe `neighbours` now (new ones, so they need not wait for the timer). */
   greet(neighbours: readonly Neighbour[]): void {
     if (neighbours.length === 0) return;
-    for (const n of neighbours) this.send.sendControl(n, MessageType.Heartbeat);
+    const now = this.clock.now();
+    for (const n of neighbours) {
+      this.send.sendControl(n, MessageType.Heartbeat);
+      this.probeMtu(n, now);
+    }
     this.underlay.flush();
+  }
+
+  /**
+   * Path MTU upkeep for `n` (./path-mtu.ts): end a round whose time is up, send the next round's probes, size the
+   * datagrams for what was found, and log a change.
+   */
+  private probeMtu(n: Neighbour, now: number): void {
+    const path = n.pathMtu;
+    const before = path.mtuBytes;
+    const round = path.poll(now);
+    if (path.mtuBytes !== before) this.send.countPathMtuChange();
+    if (round !== null) for (const size of round.sizes) this.send.sendProbe(n, round.id, size);
+    const used = n.mtuBytes;
+    if (n.takePathMtu() && n.mtuBytes !== used) {
+      this.log.info(
+        { peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}`, mtu: n.mtuBytes, was: used },
+        'path MTU changed',
+      );
+    }
   }
 
   onHealthChange(listener: (peer: PeerId, health: PeerHealth) => void): void {
@@ -256,6 +280,7 @@ export class Heartbeats {
       }
       n.pingSentMs = now;
       this.send.sendControl(n, MessageType.Heartbeat);
+      this.probeMtu(n, now);
     }
     this.underlay.flush();
     this.onTick(now);
@@ -276,6 +301,8 @@ export function healthOf(n: Neighbour): PeerHealth {
       dropsOut: { seal: n.dropsOutSeal, too_big: n.dropsOutTooBig },
     },
     rttMs: n.smoothedRttMs,
+    pathMtuBytes: n.mtuBytes,
+    isPathMtuConfirmed: n.pathMtu.isConfirmed,
   };
 }
 

@@ -7,6 +7,7 @@ import { isNativeAddonBuilt, loadNative, nativeAddonPath, type BatchCallback } f
 import { createMemoryLogger } from '../runtime/logger.js';
 import { createSocket } from 'node:dgram';
 import { NativeUdpUnderlay, UdpBindError } from './native-udp-underlay.js';
+import { addressToWords, canonicalAddress, wordsToAddress } from './underlay-address.js';
 import type { DatagramBatch, Endpoint, Underlay } from './underlay.js';
 
 const isBuilt = isNativeAddonBuilt();
@@ -179,7 +180,7 @@ describe.skipIf(!isBuilt)('NativeUdpUnderlay on loopback', () => {
     const buffer = Buffer.alloc(slotBytes); // one receive slot, but only 4 entries: a 10-datagram message splits
     const offsets = new Uint32Array(4);
     const lengths = new Uint32Array(4);
-    const addrs = new Uint32Array(4);
+    const addrs = new Uint32Array(16); // four words per entry
     const ports = new Uint16Array(4);
     const got: { index: number; length: number; port: number }[] = [];
     const counts: number[] = [];
@@ -256,6 +257,44 @@ describe.skipIf(!isBuilt)('NativeUdpUnderlay on loopback', () => {
     expect(a.counters()).toMatchObject({ dropsBadAddress: 2, dropsBadLength: 2, datagramsSent: 0 });
   });
 
+  it('carries IPv6 both ways on ::1, GSO runs included, sources reported in canonical form', async () => {
+    const a = make({ bindAddress: '::1' });
+    const b = make({ bindAddress: '::1' });
+    await a.start(() => {});
+    const inbox = collector(40, 64);
+    await b.start(inbox.onDatagrams);
+    expect(a.localFamily).toBe(6);
+    const to: Endpoint = { address: '0:0::1', port: b.localPort }; // any spelling: parsed once per endpoint
+    const run = Buffer.alloc(1200);
+    for (let i = 0; i < 40; i++) {
+      run.writeUInt32BE(i, 0);
+      a.send(run, 0, i === 39 ? 700 : 1200, to); // equal sizes to one endpoint: one GSO message where it works
+    }
+    a.flush();
+    await inbox.isDone;
+    expect(inbox.received.map((r) => r.index)).toEqual([...Array(40).keys()]);
+    expect(inbox.received.every((r) => r.address === '::1' && r.port === a.localPort)).toBe(true);
+    expect(a.counters()).toMatchObject({ datagramsSent: 40, dropsBadAddress: 0, dropsSendError: 0 });
+  });
+
+  it('takes IPv4 on a socket bound to :: and reports it as a dotted address; answers it the same way', async () => {
+    const dual = make({ bindAddress: '::' });
+    const v4 = make({ bindAddress: '127.0.0.1' });
+    const atDual = collector(3, 0);
+    const atV4 = collector(3, 0);
+    await dual.start(atDual.onDatagrams);
+    await v4.start(atV4.onDatagrams);
+    const d = (i: number): Buffer => Buffer.alloc(100).fill(i).fill(0, 0, 4);
+    for (let i = 0; i < 3; i++) v4.send(d(i), 0, 100, { address: '127.0.0.1', port: dual.localPort });
+    v4.flush();
+    await atDual.isDone;
+    expect(atDual.received.map((r) => r.address)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1']);
+    for (let i = 0; i < 3; i++) dual.send(d(i), 0, 100, { address: '127.0.0.1', port: v4.localPort });
+    dual.flush();
+    await atV4.isDone;
+    expect(atV4.received.every((r) => r.address === '127.0.0.1' && r.port === dual.localPort)).toBe(true);
+  });
+
   it('refuses a port already bound with UdpBindError naming the port', async () => {
     const a = make();
     await a.start(() => {});
@@ -300,5 +339,26 @@ describe.skipIf(!isBuilt)('NativeUdpUnderlay on loopback', () => {
     for (const r of inbox.received) expect(r.bytes.subarray(4).every((x) => x === r.index)).toBe(true);
     expect(a.counters().datagramsSent).toBe(2);
     expect(a.claim(70_000, to)).toBe(-1); // larger than a UDP datagram
+  });
+});
+
+describe('underlay address words', () => {
+  it('maps IPv4 to ::ffff:a.b.c.d words and IPv6 to its four words, and back in canonical form', () => {
+    const w = new Uint32Array(8);
+    expect(addressToWords('10.0.0.2', w, 0)).toBe(true);
+    expect([...w.subarray(0, 4)]).toEqual([0, 0, 0xffff, 0x0a000002]);
+    expect(wordsToAddress(w, 0)).toBe('10.0.0.2');
+    expect(addressToWords('FD00:0:0:0::2', w, 4)).toBe(true);
+    expect([...w.subarray(4, 8)]).toEqual([0xfd000000, 0, 0, 2]);
+    expect(wordsToAddress(w, 4)).toBe('fd00::2');
+    expect(canonicalAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(canonicalAddress('2001:DB8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+  });
+
+  it('refuses what is not an IP address, writing nothing', () => {
+    const w = new Uint32Array(4).fill(7);
+    for (const bad of ['peer.example', '10.1', '', '1::2::3', '[::1]']) expect(addressToWords(bad, w, 0)).toBe(false);
+    expect([...w]).toEqual([7, 7, 7, 7]);
+    expect(canonicalAddress('peer.example')).toBe('peer.example');
   });
 });

@@ -1,22 +1,29 @@
 /**
- * `NativeUdpUnderlay`: the data-path `Underlay`, IPv4 UDP through the native addon.
+ * `NativeUdpUnderlay`: the data-path `Underlay`, UDP over IPv4 and IPv6 through the native addon.
+ *
+ * One socket carries both families: bound to an IPv6 address (`::` for all) it is dual-stack, IPv4 peers appearing
+ * as ::ffff:a.b.c.d inside the addon and as plain dotted addresses here; bound to an IPv4 address it reaches IPv4
+ * peers only (an IPv6 endpoint is then a counted drop).
  *
  * Pipeline in: socket → (uv_poll wakes, recvmmsg fills up to `batchSlots` slots, each message `headroomBytes` into
- * its slot, with its source as a u32 address and a port; a message UDP GRO coalesced is split back into its
+ * its slot, with its source as four u32 words and a port; a message UDP GRO coalesced is split back into its
  * datagrams, back to back in the slot) → source addresses turned into strings through a cache (a string is built
  * only the first time an address is seen) → one `onDatagrams` call per batch.
- * Pipeline out: `send()` copies the datagram into a packed send batch and records its endpoint as a u32 (parsed once
- * per `Endpoint` object, remembered in a WeakMap) → `flush()`, or a full batch, sends it all with sendmmsg, runs of
+ * Pipeline out: `send()` copies the datagram into a packed send batch and records its endpoint as four words (parsed
+ * once per `Endpoint` object, remembered in a WeakMap) → `flush()`, or a full batch, sends it all with sendmmsg, runs of
  * equal-size datagrams to one endpoint as one UDP GSO message each (the kernel segments them late, or never on the
  * way through veth, and the receiver's GRO keeps them together): one pass through the socket layer for up to 64.
  * Nothing is allocated per datagram once the address caches are warm.
  */
 import type { DatagramBatch, Endpoint, Underlay } from './underlay.js';
 import type { Logger } from '../runtime/logger.js';
-import { ipv4ToU32, u32ToIpv4, type ReaderHandle, type ReaderStats, type WeftNative } from '../native/addon.js';
+import { addressToWords, wordsToAddress } from './underlay-address.js';
+import { u32ToIpv4, type ReaderHandle, type ReaderStats, type WeftNative } from '../native/addon.js';
 
-/** Largest UDP payload over IPv4: 65535 minus the IPv4 (20) and UDP (8) headers. */
+/** Largest UDP payload over IPv4: 65535 minus the IPv4 (20) and UDP (8) headers. Sends are capped at this. */
 export const MAX_UDP_PAYLOAD_BYTES = 65507;
+/** Largest UDP payload over IPv6 without jumbograms: 65535 minus the UDP header (8). Receive slots hold this. */
+const MAX_UDP6_PAYLOAD_BYTES = 65527;
 
 /** The UDP socket could not be opened or bound. */
 export class UdpBindError extends Error {
@@ -42,7 +49,7 @@ function bindAdvice(errnoCode: string): string {
     case 'EPERM':
       return 'ports below 1024 need root or CAP_NET_BIND_SERVICE';
     default:
-      return 'check the bind address (a dotted IPv4 address) and port (0-65535)';
+      return 'check the bind address (an IPv4 or IPv6 address) and port (0-65535)';
   }
 }
 
@@ -62,7 +69,10 @@ export interface NativeUdpUnderlayDeps {
 }
 
 export interface NativeUdpUnderlayOptions {
-  /** Local IPv4 address to bind. @default '0.0.0.0' */
+  /**
+   * Local address to bind: IPv4 (that family only) or IPv6 (dual-stack; `::` takes every address of both).
+   * @default '0.0.0.0'
+   */
   bindAddress?: string;
   /** Local port; 0 picks a free one (read `localPort` after `start`). @default 0 */
   port?: number;
@@ -100,10 +110,19 @@ export interface NativeUdpUnderlayCounters {
   dropsSendError: number;
   /** `send()` with a length above 65507 bytes or a range outside the buffer. */
   dropsBadLength: number;
-  /** `send()` to an endpoint that is not a dotted IPv4 address (IPv6 is not supported yet). */
+  /** `send()` to an endpoint that is not an IP address, or an IPv6 one on a socket bound to IPv4. */
   dropsBadAddress: number;
   /** `send()` before `start()` or after `stop()`. */
   dropsNotRunning: number;
+}
+
+/** An IPv6 source seen, with its string. */
+interface Address6Name {
+  w0: number;
+  w1: number;
+  w2: number;
+  w3: number;
+  name: string;
 }
 
 export class NativeUdpUnderlay implements Underlay {
@@ -123,8 +142,14 @@ export class NativeUdpUnderlay implements Underlay {
 
   /** The receive batch, reused for every callback. */
   private readonly batch: DatagramBatch;
+  /** Four words per entry (see the addon's `udpOpen`). */
   private readonly sourceAddrs: Uint32Array;
+  /** IPv4 sources by their u32; IPv6 ones by a hash of their words (then checked word by word). */
   private readonly addressNames = new Map<number, string>();
+  private readonly address6Names = new Map<number, Address6Name[]>();
+  private address6Count = 0;
+  /** 4 or 6, from the socket opened. */
+  private family: 4 | 6 = 4;
 
   /** See `Underlay.beforeSend`. */
   beforeSend: (() => void) | null = null;
@@ -132,6 +157,7 @@ export class NativeUdpUnderlay implements Underlay {
   private sendBuffer: Buffer = Buffer.alloc(0);
   private readonly sendOffsets: Uint32Array;
   private readonly sendLengths: Uint32Array;
+  /** Four words per datagram. */
   private readonly sendAddrs: Uint32Array;
   private readonly sendPorts: Uint16Array;
   private sendCount = 0;
@@ -140,8 +166,11 @@ export class NativeUdpUnderlay implements Underlay {
   private readonly sendDrops = new Float64Array(2);
   /** [state (0 untried, 1 works, -1 refused), GSO messages, datagrams in them, refused], kept by the addon. */
   private readonly gso = new Float64Array(4);
-  /** Endpoint → its address as a u32 (-1: not IPv4). Endpoints are reused from snapshots, so this stays small. */
-  private readonly endpointAddrs = new WeakMap<Endpoint, number>();
+  /**
+   * Endpoint → its address as four words (null: not one this socket can reach). Endpoints are reused from
+   * snapshots, so this stays small.
+   */
+  private readonly endpointAddrs = new WeakMap<Endpoint, Uint32Array | null>();
   private datagramsSent = 0;
   private dropsBadLength = 0;
   private dropsBadAddress = 0;
@@ -157,10 +186,10 @@ export class NativeUdpUnderlay implements Underlay {
     if (!(this.batchSlots >= 1 && this.headroomBytes >= 0)) {
       throw new RangeError('NativeUdpUnderlay: batchSlots must be >= 1 and headroomBytes >= 0');
     }
-    // Room for the largest IPv4 UDP payload, so no datagram is ever truncated.
-    this.slotBytes = this.headroomBytes + MAX_UDP_PAYLOAD_BYTES;
+    // Room for the largest UDP payload (IPv6's), so no datagram is ever truncated.
+    this.slotBytes = this.headroomBytes + MAX_UDP6_PAYLOAD_BYTES;
     const entries = this.batchSlots * DATAGRAMS_PER_SLOT;
-    this.sourceAddrs = new Uint32Array(entries);
+    this.sourceAddrs = new Uint32Array(entries * 4);
     this.batch = {
       count: 0,
       buffer: Buffer.alloc(0),
@@ -171,7 +200,7 @@ export class NativeUdpUnderlay implements Underlay {
     };
     this.sendOffsets = new Uint32Array(this.batchSlots);
     this.sendLengths = new Uint32Array(this.batchSlots);
-    this.sendAddrs = new Uint32Array(this.batchSlots);
+    this.sendAddrs = new Uint32Array(this.batchSlots * 4);
     this.sendPorts = new Uint16Array(this.batchSlots);
   }
 
@@ -179,10 +208,15 @@ export class NativeUdpUnderlay implements Underlay {
     return this.boundPort;
   }
 
+  /** The socket's family (known after `start`): 6 for a dual-stack IPv6 socket, 4 for an IPv4 one. */
+  get localFamily(): 4 | 6 {
+    return this.family;
+  }
+
   /** Bind and begin delivering. Throws `UdpBindError` when the bind fails; `start()` may then be tried again. */
   async start(onDatagrams: (batch: DatagramBatch) => boolean | void): Promise<void> {
     if (this.isStarted) throw new Error('NativeUdpUnderlay.start called twice');
-    let opened: { fd: number; port: number; receiveBufferBytes: number; sendBufferBytes: number };
+    let opened: ReturnType<WeftNative['udpOpen']>;
     try {
       opened = this.native.udpOpen(this.bindAddress, this.port);
     } catch (err) {
@@ -192,6 +226,7 @@ export class NativeUdpUnderlay implements Underlay {
     this.isStarted = true;
     this.fd = opened.fd;
     this.boundPort = opened.port;
+    this.family = opened.family === 6 ? 6 : 4;
     const batch = this.batch;
     batch.buffer = Buffer.alloc(this.batchSlots * this.slotBytes);
     this.sendBuffer = Buffer.alloc(this.batchSlots * MAX_UDP_PAYLOAD_BYTES);
@@ -213,19 +248,33 @@ export class NativeUdpUnderlay implements Underlay {
             return false;
           }
           // Datagrams split from one GRO message share their source: look it up once per run.
-          let lastAddr = -1;
+          let last0 = -1;
+          let last1 = -1;
+          let last2 = -1;
+          let last3 = -1;
           let name = '';
           for (let i = 0; i < count; i++) {
-            const addr = addrs[i]!;
-            if (addr !== lastAddr) {
-              let known = names.get(addr);
-              if (known === undefined) {
-                known = u32ToIpv4(addr);
-                if (names.size >= ADDRESS_CACHE_LIMIT) names.clear();
-                names.set(addr, known);
+            const w = 4 * i;
+            const w0 = addrs[w]!;
+            const w1 = addrs[w + 1]!;
+            const w2 = addrs[w + 2]!;
+            const w3 = addrs[w + 3]!;
+            if (w3 !== last3 || w2 !== last2 || w1 !== last1 || w0 !== last0) {
+              if (w0 === 0 && w1 === 0 && w2 === 0xffff) {
+                let known = names.get(w3);
+                if (known === undefined) {
+                  known = u32ToIpv4(w3);
+                  if (names.size >= ADDRESS_CACHE_LIMIT) names.clear();
+                  names.set(w3, known);
+                }
+                name = known;
+              } else {
+                name = this.name6(addrs, w);
               }
-              name = known;
-              lastAddr = addr;
+              last0 = w0;
+              last1 = w1;
+              last2 = w2;
+              last3 = w3;
             }
             batch.addresses[i] = name;
           }
@@ -242,6 +291,32 @@ export class NativeUdpUnderlay implements Underlay {
       { port: this.boundPort, receiveBufferBytes: opened.receiveBufferBytes, sendBufferBytes: opened.sendBufferBytes },
       'underlay started',
     );
+  }
+
+  /** The string of the IPv6 source at `addrs[w .. w+4)`, built only the first time it is seen. */
+  private name6(addrs: Uint32Array, w: number): string {
+    const w0 = addrs[w]!;
+    const w1 = addrs[w + 1]!;
+    const w2 = addrs[w + 2]!;
+    const w3 = addrs[w + 3]!;
+    const key = (Math.imul(w0 ^ w2, 0x9e3779b1) ^ Math.imul(w1 ^ w3, 0x85ebca6b) ^ w3) >>> 0;
+    let bucket = this.address6Names.get(key);
+    if (bucket !== undefined) {
+      for (let k = 0; k < bucket.length; k++) {
+        const e = bucket[k]!;
+        if (e.w3 === w3 && e.w2 === w2 && e.w1 === w1 && e.w0 === w0) return e.name;
+      }
+    }
+    if (this.address6Count >= ADDRESS_CACHE_LIMIT) {
+      this.address6Names.clear();
+      this.address6Count = 0;
+      bucket = undefined;
+    }
+    const name = wordsToAddress(addrs, w);
+    if (bucket === undefined) this.address6Names.set(key, (bucket = []));
+    bucket.push({ w0, w1, w2, w3, name });
+    this.address6Count++;
+    return name;
   }
 
   send(buffer: Buffer, offset: number, length: number, to: Endpoint): void {
@@ -268,10 +343,14 @@ export class NativeUdpUnderlay implements Underlay {
     }
     let addr = this.endpointAddrs.get(to);
     if (addr === undefined) {
-      addr = ipv4ToU32(to.address);
+      addr = new Uint32Array(4);
+      // An IPv4 socket reaches only IPv4 (mapped) addresses.
+      if (!addressToWords(to.address, addr, 0) || (this.family === 4 && !(addr[0] === 0 && addr[1] === 0 && addr[2] === 0xffff))) {
+        addr = null;
+      }
       this.endpointAddrs.set(to, addr);
     }
-    if (addr < 0) {
+    if (addr === null) {
       this.dropsBadAddress++;
       return -1;
     }
@@ -280,7 +359,12 @@ export class NativeUdpUnderlay implements Underlay {
     const at = this.sendUsedBytes;
     this.sendOffsets[i] = at;
     this.sendLengths[i] = length;
-    this.sendAddrs[i] = addr;
+    const a = this.sendAddrs;
+    const w = 4 * i;
+    a[w] = addr[0]!;
+    a[w + 1] = addr[1]!;
+    a[w + 2] = addr[2]!;
+    a[w + 3] = addr[3]!;
     this.sendPorts[i] = to.port;
     this.sendCount = i + 1;
     this.sendUsedBytes = at + length;
@@ -306,6 +390,7 @@ export class NativeUdpUnderlay implements Underlay {
       this.sendCount,
       this.sendDrops,
       this.gso,
+      this.family,
     );
     this.sendCount = 0;
     this.sendUsedBytes = 0;

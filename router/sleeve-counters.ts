@@ -44,6 +44,14 @@ export interface SleeveCounters {
   mac_table_full: number;
   /** ICMP "fragmentation needed" replies written to the bridge. */
   icmp_frag_needed: number;
+  /** ICMPv6 "packet too big" replies written to the bridge. */
+  icmp_packet_too_big: number;
+  /** MTU probes sent (./path-mtu.ts), acks of ours received, acks of theirs sent. */
+  mtu_probes_out: number;
+  mtu_probe_acks_in: number;
+  mtu_probe_acks_out: number;
+  /** Times a neighbour's path MTU changed (raised by an ack, or lowered when a round ended). */
+  path_mtu_changes: number;
   /** Frames captured before the first snapshot. */
   drop_no_snapshot: number;
   /** Captured frames shorter than an Ethernet header. */
@@ -148,6 +156,11 @@ export function newCounters(): SleeveCounters {
     mac_moves: 0,
     mac_table_full: 0,
     icmp_frag_needed: 0,
+    icmp_packet_too_big: 0,
+    mtu_probes_out: 0,
+    mtu_probe_acks_in: 0,
+    mtu_probe_acks_out: 0,
+    path_mtu_changes: 0,
     drop_no_snapshot: 0,
     drop_runt: 0,
     drop_local_dest: 0,

@@ -110,7 +110,9 @@ describe('sleeve format', () => {
     b[0] = SLEEVE_MAGIC;
     b[1] = 3 << 4;
     expect(checkHeader(b, 0, 16)).toBe(MessageType.Piece);
-    b[1] = 4 << 4;
+    b[1] = 5 << 4;
+    expect(checkHeader(b, 0, 16)).toBe(MessageType.MtuProbeAck);
+    b[1] = 6 << 4;
     expect(checkHeader(b, 0, 16)).toBe(HeaderDrop.UnknownType);
     b[1] = withRelays(flagsFor(MessageType.Frames, true, 1), MAX_RELAYS);
     expect(checkHeader(b, 0, 16)).toBe(MessageType.Frames);

@@ -16,8 +16,8 @@
  *   flags   bit 0 ENCRYPTED (the body is sealed and a tag follows it), bit 1 KEY_PHASE (which of the two data keys
  *           sealed it, for rekeying), bits 2-3 RELAYS (how many routers already relayed the unicast records or
  *           the piece this datagram carries: 0 from the capturing router, at most MAX_RELAYS; a relay that would
- *           pass one on past that drops it as `drop_hop_limit`), bits 4-7 message type: 0 frames, 1 heartbeat, 2 heartbeat-ack, 3 piece of an offloaded
- *           frame; 4-15 reserved (dropped).
+ *           pass one on past that drops it as `drop_hop_limit`), bits 4-7 message type: 0 frames, 1 heartbeat,
+ *           2 heartbeat-ack, 3 piece of an offloaded frame, 4 MTU probe, 5 MTU probe ack; 6-15 reserved (dropped).
  *   sender  the sending peer's name (a neighbour: the peer the datagram came from, not the frame's origin).
  *   seq     per-sender, per-key sequence number. Sealed datagrams: `DataSession.nextSeq()`, checked by the replay
  *           window and bound into the nonce. Clear datagrams: a per-neighbour counter, ignored by receivers.
@@ -57,6 +57,17 @@
  * frame; TCP sends it again. Relays pass pieces on unchanged, without joining them.
  *
  * Heartbeat and heartbeat-ack bodies are empty; receivers ignore any body bytes (room for later fields).
+ *
+ * MTU probe and probe-ack bodies (./path-mtu.ts): a probe is padded so that, with the outer IP and UDP headers, it is
+ * exactly `size` bytes of IP packet; its ack is just the first six bytes back. Receivers ignore bytes past them.
+ *
+ *    0                6         8
+ *    +----------------+---------+------------------------ ...
+ *    | round (u32 BE) | size    | padding (probe only)
+ *    +----------------+---------+------------------------ ...
+ *
+ *   round   the prober's round number, echoed so an ack from an earlier round is not taken for this one.
+ *   size    u16 big-endian: the IP packet size the probe was sent as (its ack says this size arrived).
  */
 
 /** First byte of every sleeve datagram: 'W', format version 1. */
@@ -95,9 +106,14 @@ export const MessageType = {
   Heartbeat: 1,
   HeartbeatAck: 2,
   Piece: 3,
+  MtuProbe: 4,
+  MtuProbeAck: 5,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
-const LAST_TYPE = MessageType.Piece;
+const LAST_TYPE = MessageType.MtuProbeAck;
+
+/** Bytes of an MTU probe's fields (round and size); also the whole body of its ack. */
+export const PROBE_FIELDS_BYTES = 6;
 
 /** Bytes in front of the piece bytes in a piece body. */
 export const PIECE_HEADER_BYTES = 34;

@@ -8,9 +8,17 @@ import type { PeerId } from './datapath.js';
 import type { DataSession } from '../crypto/data-session.js';
 import type { ForwardingView } from './forwarding-decision.js';
 import { HEADER_BYTES, PIECE_HEADER_BYTES, RECORD_HEADER_BYTES } from './sleeve-format.js';
+import { PathMtu } from './path-mtu.js';
 
 /** Outer IPv4 + UDP headers, which the underlay MTU counts and a datagram's payload does not. */
 export const OUTER_IP_UDP_BYTES = 20 + 8;
+/** The same over IPv6 (a 40-byte header). */
+export const OUTER_IP6_UDP_BYTES = 40 + 8;
+
+/** Outer header bytes on the way to `endpoint`: IPv6 addresses are the ones with a ':'. */
+export function outerBytesOf(endpoint: Endpoint): number {
+  return endpoint.address.includes(':') ? OUTER_IP6_UDP_BYTES : OUTER_IP_UDP_BYTES;
+}
 /** Inner Ethernet header (the overlay MTU counts the IP packet; a record carries the whole frame). */
 export const ETHERNET_HEADER_BYTES = 14;
 /** The largest tag a data session appends (ChaCha20-Poly1305's); pieces leave room for it on every hop. */
@@ -87,6 +95,13 @@ export class Neighbour {
   srttMs = -1;
   /** When the path was last declared lost, or -1: it is trusted again only after acks newer than this plus a hold. */
   lostAtMs = -1;
+  /** What probing found this path carries (./path-mtu.ts); the datagrams are sized for the smaller of it and the
+   * snapshot's underlay MTU. */
+  readonly pathMtu: PathMtu;
+  /** The underlay MTU the last snapshot gave (the probing ceiling). */
+  snapshotMtuBytes = 0;
+  /** The IP packet size datagrams to this neighbour are sized for now. */
+  mtuBytes = 0;
 
   constructor(
     readonly peer: PeerId,
@@ -103,6 +118,7 @@ export class Neighbour {
     this.bodyCapacityBytes = 0;
     this.pieceRoomBytes = 0;
     this.overlayMtuBytes = 0;
+    this.pathMtu = new PathMtu(underlayMtuBytes);
     this.resize(underlayMtuBytes);
   }
 
@@ -115,14 +131,35 @@ export class Neighbour {
   /** Take the snapshot's endpoint, unless it is the one the last snapshot gave and the neighbour roamed since. */
   takeEndpoint(endpoint: Endpoint): void {
     const last = this.snapshotEndpoint;
-    if (endpoint.address !== last.address || endpoint.port !== last.port) this.endpoint = endpoint;
+    if (endpoint.address !== last.address || endpoint.port !== last.port) {
+      this.endpoint = endpoint;
+      this.pathMtu.suspect(0); // another path: probe it at the next chance
+    }
     this.snapshotEndpoint = endpoint;
   }
 
-  /** Size the datagram buffer for the path MTU and this session's tag; allocates only if the size changed. */
+  /**
+   * Size the datagrams for what probing found, if that changed. Only between batches with nothing pending for this
+   * neighbour (the buffer may be replaced); false when it had to wait (call again later).
+   */
+  takePathMtu(): boolean {
+    const mtu = Math.min(this.snapshotMtuBytes, this.pathMtu.mtuBytes);
+    if (mtu === this.mtuBytes) return true;
+    if (this.used > 0) return false;
+    this.resize(this.snapshotMtuBytes);
+    return true;
+  }
+
+  /**
+   * Size the datagram buffer for `underlayMtuBytes` (the snapshot's; probing may have found the path narrower), the
+   * endpoint's family (its outer header) and this session's tag; allocates only if the size changed.
+   */
   resize(underlayMtuBytes: number): void {
+    this.snapshotMtuBytes = underlayMtuBytes;
+    this.pathMtu.setCeiling(underlayMtuBytes, 0);
+    const mtu = (this.mtuBytes = Math.min(underlayMtuBytes, this.pathMtu.mtuBytes));
     const tagBytes = this.session?.overheadBytes ?? 0;
-    const datagramBytes = underlayMtuBytes - OUTER_IP_UDP_BYTES;
+    const datagramBytes = mtu - outerBytesOf(this.endpoint);
     this.bodyCapacityBytes = datagramBytes - HEADER_BYTES - tagBytes;
     this.pieceRoomBytes = datagramBytes - HEADER_BYTES - MAX_TAG_BYTES - PIECE_HEADER_BYTES;
     this.overlayMtuBytes = this.bodyCapacityBytes - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;

@@ -12,7 +12,9 @@
  *         (./forwarding-decision.ts): deliver to the bridge (learning the source MAC as the capturing peer's),
  *         relay to another neighbour (appended to its pending datagram, ./sleeve-send.ts), or both (broadcast);
  *       pieces: to ./pieces.ts (relayed, or joined into their frame);
- *       heartbeat: note the time, answer with an ack; ack: note the time.
+ *       heartbeat: note the time, answer with an ack; ack: note the time;
+ *       MTU probe: answer with a probe ack; probe ack: to the neighbour's ./path-mtu.ts (a larger MTU proven resizes
+ *         its datagrams once this batch's pending ones are out).
  *       frames for the bridge go through ./tcp-coalesce.ts: consecutive TCP segments of a flow are joined into one
  *         large frame (software GRO), anything else is written as it comes;
  *     -> pending datagrams flushed (`SleeveSend.flushPending`), held TCP frames written (`TcpCoalescer.flush`);
@@ -26,6 +28,7 @@ import {
   HeaderDrop,
   MAX_RELAYS,
   MessageType,
+  PROBE_FIELDS_BYTES,
   RECORD_HEADER_BYTES,
   checkHeader,
   countRecords,
@@ -80,6 +83,8 @@ export class SleeveReceive {
   private readonly openTypes = new Uint8Array(OPEN_RUN_MAX);
   /** Per run entry: -1 when it came from its neighbour's endpoint, else its index in `batch` (roams if authentic). */
   private readonly openElsewhere = new Int32Array(OPEN_RUN_MAX);
+  /** An ack raised some neighbour's path MTU in this batch: resize after the pending datagrams are out. */
+  private hasPathMtuChange = false;
   /** The batch being handled (for the source of a datagram that roams). */
   private batch: DatagramBatch | null = null;
 
@@ -175,6 +180,10 @@ export class SleeveReceive {
     this.batch = null;
     if (view !== null) this.send.flushPending();
     this.coalescer.flush();
+    if (this.hasPathMtuChange && view !== null) {
+      this.hasPathMtuChange = false;
+      for (const n of view.neighbours) n.takePathMtu();
+    }
     this.capture.flush();
     return hasFrames;
   };
@@ -236,6 +245,19 @@ export class SleeveReceive {
       s.heartbeats_in++;
       n.lastHeartbeatMs = now;
       this.send.sendControl(n, MessageType.HeartbeatAck);
+    } else if (type === MessageType.MtuProbe || type === MessageType.MtuProbeAck) {
+      const body = off + HEADER_BYTES;
+      if (bodyLength < PROBE_FIELDS_BYTES) {
+        s.drop_short++;
+      } else if (type === MessageType.MtuProbe) {
+        this.send.sendProbeAck(n, buf.readUInt32BE(body), buf.readUInt16BE(body + 4));
+      } else {
+        s.mtu_probe_acks_in++;
+        if (n.pathMtu.acked(buf.readUInt32BE(body), buf.readUInt16BE(body + 4))) {
+          s.path_mtu_changes++;
+          this.hasPathMtuChange = true;
+        }
+      }
     } else {
       s.heartbeat_acks_in++;
       n.lastAckMs = now;

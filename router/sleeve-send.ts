@@ -20,13 +20,22 @@ import type { Capture, FrameBatch } from './capture.js';
 import type { Underlay } from './underlay.js';
 import type { DataSession } from '../crypto/data-session.js';
 import type { Clock } from '../runtime/clock.js';
-import { HEADER_BYTES, MIN_FRAME_BYTES, MessageType, RECORD_HEADER_BYTES, SLEEVE_MAGIC, flagsFor, withRelays } from './sleeve-format.js';
+import {
+  HEADER_BYTES,
+  MIN_FRAME_BYTES,
+  MessageType,
+  PROBE_FIELDS_BYTES,
+  RECORD_HEADER_BYTES,
+  SLEEVE_MAGIC,
+  flagsFor,
+  withRelays,
+} from './sleeve-format.js';
 import { DROP, FLOOD, type ForwardingDecision } from './forwarding-decision.js';
-import { FRAG_NEEDED_MAX_BYTES, writeFragmentationNeeded } from './icmp.js';
+import { FRAG_NEEDED_MAX_BYTES, PACKET_TOO_BIG_MAX_BYTES, writeFragmentationNeeded, writePacketTooBig } from './icmp.js';
 import { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, type ChecksumComplete } from './offload.js';
 import type { PeerNumbers } from './peer-numbers.js';
 import type { SleeveCounters } from './sleeve-counters.js';
-import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
+import { outerBytesOf, withFront, type Neighbour, type SleeveView } from './sleeve-neighbour.js';
 import type { PieceCutter } from './pieces.js';
 
 /** Room for a heartbeat: header plus the largest tag a session may append. */
@@ -83,7 +92,9 @@ export class SleeveSend {
   readonly copyBytes: CopyBytes;
   private readonly checksumComplete: ChecksumComplete;
   private readonly controlBuffer = Buffer.alloc(CONTROL_BUFFER_BYTES);
-  private readonly icmpBuffer = Buffer.alloc(FRAG_NEEDED_MAX_BYTES);
+  private readonly icmpBuffer = Buffer.alloc(Math.max(FRAG_NEEDED_MAX_BYTES, PACKET_TOO_BIG_MAX_BYTES));
+  /** MTU probes are built here: room for the largest IP packet's datagram and a tag, front room for the AEAD. */
+  private readonly probeBuffer = withFront(65_535);
   /** Neighbours with records pending in this batch; sized by `resetDirty` to hold every neighbour once. */
   private dirty: Neighbour[] = [];
   private dirtyCount = 0;
@@ -181,9 +192,20 @@ export class SleeveSend {
     if (isTooBig) this.stats.drop_too_big++;
   }
 
+  /**
+   * A frame too big for `n`'s path: tell its sender the overlay MTU of that path, as a router would (ICMP
+   * "fragmentation needed" for IPv4 with DF, ICMPv6 "packet too big" for IPv6), so its TCP sends smaller segments at
+   * once. Only frames that came without offloads get here: super-frames are cut into pieces that fit any path.
+   */
   private replyTooBig(n: Neighbour, buf: Buffer, off: number, len: number): void {
-    const replyBytes = writeFragmentationNeeded(this.icmpBuffer, 0, buf, off, len, n.overlayMtuBytes);
-    if (replyBytes > 0 && this.capture.write(this.icmpBuffer, 0, replyBytes)) this.stats.icmp_frag_needed++;
+    const out = this.icmpBuffer;
+    let replyBytes = writeFragmentationNeeded(out, 0, buf, off, len, n.overlayMtuBytes);
+    if (replyBytes > 0) {
+      if (this.capture.write(out, 0, replyBytes)) this.stats.icmp_frag_needed++;
+      return;
+    }
+    replyBytes = writePacketTooBig(out, 0, buf, off, len, n.overlayMtuBytes);
+    if (replyBytes > 0 && this.capture.write(out, 0, replyBytes)) this.stats.icmp_packet_too_big++;
   }
 
   // ---- Records into datagrams ----
@@ -397,6 +419,49 @@ export class SleeveSend {
       return -1;
     }
     return HEADER_BYTES + sealed;
+  }
+
+  /**
+   * Send `n` an MTU probe of round `round` padded to `sizeBytes` of IP packet (outer headers included), as a message
+   * of its own (never part of a GSO run: a run's segments must all fit the device). False when that size leaves no
+   * room for the probe's fields or it could not be sealed. Called from the heartbeat timer, never inside a batch.
+   */
+  sendProbe(n: Neighbour, round: number, sizeBytes: number): boolean {
+    if (!this.isRunning) return false;
+    const b = this.probeBuffer;
+    const bodyLength = sizeBytes - outerBytesOf(n.endpoint) - HEADER_BYTES - (n.session?.overheadBytes ?? 0);
+    if (bodyLength < PROBE_FIELDS_BYTES || HEADER_BYTES + bodyLength + 16 > b.length) return false;
+    b.writeUInt32BE(round >>> 0, HEADER_BYTES);
+    b.writeUInt16BE(sizeBytes & 0xffff, HEADER_BYTES + 4);
+    b.fill(0, HEADER_BYTES + PROBE_FIELDS_BYTES, HEADER_BYTES + bodyLength);
+    const length = this.sealAt(n, b, 0, MessageType.MtuProbe, bodyLength);
+    if (length < 0) return false;
+    this.underlay.flush();
+    this.underlay.send(b, 0, length, n.endpoint);
+    this.underlay.flush();
+    this.stats.datagrams_out++;
+    this.stats.bytes_out += length;
+    this.stats.mtu_probes_out++;
+    return true;
+  }
+
+  /** Count a path MTU change found outside the receive loop (a probe round ended). */
+  countPathMtuChange(): void {
+    this.stats.path_mtu_changes++;
+  }
+
+  /** Ack `n`'s MTU probe of round `round` and size `sizeBytes` (sealed when `n` has a session). */
+  sendProbeAck(n: Neighbour, round: number, sizeBytes: number): void {
+    if (!this.isRunning) return;
+    const b = this.controlBuffer;
+    b.writeUInt32BE(round >>> 0, HEADER_BYTES);
+    b.writeUInt16BE(sizeBytes, HEADER_BYTES + 4);
+    const length = this.sealAt(n, b, 0, MessageType.MtuProbeAck, PROBE_FIELDS_BYTES);
+    if (length < 0) return;
+    this.underlay.send(b, 0, length, n.endpoint);
+    this.stats.datagrams_out++;
+    this.stats.bytes_out += length;
+    this.stats.mtu_probe_acks_out++;
   }
 
   /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */

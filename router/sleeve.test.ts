@@ -17,17 +17,17 @@ function frame(dst: number, src: number): Buffer {
   return f;
 }
 
-async function twoSleeves() {
+async function twoSleeves(maxDatagramBytesAtB?: number) {
   const clock = new FakeClock();
   const network = new MemoryUdpNetwork({ clock });
-  const make = (address: string) => {
+  const make = (address: string, maxDatagramBytes?: number) => {
     const capture = new MemoryCapture({ clock });
-    const underlay = new MemoryUnderlay({ network }, { address });
+    const underlay = new MemoryUnderlay({ network }, { address, ...(maxDatagramBytes !== undefined && { maxDatagramBytes }) });
     const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger });
     return { capture, underlay, sleeve, endpoint: underlay.endpoint() };
   };
   const a = make('10.0.0.1');
-  const b = make('10.0.0.2');
+  const b = make('10.0.0.2', maxDatagramBytesAtB);
   const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }, withOther = true): ForwardingSnapshot => ({
     localPeer: self,
     neighbours: withOther ? new Map([[other, { peer: other, endpoint, session: null }]]) : new Map(),
@@ -42,6 +42,32 @@ async function twoSleeves() {
 }
 
 describe('Sleeve', () => {
+  it('probes each path: datagrams to a neighbour behind a narrow link shrink to what it acks, the other way stays', async () => {
+    // B takes datagrams of at most 1252 bytes: IP packets of 1280 (20 IPv4 + 8 UDP more).
+    const { clock, a, b, snap } = await twoSleeves(1280 - 28);
+    a.sleeve.apply(snap(A, B, b.endpoint));
+    b.sleeve.apply(snap(B, A, a.endpoint));
+    await a.sleeve.start();
+    await b.sleeve.start();
+    expect(a.sleeve.peerHealth().get(B)).toMatchObject({ pathMtuBytes: 1500, isPathMtuConfirmed: false });
+    clock.advance(5_000); // the first round ends, a refine round or two follow
+    expect(a.sleeve.peerHealth().get(B)).toMatchObject({ pathMtuBytes: 1280, isPathMtuConfirmed: true });
+    expect(b.sleeve.peerHealth().get(A)).toMatchObject({ pathMtuBytes: 1500, isPathMtuConfirmed: true });
+    expect(a.sleeve.counters()['path_mtu_changes']).toBeGreaterThan(0);
+    expect(b.sleeve.counters()['mtu_probe_acks_out']).toBeGreaterThan(0);
+    // A full-size frame A captured for B no longer fits: dropped as too big, not sent to vanish.
+    const big = frame(0x02_0000_0000_02, 0x02_0000_0000_01);
+    const full = Buffer.alloc(1400);
+    big.copy(full);
+    b.capture.inject(frame(0xffff_ffff_ffff, 0x02_0000_0000_02)); // B's container is learned behind B
+    clock.advance(5);
+    a.capture.inject(full);
+    clock.advance(5);
+    expect(a.sleeve.counters()['drop_too_big']).toBe(1);
+    await a.sleeve.stop();
+    await b.sleeve.stop();
+  });
+
   it('counts frames captured before the first snapshot as drop_no_snapshot; stop is idempotent', async () => {
     const { clock, a } = await twoSleeves();
     await a.sleeve.start();

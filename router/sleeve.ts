@@ -26,7 +26,7 @@ import { checksumCompleteJs, type ChecksumComplete } from './offload.js';
 import { ForwardingDecision } from './forwarding-decision.js';
 import { PeerNumbers } from './peer-numbers.js';
 import { newCounters } from './sleeve-counters.js';
-import { ETHERNET_HEADER_BYTES, Neighbour, OUTER_IP_UDP_BYTES, peerLabel, type SleeveView } from './sleeve-neighbour.js';
+import { ETHERNET_HEADER_BYTES, Neighbour, outerBytesOf, peerLabel, type SleeveView } from './sleeve-neighbour.js';
 import { SleeveSend, defaultCopyBytes, type CopyBytes } from './sleeve-send.js';
 import { SleeveReceive } from './sleeve-receive.js';
 import { PieceCutter, type PiecesOptions } from './pieces.js';
@@ -167,7 +167,7 @@ export class Sleeve implements Datapath {
     }
     for (const path of snapshot.neighbours.values()) {
       const room =
-        mtu - OUTER_IP_UDP_BYTES - HEADER_BYTES - (path.session?.overheadBytes ?? 0) - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
+        mtu - outerBytesOf(path.endpoint) - HEADER_BYTES - (path.session?.overheadBytes ?? 0) - RECORD_HEADER_BYTES - ETHERNET_HEADER_BYTES;
       if (room < MIN_OVERLAY_MTU_BYTES) {
         throw new SleeveSnapshotError(
           `underlay MTU ${mtu} leaves ${room} bytes for IP packets to peer ${peerLabel(path.peer)}, below IPv4's minimum of 68; fix the MTU the control plane measured`,
