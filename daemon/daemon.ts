@@ -30,7 +30,7 @@ import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../c
 import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
 import { SnapshotBuilder, withTrustedData } from './forwarding.js';
 import type { HostDatapath } from './host-datapath.js';
-import { isPeerName, parsePeerName, peerIdToName } from '../gossip/peer-name.js';
+import { isPeerName, parsePeerName, peerIdToName, peerNameToId } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
@@ -141,6 +141,8 @@ export class Daemon implements WeftControl {
             listenAddr: config.listenAddr,
             busyPollMicros: config.busyPollMicros,
             isOffloadEnabled: config.isOffloadEnabled,
+            isFastdpEnabled: config.isFastdpEnabled,
+            localPeer: peerNameToId(this.peerName),
           },
         );
         await this.datapath.start();
@@ -419,7 +421,7 @@ export class Daemon implements WeftControl {
         httpAddr: this.config.httpAddr,
         listenAddr: joinHostPort(this.config.listenAddr, this.config.port),
         targets: mesh.targets,
-        connections: mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets)),
+        connections: this.withCarriers(mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets))),
         peers: mesh.peers,
         counters: this.mesh?.counters() ?? {},
         ...(this.mesh && { gossip: gossipReport(this.mesh.gossipStats()) }),
@@ -434,6 +436,16 @@ export class Daemon implements WeftControl {
       ...(this.docker && { docker: this.docker.report() }),
       api: { ...(this.metricsServer && { metricsAddr: this.metricsServer.metricsAddr }), ...this.apiCounters.snapshot() },
     };
+  }
+
+  /** Established connections say what carries their peer's frames (fastdp or sleeve) and why. */
+  private withCarriers<C extends { peer?: string; state: string }>(connections: C[]): C[] {
+    const carriers = this.datapath?.carriers();
+    if (!carriers || carriers.size === 0) return connections;
+    return connections.map((c) => {
+      const k = c.peer !== undefined && c.state === 'established' ? carriers.get(c.peer) : undefined;
+      return k ? { ...c, carrier: k.carrier, carrierReason: k.reason } : c;
+    });
   }
 
   private reachablePeers(): Set<string> {
