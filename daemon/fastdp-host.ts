@@ -12,6 +12,7 @@ import {
   createVxlan,
   deleteVxlan,
   flushLearned,
+  learnedMacs,
   removeNeighbour,
   removeVxlanEntry,
   setNeighbour,
@@ -90,6 +91,19 @@ export class HostFastdpKernel implements FastdpKernel {
 
   forgetLearned(carrier: 'sleeve' | 'fastdp'): Promise<void> {
     return flushLearned(carrier === 'sleeve' ? this.options.tap : this.data);
+  }
+
+  addMac(mac: string, address: string): Promise<void> {
+    return addVxlanEntry(this.data, mac, address);
+  }
+
+  removeMac(mac: string, address: string): Promise<void> {
+    return removeVxlanEntry(this.data, mac, address);
+  }
+
+  async localMacs(): Promise<string[]> {
+    const { bridge, tap } = this.options;
+    return (await learnedMacs(bridge)).filter((e) => e.port !== tap && e.port !== this.data).map((e) => e.mac);
   }
 }
 

@@ -137,6 +137,20 @@ function entryMac(mac: string): string {
   return mac === FLOOD_MAC ? mac : checkMac(mac);
 }
 
+/**
+ * The unicast MACs `bridge` learned (not permanent ones: the ports' own), with the port each was learned on, from
+ * `bridge -j fdb show br BRIDGE`.
+ */
+export async function learnedMacs(bridge: string, options: NetdevOptions = {}): Promise<Array<{ mac: string; port: string }>> {
+  checkIfname(bridge, 'bridge');
+  const out = await bridgeCommand(bridge, ['-j', 'fdb', 'show', 'br', bridge], options.netns);
+  const entries = (out.trim() === '' ? [] : JSON.parse(out)) as Array<{ mac?: string; ifname?: string; master?: string; state?: string }>;
+  return entries
+    .filter((e) => e.master === bridge && (e.state ?? '') === '' && typeof e.mac === 'string' && typeof e.ifname === 'string')
+    .filter((e) => parseInt(e.mac!.slice(0, 2), 16) % 2 === 0)
+    .map((e) => ({ mac: e.mac!, port: e.ifname! }));
+}
+
 function checkIpv4(address: string): string {
   if (!isIPv4(address)) throw new RangeError(`${JSON.stringify(address)} is not an IPv4 address (fastdp carries IPv4 underlays only)`);
   return address;

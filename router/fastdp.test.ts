@@ -5,7 +5,16 @@ import type { ForwardingSnapshot, PeerId, PeerPath } from './datapath.js';
 import { FakeClock } from '../runtime/clock.js';
 import { createMemoryLogger } from '../runtime/logger.js';
 import type { DataSession } from '../crypto/data-session.js';
-import { HEARTBEAT_ASK, decodeHeartbeat, encodeHeartbeat, heartbeatAddress, heartbeatMac } from './fastdp-heartbeat.js';
+import {
+  HEARTBEAT_ASK,
+  decodeHeartbeat,
+  encodeHeartbeat,
+  heartbeatAddress,
+  heartbeatMac,
+  macNumber,
+  macText,
+  macsThatFit,
+} from './fastdp-heartbeat.js';
 
 const A = 0x0a0000000001;
 const B = 0x0b0000000002;
@@ -37,6 +46,16 @@ class RecordingKernel implements FastdpKernel {
   }
   async forgetLearned(carrier: 'sleeve' | 'fastdp'): Promise<void> {
     this.calls.push(`forget ${carrier}`);
+  }
+  macs: string[] = [];
+  async addMac(mac: string, address: string): Promise<void> {
+    this.calls.push(`mac+ ${mac} ${address}`);
+  }
+  async removeMac(mac: string, address: string): Promise<void> {
+    this.calls.push(`mac- ${mac} ${address}`);
+  }
+  async localMacs(): Promise<string[]> {
+    return this.macs;
   }
 }
 
@@ -128,6 +147,26 @@ describe('Fastdp', () => {
     expect(f.at(A).kernel.calls).toEqual(['start', `route+ ${B.toString(16)} 10.0.0.2`, 'flood+ 10.0.0.2', 'forget sleeve']);
     expect(f.at(A).changes).toBe(1);
     expect(f.at(A).fastdp.counters()).toMatchObject({ fastdp_peers: 1, fastdp_recoveries: 1, fastdp_fallbacks: 0 });
+  });
+
+  it("points VXLAN entries for a fastdp peer's MACs (from its heartbeats) at it, and removes them when it falls back", async () => {
+    const f = await started([A, B]);
+    f.at(A).kernel.macs = ['02:00:00:00:00:aa', '02:00:00:00:00:ab'];
+    await f.advance(7000);
+    expect(f.mode(B, A)?.mode).toBe('fastdp');
+    const calls = f.at(B).kernel.calls;
+    expect(calls).toContain('mac+ 02:00:00:00:00:aa 10.0.0.1');
+    expect(calls).toContain('mac+ 02:00:00:00:00:ab 10.0.0.1');
+    expect(f.at(B).fastdp.counters().fastdp_mac_entries).toBe(2);
+    // A container leaves A: its entry goes at B.
+    f.at(A).kernel.macs = ['02:00:00:00:00:ab'];
+    await f.advance(6000);
+    expect(calls).toContain('mac- 02:00:00:00:00:aa 10.0.0.1');
+    const before = calls.length;
+    f.blocked.add(B);
+    await f.advance(5000);
+    expect(calls.slice(before)).toEqual(['mac- 02:00:00:00:00:ab 10.0.0.1', 'flood- 10.0.0.1', 'forget fastdp']);
+    expect(f.at(B).fastdp.counters().fastdp_mac_entries).toBe(0);
   });
 
   it('leaves fastdp peers out of the sleeve: no unicast route to them, no hop of our broadcasts', async () => {
@@ -263,15 +302,30 @@ describe('fastdp heartbeats', () => {
         fc.integer({ min: 0, max: 2 ** 48 - 1 }),
         fc.integer({ min: 0, max: 2 ** 48 - 1 }),
         fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-        fc.integer({ min: 21, max: 1500 }),
-        (kind, from, to, seq, length) => {
-          const buf = encodeHeartbeat({ kind, from, to, seq }, length);
+        fc.integer({ min: 23, max: 1500 }),
+        // Unicast MACs: the first byte's low bit clear; never all zeros.
+        fc.array(
+          fc.tuple(fc.integer({ min: 0, max: 127 }), fc.integer({ min: 1, max: 2 ** 40 - 1 })).map(([hi, lo]) => hi * 2 * 2 ** 40 + lo),
+        ),
+        (kind, from, to, seq, length, macs) => {
+          const buf = encodeHeartbeat({ kind, from, to, seq, macs }, length);
           expect(buf.length).toBe(length);
-          expect(decodeHeartbeat(buf)).toEqual({ kind, from, to, seq });
+          // As many unicast MACs as fit come back, in order.
+          expect(decodeHeartbeat(buf)).toEqual({ kind, from, to, seq, macs: macs.slice(0, macsThatFit(length)) });
         },
       ),
     );
-    expect(decodeHeartbeat(Buffer.alloc(20))).toBeNull();
+    expect(decodeHeartbeat(Buffer.alloc(22))).toBeNull();
+    // A count beyond the datagram is refused, a group MAC is dropped.
+    const lying = encodeHeartbeat({ kind: 1, from: A, to: B, seq: 1 }, 40);
+    lying.writeUInt16BE(9, 21);
+    expect(decodeHeartbeat(lying)).toBeNull();
+    expect(decodeHeartbeat(encodeHeartbeat({ kind: 1, from: A, to: B, seq: 1, macs: [0x010000000001, 0x020000000002] }, 60))?.macs).toEqual(
+      [0x020000000002],
+    );
+    expect(macText(0x0200000000aa)).toBe('02:00:00:00:00:aa');
+    expect(macNumber('02:00:00:00:00:AA')).toBe(0x0200000000aa);
+    expect(macNumber('02:00:00:00:00')).toBeNaN();
   });
 
   it('derive a unicast, locally administered MAC and a link-local address from a peer name', () => {

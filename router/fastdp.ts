@@ -11,6 +11,8 @@
  *       no answer within `timeoutMs` (never confirmed): warn once, ask every `retryMs`                 -> sleeve
  *   fastdp, no answer for `timeoutMs`: the sleeve carries again, the flood entry goes, the bridge forgets what it
  *       learned on the VXLAN port; warn, count; ask every `retryMs` until answers come back            -> sleeve
+ *   fastdp: each heartbeat from the peer lists the MACs behind it; they get VXLAN entries pointing at it, so known
+ *       unicast goes to that peer alone (the flood entries carry the rest)
  *
  * One copy of every broadcast reaches each peer: the bridge floods a local broadcast to both carriers, the VXLAN
  * device sends it to each fastdp peer, and the sleeve's snapshot leaves fastdp peers out of the local broadcast
@@ -27,6 +29,8 @@ import {
   MIN_HEARTBEAT_MTU_BYTES,
   decodeHeartbeat,
   encodeHeartbeat,
+  macNumber,
+  macText,
 } from './fastdp-heartbeat.js';
 import { peerLabel } from './sleeve-neighbour.js';
 
@@ -44,6 +48,11 @@ export interface FastdpKernel {
   removeFlood(address: string): Promise<void>;
   /** Make the bridge forget the MACs it learned on the sleeve's port (the TAP) or on the VXLAN port. */
   forgetLearned(carrier: 'sleeve' | 'fastdp'): Promise<void>;
+  /** Send frames for `mac` ("aa:bb:...") to `address` through the data device (replacing any entry for it). */
+  addMac(mac: string, address: string): Promise<void>;
+  removeMac(mac: string, address: string): Promise<void>;
+  /** The unicast MACs the bridge learned on container ports (what this host has behind it). */
+  localMacs(): Promise<string[]>;
 }
 
 export interface FastdpDeps {
@@ -67,6 +76,8 @@ export interface FastdpOptions {
   retryMs?: number;
   /** Answers in a row before a path is used. @default 2 */
   confirmAnswers?: number;
+  /** Read this host's MACs (sent in heartbeats) this often. @default 5000 */
+  macRefreshMs?: number;
 }
 
 export type FastdpMode = 'fastdp' | 'sleeve';
@@ -87,6 +98,7 @@ export interface FastdpCounters {
   fastdp_recoveries: number;
   fastdp_kernel_errors: number;
   fastdp_peers: number;
+  fastdp_mac_entries: number;
 }
 
 interface Path {
@@ -102,6 +114,9 @@ interface Path {
   /** Times it failed (not confirmed, or heartbeats stopped): a path that comes up after one is "back". */
   failures: number;
   answers: number;
+  /** MACs its last heartbeat listed, and those with a VXLAN entry pointing at it. */
+  remoteMacs: Set<number>;
+  programmedMacs: Set<number>;
   sinceMs: number;
   lastAnswerMs: number;
   lastAskMs: number;
@@ -127,7 +142,12 @@ export class Fastdp {
     fastdp_recoveries: 0,
     fastdp_kernel_errors: 0,
     fastdp_peers: 0,
+    fastdp_mac_entries: 0,
   };
+  private readonly macRefreshMs: number;
+  private localMacs: number[] = [];
+  private lastMacRefreshMs = -Infinity;
+  private isReadingMacs = false;
   private snapshot: ForwardingSnapshot | undefined;
   private timer: Timer | undefined;
   private work: Promise<void> = Promise.resolve();
@@ -142,6 +162,7 @@ export class Fastdp {
     this.retryMs = options.retryMs ?? 10_000;
     this.confirmAnswers = options.confirmAnswers ?? 2;
     this.heartbeatBytes = options.mtuBytes - HEARTBEAT_OVERHEAD_BYTES;
+    this.macRefreshMs = options.macRefreshMs ?? 5000;
   }
 
   async start(): Promise<void> {
@@ -160,6 +181,7 @@ export class Fastdp {
     for (const p of this.paths.values()) p.isGone = true;
     this.paths.clear();
     this.stats.fastdp_peers = 0;
+    this.stats.fastdp_mac_entries = 0;
     await this.work;
     // Also after a failed start: a half-made device must not outlive the daemon.
     await this.deps.kernel.stop();
@@ -235,9 +257,14 @@ export class Fastdp {
       this.stats.fastdp_heartbeats_unknown_peer++;
       return;
     }
+    path.remoteMacs = new Set(h.macs);
+    if (path.mode === 'fastdp') this.syncMacs(path);
     if (h.kind === HEARTBEAT_ASK) {
       this.stats.fastdp_heartbeat_asks++;
-      this.deps.sendHeartbeat(h.from, encodeHeartbeat({ kind: HEARTBEAT_ANSWER, from: local, to: h.from, seq: h.seq }, length));
+      this.deps.sendHeartbeat(
+        h.from,
+        encodeHeartbeat({ kind: HEARTBEAT_ANSWER, from: local, to: h.from, seq: h.seq, macs: this.localMacs }, length),
+      );
       return;
     }
     this.stats.fastdp_heartbeats_answered++;
@@ -283,6 +310,8 @@ export class Fastdp {
       isGone: false,
       failures: 0,
       answers: 0,
+      remoteMacs: new Set(),
+      programmedMacs: new Set(),
       sinceMs: now,
       lastAnswerMs: -1,
       lastAskMs: -Infinity,
@@ -312,6 +341,21 @@ export class Fastdp {
 
   private tick(): void {
     const now = this.deps.clock.now();
+    if (now - this.lastMacRefreshMs >= this.macRefreshMs && !this.isReadingMacs && this.paths.size > 0) {
+      this.lastMacRefreshMs = now;
+      this.isReadingMacs = true;
+      this.deps.kernel.localMacs().then(
+        (macs) => {
+          this.isReadingMacs = false;
+          this.localMacs = macs.map(macNumber).filter((m) => Number.isFinite(m));
+        },
+        (err: unknown) => {
+          this.isReadingMacs = false;
+          this.stats.fastdp_kernel_errors++;
+          this.deps.log.debug({ err }, 'fastdp: reading the local MACs failed');
+        },
+      );
+    }
     for (const path of this.paths.values()) {
       if (!path.isRouted || path.isSwitching) continue;
       if (path.mode === 'fastdp') {
@@ -347,7 +391,7 @@ export class Fastdp {
     this.stats.fastdp_heartbeats_sent++;
     this.deps.sendHeartbeat(
       path.peer,
-      encodeHeartbeat({ kind: HEARTBEAT_ASK, from: local, to: path.peer, seq: path.seq }, this.heartbeatBytes),
+      encodeHeartbeat({ kind: HEARTBEAT_ASK, from: local, to: path.peer, seq: path.seq, macs: this.localMacs }, this.heartbeatBytes),
     );
   }
 
@@ -372,6 +416,7 @@ export class Fastdp {
         );
         this.notify();
         void this.queue('forget learned', () => this.deps.kernel.forgetLearned('sleeve')).catch(() => {});
+        this.syncMacs(path);
       },
       () => {
         path.isSwitching = false;
@@ -396,9 +441,27 @@ export class Fastdp {
       this.deps.log.warn({ peer: peerLabel(path.peer), addr: path.address, reason }, 'fastdp: falling back to the sleeve');
     }
     this.notify();
+    const macs = [...path.programmedMacs];
+    path.programmedMacs.clear();
+    this.stats.fastdp_mac_entries -= macs.length;
     void this.queue('flood entry', async () => {
+      for (const mac of macs) await this.deps.kernel.removeMac(macText(mac), path.address);
       await this.deps.kernel.removeFlood(path.address);
       await this.deps.kernel.forgetLearned('fastdp');
+    }).catch(() => {});
+  }
+
+  /** Make the VXLAN entries pointing at a fastdp peer match the MACs it last listed. */
+  private syncMacs(path: Path): void {
+    const added = [...path.remoteMacs].filter((m) => !path.programmedMacs.has(m));
+    const removed = [...path.programmedMacs].filter((m) => !path.remoteMacs.has(m));
+    if (added.length === 0 && removed.length === 0) return;
+    for (const m of added) path.programmedMacs.add(m);
+    for (const m of removed) path.programmedMacs.delete(m);
+    this.stats.fastdp_mac_entries += added.length - removed.length;
+    void this.queue('MAC entries', async () => {
+      for (const m of removed) await this.deps.kernel.removeMac(macText(m), path.address);
+      for (const m of added) await this.deps.kernel.addMac(macText(m), path.address);
     }).catch(() => {});
   }
 

@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, type TestContainer, type TestHost } from '../harness/hosts.js';
 import { builtSkipReason, canPing, waitFor, type WeftHost } from '../harness/weft.js';
 import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
+import { macOf } from './fixtures/underlay-capture.js';
 
 const skip = netnsSkipReason() ?? builtSkipReason();
 
@@ -20,9 +21,9 @@ async function carrierOf(w: WeftHost, nickname: string): Promise<{ carrier?: str
   return { carrier: conn?.carrier, reason: conn?.carrierReason };
 }
 
-/** Bytes the host's VXLAN data device sent so far. */
-async function vxlanTxBytes(host: TestHost): Promise<number> {
-  return Number((await host.exec('cat', ['/sys/class/net/weft-vx/statistics/tx_bytes'])).trim());
+/** Bytes the host's VXLAN data device sent (`tx`) or received (`rx`) so far. */
+async function vxlanBytes(host: TestHost, direction: 'tx' | 'rx' = 'tx'): Promise<number> {
+  return Number((await host.exec('cat', [`/sys/class/net/weft-vx/statistics/${direction}_bytes`])).trim());
 }
 
 /** Broadcast 3 pings from `from`; return how many echo requests to the broadcast address each of `to` saw. */
@@ -51,6 +52,15 @@ async function broadcastCounts(from: TestContainer, to: TestContainer[]): Promis
         .split('\n')
         .filter((l) => l.includes('ICMP echo request')).length,
   );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 describe.skipIf(skip)('fastdp on 3 hosts, h3 with UDP 6784 blocked', () => {
@@ -106,10 +116,10 @@ describe.skipIf(skip)('fastdp on 3 hosts, h3 with UDP 6784 blocked', () => {
   });
 
   it('carries a checksummed 100 MB TCP transfer from c1 to c2 in the kernel, not the sleeve', async () => {
-    const before = await vxlanTxBytes(net.hosts.host(1));
+    const before = await vxlanBytes(net.hosts.host(1));
     const sleeveBefore = (await w(1).report()).datapath.counters['bytes_out'] ?? 0;
     await expectTcpTransfer(c[0]!, c[1]!, cip(2), 100, 5201);
-    const sent = (await vxlanTxBytes(net.hosts.host(1))) - before;
+    const sent = (await vxlanBytes(net.hosts.host(1))) - before;
     const sleeveSent = ((await w(1).report()).datapath.counters['bytes_out'] ?? 0) - sleeveBefore;
     console.log(`100 MB c1 -> c2: VXLAN device sent ${sent} bytes, the sleeve ${sleeveSent}`);
     expect(sent).toBeGreaterThan(100 * 1024 * 1024);
@@ -130,6 +140,21 @@ describe.skipIf(skip)('fastdp on 3 hosts, h3 with UDP 6784 blocked', () => {
     expect(await broadcastCounts(c[2]!, [c[0]!, c[1]!])).toEqual([3, 3]);
   });
 
+  it('sends unicast to the one peer behind the MAC (learned from its heartbeats), not to every fastdp peer', async () => {
+    const [h1, h2, h3] = [1, 2, 3].map((i) => net.hosts.host(i));
+    const mac2 = await macOf(c[1]!);
+    await waitFor(
+      `h1 to point c2's MAC at h2`,
+      async () => (await h1!.exec('bridge', ['fdb', 'show', 'dev', 'weft-vx'])).includes(`${mac2} dst ${h2!.ip} self permanent`),
+      20_000,
+    );
+    const rx3 = await vxlanBytes(h3!, 'rx');
+    await expectTcpTransfer(c[0]!, c[1]!, cip(2), 20, 5202);
+    const seenByH3 = (await vxlanBytes(h3!, 'rx')) - rx3;
+    console.log(`20 MB c1 -> c2 with h3 on fastdp too: h3's VXLAN device received ${seenByH3} bytes`);
+    expect(seenByH3).toBeLessThan(2 * 1024 * 1024);
+  });
+
   it('falls back to the sleeve when heartbeats stop, and keeps carrying', async () => {
     await net.hosts.host(3).exec('iptables', ['-w', '5', '-I', 'INPUT', ...BLOCK_6784]);
     await waitFor('h1 back on the sleeve to h3', async () => {
@@ -140,10 +165,16 @@ describe.skipIf(skip)('fastdp on 3 hosts, h3 with UDP 6784 blocked', () => {
     expect(await waitFor('c1 -> c3 over the sleeve', () => canPing(c[0]!, cip(3)), 15_000)).toBe(true);
   });
 
-  it('weft stop removes the VXLAN devices', async () => {
+  it('weft stop and weft reset remove the VXLAN devices and their entries', async () => {
     const h1 = net.hosts.host(1);
     expect(await h1.exec('ip', ['-br', 'link', 'show', 'type', 'vxlan'])).toMatch(/weft-vx\b/);
+    expect(await h1.exec('bridge', ['fdb', 'show', 'dev', 'weft-vx'])).toMatch(/00:00:00:00:00:00 dst /);
     await w(1).run(['stop'], 15_000);
     expect((await h1.exec('ip', ['-br', 'link', 'show', 'type', 'vxlan'])).trim()).toBe('');
+    const h2 = net.hosts.host(2);
+    expect(await h2.exec('ip', ['-br', 'link', 'show', 'type', 'vxlan'])).toMatch(/weft-vxh\b/);
+    await w(2).run(['reset'], 15_000);
+    await waitFor('h2 to stop after weft reset', () => w(2).pid() === undefined || !isAlive(w(2).pid()!), 15_000);
+    expect((await h2.exec('ip', ['-br', 'link', 'show', 'type', 'vxlan'])).trim()).toBe('');
   });
 });
