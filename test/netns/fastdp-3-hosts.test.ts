@@ -64,7 +64,7 @@ function isAlive(pid: number): boolean {
 }
 
 describe.skipIf(skip)('fastdp on 3 hosts, h3 with UDP 6784 blocked', () => {
-  const net = weftNetwork(3);
+  const net = weftNetwork(3, { env: { WEFT_NO_FASTDP: '0' } });
   const c: TestContainer[] = [];
   const w = (i: number) => net.weft[i - 1]!;
 

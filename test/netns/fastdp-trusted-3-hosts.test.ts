@@ -28,7 +28,7 @@ async function carrierOf(w: WeftHost, nickname: string): Promise<{ carrier?: str
 }
 
 describe.skipIf(skip)('fastdp with trusted subnets and a password on 3 hosts', () => {
-  const net = weftNetwork(3, { env: { WEFT_PASSWORD: 'fastdp-trusted-password' } });
+  const net = weftNetwork(3, { env: { WEFT_PASSWORD: 'fastdp-trusted-password', WEFT_NO_FASTDP: '0' } });
   const c: TestContainer[] = [];
   const w = (i: number) => net.weft[i - 1]!;
 
