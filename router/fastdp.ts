@@ -212,17 +212,17 @@ export class Fastdp {
   }
 
   /**
-   * The snapshot the sleeve should carry: fastdp peers are no unicast destination (the bridge sends their MACs to the
-   * VXLAN port; a frame for them that still reaches the TAP was flooded to both) and no hop of our own broadcasts.
+   * The snapshot the sleeve should carry: fastdp peers are no destination of the frames it captures (the bridge
+   * sends their MACs to the VXLAN port; a frame for them that still reaches the TAP was flooded to both) and no hop
+   * of our own broadcasts. Frames other peers send through us to them are still relayed.
    */
   sleeveSnapshot(snapshot: ForwardingSnapshot): ForwardingSnapshot {
     const fast = this.fastdpPeers();
     if (fast.size === 0) return snapshot;
-    const unicastNextHop = new Map([...snapshot.unicastNextHop].filter(([dst]) => !fast.has(dst)));
     const broadcastNextHops = new Map(snapshot.broadcastNextHops);
     const local = broadcastNextHops.get(snapshot.localPeer);
     if (local) broadcastNextHops.set(snapshot.localPeer, Object.freeze(local.filter((h) => !fast.has(h))));
-    return Object.freeze({ ...snapshot, unicastNextHop, broadcastNextHops });
+    return Object.freeze({ ...snapshot, broadcastNextHops, fastdpPeers: fast });
   }
 
   /** Peers whose frames the kernel carries now. */
