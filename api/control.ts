@@ -28,6 +28,9 @@ export interface ConnectionReport {
   isDataClear?: boolean;
   /** The identity public key the remote's hello showed (base64), when it has one. */
   identity?: string;
+  /** What carries the frames to this peer: 'fastdp' (the kernel's VXLAN) or 'sleeve' (the router), and why. */
+  carrier?: 'fastdp' | 'sleeve';
+  carrierReason?: string;
 }
 
 /** One peer in the topology, as `weft status peers` shows it. */
@@ -130,7 +133,12 @@ export interface DatapathReport {
     rttSeconds?: number;
     pathMtuBytes?: number;
     isPathMtuConfirmed?: boolean;
+    /** What carries this peer's frames: the kernel's VXLAN ('fastdp') or the router ('sleeve'), and why. */
+    carrier?: 'fastdp' | 'sleeve';
+    carrierReason?: string;
   }>;
+  /** fastdp on this host: its UDP port, or why it is off. */
+  fastdp?: { port?: number; off?: string };
 }
 
 export interface EndpointReport {

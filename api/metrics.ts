@@ -240,6 +240,16 @@ export function createMetrics(report: () => Report): Registry {
     },
   });
   new Gauge({
+    name: 'weft_peer_fastdp',
+    help: "Per neighbour: 1 when the kernel's VXLAN (fastdp) carries its frames, 0 when the sleeve does (the reason is in weft status connections).",
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of r().datapath.peers ?? []) if (p.carrier !== undefined) this.set({ peer: p.name }, p.carrier === 'fastdp' ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'weft_peer_last_heard_seconds',
     help: 'Per neighbour: seconds since the data path last received a valid datagram from it.',
     labelNames: ['peer'],

@@ -68,6 +68,18 @@ describe('status formatting of a fixed report', () => {
         '',
       ].join('\n'),
     );
+    const carried = sampleReport();
+    carried.router.connections[0] = { ...carried.router.connections[0]!, info: 'unencrypted', carrier: 'fastdp' };
+    carried.router.connections[1] = {
+      ...carried.router.connections[1]!,
+      info: 'unencrypted',
+      carrier: 'sleeve',
+      carrierReason: 'no heartbeat answered on UDP 6784',
+    };
+    expect(formatConnections(carried).split('\n').slice(0, 2)).toEqual([
+      '-> 10.1.0.2:6783         established     unencrypted fastdp 00:00:00:00:00:02(h2)',
+      '<- 10.1.0.3:41234        established     unencrypted sleeve (no heartbeat answered on UDP 6784) 00:00:00:00:00:03(h3)',
+    ]);
     const r = sampleReport();
     r.router.connections[2]!.info = '';
     expect(formatConnections(r).split('\n')[2]).toBe('-> 10.1.0.9:6783         retrying        (no reason recorded)');

@@ -81,6 +81,10 @@ export function formatStatus(report: Report): string {
     const nickname = r.peers.find((x) => x.name === p.name)?.nickname;
     datapath.push(['PathMTU', `${nameAndNickname(p.name, nickname)} ${p.pathMtuBytes}${p.isPathMtuConfirmed ? '' : ' (unconfirmed)'}`]);
   }
+  if (d.fastdp !== undefined) {
+    const onFastdp = (d.peers ?? []).filter((p) => p.carrier === 'fastdp').length;
+    datapath.push(['FastDP', d.fastdp.off ?? `UDP ${d.fastdp.port ?? '?'}, ${onFastdp} of ${(d.peers ?? []).length} peers`]);
+  }
   datapath.push(['Endpoints', report.endpoints.length]);
   out += '\n' + block(datapath);
   if (report.ipam !== undefined) {
@@ -132,7 +136,10 @@ export function formatConnections(report: Report): string {
       // A retry always has a reason; an older daemon may have sent none: say so rather than print a bare row.
       const given = c.info === '' && (c.state === 'retrying' || c.state === 'failed') ? '(no reason recorded)' : c.info;
       const said = c.dataCipher ? given.replace(/^encrypted\b/, `encrypted (${c.dataCipher})`) : given;
-      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', said, nameAndNickname(c.peer, c.nickname)]
+      // What carries its frames: "fastdp", or "sleeve" and why (weft status connections shows both, like Weave's).
+      const carrier =
+        c.carrier === undefined ? '' : c.carrier === 'fastdp' ? 'fastdp' : `sleeve (${c.carrierReason ?? 'no reason recorded'})`;
+      const info = [c.isEncrypted && !saysEncryption ? 'encrypted' : '', said, carrier, nameAndNickname(c.peer, c.nickname)]
         .filter((s) => s.length > 0)
         .join(' ');
       return `${c.direction} ${c.address.padEnd(21)} ${c.state.padEnd(15)} ${info}`.trimEnd() + '\n';

@@ -73,6 +73,7 @@ describe('resolveConfig', () => {
       logLevel: 'info',
       busyPollMicros: 200,
       isOffloadEnabled: true,
+      isFastdpEnabled: true,
       isDatapathEnabled: true,
       isForeground: false,
       peers: [],
@@ -110,6 +111,8 @@ describe('resolveConfig', () => {
     });
     expect(resolve([], { WEFT_NO_DISCOVERY: '0' }).isDiscoveryEnabled).toBe(true);
     expect(resolve(['--no-offload']).isOffloadEnabled).toBe(false);
+    expect(resolve(['--no-fastdp']).isFastdpEnabled).toBe(false);
+    expect(resolve([], { WEFT_NO_FASTDP: '1' }).isFastdpEnabled).toBe(false);
     expect(resolve([], { WEFT_NO_OFFLOAD: '1' }).isOffloadEnabled).toBe(false);
     expect(configError(() => resolve([], { WEFT_NO_DISCOVERY: 'maybe' })).message).toContain('WEFT_NO_DISCOVERY');
   });

@@ -96,6 +96,11 @@ export interface WeftConfig {
   readonly rekeyIntervalMs: number;
   /** Carry the kernel's offloads (partial checksums, TCP super-frames) through the TAP. @default true */
   readonly isOffloadEnabled: boolean;
+  /**
+   * Let the kernel's VXLAN carry clear paths to direct peers (fastdp, on UDP port + 1) once heartbeats confirm them;
+   * `--no-fastdp` keeps every peer on the sleeve. @default true
+   */
+  readonly isFastdpEnabled: boolean;
   /** After handling packets, keep polling the data sockets this long before sleeping (0: off). @default 200 */
   readonly busyPollMicros: number;
   /** Run the control plane only (no bridge, TAP or UDP data): for tests. @default true */
@@ -257,6 +262,11 @@ export const launchOptions: readonly LaunchOption[] = [
     env: 'WEFT_NO_OFFLOAD',
     description:
       "take no checksum or TCP segmentation offloads from the kernel: read one segment at a time (peers' TCP super-frames are still written whole)",
+  },
+  {
+    name: 'no-fastdp',
+    env: 'WEFT_NO_FASTDP',
+    description: 'keep every peer on the sleeve: no kernel VXLAN fast path (fastdp, UDP port + 1) for clear paths',
   },
   {
     name: 'busy-poll',
@@ -567,6 +577,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     rekeyIntervalMs,
     busyPollMicros,
     isOffloadEnabled: !isSet('no-offload'),
+    isFastdpEnabled: !isSet('no-fastdp'),
     isDatapathEnabled: !isSet('no-datapath'),
     isForeground: flags.values['foreground'] === true,
     peers,

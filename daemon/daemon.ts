@@ -32,7 +32,7 @@ import { SnapshotBuilder, withTrustedData, type NeighbourView } from './forwardi
 import { NatTraversal } from './nat-traversal.js';
 import type { ObservedEndpoint } from './punch.js';
 import type { HostDatapath } from './host-datapath.js';
-import { isPeerName, parsePeerName, peerIdToName } from '../gossip/peer-name.js';
+import { isPeerName, parsePeerName, peerIdToName, peerNameToId } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
@@ -146,6 +146,8 @@ export class Daemon implements WeftControl {
             listenAddr: socketHost(config.listenAddr),
             busyPollMicros: config.busyPollMicros,
             isOffloadEnabled: config.isOffloadEnabled,
+            isFastdpEnabled: config.isFastdpEnabled,
+            localPeer: peerNameToId(this.peerName),
           },
         );
         await this.datapath.start();
@@ -459,7 +461,7 @@ export class Daemon implements WeftControl {
         httpAddr: this.config.httpAddr,
         listenAddr: joinHostPort(this.config.listenAddr, this.config.port),
         targets: mesh.targets,
-        connections: mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets)),
+        connections: this.withCarriers(mesh.connections.map((c) => withTrustedData(c, this.config.trustedSubnets))),
         peers: mesh.peers,
         ...(this.nat && { paths: this.pathReports() }),
         counters: { ...(this.mesh?.counters() ?? {}), ...(this.nat?.counters ?? {}) },
@@ -534,6 +536,16 @@ export class Daemon implements WeftControl {
       }
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Established connections say what carries their peer's frames (fastdp or sleeve) and why. */
+  private withCarriers<C extends { peer?: string; state: string }>(connections: C[]): C[] {
+    const carriers = this.datapath?.carriers();
+    if (!carriers || carriers.size === 0) return connections;
+    return connections.map((c) => {
+      const k = c.peer !== undefined && c.state === 'established' ? carriers.get(c.peer) : undefined;
+      return k ? { ...c, carrier: k.carrier, carrierReason: k.reason } : c;
+    });
   }
 
   private reachablePeers(): Set<string> {

@@ -20,6 +20,8 @@ import type { AttachRequest, DatapathReport, EndpointReport } from '../api/contr
 import type { Logger } from '../runtime/logger.js';
 import type { Clock } from '../runtime/clock.js';
 import { peerIdToName } from '../gossip/peer-name.js';
+import { Fastdp } from '../router/fastdp.js';
+import { HeartbeatSocket, HostFastdpKernel } from './fastdp-host.js';
 
 export interface HostDatapathOptions {
   /** Bridge name. */
@@ -34,6 +36,10 @@ export interface HostDatapathOptions {
   busyPollMicros: number;
   /** Open the TAP with offloads (partial checksums and TCP super-frames carried across whole). */
   isOffloadEnabled: boolean;
+  /** Let the kernel's VXLAN carry clear direct paths (fastdp, UDP `port` + 1). */
+  isFastdpEnabled: boolean;
+  /** This router's peer name as a number (names its heartbeat address). */
+  localPeer: PeerId;
 }
 
 /** Share of one CPU that busy polling may spend spinning with nothing to read. */
@@ -48,6 +54,11 @@ export class HostDatapath {
   private capture: TapCapture | undefined;
   private underlay: NativeUdpUnderlay | undefined;
   private sleeve: Sleeve | undefined;
+  private fastdp: Fastdp | undefined;
+  private heartbeatSocket: HeartbeatSocket | undefined;
+  /** Why fastdp is off, when it is. */
+  private fastdpOffReason: string | undefined;
+  private lastSnapshot: ForwardingSnapshot | undefined;
   private endpoints: EndpointReport[] = [];
   private readonly healthListeners: Array<(peer: PeerId, health: PeerHealth) => void> = [];
 
@@ -94,6 +105,7 @@ export class HostDatapath {
     native.busyPoll(this.options.busyPollMicros, BUSY_POLL_SHARE_PERCENT);
     await ip(this.tapName, ['link', 'set', 'dev', this.tapName, 'mtu', String(this.overlayMtuBytes)]);
     await attachToBridge(this.tapName, this.options.bridge);
+    await this.startFastdp();
     await this.refreshEndpoints();
     log.info(
       {
@@ -107,12 +119,71 @@ export class HostDatapath {
     );
   }
 
+  /**
+   * fastdp: the VXLAN devices, the heartbeat socket and the switch. A host where they cannot be made (no vxlan
+   * module, IPv6 off) keeps every peer on the sleeve, and says why in the log and in `weft status`.
+   */
+  private async startFastdp(): Promise<void> {
+    if (!this.options.isFastdpEnabled) {
+      this.fastdpOffReason = 'fastdp off (--no-fastdp)';
+      return;
+    }
+    const { log, clock } = this.deps;
+    const port = this.options.port + 1;
+    const kernel = new HostFastdpKernel({
+      bridge: this.options.bridge,
+      tap: this.tapName,
+      port,
+      mtuBytes: this.overlayMtuBytes,
+      localPeer: this.options.localPeer,
+    });
+    const socket = new HeartbeatSocket({ log }, { device: kernel.heartbeat, localPeer: this.options.localPeer, port });
+    const fastdp = new Fastdp(
+      { kernel, sendHeartbeat: (peer, buf) => socket.send(peer, buf), clock, log },
+      { port, mtuBytes: this.overlayMtuBytes },
+    );
+    fastdp.onChange(() => {
+      if (this.lastSnapshot) this.sleeve?.apply(fastdp.sleeveSnapshot(this.lastSnapshot));
+    });
+    try {
+      await fastdp.start();
+      await socket.start((buf) => fastdp.receive(buf));
+    } catch (err) {
+      socket.stop();
+      await fastdp.stop().catch(() => {});
+      this.fastdpOffReason = `fastdp unavailable on this host: ${err instanceof Error ? err.message : String(err)}`;
+      log.warn({ err, reason: this.fastdpOffReason }, 'fastdp unavailable: every peer stays on the sleeve');
+      return;
+    }
+    this.fastdp = fastdp;
+    this.heartbeatSocket = socket;
+    if (this.lastSnapshot) this.apply(this.lastSnapshot);
+    log.info({ device: kernel.data, port }, 'fastdp ready');
+  }
+
   async stop(): Promise<void> {
+    // fastdp first: deleting its devices removes every entry, and frames fall back to the sleeve while it stops.
+    this.heartbeatSocket?.stop();
+    await this.fastdp?.stop();
     await this.sleeve?.stop();
   }
 
   apply(snapshot: ForwardingSnapshot): void {
-    this.sleeve?.apply(snapshot);
+    this.lastSnapshot = snapshot;
+    this.fastdp?.apply(snapshot);
+    this.sleeve?.apply(this.fastdp ? this.fastdp.sleeveSnapshot(snapshot) : snapshot);
+  }
+
+  /** Each neighbour's carrier ('fastdp' or 'sleeve') and why, by peer name. */
+  carriers(): Map<string, { carrier: 'fastdp' | 'sleeve'; reason: string }> {
+    const out = new Map<string, { carrier: 'fastdp' | 'sleeve'; reason: string }>();
+    if (this.fastdp) {
+      for (const [peer, m] of this.fastdp.peerModes()) out.set(peerIdToName(peer), { carrier: m.mode, reason: m.reason });
+    } else {
+      for (const peer of this.lastSnapshot?.neighbours.keys() ?? [])
+        out.set(peerIdToName(peer), { carrier: 'sleeve', reason: this.fastdpOffReason ?? 'fastdp not started' });
+    }
+    return out;
   }
 
   /** Each neighbour's health now, with its current data endpoint (learned from its authenticated datagrams). */
@@ -139,7 +210,9 @@ export class HostDatapath {
         ...prefixed('udp_', this.underlay?.counters()),
         ...prefixed('busy_poll_', this.busyPollCounters()),
         ...prefixed('tap_kernel_', this.tapKernelCounters()),
+        ...(this.fastdp && { ...this.fastdp.counters(), fastdp_heartbeat_send_errors: this.heartbeatSocket?.sendErrors ?? 0 }),
       },
+      ...(this.fastdp ? { fastdp: { port: this.options.port + 1 } } : { fastdp: { off: this.fastdpOffReason ?? 'not started' } }),
       peers: this.peerReports(),
     };
   }
@@ -147,14 +220,20 @@ export class HostDatapath {
   /** Each neighbour's data-path health, for `weft report` and the metrics (read at report time). */
   private peerReports(): NonNullable<DatapathReport['peers']> {
     const now = this.deps.clock.now();
-    return [...(this.sleeve?.peerHealth() ?? [])].map(([peer, h]) => ({
-      name: peerIdToName(peer),
-      isEstablished: h.isEstablished,
-      ...(h.lastHeardMs >= 0 && { lastHeardSecondsAgo: Math.max(0, (now - h.lastHeardMs) / 1000) }),
-      ...(h.traffic && { traffic: { ...h.traffic, dropsIn: { ...h.traffic.dropsIn }, dropsOut: { ...h.traffic.dropsOut } } }),
-      ...(h.rttMs !== undefined && h.rttMs >= 0 && { rttSeconds: h.rttMs / 1000 }),
-      ...(h.pathMtuBytes !== undefined && { pathMtuBytes: h.pathMtuBytes, isPathMtuConfirmed: h.isPathMtuConfirmed === true }),
-    }));
+    const carriers = this.carriers();
+    return [...(this.sleeve?.peerHealth() ?? [])].map(([peer, h]) => {
+      const name = peerIdToName(peer);
+      const c = carriers.get(name);
+      return {
+        name,
+        isEstablished: h.isEstablished,
+        ...(h.lastHeardMs >= 0 && { lastHeardSecondsAgo: Math.max(0, (now - h.lastHeardMs) / 1000) }),
+        ...(h.traffic && { traffic: { ...h.traffic, dropsIn: { ...h.traffic.dropsIn }, dropsOut: { ...h.traffic.dropsOut } } }),
+        ...(h.rttMs !== undefined && h.rttMs >= 0 && { rttSeconds: h.rttMs / 1000 }),
+        ...(h.pathMtuBytes !== undefined && { pathMtuBytes: h.pathMtuBytes, isPathMtuConfirmed: h.isPathMtuConfirmed === true }),
+        ...(c && { carrier: c.carrier, carrierReason: c.reason }),
+      };
+    });
   }
 
   /**

@@ -36,6 +36,12 @@ export interface ForwardingSnapshot {
   readonly broadcastNextHops: ReadonlyMap<PeerId, readonly PeerId[]>;
   /** Path MTU of the underlay toward peers, in bytes of IP packet. */
   readonly underlayMtuBytes: number;
+  /**
+   * Peers the kernel carries this router's own frames to (fastdp): the sleeve drops frames it captures for them
+   * (the bridge flooded those to the VXLAN port as well) but still relays other peers' frames to them.
+   * @default none
+   */
+  readonly fastdpPeers?: ReadonlySet<PeerId>;
 }
 
 /** The data plane's view of one neighbour's UDP path. */

@@ -26,6 +26,7 @@ function world() {
   const view: ForwardingView<Hop> = {
     localNumber: 0,
     unicastByNumber: [null, hop2, hop3, hop3],
+    capturedUnicastByNumber: [null, hop2, hop3, hop3],
     broadcastByNumber: [[hop2, hop3], [hop3], [hop2], []],
     localBroadcast: [hop2, hop3],
   };
@@ -34,6 +35,7 @@ function world() {
     mac_table_full: 0,
     drop_local_dest: 0,
     drop_no_route: 0,
+    drop_fastdp: 0,
     drop_loop: 0,
     drop_unknown_peer: 0,
   };
@@ -76,6 +78,18 @@ describe('ForwardingDecision', () => {
     expect(decision.capturing).toBe(1);
     expect(decision.mayRelay(hop3, hop2, 1)).toBe(true);
     expect(decision.mayRelay(hop2, hop2, 1)).toBe(false);
+  });
+
+  it("drops what it captures for a fastdp peer (counted as drop_fastdp) but still relays other peers' frames to it", () => {
+    const { view, counters, decision, hop2, hop3 } = world();
+    // Peer 3 (number 2) is on fastdp: the kernel carries our own frames to it.
+    const fastdp = { ...view, capturedUnicastByNumber: [null, hop2, null, hop3] };
+    decision.learn(ethernet(0, 0x02_0000_0000_33), 6, 2, 0);
+    expect(decision.decideCaptured(fastdp, ethernet(0x02_0000_0000_33, 0x02_0000_0000_11), 0, 1)).toBe(DROP);
+    expect(counters.drop_fastdp).toBe(1);
+    expect(counters.drop_no_route).toBe(0);
+    expect(decision.decideReceived(fastdp, hop2, record(2, 3), 0)).toBe(RELAY);
+    expect(decision.nextHop).toBe(hop3);
   });
 
   it('never relays back the way a frame came: not to the sender, not to the capturing peer; counts drop_loop', () => {

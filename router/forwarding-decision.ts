@@ -6,7 +6,8 @@
  * Pipeline (called per frame from a carrier's synchronous batch loop; allocates, awaits and logs nothing):
  *   captured from our bridge: learn the source MAC as ours -> destination MAC lookup:
  *       group or unknown: flood along our own broadcast tree | ours (the bridge delivered it): drop |
- *       another peer's: its unicast next hop | a peer with no route: drop
+ *       another peer's: its unicast next hop | a peer with no route: drop |
+ *       a peer the kernel carries our frames to (fastdp; the bridge flooded this one to both carriers): drop
  *   received from neighbour F, record header [capturing peer | destination peer]:
  *       capturing peer unknown: drop | it is us (a loop): drop |
  *       destination 0 (broadcast): deliver, and relay along the capturing peer's tree except back to F or to the
@@ -29,6 +30,11 @@ export interface ForwardingView<H> {
   readonly localNumber: number;
   /** Unicast next hop by destination peer number (null: no route). */
   readonly unicastByNumber: ReadonlyArray<H | null>;
+  /**
+   * The same for frames we capture: null also for peers the kernel carries our frames to (fastdp), whose frames we
+   * relay for others all the same. The same array as `unicastByNumber` when there are none.
+   */
+  readonly capturedUnicastByNumber: ReadonlyArray<H | null>;
   /** Broadcast next hops by capturing peer number; null for a peer the snapshot does not know. */
   readonly broadcastByNumber: ReadonlyArray<readonly H[] | null>;
   /** Next hops of frames we capture and flood. */
@@ -41,6 +47,7 @@ export interface DecisionCounters {
   mac_table_full: number;
   drop_local_dest: number;
   drop_no_route: number;
+  drop_fastdp: number;
   drop_loop: number;
   drop_unknown_peer: number;
 }
@@ -91,9 +98,10 @@ export class ForwardingDecision<H extends { readonly number: number }> {
       this.counters.drop_local_dest++;
       return DROP;
     }
-    const n = view.unicastByNumber[peer];
+    const n = view.capturedUnicastByNumber[peer];
     if (!n) {
-      this.counters.drop_no_route++;
+      if (view.unicastByNumber[peer]) this.counters.drop_fastdp++;
+      else this.counters.drop_no_route++;
       return DROP;
     }
     this.nextHop = n;

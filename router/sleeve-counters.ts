@@ -60,6 +60,8 @@ export interface SleeveCounters {
   drop_local_dest: number;
   /** Frames to a peer with no route. */
   drop_no_route: number;
+  /** Captured frames for a peer on fastdp: the bridge flooded them to the VXLAN port too, which carries them. */
+  drop_fastdp: number;
   /** Frames too big for the path MTU to the next hop. */
   drop_too_big: number;
   /** Records that came back to their capturing peer or would go back to their sender. */
@@ -165,6 +167,7 @@ export function newCounters(): SleeveCounters {
     drop_runt: 0,
     drop_local_dest: 0,
     drop_no_route: 0,
+    drop_fastdp: 0,
     drop_too_big: 0,
     drop_loop: 0,
     drop_hop_limit: 0,

@@ -229,6 +229,14 @@ export class Sleeve implements Datapath {
     for (const n of byPeer.values()) neighbourByNumber[n.number] = n;
     for (const [number, n] of unicast) unicastByNumber[number] = n;
     for (const [number, ns] of broadcast) broadcastByNumber[number] = ns;
+    let capturedUnicastByNumber = unicastByNumber;
+    if (snapshot.fastdpPeers !== undefined && snapshot.fastdpPeers.size > 0) {
+      capturedUnicastByNumber = unicastByNumber.slice();
+      for (const peer of snapshot.fastdpPeers) {
+        const number = this.numberOf(peer);
+        if (number >= 0 && number < span) capturedUnicastByNumber[number] = null;
+      }
+    }
     const neighbours = [...byPeer.values()];
     const view: SleeveView = {
       localPeer: local,
@@ -237,6 +245,7 @@ export class Sleeve implements Datapath {
       byPeer,
       neighbourByNumber,
       unicastByNumber,
+      capturedUnicastByNumber,
       broadcastByNumber,
       localBroadcast: broadcast.get(localNumber) ?? [],
     };

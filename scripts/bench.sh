@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# `npm run bench`: container-to-container throughput, packet rate and latency over four paths, in one run, on test
+# `npm run bench`: container-to-container throughput, packet rate and latency over five paths, in one run, on test
 # hosts (network namespaces on one isolated underlay bridge, scripts/testhosts.sh):
 #
 #   raw     h1 -> h2 host namespaces directly: veth -> underlay bridge -> veth, no overlay (the ceiling)
 #   vxlan   kernel VXLAN (id 42, port 4789) on h1/h2, a bridge per host, a container on each (10.48.2.N/24)
-#   weft    `weft launch` on h3/h4, `weft attach` a container on each (10.48.3.N/24)
+#   weft    `weft launch --no-fastdp` on h3/h4 (the sleeve), `weft attach` a container on each (10.48.3.N/24)
 #   weft-pw the same with WEFT_PASSWORD on h5/h6 (10.48.4.N/24); skipped if `weft launch --help` has no --password
+#   fastdp  `weft launch` on h7/h8, no password: the kernel's VXLAN carries, once heartbeats confirm it (10.48.5.N/24)
 #
 # Per path and run: ping RTT at idle (50 pings, 10 ms apart; median and mean), iperf3 TCP with 1 and 4 streams,
 # iperf3 UDP with 64-byte payloads at full speed (-b 0; what was sent, what the receiver got, the loss). The weft
 # routers' CPU% and RSS are sampled from /proc during the 1-stream TCP test. Prints the median of each figure per
-# path and the ratios weft/raw, weft/vxlan, weft+pw/weft. Everything it creates (prefix wbXXXX) is removed on exit,
+# path and the ratios weft/raw, weft/vxlan, weft+pw/weft, fastdp/vxlan. Everything it creates (prefix wbXXXX) is removed on exit,
 # also on failure or Ctrl-C. Results and how to read them: docs/benchmarks.md.
 #
 #   npm run bench                        3 runs of 5 s per test (about 4 minutes)
 #   npm run bench -- --quick             1 run of 2 s (a smoke test, about a minute)
 #   npm run bench -- --json FILE         also write the summary, with every run's figures, as JSON
-#   npm run bench -- --runs N --seconds S --paths raw,vxlan,weft,weft-pw
+#   npm run bench -- --runs N --seconds S --paths raw,vxlan,weft,weft-pw,fastdp
 #   npm run bench -- --no-setup          skip scripts/setup.sh (packages and build already in place)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ ORIGINAL_ARGS="$*"
 runs=3
 seconds=5
 json_out=""
-paths="raw,vxlan,weft,weft-pw"
+paths="raw,vxlan,weft,weft-pw,fastdp"
 setup=1
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 while [ $# -gt 0 ]; do
@@ -37,8 +38,8 @@ while [ $# -gt 0 ]; do
     --runs) [[ "${2:-}" =~ ^[1-9]$ ]] || { echo "bench: --runs takes 1..9" >&2; exit 2; }; runs=$2; shift ;;
     --seconds) [[ "${2:-}" =~ ^([1-9]|[1-5][0-9]|60)$ ]] || { echo "bench: --seconds takes 1..60" >&2; exit 2; }
       seconds=$2; shift ;;
-    --paths) [[ "${2:-}" =~ ^(raw|vxlan|weft|weft-pw)(,(raw|vxlan|weft|weft-pw))*$ ]] ||
-      { echo "bench: --paths takes a comma list of raw, vxlan, weft, weft-pw" >&2; exit 2; }; paths=$2; shift ;;
+    --paths) [[ "${2:-}" =~ ^(raw|vxlan|weft|weft-pw|fastdp)(,(raw|vxlan|weft|weft-pw|fastdp))*$ ]] ||
+      { echo "bench: --paths takes a comma list of raw, vxlan, weft, weft-pw, fastdp" >&2; exit 2; }; paths=$2; shift ;;
     --no-setup) setup="" ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -110,7 +111,7 @@ cleanup() {
   local rc=$? pid n
   trap - EXIT INT TERM
   for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for n in 3 4 5 6; do weft_down "$n"; done
+  for n in 3 4 5 6 7 8; do weft_down "$n"; done
   testhosts_down "$PREFIX" >/dev/null 2>&1 || true
   rm -rf "${BENCH_RUN_DIR:?}"
   rmdir /run/weft-bench 2>/dev/null || true
@@ -122,10 +123,10 @@ trap 'exit 143' TERM
 
 mkdir -p "$BENCH_RUN_DIR"
 : >"$BENCH_RESULTS"
-say "Creating 6 test hosts ($PREFIX-h1..h6) on one underlay"
-testhosts_up 6 "$PREFIX" >/dev/null
+say "Creating 8 test hosts ($PREFIX-h1..h8) on one underlay"
+testhosts_up 8 "$PREFIX" >/dev/null
 declare -a IP
-for i in 1 2 3 4 5 6; do IP[$i]=$(testhosts_ip "$PREFIX" "$i"); done
+for i in 1 2 3 4 5 6 7 8; do IP[$i]=$(testhosts_ip "$PREFIX" "$i"); done
 
 # measure PATH CLIENT_NS SERVER_NS SERVER_ADDR [SENDER_PID RECEIVER_PID]: every test, $runs times.
 measure() {
@@ -194,12 +195,12 @@ path_vxlan() {
   measure vxlan "$PREFIX-h1-vx" "$PREFIX-h2-vx" 10.48.2.2
 }
 
-# weft_pair PATH A B SUBNET_OCTET [WEFT_PASSWORD=...]: weft on hosts A and B (B joins A), a container on each
-# attached at 10.48.OCTET.1 / .2, measured A -> B, then stopped.
+# weft_pair PATH A B SUBNET_OCTET [WEFT_VAR=VALUE]: weft on hosts A and B (B joins A), a container on each
+# attached at 10.48.OCTET.1 / .2, measured A -> B, then stopped. PATH fastdp waits for the routers to say fastdp.
 weft_pair() {
-  local path=$1 a=$2 b=$3 octet=$4 pw=${5:-} i n out established
+  local path=$1 a=$2 b=$3 octet=$4 env=${5:-} i n out established
   local envs=()
-  [ -z "$pw" ] || envs=("$pw")
+  [ -z "$env" ] || envs=("$env")
   weft "$a" "${envs[@]}" launch --nickname "h$a" >&2 || { bench_err "weft launch on h$a failed"; return 1; }
   weft "$b" "${envs[@]}" launch --nickname "h$b" "${IP[$a]}" >&2 || { bench_err "weft launch on h$b failed"; return 1; }
   i=1
@@ -216,6 +217,15 @@ weft_pair() {
     sleep 0.5
   done
   [ -n "$established" ] || { bench_err "h$a and h$b did not establish a connection in 30 s: $out"; return 1; }
+  if [ "$path" = fastdp ]; then
+    established=""
+    for ((i = 0; i < 60; i++)); do
+      out=$(weft "$a" status connections 2>/dev/null || true)
+      if grep -q 'established .* fastdp ' <<<"$out"; then established=1; break; fi
+      sleep 0.5
+    done
+    [ -n "$established" ] || { bench_err "h$a did not put h$b on fastdp in 30 s: $out"; return 1; }
+  fi
   echo "  $(grep established <<<"$out" | head -1)" >&2
   measure "$path" "$PREFIX-h$a-c1" "$PREFIX-h$b-c1" "10.48.$octet.2" "$(weft_pid "$a")" "$(weft_pid "$b")" || return 1
   # The routers' datapath counters (drops by reason, frames, datagrams) after all runs, for the JSON summary.
@@ -225,10 +235,10 @@ weft_pair() {
   weft_down "$b"
 }
 
-# --- (c) weft sleeve, no password.
+# --- (c) weft sleeve, no password (fastdp off: the router carries every frame).
 path_weft() {
-  say "weft sleeve: containers 10.48.3.1 -> 10.48.3.2, weft on h3 and h4"
-  weft_pair weft 3 4 3
+  say "weft sleeve: containers 10.48.3.1 -> 10.48.3.2, weft --no-fastdp on h3 and h4"
+  weft_pair weft 3 4 3 WEFT_NO_FASTDP=1
 }
 
 # --- (d) weft sleeve with a password (XChaCha20-Poly1305 on every frame).
@@ -242,8 +252,14 @@ path_weft_pw() {
   weft_pair weft-pw 5 6 4 "WEFT_PASSWORD=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 }
 
+# --- (e) weft fastdp, no password: the kernel's VXLAN carries, the routers only program it and send heartbeats.
+path_fastdp() {
+  say "weft fastdp: containers 10.48.5.1 -> 10.48.5.2, weft on h7 and h8"
+  weft_pair fastdp 7 8 5
+}
+
 failed=""
-for p in raw vxlan weft weft-pw; do
+for p in raw vxlan weft weft-pw fastdp; do
   wants "$p" || continue
   if ! "path_${p//-/_}"; then
     failed="$failed $p"

@@ -23,12 +23,12 @@ summary=$(jq -R -s --slurpfile meta "$meta" '
       | [$x | keys[] | select($y[.] != null) | {key: ., value: ratio($x[.].median; $y[.].median)}] | from_entries;
   $meta[0] + {paths: $paths,
     ratios: {"weft/raw": cmp("weft"; "raw"), "weft/vxlan": cmp("weft"; "vxlan"),
-      "weft-pw/weft": cmp("weft-pw"; "weft")}}
+      "weft-pw/weft": cmp("weft-pw"; "weft"), "fastdp/vxlan": cmp("fastdp"; "vxlan")}}
 ' "$results")
 
 [ -z "$json_out" ] || printf '%s\n' "$summary" >"$json_out"
 
-# One row per metric: label, then the four paths' medians, then the three ratios ("-" where missing), as raw numbers
+# One row per metric: label, then the five paths' medians, then the four ratios ("-" where missing), as raw numbers
 # that awk rounds for display.
 jq -r '
   def cell: if . == null then "-" else tostring end;
@@ -43,18 +43,20 @@ jq -r '
   | . as [$name, $m]
   | [$name,
      ($s.paths.raw[$m].median | cell), ($s.paths.vxlan[$m].median | cell),
-     ($s.paths.weft[$m].median | cell), ($s.paths["weft-pw"][$m].median | cell),
-     ($s.ratios["weft/raw"][$m] | cell), ($s.ratios["weft/vxlan"][$m] | cell), ($s.ratios["weft-pw/weft"][$m] | cell)]
+     ($s.paths.weft[$m].median | cell), ($s.paths["weft-pw"][$m].median | cell), ($s.paths.fastdp[$m].median | cell),
+     ($s.ratios["weft/raw"][$m] | cell), ($s.ratios["weft/vxlan"][$m] | cell), ($s.ratios["weft-pw/weft"][$m] | cell),
+     ($s.ratios["fastdp/vxlan"][$m] | cell)]
   | @tsv' <<<"$summary" |
   awk -F '\t' '
     BEGIN {
-      fmt = "%-28s %9s %9s %9s %9s   %8s %10s %8s\n"
-      printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "weft/raw", "weft/vxlan", "pw/weft"
-      printf fmt, "----------------------------", "--------", "--------", "--------", "--------",
-        "--------", "----------", "-------"
+      fmt = "%-28s %9s %9s %9s %9s %9s   %8s %10s %8s %12s\n"
+      printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "fastdp", "weft/raw", "weft/vxlan", "pw/weft",
+        "fastdp/vxlan"
+      printf fmt, "----------------------------", "--------", "--------", "--------", "--------", "--------",
+        "--------", "----------", "-------", "------------"
     }
     # Three significant digits, whole numbers from 100 up.
     function num(x) { return x == "-" ? x : (x + 0 >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x)) }
-    { printf fmt, $1, num($2), num($3), num($4), num($5), num($6), num($7), num($8) }'
+    { printf fmt, $1, num($2), num($3), num($4), num($5), num($6), num($7), num($8), num($9), num($10) }'
 
 jq -r '(.skipped // {}) | to_entries[] | "skipped \(.key): \(.value)"' <<<"$summary"

@@ -48,11 +48,14 @@ export function weftOn(host: TestHost, runDir: string, extraEnv: Record<string, 
   const stateDir = join(runDir, options.stateName ?? `h${host.index}`);
   const cli = options.cliPath ?? cliPath;
   mkdirSync(stateDir, { recursive: true });
-  // No Docker unless a test asks for it: the machine's own engine (if any) must never see test routers.
+  // No Docker unless a test asks for it: the machine's own engine (if any) must never see test routers. No fastdp
+  // either unless a test asks (WEFT_NO_FASTDP: '0'): the tests written for the sleeve keep testing the sleeve, which
+  // fastdp would otherwise take over on every clear path.
   const envArgs = [
     `WEFT_STATE_DIR=${stateDir}`,
     'WEFT_DOCKER_API=',
     'WEFT_PLUGIN_SOCKET=',
+    'WEFT_NO_FASTDP=1',
     ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`),
   ];
   const w: WeftHost = {
