@@ -127,7 +127,7 @@ if [ $KILL = 1 ]; then
   SURVIVORS=$(seq 2 $((ROUTERS - Q + 1)) | tr '\n' ' ')
   declare -A OFF
   for i in $SURVIVORS; do OFF[$i]=$(stat -c %s "$RUN/h$i/weft.log" 2>/dev/null || echo 0); done
-  log "kill -9 of h${VICTIMS// / h}at once; watching the survivors for 20 s"
+  log "kill -9 of $(for i in $VICTIMS; do printf 'h%s ' "$i"; done)at once; watching the survivors for 20 s"
   for i in $VICTIMS; do kill -9 "$(cat "$RUN/h$i/weft.pid")" 2>/dev/null; done
   sleep 20
   KILL_LOST=0 KILL_HB=0
