@@ -141,7 +141,7 @@ export class Heartbeats {
 
   /** How long `n` may leave data or a probe unanswered: `probeMs`, or four round trips on a slow path. */
   private deadlineOf(n: Neighbour): number {
-    return Math.min(this.heartbeatMs, Math.max(this.probeMs, 4 * n.srttMs));
+    return Math.min(this.heartbeatMs, Math.max(this.probeMs, 4 * n.smoothedRttMs));
   }
 
   private readonly onCheck = (): void => {
@@ -182,7 +182,7 @@ export class Heartbeats {
   };
 
   private probe(n: Neighbour, now: number): true {
-    n.probeSentMs = n.pingSentMs = now;
+    n.probeSentMs = now;
     this.send.sendControl(n, MessageType.Heartbeat);
     this.stats.probes_out++;
     return true;
@@ -255,10 +255,6 @@ export class Heartbeats {
     // Right after a stall of ours the heartbeats and acks that came meanwhile are unread: declare nothing lost now.
     const isInGrace = this.stalls.isInGrace(now);
     for (const n of view.neighbours) {
-      if (n.pingSentMs >= 0 && n.lastAckMs >= n.pingSentMs) {
-        const sampleMs = n.lastAckMs - n.pingSentMs;
-        n.srttMs = n.srttMs < 0 ? sampleMs : 0.875 * n.srttMs + 0.125 * sampleMs;
-      }
       // After a loss, only acks and heartbeats newer than the loss plus the hold count (hysteresis).
       const since = n.lostAtMs < 0 ? -1 : n.lostAtMs + this.recoverMs;
       const isEstablished =
@@ -278,7 +274,6 @@ export class Heartbeats {
           this.lose(n, now, `no heartbeat or ack for ${this.heartbeatTimeoutMs}ms`);
         }
       }
-      n.pingSentMs = now;
       this.send.sendControl(n, MessageType.Heartbeat);
       this.probeMtu(n, now);
     }

@@ -89,10 +89,6 @@ export class Neighbour {
   probeSentMs = -1;
   /** Probes in a row that got no ack within the deadline. */
   probeMisses = 0;
-  /** When the last heartbeat or probe left (for the round-trip estimate), or -1. */
-  pingSentMs = -1;
-  /** Smoothed heartbeat round trip, or -1 before the first sample. */
-  srttMs = -1;
   /** When the path was last declared lost, or -1: it is trusted again only after acks newer than this plus a hold. */
   lostAtMs = -1;
   /** What probing found this path carries (./path-mtu.ts); the datagrams are sized for the smaller of it and the

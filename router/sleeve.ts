@@ -193,7 +193,7 @@ export class Sleeve implements Datapath {
         if (n.session !== path.session) {
           n.clearSeq = 0;
           // Health seen under another session says nothing about this one.
-          n.lastHeartbeatMs = n.lastAckMs = n.pingSentMs = -1;
+          n.lastHeartbeatMs = n.lastAckMs = n.heartbeatSentMs = -1;
         }
         n.takeEndpoint(path.endpoint);
         n.session = path.session;
