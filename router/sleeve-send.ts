@@ -441,6 +441,8 @@ export class SleeveSend {
     this.underlay.flush();
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
+    n.datagramsOut++;
+    n.bytesOut += length;
     this.stats.mtu_probes_out++;
     return true;
   }
@@ -461,6 +463,8 @@ export class SleeveSend {
     this.underlay.send(b, 0, length, n.endpoint);
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
+    n.datagramsOut++;
+    n.bytesOut += length;
     this.stats.mtu_probe_acks_out++;
   }
 
