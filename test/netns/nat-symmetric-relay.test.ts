@@ -31,7 +31,7 @@ describe.skipIf(skip)('NAT: symmetric NAT on one side, data relayed through the 
     await Promise.all([weft[0]!.launch([sites.c.ip]), weft[1]!.launch([sites.c.ip])]);
     c.push(...(await Promise.all([sites.a, sites.b, sites.c].map((h) => sites.hosts.addContainer(h, 'c1')))));
     await Promise.all(c.map((ct, i) => weft[i]!.run(['attach', '--netns', ct.ns, `${cip(i + 1)}/24`])));
-  }, 60_000);
+  }, 120_000); // about 25 s on a quiet machine; 45 s at load 29 (five namespaces, three daemons)
   afterEach((ctx) => dumpLogsOnFailure(ctx, weft));
   afterAll(async () => {
     await Promise.all(weft.map((w) => w.cleanup().catch(() => undefined)));
