@@ -104,6 +104,9 @@ export interface DatapathReport {
   /** 'sleeve' | 'none' */
   mode: string;
   bridge?: string;
+  /** How the router reaches the bridge: 'tap' or 'pcap' (`--capture`). */
+  captureMode?: string;
+  /** The interface it captures on. */
   capture?: string;
   /** What the capture takes from the kernel whole: e.g. ['checksum', 'TCP segmentation']; [] for none. */
   offloads?: string[];

@@ -22,7 +22,7 @@ export function dropsByReason(counters: Record<string, number>): Map<string, num
   const out = new Map<string, number>();
   for (const [k, v] of Object.entries(counters)) {
     const sleeve = /^drop_(.+)$/.exec(k);
-    const layer = /^(tap|udp)_drops?([A-Z].*)$/.exec(k);
+    const layer = /^(tap|pcap|udp)_drops?([A-Z].*)$/.exec(k);
     const reason = sleeve
       ? metricSuffix(sleeve[1]!)
       : layer
@@ -118,7 +118,7 @@ export function createMetrics(report: () => Report): Registry {
   });
   new Counter({
     name: 'weft_datapath_drops_total',
-    help: 'Frames and datagrams the data path dropped, by reason (sleeve reasons bare, capture ones as tap_*, underlay ones as udp_*).',
+    help: 'Frames and datagrams the data path dropped, by reason (sleeve reasons bare, capture ones as tap_* or pcap_*, underlay ones as udp_*).',
     labelNames: ['reason'],
     registers: [registry],
     collect() {

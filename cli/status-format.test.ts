@@ -59,6 +59,13 @@ describe('status formatting of a fixed report', () => {
     expect(formatStatus(r)).not.toContain('ipam');
   });
 
+  it('formatStatus names the capture mode and its interface (--capture pcap)', () => {
+    const r = sampleReport();
+    r.datapath = { ...r.datapath, captureMode: 'pcap', capture: 'weft-pcap', offloads: [] };
+    const text = formatStatus(r);
+    expect(text).toContain('        Capture: pcap on weft-pcap\n       Offloads: none\n');
+  });
+
   it('formatConnections prints one line per connection with direction, address, state, info', () => {
     expect(formatConnections(sampleReport())).toBe(
       [

@@ -70,7 +70,7 @@ export function formatStatus(report: Report): string {
     ['Mode', d.mode],
   ];
   if (d.bridge !== undefined) datapath.push(['Bridge', d.bridge]);
-  if (d.capture !== undefined) datapath.push(['Capture', d.capture]);
+  if (d.capture !== undefined) datapath.push(['Capture', d.captureMode !== undefined ? `${d.captureMode} on ${d.capture}` : d.capture]);
   if (d.offloads !== undefined) datapath.push(['Offloads', d.offloads.length === 0 ? 'none' : d.offloads.join(', ')]);
   if (d.busyPollMicros !== undefined) datapath.push(['BusyPoll', d.busyPollMicros === 0 ? 'off' : `${d.busyPollMicros}us`]);
   if (d.mtuBytes !== undefined) datapath.push(['MTU', d.mtuBytes]);

@@ -72,6 +72,7 @@ describe('resolveConfig', () => {
       ipallocInit: { mode: 'consensus', quorum: 1 },
       logLevel: 'info',
       busyPollMicros: 200,
+      captureMode: 'tap',
       isOffloadEnabled: true,
       isFastdpEnabled: true,
       isDatapathEnabled: true,
@@ -209,6 +210,13 @@ describe('resolveConfig', () => {
     for (const bad of ['-1', '1.5', 'fast', '100001']) {
       expect(() => resolveConfig([`--busy-poll=${bad}`], {}, sources)).toThrow(/busy-poll window: .*--busy-poll 200/);
     }
+  });
+
+  it('takes the capture mode, tap by default, and refuses another', () => {
+    expect(resolveConfig(['--capture', 'pcap'], {}, sources).captureMode).toBe('pcap');
+    expect(resolveConfig([], { WEFT_CAPTURE: 'pcap' }, sources).captureMode).toBe('pcap');
+    expect(resolveConfig(['--capture', 'tap'], { WEFT_CAPTURE: 'pcap' }, sources).captureMode).toBe('tap');
+    expect(() => resolveConfig(['--capture', 'raw'], {}, sources)).toThrow(/not a capture mode: use tap .* or pcap/);
   });
 
   it('takes the password from the flag (with a ps warning), the environment or a file', () => {

@@ -39,6 +39,10 @@ export type IpallocInit =
   /** Never own a part of the range; borrow from others. */
   | { mode: 'observer' };
 
+/** `--capture`: how the data path reaches the bridge. */
+export type CaptureMode = 'tap' | 'pcap';
+const captureModes: readonly CaptureMode[] = ['tap', 'pcap'];
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 const logLevels: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -103,6 +107,12 @@ export interface WeftConfig {
   readonly isFastdpEnabled: boolean;
   /** After handling packets, keep polling the data sockets this long before sleeping (0: off). @default 200 */
   readonly busyPollMicros: number;
+  /**
+   * How the router reads and writes the bridge's frames: 'tap' (a TAP device on the bridge, with offloads) or 'pcap'
+   * (libpcap on a veth pair whose other end is on the bridge, for hosts without /dev/net/tun; no offloads).
+   * @default 'tap'
+   */
+  readonly captureMode: CaptureMode;
   /** Run the control plane only (no bridge, TAP or UDP data): for tests. @default true */
   readonly isDatapathEnabled: boolean;
   /** Stay attached to the terminal instead of running in the background. @default false */
@@ -274,6 +284,14 @@ export const launchOptions: readonly LaunchOption[] = [
     env: 'WEFT_BUSY_POLL',
     description: 'after forwarding, poll for the reply this long instead of sleeping (lower latency; capped at 10% of a CPU; 0 = off)',
     defaultText: '200',
+  },
+  {
+    name: 'capture',
+    value: 'MODE',
+    env: 'WEFT_CAPTURE',
+    description:
+      'tap: a TAP device on the bridge (with offloads) | pcap: libpcap on a veth pair on the bridge, for hosts without /dev/net/tun (no offloads: slower, see docs/benchmarks.md)',
+    defaultText: 'tap',
   },
   { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
   {
@@ -507,6 +525,14 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     }
   }
 
+  const capturePick = pick('capture');
+  const captureMode = (capturePick?.value ?? 'tap') as CaptureMode;
+  if (!captureModes.includes(captureMode)) {
+    throw new ConfigError(
+      `${capturePick!.from} ${JSON.stringify(capturePick!.value.slice(0, 40))} is not a capture mode: use tap (the default) or pcap, e.g. --capture pcap`,
+    );
+  }
+
   const levelPick = pick('log-level');
   const logLevel = (levelPick?.value ?? 'info') as LogLevel;
   if (!logLevels.includes(logLevel)) {
@@ -576,6 +602,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     logMaxBytes,
     rekeyIntervalMs,
     busyPollMicros,
+    captureMode,
     isOffloadEnabled: !isSet('no-offload'),
     isFastdpEnabled: !isSet('no-fastdp'),
     isDatapathEnabled: !isSet('no-datapath'),

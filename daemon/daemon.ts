@@ -148,6 +148,7 @@ export class Daemon implements WeftControl {
             isOffloadEnabled: config.isOffloadEnabled,
             isFastdpEnabled: config.isFastdpEnabled,
             localPeer: peerNameToId(this.peerName),
+            captureMode: config.captureMode,
           },
         );
         await this.datapath.start();

@@ -1,12 +1,15 @@
 /**
- * The data path on a real host: the bridge containers attach to, a TAP on that bridge, a UDP socket for the sleeve,
- * and the `Sleeve` that forwards between them; plus the endpoint operations (attach, detach, expose, hide) that act
+ * The data path on a real host: the bridge containers attach to, a capture on that bridge (a TAP, or with
+ * `--capture pcap` libpcap on a veth pair whose other end is on the bridge), a UDP socket for the sleeve, and the
+ * `Sleeve` that forwards between them; plus the endpoint operations (attach, detach, expose, hide) that act
  * on the same bridge. Control-plane code: async, may be slow; the per-packet work is all inside `Sleeve`.
  */
 import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { loadNative } from '../native/addon.js';
 import { TapCapture } from '../router/tap-capture.js';
+import { PcapCapture } from '../router/pcap-capture.js';
+import { deletePcapVeth, ensurePcapVeth, pcapVethNames } from '../netdev/pcap-veth.js';
 import { NativeUdpUnderlay } from '../router/native-udp-underlay.js';
 import { Sleeve } from '../router/sleeve.js';
 import type { ForwardingSnapshot, PeerHealth, PeerId } from '../router/datapath.js';
@@ -40,6 +43,8 @@ export interface HostDatapathOptions {
   isFastdpEnabled: boolean;
   /** This router's peer name as a number (names its heartbeat address). */
   localPeer: PeerId;
+  /** 'tap', or 'pcap': libpcap on a veth pair on the bridge (no offloads). @default 'tap' */
+  captureMode?: 'tap' | 'pcap';
 }
 
 /** Share of one CPU that busy polling may spend spinning with nothing to read. */
@@ -51,7 +56,7 @@ const FALLBACK_UNDERLAY_MTU = 1500;
 export class HostDatapath {
   underlayMtuBytes = FALLBACK_UNDERLAY_MTU;
   overlayMtuBytes = 0;
-  private capture: TapCapture | undefined;
+  private capture: TapCapture | PcapCapture | undefined;
   private underlay: NativeUdpUnderlay | undefined;
   private sleeve: Sleeve | undefined;
   private fastdp: Fastdp | undefined;
@@ -71,6 +76,15 @@ export class HostDatapath {
     return `${this.options.bridge.slice(0, 11)}-tap`;
   }
 
+  private get isPcap(): boolean {
+    return this.options.captureMode === 'pcap';
+  }
+
+  /** The interface the router reads: the TAP, or the capture end of the pcap veth pair. */
+  get captureName(): string {
+    return this.isPcap ? pcapVethNames(this.options.bridge).captureEnd : this.tapName;
+  }
+
   async start(): Promise<void> {
     const { log, clock } = this.deps;
     const native = loadNative();
@@ -82,9 +96,16 @@ export class HostDatapath {
     }
     this.overlayMtuBytes = this.options.mtuBytes ?? overlayMtu(this.underlayMtuBytes);
     // With offloads the host's own traffic on the bridge (weft expose) may use them too: the TAP takes them whole.
-    await ensureBridge({ name: this.options.bridge, mtuBytes: this.overlayMtuBytes, isTxOffloadKept: this.options.isOffloadEnabled });
+    const isOffloadKept = this.options.isOffloadEnabled && !this.isPcap;
+    await ensureBridge({ name: this.options.bridge, mtuBytes: this.overlayMtuBytes, isTxOffloadKept: isOffloadKept });
 
-    this.capture = new TapCapture({ native, log }, { name: this.tapName, offload: this.options.isOffloadEnabled });
+    if (this.isPcap) {
+      // The pair first: libpcap opens an interface that exists. Frames are at most the MTU plus Ethernet and VLAN headers.
+      await ensurePcapVeth({ bridge: this.options.bridge, mtuBytes: this.overlayMtuBytes });
+      this.capture = new PcapCapture({ native, log }, { name: this.captureName, maxFrameBytes: this.overlayMtuBytes + 18 });
+    } else {
+      this.capture = new TapCapture({ native, log }, { name: this.tapName, offload: this.options.isOffloadEnabled });
+    }
     this.underlay = new NativeUdpUnderlay({ native, log }, { bindAddress: this.options.listenAddr, port: this.options.port });
     const sleeve = new Sleeve(
       {
@@ -101,19 +122,27 @@ export class HostDatapath {
       for (const l of this.healthListeners) l(peer, health);
     });
     this.sleeve = sleeve;
-    await sleeve.start();
+    try {
+      await sleeve.start();
+    } catch (err) {
+      if (this.isPcap) await deletePcapVeth(this.options.bridge).catch(() => undefined);
+      throw err;
+    }
     native.busyPoll(this.options.busyPollMicros, BUSY_POLL_SHARE_PERCENT);
-    await ip(this.tapName, ['link', 'set', 'dev', this.tapName, 'mtu', String(this.overlayMtuBytes)]);
-    await attachToBridge(this.tapName, this.options.bridge);
+    if (!this.isPcap) {
+      await ip(this.tapName, ['link', 'set', 'dev', this.tapName, 'mtu', String(this.overlayMtuBytes)]);
+      await attachToBridge(this.tapName, this.options.bridge);
+    }
     await this.startFastdp();
     await this.refreshEndpoints();
     log.info(
       {
         bridge: this.options.bridge,
-        tap: this.tapName,
+        capture: this.isPcap ? 'pcap' : 'tap',
+        device: this.captureName,
         port: this.underlay.localPort,
         mtu: this.overlayMtuBytes,
-        offloads: this.capture.counters().offloads,
+        offloads: this.offloadBits(),
       },
       'data path ready',
     );
@@ -166,6 +195,14 @@ export class HostDatapath {
     this.heartbeatSocket?.stop();
     await this.fastdp?.stop();
     await this.sleeve?.stop();
+    // The TAP vanishes with its fd; the veth pair has to be deleted.
+    if (this.isPcap && this.capture !== undefined) await deletePcapVeth(this.options.bridge).catch(() => undefined);
+  }
+
+  /** TUN_F_* bits the capture took from the kernel (0 for pcap: no offloads). */
+  private offloadBits(): number {
+    const c = this.capture;
+    return c instanceof TapCapture ? c.counters().offloads : 0;
   }
 
   apply(snapshot: ForwardingSnapshot): void {
@@ -199,17 +236,18 @@ export class HostDatapath {
     return {
       mode: 'sleeve',
       bridge: this.options.bridge,
-      capture: this.tapName,
-      offloads: offloadNames(this.capture?.counters().offloads ?? 0),
+      captureMode: this.isPcap ? 'pcap' : 'tap',
+      capture: this.captureName,
+      offloads: offloadNames(this.offloadBits()),
       busyPollMicros: this.options.busyPollMicros,
       mtuBytes: this.overlayMtuBytes,
       udpPort: this.underlay?.localPort ?? this.options.port,
       counters: {
         ...(this.sleeve?.counters() ?? {}),
-        ...prefixed('tap_', this.capture?.counters()),
+        ...prefixed(this.isPcap ? 'pcap_' : 'tap_', this.capture?.counters()),
         ...prefixed('udp_', this.underlay?.counters()),
         ...prefixed('busy_poll_', this.busyPollCounters()),
-        ...prefixed('tap_kernel_', this.tapKernelCounters()),
+        ...prefixed(this.isPcap ? 'pcap_kernel_' : 'tap_kernel_', this.tapKernelCounters()),
         ...(this.fastdp && { ...this.fastdp.counters(), fastdp_heartbeat_send_errors: this.heartbeatSocket?.sendErrors ?? 0 }),
       },
       ...(this.fastdp ? { fastdp: { port: this.options.port + 1 } } : { fastdp: { off: this.fastdpOffReason ?? 'not started' } }),
@@ -239,14 +277,15 @@ export class HostDatapath {
   /**
    * Drops the kernel counted on the TAP, before the router saw a frame: `tx_dropped` are frames for the router that
    * did not fit the device's queue (the router did not read fast enough), `rx_dropped` frames the router wrote that
-   * the kernel refused. Read from sysfs at report time; empty when the device is gone.
+   * the kernel refused. Read from sysfs at report time; empty when the device is gone. With pcap, the same counters
+   * of the veth pair's capture end (the ring's own drops are `pcap_dropsRingFull`).
    */
   private tapKernelCounters(): Record<string, number> | undefined {
     if (!this.capture) return undefined;
     const out: Record<string, number> = {};
     for (const name of ['tx_dropped', 'rx_dropped']) {
       try {
-        out[name] = Number(readFileSync(`/sys/class/net/${this.tapName}/statistics/${name}`, 'utf8').trim());
+        out[name] = Number(readFileSync(`/sys/class/net/${this.captureName}/statistics/${name}`, 'utf8').trim());
       } catch {
         return undefined;
       }
@@ -282,7 +321,7 @@ export class HostDatapath {
       addresses: request.addresses,
       mtuBytes: this.overlayMtuBytes,
       // A TAP with offloads carries partial checksums and TCP super-frames across: containers keep theirs on.
-      isTxOffloadKept: (this.capture?.counters().offloads ?? 0) !== 0,
+      isTxOffloadKept: this.offloadBits() !== 0,
       ...(request.mac !== undefined && { mac: request.mac }),
       ...(request.ifname !== undefined && { ifname: request.ifname }),
       ...(request.containerId !== undefined && { containerId: request.containerId }),

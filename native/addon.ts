@@ -22,6 +22,9 @@ import { fileURLToPath } from 'node:url';
 /** Opaque handle of a running reader, from `tapReaderStart` or `udpReaderStart`. */
 export type ReaderHandle = { readonly __brand: 'weft.ReaderHandle' };
 
+/** Opaque handle of an open libpcap capture, from `pcapOpen`. */
+export type PcapHandle = { readonly __brand: 'weft.PcapHandle' };
+
 /** Counters of one reader; they survive `readerStop`. */
 export interface ReaderStats {
   /** Times the fd became readable. */
@@ -88,6 +91,38 @@ export interface WeftNative {
   ): ReaderHandle;
   /** Write frames `[0, count)` to a TAP fd, one write() each, in one call. Returns frames written. */
   tapWriteBatch(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, drops: Float64Array): number;
+  /**
+   * Open a libpcap capture on interface `ifname`: promiscuous, immediate, incoming frames only (what is injected is
+   * not read back), nonblocking, frames cut at `snapBytes` (the reader drops cut frames as truncated), a kernel ring
+   * of `bufferBytes`. Plain Ethernet frames, no offloads. Throws with `code` EPERM (needs CAP_NET_RAW), ENODEV (no
+   * such interface), ENETDOWN, EPCAP (another libpcap failure) or ENOTSUP (the addon was built without libpcap).
+   */
+  pcapOpen(ifname: string, snapBytes: number, bufferBytes: number): { handle: PcapHandle; fd: number };
+  /** Start reading frames from a pcap handle into slots (one per `offsets` entry), like `tapReaderStart`. */
+  pcapReaderStart(
+    handle: PcapHandle,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    slotBytes: number,
+    headroomBytes: number,
+    onBatch: BatchCallback,
+  ): ReaderHandle;
+  /** Inject frames `[0, count)` through a pcap handle, one pcap_inject each, in one call. Returns frames injected. */
+  pcapInjectBatch(
+    handle: PcapHandle,
+    buffer: Buffer,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    drops: Float64Array,
+  ): number;
+  /** Close a pcap handle (stop its reader with `readerStop` first). Idempotent. */
+  pcapClose(handle: PcapHandle): void;
+  /** The kernel ring's counters: frames it received, dropped for want of room, dropped by the interface. */
+  pcapStats(handle: PcapHandle): { received: number; dropped: number; interfaceDropped: number };
+  /** libpcap's version string; '' when the addon was built without libpcap. */
+  pcapVersion(): string;
   /**
    * Open a nonblocking UDP socket bound to `bindAddress:port` (port 0: any free port) with 4 MiB socket buffers
    * where the kernel allows (the sizes it granted are returned; Linux reports double what was set). An address with

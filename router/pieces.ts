@@ -10,7 +10,8 @@
  *   relay (receive side): a piece for another peer is passed on unchanged in its own datagram.
  *   join (receive side, per piece for us): the piece must continue the frame its capturing peer is sending (same
  *     frame id, the next offset) or that frame is given up; a whole frame's header is checked against the frame
- *     (./offload.ts `isSaneVnetHeader`) before it is written to the bridge with it.
+ *     (./offload.ts `isSaneVnetHeader`) before it is written to the bridge with it, or, when the capture takes no
+ *     offloads (pcap), cut into ordinary MTU-sized segments with complete checksums (./tcp-segments.ts).
  *
  * Reassembly memory: one buffer of 64 KiB per capturing peer that is sending us a frame now, taken from a budget
  * (`maxReassemblyBytes`) when its first piece arrives (not per packet: per sender that starts after being idle),
@@ -84,6 +85,9 @@ export class PieceCutter {
   private readonly peers: PeerNumbers;
   private readonly decision: ForwardingDecision<Neighbour>;
   private readonly send: SleeveSend;
+  /** Cuts joined super-frames for a capture without offloads (pcap), into `segmentOut` one segment at a time. */
+  private readonly joinSegmenter: TcpSegmenter;
+  private readonly segmentOut = Buffer.alloc(MAX_OFFLOADED_FRAME_BYTES);
   private readonly maxJoiners: number;
   private readonly idleMs: number;
   /** Offloaded frames being joined, by capturing peer number. */
@@ -103,6 +107,7 @@ export class PieceCutter {
     this.maxJoiners = Math.floor((options.maxReassemblyBytes ?? 16 * 1024 * 1024) / JOINER_BYTES);
     this.idleMs = options.reassemblyIdleMs ?? 10_000;
     this.segmenter = new TcpSegmenter(deps.checksumComplete ?? checksumCompleteJs);
+    this.joinSegmenter = new TcpSegmenter(deps.checksumComplete ?? checksumCompleteJs);
     this.isSegmenting = options.segmentOffloads ?? true;
   }
 
@@ -285,11 +290,24 @@ export class PieceCutter {
       s.drop_bad_piece++;
       return;
     }
+    this.decision.learn(j.buffer, VNET_HEADER_BYTES + 6, capturing, now);
     if (this.capture.vnetHeaderBytes !== VNET_HEADER_BYTES) {
-      s.drop_offload_unsupported++;
+      // A bridge without offloads (pcap): cut into ordinary segments here, as the peer's NIC would have.
+      const seg = this.joinSegmenter;
+      const count = seg.parse(j.buffer, 0, frameLength);
+      if (count === 0) {
+        s.drop_offload_unsupported++;
+        return;
+      }
+      let written = 0;
+      for (let i = 0; i < count; i++) {
+        const length = seg.writeSegment(i, this.segmentOut, 0, this.send.copyBytes);
+        if (this.capture.write(this.segmentOut, 0, length)) written++;
+      }
+      if (written > 0) s.offloaded_segmented++;
+      else s.drop_capture_full++;
       return;
     }
-    this.decision.learn(j.buffer, VNET_HEADER_BYTES + 6, capturing, now);
     if (this.capture.writeOffloaded(j.buffer, 0, frameLength)) s.offloaded_delivered++;
     else s.drop_capture_full++;
   }

@@ -118,6 +118,8 @@ export interface SleeveCounters {
   segment_gaps: number;
   /** Offloaded frames joined from their pieces and written to the bridge whole. */
   offloaded_delivered: number;
+  /** Offloaded frames joined from their pieces and cut into ordinary segments for a bridge without offloads (pcap). */
+  offloaded_segmented: number;
   /** Piece datagrams sent (captured or relayed). */
   pieces_out: number;
   /** Piece datagrams received. */
@@ -130,7 +132,7 @@ export interface SleeveCounters {
   drop_bad_piece: number;
   /** Captured frames whose offload header we cannot act on (checksum offsets outside the frame, unknown kind). */
   drop_bad_offload: number;
-  /** Offloaded frames for a bridge that takes no offloads (a capture without a virtio_net_hdr). */
+  /** Offloaded frames for a bridge that takes no offloads (a capture without a virtio_net_hdr) that could not be segmented. */
   drop_offload_unsupported: number;
   /** First pieces of a frame dropped because the reassembly budget was spent (see ./pieces.ts). */
   drop_reassembly_full: number;
@@ -195,6 +197,7 @@ export function newCounters(): SleeveCounters {
     coalesced_delivered: 0,
     segment_gaps: 0,
     offloaded_delivered: 0,
+    offloaded_segmented: 0,
     pieces_out: 0,
     pieces_in: 0,
     pieces_forwarded: 0,

@@ -52,11 +52,11 @@ function broadcastFrom(src: number): Buffer {
 }
 
 /** Peers in a line a - b - c (a and c are not neighbours), every capture with offloads; `sealed[i]` seals link i-(i+1). */
-async function line(peers: PeerId[], sealed: boolean[] = [], options: SleeveOptions = {}) {
+async function line(peers: PeerId[], sealed: boolean[] = [], options: SleeveOptions = {}, vnetOf: (i: number) => number = () => 10) {
   const clock = new FakeClock();
   const network = new MemoryUdpNetwork({ clock });
   const nodes = peers.map((peer, i) => {
-    const capture = new MemoryCapture({ clock }, { vnetHeaderBytes: 10, maxFrameBytes: 65_600 });
+    const capture = new MemoryCapture({ clock }, { vnetHeaderBytes: vnetOf(i), maxFrameBytes: 65_600 });
     const underlay = new MemoryUnderlay({ network }, { address: `10.0.0.${i + 1}` });
     // Pieces (the path for offloaded frames that are not cut into TCP segments, and from older peers).
     const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, { segmentOffloads: false, ...options });
@@ -111,6 +111,29 @@ describe('Sleeve with offloads', () => {
     const pieces = Math.ceil(60_000 / (1500 - 28 - 16 - 16 - 34));
     expect(a.sleeve.counters()).toMatchObject({ offloaded_out: 1, pieces_out: pieces });
     expect(b.sleeve.counters()).toMatchObject({ pieces_in: pieces, offloaded_delivered: 1, drop_piece_gap: 0 });
+  });
+
+  it('cuts a super-frame joined from pieces into TCP segments for a capture without offloads (pcap)', async () => {
+    const { clock, nodes } = await line([A, B], [], {}, (i) => (i === 1 ? 0 : 10));
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    b.capture.inject(broadcastFrom(MAC.b));
+    clock.advance(1);
+    const f = superFrame(MAC.b, MAC.a, 60_000, 3);
+    a.capture.inject(f, tsoHeader());
+    clock.advance(1);
+    const segments = b.capture.written.filter((w) => w.length > 60);
+    expect(segments).toHaveLength(Math.ceil((60_000 - 54) / 1360));
+    for (const seg of segments) {
+      expect(seg.length).toBeLessThanOrEqual(54 + 1360);
+      // The TCP checksum verifies: the one's complement sum over pseudo-header and segment is all ones.
+      let sum = 6 + seg.length - 34;
+      for (let p = 26; p < 34; p += 2) sum += seg.readUInt16BE(p);
+      for (let p = 34; p < seg.length; p += 2) sum += p + 1 < seg.length ? seg.readUInt16BE(p) : seg[p]! << 8;
+      while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+      expect(sum).toBe(0xffff);
+    }
+    expect(Buffer.concat(segments.map((w) => w.subarray(54))).equals(f.subarray(54))).toBe(true);
+    expect(b.sleeve.counters()).toMatchObject({ offloaded_segmented: 1, offloaded_delivered: 0, drop_offload_unsupported: 0 });
   });
 
   it('relays pieces through a middle peer without joining them there', async () => {

@@ -7,6 +7,8 @@
 #   weft    `weft launch --no-fastdp` on h3/h4 (the sleeve), `weft attach` a container on each (10.48.3.N/24)
 #   weft-pw the same with WEFT_PASSWORD on h5/h6 (10.48.4.N/24); skipped if `weft launch --help` has no --password
 #   fastdp  `weft launch` on h7/h8, no password: the kernel's VXLAN carries, once heartbeats confirm it (10.48.5.N/24)
+#   weft-pcap  weft with `--capture pcap` (libpcap on a veth pair, no offloads) on h9/h10 (10.48.6.N/24), no password;
+#           only when asked for (--paths ...,weft-pcap): the cost of pcap against the TAP
 #
 # Per path and run: ping RTT at idle (50 pings, 10 ms apart; median and mean), iperf3 TCP with 1 and 4 streams,
 # iperf3 UDP with 64-byte payloads at full speed (-b 0; what was sent, what the receiver got, the loss). The weft
@@ -17,7 +19,7 @@
 #   npm run bench                        3 runs of 5 s per test (about 4 minutes)
 #   npm run bench -- --quick             1 run of 2 s (a smoke test, about a minute)
 #   npm run bench -- --json FILE         also write the summary, with every run's figures, as JSON
-#   npm run bench -- --runs N --seconds S --paths raw,vxlan,weft,weft-pw,fastdp
+#   npm run bench -- --runs N --seconds S --paths raw,vxlan,weft,weft-pw,fastdp,weft-pcap
 #   npm run bench -- --no-setup          skip scripts/setup.sh (packages and build already in place)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +40,8 @@ while [ $# -gt 0 ]; do
     --runs) [[ "${2:-}" =~ ^[1-9]$ ]] || { echo "bench: --runs takes 1..9" >&2; exit 2; }; runs=$2; shift ;;
     --seconds) [[ "${2:-}" =~ ^([1-9]|[1-5][0-9]|60)$ ]] || { echo "bench: --seconds takes 1..60" >&2; exit 2; }
       seconds=$2; shift ;;
-    --paths) [[ "${2:-}" =~ ^(raw|vxlan|weft|weft-pw|fastdp)(,(raw|vxlan|weft|weft-pw|fastdp))*$ ]] ||
-      { echo "bench: --paths takes a comma list of raw, vxlan, weft, weft-pw, fastdp" >&2; exit 2; }; paths=$2; shift ;;
+    --paths) [[ "${2:-}" =~ ^(raw|vxlan|weft|weft-pw|fastdp|weft-pcap)(,(raw|vxlan|weft|weft-pw|fastdp|weft-pcap))*$ ]] ||
+      { echo "bench: --paths takes a comma list of raw, vxlan, weft, weft-pw, fastdp, weft-pcap" >&2; exit 2; }; paths=$2; shift ;;
     --no-setup) setup="" ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -111,7 +113,7 @@ cleanup() {
   local rc=$? pid n
   trap - EXIT INT TERM
   for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for n in 3 4 5 6 7 8; do weft_down "$n"; done
+  for n in 3 4 5 6 7 8 9 10; do weft_down "$n"; done
   testhosts_down "$PREFIX" >/dev/null 2>&1 || true
   rm -rf "${BENCH_RUN_DIR:?}"
   rmdir /run/weft-bench 2>/dev/null || true
@@ -123,10 +125,12 @@ trap 'exit 143' TERM
 
 mkdir -p "$BENCH_RUN_DIR"
 : >"$BENCH_RESULTS"
-say "Creating 8 test hosts ($PREFIX-h1..h8) on one underlay"
-testhosts_up 8 "$PREFIX" >/dev/null
+host_count=8
+if wants weft-pcap; then host_count=10; fi
+say "Creating $host_count test hosts ($PREFIX-h1..h$host_count) on one underlay"
+testhosts_up "$host_count" "$PREFIX" >/dev/null
 declare -a IP
-for i in 1 2 3 4 5 6 7 8; do IP[$i]=$(testhosts_ip "$PREFIX" "$i"); done
+for ((i = 1; i <= host_count; i++)); do IP[$i]=$(testhosts_ip "$PREFIX" "$i"); done
 
 # measure PATH CLIENT_NS SERVER_NS SERVER_ADDR [SENDER_PID RECEIVER_PID]: every test, $runs times.
 measure() {
@@ -195,12 +199,11 @@ path_vxlan() {
   measure vxlan "$PREFIX-h1-vx" "$PREFIX-h2-vx" 10.48.2.2
 }
 
-# weft_pair PATH A B SUBNET_OCTET [WEFT_VAR=VALUE]: weft on hosts A and B (B joins A), a container on each
+# weft_pair PATH A B SUBNET_OCTET [WEFT_VAR=VALUE...]: weft on hosts A and B (B joins A), a container on each
 # attached at 10.48.OCTET.1 / .2, measured A -> B, then stopped. PATH fastdp waits for the routers to say fastdp.
 weft_pair() {
-  local path=$1 a=$2 b=$3 octet=$4 env=${5:-} i n out established
-  local envs=()
-  [ -z "$env" ] || envs=("$env")
+  local path=$1 a=$2 b=$3 octet=$4 i n out established
+  local envs=("${@:5}")
   weft "$a" "${envs[@]}" launch --nickname "h$a" >&2 || { bench_err "weft launch on h$a failed"; return 1; }
   weft "$b" "${envs[@]}" launch --nickname "h$b" "${IP[$a]}" >&2 || { bench_err "weft launch on h$b failed"; return 1; }
   i=1
@@ -258,8 +261,20 @@ path_fastdp() {
   weft_pair fastdp 7 8 5
 }
 
+
+# --- (f) weft sleeve with pcap capture on both hosts (no password: compare with weft).
+path_weft_pcap() {
+  if ! node dist/cli/main.js launch --help 2>/dev/null | grep -q -- '--capture'; then
+    SKIPPED[weft-pcap]="this weft has no --capture yet (weft launch --help)"
+    say "weft sleeve with pcap capture: skipped (${SKIPPED[weft-pcap]})"
+    return 0
+  fi
+  say "weft sleeve with pcap capture: containers 10.48.6.1 -> 10.48.6.2, weft --capture pcap --no-fastdp on h9 and h10"
+  weft_pair weft-pcap 9 10 6 WEFT_CAPTURE=pcap WEFT_NO_FASTDP=1
+}
+
 failed=""
-for p in raw vxlan weft weft-pw fastdp; do
+for p in raw vxlan weft weft-pw fastdp weft-pcap; do
   wants "$p" || continue
   if ! "path_${p//-/_}"; then
     failed="$failed $p"

@@ -48,6 +48,8 @@ packages+=(containernetworking-plugins podman runc conmon busybox-static)
 packages+=(bind9-dnsutils)
 # The Docker netns tests run their own dockerd per test host, with a busybox image imported from busybox-static.
 packages+=(docker.io)
+# libpcap's headers: the native addon is built with `--capture pcap` support when they are there (native/binding.gyp).
+packages+=(libpcap-dev)
 # curl and chromium: test/netns/local-api-2-hosts.test.ts attacks the local API as a script and as a web page would.
 packages+=(curl chromium)
 # The NAT tests (test/netns/nat-*): conntrack, to make a NAT router forget its mappings (rebinding).
@@ -66,6 +68,7 @@ else
   command_of+=([containernetworking-plugins]=true [podman]=podman [runc]=runc [conmon]=conmon [busybox-static]=busybox)
   command_of+=([bind9-dnsutils]=dig)
   command_of+=([docker.io]=dockerd)
+  command_of+=([libpcap-dev]=true)
   command_of+=([curl]=curl [chromium]=chromium)
   command_of+=([conntrack]=conntrack)
   for p in "${packages[@]}"; do

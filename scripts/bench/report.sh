@@ -23,7 +23,8 @@ summary=$(jq -R -s --slurpfile meta "$meta" '
       | [$x | keys[] | select($y[.] != null) | {key: ., value: ratio($x[.].median; $y[.].median)}] | from_entries;
   $meta[0] + {paths: $paths,
     ratios: {"weft/raw": cmp("weft"; "raw"), "weft/vxlan": cmp("weft"; "vxlan"),
-      "weft-pw/weft": cmp("weft-pw"; "weft"), "fastdp/vxlan": cmp("fastdp"; "vxlan")}}
+      "weft-pw/weft": cmp("weft-pw"; "weft"), "fastdp/vxlan": cmp("fastdp"; "vxlan"),
+      "weft-pcap/weft": cmp("weft-pcap"; "weft")}}
 ' "$results")
 
 [ -z "$json_out" ] || printf '%s\n' "$summary" >"$json_out"
@@ -44,19 +45,20 @@ jq -r '
   | [$name,
      ($s.paths.raw[$m].median | cell), ($s.paths.vxlan[$m].median | cell),
      ($s.paths.weft[$m].median | cell), ($s.paths["weft-pw"][$m].median | cell), ($s.paths.fastdp[$m].median | cell),
+     ($s.paths["weft-pcap"][$m].median | cell),
      ($s.ratios["weft/raw"][$m] | cell), ($s.ratios["weft/vxlan"][$m] | cell), ($s.ratios["weft-pw/weft"][$m] | cell),
-     ($s.ratios["fastdp/vxlan"][$m] | cell)]
+     ($s.ratios["fastdp/vxlan"][$m] | cell), ($s.ratios["weft-pcap/weft"][$m] | cell)]
   | @tsv' <<<"$summary" |
   awk -F '\t' '
     BEGIN {
-      fmt = "%-28s %9s %9s %9s %9s %9s   %8s %10s %8s %12s\n"
-      printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "fastdp", "weft/raw", "weft/vxlan", "pw/weft",
-        "fastdp/vxlan"
+      fmt = "%-28s %9s %9s %9s %9s %9s %9s   %8s %10s %8s %12s %9s\n"
+      printf fmt, "median", "raw veth", "vxlan", "weft", "weft+pw", "fastdp", "weft-pcap", "weft/raw", "weft/vxlan",
+        "pw/weft", "fastdp/vxlan", "pcap/weft"
       printf fmt, "----------------------------", "--------", "--------", "--------", "--------", "--------",
-        "--------", "----------", "-------", "------------"
+        "---------", "--------", "----------", "-------", "------------", "---------"
     }
     # Three significant digits, whole numbers from 100 up.
     function num(x) { return x == "-" ? x : (x + 0 >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x)) }
-    { printf fmt, $1, num($2), num($3), num($4), num($5), num($6), num($7), num($8), num($9), num($10) }'
+    { printf fmt, $1, num($2), num($3), num($4), num($5), num($6), num($7), num($8), num($9), num($10), num($11), num($12) }'
 
 jq -r '(.skipped // {}) | to_entries[] | "skipped \(.key): \(.value)"' <<<"$summary"

@@ -84,7 +84,9 @@ export const SLEEVE_CHECK_GROUPS: Record<SleeveOutcome, { counters: readonly str
   drop_no_route: { counters: ['drop_no_route'] },
   // Joined frames the model takes as sane may be refused by checks beyond isSaneVnetHeader (the frame's own headers,
   // since the router-split merge): bad pieces and delivered offloaded frames are checked as one sum.
-  drop_bad_piece: { counters: ['drop_bad_piece', 'offloaded_delivered', 'drop_capture_full', 'drop_offload_unsupported'] },
+  drop_bad_piece: {
+    counters: ['drop_bad_piece', 'offloaded_delivered', 'offloaded_segmented', 'drop_capture_full', 'drop_offload_unsupported'],
+  },
   drop_piece_gap: { counters: ['drop_piece_gap'] },
   // drop_bad_source and the like: datagrams bound to their sender's endpoint (issue 10, finding 1) land here too.
   auth: {
