@@ -442,6 +442,8 @@ export class SleeveSend {
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
     this.stats.mtu_probes_out++;
+    n.datagramsOut++;
+    n.bytesOut += length;
     return true;
   }
 
@@ -462,6 +464,8 @@ export class SleeveSend {
     this.stats.datagrams_out++;
     this.stats.bytes_out += length;
     this.stats.mtu_probe_acks_out++;
+    n.datagramsOut++;
+    n.bytesOut += length;
   }
 
   /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
