@@ -466,8 +466,6 @@ export class SleeveSend {
     n.datagramsOut++;
     n.bytesOut += length;
     this.stats.mtu_probe_acks_out++;
-    n.datagramsOut++;
-    n.bytesOut += length;
   }
 
   /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
