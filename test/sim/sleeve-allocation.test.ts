@@ -29,7 +29,7 @@ const PEER_A = 0x7a3b_0122_c49e;
 const PEER_B = 0xd2f1_5a00_0b17;
 
 /** Two sleeves, A (peer 1) capturing, B (peer 2) delivering; `push(n)` sends n frames and lets them arrive. */
-async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes, offload?: { aead: DataAead }) {
+async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes, offload?: { aead: DataAead; segmentOffloads?: boolean }) {
   const clock = new FakeClock();
   const network = new MemoryUdpNetwork({ clock }, { copyBytes });
   // With `offload`: captures with a virtio_net_hdr, frames sent as TCP super-frames (cut into TCP segments, coalesced
@@ -39,8 +39,10 @@ async function pair(frameBytes: number, isSealed: boolean, copyBytes: CopyBytes,
   const capB = new MemoryCapture({ clock }, { isRecording: false, ...vnet });
   const udpA = new MemoryUnderlay({ network }, { address: '10.0.0.1', queueSlots: 1024 });
   const udpB = new MemoryUnderlay({ network }, { address: '10.0.0.2', queueSlots: 1024 });
-  const a = new Sleeve({ capture: capA, underlay: udpA, clock, log: silentLogger, copyBytes });
-  const b = new Sleeve({ capture: capB, underlay: udpB, clock, log: silentLogger, copyBytes });
+  const options = { segmentOffloads: offload?.segmentOffloads ?? true };
+  const checksumComplete = isNativeAddonBuilt() ? loadNative().checksumComplete : undefined;
+  const a = new Sleeve({ capture: capA, underlay: udpA, clock, log: silentLogger, copyBytes, checksumComplete }, options);
+  const b = new Sleeve({ capture: capB, underlay: udpB, clock, log: silentLogger, copyBytes, checksumComplete }, options);
   const [sa, sb] = isSealed ? sealedSessionPair(offload?.aead) : [null, null];
   const snap = (
     self: PeerId,
@@ -133,6 +135,31 @@ describe.runIf(process.env.WEFT_BENCH)('Sleeve allocation check (prints, asserts
       300_000,
     );
   }
+
+  it.runIf(isNativeAddonBuilt())(
+    'CPU time per 60000-byte super-frame through both sleeves: pieces against segments',
+    async () => {
+      // CPU time (user + system) of this process, not wall time: less at the mercy of other work on the machine.
+      const native = loadNative();
+      const SUPER = 5_000;
+      for (const round of [1, 2]) {
+        for (const segmentOffloads of [false, true]) {
+          const p = await pair(60_000, true, native.copyBytes, { aead: nativeDataAead(native), segmentOffloads });
+          p.push(500);
+          const before = process.cpuUsage();
+          p.push(SUPER);
+          const used = process.cpuUsage(before);
+          const us = (used.user + used.system) / SUPER;
+          console.log(
+            `round ${round}, ${segmentOffloads ? 'segments + coalescing' : 'pieces'}: ${us.toFixed(1)} us CPU per super-frame ` +
+              `(${((60_000 * 8) / us / 1e3).toFixed(2)} Gbit/s per core for both sleeves together)`,
+          );
+          await p.stop();
+        }
+      }
+    },
+    300_000,
+  );
 
   for (const [copyName, copyBytes] of copiers) {
     for (const isSealed of [false, true]) {
