@@ -62,6 +62,11 @@ export interface FuzzRunReport {
   statusOk: boolean[];
   /** Findings already reduced to a reproducer (test/fuzz-findings.test.ts) seen in this run, with how often. */
   knownFindings: Record<string, number>;
+  /**
+   * A gossip channel's handler threw on fuzzed input (counted `gossip_handler_error`, logged at warn once per channel
+   * and sender): not a failure, since the daemon carries on, but a finding to reduce. The first few log lines.
+   */
+  handlerFailures: string[];
   failures: string[];
 }
 
@@ -261,12 +266,14 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
     if (diagnosis.length > 0)
       failures.push(`container traffic did not flow right after the run (c1@h1 could not ping c1@h2): ${diagnosis.join('; ')}`);
     const knownFindings: Record<string, number> = {};
+    const handlerFailures: string[] = [];
     let knownInternalErrors = 0;
     for (const w of weft) {
       // Errors the daemons logged: internal errors and failed handlers are bugs the fuzz found. Those already
       // reduced to a reproducer (KNOWN_FINDINGS) are reported, not failed on.
       const bad: string[] = [];
       for (const l of w.logTail(1_000_000).split('\n')) {
+        if (/gossip handler failed/.test(l) && handlerFailures.length < 5) handlerFailures.push(`h${w.host.index}: ${l.slice(0, 800)}`);
         if (!/"level":(50|60)/.test(l) || /password mismatch|refused|unauthorized/.test(l)) continue;
         const known = KNOWN_FINDINGS.find((f) => f.log.test(l));
         if (!known) bad.push(l);
@@ -348,6 +355,7 @@ export async function runFuzz(o: FuzzRunOptions): Promise<FuzzRunReport> {
       ping: { sent: pingSent, received: pingTimes.length, maxGapSeconds, afterOk },
       statusOk,
       knownFindings,
+      handlerFailures,
       failures,
     };
   } finally {
@@ -476,6 +484,7 @@ export function formatReport(r: FuzzRunReport, command: string): string {
   );
   if (Object.keys(r.knownFindings).length > 0)
     lines.push(`known findings (test/fuzz-findings.test.ts): ${JSON.stringify(r.knownFindings)}`);
+  for (const l of r.handlerFailures) lines.push(`gossip handler failed (a finding): ${l}`);
   lines.push(r.failures.length === 0 ? 'PASS' : `FAIL:\n  ${r.failures.join('\n  ')}`);
   return lines.join('\n');
 }
