@@ -12,10 +12,12 @@ import type { Report } from './control.js';
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics } from './metrics.js';
 import { maxHeaderBytes } from './server.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** The metrics listener could not bind its address. */
-export class MetricsListenError extends Error {
+export class MetricsListenError extends WeftError {
   readonly code = 'ERR_METRICS_LISTEN';
+  override readonly status = 500;
   constructor(
     readonly metricsAddr: string,
     readonly reason: string,
@@ -24,7 +26,6 @@ export class MetricsListenError extends Error {
       `cannot serve metrics on ${metricsAddr}: ${reason}; choose another --metrics-addr, or --metrics-addr '' to serve none` +
         (reason === 'EADDRINUSE' ? ' (another weft may be running: weft status)' : ''),
     );
-    this.name = 'MetricsListenError';
   }
 }
 

@@ -8,6 +8,13 @@ import { ApiCounters, hostPolicy } from './request-guard.js';
 import { FakeControl, sampleReport } from './fake-control.js';
 import { weftVersion } from './version.js';
 import { createMemoryLogger } from '../runtime/logger.js';
+import { WeftError } from '../runtime/errors.js';
+import { EndpointExistsError, InvalidTargetError, NetdevCommandError, TargetNotFoundError } from '../netdev/errors.js';
+import { InvalidAddressError, IpamConflictError, IpamExhaustedError, IpamNotReadyError } from '../ipam/errors.js';
+import { AddressError } from '../gossip/address.js';
+import { ContainerNotFoundError } from '../plugin/docker-containers.js';
+import { IpamOffError } from '../daemon/daemon.js';
+import { ConfigError } from '../daemon/config.js';
 
 interface Injected {
   status: number;
@@ -78,9 +85,7 @@ describe('createApiHandler', () => {
     const r = await inject(control, 'POST', '/reload', {});
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ keys: 2, closed: ['h3 (10.1.0.3:6783)'] });
-    control.failWith.reloadAuthorizedPeers = Object.assign(new Error('/etc/weft/peers line 2: "x" is not a public key'), {
-      code: 'ERR_CONFIG',
-    });
+    control.failWith.reloadAuthorizedPeers = new ConfigError('/etc/weft/peers line 2: "x" is not a public key');
     const bad = await inject(control, 'POST', '/reload', {});
     expect(bad.status).toBe(400);
     expect(bad.body).toEqual({ error: { code: 'ERR_CONFIG', message: '/etc/weft/peers line 2: "x" is not a public key' } });
@@ -180,18 +185,32 @@ describe('createApiHandler', () => {
     expect(wrongMethod.headers['allow']).toBe('POST');
   });
 
-  it("passes a typed error's code through with 400 (or its own httpStatus), and hides nothing else as 500", async () => {
-    class TargetNotFoundError extends Error {
-      readonly code = 'TARGET_NOT_FOUND';
-    }
+  it('answers a weft error with the status its class declares, and anything else with 500', async () => {
     const control = new FakeControl();
-    control.failWith.detach = new TargetNotFoundError('no namespace c9; list them with ip netns');
-    const typed = await inject(control, 'POST', '/detach', { target: 'c9' });
-    expect(typed.status).toBe(400);
-    expect(typed.body.error).toEqual({ code: 'TARGET_NOT_FOUND', message: 'no namespace c9; list them with ip netns' });
+    const cases: Array<[WeftError, number]> = [
+      [new InvalidTargetError('a b'), 400],
+      [new InvalidAddressError('10.0.0.300 is not an address'), 400],
+      [new AddressError('nope'), 400],
+      [new TargetNotFoundError('c9', '/run/netns/c9'), 404],
+      [new ContainerNotFoundError('web', 'no such container'), 404],
+      [new EndpointExistsError('c9', 'eth0', 'abc'), 409],
+      [new IpamConflictError('10.32.0.5', 'c1', 'h2'), 409],
+      [new IpamOffError('an address', 'c9'), 409],
+      [new IpamNotReadyError('allocate', 'awaiting consensus', 1000), 503],
+      [new IpamExhaustedError('10.32.0.0/12', []), 503],
+      [new NetdevCommandError('weft', 'ip link add', 'RTNETLINK answers: File exists', 2), 500],
+    ];
+    for (const [err, status] of cases) {
+      control.failWith.detach = err;
+      const answer = await inject(control, 'POST', '/detach', { target: 'c9' });
+      expect([err.name, answer.status]).toEqual([err.name, status]);
+      expect(answer.body.error).toEqual({ code: err.code, message: err.message });
+    }
+    expect(new TargetNotFoundError('c9', '/run/netns/c9').code).toBe('TARGET_NOT_FOUND');
 
-    control.failWith.detach = Object.assign(new Error('gone'), { code: 'TARGET_GONE', httpStatus: 404 });
-    expect((await inject(control, 'POST', '/detach', { target: 'c9' })).status).toBe(404);
+    // A string code on a plain error is no longer taken for bad input: only weft's classes say their status.
+    control.failWith.detach = Object.assign(new Error('gone'), { code: 'TARGET_GONE' });
+    expect((await inject(control, 'POST', '/detach', { target: 'c9' })).status).toBe(500);
 
     control.failWith.report = new TypeError('cannot read properties of undefined');
     const bug = await inject(control, 'GET', '/report');

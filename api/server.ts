@@ -23,7 +23,8 @@
  *   POST /dns/lookup  { name }                              -> { addresses: string[] }
  *   GET  /dns/args                                          -> { args: '--dns ADDR --dns-search DOMAIN' }
  *
- * Errors are `{ error: { code, message } }`: 400 for bad input (a typed error's `code` passes through), 403 for a
+ * Errors are `{ error: { code, message } }`: a weft error answers with its class's status and code (400 bad input,
+ * 404 not found, 409 conflict, 503 not now, 500 a failure; runtime/errors.ts), 403 for a
  * caller the API does not serve (a web page; see api/request-guard.ts), 404 for an unknown route, 405 for a wrong
  * method, 413 for a body over 64 KiB, 415 for a body that is not JSON, 500 for anything else. The handler never throws.
  *
@@ -33,6 +34,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AttachRequest, WeftControl } from './control.js';
 import type { Logger } from '../runtime/logger.js';
+import { WeftError } from '../runtime/errors.js';
 import { weftVersion } from './version.js';
 import { parseHttpAddr } from '../daemon/config.js';
 import { ApiCounters, callerRefusal, contentTypeRefusal, hostPolicy, type HostPolicy, type RefusalReason } from './request-guard.js';
@@ -41,22 +43,22 @@ import { ApiCounters, callerRefusal, contentTypeRefusal, hostPolicy, type HostPo
 export const maxBodyBytes = 64 * 1024;
 
 /** A refusal the API answers with its own status and code (bad JSON, unknown route, body too large, ...). */
-export class ApiError extends Error {
+export class ApiError extends WeftError {
   constructor(
-    readonly status: number,
+    override readonly status: number,
     readonly code: string,
     message: string,
     /** The API's own refusals are counted under this reason (ApiCounters). */
     readonly reason?: RefusalReason,
   ) {
     super(message);
-    this.name = 'ApiError';
   }
 }
 
 /** The API could not listen on its address (in use, not local, no permission). */
-export class ApiListenError extends Error {
+export class ApiListenError extends WeftError {
   readonly code = 'ERR_API_LISTEN';
+  override readonly status = 500;
   constructor(
     readonly httpAddr: string,
     readonly reason: string,
@@ -65,7 +67,6 @@ export class ApiListenError extends Error {
       `cannot serve the API on ${httpAddr}: ${reason}` +
         (reason === 'EADDRINUSE' ? '; another weft may be running (weft status), or choose another --http-addr' : '; check --http-addr'),
     );
-    this.name = 'ApiListenError';
   }
 }
 
@@ -347,19 +348,15 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Map anything thrown to a status and code. Typed errors (a string `code`, not a system error) are the caller's fault. */
-function toApiError(err: unknown): ApiError {
+/**
+ * Map anything thrown to a status and code: one of weft's errors answers with its class's status and code
+ * (runtime/errors.ts); anything else is the daemon's fault, 500, and its message stays in the log.
+ */
+export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof Error) {
-    const e = err as Error & { code?: unknown; errno?: unknown; syscall?: unknown; httpStatus?: unknown };
-    if (typeof e.code === 'string' && e.errno === undefined && e.syscall === undefined) {
-      // A typed error may say its own status (e.g. 404 for an unknown target); otherwise it is bad input.
-      const status = typeof e.httpStatus === 'number' && e.httpStatus >= 400 && e.httpStatus <= 599 ? e.httpStatus : 400;
-      return new ApiError(status, e.code, e.message);
-    }
-    return new ApiError(500, 'ERR_INTERNAL', `the daemon failed: ${e.message}; see its log`);
-  }
-  return new ApiError(500, 'ERR_INTERNAL', `the daemon failed: ${String(err)}; see its log`);
+  if (err instanceof WeftError) return new ApiError(err.status, err.code, err.message);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ApiError(500, 'ERR_INTERNAL', `the daemon failed: ${message}; see its log`);
 }
 
 /** Read at most `maxBodyBytes` and parse it as a JSON object; an empty body is `{}`. */

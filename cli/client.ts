@@ -4,37 +4,37 @@
  */
 import { request } from 'node:http';
 import type { AttachRequest, EndpointReport, Report } from '../api/control.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Nothing listens on the API address: the daemon is not running (or listens elsewhere). */
-export class DaemonNotRunningError extends Error {
+export class DaemonNotRunningError extends WeftError {
   readonly code = 'ERR_NOT_RUNNING';
+  override readonly status = 503;
   constructor(readonly httpAddr: string) {
     super(`weft is not running on ${httpAddr}; start it with: weft launch [PEER...]`);
-    this.name = 'DaemonNotRunningError';
   }
 }
 
 /** The daemon accepted the connection but did not answer in time, or the connection broke. */
-export class ApiUnreachableError extends Error {
+export class ApiUnreachableError extends WeftError {
   readonly code = 'ERR_API_UNREACHABLE';
+  override readonly status = 503;
   constructor(
     readonly httpAddr: string,
     reason: string,
   ) {
     super(`weft on ${httpAddr} did not answer: ${reason}; check it with: weft status, or look at its log (weft.log in the state dir)`);
-    this.name = 'ApiUnreachableError';
   }
 }
 
 /** The daemon answered with an error (`{ error: { code, message } }`), or something that is not weft answered. */
-export class ApiRequestError extends Error {
+export class ApiRequestError extends WeftError {
   constructor(
-    readonly status: number,
+    override readonly status: number,
     readonly code: string,
     message: string,
   ) {
     super(message);
-    this.name = 'ApiRequestError';
   }
 }
 

@@ -13,6 +13,8 @@ import { weftVersion } from '../api/version.js';
 import { silentLogger } from '../runtime/logger.js';
 import { DaemonNotRunningError, type ApiClient, type VersionAnswer } from './client.js';
 import type { WeftConfig } from '../daemon/config.js';
+import { ConfigError } from '../daemon/config.js';
+import { InvalidTargetError } from '../netdev/errors.js';
 
 interface Run {
   code: number;
@@ -122,9 +124,9 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
   });
 
   it("prints the daemon's refusal and exits 1", async () => {
-    control.failWith.detach = Object.assign(new Error('no namespace c9 is attached; see weft ps'), { code: 'TARGET_NOT_FOUND' });
+    control.failWith.detach = new InvalidTargetError('c9');
     const r = await weft(['detach', '--netns', 'c9'], env);
-    expect(r).toMatchObject({ code: 1, stdout: '', stderr: 'weft: no namespace c9 is attached; see weft ps\n' });
+    expect(r).toMatchObject({ code: 1, stdout: '', stderr: `weft: ${new InvalidTargetError('c9').message}\n` });
   });
 
   it('refuses misuse with the usage line, exit 2, and does not call the daemon', async () => {
@@ -444,7 +446,7 @@ describe('weft output from hostile strings', () => {
   });
 
   it('escapes an error message the daemon sends back', async () => {
-    control.failWith.detach = Object.assign(new Error(`no such target ${evil}`), { code: 'TARGET_NOT_FOUND' });
+    control.failWith.detach = new ConfigError(`no such target ${evil}`);
     const r = await weft(['detach', '--netns', 'c1'], env);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('\\x1b]0;owned');

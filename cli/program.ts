@@ -44,6 +44,7 @@ import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
 import { stateDirWarning } from '../runtime/file-modes.js';
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, SetupCniError, setupCni } from '../cni/setup.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Everything the CLI touches outside itself. Only `stdout`, `stderr`, `exit` and `env` are required. */
 export interface CliIo {
@@ -67,20 +68,20 @@ export interface CliIo {
 }
 
 /** Misuse the user can fix by typing something else; printed with the command's usage line. Exit 2. */
-export class UsageError extends Error {
+export class UsageError extends WeftError {
   readonly code = 'ERR_USAGE';
   constructor(
     message: string,
     readonly command: string,
   ) {
     super(message);
-    this.name = 'UsageError';
   }
 }
 
 /** A failure already explained in its message; exit 1. */
-class CommandFailedError extends Error {
+class CommandFailedError extends WeftError {
   readonly code = 'ERR_COMMAND_FAILED';
+  override readonly status = 500;
 }
 
 const statusViews = ['peers', 'connections', 'targets', 'ipam', 'dns'] as const;

@@ -5,12 +5,9 @@
  * `\n` and `\t` in the template are a newline and a tab. A path that names nothing is an error naming the path and the
  * keys that do exist there, so a typo is found at once.
  */
-export class ReportFormatError extends Error {
+import { WeftError } from '../runtime/errors.js';
+export class ReportFormatError extends WeftError {
   readonly code = 'REPORT_FORMAT';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ReportFormatError';
-  }
 }
 
 /** Any `{{...}}`; its inside must be a path (letters, digits, `_`, `-` between dots, a leading dot allowed). */

@@ -25,6 +25,7 @@ import {
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { DEFAULT_HTTP_ADDR } from './spec.js';
+import { WeftError } from '../runtime/errors.js';
 
 export const DEFAULT_BIN_DIR = '/opt/cni/bin';
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
@@ -55,12 +56,8 @@ export interface SetupCniOutcome {
 }
 
 /** setup-cni cannot do its job; the message says what to do. */
-export class SetupCniError extends Error {
+export class SetupCniError extends WeftError {
   readonly code = 'ERR_SETUP_CNI';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SetupCniError';
-  }
 }
 
 /** The plugin's compiled entry point beside this module (dist/cni/main.js when running from dist/). */

@@ -8,6 +8,7 @@
  *           --stdin {cniVersion, name, type, ipam?, dns?, prevResult?, runtimeConfig?, ...}-->
  *           <--stdout result (ADD), version (VERSION), nothing (DEL, CHECK) or error; exit 0 or 1--
  */
+import { WeftError } from '../runtime/errors.js';
 
 /** Spec versions weft answers, oldest first. 0.3.0 brought the result type this plugin returns; 0.4.0 CHECK. */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
@@ -46,7 +47,7 @@ export const CniErrorCode = {
 } as const;
 
 /** A failure the plugin reports to the runtime as the spec's error object. */
-export class CniError extends Error {
+export class CniError extends WeftError {
   readonly code = 'ERR_CNI';
   constructor(
     /** The numeric CNI error code (see `CniErrorCode`). */
@@ -57,7 +58,6 @@ export class CniError extends Error {
     readonly details: string,
   ) {
     super(`${msg}: ${details}`);
-    this.name = 'CniError';
   }
 }
 

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import sodium from 'sodium-native';
 import { InvalidKeyError } from './errors.js';
+import { WeftError } from '../runtime/errors.js';
 
 export const IDENTITY_KEY_BYTES = 32;
 /** Hello feature carrying the router's identity public key: `id=` and the key in base64 (47 characters). */
@@ -61,12 +62,9 @@ export function generateIdentity(): Identity {
 }
 
 /** Thrown for an identity file that exists but does not hold a key, or cannot be written. */
-export class IdentityFileError extends Error {
+export class IdentityFileError extends WeftError {
   readonly code = 'ERR_IDENTITY_FILE';
-  constructor(message: string) {
-    super(message);
-    this.name = 'IdentityFileError';
-  }
+  override readonly status = 500;
 }
 
 /**

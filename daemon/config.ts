@@ -13,17 +13,14 @@ import { parseAuthorizedPeers } from '../crypto/identity.js';
 import { parseArgs } from 'node:util';
 import ipaddr from 'ipaddr.js';
 import { AddressError, joinAddress, splitAddress } from '../gossip/address.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** The usage line of `weft launch` (and of the daemon entry, which takes the same arguments). */
 export const launchUsage = 'weft launch [options] [PEER...]';
 
 /** A bad flag, environment variable or value. The message names the value and says what to write instead. */
-export class ConfigError extends Error {
+export class ConfigError extends WeftError {
   readonly code = 'ERR_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
   /** The message plus the usage line and where to read more; what the CLI prints. */
   get hint(): string {
     return `${this.message}\nUsage: ${launchUsage}\nRun 'weft launch --help' for the options.`;

@@ -57,6 +57,7 @@ import { DockerPlugin, type DockerReport } from '../plugin/docker-plugin.js';
 import { DockerApi } from '../plugin/docker-api.js';
 import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
 import { DockerContainers, DockerOffError } from '../plugin/docker-containers.js';
+import { WeftError } from '../runtime/errors.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -898,26 +899,25 @@ function containerIdent(containerId: string, ifname: string): string {
 /** Attach and detach targets naming a Docker container (`weft attach CONTAINER` sends `docker:CONTAINER`). */
 const DOCKER_TARGET_PREFIX = 'docker:';
 
-export class DnsOffError extends Error {
+export class DnsOffError extends WeftError {
   readonly code = 'ERR_DNS_OFF';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DnsOffError';
-  }
+  override readonly status = 409;
 }
 
 /** The IPAM identity of the host's own addresses (`weft expose`). */
 const EXPOSE_IDENT = 'weft:expose';
 
-export class DatapathDisabledError extends Error {
+export class DatapathDisabledError extends WeftError {
   readonly code = 'ERR_NO_DATAPATH';
+  override readonly status = 409;
   constructor() {
     super('this router runs without a data path (--no-datapath): relaunch it without that flag to attach containers');
   }
 }
 
-export class IpamOffError extends Error {
+export class IpamOffError extends WeftError {
   readonly code = 'ERR_IPAM_OFF';
+  override readonly status = 409;
   constructor(request: string, target: string) {
     super(
       `cannot do ${request} for ${target}: IPAM is off on this router (--ipalloc-range ''); give addresses explicitly, e.g. weft attach --netns NS 10.2.1.5/24`,

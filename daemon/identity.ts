@@ -8,9 +8,11 @@ import type { Store } from '../runtime/store.js';
 import { isPeerName, parsePeerName, randomPeerName } from '../gossip/peer-name.js';
 import { keyToText, loadOrCreateIdentity } from '../crypto/identity.js';
 import sodium from 'sodium-native';
+import { WeftError } from '../runtime/errors.js';
 
-export class IdentityError extends Error {
+export class IdentityError extends WeftError {
   readonly code = 'ERR_IDENTITY';
+  override readonly status = 500;
 }
 
 /** The stored peer name, or a new one written to the store. A corrupt file is an error, not silently replaced. */

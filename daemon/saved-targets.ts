@@ -5,6 +5,7 @@
  * with limits, and a bad one is ignored with a warning, never a failed start.
  */
 import { joinAddress, splitAddress } from '../gossip/address.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** More than any real network's hand-given peers; bounds what a corrupt or hostile file can make us dial. */
 export const MAX_SAVED_TARGETS = 1000;
@@ -64,12 +65,9 @@ export class SavedTargets {
 }
 
 /** Thrown by `decodeSavedTargets` for a file that is not ours or is damaged. */
-export class SavedTargetsError extends Error {
+export class SavedTargetsError extends WeftError {
   readonly code = 'SAVED_TARGETS_INVALID';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SavedTargetsError';
-  }
+  override readonly status = 500;
 }
 
 /** Parse the `targets` file; every entry must be a peer address. */

@@ -23,23 +23,17 @@ import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import { decodeRecords, encodeRecords, isRecordName, MAX_ENTRIES } from './record-message.js';
 import { RecordStore, type RecordDelta, type RecordEntry } from './record-store.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** A name or address the user gave that weftDNS cannot hold. */
-export class DnsInputError extends Error {
+export class DnsInputError extends WeftError {
   readonly code = 'ERR_DNS_INPUT';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DnsInputError';
-  }
 }
 
 /** `weft rmpeer` of ourselves, or of a peer that is still reachable. */
-export class DnsRmpeerError extends Error {
+export class DnsRmpeerError extends WeftError {
   readonly code = 'ERR_DNS_RMPEER';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DnsRmpeerError';
-  }
+  override readonly status = 409;
 }
 
 export interface NameserverDeps {

@@ -15,6 +15,7 @@ import dnsPacket, { type Packet } from 'dns-packet';
 import type { Logger } from '../runtime/logger.js';
 import { Flags, Rcode, responseTo, udpLimitOf, type AnswerBuilder } from './answer.js';
 import type { Upstream } from './upstream.js';
+import { WeftError } from '../runtime/errors.js';
 
 export interface DnsServerDeps {
   log: Logger;
@@ -33,11 +34,11 @@ export interface DnsServerOptions {
 }
 
 /** The server could not bind its address. */
-export class DnsListenError extends Error {
+export class DnsListenError extends WeftError {
   readonly code = 'ERR_DNS_LISTEN';
+  override readonly status = 500;
   constructor(addr: string, reason: string) {
     super(`weftDNS cannot listen on ${addr}: ${reason}; choose another --dns-listen-address or turn DNS off with --no-dns`);
-    this.name = 'DnsListenError';
   }
 }
 

@@ -2,13 +2,13 @@
  * Control-plane addresses are "host:port" strings (IPv6 hosts in brackets: "[::1]:6783"). This is the one place that
  * splits and joins them, so every folder agrees on the form.
  */
+import { WeftError } from '../runtime/errors.js';
 
 /** An address that does not parse as host:port. */
-export class AddressError extends Error {
+export class AddressError extends WeftError {
   readonly code = 'ERR_ADDRESS';
   constructor(readonly input: string) {
     super(`${JSON.stringify(input.slice(0, 80))} is not a host:port address; write it like 10.0.0.2:6783`);
-    this.name = 'AddressError';
   }
 }
 

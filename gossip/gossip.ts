@@ -315,7 +315,7 @@ export class Gossip {
     try {
       return fn();
     } catch (err) {
-      const isDecode = err instanceof DecodeError || (err as { code?: string })?.code === 'ERR_DECODE';
+      const isDecode = err instanceof DecodeError;
       this.deps.count(isDecode ? 'gossip_decode_error' : 'gossip_handler_error');
       this.warnOnce(
         `${c.name}|${from ?? ''}|${isDecode}`,

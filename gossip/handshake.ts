@@ -23,6 +23,7 @@
  */
 import { DecodeError } from './decode-error.js';
 import { peerIdToName, peerNameToId, type PeerName } from './peer-name.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Protocol versions this build speaks. */
 export const PROTOCOL_MIN_VERSION = 1;
@@ -164,13 +165,12 @@ export function decodeHello(bytes: Uint8Array): Hello {
 }
 
 /** Base of every handshake refusal; `code` is stable for the API, CLI and logs. */
-export class HandshakeError extends Error {
+export class HandshakeError extends WeftError {
   constructor(
     readonly code: string,
     message: string,
   ) {
     super(message);
-    this.name = new.target.name;
   }
 }
 

@@ -7,16 +7,16 @@
  * for deterministic tie-breaks).
  */
 import { randomBytes } from 'node:crypto';
+import { WeftError } from '../runtime/errors.js';
 
 /** A canonical peer name: six lower-case hex octets joined by ':'. */
 export type PeerName = string;
 
 /** A peer name that does not parse; `code` is stable for the API and CLI. */
-export class PeerNameError extends Error {
+export class PeerNameError extends WeftError {
   readonly code = 'ERR_PEER_NAME';
   constructor(readonly input: string) {
     super(`${JSON.stringify(input.slice(0, 40))} is not a peer name; expected six hex octets like 7a:3b:01:22:c4:9e`);
-    this.name = 'PeerNameError';
   }
 }
 

@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WeftError } from '../runtime/errors.js';
 
 /** Opaque handle of a running reader, from `tapReaderStart` or `udpReaderStart`. */
 export type ReaderHandle = { readonly __brand: 'weft.ReaderHandle' };
@@ -197,106 +198,37 @@ export interface WeftNative {
    * also memory in front of the Buffer view itself (put back before it returns): never pass a Buffer over memory
    * another thread reads (a SharedArrayBuffer).
    */
-  aeadSeal(buffer: Buffer, adOffset: number, adLength: number, bodyOffset: number, bodyLength: number, nonce: Buffer, key: Buffer): number;
+  aeadSeal: SealOne;
   /**
    * Verify the tag that ends `buffer[bodyOffset, +sealedLength)`, then decrypt the body in place. Returns the
    * plaintext length, or -1 when it is not authentic (the body is left as it came: verified before decrypting) or a
    * range does not fit.
    */
-  aeadOpen(
-    buffer: Buffer,
-    adOffset: number,
-    adLength: number,
-    bodyOffset: number,
-    sealedLength: number,
-    nonce: Buffer,
-    key: Buffer,
-  ): number;
+  aeadOpen: OpenOne;
   /**
    * AEGIS-256X2 (draft-irtf-cfrg-aegis-aead, "AEGIS-256X" of degree 2, 16-byte tag) in place with the CPU's AES
    * instructions: encrypt `buffer[bodyOffset, +bodyLength)`, write the tag after it, authenticate
    * `buffer[adOffset, +adLength)` (which must not overlap the body). Returns `bodyLength + 16`, or -1 when a range
    * does not fit. `nonce` and `key` are 32 bytes. Throws ENOTSUP when `aegis256x2Implementation()` is ''.
    */
-  aegis256x2Seal(
-    buffer: Buffer,
-    adOffset: number,
-    adLength: number,
-    bodyOffset: number,
-    bodyLength: number,
-    nonce: Buffer,
-    key: Buffer,
-  ): number;
+  aegis256x2Seal: SealOne;
   /**
    * Decrypt `buffer[bodyOffset, +sealedLength - 16)` in place and check the tag after it. Returns the plaintext
    * length, or -1 when it is not authentic (the body is then zeroed) or a range does not fit.
    */
-  aegis256x2Open(
-    buffer: Buffer,
-    adOffset: number,
-    adLength: number,
-    bodyOffset: number,
-    sealedLength: number,
-    nonce: Buffer,
-    key: Buffer,
-  ): number;
+  aegis256x2Open: OpenOne;
   /** What computes AEGIS-256X2 on this CPU: 'vaes' (256-bit AES instructions), 'aes-ni', or '' (it cannot). */
   aegis256x2Implementation(): '' | 'aes-ni' | 'vaes';
   /** Tests only: run the 'aes-ni' code although the CPU has VAES (or back). Returns what runs now. */
   aegis256x2Use(implementation: 'aes-ni' | 'vaes'): '' | 'aes-ni' | 'vaes';
-  /**
-   * Seal `count` datagrams under one key in one call (ChaCha20-Poly1305, as `aeadSeal` one by one): datagram i has
-   * its AD at `offsets[i]` (`adLength` bytes) and its body of `bodyLengths[i]` bytes right after it, with room for
-   * the tag after that. The first uses `nonce` (12 bytes), each next one the nonce whose last 8 bytes, a big-endian
-   * counter, are one more. Returns `count`, or -1 when a range does not fit (nothing written).
-   */
-  aeadSealRun(
-    buffer: Buffer,
-    offsets: Uint32Array,
-    bodyLengths: Uint32Array,
-    count: number,
-    adLength: number,
-    nonce: Buffer,
-    key: Buffer,
-  ): number;
-  /**
-   * Open `count` datagrams under one key in one call (as `aeadOpen` one by one), datagram i with the last 8 bytes of
-   * `nonce` set to `seqs[i]` (big-endian). `results[i]` gets the plaintext length, or -1 when it is not authentic.
-   * Returns `count`, or -1 when a range does not fit or a seq is not a u53 (nothing opened).
-   */
-  aeadOpenRun(
-    buffer: Buffer,
-    offsets: Uint32Array,
-    sealedLengths: Uint32Array,
-    seqs: Float64Array,
-    count: number,
-    adLength: number,
-    nonce: Buffer,
-    key: Buffer,
-    results: Int32Array,
-  ): number;
-  /** `aeadSealRun` for AEGIS-256X2 (32-byte nonce). */
-  aegis256x2SealRun(
-    buffer: Buffer,
-    offsets: Uint32Array,
-    bodyLengths: Uint32Array,
-    count: number,
-    adLength: number,
-    nonce: Buffer,
-    key: Buffer,
-  ): number;
-  /** `aeadOpenRun` for AEGIS-256X2 (32-byte nonce; a body that fails is zeroed). */
-  aegis256x2OpenRun(
-    buffer: Buffer,
-    offsets: Uint32Array,
-    sealedLengths: Uint32Array,
-    seqs: Float64Array,
-    count: number,
-    adLength: number,
-    nonce: Buffer,
-    key: Buffer,
-    results: Int32Array,
-  ): number;
+  /** See `SealRun` (ChaCha20-Poly1305, 12-byte nonce). */
+  aeadSealRun: SealRun;
+  /** See `OpenRun` (ChaCha20-Poly1305, 12-byte nonce). */
+  aeadOpenRun: OpenRun;
+  /** `SealRun` for AEGIS-256X2 (32-byte nonce). */
+  aegis256x2SealRun: SealRun;
+  /** `OpenRun` for AEGIS-256X2 (32-byte nonce; a body that fails is zeroed). */
+  aegis256x2OpenRun: OpenRun;
   /** Busy-poll counters of this thread. */
   busyPollStats(): BusyPollStats;
   /**
@@ -309,15 +241,70 @@ export interface WeftNative {
   fdClose(fd: number): void;
 }
 
+/** Seal one datagram in place (the ranges and sizes are each cipher's, in its comment on `WeftNative`). */
+export type SealOne = (
+  buffer: Buffer,
+  adOffset: number,
+  adLength: number,
+  bodyOffset: number,
+  bodyLength: number,
+  nonce: Buffer,
+  key: Buffer,
+) => number;
+
+/** Open one datagram in place: the plaintext length, or -1 (not authentic, or a range that does not fit). */
+export type OpenOne = (
+  buffer: Buffer,
+  adOffset: number,
+  adLength: number,
+  bodyOffset: number,
+  sealedLength: number,
+  nonce: Buffer,
+  key: Buffer,
+) => number;
+
+/**
+ * Seal `count` datagrams under one key in one call (as `aeadSeal` one by one): datagram i has its AD at `offsets[i]`
+ * (`adLength` bytes) and its body of `bodyLengths[i]` bytes right after it, with room for the tag after that. The
+ * first uses `nonce`, each next one the nonce whose last 8 bytes, a big-endian counter, are one more. Returns `count`,
+ * or -1 when a range does not fit (nothing written).
+ */
+export type SealRun = (
+  buffer: Buffer,
+  offsets: Uint32Array,
+  bodyLengths: Uint32Array,
+  count: number,
+  adLength: number,
+  nonce: Buffer,
+  key: Buffer,
+) => number;
+
+/**
+ * Open `count` datagrams under one key in one call (as `aeadOpen` one by one), datagram i with the last 8 bytes of
+ * `nonce` set to `seqs[i]` (big-endian). `results[i]` gets the plaintext length, or -1 when it is not authentic.
+ * Returns `count`, or -1 when a range does not fit or a seq is not a u53 (nothing opened).
+ */
+export type OpenRun = (
+  buffer: Buffer,
+  offsets: Uint32Array,
+  sealedLengths: Uint32Array,
+  seqs: Float64Array,
+  count: number,
+  adLength: number,
+  nonce: Buffer,
+  key: Buffer,
+  results: Int32Array,
+) => number;
+
 /** The addon has not been compiled (or was compiled for another Node ABI). */
-export class NativeAddonMissingError extends Error {
+export class NativeAddonMissingError extends WeftError {
   readonly code = 'NATIVE_ADDON_MISSING';
+  override readonly status = 500;
   constructor(
     readonly path: string,
     cause: unknown,
   ) {
     super(`native addon not loadable at ${path}: ${(cause as Error)?.message ?? cause}; run \`npm run build:native\``);
-    this.name = 'NativeAddonMissingError';
   }
 }
 

@@ -4,20 +4,22 @@
  * (`tcp://host:port`, `http://host:port`), API version 1.41 (dockerd 20.10).
  */
 import { request } from 'node:http';
+import { WeftError } from '../runtime/errors.js';
 
 export const DEFAULT_DOCKER_API = 'unix:///var/run/docker.sock';
 const API_VERSION = 'v1.41';
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** The engine could not be reached, or answered with an error. */
-export class DockerApiError extends Error {
+export class DockerApiError extends WeftError {
   readonly code = 'ERR_DOCKER_API';
+  override readonly status = 500;
   constructor(
     message: string,
-    readonly status?: number,
+    /** The Docker engine's HTTP status, when it answered. */
+    readonly engineStatus?: number,
   ) {
     super(message);
-    this.name = 'DockerApiError';
   }
 }
 

@@ -12,6 +12,7 @@
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import { DockerApiError, type DockerApi } from './docker-api.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** What attaching needs from the daemon (it owns the data path and IPAM). */
 export interface ContainerAttachDeps {
@@ -39,23 +40,22 @@ export interface AttachedContainer {
 }
 
 /** The container is not there, or not running. */
-export class ContainerNotFoundError extends Error {
+export class ContainerNotFoundError extends WeftError {
   readonly code = 'ERR_CONTAINER_NOT_FOUND';
-  readonly httpStatus = 404;
+  override readonly status = 404;
   constructor(nameOrId: string, why: string) {
     super(`container ${JSON.stringify(nameOrId)}: ${why}`);
-    this.name = 'ContainerNotFoundError';
   }
 }
 
 /** Attaching by name needs an engine. */
-export class DockerOffError extends Error {
+export class DockerOffError extends WeftError {
   readonly code = 'ERR_DOCKER_OFF';
+  override readonly status = 409;
   constructor(nameOrId: string) {
     super(
       `cannot find container ${JSON.stringify(nameOrId)}: Docker integration is off (--docker-api ''); relaunch with --docker-api URL, or attach with --netns/--pid`,
     );
-    this.name = 'DockerOffError';
   }
 }
 
@@ -158,7 +158,7 @@ export class DockerContainers {
   }
 
   private notFound(nameOrId: string, err: unknown): Error {
-    if (err instanceof DockerApiError && err.status === 404)
+    if (err instanceof DockerApiError && err.engineStatus === 404)
       return new ContainerNotFoundError(nameOrId, 'no such container on this host (docker ps -a lists them)');
     return err as Error;
   }
@@ -203,7 +203,7 @@ export class DockerContainers {
         const now = await this.deps.docker.inspectContainer(c.id);
         if (now.State?.Running && now.State.Pid && `/proc/${now.State.Pid}/ns/net` !== c.target) await this.reattach(c);
       } catch (err) {
-        if (err instanceof DockerApiError && err.status === 404) await this.onEvent('destroy', c.id);
+        if (err instanceof DockerApiError && err.engineStatus === 404) await this.onEvent('destroy', c.id);
         else return; // engine unreachable: try again when the stream reopens
       }
     }

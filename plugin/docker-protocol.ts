@@ -10,6 +10,7 @@
  * This file holds the request and response shapes and the validation of untrusted request bodies; the drivers
  * (network-driver.ts, ipam-driver.ts) work on the validated types only. Notes for outsiders: docs/docker.md.
  */
+import { WeftError } from '../runtime/errors.js';
 
 /** What `Plugin.Activate` answers: weft is both a network driver and an IPAM driver. */
 export const IMPLEMENTS = ['NetworkDriver', 'IpamDriver'] as const;
@@ -25,14 +26,13 @@ export const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
 export const GENERIC_DATA = 'com.docker.network.generic';
 
 /** A refused plugin call: answered with `status` and `{"Err": message}`. */
-export class PluginError extends Error {
+export class PluginError extends WeftError {
   constructor(
     readonly code: string,
     message: string,
-    readonly status = 500,
+    override readonly status = 500,
   ) {
     super(message);
-    this.name = 'PluginError';
   }
 }
 
@@ -40,7 +40,6 @@ export class PluginError extends Error {
 export class PluginBadRequestError extends PluginError {
   constructor(method: string, why: string) {
     super('ERR_PLUGIN_BAD_REQUEST', `weft plugin: bad ${method} request: ${why}`, 400);
-    this.name = 'PluginBadRequestError';
   }
 }
 

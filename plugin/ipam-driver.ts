@@ -23,6 +23,7 @@ import {
   type RequestPoolRequest,
   type RequestPoolResponse,
 } from './docker-protocol.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** The part of weft's allocator the IPAM driver uses (ipam/allocator.ts implements it). */
 export interface PluginIpam {
@@ -243,9 +244,8 @@ export class IpamDriver {
     try {
       return await call();
     } catch (err) {
-      const e = err as Error & { code?: unknown };
       this.count('ipam_refused');
-      if (typeof e.code === 'string') throw new PluginError(e.code, `weft IPAM: ${e.message}`);
+      if (err instanceof WeftError) throw new PluginError(err.code, `weft IPAM: ${err.message}`);
       throw err;
     }
   }

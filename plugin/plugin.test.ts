@@ -4,6 +4,7 @@ import { MemoryStore } from '../runtime/store.js';
 import { IpamDriver, type PluginIpam } from './ipam-driver.js';
 import { NetworkDriver, type EndpointEvent, type EndpointVeths } from './network-driver.js';
 import { answerPluginCall, pluginMethods } from './server.js';
+import { IpamConflictError } from '../ipam/errors.js';
 
 /** An IPAM that hands out addresses in order and refuses a held one, like weft's allocator does. */
 class FakeIpam implements PluginIpam {
@@ -24,8 +25,7 @@ class FakeIpam implements PluginIpam {
   async claim(ident: string, address: string): Promise<string> {
     const addr = address.split('/')[0]!;
     const holder = this.held.get(addr);
-    if (holder !== undefined && holder !== ident)
-      throw Object.assign(new Error(`${addr} is held by ${holder}`), { code: 'ERR_IPAM_CONFLICT' });
+    if (holder !== undefined && holder !== ident) throw new IpamConflictError(addr, holder, 'h2');
     this.held.set(addr, ident);
     return address;
   }
@@ -244,7 +244,7 @@ describe('Docker plugin protocol', () => {
     ipamBackend.held.set('10.32.5.6', 'another-router-container');
     const r = await call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.32.5.6' });
     expect(r.status).toBe(500);
-    expect(r.body['Err']).toMatch(/weft IPAM: 10.32.5.6 is held by another-router-container/);
+    expect(r.body['Err']).toMatch(/weft IPAM: 10.32.5.6 is already held by another-router-container/);
     expect((await call('IpamDriver.RequestAddress', { PoolID: pool, Address: '10.40.0.1' })).body['Err']).toMatch(
       /not in the network's subnet 10.32.0.0\/16/,
     );

@@ -30,6 +30,7 @@ import {
 } from './docker-protocol.js';
 import type { IpamDriver } from './ipam-driver.js';
 import type { NetworkDriver } from './network-driver.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Largest request body accepted. dockerd's requests are a few KiB at most. */
 export const MAX_PLUGIN_BODY_BYTES = 1024 * 1024;
@@ -113,11 +114,11 @@ export async function answerPluginCall(
   }
 }
 
-export class PluginSocketError extends Error {
+export class PluginSocketError extends WeftError {
   readonly code = 'ERR_PLUGIN_SOCKET';
+  override readonly status = 500;
   constructor(socketPath: string, why: string) {
     super(`cannot serve the Docker plugin on ${socketPath}: ${why}`);
-    this.name = 'PluginSocketError';
   }
 }
 

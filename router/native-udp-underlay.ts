@@ -19,6 +19,7 @@ import type { DatagramBatch, Endpoint, Underlay } from './underlay.js';
 import type { Logger } from '../runtime/logger.js';
 import { addressToWords, wordsToAddress } from './underlay-address.js';
 import { u32ToIpv4, type ReaderHandle, type ReaderStats, type WeftNative } from '../native/addon.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Largest UDP payload over IPv4: 65535 minus the IPv4 (20) and UDP (8) headers. Sends are capped at this. */
 export const MAX_UDP_PAYLOAD_BYTES = 65507;
@@ -26,8 +27,9 @@ export const MAX_UDP_PAYLOAD_BYTES = 65507;
 const MAX_UDP6_PAYLOAD_BYTES = 65527;
 
 /** The UDP socket could not be opened or bound. */
-export class UdpBindError extends Error {
+export class UdpBindError extends WeftError {
   readonly code = 'UDP_BIND_FAILED';
+  override readonly status = 500;
   constructor(
     readonly bindAddress: string,
     readonly port: number,
@@ -35,7 +37,6 @@ export class UdpBindError extends Error {
     detail: string,
   ) {
     super(`cannot bind UDP ${bindAddress}:${port}: ${detail}; ${bindAdvice(errnoCode)}`);
-    this.name = 'UdpBindError';
   }
 }
 

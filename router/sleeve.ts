@@ -32,6 +32,7 @@ import { SleeveReceive } from './sleeve-receive.js';
 import { PieceCutter, type PiecesOptions } from './pieces.js';
 import { TcpCoalescer, type TcpCoalescerOptions } from './tcp-coalesce.js';
 import { Heartbeats, healthOf, type HeartbeatsOptions } from './heartbeats.js';
+import { WeftError } from '../runtime/errors.js';
 
 export { defaultCopyBytes, type CopyBytes } from './sleeve-send.js';
 export type { SleeveCounters } from './sleeve-counters.js';
@@ -44,11 +45,11 @@ const MAX_UNDERLAY_MTU_BYTES = 65_535;
 const MAX_PEER_NUMBERS = 4096;
 
 /** A snapshot the sleeve cannot carry frames with (the control plane built it wrong). */
-export class SleeveSnapshotError extends Error {
+export class SleeveSnapshotError extends WeftError {
   readonly code = 'SLEEVE_BAD_SNAPSHOT';
+  override readonly status = 500;
   constructor(detail: string) {
     super(`forwarding snapshot refused: ${detail}`);
-    this.name = 'SleeveSnapshotError';
   }
 }
 

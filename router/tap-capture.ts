@@ -18,6 +18,7 @@ import type { Capture, FrameBatch } from './capture.js';
 import type { Logger } from '../runtime/logger.js';
 import type { ReaderHandle, ReaderStats, WeftNative } from '../native/addon.js';
 import { VNET_HEADER_BYTES } from './offload.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Offloaded frames this large are written straight from the caller's buffer instead of copied into the batch. */
 const DIRECT_WRITE_BYTES = 8192;
@@ -25,15 +26,15 @@ const DIRECT_WRITE_BYTES = 8192;
 const ETHERNET_HEADER_BYTES = 14;
 
 /** The TAP device could not be opened or created. */
-export class TapOpenError extends Error {
+export class TapOpenError extends WeftError {
   readonly code = 'TAP_OPEN_FAILED';
+  override readonly status = 500;
   constructor(
     readonly deviceName: string,
     readonly errnoCode: string,
     detail: string,
   ) {
     super(`cannot open TAP device ${JSON.stringify(deviceName || '(kernel-chosen)')}: ${detail}; ${tapAdvice(errnoCode)}`);
-    this.name = 'TapOpenError';
   }
 }
 

@@ -22,6 +22,7 @@ import { execFile, spawn as spawnChild, type ChildProcess, type SpawnOptions } f
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { WeftError } from '../../runtime/errors.js';
 
 /** Where run markers live (tmpfs, cleared on reboot along with the namespaces). Shared with scripts/testhosts.sh. */
 export const MARKER_DIR = '/run/weft-testhosts';
@@ -30,8 +31,9 @@ export const MARKER_DIR = '/run/weft-testhosts';
 export const DEFAULT_PREFIX_PATTERN = /^w[0-9a-f]{4}$/;
 
 /** A command run inside a test namespace exited non-zero (or could not start). */
-export class HostCommandError extends Error {
+export class HostCommandError extends WeftError {
   readonly code = 'HOST_COMMAND_FAILED';
+  override readonly status = 500;
   constructor(
     readonly ns: string,
     readonly command: string,
@@ -42,16 +44,15 @@ export class HostCommandError extends Error {
     super(
       `[${ns}] \`${command}\` failed${exitCode === null ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || stdout.trim() || 'no output'}`,
     );
-    this.name = 'HostCommandError';
   }
 }
 
 /** `ip` or `iptables` is not installed: the harness installs nothing itself. */
-export class HarnessToolMissingError extends Error {
+export class HarnessToolMissingError extends WeftError {
   readonly code = 'HARNESS_TOOL_MISSING';
+  override readonly status = 500;
   constructor(readonly tool: string) {
     super(`test hosts need \`${tool}\`, which is not installed: run scripts/setup.sh as root`);
-    this.name = 'HarnessToolMissingError';
   }
 }
 
