@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{router,gossip,crypto,ipam,cli,api,daemon,runtime,netdev,native,dns,plugin,cni}/**/*.test.ts',
+            '{router,gossip,crypto,ipam,cli,api,daemon,runtime,config,netdev,native,dns,plugin,cni}/**/*.test.ts',
             'test/*.test.ts',
             'test/fuzz/**/*.test.ts',
           ],

@@ -11,10 +11,10 @@ import { createMemoryLogger } from '../runtime/logger.js';
 import { WeftError } from '../runtime/errors.js';
 import { EndpointExistsError, InvalidTargetError, NetdevCommandError, TargetNotFoundError } from '../netdev/errors.js';
 import { InvalidAddressError, IpamConflictError, IpamExhaustedError, IpamNotReadyError } from '../ipam/errors.js';
-import { AddressError } from '../gossip/address.js';
+import { AddressError } from '../runtime/address.js';
 import { ContainerNotFoundError } from '../plugin/docker-containers.js';
 import { IpamOffError } from '../daemon/daemon.js';
-import { ConfigError } from '../daemon/config.js';
+import { ConfigError } from '../config/launch.js';
 
 interface Injected {
   status: number;

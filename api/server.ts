@@ -36,7 +36,7 @@ import type { AttachRequest, WeftControl } from './control.js';
 import type { Logger } from '../runtime/logger.js';
 import { WeftError } from '../runtime/errors.js';
 import { weftVersion } from './version.js';
-import { parseHttpAddr } from '../daemon/config.js';
+import { parseHttpAddr } from '../config/launch.js';
 import { ApiCounters, callerRefusal, contentTypeRefusal, hostPolicy, type HostPolicy, type RefusalReason } from './request-guard.js';
 
 /** Largest request body accepted, in bytes. Every request we define is a few hundred bytes; 64 KiB is generous. */

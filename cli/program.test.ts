@@ -12,8 +12,8 @@ import { formatStatus } from './status-format.js';
 import { weftVersion } from '../api/version.js';
 import { silentLogger } from '../runtime/logger.js';
 import { DaemonNotRunningError, type ApiClient, type VersionAnswer } from './client.js';
-import type { WeftConfig } from '../daemon/config.js';
-import { ConfigError } from '../daemon/config.js';
+import type { WeftConfig } from '../config/launch.js';
+import { ConfigError } from '../config/launch.js';
 import { InvalidTargetError } from '../netdev/errors.js';
 
 interface Run {

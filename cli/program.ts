@@ -13,14 +13,16 @@ import { weftVersion } from '../api/version.js';
 import {
   ConfigError,
   isCidr,
-  isIpAddress,
+  defaultOf,
   launchOptions,
+  type LaunchOption,
   parsePeerAddress,
   resolveClientConfig,
   resolveConfig,
   type ClientConfig,
   type WeftConfig,
-} from '../daemon/config.js';
+} from '../config/launch.js';
+import { isIpAddress } from '../runtime/address.js';
 import { ApiRequestError, ApiUnreachableError, createApiClient, DaemonNotRunningError, type ApiClient } from './client.js';
 import {
   ensureStateDir,
@@ -39,7 +41,6 @@ import {
 import { formatConnections, formatEndpoints, formatIpam, formatPeers, formatStatus, formatTargets } from './status-format.js';
 import { formatDns } from './dns-format.js';
 import { escapeControls, escapeOutput, escapeStrings, terminalJson } from './terminal-text.js';
-import { identityPublicKeyText } from '../daemon/identity.js';
 import { formatReport, ReportFormatError } from './report-format.js';
 import { defaultSystemdSetup, envTemplate, setupSystemd } from './systemd.js';
 import { stateDirWarning } from '../runtime/file-modes.js';
@@ -162,7 +163,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   const json = (value: unknown) => out(`${terminalJson(value)}\n`);
 
   const program = new Command('weft')
-    .description('weft: an encrypted mesh network for containers. Talks to the weft daemon on WEFT_HTTP_ADDR (127.0.0.1:6784).')
+    .description(`weft: an encrypted mesh network for containers. Talks to the weft daemon on WEFT_HTTP_ADDR (${defaultOf('http-addr')}).`)
     .version(`weft ${weftVersion()}`, '-V, --version', 'print the version')
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -173,9 +174,9 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .showSuggestionAfterError(true)
     .addHelpText(
       'after',
-      '\nEnvironment: WEFT_STATE_DIR (default /var/lib/weft) and WEFT_HTTP_ADDR (default 127.0.0.1:6784) apply to every command.' +
+      `\nEnvironment: WEFT_STATE_DIR (default ${defaultOf('state-dir')}) and WEFT_HTTP_ADDR (default ${defaultOf('http-addr')}) apply to every command.` +
         '\nThe API serves this command and local scripts only: requests from web pages (Origin, Sec-Fetch-Site) or naming another' +
-        '\nHost are refused. Prometheus metrics: GET http://127.0.0.1:6782/metrics (weft launch --metrics-addr).',
+        `\nHost are refused. Prometheus metrics: GET http://${defaultOf('metrics-addr')}/metrics (weft launch --metrics-addr).`,
     );
 
   // ---- launch ------------------------------------------------------------------------------------------------------
@@ -188,9 +189,10 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     )
     .argument('[PEER...]', 'peers to connect to')
     .usage('[options] [PEER...]');
-  for (const o of launchOptions) {
-    const flag = o.value === undefined ? `--${o.name}` : `--${o.name} <${o.value}>`;
-    const extras = [o.env ? `env ${o.env}` : '', o.defaultText ? `default ${o.defaultText}` : ''].filter((s) => s.length > 0);
+  for (const [name, o] of Object.entries(launchOptions) as Array<[string, LaunchOption<unknown>]>) {
+    const flag = o.value === undefined ? `--${name}` : `--${name} <${o.value}>`;
+    const shownDefault = o.defaultText ?? (o.default === '' ? undefined : o.default);
+    const extras = [o.env ? `env ${o.env}` : '', shownDefault ? `default ${shownDefault}` : ''].filter((s) => s.length > 0);
     launch.addOption(new Option(flag, extras.length > 0 ? `${o.description} (${extras.join(', ')})` : o.description));
   }
   launch.action(async () => {
@@ -355,7 +357,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .command('identity')
     .description("print this router's identity public key (for other routers' --authorized-peers), making the key if needed")
     .option('--identity-file <FILE>', 'the private key file (default: WEFT_IDENTITY_FILE, else STATE_DIR/identity)')
-    .action((opts: { identityFile?: string }) => {
+    .action(async (opts: { identityFile?: string }) => {
       const file = opts.identityFile ?? (io.env['WEFT_IDENTITY_FILE'] || join(clientConfig().stateDir, 'identity'));
       if (file === '')
         throw new UsageError(
@@ -363,6 +365,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
           'identity',
         );
       try {
+        // Loaded here only: every other command runs without sodium (test/import-graph.test.ts lists this lazy load).
+        const { identityPublicKeyText } = await import('../crypto/identity.js');
         out(`${identityPublicKeyText(file)}\n`);
       } catch (err) {
         throw new CommandFailedError((err as Error).message);
@@ -671,12 +675,11 @@ function checkAttachAddress(a: string, command = 'attach'): void {
 }
 
 /**
- * `weft launch --foreground`: load the daemon only now (the CLI stays fast for every other command) and run it here.
- * The path is a variable so the CLI compiles even before daemon/main.ts exists.
+ * `weft launch --foreground`: load the daemon only now (the CLI stays fast for every other command) and run it here
+ * (test/import-graph.test.ts lists this lazy load).
  */
 async function runDaemonInProcess(config: WeftConfig): Promise<void> {
-  const entry = '../daemon/main.js';
-  const daemon = (await import(entry)) as { runDaemon(config: WeftConfig, options: { isPretty: boolean }): Promise<void> };
+  const daemon = await import('../daemon/main.js');
   // Pretty, coloured logs for a person watching a terminal; JSON lines otherwise (a pipe, a log collector).
   await daemon.runDaemon(config, { isPretty: process.stdout.isTTY === true });
 }

@@ -3,7 +3,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setupSystemd, systemdUnit } from './systemd.js';
+import { envTemplate, setupSystemd, systemdUnit } from './systemd.js';
+import { launchOptions, resolveConfig } from '../config/launch.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -16,7 +17,7 @@ afterEach(() => {
 });
 
 const repoRoot = resolve(new URL('..', import.meta.url).pathname);
-const template = readFileSync(join(repoRoot, 'packaging', 'weft.env'), 'utf8');
+const template = envTemplate();
 const paths = { nodePath: process.execPath, cliPath: join(repoRoot, 'dist', 'cli', 'main.js') };
 const hasSystemdAnalyze = (() => {
   try {
@@ -39,6 +40,24 @@ describe('weft setup-systemd', () => {
     expect(unit).toContain(`EnvironmentFile=-${options.envFile}`);
     expect(unit).toContain('Restart=on-failure');
     expect(setupSystemd(options, template)).toMatchObject({ unit: 'unchanged', env: 'kept' });
+  });
+
+  it('writes every launch variable with the default the daemon uses, and the file resolves to the defaults', () => {
+    for (const o of Object.values(launchOptions))
+      if (o.env !== undefined && o.env !== 'WEFT_PASSWORD') expect(template).toContain(`#${o.env}=`);
+    expect(template).toContain('#WEFT_STATE_DIR=/var/lib/weft\n');
+    expect(template).toContain('#WEFT_PORT=6783\n');
+    expect(template).toContain('#WEFT_IPALLOC_RANGE=10.32.0.0/12\n');
+    // Uncommenting every line that has a value must not change the configuration: the file says what the defaults are.
+    const env: NodeJS.ProcessEnv = {};
+    for (const line of template.split('\n')) {
+      const m = /^#(WEFT_[A-Z_]+)=(.+)$/.exec(line);
+      if (m && m[2] !== '1') env[m[1]!] = m[2]!;
+    }
+    const sources = { readFile: () => '', hostname: () => 'h1' };
+    const written = resolveConfig([], { ...env, WEFT_PASSWORD: 'a long enough secret' }, sources);
+    // Only "was it asked for" differs (a plugin socket named explicitly must be served).
+    expect({ ...written, isPluginSocketExplicit: false }).toEqual(resolveConfig([], { WEFT_PASSWORD: 'a long enough secret' }, sources));
   });
 
   it("never overwrites the operator's environment file", () => {

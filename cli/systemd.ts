@@ -7,6 +7,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { envFileText } from '../config/launch.js';
 
 export interface SystemdSetupOptions {
   /** Where the unit goes. @default '/etc/systemd/system' */
@@ -85,7 +86,7 @@ export function setupSystemd(options: SystemdSetupOptions, envTemplate: string):
   return { unitPath, unit: unitState, envFile: options.envFile, env: envState };
 }
 
-/** The environment file template shipped in packaging/. */
+/** The environment file: every launch option's variable with its default, from the one option table. */
 export function envTemplate(): string {
-  return readFileSync(fileURLToPath(new URL('../../packaging/weft.env', import.meta.url)), 'utf8');
+  return envFileText();
 }

@@ -26,7 +26,7 @@ export function realPluginDeps(stderr: NodeJS.WritableStream): PluginDeps {
 }
 
 function daemonClient(httpAddr: string): PluginDaemon {
-  // spec.ts checked the form (host:port or [v6]:port); the plugin loads no daemon code (daemon/config pulls sodium).
+  // spec.ts checked the form (host:port or [v6]:port); the plugin loads no daemon code.
   const colon = httpAddr.lastIndexOf(':');
   const host = httpAddr.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
   const port = Number(httpAddr.slice(colon + 1));

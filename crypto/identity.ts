@@ -17,9 +17,10 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import sodium from 'sodium-native';
 import { InvalidKeyError } from './errors.js';
-import { WeftError } from '../runtime/errors.js';
+import { IDENTITY_KEY_BYTES, IdentityFileError, keyFromText, keyToText } from './key-text.js';
 
-export const IDENTITY_KEY_BYTES = 32;
+export { IDENTITY_KEY_BYTES, IdentityFileError, keyFromText, keyToText, parseAuthorizedPeers } from './key-text.js';
+
 /** Hello feature carrying the router's identity public key: `id=` and the key in base64 (47 characters). */
 export const IDENTITY_FEATURE_PREFIX = 'id=';
 
@@ -28,18 +29,6 @@ export interface Identity {
   readonly publicKey: Buffer;
   /** 32 bytes in guarded memory; never logged or sent. */
   readonly secretKey: Buffer;
-}
-
-/** A key as text: standard base64, 44 characters. */
-export function keyToText(key: Uint8Array): string {
-  return Buffer.from(key).toString('base64');
-}
-
-/** A key from text (base64, 32 bytes), or null when it is not one. */
-export function keyFromText(text: string): Buffer | null {
-  if (!/^[A-Za-z0-9+/]{43}=$/.test(text)) return null;
-  const key = Buffer.from(text, 'base64');
-  return key.length === IDENTITY_KEY_BYTES ? key : null;
 }
 
 /** The identity whose private key is `secretKey` (32 bytes, copied into guarded memory). */
@@ -59,12 +48,6 @@ export function generateIdentity(): Identity {
   const identity = identityFromSecret(secret);
   sodium.sodium_memzero(secret);
   return identity;
-}
-
-/** Thrown for an identity file that exists but does not hold a key, or cannot be written. */
-export class IdentityFileError extends WeftError {
-  readonly code = 'ERR_IDENTITY_FILE';
-  override readonly status = 500;
 }
 
 /**
@@ -163,30 +146,6 @@ function syncDir(dir: string): void {
   }
 }
 
-/**
- * Parse an authorized-peers file: one base64 public key per line, optionally followed by whitespace and a comment;
- * blank lines and lines starting with `#` are skipped. Returns the keys as text. Throws `IdentityFileError` naming
- * `from` and the line for anything else, or when it lists no key.
- */
-export function parseAuthorizedPeers(text: string, from: string): Set<string> {
-  const keys = new Set<string>();
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const word = line.split(/\s+/)[0]!;
-    const key = keyFromText(word);
-    if (key === null) {
-      throw new IdentityFileError(
-        `${from} line ${i + 1}: ${JSON.stringify(word.slice(0, 60))} is not a public key (44 base64 characters, as \`weft identity\` prints)`,
-      );
-    }
-    keys.add(keyToText(key));
-  }
-  if (keys.size === 0) throw new IdentityFileError(`${from} lists no public key: it would refuse every peer`);
-  return keys;
-}
-
 /** The hello feature for `publicKey`. */
 export function identityFeature(publicKey: Uint8Array): string {
   return `${IDENTITY_FEATURE_PREFIX}${keyToText(publicKey)}`;
@@ -205,4 +164,15 @@ export function identityOf(features: readonly string[] | undefined): Buffer | nu
     found = key;
   }
   return found;
+}
+
+/**
+ * The identity public key in `file` as text (`weft identity`), making the identity first when the file does not
+ * exist. Throws `IdentityFileError` naming the file otherwise. (`weft identity`
+ * loads this module lazily: the CLI process loads sodium for that command only.)
+ */
+export function identityPublicKeyText(file: string): string {
+  const identity = loadOrCreateIdentity(file);
+  sodium.sodium_memzero(identity.secretKey);
+  return keyToText(identity.publicKey);
 }

@@ -9,7 +9,7 @@
  * snapshot and applies it whole; on every datapath health change it tells the mesh whether that neighbour's UDP path
  * works (a connection is `established` only then).
  */
-import { ConfigError, parseHttpAddr, readAuthorizedPeers, type WeftConfig } from './config.js';
+import { ConfigError, parseHttpAddr, readAuthorizedPeers, type WeftConfig } from '../config/launch.js';
 import type { AttachRequest, EndpointReport, PathReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { createMetricsServer, type MetricsServer } from '../api/metrics-server.js';

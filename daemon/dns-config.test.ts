@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, resolveConfig } from './config.js';
+import { ConfigError, resolveConfig } from '../config/launch.js';
 import { dnsArgs, removeNetnsResolvConf, resolvConfText, writeNetnsResolvConf, RESOLV_MARKER } from './dns-wiring.js';
 
 const sources = { readFile: () => '', hostname: () => 'box1' };

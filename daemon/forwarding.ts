@@ -10,7 +10,7 @@ import type { Endpoint } from '../router/underlay.js';
 import type { ForwardingSnapshot, PeerId, PeerPath } from '../router/datapath.js';
 import type { DataSession } from '../crypto/data-session.js';
 import { peerNameToId } from '../gossip/peer-name.js';
-import { splitAddress } from '../gossip/address.js';
+import { splitAddress } from '../runtime/address.js';
 import { canonicalAddress } from '../router/underlay-address.js';
 
 export interface NeighbourView {

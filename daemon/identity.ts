@@ -6,8 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../runtime/store.js';
 import { isPeerName, parsePeerName, randomPeerName } from '../gossip/peer-name.js';
-import { keyToText, loadOrCreateIdentity } from '../crypto/identity.js';
-import sodium from 'sodium-native';
 import { WeftError } from '../runtime/errors.js';
 
 export class IdentityError extends WeftError {
@@ -34,14 +32,4 @@ export function loadOrCreatePeerName(store: Store): string {
 /** A random 64-bit uid for this launch, as a decimal string. */
 export function newLaunchUid(): string {
   return randomBytes(8).readBigUInt64BE().toString();
-}
-
-/**
- * The identity public key in `file` as text (`weft identity`), making the identity first when the file does not
- * exist. Throws `IdentityFileError` naming the file otherwise.
- */
-export function identityPublicKeyText(file: string): string {
-  const identity = loadOrCreateIdentity(file);
-  sodium.sodium_memzero(identity.secretKey);
-  return keyToText(identity.publicKey);
 }

@@ -8,7 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import { rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig, type WeftConfig } from './config.js';
+import { resolveConfig, type WeftConfig } from '../config/launch.js';
 import { Daemon } from './daemon.js';
 import { createLogger } from '../runtime/logger.js';
 import { RotatingLogFile } from '../runtime/log-file.js';

@@ -4,7 +4,7 @@
  * Discovered peers are not saved: gossip finds them again. The file is untrusted input like any state file: parsed
  * with limits, and a bad one is ignored with a warning, never a failed start.
  */
-import { joinAddress, splitAddress } from '../gossip/address.js';
+import { joinAddress, splitAddress } from '../runtime/address.js';
 import { WeftError } from '../runtime/errors.js';
 
 /** More than any real network's hand-given peers; bounds what a corrupt or hostile file can make us dial. */

@@ -10,7 +10,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { splitAddress } from './address.js';
+import { splitAddress } from '../runtime/address.js';
 
 /** Why a discovered address is not dialled (the counter is `discovery_refused_<reason>`). */
 export type DiscoveryRefusal = 'loopback' | 'unspecified' | 'multicast' | 'broadcast' | 'link_local' | 'own_address' | 'unparsable';

@@ -11,7 +11,7 @@
  * synchronously inside `send()`, so handlers never re-enter the sender.
  */
 import type { Clock } from '../runtime/clock.js';
-import { joinAddress, splitAddress } from './address.js';
+import { joinAddress, splitAddress } from '../runtime/address.js';
 import { sanitizeRemoteText, truncateCloseReason, type Transport, type TransportConnection, type TransportListener } from './transport.js';
 
 export interface MemoryNetworkOptions {

@@ -34,7 +34,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import { StallWatch } from '../runtime/stall-watch.js';
 import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
-import { joinAddress, splitAddress } from './address.js';
+import { joinAddress, splitAddress } from '../runtime/address.js';
 import type { GossipChannel, Gossiper } from './channel.js';
 import {
   ConnectionMaker,

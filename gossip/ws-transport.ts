@@ -17,7 +17,7 @@
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { joinAddress, splitAddress } from './address.js';
+import { joinAddress, splitAddress } from '../runtime/address.js';
 import {
   sanitizeRemoteText,
   truncateCloseReason,

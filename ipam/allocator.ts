@@ -127,8 +127,8 @@ export interface AllocatorOptions {
   ourName: string;
   /** Our nickname, for `status`. */
   ourNickname: string;
-  /** The whole range IPAM allocates from. @default '10.32.0.0/12' */
-  range?: string;
+  /** The whole range IPAM allocates from (the daemon passes `--ipalloc-range`, whose default is declared in config/launch.ts). */
+  range: string;
   /** The subnet `allocate` uses when none is given; inside `range`. @default the range */
   defaultSubnet?: string;
   /** @default { mode: 'observer' } */
@@ -228,7 +228,7 @@ export class Allocator implements Gossiper {
   ) {
     this.ourName = options.ourName;
     this.ourNickname = options.ourNickname;
-    this.cidr = parseCidr(options.range ?? '10.32.0.0/12');
+    this.cidr = parseCidr(options.range);
     this.defaultSubnet = options.defaultSubnet ? parseCidr(options.defaultSubnet) : this.cidr;
     if (!rangeCovers(cidrRange(this.cidr), cidrRange(this.defaultSubnet))) {
       throw new InvalidAddressError(

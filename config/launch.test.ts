@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseCidr, parsePeerAddress, resolveClientConfig, resolveConfig, type ConfigSources } from './config.js';
+import { ConfigError, parseCidr, parsePeerAddress, resolveClientConfig, resolveConfig, type ConfigSources } from './launch.js';
 
 const KEY1 = Buffer.alloc(32, 1).toString('base64');
 const KEY2 = Buffer.alloc(32, 2).toString('base64');

@@ -9,10 +9,10 @@
 import { hostname as osHostname } from 'node:os';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAuthorizedPeers } from '../crypto/identity.js';
+import { parseAuthorizedPeers } from '../crypto/key-text.js';
 import { parseArgs } from 'node:util';
 import ipaddr from 'ipaddr.js';
-import { AddressError, joinAddress, splitAddress } from '../gossip/address.js';
+import { AddressError, isIpAddress, isLoopbackHost, isValidHost, joinAddress, splitAddress } from '../runtime/address.js';
 import { WeftError } from '../runtime/errors.js';
 
 /** The usage line of `weft launch` (and of the daemon entry, which takes the same arguments). */
@@ -144,207 +144,281 @@ export interface DnsConfig {
   resolvConf: string;
 }
 
-/** One `weft launch` option: its flag, environment variable and help. */
-export interface LaunchOption {
-  /** Long flag without dashes, e.g. 'state-dir'. */
-  readonly name: string;
+/**
+ * One `weft launch` option, declared once: its flag, environment variable, help, default and parser. The CLI's help
+ * (cli/program.ts), the service's environment file (`envFileText`, written by `weft setup-systemd`) and
+ * `resolveConfig` all read this table, so a default is written in one place.
+ */
+export interface LaunchOption<T> {
   /** Value placeholder for help, or undefined for a boolean flag. */
   readonly value?: string;
   readonly env?: string;
   readonly description: string;
-  /** Default as shown in help. */
+  /** The default as a user would write it (the parser turns it into the value); undefined: see `defaultText`. */
+  readonly default?: string;
+  /** Help for a default that is not a constant (the hostname, derived from the underlay). */
   readonly defaultText?: string;
+  /** Text (from the flag, the variable or `default`) to value; throws `ConfigError` naming `from`. */
+  readonly parse: (text: string, from: string) => T;
 }
 
+const option = <T>(o: LaunchOption<T>): LaunchOption<T> => o;
+/** A boolean flag: `--name`, or its variable set to 1/true/yes. */
+const flag = (o: Omit<LaunchOption<boolean>, 'parse' | 'value' | 'default'>): LaunchOption<boolean> => ({ ...o, parse: parseBoolean });
+const text = (text: string) => text;
+const offOr =
+  <T>(parse: (text: string, from: string) => T) =>
+  (text: string, from: string): T | undefined =>
+    text === '' ? undefined : parse(text, from);
+const nonEmpty = (example: string) => (text: string, from: string) => {
+  if (text.length === 0) throw new ConfigError(`${from} is empty; give ${example}`);
+  return text;
+};
+const integerIn = (what: string, unit: string, min: number, max: number, example: string) => (text: string, from: string) => {
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || n < min || n > max) {
+    throw new ConfigError(`${from} ${JSON.stringify(text)} is not ${what}: give ${unit} from ${min} to ${max}, e.g. ${example}`);
+  }
+  return n;
+};
+
 /** Every `weft launch` option, in help order. */
-export const launchOptions: readonly LaunchOption[] = [
-  {
-    name: 'state-dir',
+export const launchOptions = {
+  'state-dir': option({
     value: 'DIR',
     env: 'WEFT_STATE_DIR',
     description: 'state directory (peer name, IPAM, log, pid file)',
-    defaultText: '/var/lib/weft',
-  },
-  {
-    name: 'http-addr',
+    default: '/var/lib/weft',
+    parse: nonEmpty('a directory, e.g. --state-dir /var/lib/weft'),
+  }),
+  'http-addr': option({
     value: 'HOST:PORT',
     env: 'WEFT_HTTP_ADDR',
     description: 'address of the HTTP API the weft command talks to',
-    defaultText: '127.0.0.1:6784',
-  },
-  {
-    name: 'allow-remote-api',
+    default: '127.0.0.1:6784',
+    parse: parseHttpAddr,
+  }),
+  'allow-remote-api': flag({
     env: 'WEFT_ALLOW_REMOTE_API',
     description:
       'let --http-addr be a non-loopback address: anyone who reaches it can stop weft, attach namespaces and read the report (prefer an SSH tunnel)',
-  },
-  {
-    name: 'metrics-addr',
+  }),
+  'metrics-addr': option({
     value: 'HOST:PORT',
     env: 'WEFT_METRICS_ADDR',
     description: "address of the Prometheus metrics listener: GET /metrics only, nothing that changes state ('' turns it off)",
-    defaultText: '127.0.0.1:6782',
-  },
-  {
-    name: 'port',
+    default: '127.0.0.1:6782',
+    parse: offOr(parseHttpAddr),
+  }),
+  port: option({
     value: 'PORT',
     env: 'WEFT_PORT',
     description: 'TCP port for control connections and UDP port for data',
-    defaultText: '6783',
-  },
-  {
-    name: 'listen-addr',
+    default: '6783',
+    parse: parsePort,
+  }),
+  'listen-addr': option({
     value: 'HOST',
     env: 'WEFT_LISTEN_ADDR',
     description:
       'address the control and data sockets bind to (0.0.0.0: every IPv4 and IPv6 address, dual-stack where the kernel has IPv6)',
-    defaultText: '0.0.0.0',
-  },
-  { name: 'nickname', value: 'NAME', env: 'WEFT_NICKNAME', description: 'human name of this router', defaultText: 'the hostname' },
-  {
-    name: 'password',
+    default: '0.0.0.0',
+    parse: parseHost,
+  }),
+  nickname: option({
+    value: 'NAME',
+    env: 'WEFT_NICKNAME',
+    description: 'human name of this router',
+    defaultText: 'the hostname',
+    parse: text,
+  }),
+  password: option({
     value: 'SECRET',
     env: 'WEFT_PASSWORD',
     description: 'encrypt traffic; every router needs the same password (prefer WEFT_PASSWORD or --password-file: flags are visible in ps)',
-  },
-  { name: 'password-file', value: 'FILE', env: 'WEFT_PASSWORD_FILE', description: 'read the password from FILE' },
-  {
-    name: 'identity-file',
+    parse: text,
+  }),
+  'password-file': option({ value: 'FILE', env: 'WEFT_PASSWORD_FILE', description: 'read the password from FILE', parse: text }),
+  'identity-file': option({
     value: 'FILE',
     env: 'WEFT_IDENTITY_FILE',
     description: "this router's private identity key (made on first use; `weft identity` prints the public key)",
     defaultText: 'STATE_DIR/identity',
-  },
-  {
-    name: 'authorized-peers',
+    parse: nonEmpty('a file, e.g. --identity-file /var/lib/weft/identity'),
+  }),
+  'authorized-peers': option({
     value: 'FILE',
     env: 'WEFT_AUTHORIZED_PEERS',
     description: 'with a password: accept only routers whose identity public key is listed in FILE (one per line)',
-  },
-  { name: 'no-discovery', env: 'WEFT_NO_DISCOVERY', description: 'do not connect to peers that other peers tell us about' },
-  { name: 'bridge', value: 'NAME', env: 'WEFT_BRIDGE', description: 'Linux bridge containers attach to', defaultText: 'weft' },
-  {
-    name: 'mtu',
+    parse: text,
+  }),
+  'no-discovery': flag({ env: 'WEFT_NO_DISCOVERY', description: 'do not connect to peers that other peers tell us about' }),
+  bridge: option({
+    value: 'NAME',
+    env: 'WEFT_BRIDGE',
+    description: 'Linux bridge containers attach to',
+    default: 'weft',
+    parse: parseBridgeName,
+  }),
+  mtu: option({
     value: 'BYTES',
     env: 'WEFT_MTU',
     description: 'MTU of the bridge and container interfaces',
     defaultText: 'derived from the underlay',
-  },
-  {
-    name: 'trusted-subnets',
+    parse: parseMtu,
+  }),
+  'trusted-subnets': option({
     value: 'CIDR,...',
     env: 'WEFT_TRUSTED_SUBNETS',
     description: 'peers on these networks are trusted: not encrypted',
-  },
-  {
-    name: 'ipalloc-range',
+    default: '',
+    parse: (t, from) => splitList(t).map((c) => parseCidr(c, from)),
+  }),
+  'ipalloc-range': option({
     value: 'CIDR',
     env: 'WEFT_IPALLOC_RANGE',
     description: "range IPAM allocates from ('' turns IPAM off)",
-    defaultText: '10.32.0.0/12',
-  },
-  {
-    name: 'ipalloc-default-subnet',
+    default: '10.32.0.0/12',
+    parse: offOr(parseCidr),
+  }),
+  'ipalloc-default-subnet': option({
     value: 'CIDR',
     env: 'WEFT_IPALLOC_DEFAULT_SUBNET',
     description: 'subnet for containers attached without an address',
     defaultText: 'the range',
-  },
-  {
-    name: 'ipalloc-init',
+    parse: offOr(parseCidr),
+  }),
+  'ipalloc-init': option({
     value: 'MODE',
     env: 'WEFT_IPALLOC_INIT',
     description: 'consensus[=N] | seed=NAME,... | observer',
     defaultText: 'consensus=(number of PEERs + 1)',
-  },
-  {
-    name: 'rekey-interval',
+    parse: parseIpallocInit,
+  }),
+  'rekey-interval': option({
     value: 'SECONDS',
     env: 'WEFT_REKEY_INTERVAL',
     description: 'renew the data keys of encrypted connections this often',
-    defaultText: '120',
-  },
-  {
-    name: 'no-offload',
+    default: '120',
+    parse: parseRekeyIntervalMs,
+  }),
+  'no-offload': flag({
     env: 'WEFT_NO_OFFLOAD',
     description:
       "take no checksum or TCP segmentation offloads from the kernel: read one segment at a time (peers' TCP super-frames are still written whole)",
-  },
-  {
-    name: 'no-fastdp',
+  }),
+  'no-fastdp': flag({
     env: 'WEFT_NO_FASTDP',
     description: 'keep every peer on the sleeve: no kernel VXLAN fast path (fastdp, UDP port + 1) for clear paths',
-  },
-  {
-    name: 'busy-poll',
+  }),
+  'busy-poll': option({
     value: 'MICROS',
     env: 'WEFT_BUSY_POLL',
     description: 'after forwarding, poll for the reply this long instead of sleeping (lower latency; capped at 10% of a CPU; 0 = off)',
-    defaultText: '200',
-  },
-  {
-    name: 'capture',
+    default: '200',
+    parse: integerIn('a busy-poll window', 'microseconds (0: off)', 0, 100_000, '--busy-poll 200'),
+  }),
+  capture: option({
     value: 'MODE',
     env: 'WEFT_CAPTURE',
     description:
       'tap: a TAP device on the bridge (with offloads) | pcap: libpcap on a veth pair on the bridge, for hosts without /dev/net/tun (no offloads: slower, see docs/benchmarks.md)',
-    defaultText: 'tap',
-  },
-  { name: 'log-level', value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), defaultText: 'info' },
-  {
-    name: 'log-file',
+    default: 'tap',
+    parse: parseCaptureMode,
+  }),
+  'log-level': option({ value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), default: 'info', parse: parseLogLevel }),
+  'log-file': option({
     value: 'FILE',
     env: 'WEFT_LOG_FILE',
     description: 'log JSON lines to FILE, rotated by size, instead of stdout',
     defaultText: 'stdout (STATE_DIR/weft.log when launched in the background)',
-  },
-  {
-    name: 'log-max-bytes',
+    parse: offOr(text),
+  }),
+  'log-max-bytes': option({
     value: 'BYTES',
     env: 'WEFT_LOG_MAX_BYTES',
     description: 'rotate the log file past this size; 3 old files are kept',
-    defaultText: '10485760',
-  },
-  { name: 'no-datapath', env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' },
-  {
-    name: 'plugin-socket',
+    default: '10485760',
+    parse: integerIn('a log size', 'bytes', 1024, 2 ** 40, '--log-max-bytes 10485760'),
+  }),
+  'no-datapath': flag({ env: 'WEFT_NO_DATAPATH', description: 'run the control plane only (no bridge, TAP or UDP): for tests' }),
+  'plugin-socket': option({
     value: 'PATH',
     env: 'WEFT_PLUGIN_SOCKET',
     description: "serve Docker's network and IPAM driver plugin here ('' turns it off)",
-    defaultText: '/run/docker/plugins/weft.sock',
-  },
-  {
-    name: 'docker-api',
+    default: '/run/docker/plugins/weft.sock',
+    parse: offOr(parsePluginSocket),
+  }),
+  'docker-api': option({
     value: 'URL',
     env: 'WEFT_DOCKER_API',
     description: "the local Docker engine, to make the network 'weft' and resolve container names ('' turns Docker off)",
     defaultText: '$DOCKER_HOST or unix:///var/run/docker.sock',
-  },
-  { name: 'foreground', description: 'stay attached to the terminal instead of running in the background' },
-  { name: 'no-dns', env: 'WEFT_NO_DNS', description: 'do not run weftDNS (names are neither served nor gossiped)' },
-  {
-    name: 'dns-domain',
+    parse: offOr(text),
+  }),
+  foreground: flag({ description: 'stay attached to the terminal instead of running in the background' }),
+  'no-dns': flag({ env: 'WEFT_NO_DNS', description: 'do not run weftDNS (names are neither served nor gossiped)' }),
+  'dns-domain': option({
     value: 'DOMAIN',
     env: 'WEFT_DNS_DOMAIN',
     description: 'the domain weftDNS answers for',
-    defaultText: 'weft.local.',
-  },
-  {
-    name: 'dns-listen-address',
+    default: 'weft.local.',
+    parse: parseDnsDomain,
+  }),
+  'dns-listen-address': option({
     value: 'HOST[:PORT]',
     env: 'WEFT_DNS_LISTEN_ADDRESS',
     description: 'where weftDNS listens (udp and tcp)',
     defaultText: "this router's address on the weft bridge, port 53",
-  },
-  { name: 'dns-ttl', value: 'SECONDS', env: 'WEFT_DNS_TTL', description: 'TTL of weftDNS answers', defaultText: '1' },
-  {
-    name: 'dns-resolv-conf',
+    parse: offOr(parseDnsListenAddress),
+  }),
+  'dns-ttl': option({
+    value: 'SECONDS',
+    env: 'WEFT_DNS_TTL',
+    description: 'TTL of weftDNS answers',
+    default: '1',
+    parse: integerIn('a TTL', 'seconds', 0, 86_400, '--dns-ttl 1'),
+  }),
+  'dns-resolv-conf': option({
     value: 'FILE',
     env: 'WEFT_DNS_RESOLV_CONF',
     description: 'resolver configuration naming the upstream servers for other names',
-    defaultText: '/etc/resolv.conf',
-  },
-];
+    default: '/etc/resolv.conf',
+    parse: nonEmpty('a file, e.g. --dns-resolv-conf /etc/resolv.conf'),
+  }),
+} as const;
+
+export type LaunchOptionName = keyof typeof launchOptions;
+type ValueOf<N extends LaunchOptionName> = ReturnType<(typeof launchOptions)[N]['parse']>;
+
+/** The declared default text of an option that has one. */
+export function defaultOf(name: LaunchOptionName): string {
+  const d = (launchOptions[name] as LaunchOption<unknown>).default;
+  if (d === undefined) throw new Error(`--${name} has no constant default`);
+  return d;
+}
+
+/** The default port of control connections and data (`--port`), for peers given without one. */
+export const DEFAULT_PORT = Number(defaultOf('port'));
+
+/** The `WEFT_*` environment file `weft setup-systemd` writes: every variable of the table, commented out, with its default. */
+export function envFileText(): string {
+  const lines = [
+    "# Settings for the weft service (systemd's EnvironmentFile; `weft launch --help` says more about each).",
+    '# Keep this file 0600: it may hold the network password. Uncomment a line to change a setting.',
+    '#',
+    '# Peers to connect to at start (host or host:port, space-separated). Peers added later with `weft connect` are',
+    '# remembered in the state directory and survive restarts.',
+    'WEFT_PEERS=',
+  ];
+  for (const [name, o] of Object.entries(launchOptions) as Array<[string, LaunchOption<unknown>]>) {
+    if (o.env === undefined || name === 'password') continue; // the password goes in a file (WEFT_PASSWORD_FILE), not here
+    const help = o.defaultText !== undefined ? `${o.description} (default: ${o.defaultText})` : o.description;
+    lines.push(`# --${name}: ${help}`);
+    lines.push(`#${o.env}=${o.value === undefined ? '1' : (o.default ?? '')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
 
 /** What `resolveConfig` reads from outside; tests replace it. */
 export interface ConfigSources {
@@ -364,26 +438,26 @@ const realSources: ConfigSources = { readFile: (p) => readFileSync(p, 'utf8'), h
 export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, sources: ConfigSources = realSources): WeftConfig {
   const flags = parseLaunchArgs(argv);
   const warnings: string[] = [];
-  const pick = (name: string): { value: string; from: string } | undefined => {
-    const flag = flags.values[name];
-    if (typeof flag === 'string') return { value: flag, from: `--${name}` };
-    const opt = launchOptions.find((o) => o.name === name);
-    const fromEnv = opt?.env !== undefined ? env[opt.env] : undefined;
-    if (fromEnv !== undefined) return { value: fromEnv, from: opt!.env! };
+  const pick = (name: LaunchOptionName): { value: string; from: string } | undefined => {
+    const given = flags.values[name];
+    if (typeof given === 'string') return { value: given, from: `--${name}` };
+    const envName = (launchOptions[name] as LaunchOption<unknown>).env;
+    const fromEnv = envName !== undefined ? env[envName] : undefined;
+    if (fromEnv !== undefined) return { value: fromEnv, from: envName! };
     return undefined;
   };
-  const isSet = (name: string): boolean => {
-    if (flags.values[name] === true) return true;
-    const opt = launchOptions.find((o) => o.name === name);
-    const fromEnv = opt?.env !== undefined ? env[opt.env] : undefined;
-    return fromEnv !== undefined && parseBoolean(fromEnv, opt!.env!);
+  /** The option's value: from the flag, else its variable, else its declared default (undefined when it has none). */
+  const get = <N extends LaunchOptionName>(name: N): ValueOf<N> | undefined => {
+    const o = launchOptions[name] as LaunchOption<ValueOf<N>>;
+    const p = pick(name);
+    if (p !== undefined) return o.parse(p.value, p.from);
+    return o.default === undefined ? undefined : o.parse(o.default, `--${name}`);
   };
+  const isSet = (name: LaunchOptionName): boolean => flags.values[name] === true || get(name) === true;
 
-  const stateDir = pick('state-dir')?.value ?? '/var/lib/weft';
-  if (stateDir.length === 0) throw new ConfigError('the state dir is empty; give a directory, e.g. --state-dir /var/lib/weft');
-
+  const stateDir = get('state-dir')!;
   const http = pick('http-addr');
-  const httpParts = http ? parseHttpAddr(http.value, http.from) : { host: '127.0.0.1', port: 6784 };
+  const httpParts = get('http-addr')!;
   const isRemoteApiAllowed = isSet('allow-remote-api');
   if (!isLoopbackHost(httpParts.host)) {
     const where = joinAddress(httpParts.host, httpParts.port);
@@ -398,30 +472,21 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     );
   }
 
-  const metricsPick = pick('metrics-addr');
-  let metricsAddr: string | undefined = '127.0.0.1:6782';
-  if (metricsPick !== undefined) {
-    if (metricsPick.value === '') metricsAddr = undefined;
-    else {
-      const m = parseHttpAddr(metricsPick.value, metricsPick.from);
-      metricsAddr = joinAddress(m.host, m.port);
-      if (
-        m.port !== 0 &&
-        m.port === httpParts.port &&
-        (m.host === httpParts.host || m.host === '0.0.0.0' || m.host === '::' || httpParts.host === '0.0.0.0' || httpParts.host === '::')
-      ) {
-        throw new ConfigError(
-          `${metricsPick.from} ${metricsAddr} is the API's address too; give metrics a port of their own, e.g. --metrics-addr 127.0.0.1:6782`,
-        );
-      }
-    }
+  const m = get('metrics-addr');
+  const metricsAddr = m === undefined ? undefined : joinAddress(m.host, m.port);
+  if (
+    m !== undefined &&
+    m.port !== 0 &&
+    m.port === httpParts.port &&
+    (m.host === httpParts.host || m.host === '0.0.0.0' || m.host === '::' || httpParts.host === '0.0.0.0' || httpParts.host === '::')
+  ) {
+    throw new ConfigError(
+      `${pick('metrics-addr')?.from ?? '--metrics-addr'} ${metricsAddr} is the API's address too; give metrics a port of their own, e.g. --metrics-addr 127.0.0.1:6782`,
+    );
   }
 
-  const portPick = pick('port');
-  const port = portPick ? parsePort(portPick.value, portPick.from) : 6783;
-
-  const listenPick = pick('listen-addr');
-  const listenAddr = listenPick ? parseHost(listenPick.value, listenPick.from) : '0.0.0.0';
+  const port = get('port')!;
+  const listenAddr = get('listen-addr')!;
 
   const nickPick = pick('nickname');
   const nickname = nickPick?.value ?? sources.hostname();
@@ -433,10 +498,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
 
   const password = resolvePassword(flags.values, env, sources, warnings);
 
-  const identityPick = pick('identity-file');
-  if (identityPick !== undefined && identityPick.value === '')
-    throw new ConfigError(`${identityPick.from} is empty; give a file, e.g. --identity-file /var/lib/weft/identity`);
-  const identityFile = identityPick?.value ?? join(stateDir, 'identity');
+  const identityFile = get('identity-file') ?? join(stateDir, 'identity');
   const authorizedPick = pick('authorized-peers');
   let authorizedPeers: string[] | undefined;
   if (authorizedPick !== undefined) {
@@ -448,42 +510,22 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     authorizedPeers = [...readAuthorizedPeers(authorizedPick.value, authorizedPick.from, sources)];
   }
 
-  const bridgePick = pick('bridge');
-  const bridge = bridgePick?.value ?? 'weft';
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridge) || bridge === '.' || bridge === '..') {
-    throw new ConfigError(
-      `${bridgePick?.from ?? '--bridge'} ${JSON.stringify(bridge)} is not an interface name: use 1 to 15 letters, digits, '-', '_' or '.'`,
-    );
-  }
+  const bridge = get('bridge')!;
+  const mtuBytes = get('mtu');
+  const trustedSubnets = get('trusted-subnets')!;
 
-  const mtuPick = pick('mtu');
-  let mtuBytes: number | undefined;
-  if (mtuPick !== undefined && mtuPick.value !== '' && mtuPick.value !== 'auto') {
-    mtuBytes = parseInteger(mtuPick.value);
-    // 576 is the IPv4 minimum every host must accept; 65535 is the largest an IP packet can be.
-    if (mtuBytes === undefined || mtuBytes < 576 || mtuBytes > 65535) {
-      throw new ConfigError(
-        `${mtuPick.from} ${JSON.stringify(mtuPick.value)} is not an MTU: give bytes between 576 and 65535, or leave it out to derive it`,
-      );
-    }
-  }
-
-  const trustedPick = pick('trusted-subnets');
-  const trustedSubnets = trustedPick ? splitList(trustedPick.value).map((c) => parseCidr(c, trustedPick.from)) : [];
-
-  const rangePick = pick('ipalloc-range');
-  const ipallocRange =
-    rangePick === undefined ? '10.32.0.0/12' : rangePick.value === '' ? undefined : parseCidr(rangePick.value, rangePick.from);
+  const ipallocRange = get('ipalloc-range');
   const subnetPick = pick('ipalloc-default-subnet');
   let ipallocDefaultSubnet = ipallocRange;
-  if (subnetPick !== undefined && subnetPick.value !== '') {
+  const subnet = get('ipalloc-default-subnet');
+  if (subnet !== undefined) {
     if (ipallocRange === undefined) {
-      throw new ConfigError(`${subnetPick.from} needs IPAM, but --ipalloc-range is '' (off); give a range or drop ${subnetPick.from}`);
+      throw new ConfigError(`${subnetPick!.from} needs IPAM, but --ipalloc-range is '' (off); give a range or drop ${subnetPick!.from}`);
     }
-    ipallocDefaultSubnet = parseCidr(subnetPick.value, subnetPick.from);
-    if (!cidrContains(ipallocRange, ipallocDefaultSubnet)) {
-      throw new ConfigError(`${subnetPick.from} ${ipallocDefaultSubnet} is not inside the IPAM range ${ipallocRange}; pick a subnet of it`);
+    if (!cidrContains(ipallocRange, subnet)) {
+      throw new ConfigError(`${subnetPick!.from} ${subnet} is not inside the IPAM range ${ipallocRange}; pick a subnet of it`);
     }
+    ipallocDefaultSubnet = subnet;
   }
 
   const peers = flags.positionals.map((p) => {
@@ -491,78 +533,15 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     return p;
   });
 
-  const initPick = pick('ipalloc-init');
   // Plain "consensus" (or no flag) means: everyone named on this command line plus us.
-  const parsedInit = initPick ? parseIpallocInit(initPick.value, initPick.from) : undefined;
+  const parsedInit = get('ipalloc-init');
   const ipallocInit: IpallocInit =
     parsedInit === undefined || (parsedInit.mode === 'consensus' && parsedInit.quorum === 0)
       ? { mode: 'consensus', quorum: peers.length + 1 }
       : parsedInit;
 
-  const rekeyPick = pick('rekey-interval');
-  let rekeyIntervalMs = 120_000;
-  if (rekeyPick !== undefined) {
-    const seconds = Number(rekeyPick.value);
-    if (!Number.isFinite(seconds) || seconds < 1 || seconds > 86_400) {
-      throw new ConfigError(
-        `${rekeyPick.from} ${JSON.stringify(rekeyPick.value)} is not a rekey interval: give seconds between 1 and 86400, e.g. --rekey-interval 120`,
-      );
-    }
-    rekeyIntervalMs = Math.round(seconds * 1000);
-  }
-
-  const busyPick = pick('busy-poll');
-  let busyPollMicros = 200;
-  if (busyPick !== undefined) {
-    busyPollMicros = Number(busyPick.value);
-    if (!/^[0-9]+$/.test(busyPick.value) || busyPollMicros > 100_000) {
-      throw new ConfigError(
-        `${busyPick.from} ${JSON.stringify(busyPick.value)} is not a busy-poll window: give microseconds between 0 (off) and 100000, e.g. --busy-poll 200`,
-      );
-    }
-  }
-
-  const capturePick = pick('capture');
-  const captureMode = (capturePick?.value ?? 'tap') as CaptureMode;
-  if (!captureModes.includes(captureMode)) {
-    throw new ConfigError(
-      `${capturePick!.from} ${JSON.stringify(capturePick!.value.slice(0, 40))} is not a capture mode: use tap (the default) or pcap, e.g. --capture pcap`,
-    );
-  }
-
-  const levelPick = pick('log-level');
-  const logLevel = (levelPick?.value ?? 'info') as LogLevel;
-  if (!logLevels.includes(logLevel)) {
-    throw new ConfigError(`${levelPick!.from} ${JSON.stringify(levelPick!.value)} is not a log level: use one of ${logLevels.join(', ')}`);
-  }
-
-  const logFile = pick('log-file')?.value || undefined;
-  const logMaxPick = pick('log-max-bytes');
-  let logMaxBytes = 10 * 1024 * 1024;
-  if (logMaxPick !== undefined) {
-    logMaxBytes = Number(logMaxPick.value);
-    if (!/^[0-9]+$/.test(logMaxPick.value) || logMaxBytes < 1024 || logMaxBytes > 2 ** 40) {
-      throw new ConfigError(
-        `${logMaxPick.from} ${JSON.stringify(logMaxPick.value)} is not a log size: give bytes, at least 1024, e.g. --log-max-bytes 10485760`,
-      );
-    }
-  }
-  const dns = resolveDnsConfig(pick, isSet);
-
-  const pluginPick = pick('plugin-socket');
-  const pluginSocket = pluginPick === undefined ? '/run/docker/plugins/weft.sock' : pluginPick.value === '' ? undefined : pluginPick.value;
-  if (pluginSocket !== undefined && (!pluginSocket.startsWith('/') || pluginSocket.length > 100 || pluginSocket.includes('\0'))) {
-    throw new ConfigError(
-      `${pluginPick!.from} ${JSON.stringify(pluginSocket)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`,
-    );
-  }
   const dockerPick = pick('docker-api');
-  let dockerApi =
-    dockerPick !== undefined
-      ? dockerPick.value === ''
-        ? undefined
-        : dockerPick.value
-      : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
+  let dockerApi = dockerPick !== undefined ? get('docker-api') : env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
   if (dockerApi !== undefined && !/^unix:\/\/\/.|^(tcp|http):\/\/[^/]+:\d{1,5}\/?$/.test(dockerApi)) {
     const why = `${dockerPick?.from ?? 'DOCKER_HOST'} ${JSON.stringify(dockerApi)} is not a Docker address weft can use: write unix:///var/run/docker.sock or tcp://HOST:PORT ('' turns Docker off)`;
     // Asked for explicitly: an error. Only inherited from DOCKER_HOST (ssh://, say): Docker off, and a warning.
@@ -571,8 +550,16 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     dockerApi = undefined;
   }
 
+  const dnsListen = get('dns-listen-address');
   return deepFreeze({
-    dns,
+    dns: {
+      isEnabled: !isSet('no-dns'),
+      domain: get('dns-domain')!,
+      listenHost: dnsListen?.host,
+      listenPort: dnsListen?.port ?? 53,
+      ttlSeconds: get('dns-ttl')!,
+      resolvConf: get('dns-resolv-conf')!,
+    },
     stateDir,
     httpAddr: joinAddress(httpParts.host, httpParts.port),
     httpHost: httpParts.host,
@@ -594,71 +581,97 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     ipallocRange,
     ipallocDefaultSubnet,
     ipallocInit,
-    logLevel,
-    logFile,
-    logMaxBytes,
-    rekeyIntervalMs,
-    busyPollMicros,
-    captureMode,
+    logLevel: get('log-level')!,
+    logFile: get('log-file'),
+    logMaxBytes: get('log-max-bytes')!,
+    rekeyIntervalMs: get('rekey-interval')!,
+    busyPollMicros: get('busy-poll')!,
+    captureMode: get('capture')!,
     isOffloadEnabled: !isSet('no-offload'),
     isFastdpEnabled: !isSet('no-fastdp'),
     isDatapathEnabled: !isSet('no-datapath'),
     isForeground: flags.values['foreground'] === true,
     peers,
     warnings,
-    pluginSocket,
-    isPluginSocketExplicit: pluginPick !== undefined,
+    pluginSocket: get('plugin-socket'),
+    isPluginSocketExplicit: pick('plugin-socket') !== undefined,
     dockerApi,
   });
 }
 
-/** The weftDNS flags, validated. */
-function resolveDnsConfig(
-  pick: (name: string) => { value: string; from: string } | undefined,
-  isSet: (name: string) => boolean,
-): DnsConfig {
-  const domainPick = pick('dns-domain');
-  let domain = 'weft.local.';
-  if (domainPick !== undefined) {
-    domain = domainPick.value.toLowerCase().endsWith('.') ? domainPick.value.toLowerCase() : `${domainPick.value.toLowerCase()}.`;
-    if (!/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(domain)) {
-      throw new ConfigError(
-        `${domainPick.from} ${JSON.stringify(domainPick.value.slice(0, 80))} is not a DNS domain; write it like weft.local.`,
-      );
-    }
+function parseBridgeName(name: string, from: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name) || name === '.' || name === '..') {
+    throw new ConfigError(`${from} ${JSON.stringify(name)} is not an interface name: use 1 to 15 letters, digits, '-', '_' or '.'`);
   }
-  const listenPick = pick('dns-listen-address');
-  let listenHost: string | undefined;
-  let listenPort = 53;
-  if (listenPick !== undefined && listenPick.value !== '') {
-    const bad = () =>
-      new ConfigError(
-        `${listenPick.from} ${JSON.stringify(listenPick.value.slice(0, 80))} is not an address: write HOST or HOST:PORT, e.g. 10.32.0.1 or 127.0.0.1:5353`,
-      );
-    let parts: { host: string; port: number };
-    try {
-      parts = splitAddress(listenPick.value, 53);
-    } catch {
-      throw bad();
-    }
-    if (!isIpAddress(parts.host) || parts.port < 0 || parts.port > 65535) throw bad();
-    listenHost = parts.host;
-    listenPort = parts.port;
+  return name;
+}
+
+function parseMtu(text: string, from: string): number | undefined {
+  if (text === '' || text === 'auto') return undefined;
+  const mtuBytes = parseInteger(text);
+  // 576 is the IPv4 minimum every host must accept; 65535 is the largest an IP packet can be.
+  if (mtuBytes === undefined || mtuBytes < 576 || mtuBytes > 65535) {
+    throw new ConfigError(`${from} ${JSON.stringify(text)} is not an MTU: give bytes between 576 and 65535, or leave it out to derive it`);
   }
-  const ttlPick = pick('dns-ttl');
-  let ttlSeconds = 1;
-  if (ttlPick !== undefined) {
-    ttlSeconds = Number(ttlPick.value);
-    if (!/^[0-9]+$/.test(ttlPick.value) || ttlSeconds > 86_400) {
-      throw new ConfigError(
-        `${ttlPick.from} ${JSON.stringify(ttlPick.value)} is not a TTL: give seconds between 0 and 86400, e.g. --dns-ttl 1`,
-      );
-    }
+  return mtuBytes;
+}
+
+function parseRekeyIntervalMs(text: string, from: string): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds < 1 || seconds > 86_400) {
+    throw new ConfigError(
+      `${from} ${JSON.stringify(text)} is not a rekey interval: give seconds between 1 and 86400, e.g. --rekey-interval 120`,
+    );
   }
-  const resolvPick = pick('dns-resolv-conf');
-  if (resolvPick !== undefined && resolvPick.value === '')
-    throw new ConfigError(`${resolvPick.from} is empty; give a file, e.g. --dns-resolv-conf /etc/resolv.conf`);
-  return { isEnabled: !isSet('no-dns'), domain, listenHost, listenPort, ttlSeconds, resolvConf: resolvPick?.value ?? '/etc/resolv.conf' };
+  return Math.round(seconds * 1000);
+}
+
+function parseCaptureMode(text: string, from: string): CaptureMode {
+  if (!captureModes.includes(text as CaptureMode)) {
+    throw new ConfigError(
+      `${from} ${JSON.stringify(text.slice(0, 40))} is not a capture mode: use tap (the default) or pcap, e.g. --capture pcap`,
+    );
+  }
+  return text as CaptureMode;
+}
+
+function parseLogLevel(text: string, from: string): LogLevel {
+  if (!logLevels.includes(text as LogLevel)) {
+    throw new ConfigError(`${from} ${JSON.stringify(text)} is not a log level: use one of ${logLevels.join(', ')}`);
+  }
+  return text as LogLevel;
+}
+
+function parsePluginSocket(path: string, from: string): string {
+  if (!path.startsWith('/') || path.length > 100 || path.includes('\0')) {
+    throw new ConfigError(
+      `${from} ${JSON.stringify(path)} is not a socket path: give an absolute path of at most 100 characters, e.g. /run/docker/plugins/weft.sock`,
+    );
+  }
+  return path;
+}
+
+function parseDnsDomain(text: string, from: string): string {
+  const domain = text.toLowerCase().endsWith('.') ? text.toLowerCase() : `${text.toLowerCase()}.`;
+  if (!/^(?=.{2,254}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+$/.test(domain)) {
+    throw new ConfigError(`${from} ${JSON.stringify(text.slice(0, 80))} is not a DNS domain; write it like weft.local.`);
+  }
+  return domain;
+}
+
+function parseDnsListenAddress(text: string, from: string): { host: string; port: number } {
+  const bad = () =>
+    new ConfigError(
+      `${from} ${JSON.stringify(text.slice(0, 80))} is not an address: write HOST or HOST:PORT, e.g. 10.32.0.1 or 127.0.0.1:5353`,
+    );
+  let parts: { host: string; port: number };
+  try {
+    parts = splitAddress(text, 53);
+  } catch {
+    throw bad();
+  }
+  if (!isIpAddress(parts.host) || parts.port < 0 || parts.port > 65535) throw bad();
+  return parts;
 }
 
 /** What every `weft` command needs to find the daemon: its state dir and API address. */
@@ -671,15 +684,16 @@ export interface ClientConfig {
 
 /** `WEFT_STATE_DIR` and `WEFT_HTTP_ADDR` with the daemon's defaults, validated like `resolveConfig` does. */
 export function resolveClientConfig(env: NodeJS.ProcessEnv): ClientConfig {
-  const stateDir = env['WEFT_STATE_DIR'] || '/var/lib/weft';
-  const http = env['WEFT_HTTP_ADDR'] ? parseHttpAddr(env['WEFT_HTTP_ADDR'], 'WEFT_HTTP_ADDR') : { host: '127.0.0.1', port: 6784 };
+  const stateDir = env['WEFT_STATE_DIR'] || defaultOf('state-dir');
+  const http = parseHttpAddr(env['WEFT_HTTP_ADDR'] || defaultOf('http-addr'), env['WEFT_HTTP_ADDR'] ? 'WEFT_HTTP_ADDR' : '--http-addr');
   return Object.freeze({ stateDir, httpAddr: joinAddress(http.host, http.port), httpHost: http.host, httpPort: http.port });
 }
 
 /** Split argv into launch flags and peers; unknown flags and missing values are `ConfigError`s. */
 function parseLaunchArgs(argv: readonly string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const o of launchOptions) options[o.name] = { type: o.value === undefined ? 'boolean' : 'string' };
+  for (const [name, o] of Object.entries(launchOptions) as Array<[string, LaunchOption<unknown>]>)
+    options[name] = { type: o.value === undefined ? 'boolean' : 'string' };
   try {
     const parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
     return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
@@ -821,31 +835,6 @@ function splitList(text: string): string[] {
     .filter((s) => s.length > 0);
 }
 
-// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens, at most 253 characters.
-const hostnamePattern = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-
-/** True when `host` (a listen address from the config) is a loopback address (127.0.0.0/8, ::1) or `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost') return true;
-  if (!isIpAddress(h)) return false;
-  return ipaddr.process(h).range() === 'loopback';
-}
-
-/** True for an IPv4 address in four-part decimal or an IPv6 address. */
-export function isIpAddress(text: string): boolean {
-  return ipaddr.IPv4.isValidFourPartDecimal(text) || (text.includes(':') && ipaddr.IPv6.isValid(text));
-}
-
-/** True for an IPv4 address in four-part decimal, an IPv6 address, or a host name. */
-export function isValidHost(host: string): boolean {
-  if (ipaddr.IPv4.isValidFourPartDecimal(host)) return true;
-  if (host.includes(':')) return ipaddr.IPv6.isValid(host);
-  // All-digit-and-dot strings that are not four-part IPv4 ("10.1", "999.1.1.1") are typos, not host names.
-  if (/^[\d.]+$/.test(host)) return false;
-  return hostnamePattern.test(host);
-}
-
 function parseHost(text: string, from: string): string {
   const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   if (!isValidHost(host)) {
@@ -858,7 +847,7 @@ function parseHost(text: string, from: string): string {
  * A peer as given to `weft launch`/`weft connect`: "host" or "host:port" (IPv6 in brackets when a port follows).
  * Returns the parts with `defaultPort` filled in; throws `ConfigError` naming the value.
  */
-export function parsePeerAddress(text: string, defaultPort = 6783): { host: string; port: number } {
+export function parsePeerAddress(text: string, defaultPort = DEFAULT_PORT): { host: string; port: number } {
   const bad = () =>
     new ConfigError(
       `peer ${JSON.stringify(text.slice(0, 80))} is not an address: write host or host:port, e.g. 10.0.0.2 or 10.0.0.2:6783 or [fd00::2]:6783`,
