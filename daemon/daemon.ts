@@ -17,25 +17,21 @@ import { ApiCounters } from '../api/request-guard.js';
 import { stateDirWarning } from '../runtime/file-modes.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
-import { WsTransport } from '../gossip/ws-transport.js';
 import type { GossipChannelStats, GossipRoundStats } from '../gossip/gossip.js';
-import { systemLocalHosts } from '../gossip/dial-policy.js';
 import { PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../gossip/handshake.js';
 import { PasswordSecurity } from '../crypto/password-security.js';
 import type { Logger } from '../runtime/logger.js';
-import { systemClock, type Clock } from '../runtime/clock.js';
-import { systemRandom } from '../runtime/random.js';
-import { FileStore } from '../runtime/store.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Store } from '../runtime/store.js';
+import type { DaemonDatapath, DaemonDeps } from './daemon-deps.js';
 import { identityOf, keyToText, loadOrCreateIdentity, type Identity } from '../crypto/identity.js';
-import { loadOrCreatePeerName, newLaunchUid } from './identity.js';
+import { loadOrCreatePeerName } from './identity.js';
 import { SnapshotBuilder, withTrustedData, type NeighbourView } from './forwarding.js';
 import { NatTraversal } from './nat-traversal.js';
 import type { ObservedEndpoint } from './punch.js';
-import type { HostDatapath } from './host-datapath.js';
 import { isPeerName, parsePeerName, peerIdToName, peerNameToId } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
 import { reachableFrom } from '../gossip/topology.js';
-import { missingTools, missingToolsMessage } from '../netdev/tools.js';
 import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
 import { socketHost } from './socket-host.js';
 import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
@@ -59,17 +55,12 @@ import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
 import { DockerContainers, DockerOffError } from '../plugin/docker-containers.js';
 import { WeftError } from '../runtime/errors.js';
 
-export interface DaemonDeps {
-  log: Logger;
-  clock?: Clock;
-}
-
 export class Daemon implements WeftControl {
   readonly peerName: string;
-  readonly uid = newLaunchUid();
+  readonly uid: string;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly store: FileStore;
+  private readonly store: Store;
   private security: PasswordSecurity | undefined;
   /** The data plane cipher and its implementation, for `weft status` (with a password only). */
   private dataCipher: string | undefined;
@@ -77,7 +68,7 @@ export class Daemon implements WeftControl {
   /** How many keys the allow-list holds now (it can be reloaded). */
   private authorizedPeerCount: number | undefined;
   private mesh: Mesh | undefined;
-  private datapath: HostDatapath | undefined;
+  private datapath: DaemonDatapath | undefined;
   /** Endpoint learning and hole punching (with a data path only). */
   private nat: NatTraversal | undefined;
   private api: ApiServer | undefined;
@@ -100,11 +91,12 @@ export class Daemon implements WeftControl {
 
   constructor(
     readonly config: WeftConfig,
-    deps: DaemonDeps,
+    private readonly deps: DaemonDeps,
   ) {
     this.log = deps.log;
-    this.clock = deps.clock ?? systemClock;
-    this.store = new FileStore(config.stateDir);
+    this.clock = deps.clock;
+    this.store = deps.store;
+    this.uid = deps.launchUid();
     this.peerName = loadOrCreatePeerName(this.store);
     // Docker containers (on a weft network, or attached by name) are named in weftDNS after their container name.
     this.onDockerEndpoint((event) => this.nameDockerContainer(event));
@@ -134,24 +126,11 @@ export class Daemon implements WeftControl {
     if (looseStateDir !== undefined) log.warn({ file: config.stateDir }, looseStateDir);
     try {
       if (config.isDatapathEnabled) {
-        const missing = missingTools();
-        if (missing.length > 0) throw new ConfigError(missingToolsMessage(missing));
-        // Loaded only when needed: --no-datapath runs without the native addon.
-        const { HostDatapath } = await import('./host-datapath.js');
-        this.datapath = new HostDatapath(
-          { log: log.child({ component: 'datapath' }), clock: this.clock },
-          {
-            bridge: config.bridge,
-            mtuBytes: config.mtuBytes,
-            port: config.port,
-            listenAddr: socketHost(config.listenAddr),
-            busyPollMicros: config.busyPollMicros,
-            isOffloadEnabled: config.isOffloadEnabled,
-            isFastdpEnabled: config.isFastdpEnabled,
-            localPeer: peerNameToId(this.peerName),
-            captureMode: config.captureMode,
-          },
-        );
+        this.datapath = await this.deps.datapath(config, {
+          log: log.child({ component: 'datapath' }),
+          clock: this.clock,
+          localPeer: peerNameToId(this.peerName),
+        });
         await this.datapath.start();
       }
       if (config.password !== undefined) {
@@ -182,13 +161,13 @@ export class Daemon implements WeftControl {
       }
       this.mesh = new Mesh(
         {
-          transport: new WsTransport(),
+          transport: this.deps.transport,
           clock: this.clock,
-          random: systemRandom,
+          random: this.deps.random,
           log: log.child({ component: 'mesh' }),
           ...(this.security && { security: this.security }),
           // Gossip never makes this router dial its own addresses (listener, API, metrics): dial-policy.ts.
-          localHosts: systemLocalHosts,
+          localHosts: this.deps.localHosts,
         },
         {
           peerName: this.peerName,
@@ -202,7 +181,7 @@ export class Daemon implements WeftControl {
       );
       if (config.ipallocRange !== undefined) {
         this.ipam = new Allocator(
-          { clock: this.clock, random: systemRandom, log: log.child({ component: 'ipam' }), store: this.store },
+          { clock: this.clock, random: this.deps.random, log: log.child({ component: 'ipam' }), store: this.store },
           {
             ourName: this.peerName,
             ourNickname: config.nickname,
@@ -263,8 +242,9 @@ export class Daemon implements WeftControl {
       this.mesh.connect(this.targets.list(), false);
       this.nat?.start();
       await this.startDocker();
-      this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
-      if (config.metricsAddr !== undefined) {
+      if (this.deps.isServing)
+        this.api = await createApiServer(this, log.child({ component: 'api' }), config.httpAddr, { counters: this.apiCounters });
+      if (this.deps.isServing && config.metricsAddr !== undefined) {
         this.metricsServer = await createMetricsServer(
           () => this.report(),
           log.child({ component: 'metrics' }),
@@ -877,7 +857,7 @@ export class Daemon implements WeftControl {
     return this.dns;
   }
 
-  private requireDatapath(): HostDatapath {
+  private requireDatapath(): DaemonDatapath {
     if (!this.datapath) throw new DatapathDisabledError();
     return this.datapath;
   }

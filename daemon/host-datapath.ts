@@ -25,6 +25,7 @@ import type { Clock } from '../runtime/clock.js';
 import { peerIdToName } from '../gossip/peer-name.js';
 import { Fastdp } from '../router/fastdp.js';
 import { HeartbeatSocket, HostFastdpKernel } from './fastdp-host.js';
+import type { DaemonDatapath } from './daemon-deps.js';
 
 export interface HostDatapathOptions {
   /** Bridge name. */
@@ -53,7 +54,7 @@ const BUSY_POLL_SHARE_PERCENT = 10;
 /** Used when the host has no default route to read an MTU from (an isolated test host, say). */
 const FALLBACK_UNDERLAY_MTU = 1500;
 
-export class HostDatapath {
+export class HostDatapath implements DaemonDatapath {
   underlayMtuBytes = FALLBACK_UNDERLAY_MTU;
   overlayMtuBytes = 0;
   private capture: TapCapture | PcapCapture | undefined;

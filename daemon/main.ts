@@ -10,6 +10,7 @@ import { rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type WeftConfig } from '../config/launch.js';
 import { Daemon } from './daemon.js';
+import { hostDaemonDeps } from './daemon-deps.js';
 import { createLogger } from '../runtime/logger.js';
 import { RotatingLogFile } from '../runtime/log-file.js';
 
@@ -28,7 +29,7 @@ export async function runDaemon(config: WeftConfig, options: RunOptions = {}): P
   for (const warning of config.warnings) log.warn(warning);
   let daemon: Daemon;
   try {
-    daemon = new Daemon(config, { log });
+    daemon = new Daemon(config, hostDaemonDeps(config, log));
     await daemon.start();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -1,0 +1,86 @@
+/**
+ * Three complete routers in one process (test/sim/whole-router.ts): launch, attach through IPAM, a restart that
+ * keeps the peer name and the addresses.
+ * Seeded and in fake time: a run takes milliseconds, and the same seed gives the same run (WEFT_SEED replays one).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { WholeRouterWorld, type SimRouter } from './whole-router.js';
+
+const SEED = Number(process.env.WEFT_SEED ?? 0x11);
+const worlds: WholeRouterWorld[] = [];
+afterEach(async () => {
+  for (const w of worlds.splice(0)) await w.stopAll();
+});
+
+/** Every router sees every other as an established connection (the data path confirmed by the sleeves' heartbeats). */
+function isFullMesh(routers: SimRouter[]): boolean {
+  return routers.every((r) => {
+    const c = r.daemon.report().router.connections;
+    return c.length === routers.length - 1 && c.every((x) => x.state === 'established');
+  });
+}
+
+async function launchThree(seed: number): Promise<{ world: WholeRouterWorld; routers: SimRouter[] }> {
+  const world = new WholeRouterWorld(seed);
+  worlds.push(world);
+  const first = WholeRouterWorld.host(0);
+  const routers = [
+    await world.launch(0, ['--ipalloc-init', 'consensus=3']),
+    await world.launch(1, ['--ipalloc-init', 'consensus=3', first]),
+    await world.launch(2, ['--ipalloc-init', 'consensus=3', first]),
+  ];
+  return { world, routers };
+}
+
+describe(`three whole routers in one process (seed ${SEED})`, () => {
+  it('launch: a full mesh, confirmed on the data path, with snapshots naming both neighbours', async () => {
+    const { world, routers } = await launchThree(SEED);
+    const ms = await world.runUntil(() => isFullMesh(routers), 30_000);
+    expect(ms).toBeLessThan(30_000);
+    for (const r of routers) {
+      const last = r.datapath.snapshots.at(-1)!;
+      expect(last.neighbours.size).toBe(2);
+      expect(r.daemon.report().router.peers).toHaveLength(3);
+    }
+  });
+
+  it('attach: IPAM consensus among the three gives each container its own address in the range', async () => {
+    const { world, routers } = await launchThree(SEED);
+    await world.runUntil(() => isFullMesh(routers), 30_000);
+    const endpoints = await world.settle(
+      Promise.all(routers.map((r, i) => r.daemon.attach({ target: `c${i}`, addresses: ['net:default'] }))),
+    );
+    const addresses = endpoints.map((e) => e.addresses[0]!);
+    expect(new Set(addresses).size).toBe(3);
+    for (const a of addresses) expect(a).toMatch(/^10\.(3[2-9]|4[0-7])\.\d+\.\d+\/12$/);
+    expect(routers.map((r) => r.datapath.attaches.map((a) => a.target))).toEqual([['c0'], ['c1'], ['c2']]);
+  });
+
+  it('restart: same peer name, a new uid, back in the mesh, and the container keeps its address', async () => {
+    const { world, routers } = await launchThree(SEED);
+    await world.runUntil(() => isFullMesh(routers), 30_000);
+    const before = await world.settle(routers[1]!.daemon.attach({ target: 'c1', addresses: ['net:default'] }));
+    const { peerName, uid } = routers[1]!.daemon;
+    await routers[1]!.daemon.stop();
+    const again = await world.launch(1, ['--ipalloc-init', 'consensus=3', WholeRouterWorld.host(0)]);
+    expect(again.daemon.peerName).toBe(peerName);
+    expect(again.daemon.uid).not.toBe(uid);
+    const ms = await world.runUntil(() => isFullMesh(world.routers), 60_000);
+    expect(ms).toBeLessThan(60_000);
+    const after = await world.settle(again.daemon.attach({ target: 'c1', addresses: ['net:default'] }));
+    expect(after.addresses).toEqual(before.addresses);
+  });
+
+  it('repeats: the same seed gives the same addresses and the same convergence time', async () => {
+    const run = async () => {
+      const { world, routers } = await launchThree(SEED + 1);
+      const ms = await world.runUntil(() => isFullMesh(routers), 30_000);
+      const endpoints = await world.settle(
+        Promise.all(routers.map((r, i) => r.daemon.attach({ target: `c${i}`, addresses: ['net:default'] }))),
+      );
+      await world.stopAll();
+      return { ms, addresses: endpoints.map((e) => e.addresses) };
+    };
+    expect(await run()).toEqual(await run());
+  });
+});
