@@ -1,6 +1,6 @@
 /**
- * Three complete routers in one process (test/sim/whole-router.ts): launch, attach through IPAM, a restart that
- * keeps the peer name and the addresses.
+ * Three complete routers in one process (test/sim/whole-router.ts): launch, attach through IPAM, frames across the
+ * sleeves the daemons configured, a partition and its healing, a restart that keeps the peer name and the addresses.
  * Seeded and in fake time: a run takes milliseconds, and the same seed gives the same run (WEFT_SEED replays one).
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,13 +12,33 @@ afterEach(async () => {
   for (const w of worlds.splice(0)) await w.stopAll();
 });
 
-/** Every router sees every other as an established connection (the data path confirmed by the sleeves' heartbeats). */
+/**
+ * Every router sees every other as an established connection (the data path confirmed by the sleeves' heartbeats),
+ * and the last snapshot its data path was given floods to all of them (topology gossip has told everyone).
+ */
 function isFullMesh(routers: SimRouter[]): boolean {
   return routers.every((r) => {
     const c = r.daemon.report().router.connections;
-    return c.length === routers.length - 1 && c.every((x) => x.state === 'established');
+    const snapshot = r.datapath.snapshots.at(-1);
+    return (
+      c.length === routers.length - 1 &&
+      c.every((x) => x.state === 'established') &&
+      snapshot?.broadcastNextHops.get(snapshot.localPeer)?.length === routers.length - 1
+    );
   });
 }
+
+/** A broadcast frame (ARP-like) from `mac` as a container behind the router would send it. */
+function broadcastFrame(mac: number, tag: number): Buffer {
+  const f = Buffer.alloc(60);
+  f.fill(0xff, 0, 6);
+  f.writeUIntBE(mac, 6, 6);
+  f.writeUInt16BE(0x0806, 12);
+  f.writeUInt32BE(tag, 14);
+  return f;
+}
+
+const carries = (r: SimRouter, tag: number) => r.datapath.capture.written.some((f) => f.length >= 18 && f.readUInt32BE(14) === tag);
 
 async function launchThree(seed: number): Promise<{ world: WholeRouterWorld; routers: SimRouter[] }> {
   const world = new WholeRouterWorld(seed);
@@ -54,6 +74,32 @@ describe(`three whole routers in one process (seed ${SEED})`, () => {
     expect(new Set(addresses).size).toBe(3);
     for (const a of addresses) expect(a).toMatch(/^10\.(3[2-9]|4[0-7])\.\d+\.\d+\/12$/);
     expect(routers.map((r) => r.datapath.attaches.map((a) => a.target))).toEqual([['c0'], ['c1'], ['c2']]);
+  });
+
+  it('frames cross the sleeves the daemons configured; a partition is noticed, and after it heals frames cross again', async () => {
+    const { world, routers } = await launchThree(SEED);
+    await world.runUntil(() => isFullMesh(routers), 30_000);
+    const [r0, r1, r2] = routers as [SimRouter, SimRouter, SimRouter];
+    r0.datapath.capture.inject(broadcastFrame(0x02_00_00_00_00_01, 1));
+    await world.runUntil(() => carries(r1, 1) && carries(r2, 1), 1000);
+    expect([carries(r1, 1), carries(r2, 1)]).toEqual([true, true]);
+
+    world.isolate(2);
+    const lostMs = await world.runUntil(
+      () => r0.daemon.report().router.connections.every((c) => c.peer !== r2.daemon.peerName || c.state !== 'established'),
+      20_000,
+    );
+    expect(lostMs).toBeLessThan(20_000);
+    r0.datapath.capture.inject(broadcastFrame(0x02_00_00_00_00_01, 2));
+    await world.runUntil(() => carries(r1, 2), 1000);
+    expect([carries(r1, 2), carries(r2, 2)]).toEqual([true, false]);
+
+    world.heal(2);
+    const healedMs = await world.runUntil(() => isFullMesh(routers), 60_000);
+    expect(healedMs).toBeLessThan(60_000);
+    r0.datapath.capture.inject(broadcastFrame(0x02_00_00_00_00_01, 3));
+    await world.runUntil(() => carries(r2, 3), 1000);
+    expect(carries(r2, 3)).toBe(true);
   });
 
   it('restart: same peer name, a new uid, back in the mesh, and the container keeps its address', async () => {
