@@ -18,20 +18,21 @@
 import type { Capture, FrameBatch } from './capture.js';
 import type { Logger } from '../runtime/logger.js';
 import type { PcapHandle, ReaderHandle, ReaderStats, WeftNative } from '../native/addon.js';
+import { WeftError } from '../runtime/errors.js';
 
 /** Smallest frame worth writing: an Ethernet header (two MACs and an EtherType). */
 const ETHERNET_HEADER_BYTES = 14;
 
 /** The pcap capture could not be opened. */
-export class PcapOpenError extends Error {
+export class PcapOpenError extends WeftError {
   readonly code = 'PCAP_OPEN_FAILED';
+  override readonly status = 500;
   constructor(
     readonly interfaceName: string,
     readonly errnoCode: string,
     detail: string,
   ) {
     super(`cannot capture on ${JSON.stringify(interfaceName)} with libpcap: ${detail}; ${pcapAdvice(errnoCode)}`);
-    this.name = 'PcapOpenError';
   }
 }
 
