@@ -257,4 +257,20 @@ describe('Ring', () => {
     bytes.writeUInt32BE(0xffffffff, 25);
     expect(() => Ring.decode(bytes)).toThrow(/limit/);
   });
+
+  it('clamps a free count taken from another ring to the segment it has after the merge (fuzz finding: forged free count)', () => {
+    const a = seeded();
+    const first = a.entryList()[0]!;
+    const span = a.entryList()[1]!.token - first.token;
+    a.grantTo(first.owner, 'p1', { start: first.token + 16, end: first.token + 32 });
+    const b = seeded();
+    // A member's forged copy of the first entry: newer, and all of the old segment free.
+    const forged = b['entries'][0]!;
+    forged.version = first.version + 100;
+    forged.free = span;
+    const r = a.clone();
+    expect(r.merge(b)).toBe(true);
+    expect(() => r.checkInvariants()).not.toThrow();
+    expect(r.entryList()[0]!.free).toBe(16);
+  });
 });

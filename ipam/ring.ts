@@ -313,6 +313,14 @@ export class Ring {
     if (merged.length > RING_LIMITS.maxEntries) {
       throw new RingCapError(`IPAM ring merge would hold ${merged.length} entries, over the cap of ${RING_LIMITS.maxEntries}; refused`);
     }
+    // A free count is the owner's hint for its segment as it saw it. An entry taken from `other` may now end sooner (a
+    // token only we know splits it): its count cannot exceed the segment it has here (a member's forged count, found by
+    // the fuzzer, otherwise broke the ring's invariants after the merge).
+    for (let k = 0; k < merged.length; k++) {
+      const e = merged[k]!;
+      const span = (k + 1 < merged.length ? merged[k + 1]!.token : this.range.end) - e.token;
+      if (e.free > span) e.free = Math.max(0, span);
+    }
     const removed = new Map(this.removed);
     for (const [k, v] of other.removed) {
       const mine = removed.get(k);
