@@ -52,8 +52,8 @@ describe.skipIf(skip)('trusted subnets on 3 hosts', () => {
     expect(to('h3').isDataClear).toBeUndefined();
     expect(to('h3').dataCipher).toMatch(/^(AEGIS-256X2|ChaCha20-Poly1305)$/);
     const lines = await net.weft[0]!.run(['status', 'connections']);
-    expect(lines).toMatch(/established\s+encrypted control, clear data \(trusted subnet\) \S+\(h2\)/);
-    expect(lines).toMatch(/established\s+encrypted \((AEGIS-256X2|ChaCha20-Poly1305)\) \S+\(h3\)/);
+    expect(lines).toMatch(/established\s+encrypted control, clear data \(trusted subnet\) (sleeve \(.*\) )?\S+\(h2\)/);
+    expect(lines).toMatch(/established\s+encrypted \((AEGIS-256X2|ChaCha20-Poly1305)\) (sleeve \(.*\) )?\S+\(h3\)/);
     const r3 = await net.weft[2]!.report();
     expect(r3.router.trustedSubnets).toEqual([]);
     for (const x of r3.router.connections.filter((y) => y.state === 'established')) expect(x.isEncrypted).toBe(true);
