@@ -591,7 +591,7 @@ export class SleeveCaseGenerator {
         this.add('drop_magic');
         break;
       case 'reserved-type':
-        raw[1] = (raw[1]! & 0x0f) | (rng.between(4, 15) << 4);
+        raw[1] = (raw[1]! & 0x0f) | (rng.between(6, 15) << 4); // 4 and 5 are the path MTU probe and its ack
         this.add('drop_unknown_type');
         break;
       case 'bad-seq':
