@@ -214,7 +214,10 @@ export class Daemon implements WeftControl {
             security: this.security,
             relayedPeers: () => this.relayedPeers(),
             neighbourEndpoints: () => this.neighbourEndpoints(),
-            onPathsChange: () => this.applyForwarding(),
+            onPathsChange: () => {
+              this.applyForwarding();
+              this.syncDataPathStates();
+            },
           },
           { isPunchingEnabled: config.isDiscoveryEnabled && config.authorizedPeers === undefined },
         );
@@ -225,14 +228,17 @@ export class Daemon implements WeftControl {
         this.ipam?.setReachablePeers(this.reachablePeers());
       });
       this.datapath?.onHealthChange((peer, health) => {
-        // A punched path (no control connection) decides only where unicast frames go.
-        if (this.nat?.isPunch(peerIdToName(peer))) {
-          this.nat.onHealth(peerIdToName(peer), health.isEstablished);
+        const name = peerIdToName(peer);
+        // A punched path (no control connection) decides only where unicast frames go. A peer that is also a mesh
+        // neighbour is not: its data path is the connection's, and the punch is dropped at the next NAT step (a punch
+        // begun while the peer was relayed can still be probing when the direct connection comes up).
+        if (this.nat?.isPunch(name) && !this.isMeshNeighbour(name)) {
+          this.nat.onHealth(name, health.isEstablished);
           return;
         }
-        this.mesh?.setDataPathEstablished(peerIdToName(peer), health.isEstablished);
+        this.mesh?.setDataPathEstablished(name, health.isEstablished);
         // A data path that answers is a sign of life: if the control connection is down, dial it now.
-        if (health.isEstablished) this.mesh?.peerSeen(peerIdToName(peer));
+        if (health.isEstablished) this.mesh?.peerSeen(name);
       });
       // IPAM loads its persisted ring before the mesh can deliver anyone else's.
       this.ipam?.start();
@@ -462,6 +468,23 @@ export class Daemon implements WeftControl {
   }
 
   /** Peers the mesh reaches only through a relay now (not our neighbours over an established connection). */
+  private isMeshNeighbour(name: string): boolean {
+    return this.mesh?.neighbours().some((n) => n.name === name) ?? false;
+  }
+
+  /**
+   * Tell the mesh the data-path state of every neighbour as the data plane has it now. Health events come only on a
+   * change; one that went to a punch (the peer was relayed then) must still reach the mesh once the peer is a neighbour.
+   */
+  private syncDataPathStates(): void {
+    if (!this.datapath || !this.mesh) return;
+    const neighbours = new Set(this.mesh.neighbours().map((n) => n.name));
+    for (const [peer, h] of this.datapath.peerHealth()) {
+      const name = peerIdToName(peer);
+      if (neighbours.has(name)) this.mesh.setDataPathEstablished(name, h.isEstablished);
+    }
+  }
+
   private relayedPeers(): Set<string> {
     const out = new Set<string>();
     if (!this.mesh) return out;
