@@ -117,6 +117,28 @@ describe(`three whole routers in one process (seed ${SEED})`, () => {
     expect(after.addresses).toEqual(before.addresses);
   });
 
+  it('punch, then a direct connection: the punched path gives way and the connection is established', async () => {
+    // r1 and r2 reach each other only through r0 (their control connection is cut, UDP is not), so they punch a
+    // direct UDP path. When the cut is lifted their own connection comes up while the punch is still there; its data
+    // path must count for the connection (once, a punch took the connection's "established" and it stayed pending).
+    const world = new WholeRouterWorld(SEED);
+    worlds.push(world);
+    world.gossip.partition(WholeRouterWorld.host(1), WholeRouterWorld.host(2));
+    const first = WholeRouterWorld.host(0);
+    const routers = [await world.launch(0), await world.launch(1, [first]), await world.launch(2, [first])];
+    const [, r1, r2] = routers as [SimRouter, SimRouter, SimRouter];
+    const punched = (r: SimRouter) => (r.daemon.report().router.paths ?? []).some((p) => p.path === 'punched');
+    const punchMs = await world.runUntil(() => punched(r1) && punched(r2), 60_000);
+    expect(punchMs).toBeLessThan(60_000);
+    world.gossip.heal(WholeRouterWorld.host(1), WholeRouterWorld.host(2));
+    const meshMs = await world.runUntil(() => isFullMesh(routers), 120_000);
+    expect(meshMs).toBeLessThan(120_000);
+    for (const r of [r1, r2]) {
+      const other = r === r1 ? r2 : r1;
+      expect(r.daemon.report().router.paths?.find((p) => p.name === other.daemon.peerName)?.path).toBe('direct');
+    }
+  });
+
   it('repeats: the same seed gives the same addresses and the same convergence time', async () => {
     const run = async () => {
       const { world, routers } = await launchThree(SEED + 1);
