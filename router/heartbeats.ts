@@ -16,6 +16,8 @@
  * with a heartbeat once the data has gone unanswered for the deadline (`probeMs`, or four round trips if longer),
  * and declares the path lost after `probeMisses` probes in a row go unacked, each within the deadline: about
  * `(probeMisses + 1) * probeMs` after the first unanswered datagram (0.8 s by default) instead of the 5 s timeout.
+ * A path is lost that way only when nothing at all came from the neighbour for a heartbeat period as well (a peer
+ * whose heartbeats still arrive is alive, only too busy to answer: a flood of our data filling its socket).
  * One lost heartbeat never moves traffic (it takes `probeMisses` in a row), a timer that fired late (our own stall,
  * the answers still unread) counts no miss, and a lost path is trusted again only after acks newer than
  * `recoverMs` past the loss, so a flapping link does not pull traffic back and forth.
@@ -129,6 +131,10 @@ export class Heartbeats {
     n.isAwaiting = true;
     const now = this.clock.now();
     n.awaitingSinceMs = now;
+    // A new stretch: we heard from it since the last one, so earlier probes count no more (a busy peer answering
+    // between floods of our data must not collect misses across stretches).
+    n.probeSentMs = -1;
+    n.probeMisses = 0;
     if (this.checkTimer === null && this.timer !== null) this.armCheck(now);
   };
 
@@ -170,7 +176,10 @@ export class Heartbeats {
       if (now - n.probeSentMs < deadlineMs) continue;
       // A probe went unanswered. Right after a stall of ours its ack may be unread in the socket: ask again, count
       // nothing.
-      if (!isInGrace && ++n.probeMisses >= this.probeMisses) {
+      // Lost only after a whole heartbeat period of silence too: a peer whose own heartbeats still arrive is alive,
+      // only too busy to answer every probe (a flood of our data filling its socket), and moving its traffic to
+      // another path would not help. A one-way failure is then left to the heartbeat timeout.
+      if (!isInGrace && ++n.probeMisses >= this.probeMisses && now - n.lastHeardMs >= this.heartbeatMs) {
         this.stats.paths_lost_probes++;
         this.lose(n, now, `no answer to ${n.probeMisses} probes in ${Math.round(now - n.awaitingSinceMs)}ms while sending`);
         continue;
