@@ -259,34 +259,33 @@ export function createMetrics(report: () => Report): Registry {
       for (const p of r().datapath.peers ?? []) if (p.lastHeardSecondsAgo !== undefined) this.set({ peer: p.name }, p.lastHeardSecondsAgo);
     },
   });
-  new Counter({
-    name: 'weft_peer_bytes_total',
-    help: 'Per neighbour: UDP payload bytes the data path sent to it (out) and received from it, authentic only (in).',
-    labelNames: ['peer', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const p of r().datapath.peers ?? []) {
-        if (!p.traffic) continue;
-        this.inc({ peer: p.name, direction: 'in' }, p.traffic.bytesIn);
-        this.inc({ peer: p.name, direction: 'out' }, p.traffic.bytesOut);
-      }
-    },
-  });
-  new Counter({
-    name: 'weft_peer_packets_total',
-    help: 'Per neighbour: UDP datagrams the data path sent to it (out) and received from it, authentic only (in).',
-    labelNames: ['peer', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const p of r().datapath.peers ?? []) {
-        if (!p.traffic) continue;
-        this.inc({ peer: p.name, direction: 'in' }, p.traffic.datagramsIn);
-        this.inc({ peer: p.name, direction: 'out' }, p.traffic.datagramsOut);
-      }
-    },
-  });
+  type PeerTraffic = NonNullable<NonNullable<Report['datapath']['peers']>[number]['traffic']>;
+  const inOutPerPeer = (name: string, help: string, count: (t: PeerTraffic) => { in: number; out: number }) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['peer', 'direction'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of r().datapath.peers ?? []) {
+          if (!p.traffic) continue;
+          const c = count(p.traffic);
+          this.inc({ peer: p.name, direction: 'in' }, c.in);
+          this.inc({ peer: p.name, direction: 'out' }, c.out);
+        }
+      },
+    });
+  inOutPerPeer(
+    'weft_peer_bytes_total',
+    'Per neighbour: UDP payload bytes the data path sent to it (out) and received from it, authentic only (in).',
+    (t) => ({ in: t.bytesIn, out: t.bytesOut }),
+  );
+  inOutPerPeer(
+    'weft_peer_packets_total',
+    'Per neighbour: UDP datagrams the data path sent to it (out) and received from it, authentic only (in).',
+    (t) => ({ in: t.datagramsIn, out: t.datagramsOut }),
+  );
   new Counter({
     name: 'weft_peer_drops_total',
     help: 'Per neighbour: datagrams naming it dropped (in: source, auth, record) and frames or datagrams for it dropped (out: seal, too_big).',
