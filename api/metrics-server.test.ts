@@ -34,7 +34,12 @@ describe('createMetricsServer', () => {
     control.reportValue.ipam!.free = 100;
     control.reportValue.router.connections[0]!.rekeyCount = 2;
     control.reportValue.datapath.peers = [
-      { name: '00:00:00:00:00:02', isEstablished: true, lastHeardSecondsAgo: 0.5 },
+      {
+        name: '00:00:00:00:00:02',
+        isEstablished: true,
+        lastHeardSecondsAgo: 0.5,
+        traffic: { datagramsIn: 7, bytesIn: 700, datagramsOut: 9, bytesOut: 900, dropsIn: { auth: 3 }, dropsOut: { too_big: 1 } },
+      },
       { name: '00:00:00:00:00:03', isEstablished: false },
     ];
     const server = await createMetricsServer(() => control.report(), createMemoryLogger().log, { host: '127.0.0.1', port: 0 });
@@ -58,6 +63,13 @@ describe('createMetricsServer', () => {
       expect(text).toContain('weft_peer_datapath_established{peer="00:00:00:00:00:03"} 0');
       expect(text).toContain('weft_peer_last_heard_seconds{peer="00:00:00:00:00:02"} 0.5');
       expect(text).not.toContain('weft_peer_last_heard_seconds{peer="00:00:00:00:00:03"}');
+      expect(text).toContain('weft_peer_bytes_total{peer="00:00:00:00:00:02",direction="in"} 700');
+      expect(text).toContain('weft_peer_bytes_total{peer="00:00:00:00:00:02",direction="out"} 900');
+      expect(text).toContain('weft_peer_packets_total{peer="00:00:00:00:00:02",direction="in"} 7');
+      expect(text).toContain('weft_peer_packets_total{peer="00:00:00:00:00:02",direction="out"} 9');
+      expect(text).toContain('weft_peer_drops_total{peer="00:00:00:00:00:02",direction="in",reason="auth"} 3');
+      expect(text).toContain('weft_peer_drops_total{peer="00:00:00:00:00:02",direction="out",reason="too_big"} 1');
+      expect(text).not.toContain('weft_peer_bytes_total{peer="00:00:00:00:00:03"');
       expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
       expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
       // One report per scrape.
