@@ -8,12 +8,17 @@
  *   cli and daemon both read config/ (the launch options), and everything may use runtime/.
  *
  * Type-only imports count: a type import still couples the folders' vocabularies, which is what the rules protect.
+ * A rule may name exceptions (`except`): single files of a banned folder that the folder may reach all the same,
+ * each with its reason. An exception must be a type-only module (it compiles to nothing, so reaching it loads no code
+ * of that folder), what it imports is checked by the rule like anything else (so it cannot open a path to the rest
+ * of its folder), and an exception nothing reaches fails the test (no rotting).
  * A dynamic `import('...')` is a lazy load: it does not count towards the rules (the module is loaded only when that
  * code runs), but every lazy load that reaches what its folder's rules ban is listed in `lazyLoads` with its reason.
  */
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, dirname, relative, resolve } from 'node:path';
+import ts from 'typescript';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
 
@@ -22,6 +27,11 @@ interface Rule {
   readonly banned: readonly string[];
   /** Why: shown when the rule fails. */
   readonly reason: string;
+  /**
+   * Files of a banned folder (`gossip/report.ts`) this folder may reach all the same, each with why. Each must be
+   * type-only and is checked like any other node: what it reaches must not be banned (see the file comment).
+   */
+  readonly except?: Readonly<Record<string, string>>;
 }
 
 /** folder -> what it must not reach, and why. Folders not listed here may import anything. */
@@ -141,6 +151,17 @@ function specifiersOf(file: string): Array<{ spec: string; isLazy: boolean }> {
   return specs;
 }
 
+/**
+ * Whether a file is type-only: compiled, nothing is left but an empty module (`export {};`). So importing it, even
+ * without `import type`, loads no code, and it imports nothing at run time.
+ */
+function isTypeOnly(file: string): boolean {
+  const out = ts.transpileModule(readFileSync(file, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, removeComments: true, verbatimModuleSyntax: false },
+  }).outputText;
+  return out.replace(/export\s*\{\s*\};?/g, '').trim() === '';
+}
+
 /** A node of the graph: a repo file (relative path, `.ts`) or an external package name. */
 function resolveSpec(fromFile: string, spec: string): string {
   if (!spec.startsWith('.')) {
@@ -176,6 +197,11 @@ function matches(node: string, banned: string): boolean {
   return node === banned || node.startsWith(`${banned}/`) || node === `${banned}.ts`;
 }
 
+/** Whether `rule` bans reaching `node` through its entry `banned`: it matches, and is not one of the rule's exceptions. */
+function isBanned(rule: Rule, banned: string, node: string): boolean {
+  return matches(node, banned) && rule.except?.[node] === undefined;
+}
+
 /** Every node reachable from `start`, with the chain that reached it first (breadth-first: shortest chains). */
 function reachable(start: string): Map<string, string[]> {
   const seen = new Map<string, string[]>([[start, [start]]]);
@@ -195,11 +221,11 @@ function reachable(start: string): Map<string, string[]> {
  * Chains from a file of `folder` to `banned`. Each is keyed by the edge where it leaves the folder (`a.ts -> b.ts`):
  * that import is the one to change, and the key `knownViolations` uses.
  */
-function violationsOf(folder: string, banned: string): Array<{ key: string; chain: string }> {
+function violationsOf(folder: string, rule: Rule, banned: string): Array<{ key: string; chain: string }> {
   const out: Array<{ key: string; chain: string }> = [];
   for (const file of sourceFiles(join(root, folder))) {
     for (const [node, chain] of reachable(relative(root, file))) {
-      if (!matches(node, banned)) continue;
+      if (!isBanned(rule, banned, node)) continue;
       const exit = chain.findIndex((n) => !n.startsWith(`${folder}/`));
       out.push({ key: `${chain[exit - 1]} -> ${chain[exit]}`, chain: chain.join(' -> ') });
     }
@@ -213,7 +239,7 @@ describe('import graph (transitive)', () => {
       it(`${folder}/ reaches none of: ${rule.banned.join(', ')} (${rule.reason})`, () => {
         const found: string[] = [];
         for (const banned of rule.banned) {
-          for (const v of violationsOf(folder, banned)) {
+          for (const v of violationsOf(folder, rule, banned)) {
             if (knownViolations[v.key] === undefined) found.push(v.chain);
           }
         }
@@ -244,11 +270,29 @@ describe('import graph (transitive)', () => {
   it('every tolerated violation is still real (the list only shrinks)', () => {
     const real = new Set<string>();
     for (const [folder, folderRules] of Object.entries(rules)) {
-      for (const banned of folderRules.flatMap((r) => r.banned)) {
-        for (const v of violationsOf(folder, banned)) if (knownViolations[v.key] !== undefined) real.add(v.key);
+      for (const rule of folderRules) {
+        for (const banned of rule.banned) {
+          for (const v of violationsOf(folder, rule, banned)) if (knownViolations[v.key] !== undefined) real.add(v.key);
+        }
       }
     }
     expect(Object.keys(knownViolations).filter((k) => !real.has(k))).toEqual([]);
+  });
+
+  it('every exception is a type-only file of a folder its rule bans, and a file of the folder reaches it', () => {
+    const wrong: string[] = [];
+    for (const [folder, folderRules] of Object.entries(rules)) {
+      const reachedByFolder = new Set(sourceFiles(join(root, folder)).flatMap((f) => [...reachable(relative(root, f)).keys()]));
+      for (const rule of folderRules) {
+        for (const file of Object.keys(rule.except ?? {})) {
+          if (!rule.banned.some((b) => matches(file, b))) wrong.push(`${folder}: ${file} is no exception: the rule does not ban it`);
+          else if (!existsSync(join(root, file))) wrong.push(`${folder}: ${file} does not exist`);
+          else if (!isTypeOnly(join(root, file))) wrong.push(`${folder}: ${file} is not type-only (it compiles to code)`);
+          else if (!reachedByFolder.has(file)) wrong.push(`${folder}: ${file} is reached by no file of ${folder}/ (a stale exception)`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
   });
 
   it('no source file imports a computed path (it would hide an edge from these rules)', () => {
@@ -259,9 +303,11 @@ describe('import graph (transitive)', () => {
     const found = new Set<string>();
     for (const { from, to } of lazyEdges) {
       const folder = from.split('/')[0]!;
-      const banned = (rules[folder] ?? []).flatMap((r) => r.banned);
       const reached = [to, ...(graph.has(to) ? reachable(to).keys() : [])];
-      if (reached.some((node) => banned.some((b) => matches(node, b)))) found.add(`${from} -> ${to}`);
+      const isReachingBanned = (rules[folder] ?? []).some((rule) =>
+        reached.some((node) => rule.banned.some((b) => isBanned(rule, b, node))),
+      );
+      if (isReachingBanned) found.add(`${from} -> ${to}`);
     }
     expect([...found].filter((k) => lazyLoads[k] === undefined)).toEqual([]);
     expect(Object.keys(lazyLoads).filter((k) => !found.has(k))).toEqual([]);
