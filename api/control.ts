@@ -1,46 +1,27 @@
 /**
  * What the HTTP API needs from a running daemon. `daemon/` implements it; `api/` serves it; `cli/` reads it over HTTP.
  * Every type here is plain JSON (it is the body of `GET /report`, i.e. `weft report`).
+ *
+ * The report is composed here, not declared: the mesh's parts come from gossip/report.ts, IPAM's from ipam/report.ts,
+ * the data plane's from router/report.ts, each declared once by the folder that fills it. Those files are type-only
+ * and import nothing, so this file (and the CLI reading it) loads no gossip, IPAM or router code.
  */
 
-export type ConnectionState = 'connecting' | 'pending' | 'established' | 'failed' | 'retrying';
+import type { CarrierReport, DatapathReport } from '../router/report.js';
+import type { ConnectionReport as MeshConnectionReport, GossipReport, PeerReport, TargetReport } from '../gossip/report.js';
+import type { IpamReport } from '../ipam/report.js';
 
-/** One line of `weft status connections`. */
-export interface ConnectionReport {
-  /** '->' outbound (we dialled), '<-' inbound. */
-  direction: '->' | '<-';
-  /** Remote "host:port". */
-  address: string;
-  /** Remote peer name and nickname once the handshake told us. */
-  peer?: string;
-  nickname?: string;
-  state: ConnectionState;
-  /** Why it is in that state: "fastdp"/"sleeve", an error, "retry in 4s", ... */
-  info: string;
-  /** Whether the data and control traffic on this connection are encrypted. */
-  isEncrypted: boolean;
-  /** Seconds since the crypto session started, and how many rekeys it has done (encrypted connections). */
-  sessionAgeSeconds?: number;
-  rekeyCount?: number;
-  /** The data cipher the two routers agreed on, e.g. 'AEGIS-256X2' (encrypted connections). */
-  dataCipher?: string;
-  /** True when the remote is in a trusted subnet: control encrypted, data in the clear (no `dataCipher` then). */
-  isDataClear?: boolean;
-  /** The identity public key the remote's hello showed (base64), when it has one. */
-  identity?: string;
-  /** What carries the frames to this peer: 'fastdp' (the kernel's VXLAN) or 'sleeve' (the router), and why. */
-  carrier?: 'fastdp' | 'sleeve';
-  carrierReason?: string;
-}
+// The parts their owners declare (type-only modules: the one file of each folder api/ and cli/ may reach), under the
+// names the API's readers use.
+export type { ConnectionState, GossipChannelReport, GossipReport, PeerReport, TargetReport } from '../gossip/report.js';
+export type { Carrier, CarrierReport, DatapathPeerReport, DatapathReport, PeerTraffic } from '../router/report.js';
+export type { IpamReport } from '../ipam/report.js';
 
-/** One peer in the topology, as `weft status peers` shows it. */
-export interface PeerReport {
-  name: string;
-  nickname: string;
-  uid: string;
-  version: number;
-  connections: Array<{ name: string; nickname: string; address: string; isOutbound: boolean; isEstablished: boolean }>;
-}
+/**
+ * One line of `weft status connections`: the mesh's view of the connection (gossip/report.ts), with what carries the
+ * peer's frames once it is established (router/report.ts).
+ */
+export type ConnectionReport = MeshConnectionReport & CarrierReport;
 
 /** How this router's data reaches one remote peer, as `weft status peers` shows it under "Data paths". */
 export interface PathReport {
@@ -58,14 +39,6 @@ export interface PathReport {
   viaNickname?: string;
   /** Why it is relayed (relayed), or how the punch is going. */
   reason?: string;
-}
-
-export interface TargetReport {
-  address: string;
-  /** 'connected', 'connecting', 'retrying' (with next attempt), 'failed'. */
-  state: string;
-  lastError?: string;
-  nextAttemptInSeconds?: number;
 }
 
 export interface RouterReport {
@@ -91,57 +64,8 @@ export interface RouterReport {
   paths?: PathReport[];
   /** Control-plane event counters by reason (decode errors, refusals, timeouts, rate limiting). */
   counters?: Record<string, number>;
-  /** Periodic gossip: rounds run, and messages sent in the last round. */
-  gossip?: {
-    rounds: number;
-    lastRoundMessages: number;
-    /** Per channel (`topology`, `ipam`, `dns`): frames and bytes in and out (relayed included), and merges. */
-    channels?: Record<string, { messagesIn: number; bytesIn: number; messagesOut: number; bytesOut: number; merges: number }>;
-  };
-}
-
-export interface DatapathReport {
-  /** 'sleeve' | 'none' */
-  mode: string;
-  bridge?: string;
-  /** How the router reaches the bridge: 'tap' or 'pcap' (`--capture`). */
-  captureMode?: string;
-  /** The interface it captures on. */
-  capture?: string;
-  /** What the capture takes from the kernel whole: e.g. ['checksum', 'TCP segmentation']; [] for none. */
-  offloads?: string[];
-  /** Microseconds a router polls for a reply after forwarding (0: off). */
-  busyPollMicros?: number;
-  mtuBytes?: number;
-  udpPort?: number;
-  counters: Record<string, number>;
-  /**
-   * The data path's view of each neighbour: `isEstablished` when heartbeats are answered both ways, the seconds
-   * since a valid datagram from it came (absent before the first), the traffic with it since it became a neighbour
-   * (UDP payload bytes and datagrams each way; drops by reason: in `source`, `auth`, `record`, out `seal`, `too_big`)
-   * and the smoothed heartbeat round trip (absent before the first ack).
-   */
-  peers?: Array<{
-    name: string;
-    isEstablished: boolean;
-    lastHeardSecondsAgo?: number;
-    traffic?: {
-      datagramsIn: number;
-      bytesIn: number;
-      datagramsOut: number;
-      bytesOut: number;
-      dropsIn: Record<string, number>;
-      dropsOut: Record<string, number>;
-    };
-    rttSeconds?: number;
-    pathMtuBytes?: number;
-    isPathMtuConfirmed?: boolean;
-    /** What carries this peer's frames: the kernel's VXLAN ('fastdp') or the router ('sleeve'), and why. */
-    carrier?: 'fastdp' | 'sleeve';
-    carrierReason?: string;
-  }>;
-  /** fastdp on this host: its UDP port, or why it is off. */
-  fastdp?: { port?: number; off?: string };
+  /** Periodic gossip: rounds run, messages sent in the last round, and traffic per channel. */
+  gossip?: GossipReport;
 }
 
 export interface EndpointReport {
@@ -161,19 +85,6 @@ export interface EndpointReport {
   gateway?: string;
   /** For a Docker container attached by name (`weft attach CONTAINER`): its name (`containerId` is its full id). */
   containerName?: string;
-}
-
-export interface IpamReport {
-  status: 'ready' | 'awaiting consensus' | 'idle' | 'off';
-  range: string;
-  defaultSubnet: string;
-  peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
-  /** Addresses this peer holds for containers and the host. */
-  allocated?: number;
-  /** Addresses in the range this peer could hand out now without asking anyone. */
-  free?: number;
-  /** IPAM event counters by reason (refused claims, rate limiting, donations). */
-  counters?: Record<string, number>;
 }
 
 /** `weft status`'s Docker block: the plugin socket, the engine, and what the drivers serve (plugin/docker-plugin.ts). */

@@ -187,6 +187,7 @@ export function sampleReport(): Report {
         { name: n2, nickname: 'h2', addresses: 262144, share: 0.25, isReachable: true },
         { name: n3, nickname: 'h3', addresses: 262144, share: 0.25, isReachable: false },
       ],
+      counters: {},
     },
   };
 }

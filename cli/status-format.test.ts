@@ -45,7 +45,7 @@ describe('status formatting of a fixed report', () => {
     r.router.trustedSubnets = ['10.0.0.0/8', '192.168.0.0/16'];
     r.router.connections = [];
     r.datapath = { mode: 'none', counters: {} };
-    r.ipam = { status: 'off', range: '', defaultSubnet: '', peers: [] };
+    r.ipam = { status: 'off', range: '', defaultSubnet: '', peers: [], counters: {} };
     const text = formatStatus(r);
     expect(text).toContain('     Encryption: enabled\n');
     r.router.dataCipher = 'ChaCha20-Poly1305 (openssl)';

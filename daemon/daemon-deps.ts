@@ -7,6 +7,7 @@
 import type { WeftConfig } from '../config/launch.js';
 import type { AttachRequest, DatapathReport, EndpointReport } from '../api/control.js';
 import type { ForwardingSnapshot, PeerHealth, PeerId } from '../router/datapath.js';
+import type { Carrier } from '../router/report.js';
 import type { Transport } from '../gossip/transport.js';
 import { WsTransport } from '../gossip/ws-transport.js';
 import { systemLocalHosts } from '../gossip/dial-policy.js';
@@ -35,7 +36,7 @@ export interface DaemonDatapath {
   /** Per-neighbour health as the carrier last saw it. */
   peerHealth(): ReadonlyMap<PeerId, PeerHealth>;
   /** Which carrier takes each peer (by name) and why: 'fastdp' or 'sleeve'. */
-  carriers(): Map<string, { carrier: 'fastdp' | 'sleeve'; reason: string }>;
+  carriers(): Map<string, { carrier: Carrier; reason: string }>;
   report(): DatapathReport;
   /** The endpoints as last listed (cheap: `weft report` reads it). */
   cachedEndpoints(): EndpointReport[];

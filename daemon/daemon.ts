@@ -17,7 +17,7 @@ import { ApiCounters } from '../api/request-guard.js';
 import { stateDirWarning } from '../runtime/file-modes.js';
 import { weftVersion } from '../api/version.js';
 import { Mesh } from '../gossip/mesh.js';
-import type { GossipChannelStats, GossipRoundStats } from '../gossip/gossip.js';
+import type { GossipChannelReport, GossipReport } from '../gossip/report.js';
 import { PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../gossip/handshake.js';
 import { PasswordSecurity } from '../crypto/password-security.js';
 import type { Logger } from '../runtime/logger.js';
@@ -941,8 +941,8 @@ function joinHostPort(host: string, port: number): string {
 }
 
 /** Gossip counters as the report carries them: a copy, so a report does not change under its reader. */
-function gossipReport(s: Readonly<GossipRoundStats>): NonNullable<Report['router']['gossip']> {
-  const channels: Record<string, GossipChannelStats> = {};
+function gossipReport(s: Readonly<GossipReport>): GossipReport {
+  const channels: Record<string, GossipChannelReport> = {};
   for (const [name, c] of Object.entries(s.channels)) channels[name] = { ...c };
   return { rounds: s.rounds, lastRoundMessages: s.lastRoundMessages, channels };
 }

@@ -22,19 +22,8 @@
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
+import type { TargetReport } from './report.js';
 import { TokenBucket } from './token-bucket.js';
-
-/**
- * One line of `weft status targets`. Same shape as api/control.ts `TargetReport` (gossip/ may not import api/;
- * gossip/mesh.test.ts checks the two stay assignable).
- */
-export interface TargetStatus {
-  address: string;
-  /** 'connected', 'connecting', 'retrying' (with next attempt), 'failed'. */
-  state: string;
-  lastError?: string;
-  nextAttemptInSeconds?: number;
-}
 
 export interface BackoffOptions {
   /** Delay before the first retry. @default 1000 */
@@ -247,12 +236,12 @@ export class ConnectionMaker {
   }
 
   /** For `weft status targets`. */
-  report(): TargetStatus[] {
+  report(): TargetReport[] {
     const now = this.deps.clock.now();
     return [...this.targets.values()]
       .sort((a, b) => (a.address < b.address ? -1 : 1))
       .map((t) => {
-        const r: TargetStatus = { address: t.address, state: t.state };
+        const r: TargetReport = { address: t.address, state: t.state };
         if (t.lastError) r.lastError = t.lastError;
         if (t.state === 'retrying') r.nextAttemptInSeconds = Math.max(0, Math.ceil((t.nextAttemptAt - now) / 1000));
         return r;

@@ -36,6 +36,7 @@ import type { GossipChannel, Gossiper } from './channel.js';
 import { FrameType } from './connection.js';
 import { DecodeError } from './decode-error.js';
 import { peerIdToName, peerNameToId, type PeerName } from './peer-name.js';
+import type { GossipChannelReport, GossipReport } from './report.js';
 import type { ControlRoutes } from './routes.js';
 
 /** What gossip needs from the mesh. */
@@ -74,30 +75,12 @@ export const MAX_GOSSIP_FRAME_BYTES = 1024 * 1024 - 4096;
 /** Distinct warnings kept for warn-once; past it, warnings are only counted (each key is chosen by a sender). */
 const MAX_WARNED = 1024;
 
-/** Messages sent per periodic round, and traffic per channel, for simulations and metrics. */
-export interface GossipRoundStats {
-  rounds: number;
-  lastRoundMessages: number;
-  /** Per registered channel (read at scrape time). */
-  channels: Record<string, GossipChannelStats>;
-}
-
-/** One channel's gossip traffic: frames and their bytes each way (relayed ones included), and merges. */
-export interface GossipChannelStats {
-  messagesIn: number;
-  bytesIn: number;
-  messagesOut: number;
-  bytesOut: number;
-  /** Complete-state or delta messages that changed our state (the gossiper returned an update to pass on). */
-  merges: number;
-}
-
 export class Gossip {
   private readonly channels = new Map<string, MeshChannel>();
   private readonly intervalMs: number;
   private timer: Timer | null = null;
   private readonly warned = new Set<string>();
-  readonly stats: GossipRoundStats = { rounds: 0, lastRoundMessages: 0, channels: {} };
+  readonly stats: GossipReport = { rounds: 0, lastRoundMessages: 0, channels: {} };
 
   constructor(
     private readonly deps: GossipDeps,
@@ -165,7 +148,7 @@ export class Gossip {
   }
 
   /** The stats of the channel whose [length][name] header is at `bytes[at]`, if it is one of ours. */
-  private channelStatsOf(bytes: Uint8Array, at: number): GossipChannelStats | undefined {
+  private channelStatsOf(bytes: Uint8Array, at: number): GossipChannelReport | undefined {
     const nameLen = bytes[at];
     if (nameLen === undefined || bytes.length < at + 1 + nameLen) return undefined;
     return this.stats.channels[Buffer.from(bytes.buffer, bytes.byteOffset + at + 1, nameLen).toString('latin1')];
@@ -338,7 +321,7 @@ export class Gossip {
 class MeshChannel implements GossipChannel {
   /** [length][name]: the start of every frame body on this channel. */
   readonly header: Uint8Array;
-  readonly stats: GossipChannelStats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, merges: 0 };
+  readonly stats: GossipChannelReport = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, merges: 0 };
 
   constructor(
     readonly name: string,

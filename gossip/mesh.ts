@@ -36,18 +36,12 @@ import { StallWatch } from '../runtime/stall-watch.js';
 import type { ConnectionSecurity, SecureSession } from '../crypto/connection-security.js';
 import { joinAddress, splitAddress } from '../runtime/address.js';
 import type { GossipChannel, Gossiper } from './channel.js';
-import {
-  ConnectionMaker,
-  type BackoffOptions,
-  type ConnectionMakerLimits,
-  type HealOptions,
-  type TargetStatus,
-} from './connection-maker.js';
+import { ConnectionMaker, type BackoffOptions, type ConnectionMakerLimits, type HealOptions } from './connection-maker.js';
 import { canonicalHost, discoveryRefusal } from './dial-policy.js';
 import { InboundAdmission, type InboundAdmissionOptions } from './inbound-admission.js';
 import { LogLimiter } from './log-limiter.js';
 import { PeerConnection } from './connection.js';
-import { Gossip, type GossipRoundStats } from './gossip.js';
+import { Gossip } from './gossip.js';
 import {
   describePeer,
   DuplicateConnectionError,
@@ -58,6 +52,7 @@ import {
   type Hello,
 } from './handshake.js';
 import { parsePeerName, type PeerName } from './peer-name.js';
+import type { ConnectionReport, GossipReport, MeshReport, PeerReport } from './report.js';
 import { computeRoutes, emptyRoutes, type ControlRoutes, type Routes } from './routes.js';
 import {
   decodeTopology,
@@ -133,38 +128,6 @@ export interface Neighbour {
   isEstablished: boolean;
   /** The crypto session when both routers have a password, else null. */
   session: SecureSession | null;
-}
-
-/** Same shape as api/control.ts `ConnectionReport` (gossip/ may not import api/; mesh.test.ts checks). */
-export interface ConnectionStatus {
-  direction: '->' | '<-';
-  address: string;
-  peer?: string;
-  nickname?: string;
-  state: 'connecting' | 'pending' | 'established' | 'failed' | 'retrying';
-  info: string;
-  isEncrypted: boolean;
-  sessionAgeSeconds?: number;
-  rekeyCount?: number;
-  dataCipher?: string;
-  isDataClear?: boolean;
-  identity?: string;
-}
-
-/** Same shape as api/control.ts `PeerReport`. */
-export interface PeerStatus {
-  name: string;
-  nickname: string;
-  uid: string;
-  version: number;
-  connections: Array<{ name: string; nickname: string; address: string; isOutbound: boolean; isEstablished: boolean }>;
-}
-
-/** The mesh's part of `RouterReport`: `targets`, `connections`, `peers`. Plain JSON. */
-export interface MeshStatus {
-  targets: TargetStatus[];
-  connections: ConnectionStatus[];
-  peers: PeerStatus[];
 }
 
 export class Mesh {
@@ -447,7 +410,7 @@ export class Mesh {
   }
 
   /** Periodic gossip statistics (simulations print them). */
-  gossipStats(): Readonly<GossipRoundStats> {
+  gossipStats(): Readonly<GossipReport> {
     return this.gossip.stats;
   }
 
@@ -471,13 +434,13 @@ export class Mesh {
   }
 
   /** `targets`, `connections` and `peers` of `weft report`. */
-  status(): MeshStatus {
+  status(): MeshReport {
     const targets = this.maker.report();
-    const connections: ConnectionStatus[] = [];
+    const connections: ConnectionReport[] = [];
     const liveAddrs = new Set<string>();
     for (const c of this.conns) {
       liveAddrs.add(c.remoteAddr);
-      const r: ConnectionStatus = {
+      const r: ConnectionReport = {
         direction: c.isOutbound ? '->' : '<-',
         address: c.remoteAddr,
         state: c.phase === 'ready' ? (this.isEstablished(c) ? 'established' : 'pending') : 'connecting',
@@ -513,7 +476,7 @@ export class Mesh {
         isEncrypted: false,
       });
     }
-    const peers: PeerStatus[] = [...this.topology.peers.values()]
+    const peers: PeerReport[] = [...this.topology.peers.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((e) => ({
         name: e.name,

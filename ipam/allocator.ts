@@ -79,24 +79,8 @@ import {
 import { decodeMessage, encodeMessage, type SpaceReply, type SpaceRequest } from './message.js';
 import { PeerLimiter } from './peer-limiter.js';
 import { Ring, type RingEntry } from './ring.js';
+import type { IpamReport } from './report.js';
 import { Space } from './space.js';
-
-/**
- * `weft status ipam`, the same shape as `IpamReport` in api/control.ts (declared here because ipam/ must not import
- * api/; the daemon passes it through as an `IpamReport`, and the compiler checks the two stay alike there).
- */
-export interface IpamStatus {
-  status: 'ready' | 'awaiting consensus' | 'idle' | 'off';
-  range: string;
-  defaultSubnet: string;
-  peers: Array<{ name: string; nickname: string; addresses: number; share: number; isReachable: boolean }>;
-  /** Addresses this peer holds for containers and the host (metrics: weft_ipam_allocated_addresses). */
-  allocated?: number;
-  /** Addresses in the range this peer could hand out now without asking anyone. */
-  free?: number;
-  /** Event counters by reason (refused ring claims, rate limiting, donations), sorted by name. */
-  counters: Record<string, number>;
-}
 
 /** How the ring comes to exist when no state is stored (Weave's --ipalloc-init). */
 export type IpamInit =
@@ -494,8 +478,8 @@ export class Allocator implements Gossiper {
   }
 
   /** `weft status ipam`: how the range is split (`share` is a fraction of the range, 0..1). */
-  status(reachablePeers: Set<string>, nicknames: Map<string, string>): IpamStatus {
-    let status: IpamStatus['status'];
+  status(reachablePeers: Set<string>, nicknames: Map<string, string>): IpamReport {
+    let status: IpamReport['status'];
     if (!this.ring.isEmpty) status = 'ready';
     else status = this.readyWaiters.size > 0 || this.proposeTimer !== undefined ? 'awaiting consensus' : 'idle';
     const total = rangeSize(cidrRange(this.cidr));

@@ -10,6 +10,7 @@
  */
 import type { Endpoint } from './underlay.js';
 import type { DataSession } from '../crypto/data-session.js';
+import type { PeerTraffic } from './report.js';
 
 /** A peer's 48-bit name as a number (0 .. 2^48-1). */
 export type PeerId = number;
@@ -63,17 +64,6 @@ export interface PeerHealth {
   readonly pathMtuBytes?: number;
   /** Whether a probe ack confirmed `pathMtuBytes` (false: still the snapshot's MTU, unproven). */
   readonly isPathMtuConfirmed?: boolean;
-}
-
-/** One neighbour's traffic counters. Drops are by reason: the reasons are the datapath's own, few and fixed. */
-export interface PeerTraffic {
-  readonly datagramsIn: number;
-  /** UDP payload bytes. */
-  readonly bytesIn: number;
-  readonly datagramsOut: number;
-  readonly bytesOut: number;
-  readonly dropsIn: Readonly<Record<string, number>>;
-  readonly dropsOut: Readonly<Record<string, number>>;
 }
 
 export interface Datapath {

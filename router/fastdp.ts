@@ -22,6 +22,7 @@ import { isIPv4 } from 'node:net';
 import type { ForwardingSnapshot, PeerId, PeerPath } from './datapath.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { Carrier } from './report.js';
 import {
   HEARTBEAT_ANSWER,
   HEARTBEAT_ASK,
@@ -80,11 +81,9 @@ export interface FastdpOptions {
   macRefreshMs?: number;
 }
 
-export type FastdpMode = 'fastdp' | 'sleeve';
-
 /** How one peer's frames travel, and why. */
 export interface FastdpPeerMode {
-  readonly mode: FastdpMode;
+  readonly mode: Carrier;
   readonly reason: string;
 }
 
@@ -104,7 +103,7 @@ export interface FastdpCounters {
 interface Path {
   readonly peer: PeerId;
   readonly address: string;
-  mode: FastdpMode;
+  mode: Carrier;
   reason: string;
   /** Failed once (never confirmed, or heartbeats stopped): asked every `retryMs`. */
   hasFailed: boolean;
