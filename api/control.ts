@@ -2,20 +2,25 @@
  * What the HTTP API needs from a running daemon. `daemon/` implements it; `api/` serves it; `cli/` reads it over HTTP.
  * Every type here is plain JSON (it is the body of `GET /report`, i.e. `weft report`).
  *
- * The report is composed here, not declared: the mesh's parts come from gossip/report.ts, IPAM's from ipam/report.ts,
- * the data plane's from router/report.ts, each declared once by the folder that fills it. Those files are type-only
- * and import nothing, so this file (and the CLI reading it) loads no gossip, IPAM or router code.
+ * The report is composed here, not declared: each part comes from the `report.ts` of the folder that fills it, where
+ * it is declared once: the mesh's (gossip/), IPAM's (ipam/), the data plane's (router/), attached endpoints (netdev/),
+ * weftDNS's (dns/) and the Docker plugin's (plugin/). Those files are type-only and import nothing, so this file (and
+ * the CLI and CNI plugin reading it) loads no code of those folders (test/import-graph.test.ts, `reportShapes`).
  */
 
 import type { CarrierReport, DatapathReport } from '../router/report.js';
 import type { ConnectionReport as MeshConnectionReport, GossipReport, PeerReport, TargetReport } from '../gossip/report.js';
 import type { IpamReport } from '../ipam/report.js';
+import type { EndpointReport as NetdevEndpointReport } from '../netdev/report.js';
+import type { DockerReport } from '../plugin/report.js';
+import type { DnsRecordReport, DnsReport } from '../dns/report.js';
 
-// The parts their owners declare (type-only modules: the one file of each folder api/ and cli/ may reach), under the
-// names the API's readers use.
+// The parts their owners declare, under the names the API's readers use.
 export type { ConnectionState, GossipChannelReport, GossipReport, PeerReport, TargetReport } from '../gossip/report.js';
 export type { Carrier, CarrierReport, DatapathPeerReport, DatapathReport, PeerTraffic } from '../router/report.js';
 export type { IpamReport } from '../ipam/report.js';
+export type { DnsRecordReport, DnsReport } from '../dns/report.js';
+export type { DockerEndpointReport, DockerNetworkReport, DockerPool, DockerReport } from '../plugin/report.js';
 
 /**
  * One line of `weft status connections`: the mesh's view of the connection (gossip/report.ts), with what carries the
@@ -68,46 +73,15 @@ export interface RouterReport {
   gossip?: GossipReport;
 }
 
-export interface EndpointReport {
-  /** The namespace or container the endpoint lives in, as given at attach. */
-  target: string;
-  interface: string;
-  mac: string;
-  addresses: string[];
-  /** The container runtime's id for it (attached through CNI), or a Docker container's (`weft attach CONTAINER`); absent for `weft attach --netns/--pid`. */
-  containerId?: string;
-  /** The host end of its veth pair; in the answer to a new attach only. */
-  hostInterface?: string;
-  /**
-   * The container's default route: for a runtime's container (`containerId`), the host's exposed address in the
-   * container's subnet when there is one (`weft expose`). In the answer to a new attach only.
-   */
-  gateway?: string;
+/** One attached endpoint (netdev/report.ts), with the name of a Docker container attached by name. */
+export interface EndpointReport extends NetdevEndpointReport {
   /** For a Docker container attached by name (`weft attach CONTAINER`): its name (`containerId` is its full id). */
   containerName?: string;
 }
 
-/** `weft status`'s Docker block: the plugin socket, the engine, and what the drivers serve (plugin/docker-plugin.ts). */
-export interface DockerReport {
-  socket: string;
-  /** The engine's API URL ('' when Docker integration is off). */
-  engine: string;
-  isEngineReachable: boolean;
-  engineVersion?: string;
-  lastError?: string;
-  networks: Array<{ networkId: string; subnets: string[]; options: Record<string, string> }>;
-  pools: Array<{ id: string; subnet: string; ipRange: string }>;
-  endpoints: Array<{
-    endpointId: string;
-    networkId: string;
-    hostIfname: string;
-    mac: string;
-    addresses: string[];
-    isJoined: boolean;
-    containerId?: string;
-    containerName?: string;
-  }>;
-  counters: Record<string, number>;
+/** weftDNS in `weft report` / `weft status dns`: its own report (dns/report.ts), each record with its owner's nickname. */
+export interface DnsStatusReport extends Omit<DnsReport, 'records'> {
+  records: Array<DnsRecordReport & { nickname: string }>;
 }
 
 /** The local API's own counters (api/request-guard.ts): requests served, and refused by reason. */
@@ -131,18 +105,6 @@ export interface Report {
   /** weftDNS (absent with --no-dns). */
   dns?: DnsStatusReport;
   api?: ApiReport;
-}
-
-/** weftDNS in `weft report` / `weft status dns`. */
-export interface DnsStatusReport {
-  domain: string;
-  /** "host:port" weftDNS answers on; absent while it does not listen. */
-  listen?: string;
-  ttlSeconds: number;
-  upstream: string[];
-  /** Live records with the peer that owns each. */
-  records: Array<{ name: string; address: string; owner: string; nickname: string; version: number }>;
-  counters: Record<string, number>;
 }
 
 export interface AttachRequest {

@@ -30,8 +30,8 @@ function withDns(): Report {
       ttlSeconds: 1,
       upstream: ['192.0.2.53'],
       records: [
-        { name: 'web.weft.local.', address: '10.32.0.6', owner: '02:00:00:00:00:02', nickname: 'h2', version: 2 },
-        { name: 'db.weft.local.', address: '10.32.0.7', owner: '02:00:00:00:00:01', nickname: 'h1', version: 1 },
+        { name: 'web.weft.local.', address: '10.32.0.6', owner: '02:00:00:00:00:02', nickname: 'h2', version: 2, isTombstone: false },
+        { name: 'db.weft.local.', address: '10.32.0.7', owner: '02:00:00:00:00:01', nickname: 'h1', version: 1, isTombstone: false },
       ],
       counters: {},
     },

@@ -10,7 +10,7 @@
  * works (a connection is `established` only then).
  */
 import { ConfigError, parseHttpAddr, readAuthorizedPeers, type WeftConfig } from '../config/launch.js';
-import type { AttachRequest, EndpointReport, PathReport, Report, WeftControl } from '../api/control.js';
+import type { AttachRequest, DnsStatusReport, EndpointReport, PathReport, Report, WeftControl } from '../api/control.js';
 import { createApiServer, type ApiServer } from '../api/server.js';
 import { createMetricsServer, type MetricsServer } from '../api/metrics-server.js';
 import { ApiCounters } from '../api/request-guard.js';
@@ -38,7 +38,7 @@ import { DEFAULT_ENDPOINT_IFNAME } from '../netdev/endpoint.js';
 
 /** The state dir's file of saved connection targets. */
 const TARGETS_KEY = 'targets';
-import { WeftDns, type DnsReport } from '../dns/weft-dns.js';
+import { WeftDns } from '../dns/weft-dns.js';
 import {
   addDnsAddress,
   DNS_IDENT,
@@ -49,7 +49,8 @@ import {
   resolvConfText,
   writeNetnsResolvConf,
 } from './dns-wiring.js';
-import { DockerPlugin, type DockerReport } from '../plugin/docker-plugin.js';
+import { DockerPlugin } from '../plugin/docker-plugin.js';
+import type { DockerReport } from '../plugin/report.js';
 import { DockerApi } from '../plugin/docker-api.js';
 import type { EndpointEvent, EndpointVeths } from '../plugin/network-driver.js';
 import { DockerContainers, DockerOffError } from '../plugin/docker-containers.js';
@@ -868,7 +869,7 @@ export class Daemon implements WeftControl {
     return dnsArgs(host, dns.nameserver.domain);
   }
 
-  private dnsReport(dns: WeftDns): DnsReport & { records: Array<DnsReport['records'][number] & { nickname: string }> } {
+  private dnsReport(dns: WeftDns): DnsStatusReport {
     const r = dns.report();
     const nicknames = new Map<string, string>([[this.peerName, this.config.nickname]]);
     for (const [name, entry] of this.mesh?.peers() ?? []) nicknames.set(name, entry.nickname);

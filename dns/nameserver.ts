@@ -23,6 +23,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import { decodeRecords, encodeRecords, isRecordName, MAX_ENTRIES } from './record-message.js';
 import { RecordStore, type RecordDelta, type RecordEntry } from './record-store.js';
+import type { DnsRecordReport } from './report.js';
 import { WeftError } from '../runtime/errors.js';
 
 /** A name or address the user gave that weftDNS cannot hold. */
@@ -53,15 +54,6 @@ export interface NameserverOptions {
   tombstoneLifetimeMs?: number;
   /** How often expired tombstones are swept. @default 10000 */
   expireIntervalMs?: number;
-}
-
-/** One line of `weft status dns`. */
-export interface DnsRecordReport {
-  name: string;
-  address: string;
-  owner: PeerName;
-  version: number;
-  isTombstone: boolean;
 }
 
 /** What registered one of our own records: 'manual' (dns-add), 'attach:<target>', 'docker:<id>', ... */

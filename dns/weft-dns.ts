@@ -9,7 +9,8 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import { AnswerBuilder } from './answer.js';
-import { canonicalAddress, DnsInputError, Nameserver, type DnsRecordReport, type RecordSource } from './nameserver.js';
+import { canonicalAddress, DnsInputError, Nameserver, type RecordSource } from './nameserver.js';
+import type { DnsReport } from './report.js';
 import { DnsServer } from './server.js';
 import { Upstream } from './upstream.js';
 
@@ -33,17 +34,6 @@ export interface WeftDnsOptions {
   tombstoneLifetimeMs?: number;
   /** How long one upstream server gets. @default 2000 */
   upstreamTimeoutMs?: number;
-}
-
-/** The DNS part of `weft report`. */
-export interface DnsReport {
-  domain: string;
-  /** "host:port" the server answers on; absent while it does not listen. */
-  listen?: string;
-  ttlSeconds: number;
-  upstream: string[];
-  records: DnsRecordReport[];
-  counters: Record<string, number>;
 }
 
 export class WeftDns {

@@ -20,6 +20,7 @@ import { globalCidrs, ip, ipJson, isNoSuchDevice, runCommand, type IpAddrLink, t
 import { attachToBridge, findLink } from './bridge.js';
 import { EndpointExistsError, InvalidNetdevInputError, InvalidTargetError, TargetIsHostError, TargetNotFoundError } from './errors.js';
 import { disableTxChecksumOffload } from './offload.js';
+import type { EndpointReport } from './report.js';
 import { checkAddress, checkCidr, checkIfname, checkMac, checkMtu, checkNetnsName, checkNetnsOption } from './validation.js';
 
 /** The interface name inside the container, as Weave's. */
@@ -42,27 +43,6 @@ const MAX_ALIAS_BYTES = 255;
 const CONTAINER_ALIAS_PREFIX = `${ALIAS_PREFIX}container=`;
 /** A runtime's container id: CNI's rule (alphanumeric first, then alphanumerics, '_', '.', '-'), at most 128 chars. */
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-/**
- * One attached endpoint. Structurally the `EndpointReport` of api/control.ts (netdev may not import api/, so the
- * shape is repeated here; the compiler checks they stay assignable where the daemon hands one for the other).
- */
-export interface Endpoint {
-  /** The target as given at attach. */
-  target: string;
-  /** Interface name inside the namespace. */
-  interface: string;
-  /** Its MAC, lower case; '' when the namespace could not be entered (see listEndpoints). */
-  mac: string;
-  /** Its global-scope addresses in CIDR form. */
-  addresses: string[];
-  /** The runtime's container id, for an endpoint a container runtime made (CNI); absent for `weft attach`. */
-  containerId?: string;
-  /** The host end of the veth pair; in attach's answer only (a CNI result lists the host-level interfaces too). */
-  hostInterface?: string;
-  /** The default route's next hop set at attach (`AttachOptions.gateway`); in attach's answer only. */
-  gateway?: string;
-}
 
 export interface AttachOptions extends NetdevOptions {
   /** The bridge to plug the host end into (see ensureBridge). */
@@ -158,7 +138,7 @@ export function targetPath(target: string): string {
  * failed attach leaves nothing behind. Errors: `InvalidNetdevInputError`, `InvalidTargetError`,
  * `TargetNotFoundError`, `NetdevCommandError` (naming the device and the command), `MissingToolError`.
  */
-export async function attach(options: AttachOptions): Promise<Endpoint> {
+export async function attach(options: AttachOptions): Promise<EndpointReport> {
   const { netns } = options;
   checkNetnsOption(netns);
   const bridge = checkIfname(options.bridge, 'bridge');
@@ -318,11 +298,11 @@ export function parseEndpointAlias(alias: string): { target: string; containerId
  * namespace file is no longer reachable under the recorded target (its process exited while a bind mount keeps the
  * namespace alive) is listed with its host-side name as `interface`, mac '' and no addresses.
  */
-export async function listEndpoints(bridge: string, options: NetdevOptions = {}): Promise<Endpoint[]> {
+export async function listEndpoints(bridge: string, options: NetdevOptions = {}): Promise<EndpointReport[]> {
   checkIfname(bridge, 'bridge');
   checkNetnsOption(options.netns);
   const ports = await ipJson<IpLink>(bridge, ['link', 'show', 'master', bridge], options.netns);
-  const out: Endpoint[] = [];
+  const out: EndpointReport[] = [];
   for (const port of ports) {
     const recorded = port.ifname.startsWith(HOST_PREFIX) && port.ifalias !== undefined ? parseEndpointAlias(port.ifalias) : undefined;
     if (recorded === undefined) continue;
@@ -366,7 +346,7 @@ async function linkExistsInside(t: ResolvedTarget, ifname: string): Promise<bool
   return links.some((l) => l.ifname === ifname);
 }
 
-async function endpointOf(t: ResolvedTarget, ifname: string): Promise<Endpoint> {
+async function endpointOf(t: ResolvedTarget, ifname: string): Promise<EndpointReport> {
   const link = (await ipJson<IpAddrLink>(ifname, ['addr', 'show', 'dev', ifname], t.path))[0];
   return { target: t.target, interface: ifname, mac: link?.address ?? '', addresses: link ? globalCidrs(link) : [] };
 }

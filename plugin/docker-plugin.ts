@@ -10,14 +10,9 @@
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
 import type { DockerApi } from './docker-api.js';
-import { DOCKER_IDENT_PREFIX, IpamDriver, type DockerPool, type PluginIpam } from './ipam-driver.js';
-import {
-  NetworkDriver,
-  type DockerEndpointReport,
-  type DockerNetworkReport,
-  type EndpointEvent,
-  type EndpointVeths,
-} from './network-driver.js';
+import { DOCKER_IDENT_PREFIX, IpamDriver, type PluginIpam } from './ipam-driver.js';
+import { NetworkDriver, type EndpointEvent, type EndpointVeths } from './network-driver.js';
+import type { DockerReport } from './report.js';
 import { createPluginServer, pluginMethods, type PluginServer } from './server.js';
 
 export interface DockerPluginDeps {
@@ -43,21 +38,6 @@ export interface DockerPluginOptions {
   /** First and longest wait between tries to reach the engine. @default 1000, 10000 */
   retryMs?: number;
   maxRetryMs?: number;
-}
-
-/** `weft status`'s Docker block. */
-export interface DockerReport {
-  socket: string;
-  engine: string;
-  isEngineReachable: boolean;
-  /** The engine's version, once it answered. */
-  engineVersion?: string;
-  /** Why the `weft` network could not be made yet, if it could not. */
-  lastError?: string;
-  networks: DockerNetworkReport[];
-  pools: DockerPool[];
-  endpoints: DockerEndpointReport[];
-  counters: Record<string, number>;
 }
 
 export const DEFAULT_PLUGIN_SOCKET = '/run/docker/plugins/weft.sock';

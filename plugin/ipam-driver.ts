@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { cidrRange, formatAddress, formatCidr, parseAddress, parseCidr, rangeCovers, type Cidr } from '../ipam/address.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
+import type { DockerPool } from './report.js';
 import {
   GATEWAY_OPTION,
   PluginError,
@@ -46,13 +47,6 @@ export interface IpamDriverOptions {
   autoPrefix?: number;
   /** Store key of the pool list. @default 'docker-pools' */
   storeKey?: string;
-}
-
-/** One pool in use, as the Store and `weft status` have it. */
-export interface DockerPool {
-  id: string;
-  subnet: string;
-  ipRange: string;
 }
 
 const ADDRESS_SPACE_LOCAL = 'weftlocal';

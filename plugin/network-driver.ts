@@ -18,6 +18,7 @@
  */
 import type { Logger } from '../runtime/logger.js';
 import type { Store } from '../runtime/store.js';
+import type { DockerEndpointReport, DockerNetworkReport } from './report.js';
 import {
   PluginError,
   type CreateEndpointRequest,
@@ -57,23 +58,6 @@ export interface EndpointEvent {
   containerName: string;
   /** CIDRs, e.g. ['10.32.0.3/12']. */
   addresses: string[];
-}
-
-export interface DockerEndpointReport {
-  endpointId: string;
-  networkId: string;
-  hostIfname: string;
-  mac: string;
-  addresses: string[];
-  isJoined: boolean;
-  containerId?: string;
-  containerName?: string;
-}
-
-export interface DockerNetworkReport {
-  networkId: string;
-  subnets: string[];
-  options: Record<string, string>;
 }
 
 interface EndpointState {
