@@ -6,7 +6,7 @@
  * numbers; this only renders them. docs/metrics.md lists every family (a netns test parses it against this output).
  */
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
-import type { Report } from './control.js';
+import type { PeerTraffic, Report } from './control.js';
 import { meshPaths } from './mesh-view.js';
 
 /** Turn a counter key such as `drop_replay` or `tap_framesRead` into a metric-name suffix. */
@@ -259,7 +259,6 @@ export function createMetrics(report: () => Report): Registry {
       for (const p of r().datapath.peers ?? []) if (p.lastHeardSecondsAgo !== undefined) this.set({ peer: p.name }, p.lastHeardSecondsAgo);
     },
   });
-  type PeerTraffic = NonNullable<NonNullable<Report['datapath']['peers']>[number]['traffic']>;
   const inOutPerPeer = (name: string, help: string, count: (t: PeerTraffic) => { in: number; out: number }) =>
     new Counter({
       name,
