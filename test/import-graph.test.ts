@@ -311,6 +311,8 @@ describe('import graph (transitive)', () => {
         }
       }
     }
+    const used = new Set(Object.values(rules).flatMap((rs) => rs.flatMap((r) => Object.keys(r.except ?? {}))));
+    for (const file of Object.keys(reportShapes)) if (!used.has(file)) wrong.push(`reportShapes: ${file} is an exception of no rule`);
     expect(wrong).toEqual([]);
   });
 
