@@ -101,16 +101,11 @@ describe.skipIf(skip)('sleeve data path on 3 hosts', () => {
     const forwarded = async () => (await net.weft[1]!.report()).datapath.counters['frames_forwarded'] ?? 0;
     expect(await forwarded()).toBeGreaterThan(0);
     await net.hosts.restore(1, 3);
-    // Directly again: a control connection, or (NAT traversal, as both now reach each other only through h2) a punched
-    // data path that answers as soon as the link is back. TODO(#16): a punched peer should be redialled over TCP too.
     await waitFor(
       'h1 and h3 to connect directly',
       async () => {
         const r = await net.weft[0]!.report();
-        return (
-          r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established') ||
-          (r.router.paths ?? []).some((p) => p.nickname === 'h3' && p.path !== 'relayed')
-        );
+        return r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
       },
       60_000,
     );
