@@ -245,3 +245,32 @@ describe('discovery (item 9)', () => {
     expect(h1.counters().discovery_refused_loopback).toBe(3);
   });
 });
+
+describe('a forged copy of our own entry (item 4)', () => {
+  it('is outbid towards every neighbour, the one that brought it included', async () => {
+    const w = world();
+    // No periodic rounds within the test: only the outbid itself may carry h3's entry back to h1. h3 cannot dial the
+    // rogue (as in the netns test, where it listens on loopback), so no connection change re-publishes h3 either.
+    const h1 = await w.add('h1', 1, { gossipIntervalMs: 600_000 });
+    const { log, lines } = createMemoryLogger('debug');
+    const h3 = await w.add('h3', 3, { gossipIntervalMs: 600_000, isDiscoveryEnabled: false, log });
+    h3.connect(['h1'], false);
+    await w.run(1000);
+    expect(h1.neighbours().map((n) => n.nickname)).toEqual(['h3']);
+    const rogue = await w.raw('evil', 'h1:6783');
+    rogue.t.send(encodeHello(helloOf('02:00:00:00:00:66', '66', 'evil', false)));
+    await w.run(200);
+    const real = h1.peers().get(h3.name)!;
+    // The highest version h1 still finds plausible (Topology bounds versions by the wall clock + 1 h), no connections.
+    const forged = { ...real, version: Date.now() + 3_600_000 - 60_000, connections: [] };
+    const channel = Buffer.from(TOPOLOGY_CHANNEL);
+    rogue.t.send(Buffer.concat([Buffer.of(FrameType.Gossip, channel.length), channel, encodeTopology([forged])]));
+    await w.run(500);
+    expect(h3.peers().get(h3.name)!.version, 'h3 heard of it and bumped past it').toBeGreaterThan(forged.version);
+    const atH1 = h1.peers().get(h3.name)!;
+    expect(atH1.version, 'h1 holds h3 re-published above the forgery').toBeGreaterThan(forged.version);
+    expect(atH1.connections.map((c) => c.name)).toEqual([h1.name]);
+    expect(h3.counters().topology_own_entry_outbid).toBe(1);
+    expect(lines().filter((l) => l.reason === 'forged copy of our own topology entry')).toHaveLength(1);
+  });
+});

@@ -172,6 +172,8 @@ export class Mesh {
   private listener: TransportListener | null = null;
   private cachedRoutes: ControlRoutes = emptyRoutes;
   private cachedControlRoutes: ControlRoutes = emptyRoutes;
+  /** Whether a jump of our own version past a copy of our entry was logged (once; later ones are counted). */
+  private isOwnOutbidLogged = false;
   /** Topology refusals already logged, by reason and entry name (bounded: past the bound only counted). */
   private readonly loggedRefusals = new Set<string>();
   private isRoutesDirty = true;
@@ -772,11 +774,23 @@ export class Mesh {
 
   private topologyGossiper(): Gossiper {
     const merge = (update: Uint8Array): Uint8Array | null => {
-      const delta = this.topology.apply(decodeTopology(update));
+      const before = this.topology.local.version;
+      const entries = decodeTopology(update);
+      const delta = this.topology.apply(entries);
       if (delta.length === 0) return null;
       this.topologyChanged();
       this.wakePeers(signsOfLife(delta, this.name));
-      return encodeTopology(delta);
+      if (this.topology.local.version === before) return encodeTopology(delta);
+      // We heard a copy of our own entry above ours (forged, or from an earlier run) and jumped past it. That is a
+      // local change: it goes to every neighbour, the one that brought the copy included (it holds the copy for sure;
+      // relaying the delta would skip it, and it would keep the copy until a periodic round).
+      const { uid, version } = this.topology.local;
+      this.outbidOwnEntry(
+        before,
+        entries.some((e) => e.name === this.name && e.uid === uid && e.version >= before && e.version < version),
+      );
+      const others = delta.filter((e) => e.name !== this.name);
+      return others.length === 0 ? null : encodeTopology(others);
     };
     return {
       gossip: () => encodeTopologyChunks(this.topology.peers.values()),
@@ -784,6 +798,23 @@ export class Mesh {
       onGossipBroadcast: (_src, update) => void merge(update),
       onGossipUnicast: () => {},
     };
+  }
+
+  /**
+   * Our entry jumped past a copy of itself from gossip: send it to every neighbour; counted. A copy with our own uid
+   * can only be forged (we alone write our entry, and start each run with a new uid): logged once. One from an earlier
+   * run (another uid) is normal after a restart and already logged as a possible name collision.
+   */
+  private outbidOwnEntry(previousVersion: number, isForged: boolean): void {
+    const local = this.topology.local;
+    this.count('topology_own_entry_outbid');
+    this.topologyChannel.gossip(encodeTopology([local]));
+    if (!isForged || this.isOwnOutbidLogged) return;
+    this.isOwnOutbidLogged = true;
+    this.log.warn(
+      { version: local.version, previous: previousVersion, reason: 'forged copy of our own topology entry' },
+      `heard a copy of our own topology entry with our uid at a version we never published (ours was ${previousVersion}): forged by a member; re-published ours above it at ${local.version} (counted as topology_own_entry_outbid)`,
+    );
   }
 
   /** An entry refused by a topology cap or as implausible: counted always, logged once per reason and peer. */
