@@ -273,4 +273,25 @@ describe('a forged copy of our own entry (item 4)', () => {
     expect(h3.counters().topology_own_entry_outbid).toBe(1);
     expect(lines().filter((l) => l.reason === 'forged copy of our own topology entry')).toHaveLength(1);
   });
+
+  it('two routers sharing a name outbid each other, and send their entry at most once a second each', async () => {
+    const w = world();
+    const quiet = { gossipIntervalMs: 600_000, isDiscoveryEnabled: false };
+    // a - x - y - b, where b has a's name (a cloned VM): neither ever takes the other's entry, each jumps past it.
+    const a = await w.add('a', 1, quiet);
+    const x = await w.add('x', 2, quiet);
+    const y = await w.add('y', 3, quiet);
+    const b = await w.add('b', 1, { ...quiet, uid: '2001' });
+    a.connect(['x'], false);
+    y.connect(['x'], false);
+    b.connect(['y'], false);
+    await w.run(2000);
+    const sentBefore = [a, b].map((m) => m.gossipStats().channels[TOPOLOGY_CHANNEL]!.messagesOut);
+    await w.run(10_000);
+    const sent = [a, b].map((m, i) => m.gossipStats().channels[TOPOLOGY_CHANNEL]!.messagesOut - sentBefore[i]!);
+    expect(a.counters().topology_own_entry_outbid ?? 0, 'they did collide').toBeGreaterThan(0);
+    // One neighbour each: at most one re-published entry per second (plus one at each end of the window).
+    for (const n of sent) expect(n).toBeLessThanOrEqual(12);
+    expect(x.neighbours()).toHaveLength(2);
+  });
 });

@@ -29,7 +29,7 @@
  * per half minute); its return is logged at info.
  */
 import { IDENTITY_FEATURE_PREFIX } from '../crypto/identity.js';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Random } from '../runtime/random.js';
 import { StallWatch } from '../runtime/stall-watch.js';
@@ -69,6 +69,12 @@ import type { Transport, TransportConnection, TransportListener, TransportRefusa
 export const DEFAULT_CONTROL_PORT = 6783;
 /** Name of the gossip channel that carries the topology. */
 export const TOPOLOGY_CHANNEL = 'topology';
+
+/**
+ * Our entry, re-published past a copy of itself, goes out at most once per this many ms (later jumps wait and go out
+ * together): two routers sharing a name outbid each other for as long as both run, and must not flood the mesh.
+ */
+export const OWN_OUTBID_INTERVAL_MS = 1000;
 
 export interface MeshDeps {
   transport: Transport;
@@ -174,6 +180,9 @@ export class Mesh {
   private cachedControlRoutes: ControlRoutes = emptyRoutes;
   /** Whether a jump of our own version past a copy of our entry was logged (once; later ones are counted). */
   private isOwnOutbidLogged = false;
+  /** When our re-published entry last went out (clock ms), and the send waiting for the interval to pass. */
+  private lastOwnOutbidAt = -Infinity;
+  private ownOutbidTimer: Timer | null = null;
   /** Topology refusals already logged, by reason and entry name (bounded: past the bound only counted). */
   private readonly loggedRefusals = new Set<string>();
   private isRoutesDirty = true;
@@ -306,6 +315,8 @@ export class Mesh {
     this.phase = 'stopped';
     this.gossip.stop();
     this.maker.stop();
+    this.ownOutbidTimer?.cancel();
+    this.ownOutbidTimer = null;
     for (const c of [...this.conns]) c.close('router stopping');
     const l = this.listener;
     this.listener = null;
@@ -808,13 +819,28 @@ export class Mesh {
   private outbidOwnEntry(previousVersion: number, isForged: boolean): void {
     const local = this.topology.local;
     this.count('topology_own_entry_outbid');
-    this.topologyChannel.gossip(encodeTopology([local]));
+    this.sendOwnEntry();
     if (!isForged || this.isOwnOutbidLogged) return;
     this.isOwnOutbidLogged = true;
     this.log.warn(
       { version: local.version, previous: previousVersion, reason: 'forged copy of our own topology entry' },
       `heard a copy of our own topology entry with our uid at a version we never published (ours was ${previousVersion}): forged by a member; re-published ours above it at ${local.version} (counted as topology_own_entry_outbid)`,
     );
+  }
+
+  /** Our entry as it is now to every neighbour, at most once per `OWN_OUTBID_INTERVAL_MS` (later calls wait). */
+  private sendOwnEntry(): void {
+    if (this.ownOutbidTimer !== null || this.phase === 'stopped') return; // the waiting send will carry the newest
+    const wait = this.lastOwnOutbidAt + OWN_OUTBID_INTERVAL_MS - this.deps.clock.now();
+    if (wait > 0) {
+      this.ownOutbidTimer = this.deps.clock.setTimeout(() => {
+        this.ownOutbidTimer = null;
+        this.sendOwnEntry();
+      }, wait);
+      return;
+    }
+    this.lastOwnOutbidAt = this.deps.clock.now();
+    this.topologyChannel.gossip(encodeTopology([this.topology.local]));
   }
 
   /** An entry refused by a topology cap or as implausible: counted always, logged once per reason and peer. */
