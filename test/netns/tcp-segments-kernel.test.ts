@@ -124,7 +124,7 @@ describe.skipIf(skipReason !== '')('TCP segmentation: weft against the kernel', 
   });
 
   it('cuts super-frames into the same segments as Linux GSO (IPv4/IPv6, VLAN, options), as a property', async () => {
-    const seed = Date.now() & 0x7fffffff;
+    const seed = Number(process.env.WEFT_SEGMENTS_SEED || Date.now() & 0x7fffffff);
     const samples = fc.sample(fc.tuple(arbitraryTcpSpec(12_000, { vlan: true, ipv4Options: true }), fc.integer({ min: 100, max: 1460 })), {
       seed,
       numRuns: SAMPLES,
@@ -140,6 +140,9 @@ describe.skipIf(skipReason !== '')('TCP segmentation: weft against the kernel', 
     let frames: Buffer[] = [];
     for (let i = 0; i < samples.length; i++) {
       const [spec, gsoSize] = samples[i]!;
+      // A "super-frame" of one segment (payload not above gso_size) is never what TSO hands over, and the kernel
+      // writes nothing for it (seed 1372772022, sample 51: payload 478, gso 478): nothing to compare, not written.
+      if (spec.payload.length <= gsoSize) continue;
       const port = 10_000 + i;
       // Fixed MACs: the bridge learns each source on the TAP's port and would not send a frame back to it.
       const frame = tsoSuperFrame({ ...spec, srcPort: port, srcMac: 0x02aa_0000_0001, dstMac: 0x02bb_0000_0002 }, gsoSize);
