@@ -73,6 +73,7 @@ describe('resolveConfig', () => {
       logLevel: 'info',
       busyPollMicros: 200,
       captureMode: 'tap',
+      segmentMode: 'auto',
       isOffloadEnabled: true,
       isFastdpEnabled: true,
       isDatapathEnabled: true,
@@ -216,6 +217,9 @@ describe('resolveConfig', () => {
     expect(resolveConfig(['--capture', 'pcap'], {}, sources).captureMode).toBe('pcap');
     expect(resolveConfig([], { WEFT_CAPTURE: 'pcap' }, sources).captureMode).toBe('pcap');
     expect(resolveConfig(['--capture', 'tap'], { WEFT_CAPTURE: 'pcap' }, sources).captureMode).toBe('tap');
+    expect(resolveConfig(['--segment-offloads', 'always'], {}, sources).segmentMode).toBe('always');
+    expect(resolveConfig([], { WEFT_SEGMENT_OFFLOADS: 'never' }, sources).segmentMode).toBe('never');
+    expect(() => resolveConfig(['--segment-offloads', 'sometimes'], {}, sources)).toThrow(/not a segment mode: use auto/);
     expect(() => resolveConfig(['--capture', 'raw'], {}, sources)).toThrow(/not a capture mode: use tap .* or pcap/);
   });
 

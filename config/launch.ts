@@ -39,6 +39,9 @@ export type IpallocInit =
 /** `--capture`: how the data path reaches the bridge. */
 export type CaptureMode = 'tap' | 'pcap';
 const captureModes: readonly CaptureMode[] = ['tap', 'pcap'];
+/** How TCP super-frames cross to peers: see router/loss.ts. */
+export type SegmentMode = 'auto' | 'always' | 'never';
+const segmentModes: readonly SegmentMode[] = ['auto', 'always', 'never'];
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 const logLevels: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -110,6 +113,11 @@ export interface WeftConfig {
    * @default 'tap'
    */
   readonly captureMode: CaptureMode;
+  /**
+   * TCP super-frames to a peer: cut into segments (one lost datagram loses one segment) or sent as pieces (faster
+   * without loss); 'auto' segments for peers that report loss. @default 'auto'
+   */
+  readonly segmentMode: SegmentMode;
   /** Run the control plane only (no bridge, TAP or UDP data): for tests. @default true */
   readonly isDatapathEnabled: boolean;
   /** Stay attached to the terminal instead of running in the background. @default false */
@@ -325,6 +333,14 @@ export const launchOptions = {
       'tap: a TAP device on the bridge (with offloads) | pcap: libpcap on a veth pair on the bridge, for hosts without /dev/net/tun (no offloads: slower, see docs/benchmarks.md)',
     default: 'tap',
     parse: parseCaptureMode,
+  }),
+  'segment-offloads': option({
+    value: 'MODE',
+    env: 'WEFT_SEGMENT_OFFLOADS',
+    description:
+      'TCP super-frames to a peer: auto (as segments while the peer reports lost datagrams, else whole in pieces) | always (segments: a lost datagram loses one segment) | never (pieces: fastest without loss)',
+    default: 'auto',
+    parse: parseSegmentMode,
   }),
   'log-level': option({ value: 'LEVEL', env: 'WEFT_LOG_LEVEL', description: logLevels.join(' | '), default: 'info', parse: parseLogLevel }),
   'log-file': option({
@@ -587,6 +603,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv, s
     rekeyIntervalMs: get('rekey-interval')!,
     busyPollMicros: get('busy-poll')!,
     captureMode: get('capture')!,
+    segmentMode: get('segment-offloads')!,
     isOffloadEnabled: !isSet('no-offload'),
     isFastdpEnabled: !isSet('no-fastdp'),
     isDatapathEnabled: !isSet('no-datapath'),
@@ -624,6 +641,13 @@ function parseRekeyIntervalMs(text: string, from: string): number {
     );
   }
   return Math.round(seconds * 1000);
+}
+
+function parseSegmentMode(text: string, from: string): SegmentMode {
+  if (!segmentModes.includes(text as SegmentMode)) {
+    throw new ConfigError(`${from} ${JSON.stringify(text.slice(0, 40))} is not a segment mode: use auto (the default), always or never`);
+  }
+  return text as SegmentMode;
 }
 
 function parseCaptureMode(text: string, from: string): CaptureMode {

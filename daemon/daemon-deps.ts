@@ -88,6 +88,7 @@ export const hostDatapath: DatapathFactory = async (config, parts) => {
       isFastdpEnabled: config.isFastdpEnabled,
       localPeer: parts.localPeer,
       captureMode: config.captureMode,
+      segmentMode: config.segmentMode,
     },
   );
 };

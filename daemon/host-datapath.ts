@@ -12,6 +12,7 @@ import { PcapCapture } from '../router/pcap-capture.js';
 import { deletePcapVeth, ensurePcapVeth, pcapVethNames } from '../netdev/pcap-veth.js';
 import { NativeUdpUnderlay } from '../router/native-udp-underlay.js';
 import { Sleeve } from '../router/sleeve.js';
+import type { SegmentMode } from '../router/loss.js';
 import type { ForwardingSnapshot, PeerHealth, PeerId } from '../router/datapath.js';
 import { ensureBridge, attachToBridge } from '../netdev/bridge.js';
 import { ip } from '../netdev/command.js';
@@ -46,6 +47,8 @@ export interface HostDatapathOptions {
   localPeer: PeerId;
   /** 'tap', or 'pcap': libpcap on a veth pair on the bridge (no offloads). @default 'tap' */
   captureMode?: 'tap' | 'pcap';
+  /** How TCP super-frames cross to peers (router/loss.ts). @default 'auto' */
+  segmentMode?: SegmentMode;
 }
 
 /** Share of one CPU that busy polling may spend spinning with nothing to read. */
@@ -117,7 +120,7 @@ export class HostDatapath implements DaemonDatapath {
         copyBytes: native.copyBytes,
         checksumComplete: native.checksumComplete,
       },
-      {},
+      { segmentOffloads: this.options.segmentMode ?? 'auto' },
     );
     sleeve.onHealthChange((peer, health) => {
       for (const l of this.healthListeners) l(peer, health);

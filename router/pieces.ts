@@ -33,6 +33,7 @@ import {
 } from './sleeve-format.js';
 import { VNET_HEADER_BYTES, checksumCompleteJs, isSaneVnetHeader, isVnetHeaderForFrame, type ChecksumComplete } from './offload.js';
 import { TcpSegmenter } from './tcp-segments.js';
+import { isSegmentingFor, type SegmentMode } from './loss.js';
 import type { PeerNumbers } from './peer-numbers.js';
 import type { SleeveCounters } from './sleeve-counters.js';
 import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
@@ -69,9 +70,10 @@ export interface PiecesDeps {
 export interface PiecesOptions {
   /**
    * Cut TCP super-frames into TCP segments, one per datagram (./tcp-segments.ts), rather than into pieces: a lost
-   * datagram then loses one segment, not the whole frame. @default true
+   * datagram then loses one segment, not the whole frame. 'auto': for a neighbour that reports loss (./loss.ts);
+   * true ('always') or false ('never'). @default 'auto'
    */
-  segmentOffloads?: boolean;
+  segmentOffloads?: boolean | SegmentMode;
   /** Most bytes of reassembly buffers held at once (one 64 KiB buffer per sender). @default 16 MiB (256 senders) */
   maxReassemblyBytes?: number;
   /** A sender's reassembly buffer is freed after this long without a piece. @default 10_000 */
@@ -96,7 +98,9 @@ export class PieceCutter {
   /** Id of the last offloaded frame we captured and sent. */
   private lastFrameId = 0;
   private readonly segmenter: TcpSegmenter;
-  private readonly isSegmenting: boolean;
+  private readonly segmentMode: SegmentMode;
+  /** The captured super-frame being sent: its segments once parsed (0: cannot be cut), -1 before. */
+  private segments = -1;
 
   constructor(deps: PiecesDeps, options: PiecesOptions = {}) {
     this.capture = deps.capture;
@@ -108,7 +112,8 @@ export class PieceCutter {
     this.idleMs = options.reassemblyIdleMs ?? 10_000;
     this.segmenter = new TcpSegmenter(deps.checksumComplete ?? checksumCompleteJs);
     this.joinSegmenter = new TcpSegmenter(deps.checksumComplete ?? checksumCompleteJs);
-    this.isSegmenting = options.segmentOffloads ?? true;
+    const mode = options.segmentOffloads ?? 'auto';
+    this.segmentMode = mode === true ? 'always' : mode === false ? 'never' : mode;
   }
 
   /** Bytes of reassembly buffers held now. */
@@ -133,22 +138,28 @@ export class PieceCutter {
     const peer = this.decision.decideCaptured(view, buf, off, now);
     if (peer === DROP) return;
     const local = view.localNumber;
-    const segments = this.isSegmenting ? this.segmenter.parse(buf, h, len) : 0;
+    this.segments = -1; // parsed when a hop wants segments
     if (peer === FLOOD) {
       const hops = view.localBroadcast;
-      for (let k = 0; k < hops.length; k++) this.send1(hops[k]!, local, -1, id, buf, h, len, segments);
+      for (let k = 0; k < hops.length; k++) this.send1(hops[k]!, local, -1, id, buf, h, len, now);
     } else {
-      this.send1(this.decision.nextHop!, local, peer, id, buf, h, len, segments);
+      this.send1(this.decision.nextHop!, local, peer, id, buf, h, len, now);
     }
   }
 
-  /** One copy of a captured offloaded frame for `n`: in segments when parsed (`segments` > 0) and they fit. */
-  private send1(n: Neighbour, capturing: number, dest: number, id: number, buf: Buffer, h: number, len: number, segments: number): void {
-    if (segments > 0 && RECORD_HEADER_BYTES + this.segmenter.largestFrameBytes <= n.bodyCapacityBytes) {
-      this.segment(n, capturing, dest, segments);
-    } else {
-      this.cut(n, capturing, dest, id, buf, h, len);
+  /**
+   * One copy of a captured offloaded frame for `n`: in segments when `n` is to get them (./loss.ts) and the frame
+   * can be cut so that they fit its datagrams, else in pieces.
+   */
+  private send1(n: Neighbour, capturing: number, dest: number, id: number, buf: Buffer, h: number, len: number, now: number): void {
+    if (isSegmentingFor(this.segmentMode, n, now)) {
+      if (this.segments < 0) this.segments = this.segmenter.parse(buf, h, len);
+      if (this.segments > 0 && RECORD_HEADER_BYTES + this.segmenter.largestFrameBytes <= n.bodyCapacityBytes) {
+        this.segment(n, capturing, dest, this.segments);
+        return;
+      }
     }
+    this.cut(n, capturing, dest, id, buf, h, len);
   }
 
   /** Send the parsed super-frame's `count` TCP segments to `n`, each a record alone in a frames datagram. */

@@ -116,6 +116,10 @@ export interface SleeveCounters {
   coalesced_delivered: number;
   /** Received TCP segments that did not continue the frame being coalesced for their flow (a segment lost before). */
   segment_gaps: number;
+  /** Datagrams from neighbours found missing: gaps in their sequence numbers, less late ones that filled a gap. */
+  datagrams_missed: number;
+  /** Heartbeat-acks in which a neighbour reported datagrams of ours missing (super-frames to it go as segments). */
+  loss_reports_in: number;
   /** Offloaded frames joined from their pieces and written to the bridge whole. */
   offloaded_delivered: number;
   /** Offloaded frames joined from their pieces and cut into ordinary segments for a bridge without offloads (pcap). */
@@ -196,6 +200,8 @@ export function newCounters(): SleeveCounters {
     segments_coalesced: 0,
     coalesced_delivered: 0,
     segment_gaps: 0,
+    datagrams_missed: 0,
+    loss_reports_in: 0,
     offloaded_delivered: 0,
     offloaded_segmented: 0,
     pieces_out: 0,

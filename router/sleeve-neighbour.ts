@@ -91,6 +91,17 @@ export class Neighbour {
   probeMisses = 0;
   /** When the path was last declared lost, or -1: it is trusted again only after acks newer than this plus a hold. */
   lostAtMs = -1;
+  // Datagram loss on the way from it and on the way to it (./loss.ts): which way a super-frame is cut for it.
+  /** The seq expected next from it, per key phase (clear datagrams: phase 0), or -1 before the first. */
+  readonly seqInNext = [-1, -1];
+  /** Datagrams from it missing since our last ack to it (gaps in its seqs, less the late ones that filled them). */
+  lostInSinceAck = 0;
+  /** Datagrams from it found missing, in all (read at scrape time). */
+  lostIn = 0;
+  /** Datagrams of ours it reported missing in its acks, in all. */
+  lostOut = 0;
+  /** Until when super-frames for it are cut into TCP segments (it reported loss), or -1: in pieces until then. */
+  segmentUntilMs = -1;
   /** What probing found this path carries (./path-mtu.ts); the datagrams are sized for the smaller of it and the
    * snapshot's underlay MTU. */
   readonly pathMtu: PathMtu;

@@ -12,7 +12,9 @@
  *         (./forwarding-decision.ts): deliver to the bridge (learning the source MAC as the capturing peer's),
  *         relay to another neighbour (appended to its pending datagram, ./sleeve-send.ts), or both (broadcast);
  *       pieces: to ./pieces.ts (relayed, or joined into their frame);
- *       heartbeat: note the time, answer with an ack; ack: note the time;
+ *       every authentic datagram: its seq notes gaps from that neighbour (./loss.ts);
+ *       heartbeat: note the time, answer with an ack carrying the loss seen since the last one; ack: note the time
+ *         and the loss the neighbour reports (it decides how super-frames are cut for it, ./loss.ts);
  *       MTU probe: answer with a probe ack; probe ack: to the neighbour's ./path-mtu.ts (a larger MTU proven resizes
  *         its datagrams once this batch's pending ones are out).
  *       frames for the bridge go through ./tcp-coalesce.ts: consecutive TCP segments of a flow are joined into one
@@ -44,6 +46,7 @@ import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
 import type { PieceCutter } from './pieces.js';
 import { noteAck } from './heartbeats.js';
+import { noteSeq, takeLossReport } from './loss.js';
 import type { TcpCoalescer } from './tcp-coalesce.js';
 
 /** Received datagrams opened in one call at most. */
@@ -232,6 +235,7 @@ export class SleeveReceive {
     const s = this.stats;
     n.lastHeardMs = now;
     n.isAwaiting = false;
+    s.datagrams_missed += noteSeq(n, keyPhaseOf(buf[off + 1]!), readSeq(buf, off));
     if (type === MessageType.Frames) {
       this.receiveFrames(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;
@@ -262,6 +266,7 @@ export class SleeveReceive {
       s.heartbeat_acks_in++;
       n.lastAckMs = now;
       noteAck(n, now);
+      if (takeLossReport(n, buf, off + HEADER_BYTES, bodyLength, now) > 0) s.loss_reports_in++;
     }
     return false;
   }

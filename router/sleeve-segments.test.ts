@@ -1,5 +1,6 @@
 /**
- * The sleeve with offloading captures, TCP super-frames cut into TCP segments (the default): one segment per
+ * The sleeve with offloading captures, TCP super-frames cut into TCP segments (`always`; `auto` does so for a
+ * neighbour that reports loss, pieces otherwise): one segment per
  * datagram, sealed or clear, through a relay too; at the far end every segment (or the frame coalesced from them)
  * passes the checksum checks and carries the super-frame's bytes in order; a lost datagram loses one segment.
  */
@@ -11,21 +12,25 @@ import { MemoryCapture } from './memory-capture.js';
 import { MemoryUdpNetwork, MemoryUnderlay } from './memory-underlay.js';
 import { Sleeve } from './sleeve.js';
 import type { ForwardingSnapshot, PeerId } from './datapath.js';
+import { SEGMENT_HOLD_MS, type SegmentMode } from './loss.js';
 import { sealedSessionPair } from '../test/harness/sessions.js';
-import { arbitraryTcpSpec, checksumProblem, tcpLayout, tsoSuperFrame } from '../test/harness/tcp-frames.js';
+import { arbitraryTcpSpec, checksumProblem, tcpLayout, tsoSuperFrame, type TcpFrameSpec } from '../test/harness/tcp-frames.js';
 
 const A = 0x0a00_0000_0001;
 const B = 0x0a00_0000_0002;
 const C = 0x0a00_0000_0003;
 
-/** Peers in a line, every capture with a virtio_net_hdr; `sealed[i]` seals link i-(i+1). */
-async function line(peers: PeerId[], sealed: readonly boolean[] = []) {
+/**
+ * Peers in a line, every capture with a virtio_net_hdr; `sealed[i]` seals link i-(i+1). Super-frames are always cut
+ * into segments unless `mode` says otherwise.
+ */
+async function line(peers: PeerId[], sealed: readonly boolean[] = [], mode: SegmentMode = 'always') {
   const clock = new FakeClock();
   const network = new MemoryUdpNetwork({ clock });
   const nodes = peers.map((peer, i) => {
     const capture = new MemoryCapture({ clock }, { vnetHeaderBytes: 10, maxFrameBytes: 65_600 });
     const underlay = new MemoryUnderlay({ network }, { address: `10.0.0.${i + 1}` });
-    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger });
+    const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, { segmentOffloads: mode });
     return { peer, capture, underlay, sleeve, endpoint: underlay.endpoint() };
   });
   const sessions = peers.slice(1).map((_, i) => (sealed[i] ? sealedSessionPair() : null));
@@ -117,5 +122,50 @@ describe('Sleeve cutting offloaded TCP frames into segments', () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it("'auto' sends pieces until the neighbour reports lost datagrams, then segments, and pieces again once the reports stop", async () => {
+    const { clock, network, nodes } = await line([A, B], [true], 'auto');
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const macA = 0x02_0000_0000_0a;
+    const macB = 0x02_0000_0000_0b;
+    announce(b, macB);
+    clock.advance(1);
+    const payload = Buffer.alloc(30_000, 7);
+    const spec: TcpFrameSpec = {
+      ...{ isV6: false, vlan: null, options: new Uint8Array(0), ipv4Options: new Uint8Array(0), payload, seq: 1000, ack: 1 },
+      ...{ flags: 0x10, window: 1000, ipId: 1, ttl: 64, tos: 0, flowLabel: 0, srcPort: 40000, dstPort: 5201 },
+      ...{ src: new Uint8Array(16).fill(1), dst: new Uint8Array(16).fill(2), srcMac: macA, dstMac: macB },
+    };
+    const send = () => {
+      const frame = tsoSuperFrame(spec, 1300);
+      spec.seq += payload.length;
+      a.capture.inject(frame.subarray(10), frame.subarray(0, 10));
+      clock.advance(1);
+    };
+    send();
+    expect(a.sleeve.counters()).toMatchObject({ offloaded_out: 1, segmented_out: 0 });
+    expect(b.sleeve.counters()).toMatchObject({ offloaded_delivered: 1, datagrams_missed: 0 });
+    // A heartbeat round without loss: acks report none, still pieces.
+    clock.advance(1000);
+    send();
+    expect(a.sleeve.counters()).toMatchObject({ offloaded_out: 2, segmented_out: 0, loss_reports_in: 0 });
+    // Loss on the way to B: one frame's pieces go missing in part; B sees the gap, its next ack reports it.
+    network.lossRate = 0.3;
+    send();
+    network.lossRate = 0;
+    send(); // its first datagram shows B the gap
+    expect(b.sleeve.counters()['datagrams_missed']).toBeGreaterThan(0);
+    clock.advance(1000);
+    expect(a.sleeve.counters()['loss_reports_in']).toBe(1);
+    const piecesBefore = a.sleeve.counters()['offloaded_out'];
+    send();
+    expect(a.sleeve.counters()).toMatchObject({ offloaded_out: piecesBefore, segmented_out: 1 });
+    expect(a.sleeve.peerHealth().get(B)?.traffic?.dropsOut['lost']).toBeGreaterThan(0);
+    // No more reports: after the hold, pieces again.
+    clock.advance(SEGMENT_HOLD_MS + 1000);
+    send();
+    expect(a.sleeve.counters()).toMatchObject({ offloaded_out: piecesBefore + 1, segmented_out: 1, loss_reports_in: 1 });
+    for (const n of nodes) await n.sleeve.stop();
   });
 });

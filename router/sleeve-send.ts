@@ -37,6 +37,7 @@ import type { PeerNumbers } from './peer-numbers.js';
 import type { SleeveCounters } from './sleeve-counters.js';
 import { outerBytesOf, withFront, type Neighbour, type SleeveView } from './sleeve-neighbour.js';
 import type { PieceCutter } from './pieces.js';
+import { writeLossReport } from './loss.js';
 
 /** Room for a heartbeat: header plus the largest tag a session may append. */
 const CONTROL_BUFFER_BYTES = HEADER_BYTES + 256;
@@ -471,7 +472,9 @@ export class SleeveSend {
   /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
   sendControl(n: Neighbour, type: MessageType): void {
     if (!this.isRunning) return;
-    const length = this.sealAt(n, this.controlBuffer, 0, type, 0);
+    // An ack tells the loss seen from `n` since the last one (./loss.ts); a heartbeat's body is empty.
+    const bodyLength = type === MessageType.HeartbeatAck ? writeLossReport(n, this.controlBuffer, HEADER_BYTES) : 0;
+    const length = this.sealAt(n, this.controlBuffer, 0, type, bodyLength);
     if (length < 0) return;
     this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
     this.stats.datagrams_out++;

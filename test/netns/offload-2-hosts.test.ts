@@ -1,5 +1,6 @@
 /**
- * TAP offloads on two real hosts: h1 takes the kernel's offloads (the default), h2 runs `--no-offload`. TCP must
+ * TAP offloads on two real hosts: h1 takes the kernel's offloads (the default) and cuts every super-frame into
+ * segments (`--segment-offloads always`; by default only for peers that report loss), h2 runs `--no-offload`. TCP must
  * arrive intact both ways: h1 -> h2 as super-frames that h1 cuts into TCP segments and h2 coalesces again and writes
  * as super-frames (its TAP still has the header), h2 -> h1 as ordinary segments. The counters show which path each direction took, so a silent fallback would fail.
  */
@@ -19,7 +20,7 @@ describe.skipIf(skip)('offloads on 2 hosts (h2 with --no-offload)', () => {
 
   beforeAll(async () => {
     const { hosts, weft } = net;
-    await weft[0]!.launch();
+    await weft[0]!.launch(['--segment-offloads', 'always']);
     await weft[1]!.launch(['--no-offload', hosts.host(1).ip]);
     for (let i = 1; i <= 2; i++) {
       const ct = await hosts.addContainer(i, 'c1');
