@@ -177,7 +177,7 @@ export class SleeveReceive {
       n.datagramsIn++;
       n.bytesIn += len;
       if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
-      if (this.handle(view!, n, type, buf, off, bodyLength, now)) hasFrames = true;
+      if (this.handle(view!, n, type, buf, off, bodyLength, 0, readSeq(buf, off), now)) hasFrames = true;
     }
     if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
     this.batch = null;
@@ -212,7 +212,7 @@ export class SleeveReceive {
       n.datagramsIn++;
       n.bytesIn += HEADER_BYTES + this.openLengths[j]!;
       if (elsewhere >= 0) this.roam(n, elsewhere);
-      if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, now)) hasFrames = true;
+      if (this.handle(view, n, this.openTypes[j]!, buf, this.openOffsets[j]!, r, this.openPhase, this.openSeqs[j]!, now)) hasFrames = true;
     }
     return hasFrames;
   }
@@ -230,12 +230,22 @@ export class SleeveReceive {
     this.stats.endpoint_moves++;
   }
 
-  /** One authentic datagram from `n` (body in the clear at `buf[off + 16]`); true if it carried frames. */
-  private handle(view: SleeveView, n: Neighbour, type: number, buf: Buffer, off: number, bodyLength: number, now: number): boolean {
+  /** One authentic datagram from `n` (body in the clear at `buf[off + 16]`, key phase and seq from its header); true if it carried frames. */
+  private handle(
+    view: SleeveView,
+    n: Neighbour,
+    type: number,
+    buf: Buffer,
+    off: number,
+    bodyLength: number,
+    phase: number,
+    seq: number,
+    now: number,
+  ): boolean {
     const s = this.stats;
     n.lastHeardMs = now;
     n.isAwaiting = false;
-    s.datagrams_missed += noteSeq(n, keyPhaseOf(buf[off + 1]!), readSeq(buf, off));
+    s.datagrams_missed += noteSeq(n, phase, seq);
     if (type === MessageType.Frames) {
       this.receiveFrames(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;
