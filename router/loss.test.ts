@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Neighbour } from './sleeve-neighbour.js';
-import { MAX_SEQ_GAP, SEGMENT_HOLD_MS, isSegmentingFor, noteSeq, takeLossReport, writeLossReport } from './loss.js';
+import { MAX_SEQ_GAP, SEGMENT_HOLD_MS, isSegmentingFor, noteRelayed, noteSeq, takeLossReport, writeLossReport } from './loss.js';
 
 const neighbour = () => new Neighbour(1, 1, { address: '10.0.0.2', port: 6783 }, null, 1500);
 
@@ -52,7 +52,7 @@ describe('loss: gaps in a neighbour sequence numbers', () => {
     const tx = neighbour();
     const buf = Buffer.alloc(8);
     for (const s of [0, 1, 2, 5, 6]) noteSeq(rx, 0, s);
-    expect(writeLossReport(rx, buf, 2)).toBe(4);
+    expect(writeLossReport(rx, buf, 2)).toBe(5);
     expect(buf.readUInt32BE(2)).toBe(2);
     expect(isSegmentingFor('auto', tx, 1000)).toBe(false);
     expect(takeLossReport(tx, buf, 2, 4, 1000)).toBe(2);
@@ -64,5 +64,18 @@ describe('loss: gaps in a neighbour sequence numbers', () => {
     writeLossReport(rx, buf, 2);
     expect(buf.readUInt32BE(2)).toBe(0);
     expect(takeLossReport(tx, buf, 2, 0, 5000)).toBe(0);
+    // A relay's report of loss beyond it, with no loss of its own.
+    const relay = neighbour();
+    const beyond = neighbour();
+    noteRelayed(relay, beyond, 6000);
+    expect(relay.isRelayingIntoLoss).toBe(false); // beyond reported nothing
+    beyond.segmentUntilMs = 7000;
+    noteRelayed(relay, beyond, 6000);
+    writeLossReport(relay, buf, 2);
+    expect([buf.readUInt32BE(2), buf[6]]).toEqual([0, 1]);
+    const sender = neighbour();
+    expect(takeLossReport(sender, buf, 2, 5, 6000)).toBe(1);
+    expect(isSegmentingFor('auto', sender, 6001)).toBe(true);
+    expect(sender.lostOut).toBe(0);
   });
 });

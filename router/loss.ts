@@ -16,6 +16,10 @@
  * acks from older routers carry none, read as no loss). The receive socket overflowing counts as loss too, rightly:
  * the datagrams are gone either way.
  *
+ * A relay passes pieces on whole, so loss beyond it must reach the capturing router: a router that relays pieces or
+ * records from neighbour A to a neighbour that reports loss sets a flag in its next ack to A (`noteRelayed`), and A
+ * cuts segments for it as if it had lost datagrams itself.
+ *
  * A forged report cannot come from outside (acks are authentic datagrams of the neighbour); a member that reports
  * loss it does not see only makes us cut segments for it, which costs CPU, nothing else.
  */
@@ -25,8 +29,10 @@ import type { Neighbour } from './sleeve-neighbour.js';
 export const SEGMENT_HOLD_MS = 30_000;
 /** A seq further than this from the one expected starts afresh (a restarted peer, a new key), counting no loss. */
 export const MAX_SEQ_GAP = 65_536;
-/** Bytes of the loss report in a heartbeat-ack body. */
-export const LOSS_REPORT_BYTES = 4;
+/** Bytes of the loss report in a heartbeat-ack body: u32 datagrams missed, u8 flags. */
+export const LOSS_REPORT_BYTES = 5;
+/** Loss report flag: what we relay for you goes on to a neighbour that reports loss (cut segments for us too). */
+export const REPORT_RELAY_LOSS = 0x01;
 
 /** How super-frames are cut: 'auto' decides per neighbour from its loss reports (the module comment). */
 export type SegmentMode = 'auto' | 'always' | 'never';
@@ -63,21 +69,33 @@ export function noteSeq(n: Neighbour, phase: number, seq: number): number {
 export function writeLossReport(n: Neighbour, buf: Buffer, at: number): number {
   const lost = n.lostInSinceAck;
   buf.writeUInt32BE(lost > 0xffffffff ? 0xffffffff : lost, at);
+  buf[at + 4] = n.isRelayingIntoLoss ? REPORT_RELAY_LOSS : 0;
   n.lostInSinceAck = 0;
+  n.isRelayingIntoLoss = false;
   return LOSS_REPORT_BYTES;
 }
 
 /**
+ * We relayed something from `from` to `to`: if `to` reports loss, `from` must cut segments too (a relay passes
+ * pieces on as they are, so only their capturing router can send segments instead). Told in our next ack to `from`.
+ */
+export function noteRelayed(from: Neighbour, to: Neighbour, now: number): void {
+  if (now < to.segmentUntilMs) from.isRelayingIntoLoss = true;
+}
+
+/**
  * A heartbeat-ack from `n` with a body of `bodyLength` bytes at `buf[body]` arrived at `now`: take its loss report.
- * Returns the datagrams it says it missed (0 for an ack without a report).
+ * Returns the datagrams it says it missed (at least 1 when it says only that loss is beyond it; 0 for no loss or an ack
+ * without a report).
  */
 export function takeLossReport(n: Neighbour, buf: Buffer, body: number, bodyLength: number, now: number): number {
-  if (bodyLength < LOSS_REPORT_BYTES) return 0;
+  if (bodyLength < 4) return 0;
   const lost = buf.readUInt32BE(body);
-  if (lost === 0) return 0;
+  const isRelayLoss = bodyLength >= LOSS_REPORT_BYTES && (buf[body + 4]! & REPORT_RELAY_LOSS) !== 0;
+  if (lost === 0 && !isRelayLoss) return 0;
   n.lostOut += lost;
   n.segmentUntilMs = now + SEGMENT_HOLD_MS;
-  return lost;
+  return lost > 0 ? lost : 1;
 }
 
 /** Whether super-frames for `n` are cut into TCP segments now (rather than pieces). */

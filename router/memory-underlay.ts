@@ -56,6 +56,8 @@ export class MemoryUdpNetwork {
   private readonly random: Random;
   private readonly byAddress = new Map<string, Map<number, MemoryUnderlay>>();
   private readonly cuts = new Map<string, Set<string>>();
+  /** Loss rates of single directions, by "from>to" address (`setLinkLoss`), on top of `lossRate`. */
+  private readonly linkLoss = new Map<string, number>();
 
   constructor(deps: MemoryUdpNetworkDeps, options: MemoryUdpNetworkOptions = {}) {
     this.clock = deps.clock;
@@ -69,6 +71,12 @@ export class MemoryUdpNetwork {
   partition(a: string, b: string): void {
     this.cutSet(a).add(b);
     this.cutSet(b).add(a);
+  }
+
+  /** Drop this share of the datagrams from address `from` to address `to` (one way; 0 ends it). */
+  setLinkLoss(from: string, to: string, rate: number): void {
+    if (rate > 0) this.linkLoss.set(`${from}>${to}`, rate);
+    else this.linkLoss.delete(`${from}>${to}`);
   }
 
   /** Undo `partition(a, b)`. */
@@ -109,7 +117,8 @@ export class MemoryUdpNetwork {
       this.partitioned++;
       return;
     }
-    if (this.lossRate > 0 && this.random.next() < this.lossRate) {
+    const linkRate = this.linkLoss.size === 0 ? 0 : (this.linkLoss.get(`${from.address}>${to.address}`) ?? 0);
+    if ((this.lossRate > 0 && this.random.next() < this.lossRate) || (linkRate > 0 && this.random.next() < linkRate)) {
       this.lost++;
       return;
     }

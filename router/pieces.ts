@@ -33,7 +33,7 @@ import {
 } from './sleeve-format.js';
 import { VNET_HEADER_BYTES, checksumCompleteJs, isSaneVnetHeader, isVnetHeaderForFrame, type ChecksumComplete } from './offload.js';
 import { TcpSegmenter } from './tcp-segments.js';
-import { isSegmentingFor, type SegmentMode } from './loss.js';
+import { isSegmentingFor, noteRelayed, type SegmentMode } from './loss.js';
 import type { PeerNumbers } from './peer-numbers.js';
 import type { SleeveCounters } from './sleeve-counters.js';
 import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
@@ -236,7 +236,10 @@ export class PieceCutter {
       if (hops) {
         for (let k = 0; k < hops.length; k++) {
           const n = hops[k]!;
-          if (decision.mayRelay(n, from, capturing)) this.relay(n, buf, p, bodyLength);
+          if (decision.mayRelay(n, from, capturing)) {
+            noteRelayed(from, n, now);
+            this.relay(n, buf, p, bodyLength);
+          }
         }
       }
       this.join(buf, p, piece, frameLength, at, capturing, now);
@@ -245,7 +248,10 @@ export class PieceCutter {
     } else {
       const relays = relaysOf(buf[p - HEADER_BYTES + 1]!);
       if (relays >= MAX_RELAYS) s.drop_hop_limit++;
-      else this.relay(decision.nextHop!, buf, p, bodyLength, relays + 1);
+      else {
+        noteRelayed(from, decision.nextHop!, now);
+        this.relay(decision.nextHop!, buf, p, bodyLength, relays + 1);
+      }
     }
   }
 

@@ -96,6 +96,8 @@ export class Neighbour {
   readonly seqInNext = [-1, -1];
   /** Datagrams from it missing since our last ack to it (gaps in its seqs, less the late ones that filled them). */
   lostInSinceAck = 0;
+  /** We relayed something from it to a neighbour that reports loss since our last ack to it (./loss.ts). */
+  isRelayingIntoLoss = false;
   /** Datagrams from it found missing, in all (read at scrape time). */
   lostIn = 0;
   /** Datagrams of ours it reported missing in its acks, in all. */

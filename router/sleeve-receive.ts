@@ -46,7 +46,7 @@ import type { Neighbour, SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
 import type { PieceCutter } from './pieces.js';
 import { noteAck } from './heartbeats.js';
-import { noteSeq, takeLossReport } from './loss.js';
+import { noteRelayed, noteSeq, takeLossReport } from './loss.js';
 import type { TcpCoalescer } from './tcp-coalesce.js';
 
 /** Received datagrams opened in one call at most. */
@@ -320,6 +320,7 @@ export class SleeveReceive {
       } else if (relays >= MAX_RELAYS) {
         s.drop_hop_limit++;
       } else if (send.appendRelayed(decision.nextHop!, buf, record, frameLength, relays + 1)) {
+        noteRelayed(from, decision.nextHop!, now);
         s.frames_forwarded++;
       } else {
         s.drop_too_big++;

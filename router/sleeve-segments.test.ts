@@ -168,4 +168,45 @@ describe('Sleeve cutting offloaded TCP frames into segments', () => {
     expect(a.sleeve.counters()).toMatchObject({ offloaded_out: piecesBefore + 1, segmented_out: 1, loss_reports_in: 1 });
     for (const n of nodes) await n.sleeve.stop();
   });
+
+  it("'auto' through a relay: loss beyond the relay makes the capturing router cut segments", async () => {
+    const { clock, network, nodes } = await line([A, B, C], [true, true], 'auto');
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    const macA = 0x02_0000_0000_0a;
+    const macC = 0x02_0000_0000_0c;
+    announce(c, macC);
+    clock.advance(1);
+    const payload = Buffer.alloc(30_000, 9);
+    const spec: TcpFrameSpec = {
+      ...{ isV6: false, vlan: null, options: new Uint8Array(0), ipv4Options: new Uint8Array(0), payload, seq: 1000, ack: 1 },
+      ...{ flags: 0x10, window: 1000, ipId: 1, ttl: 64, tos: 0, flowLabel: 0, srcPort: 40000, dstPort: 5201 },
+      ...{ src: new Uint8Array(16).fill(1), dst: new Uint8Array(16).fill(3), srcMac: macA, dstMac: macC },
+    };
+    const send = () => {
+      const frame = tsoSuperFrame(spec, 1300);
+      spec.seq += payload.length;
+      a.capture.inject(frame.subarray(10), frame.subarray(0, 10));
+      clock.advance(1);
+    };
+    send();
+    expect(c.sleeve.counters()).toMatchObject({ offloaded_delivered: 1 });
+    // Loss only on the relay's link to C: A's link to B loses nothing.
+    network.setLinkLoss(b.underlay.endpoint().address, c.underlay.endpoint().address, 0.3);
+    send();
+    network.setLinkLoss(b.underlay.endpoint().address, c.underlay.endpoint().address, 0);
+    send();
+    expect(b.sleeve.counters()['datagrams_missed']).toBe(0);
+    expect(c.sleeve.counters()['datagrams_missed']).toBeGreaterThan(0);
+    clock.advance(1000); // C reports to B; B tells A in its next ack once it relays from A into the loss
+    send();
+    clock.advance(1000);
+    expect(a.sleeve.counters()['loss_reports_in']).toBeGreaterThan(0);
+    const before = a.sleeve.counters();
+    send();
+    const after = a.sleeve.counters();
+    expect(after['segmented_out']! - before['segmented_out']!).toBe(1);
+    expect(after['offloaded_out']).toBe(before['offloaded_out']);
+    expect(a.sleeve.peerHealth().get(B)?.traffic?.dropsOut['lost']).toBe(0); // B itself lost nothing of ours
+    for (const n of nodes) await n.sleeve.stop();
+  });
 });
