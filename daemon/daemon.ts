@@ -409,6 +409,7 @@ export class Daemon implements WeftControl {
       remoteHost: n.remoteHost,
       udpPort: n.udpPort,
       data: n.session?.data ?? null,
+      graceData: n.graceSession?.data ?? null,
     }));
     let unicast = routes.unicast;
     const punched = (this.nat?.paths() ?? []).filter((p) => !meshNeighbours.some((n) => n.name === p.peer));

@@ -19,6 +19,8 @@ export interface NeighbourView {
   udpPort: number;
   /** The pair's data session, or null on an unencrypted network. */
   data: DataSession | null;
+  /** During a duplicate connection's grace (gossip/mesh.ts): the other session, whose datagrams open too. */
+  graceData?: DataSession | null;
   /** A path punched through NAT (daemon/punch.ts): its session is its own, whatever the trusted subnets say. */
   isPunched?: boolean;
 }
@@ -86,8 +88,10 @@ export class SnapshotBuilder {
         this.endpoints.set(key, endpoint);
       }
       const id = nameToId(n.name);
-      const session = n.data && (n.isPunched === true || !isTrusted(n.remoteHost, inputs.trustedSubnets)) ? n.data : null;
-      neighbours.set(id, Object.freeze({ peer: id, endpoint, session }));
+      const isSealed = n.isPunched === true || !isTrusted(n.remoteHost, inputs.trustedSubnets);
+      const session = n.data && isSealed ? n.data : null;
+      const graceSession = session !== null && n.graceData ? n.graceData : null;
+      neighbours.set(id, Object.freeze(graceSession ? { peer: id, endpoint, session, graceSession } : { peer: id, endpoint, session }));
     }
     for (const key of [...this.endpoints.keys()]) if (!seen.has(key)) this.endpoints.delete(key);
 

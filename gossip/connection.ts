@@ -101,6 +101,8 @@ export interface PeerConnectionEvents {
   onConfirmed(conn: PeerConnection): void;
   /** The handshake is complete: frames may flow. */
   onReady(conn: PeerConnection): void;
+  /** The first message after ready arrived (the remote is done with the handshake too). @default nothing */
+  onHeard?(conn: PeerConnection): void;
   /** A frame other than heartbeat and rekey. May throw `DecodeError`: the connection is then closed. */
   onFrame(conn: PeerConnection, type: number, body: Uint8Array): void;
   /** Called once. `err` is the typed error when the handshake was refused (ours or, by reason, theirs). */
@@ -117,6 +119,8 @@ export class PeerConnection {
   session: SecureSession | null = null;
   /** Clock time the handshake completed. */
   readyAt = 0;
+  /** A message came after the handshake completed here (so the remote completed it too). */
+  isHeardSinceReady = false;
   log: Logger;
 
   private readonly heartbeatMs: number;
@@ -299,6 +303,10 @@ export class PeerConnection {
   }
 
   private receiveFrame(sealed: Uint8Array): void {
+    if (!this.isHeardSinceReady) {
+      this.isHeardSinceReady = true;
+      this.events.onHeard?.(this);
+    }
     let frame = sealed;
     if (this.session) {
       const opened = this.session.open(sealed);

@@ -15,6 +15,17 @@
  * so a stranger could replay them; an unconfirmed duplicate that would lose is refused at its hello, one that would
  * win waits for its proof, and the connection in place is never touched before that.
  *
+ * Each side decides when the duplicate is confirmed at ITS end, so for a moment the two sides keep different
+ * connections, and data keys are per connection. So a confirmed duplicate that lost (the connection it replaced, or
+ * itself when it came second) is not closed at once: it is retired, out of the routes, for `duplicateGraceMs`, then
+ * closed. Meanwhile `neighbours()` gives the two sessions to the data path, which opens datagrams sealed under
+ * either and keeps the path's health across the swap; and the retired connection's close cannot reach the other side
+ * before that side has made the same swap (a close of the connection it still owned would make it drop the peer).
+ * Data is sent under the owner's session once the other side surely has it too: at once when we dialled the owner
+ * (its responder confirms first), else once a frame came over it (its dialler is done); until then under the
+ * retired one's, which the other side still has. At most one retired connection per peer; a restart (a new uid)
+ * replaces the old connection at once.
+ *
  * Inbound connections are admitted per source address first (inbound-admission.ts), so one address cannot lock
  * others out; addresses learned from gossip are dialled only if dial-policy.ts allows them.
  *
@@ -76,6 +87,12 @@ export const TOPOLOGY_CHANNEL = 'topology';
  */
 export const OWN_OUTBID_INTERVAL_MS = 1000;
 
+/**
+ * A confirmed duplicate that lost stays open this long before it is closed (see the header): the other side makes
+ * the same swap half a round trip after us, so this only needs to outlast a slow round trip and a stalled loop.
+ */
+export const DUPLICATE_GRACE_MS = 3000;
+
 export interface MeshDeps {
   transport: Transport;
   clock: Clock;
@@ -112,6 +129,8 @@ export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits, Heal
   gossipIntervalMs?: number;
   /** @default 5000 */
   dialTimeoutMs?: number;
+  /** How long a confirmed duplicate that lost stays open, retired (see the header). @default DUPLICATE_GRACE_MS */
+  duplicateGraceMs?: number;
   /** Hold connections 'pending' until `setDataPathEstablished(peer, true)`. @default false */
   requireDataPathConfirm?: boolean;
   /** Limits on inbound handshakes, per address and in all (defaults in inbound-admission.ts). */
@@ -130,8 +149,13 @@ export interface Neighbour {
   isOutbound: boolean;
   /** Established in our topology entry (data path confirmed, or not required). */
   isEstablished: boolean;
-  /** The crypto session when both routers have a password, else null. */
+  /** The crypto session to send under when both routers have a password, else null. */
   session: SecureSession | null;
+  /**
+   * While a duplicate connection to this peer is in its grace (see the header): the other of the two sessions, whose
+   * datagrams open too (the peer may seal under either for a moment); else null.
+   */
+  graceSession: SecureSession | null;
 }
 
 export class Mesh {
@@ -150,6 +174,8 @@ export class Mesh {
   private readonly conns = new Set<PeerConnection>();
   /** The one confirmed connection per peer (a duplicate is resolved when it is confirmed, never earlier). */
   private readonly owners = new Map<PeerName, PeerConnection>();
+  /** Per peer, the confirmed duplicate that lost (same uid), open until its grace ends (see the header). */
+  private readonly retired = new Map<PeerName, { conn: PeerConnection; timer: Timer }>();
   /**
    * Peers whose data path (UDP) the datapath reports working. Kept per peer, not per connection: the UDP path does
    * not care which TCP connection carries control, so a connection that replaces another (a duplicate resolved, a
@@ -192,6 +218,7 @@ export class Mesh {
   private readonly heartbeatMs: number;
   private readonly heartbeatTimeoutMs: number;
   private readonly dialTimeoutMs: number;
+  private readonly duplicateGraceMs: number;
   private readonly requireDataPathConfirm: boolean;
   /** Our own event-loop stalls, as every connection's heartbeat tick sees them (issue 19). */
   private readonly stalls: StallWatch;
@@ -206,6 +233,7 @@ export class Mesh {
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
+    this.duplicateGraceMs = options.duplicateGraceMs ?? DUPLICATE_GRACE_MS;
     this.stalls = new StallWatch({ thresholdMs: this.heartbeatMs / 4, graceMs: this.heartbeatMs });
     this.requireDataPathConfirm = options.requireDataPathConfirm ?? false;
     this.admission = new InboundAdmission(deps.clock.now(), options.inbound);
@@ -313,6 +341,8 @@ export class Mesh {
     this.maker.stop();
     this.ownOutbidTimer?.cancel();
     this.ownOutbidTimer = null;
+    for (const r of this.retired.values()) r.timer.cancel();
+    this.retired.clear();
     for (const c of [...this.conns]) c.close('router stopping');
     const l = this.listener;
     this.listener = null;
@@ -369,7 +399,7 @@ export class Mesh {
         udpPort: c.remote.udpPort,
         isOutbound: c.isOutbound,
         isEstablished: this.isEstablished(c),
-        session: c.session,
+        ...this.dataSessions(c),
       });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -449,12 +479,22 @@ export class Mesh {
     const liveAddrs = new Set<string>();
     for (const c of this.conns) {
       liveAddrs.add(c.remoteAddr);
+      // A retired duplicate (see the header) is pending: out of the routes, closing after its grace.
+      const isRetired = c.remote !== null && this.retired.get(c.remote.name)?.conn === c;
       const r: ConnectionReport = {
         direction: c.isOutbound ? '->' : '<-',
         address: c.remoteAddr,
-        state: c.phase === 'ready' ? (this.isEstablished(c) ? 'established' : 'pending') : 'connecting',
+        state: c.phase === 'ready' ? (this.isEstablished(c) && !isRetired ? 'established' : 'pending') : 'connecting',
         info:
-          c.phase === 'ready' ? (this.isEstablished(c) ? (c.session ? 'encrypted' : 'unencrypted') : 'waiting for the data path') : c.phase,
+          c.phase !== 'ready'
+            ? c.phase
+            : isRetired
+              ? 'duplicate connection, closing'
+              : this.isEstablished(c)
+                ? c.session
+                  ? 'encrypted'
+                  : 'unencrypted'
+                : 'waiting for the data path',
         isEncrypted: c.session !== null,
       };
       if (c.remote) {
@@ -544,6 +584,10 @@ export class Mesh {
           this.onReady(c);
         },
         onFrame: (c, type, body) => this.gossip.onFrame(c.remote!.name, type, body),
+        onHeard: (c) => {
+          // The other side is done with `c`: the data path may send under its session now (`dataSessions`).
+          if (this.retired.has(c.remote!.name)) this.changed();
+        },
         onClose: (c, reason, err) => {
           this.releasePending(c);
           waiter?.reject(err ?? new Error(reason));
@@ -571,12 +615,23 @@ export class Mesh {
     if (existing && existing !== c) this.resolveDuplicate(c, existing);
   }
 
-  /** Make the confirmed `c` the connection to its peer, or refuse it as a duplicate (throws a HandshakeError). */
+  /**
+   * Make the confirmed `c` the connection to its peer, or retire it as a duplicate that lost (see the header), or
+   * refuse it (throws a HandshakeError: a name collision).
+   */
   private claim(c: PeerConnection): void {
     const peer = c.remote!.name;
     const existing = this.owners.get(peer);
     if (existing && existing !== c) {
-      const why = this.resolveDuplicate(c, existing);
+      let why: 'restarted' | 'preferred';
+      try {
+        why = this.resolveDuplicate(c, existing);
+      } catch (err) {
+        if (!(err instanceof DuplicateConnectionError)) throw err;
+        // Confirmed, same peer, same launch: the other side may own it for a moment, so it is retired, not refused.
+        this.retire(c);
+        return;
+      }
       this.owners.set(peer, c);
       if (why === 'restarted') {
         this.log.info(
@@ -585,11 +640,36 @@ export class Mesh {
         );
         existing.close(`replaced by a restarted ${peer} (uid ${c.remote!.uid})`);
       } else {
-        existing.close('duplicate connection', new DuplicateConnectionError(peer));
+        this.retire(existing);
       }
       return;
     }
     this.owners.set(peer, c);
+  }
+
+  /**
+   * The confirmed `c` lost to another connection to the same peer (same uid): keep it open, out of the routes,
+   * for `duplicateGraceMs`, then close it as a duplicate. Replaces (closes) an earlier one retired for that peer.
+   */
+  private retire(c: PeerConnection): void {
+    const peer = c.remote!.name;
+    const earlier = this.retired.get(peer);
+    if (earlier) {
+      earlier.timer.cancel();
+      this.retired.delete(peer);
+      earlier.conn.close('duplicate connection', new DuplicateConnectionError(peer));
+    }
+    this.count('duplicate_connection');
+    c.log.info(
+      { reason: 'duplicate connection', graceMs: this.duplicateGraceMs },
+      'duplicate connection retired (closing after the grace)',
+    );
+    const timer = this.deps.clock.setTimeout(() => {
+      if (this.retired.get(peer)?.conn === c) this.retired.delete(peer);
+      c.close('duplicate connection', new DuplicateConnectionError(peer));
+    }, this.duplicateGraceMs);
+    this.retired.set(peer, { conn: c, timer });
+    this.changed();
   }
 
   /**
@@ -636,6 +716,11 @@ export class Mesh {
   private onClosed(c: PeerConnection): void {
     this.conns.delete(c);
     const peer = c.remote?.name;
+    const retired = peer === undefined ? undefined : this.retired.get(peer);
+    if (retired?.conn === c) {
+      retired.timer.cancel();
+      this.retired.delete(peer!);
+    }
     if (peer !== undefined && this.owners.get(peer) === c) {
       this.owners.delete(peer);
       if (c.readyAt > 0 && this.phase === 'running') this.lostPeer(c);
@@ -679,6 +764,18 @@ export class Mesh {
       const addr = addresses.get(name);
       if (addr !== undefined && this.maker.wake(addr)) this.count('dial_woken');
     }
+  }
+
+  /**
+   * The data sessions for the owner `c`: its own, unless a retired duplicate is in its grace and the other side may
+   * not have `c`'s yet (we did not dial `c`, and nothing came over it since it was ready): then the retired one's,
+   * with `c`'s accepted too (see the header).
+   */
+  private dataSessions(c: PeerConnection): { session: SecureSession | null; graceSession: SecureSession | null } {
+    const retired = this.retired.get(c.remote!.name)?.conn.session ?? null;
+    if (retired === null || c.session === null) return { session: c.session, graceSession: null };
+    if (c.isOutbound || c.isHeardSinceReady) return { session: c.session, graceSession: retired };
+    return { session: retired, graceSession: c.session };
   }
 
   private isEstablished(c: PeerConnection): boolean {

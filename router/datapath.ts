@@ -22,6 +22,12 @@ export interface PeerPath {
   readonly endpoint: Endpoint;
   /** Seal/open for this pair, or null when the traffic to this peer is sent in clear. */
   readonly session: DataSession | null;
+  /**
+   * While a duplicate control connection to this peer is in its grace (gossip/mesh.ts): the other of the two
+   * sessions. Datagrams that do not open under `session` are tried under it, and a `session` that was the last
+   * snapshot's `session` or `graceSession` keeps the path's health (same peer, same launch, same path). @default none
+   */
+  readonly graceSession?: DataSession | null;
 }
 
 export interface ForwardingSnapshot {

@@ -34,6 +34,11 @@ export class Neighbour {
   /** The endpoint the last snapshot gave: a new snapshot moves `endpoint` only when this changes. */
   snapshotEndpoint: Endpoint;
   session: DataSession | null;
+  /**
+   * The other session of a duplicate connection's grace (`PeerPath.graceSession`): sealed datagrams that do not open
+   * under `session` are tried under it. Null almost always.
+   */
+  graceSession: DataSession | null = null;
   /** [header | records ... | room for the tag]; reallocated only by `apply`. */
   buffer: Buffer;
   /** Most record bytes one datagram carries. */

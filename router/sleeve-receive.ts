@@ -7,7 +7,9 @@
  *         and moves the endpoint there only if it is authentic (roaming, NAT rebinding, as WireGuard does) ->
  *       sealed/clear must match the neighbour's session -> sealed: replay verdict (`checkOpen`), then queued in a
  *       run of consecutive datagrams from one neighbour under one key phase, opened in place in one call
- *       (`openRun`) when the run ends -> handled in arrival order:
+ *       (`openRun`) when the run ends (while the neighbour has a `graceSession`, a duplicate connection's grace of
+ *       a few seconds: one at a time, under the current session, else under the previous one) -> handled in
+ *       arrival order:
  *       frames: every record validated first (taken whole or not at all); per record, the forwarding decision
  *         (./forwarding-decision.ts): deliver to the bridge (learning the source MAC as the capturing peer's),
  *         relay to another neighbour (appended to its pending datagram, ./sleeve-send.ts), or both (broadcast);
@@ -51,6 +53,8 @@ import type { TcpCoalescer } from './tcp-coalesce.js';
 
 /** Received datagrams opened in one call at most. */
 const OPEN_RUN_MAX = 256;
+/** The largest sealed body a datagram can carry (a UDP payload is under 64 KiB): the copy `openEither` keeps. */
+const MAX_SEALED_BODY_BYTES = 65_536;
 
 export interface SleeveReceiveDeps {
   capture: Capture;
@@ -90,6 +94,8 @@ export class SleeveReceive {
   private hasPathMtuChange = false;
   /** The batch being handled (for the source of a datagram that roams). */
   private batch: DatagramBatch | null = null;
+  /** A sealed body as it came, for a second try under another session (`openEither`); allocated once. */
+  private scratch: Buffer | null = null;
 
   constructor(deps: SleeveReceiveDeps) {
     this.capture = deps.capture;
@@ -140,9 +146,25 @@ export class SleeveReceive {
           n.dropsInAuth++;
           continue;
         }
-        // Opened with the run it joins, in one call; handled then, in arrival order.
         const seq = readSeq(buf, off);
         const phase = keyPhaseOf(flags);
+        if (n.graceSession !== null) {
+          // A duplicate connection's grace: the peer may seal under either session. One at a time, in order.
+          if (this.openCount > 0 && this.openPendingRun(view!, buf, now)) hasFrames = true;
+          const r = this.openEither(n, buf, off, bodyLength, seq, phase);
+          if (r < 0) {
+            countOpenDrop(s, r);
+            n.dropsInAuth++;
+            continue;
+          }
+          n.datagramsIn++;
+          n.bytesIn += len;
+          if (!isAtEndpoint) this.roam(n, i);
+          // Two sequences interleave here: no gaps are counted (seq -1) until the grace ends.
+          if (this.handle(view!, n, type, buf, off, r, phase, -1, now)) hasFrames = true;
+          continue;
+        }
+        // Opened with the run it joins, in one call; handled then, in arrival order.
         const verdict = session.checkOpen(seq, phase);
         if (verdict < 0) {
           countOpenDrop(s, verdict);
@@ -218,6 +240,29 @@ export class SleeveReceive {
   }
 
   /**
+   * Open the sealed datagram at `off` under `n.session`, else under `n.graceSession` (the peer may still seal
+   * under the session of a duplicate connection in its grace). An AEAD may wipe a body that fails, so the body is
+   * copied first when both sessions could take it. Returns the plaintext length or the current session's refusal.
+   */
+  private openEither(n: Neighbour, buf: Buffer, off: number, sealedLength: number, seq: number, phase: number): number {
+    const current = n.session!;
+    const grace = n.graceSession!;
+    const body = off + HEADER_BYTES;
+    const currentVerdict = current.checkOpen(seq, phase);
+    const graceVerdict = grace.checkOpen(seq, phase);
+    if (graceVerdict < 0) return currentVerdict < 0 ? currentVerdict : current.open(buf, off, body, sealedLength, seq, phase);
+    if (currentVerdict < 0) return grace.open(buf, off, body, sealedLength, seq, phase);
+    this.scratch ??= Buffer.alloc(MAX_SEALED_BODY_BYTES);
+    const isCopied = sealedLength <= this.scratch.length;
+    if (isCopied) buf.copy(this.scratch, 0, body, body + sealedLength);
+    const r = current.open(buf, off, body, sealedLength, seq, phase);
+    if (r >= 0 || !isCopied) return r;
+    this.scratch.copy(buf, body, 0, sealedLength);
+    const again = grace.open(buf, off, body, sealedLength, seq, phase);
+    return again >= 0 ? again : r;
+  }
+
+  /**
    * An authentic datagram from `n` came from another endpoint: send there from now on. Allocates (an endpoint), but
    * only when a neighbour moves, which only its key can make happen.
    */
@@ -230,7 +275,10 @@ export class SleeveReceive {
     this.stats.endpoint_moves++;
   }
 
-  /** One authentic datagram from `n` (body in the clear at `buf[off + 16]`, key phase and seq from its header); true if it carried frames. */
+  /**
+   * One authentic datagram from `n` (body in the clear at `buf[off + 16]`, key phase and seq from its header; seq -1:
+   * not counted for loss); true if it carried frames.
+   */
   private handle(
     view: SleeveView,
     n: Neighbour,
@@ -245,7 +293,7 @@ export class SleeveReceive {
     const s = this.stats;
     n.lastHeardMs = now;
     n.isAwaiting = false;
-    s.datagrams_missed += noteSeq(n, phase, seq);
+    if (seq >= 0) s.datagrams_missed += noteSeq(n, phase, seq);
     if (type === MessageType.Frames) {
       this.receiveFrames(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;

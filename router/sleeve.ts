@@ -189,15 +189,24 @@ export class Sleeve implements Datapath {
       let n = old?.byPeer.get(path.peer);
       if (n === undefined) {
         n = new Neighbour(path.peer, number, path.endpoint, path.session, mtu);
+        n.graceSession = path.graceSession ?? null;
         fresh.push(n);
       } else {
         if (n.session !== path.session) {
           n.clearSeq = 0;
-          // Health seen under another session says nothing about this one.
-          n.lastHeartbeatMs = n.lastAckMs = n.heartbeatSentMs = -1;
+          // Health seen under another session says nothing about this one, unless the two are a duplicate connection's
+          // pair in its grace (same peer, same launch, same path: gossip/mesh.ts).
+          const isSwap =
+            n.session !== null && (path.graceSession === n.session || (path.session !== null && path.session === n.graceSession));
+          if (!isSwap) n.lastHeartbeatMs = n.lastAckMs = n.heartbeatSentMs = -1;
         }
         n.takeEndpoint(path.endpoint);
+        if (n.session !== path.session || n.graceSession !== (path.graceSession ?? null)) {
+          // A new sequence of datagrams (or two, interleaved, during a duplicate's grace): gaps count afresh.
+          n.seqInNext[0] = n.seqInNext[1] = -1;
+        }
         n.session = path.session;
+        n.graceSession = path.graceSession ?? null;
         n.resize(mtu);
       }
       byPeer.set(path.peer, n);

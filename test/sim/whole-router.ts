@@ -21,6 +21,8 @@ import type { AttachRequest, DatapathReport, EndpointReport } from '../../api/co
 import { resolveConfig, type WeftConfig } from '../../config/launch.js';
 import { Daemon } from '../../daemon/daemon.js';
 import type { DaemonDatapath } from '../../daemon/daemon-deps.js';
+import type { Transport } from '../../gossip/transport.js';
+import { splitAddress } from '../../runtime/address.js';
 
 /** A data path over memory parts that remembers what the daemon told it. */
 export class SimDatapath implements DaemonDatapath {
@@ -112,7 +114,12 @@ export class WholeRouterWorld {
 
   constructor(
     readonly seed: number,
-    private readonly options: { latencyMs?: number; withDatapath?: boolean } = {},
+    private readonly options: {
+      latencyMs?: number;
+      withDatapath?: boolean;
+      /** Extra ms before a control dial from one host to another reaches the far end (a slow SYN); 0 for none. */
+      dialDelayMs?: (fromHost: string, toHost: string) => number;
+    } = {},
   ) {
     this.gossip = new MemoryNetwork(this.clock, { latencyMs: options.latencyMs ?? 1 });
     this.udp = new MemoryUdpNetwork({ clock: this.clock, random: new SeededRandom(seed ^ 0x5a5a) }, { latencyMs: options.latencyMs ?? 1 });
@@ -150,7 +157,7 @@ export class WholeRouterWorld {
       clock: this.clock,
       random: new SeededRandom(this.seed * 1000 + i * 10 + launches),
       store,
-      transport: this.gossip.transport(host),
+      transport: this.transport(host),
       localHosts: () => [host],
       datapath: async (_config, parts) => (datapath = new SimDatapath(this.clock, this.udp, host, parts.log)),
       launchUid: () => String(this.seed * 1_000_000 + i * 1000 + launches),
@@ -161,6 +168,23 @@ export class WholeRouterWorld {
     await daemon.start();
     router.datapath = datapath!;
     return router;
+  }
+
+  /** The gossip transport of `host`, with the `dialDelayMs` knob applied to its dials. */
+  private transport(host: string): Transport {
+    const t = this.gossip.transport(host);
+    const delayOf = this.options.dialDelayMs;
+    if (delayOf === undefined) return t;
+    return {
+      listen: (address, onConnection) => t.listen(address, onConnection),
+      dial: (address, timeoutMs) => {
+        const delay = delayOf(host, splitAddress(address).host);
+        if (delay <= 0) return t.dial(address, timeoutMs);
+        return new Promise((resolve, reject) => {
+          this.clock.setTimeout(() => t.dial(address, timeoutMs).then(resolve, reject), delay);
+        });
+      },
+    };
   }
 
   /** Cut router `i` off from every other (control and data), until `heal(i)`. */
