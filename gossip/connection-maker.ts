@@ -56,7 +56,7 @@ export interface ConnectionMakerOptions extends BackoffOptions, ConnectionMakerL
 export interface HealOptions {
   /** A connection that lasted this long resets the back-off when it drops. @default 10000 */
   stableAfterMs?: number;
-  /** Cap on the delays of a lost peer (one that was connected), for `lostPeerWindowMs` after the loss. @default 2000 */
+  /** Cap on the delays of a lost peer (one that was connected), for `lostPeerWindowMs` after the loss. @default 1000 */
   lostPeerMaxBackoffMs?: number;
   /** How long a lost peer is retried at the short cap before `maxBackoffMs` applies again. @default 600000 */
   lostPeerWindowMs?: number;
@@ -79,8 +79,11 @@ export interface ConnectionMakerDeps {
   clock: Clock;
   random: Random;
   log: Logger;
-  /** Dial and handshake `address`; resolves once the connection is ready, rejects with why it failed. */
-  connect(address: string): Promise<void>;
+  /**
+   * Dial and handshake `address`; resolves once the connection is ready, rejects with why it failed. `isLostPeer`:
+   * the address led to a connection lost lately (the mesh gives up sooner on a dial whose SYN goes unanswered).
+   */
+  connect(address: string, isLostPeer: boolean): Promise<void>;
   /** True if a ready connection leads to the peer at `address`. */
   isConnected(address: string): boolean;
   /** Listen addresses of peers known from the topology that we are not connected to. */
@@ -133,7 +136,7 @@ export class ConnectionMaker {
       stableAfterMs: options.stableAfterMs ?? 10_000,
       maxTargets: options.maxTargets ?? 256,
       maxConcurrentDials: options.maxConcurrentDials ?? 8,
-      lostPeerMaxBackoffMs: options.lostPeerMaxBackoffMs ?? 2000,
+      lostPeerMaxBackoffMs: options.lostPeerMaxBackoffMs ?? 1000,
       lostPeerWindowMs: options.lostPeerWindowMs ?? 600_000,
       minDialSpacingMs: options.minDialSpacingMs ?? 500,
       wakesPerSecond: options.wakesPerSecond ?? 4,
@@ -326,7 +329,7 @@ export class ConnectionMaker {
     t.isDialling = true;
     t.lastDialAt = this.deps.clock.now();
     this.dialsInFlight++;
-    this.deps.connect(t.address).then(
+    this.deps.connect(t.address, t.lastDialAt - t.lostAt < this.options.lostPeerWindowMs).then(
       () => {
         this.dialsInFlight--;
         t.isDialling = false;

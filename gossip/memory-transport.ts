@@ -12,7 +12,14 @@
  */
 import type { Clock } from '../runtime/clock.js';
 import { joinAddress, splitAddress } from '../runtime/address.js';
-import { sanitizeRemoteText, truncateCloseReason, type Transport, type TransportConnection, type TransportListener } from './transport.js';
+import {
+  sanitizeRemoteText,
+  truncateCloseReason,
+  type DialOptions,
+  type Transport,
+  type TransportConnection,
+  type TransportListener,
+} from './transport.js';
 
 export interface MemoryNetworkOptions {
   /**
@@ -161,7 +168,7 @@ export class MemoryNetwork {
         this.listeners.set(bound, listener);
         return listener;
       },
-      dial: (address, timeoutMs) => this.dial(host, address, timeoutMs),
+      dial: (address, timeoutMs, options) => this.dial(host, address, timeoutMs, options),
     };
   }
 
@@ -225,13 +232,14 @@ export class MemoryNetwork {
     this.connections.delete(conn);
   }
 
-  private dial(fromHost: string, address: string, timeoutMs: number): Promise<TransportConnection> {
+  private dial(fromHost: string, address: string, timeoutMs: number, options: DialOptions = {}): Promise<TransportConnection> {
     const { host: toHost, port } = splitAddress(address);
     const target = joinAddress(toHost, port);
     return new Promise((resolve, reject) => {
       if (this.isPartitioned(fromHost, toHost)) {
         // A cut link swallows the SYN: the dialler only learns from its timeout.
-        this.clock.setTimeout(() => reject(new Error(`dial ${target}: timed out after ${timeoutMs}ms`)), timeoutMs);
+        const waitMs = Math.min(timeoutMs, options.connectTimeoutMs ?? timeoutMs);
+        this.clock.setTimeout(() => reject(new Error(`dial ${target}: timed out after ${waitMs}ms`)), waitMs);
         return;
       }
       const rtt = this.latency(fromHost, toHost) + this.latency(toHost, fromHost);

@@ -131,6 +131,8 @@ export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits, Heal
   dialTimeoutMs?: number;
   /** How long a confirmed duplicate that lost stays open, retired (see the header). @default DUPLICATE_GRACE_MS */
   duplicateGraceMs?: number;
+  /** A dial to a lost peer (connected lately) whose TCP connect is unanswered this long is dropped and retried. @default 1500 */
+  lostPeerConnectTimeoutMs?: number;
   /** Hold connections 'pending' until `setDataPathEstablished(peer, true)`. @default false */
   requireDataPathConfirm?: boolean;
   /** Limits on inbound handshakes, per address and in all (defaults in inbound-admission.ts). */
@@ -219,6 +221,7 @@ export class Mesh {
   private readonly heartbeatTimeoutMs: number;
   private readonly dialTimeoutMs: number;
   private readonly duplicateGraceMs: number;
+  private readonly lostPeerConnectTimeoutMs: number;
   private readonly requireDataPathConfirm: boolean;
   /** Our own event-loop stalls, as every connection's heartbeat tick sees them (issue 19). */
   private readonly stalls: StallWatch;
@@ -234,6 +237,7 @@ export class Mesh {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
     this.duplicateGraceMs = options.duplicateGraceMs ?? DUPLICATE_GRACE_MS;
+    this.lostPeerConnectTimeoutMs = options.lostPeerConnectTimeoutMs ?? 1500;
     this.stalls = new StallWatch({ thresholdMs: this.heartbeatMs / 4, graceMs: this.heartbeatMs });
     this.requireDataPathConfirm = options.requireDataPathConfirm ?? false;
     this.admission = new InboundAdmission(deps.clock.now(), options.inbound);
@@ -283,7 +287,7 @@ export class Mesh {
         clock: deps.clock,
         random: deps.random,
         log: this.log,
-        connect: (addr) => this.dial(addr),
+        connect: (addr, isLostPeer) => this.dial(addr, isLostPeer),
         isConnected: (addr) => this.isConnectedTo(addr),
         discoveredAddresses: () => this.discoveredAddresses(),
       },
@@ -561,8 +565,15 @@ export class Mesh {
     }
   }
 
-  private async dial(addr: string): Promise<void> {
-    const t = await this.deps.transport.dial(addr, this.dialTimeoutMs);
+  private async dial(addr: string, isLostPeer: boolean): Promise<void> {
+    // A lost peer is redialled every second or so until it answers; a dial whose SYN went unanswered (the link still
+    // down) is dropped after `lostPeerConnectTimeoutMs` rather than left in TCP's SYN retransmission (the next SYN 3 s
+    // later), so the first SYN after the link returns is at most about a second and a half away.
+    const t = await this.deps.transport.dial(
+      addr,
+      this.dialTimeoutMs,
+      isLostPeer ? { connectTimeoutMs: Math.min(this.lostPeerConnectTimeoutMs, this.dialTimeoutMs) } : {},
+    );
     if (this.phase !== 'running') {
       t.close('router stopping');
       throw new Error('router stopping');

@@ -54,6 +54,11 @@ export interface TransportListener {
   close(): Promise<void>;
 }
 
+export interface DialOptions {
+  /** Give up when the connection is not open within this many ms (no answer to the SYN). Default: `timeoutMs`. */
+  connectTimeoutMs?: number;
+}
+
 export interface Transport {
   /**
    * Accept connections on `address` ("host:port"; host may be 0.0.0.0). `onRefused` hears of every connection the
@@ -64,8 +69,13 @@ export interface Transport {
     onConnection: (conn: TransportConnection) => void,
     onRefused?: (refusal: TransportRefusal) => void,
   ): Promise<TransportListener>;
-  /** Open a connection to `address` ("host:port"). Rejects on failure or after `timeoutMs`. */
-  dial(address: string, timeoutMs: number): Promise<TransportConnection>;
+  /**
+   * Open a connection to `address` ("host:port"). Rejects on failure or after `timeoutMs`, and after
+   * `options.connectTimeoutMs` when the underlying connection (TCP) is not even open by then: a dial whose SYN was
+   * lost waits in the kernel's retransmission (1 s, then 3 s more), and a caller redialling a peer that was just lost
+   * would rather start a fresh dial than wait for it.
+   */
+  dial(address: string, timeoutMs: number, options?: DialOptions): Promise<TransportConnection>;
 }
 
 /**

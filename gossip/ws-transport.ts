@@ -16,12 +16,14 @@
  */
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { createServer, type IncomingMessage } from 'node:http';
+import { connect as netConnect, type NetConnectOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { joinAddress, splitAddress } from '../runtime/address.js';
 import {
   sanitizeRemoteText,
   truncateCloseReason,
   type Transport,
+  type DialOptions,
   type TransportConnection,
   type TransportListener,
   type TransportRefusal,
@@ -286,7 +288,7 @@ export class WsTransport implements Transport {
     });
   }
 
-  dial(address: string, timeoutMs: number): Promise<TransportConnection> {
+  dial(address: string, timeoutMs: number, options: DialOptions = {}): Promise<TransportConnection> {
     let host: string;
     let port: number;
     try {
@@ -301,23 +303,40 @@ export class WsTransport implements Transport {
         perMessageDeflate: false,
         handshakeTimeout: timeoutMs,
         ...(this.localAddress !== undefined && { localAddress: this.localAddress }),
+        // Our own connect, to see when TCP is open (the connect timeout below).
+        // (ws calls it with options only; the cast is for @types/ws, which asks for net.connect's every overload).
+        createConnection: ((o: NetConnectOpts) => {
+          const socket = netConnect(o);
+          socket.once('connect', () => clearTimeout(connectTimer));
+          return socket;
+        }) as typeof netConnect,
       });
       let isSettled = false;
       const fail = (message: string) => {
         if (isSettled) return;
         isSettled = true;
         clearTimeout(timer);
+        clearTimeout(connectTimer);
         ws.terminate();
         reject(new Error(`dial ${address}: ${message}`));
       };
       const timer = setTimeout(() => fail(`timed out after ${timeoutMs}ms`), timeoutMs);
       timer.unref();
+      // No TCP connection by then: the SYN (or its answer) was lost. Checked once more after the next I/O poll
+      // (setImmediate), so a connect that completed during a stall of ours is read before we give up on it.
+      const connectTimeoutMs = options.connectTimeoutMs ?? timeoutMs;
+      const connectTimer = setTimeout(
+        () => setImmediate(() => fail(`no answer to the TCP connect within ${connectTimeoutMs}ms`)),
+        connectTimeoutMs,
+      );
+      connectTimer.unref();
       ws.on('error', (err) => fail(err.message));
       ws.on('upgrade', (res) => res.socket.setNoDelay(true));
       ws.once('open', () => {
         if (isSettled) return;
         isSettled = true;
         clearTimeout(timer);
+        clearTimeout(connectTimer);
         ws.removeAllListeners('error');
         resolve(new WsConnection(ws, joinAddress(host, port), host, true, this.maxBufferedBytes, this.maxPayloadBytes));
       });
