@@ -135,6 +135,32 @@ describe('a replayed hello (item 3)', () => {
     await w.run(5000);
     expect(h1.status().connections.filter((c) => c.state === 'established')).toHaveLength(1);
   });
+
+  it('retires the confirmed duplicate that lost: open, pending and its session still opening data for the grace, then closed; neither side loses the peer', async () => {
+    const w = world();
+    const h1 = await w.add('h1', 1, { security: new FakeConnectionSecurity('pw') });
+    const h2 = await w.add('h2', 2, { security: new FakeConnectionSecurity('pw') });
+    h1.connect(['h2'], false);
+    h2.connect(['h1'], false);
+    await w.run(300);
+    for (const m of [h1, h2]) {
+      const n = m.neighbours();
+      expect(n).toHaveLength(1);
+      // Both sessions for the data path: the owner's and the retired duplicate's, different ones.
+      expect(n[0]!.graceSession).not.toBeNull();
+      expect(n[0]!.graceSession).not.toBe(n[0]!.session);
+      expect(m.status().connections.map((c) => [c.state, c.info])).toContainEqual(['pending', 'duplicate connection, closing']);
+    }
+    // h1 dialled the owner: it sends under its session at once (h2, the responder, confirmed it first).
+    expect(h1.neighbours()[0]!.isOutbound).toBe(true);
+    await w.run(3500);
+    for (const m of [h1, h2]) {
+      expect(m.neighbours()[0]!.graceSession).toBeNull();
+      expect(m.status().connections).toHaveLength(1);
+      expect(m.counters()['peer_lost'] ?? 0).toBe(0);
+    }
+    expect(h2.neighbours()[0]!.isOutbound).toBe(false);
+  });
 });
 
 describe('inbound limits (item 8)', () => {
