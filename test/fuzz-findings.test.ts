@@ -5,7 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { FakeClock } from '../runtime/clock.js';
-import { silentLogger } from '../runtime/logger.js';
+import { createMemoryLogger } from '../runtime/logger.js';
 import { SeededRandom } from '../runtime/random.js';
 import { MemoryNetwork } from '../gossip/memory-transport.js';
 import { Mesh } from '../gossip/mesh.js';
@@ -27,8 +27,9 @@ it('counts a malformed rekey message from an authenticated peer as a refusal, no
   const clock = new FakeClock();
   const net = new MemoryNetwork(clock, { latencyMs: 1 });
   const sec = security(clock);
+  const logs = createMemoryLogger('info');
   const h1 = new Mesh(
-    { transport: net.transport('h1'), clock, random: new SeededRandom(1), log: silentLogger, security: sec },
+    { transport: net.transport('h1'), clock, random: new SeededRandom(1), log: logs.log, security: sec },
     { peerName: '02:00:00:00:00:01', nickname: 'h1', uid: '1' },
   );
   const run = async (ms: number) => {
@@ -56,6 +57,13 @@ it('counts a malformed rekey message from an authenticated peer as a refusal, no
     await run(200);
     expect(evil.phase).toBe('closed');
     expect(h1.counters()['internal_error'] ?? 0).toBe(0);
+    expect(h1.counters()['decode_error']).toBe(1);
+    // One warning line that names the bad message; nothing at error level, no stack.
+    const closing = logs.lines().filter((l) => String(l['msg']).startsWith('closing connection'));
+    expect(closing).toHaveLength(1);
+    expect(closing[0]).toMatchObject({ level: 40, msg: 'closing connection: bad message', code: 'ERR_HANDSHAKE' });
+    expect(JSON.stringify(closing[0])).not.toContain('stack');
+    expect(logs.lines().filter((l) => (l['level'] as number) >= 50)).toEqual([]);
   } finally {
     await h1.stop();
     sec.destroy();

@@ -71,10 +71,9 @@ export interface FuzzRunReport {
 }
 
 /**
- * Findings with a reproducer in test/fuzz-findings.test.ts whose fix belongs to another change: seen in a run they
- * are reported, not failed on. Remove an entry when its fix lands.
+ * Findings reduced to a reproducer (test/fuzz-findings.test.ts) whose fix has not landed: seen in a run they are
+ * reported, not failed on. Remove an entry when its fix lands (none now: the malformed-rekey one is fixed).
  */
-/** Findings reduced to a reproducer (test/fuzz-findings.test.ts) whose fix has not landed: reported, not failed on. */
 const KNOWN_FINDINGS: Array<{ name: string; log: RegExp }> = [];
 
 const PASSWORD = 'fuzz-network-password-1';
