@@ -214,6 +214,8 @@ export class Daemon implements WeftControl {
             log: log.child({ component: 'nat' }),
             security: this.security,
             relayedPeers: () => this.relayedPeers(),
+            // Gossip never makes this router punch (send heartbeats) at its own addresses either.
+            localHosts: this.deps.localHosts,
             neighbourEndpoints: () => this.neighbourEndpoints(),
             onPathsChange: () => {
               this.applyForwarding();

@@ -146,6 +146,56 @@ describe('NatTraversal', () => {
     expect(t.b.counters.nat_bad_message).toBe(1);
   });
 
+  it('refuses endpoints that cannot be public, offers from peers that are not relayed, and floods; probes nothing for them', () => {
+    const t = twoBehindNat(undefined);
+    cleanup = t.destroy;
+    const offer = (address: string, port = 6783, attempt = 1) =>
+      encodeNatMessage({ type: NatMessageType.Offer, attempt, endpoint: { address, port }, publicKey: null });
+    // Loopback (the API's), unspecified, multicast, broadcast, link-local, C's endpoint, B's own public endpoint.
+    for (const a of ['127.0.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '169.254.1.1']) t.b.onGossipUnicast(A, offer(a, 6784));
+    t.b.onGossipUnicast(A, offer('192.0.2.3', 6783));
+    t.b.onGossipUnicast(A, offer('203.0.113.2', 40001));
+    expect(t.b.counters.nat_bad_endpoint).toBe(7);
+    // An OBSERVED that names loopback does not become our endpoint.
+    t.b.onGossipUnicast(C, encodeNatMessage({ type: NatMessageType.Observed, endpoint: { address: '127.0.0.1', port: 6783 } }));
+    expect(t.b.counters.nat_bad_endpoint).toBe(8);
+    expect(t.b.punches.ownEndpoint()).toEqual({ address: '203.0.113.2', port: 40001 });
+    // C is a neighbour, not relayed: its offer is refused.
+    t.b.onGossipUnicast(C, offer('198.51.100.9'));
+    expect(t.b.counters.nat_unwanted_offer).toBe(1);
+    expect(t.b.paths()).toEqual([]);
+    expect(t.b.counters.nat_answers_sent).toBe(0);
+    // A flood of good offers from A: one taken per second.
+    for (let i = 0; i < 100; i++) t.b.onGossipUnicast(A, offer('198.51.100.1', 6783, 10 + i));
+    expect(t.b.counters.nat_answers_sent).toBe(1);
+    expect(t.b.counters.nat_rate_limited).toBe(99);
+    t.clock.advance(1_000);
+    t.b.onGossipUnicast(A, offer('198.51.100.1', 6783, 200));
+    expect(t.b.counters.nat_answers_sent).toBe(2);
+    expect(t.b.paths()).toEqual([expect.objectContaining({ peer: A, endpoint: { address: '198.51.100.1', port: 6783 } })]);
+  });
+
+  it("refuses an offer naming one of this host's own addresses", () => {
+    const clock = new FakeClock();
+    const nat = new NatTraversal(B, {
+      clock,
+      log: silentLogger,
+      security: undefined,
+      relayedPeers: () => new Set([A]),
+      neighbourEndpoints: () => new Map(),
+      onPathsChange: () => undefined,
+      localHosts: () => ['10.9.0.2'],
+    });
+    nat.onGossipUnicast(C, encodeNatMessage({ type: NatMessageType.Observed, endpoint: { address: '203.0.113.2', port: 40001 } }));
+    nat.onGossipUnicast(
+      A,
+      encodeNatMessage({ type: NatMessageType.Offer, attempt: 1, endpoint: { address: '10.9.0.2', port: 6784 }, publicKey: null }),
+    );
+    expect(nat.counters.nat_bad_endpoint).toBe(1);
+    expect(nat.paths()).toEqual([]);
+    nat.stop();
+  });
+
   it('offers and answers nothing with punching off, and says so', () => {
     const t = twoBehindNat('pw', { isPunchingEnabled: false });
     cleanup = t.destroy;

@@ -8,6 +8,12 @@
  *   - the data path's health says when a probed path works (`onHealth`) and the daemon rebuilds the forwarding
  *     snapshot with `paths()`: probed peers as neighbours, punched ones as their own unicast next hop.
  *
+ * What a member says here is believed only as far as it can do no harm elsewhere: an endpoint that cannot be a
+ * public one (loopback, unspecified, link-local, multicast, broadcast), that is this host's own, or that is another
+ * neighbour's, is refused (`nat_bad_endpoint`), so gossip never makes this router send heartbeats at its own loopback,
+ * its API or a third router; an offer from a peer that is not relayed is refused (`nat_unwanted_offer`); and each
+ * peer's offers and `OBSERVED`s are taken at most once per `minMessageIntervalMs` (`nat_rate_limited`).
+ *
  * Everything here runs on the control plane's event loop; nothing touches a packet.
  */
 import type { Clock, Timer } from '../runtime/clock.js';
@@ -15,6 +21,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { GossipChannel, Gossiper } from '../gossip/channel.js';
 import type { AeadDataSession } from '../crypto/aead-data-session.js';
 import type { PasswordSecurity } from '../crypto/password-security.js';
+import { discoveryRefusal } from '../gossip/dial-policy.js';
 import { generateEphemeral, punchTranscript, type EphemeralKeyPair } from '../crypto/kdf.js';
 import {
   NatMessageType,
@@ -37,6 +44,8 @@ export interface NatTraversalDeps {
   neighbourEndpoints(): ReadonlyMap<string, ObservedEndpoint>;
   /** The probed or punched paths changed: rebuild the forwarding snapshot. */
   onPathsChange(): void;
+  /** This host's own addresses, canonical (gossip/dial-policy.ts `systemLocalHosts`). @default none */
+  localHosts?: () => Iterable<string>;
 }
 
 export interface NatTraversalOptions extends PunchOptions {
@@ -50,7 +59,23 @@ export interface NatTraversalOptions extends PunchOptions {
    * @default true
    */
   isPunchingEnabled?: boolean;
+  /**
+   * Take an offer or an `OBSERVED` from one peer at most this often; the rest are dropped and counted. An honest
+   * router sends an `OBSERVED` every `stepMs` at most and an offer every `offerTimeoutMs`. @default 1000
+   */
+  minMessageIntervalMs?: number;
 }
+
+/**
+ * Why `e` cannot be anyone's public endpoint, or undefined when it can: the discovery rules of dial-policy.ts
+ * (loopback, unspecified, multicast, broadcast, link-local; with `localHosts`, this host's own addresses).
+ */
+export function unusableEndpointReason(e: ObservedEndpoint, localHosts: ReadonlySet<string> = new Set()): string | undefined {
+  return discoveryRefusal(`${e.address}:${e.port}`, localHosts)?.replace('_', ' ');
+}
+
+/** At most this many distinct warnings (peer and reason) are logged; the counters count every one. */
+const MAX_WARNED = 256;
 
 export type PunchedSession = AeadDataSession;
 
@@ -65,12 +90,19 @@ export class NatTraversal implements Gossiper {
     nat_punched: 0,
     nat_punch_failed: 0,
     nat_bad_message: 0,
+    nat_bad_endpoint: 0,
+    nat_unwanted_offer: 0,
+    nat_rate_limited: 0,
   };
   private channel: GossipChannel | null = null;
   private timer: Timer | null = null;
   private readonly stepMs: number;
   private readonly observedRefreshMs: number;
   private readonly isPunchingEnabled: boolean;
+  private readonly minMessageIntervalMs: number;
+  /** When each peer's last offer or `OBSERVED` was taken, by "kind|peer" (pruned every step). */
+  private readonly lastTakenAt = new Map<string, number>();
+  private readonly warned = new Set<string>();
   /** What we last told each neighbour, and when. */
   private readonly told = new Map<string, { key: string; atMs: number }>();
   /** Our ephemeral key per offer we sent (peer -> attempt, keys). */
@@ -84,6 +116,7 @@ export class NatTraversal implements Gossiper {
     this.stepMs = options.stepMs ?? 2_000;
     this.observedRefreshMs = options.observedRefreshMs ?? 20_000;
     this.isPunchingEnabled = options.isPunchingEnabled ?? true;
+    this.minMessageIntervalMs = options.minMessageIntervalMs ?? 1_000;
     this.punches = new Punches<PunchedSession>(localName, options, (s) => s.destroy());
   }
 
@@ -150,6 +183,7 @@ export class NatTraversal implements Gossiper {
       }
     }
     for (const peer of [...this.told.keys()]) if (!endpoints.has(peer)) this.told.delete(peer);
+    for (const [peer, at] of [...this.lastTakenAt]) if (now - at >= this.minMessageIntervalMs) this.lastTakenAt.delete(peer);
     const before = this.punches.paths().length;
     const actions = this.punches.step(now, this.isPunchingEnabled ? this.deps.relayedPeers() : new Set<string>());
     for (const peer of actions.offers) this.sendOffer(peer);
@@ -177,6 +211,9 @@ export class NatTraversal implements Gossiper {
     const now = this.deps.clock.now();
     if (m.type === NatMessageType.Observed) {
       this.counters.nat_observed_received++;
+      const bad = unusableEndpointReason(m.endpoint);
+      if (bad !== undefined) return this.refuseEndpoint(src, m.endpoint, bad);
+      if (!this.take(`observed|${src}`, now)) return;
       if (this.punches.setObserved(src, m.endpoint, now)) {
         this.deps.log.info({ endpoint: m.endpoint, by: src }, 'our public endpoint moved; punching again');
         this.deps.onPathsChange();
@@ -189,7 +226,16 @@ export class NatTraversal implements Gossiper {
       this.counters.nat_bad_message++;
       return;
     }
+    const bad = this.badPeerEndpoint(m.endpoint);
+    if (bad !== undefined) return this.refuseEndpoint(src, m.endpoint, bad);
     if (m.type === NatMessageType.Offer) {
+      if (!this.deps.relayedPeers().has(src)) {
+        // A neighbour (or a peer we cannot reach) has no use for a punch; step() would drop it anyway.
+        this.counters.nat_unwanted_offer++;
+        this.warnOnce(`unwanted|${src}`, { peer: src }, 'punch: refused an offer from a peer that is not relayed');
+        return;
+      }
+      if (!this.take(`offer|${src}`, now)) return;
       const own = this.punches.ownEndpoint();
       const p = this.punches.acceptOffer(src, m.attempt, m.endpoint, now);
       if (p === undefined || own === undefined) return;
@@ -232,6 +278,45 @@ export class NatTraversal implements Gossiper {
     }
     this.punches.probe(p, session, now);
     this.deps.onPathsChange();
+  }
+
+  /** Why a peer's endpoint in an offer or answer is refused: not public, ours, or another neighbour's. */
+  private badPeerEndpoint(e: ObservedEndpoint): string | undefined {
+    const unusable = unusableEndpointReason(e, new Set(this.deps.localHosts?.() ?? []));
+    if (unusable !== undefined) return unusable;
+    const own = this.punches.ownEndpoint();
+    if (own !== undefined && own.address === e.address && own.port === e.port) return 'our own public endpoint';
+    for (const n of this.deps.neighbourEndpoints().values()) {
+      if (n.address === e.address && n.port === e.port) return "another neighbour's endpoint";
+    }
+    return undefined;
+  }
+
+  private refuseEndpoint(src: string, endpoint: ObservedEndpoint, reason: string): void {
+    this.counters.nat_bad_endpoint++;
+    this.warnOnce(
+      `endpoint|${src}|${reason}`,
+      { peer: src, endpoint: `${endpoint.address}:${endpoint.port}`, reason },
+      "punch: refused an endpoint that cannot be a peer's public one",
+    );
+  }
+
+  /** Whether a message (`kind|peer`) may be taken now (one per `minMessageIntervalMs`); counts the rest. */
+  private take(key: string, now: number): boolean {
+    const last = this.lastTakenAt.get(key);
+    if (last !== undefined && now - last < this.minMessageIntervalMs) {
+      this.counters.nat_rate_limited++;
+      this.warnOnce(`rate|${key}`, { peer: key.split('|')[1] }, 'punch: messages from a peer faster than the per-peer limit; dropped');
+      return false;
+    }
+    this.lastTakenAt.set(key, now);
+    return true;
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
+    if (this.warned.has(key) || this.warned.size >= MAX_WARNED) return;
+    this.warned.add(key);
+    this.deps.log.warn(fields, msg);
   }
 
   private sendOffer(peer: string): void {

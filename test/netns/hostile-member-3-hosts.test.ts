@@ -7,7 +7,9 @@
  * - SPACE_REQUESTs naming h3 as sender drain nothing, and a burst in the rogue's own name gets a few donations;
  * - a tombstone saying h3 removed h1 does not stop h1 allocating;
  * - a topology over h1's byte cap is refused with a log line naming the cap, and h1 and h3 stay connected through a
- *   full-state gossip round (no 1009 loop).
+ *   full-state gossip round (no 1009 loop);
+ * - malformed and hostile 'nat' messages (punch offers naming loopback, the API's port, h3's endpoint; from a
+ *   neighbour, from and to peers nobody knows; a flood) are counted, and h1 sends no heartbeat to its loopback.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -28,12 +30,12 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
   let h1name = '';
   let h3name = '';
 
-  const rogue = async (attack: string, holdMs = 2000): Promise<Record<string, unknown>> => {
+  const rogue = async (attack: string, holdMs = 2000, extra: string[] = []): Promise<Record<string, unknown>> => {
     const out = await net.hosts
       .host(2)
       .exec(
         process.execPath,
-        [join(repoRoot, 'test/netns/fixtures/rogue-member.mjs'), `${net.hosts.host(1).ip}:6783`, h3name, attack, String(holdMs)],
+        [join(repoRoot, 'test/netns/fixtures/rogue-member.mjs'), `${net.hosts.host(1).ip}:6783`, h3name, attack, String(holdMs), ...extra],
         { timeoutMs: 90_000 + holdMs },
       );
     return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
@@ -132,4 +134,42 @@ describe.skipIf(skip)('a hostile member against 2 real routers', () => {
     expect(log(h1)).not.toMatch(/message too big|code 1009/);
     expect(await canPing(c[0]!, addr[1]!, 2)).toBe(true);
   }, 150_000);
+
+  it("malformed and hostile 'nat' messages are counted; h1 punches nothing at its loopback, its API or h3, and keeps its pid", async () => {
+    const pid = h1.pid();
+    const before = (await h1.report()).router.counters ?? {};
+    // Anything h1 sends to its loopback over UDP while the rogue plays (a punch probes with sleeve heartbeats).
+    const dump = net.hosts.host(1).spawn('tcpdump', ['-n', '-l', '-i', 'lo', 'udp and dst net 127.0.0.0/8']);
+    let out = '';
+    let err = '';
+    dump.stdout?.on('data', (d) => (out += String(d)));
+    dump.stderr?.on('data', (d) => (err += String(d)));
+    const exited = new Promise<void>((r) => dump.once('exit', () => r()));
+    try {
+      await waitFor('tcpdump to listen', () => err.includes('listening on'), 15_000, 100);
+      const sent = await rogue('nat', 4000, [`6799,6784,${net.hosts.host(3).ip}`]);
+      expect(sent.sent).toMatchObject({ garbage: 8, badEndpoints: 8, flood: 300 });
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      dump.kill('SIGINT');
+      await exited;
+    }
+    const packets = out.split('\n').filter((l) => /\bUDP\b|\budp\b/i.test(l));
+    expect(packets).toEqual([]);
+    const after = (await h1.report()).router.counters ?? {};
+    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    expect(delta('gossip_decode_error')).toBeGreaterThanOrEqual(8);
+    // Loopback twice and 127.1.2.3, unspecified, multicast, broadcast, link-local, h3's endpoint; and the OBSERVED.
+    expect(delta('nat_bad_endpoint')).toBe(9);
+    expect(delta('nat_unwanted_offer')).toBe(1);
+    expect(delta('gossip_bad_relay')).toBeGreaterThanOrEqual(1);
+    expect(delta('unicast_unreachable')).toBeGreaterThanOrEqual(1);
+    // The flood (300 offers in a few ms) was answered once or twice, not 300 times.
+    expect(delta('nat_rate_limited')).toBeGreaterThanOrEqual(295);
+    expect(delta('nat_answers_sent')).toBeLessThanOrEqual(5);
+    expect(h1.pid()).toBe(pid);
+    const paths = (await h1.report()).router.paths ?? [];
+    expect(paths.filter((p) => /^(127\.|0\.|22[4-9]\.|2[3-5]\d\.|169\.254\.)/.test(p.endpoint ?? ''))).toEqual([]);
+    expect(await canPing(c[0]!, addr[1]!, 2)).toBe(true);
+  }, 60_000);
 });
