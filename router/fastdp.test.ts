@@ -6,6 +6,7 @@ import { FakeClock } from '../runtime/clock.js';
 import { createMemoryLogger } from '../runtime/logger.js';
 import type { DataSession } from '../crypto/data-session.js';
 import {
+  HEARTBEAT_ANSWER,
   HEARTBEAT_ASK,
   decodeHeartbeat,
   encodeHeartbeat,
@@ -257,6 +258,55 @@ describe('Fastdp', () => {
         .lines()
         .find((l) => l['msg'] === 'fastdp: falling back to the sleeve'),
     ).toMatchObject({ level: 40, reason: /heartbeats stopped/ });
+  });
+
+  it('lets no forged heartbeat (any sender, any seq) confirm a path, keep a dead one up, or move a MAC', async () => {
+    // A never hears B: every heartbeat A gets claiming to be B is forged. Answers with guessed seqs, asks with MACs.
+    const f = await started([A, B], { blocked: [A] });
+    const a = f.at(A).fastdp;
+    const forge = (round: number) => {
+      for (let seq = 0; seq < 50; seq++) {
+        a.receive(encodeHeartbeat({ kind: HEARTBEAT_ANSWER, from: B, to: A, seq: round * 50 + seq, macs: [0x0200000000cc] }, 1352));
+      }
+      a.receive(encodeHeartbeat({ kind: HEARTBEAT_ASK, from: B, to: A, seq: round, macs: [0x0200000000cc] }, 1352));
+    };
+    for (let i = 0; i < 20; i++) {
+      forge(i);
+      await f.advance(250);
+    }
+    expect(f.mode(A, B)?.mode).toBe('sleeve');
+    expect(a.counters()).toMatchObject({ fastdp_heartbeats_answered: 0, fastdp_heartbeats_stale: 1000, fastdp_heartbeat_asks: 20 });
+    // Now a real path: A and B hear each other, then A stops hearing B; forgeries do not keep the path up.
+    f.blocked.delete(A);
+    await f.advance(13_000); // the next retry (every 10 s after a failure) is answered
+    expect(f.mode(A, B)?.mode).toBe('fastdp');
+    f.blocked.add(A);
+    for (let i = 0; i < 20; i++) {
+      forge(100 + i);
+      await f.advance(250);
+    }
+    expect(f.mode(A, B)?.mode).toBe('sleeve');
+    expect(a.counters().fastdp_fallbacks).toBe(1);
+    // The forged MAC never got an entry; no answer we did not ask for set B's MACs.
+    expect(f.at(A).kernel.calls.filter((c) => c.includes('02:00:00:00:00:cc'))).toEqual([]);
+  });
+
+  it('takes an answer once: a replayed answer is stale', async () => {
+    const f = fabric([A, B]);
+    const sent: Buffer[] = [];
+    const a = new Fastdp(
+      { kernel: new RecordingKernel(), clock: f.clock, log: createMemoryLogger('info').log, sendHeartbeat: (_to, buf) => sent.push(buf) },
+      { port: 6784, mtuBytes: 1400 },
+    );
+    await a.start();
+    a.apply(mesh(A, [A, B]));
+    await f.settle();
+    const ask = decodeHeartbeat(sent[0]!)!;
+    const answer = encodeHeartbeat({ kind: HEARTBEAT_ANSWER, from: B, to: A, seq: ask.seq }, sent[0]!.length);
+    a.receive(answer);
+    a.receive(answer);
+    expect(a.counters()).toMatchObject({ fastdp_heartbeats_answered: 1, fastdp_heartbeats_stale: 1 });
+    await a.stop();
   });
 
   it('does not switch when the kernel refuses the flood entry, and counts the failure', async () => {

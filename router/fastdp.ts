@@ -14,11 +14,19 @@
  *   fastdp: each heartbeat from the peer lists the MACs behind it; they get VXLAN entries pointing at it, so known
  *       unicast goes to that peer alone (the flood entries carry the rest)
  *
+ * Heartbeats are not authenticated (fastdp carries only clear peers), and the kernel's VXLAN device takes them from
+ * any underlay address, so whoever can send UDP to port+1 can write any peer's name into one. What such a forgery
+ * could change is tied to what a stranger cannot see: each ask carries a fresh random sequence number, and only an
+ * answer echoing one of the last two confirms a path, keeps it up, or sets the MACs pointing at the peer. Asks are
+ * answered (to the named peer's own address, at the ask's own length: no amplification) but change nothing. Answers
+ * that echo no recent ask are counted (`fastdp_heartbeats_stale`) and dropped.
+ *
  * One copy of every broadcast reaches each peer: the bridge floods a local broadcast to both carriers, the VXLAN
  * device sends it to each fastdp peer, and the sleeve's snapshot leaves fastdp peers out of the local broadcast
  * hops. Both carriers are isolated bridge ports, so what one delivers never leaves through the other.
  */
 import { isIPv4 } from 'node:net';
+import { randomInt } from 'node:crypto';
 import type { ForwardingSnapshot, PeerId, PeerPath } from './datapath.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -93,6 +101,8 @@ export interface FastdpCounters {
   fastdp_heartbeat_asks: number;
   fastdp_heartbeats_bad: number;
   fastdp_heartbeats_unknown_peer: number;
+  /** Answers echoing no ask of ours still outstanding: late, or forged by someone who cannot see our asks. */
+  fastdp_heartbeats_stale: number;
   fastdp_fallbacks: number;
   fastdp_recoveries: number;
   fastdp_kernel_errors: number;
@@ -119,7 +129,9 @@ interface Path {
   sinceMs: number;
   lastAnswerMs: number;
   lastAskMs: number;
+  /** The sequence number of our last ask (random, fresh each ask) and of the one before. */
   seq: number;
+  prevSeq: number;
 }
 
 export class Fastdp {
@@ -137,6 +149,7 @@ export class Fastdp {
     fastdp_heartbeat_asks: 0,
     fastdp_heartbeats_bad: 0,
     fastdp_heartbeats_unknown_peer: 0,
+    fastdp_heartbeats_stale: 0,
     fastdp_fallbacks: 0,
     fastdp_recoveries: 0,
     fastdp_kernel_errors: 0,
@@ -256,9 +269,8 @@ export class Fastdp {
       this.stats.fastdp_heartbeats_unknown_peer++;
       return;
     }
-    path.remoteMacs = new Set(h.macs);
-    if (path.mode === 'fastdp') this.syncMacs(path);
     if (h.kind === HEARTBEAT_ASK) {
+      // Anyone can send this one; it is answered to the named peer's own address and changes nothing here.
       this.stats.fastdp_heartbeat_asks++;
       this.deps.sendHeartbeat(
         h.from,
@@ -266,7 +278,16 @@ export class Fastdp {
       );
       return;
     }
+    if (h.seq !== path.seq && h.seq !== path.prevSeq) {
+      this.stats.fastdp_heartbeats_stale++;
+      return;
+    }
+    // Echoes an ask of ours: from the peer, or from someone who sees our traffic to it (and could change it anyway).
+    path.prevSeq = -1;
+    if (h.seq === path.seq) path.seq = -1; // one answer per ask: a replay of it is stale
     this.stats.fastdp_heartbeats_answered++;
+    path.remoteMacs = new Set(h.macs);
+    if (path.mode === 'fastdp') this.syncMacs(path);
     const now = this.deps.clock.now();
     path.lastAnswerMs = now;
     if (path.mode === 'fastdp' || path.isSwitching) return;
@@ -314,7 +335,8 @@ export class Fastdp {
       sinceMs: now,
       lastAnswerMs: -1,
       lastAskMs: -Infinity,
-      seq: 0,
+      seq: -1,
+      prevSeq: -1,
     };
     this.paths.set(peer, path);
     this.queue('heartbeat route', () => this.deps.kernel.addHeartbeatRoute(peer, address)).then(
@@ -386,7 +408,9 @@ export class Fastdp {
     const local = this.snapshot?.localPeer;
     if (local === undefined) return;
     path.lastAskMs = now;
-    path.seq = (path.seq + 1) >>> 0;
+    // Unanswered, the previous ask's answer may still be on its way: it is taken too.
+    if (path.seq >= 0) path.prevSeq = path.seq;
+    path.seq = randomInt(2 ** 32);
     this.stats.fastdp_heartbeats_sent++;
     this.deps.sendHeartbeat(
       path.peer,

@@ -1,10 +1,12 @@
 /**
  * fastdp on three real hosts, no password: h1 and h2 carry each other's frames in the kernel's VXLAN; h3's UDP 6784
- * is blocked with iptables, so every path to it stays on the sleeve. Steps run in order and share the hosts.
+ * is blocked with iptables, so every path to it stays on the sleeve. Steps run in order and share the hosts. A
+ * stranger's forged heartbeats (test/netns/fixtures/fastdp-forge.mjs) are counted and change nothing.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, type TestContainer, type TestHost } from '../harness/hosts.js';
-import { builtSkipReason, canPing, waitFor, type WeftHost } from '../harness/weft.js';
+import { join } from 'node:path';
+import { builtSkipReason, canPing, repoRoot, waitFor, type WeftHost } from '../harness/weft.js';
 import { expectTcpTransfer, startNetwork, weftNetwork } from '../harness/network.js';
 import { macOf } from './fixtures/underlay-capture.js';
 
@@ -153,6 +155,45 @@ describe.skipIf(skip)('fastdp on 3 hosts, h3 with UDP 6784 blocked', () => {
     const seenByH3 = (await vxlanBytes(h3!, 'rx')) - rx3;
     console.log(`20 MB c1 -> c2 with h3 on fastdp too: h3's VXLAN device received ${seenByH3} bytes`);
     expect(seenByH3).toBeLessThan(2 * 1024 * 1024);
+  });
+
+  it('forged heartbeats from a stranger are counted and change nothing: carriers, MAC entries, pids, traffic', async () => {
+    const [h1, h2, h3] = [1, 2, 3].map((i) => net.hosts.host(i)) as [TestHost, TestHost, TestHost];
+    const mac3 = await macOf(c[2]!);
+    const fdb = () => h1.exec('bridge', ['fdb', 'show', 'dev', 'weft-vx']);
+    await waitFor(`h1 to point c3's MAC at h3`, async () => (await fdb()).includes(`${mac3} dst ${h3.ip} self permanent`), 20_000);
+    const pid = w(1).pid();
+    const before = (await w(1).report()).datapath.counters;
+    // A stranger: an address no router has, on h3's underlay interface. Its heartbeats name h2 and list c3's MAC.
+    const stranger = `${net.hosts.subnet.split('.').slice(0, 3).join('.')}.200`;
+    await h3.exec('ip', ['addr', 'add', `${stranger}/24`, 'dev', 'eth0']);
+    let sent: { garbage: number; bad: number; answers: number; asks: number };
+    try {
+      const [n1, n2] = [(await w(1).report()).router.name, (await w(2).report()).router.name];
+      const args = [stranger, h1.ip, '6784', n1, n2, mac3, '20'];
+      sent = JSON.parse((await h3.exec(process.execPath, [join(repoRoot, 'test/netns/fixtures/fastdp-forge.mjs'), ...args])).trim());
+    } finally {
+      await h3.exec('ip', ['addr', 'del', `${stranger}/24`, 'dev', 'eth0']);
+    }
+    expect(sent).toEqual({ garbage: 4, bad: 5, answers: 1000, asks: 20 });
+    await new Promise((r) => setTimeout(r, 1500)); // a few real heartbeats after the forgeries
+    const r = await w(1).report();
+    const delta = (k: string) => (r.datapath.counters[k] ?? 0) - (before[k] ?? 0);
+    // Not a heartbeat, or not to h1 (the kernel's own drops of the non-VXLAN garbage are not weft's to count).
+    expect(delta('fastdp_heartbeats_bad')).toBe(5);
+    // No forged answer echoed an ask of h1's; the forged asks were answered (to h2 itself) and changed nothing.
+    expect(delta('fastdp_heartbeats_stale')).toBeGreaterThanOrEqual(1000);
+    expect(delta('fastdp_heartbeat_asks')).toBeGreaterThanOrEqual(20);
+    expect(delta('fastdp_fallbacks')).toBe(0);
+    expect(w(1).pid()).toBe(pid);
+    expect((await carrierOf(w(1), 'h2')).carrier).toBe('fastdp');
+    // c3's MAC still points at h3 (never at h2), c2's at h2.
+    const entries = await fdb();
+    expect(entries).toContain(`${mac3} dst ${h3.ip} self permanent`);
+    expect(entries).not.toContain(`${mac3} dst ${h2.ip}`);
+    expect(entries).toContain(`${await macOf(c[1]!)} dst ${h2.ip} self permanent`);
+    expect(await canPing(c[0]!, cip(3))).toBe(true);
+    expect(await canPing(c[0]!, cip(2))).toBe(true);
   });
 
   it('falls back to the sleeve when heartbeats stop, and keeps carrying', async () => {
