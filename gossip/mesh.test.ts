@@ -103,6 +103,44 @@ describe('Mesh', () => {
     expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2']);
   });
 
+  it("refuses a peer whose name another live router holds elsewhere in the mesh, but takes a restarted one's new uid", async () => {
+    const w = world();
+    const opts = { isDiscoveryEnabled: false };
+    const logs = createMemoryLogger('warn');
+    const a = await w.add('h1', { ...opts, log: logs.log });
+    const b = await w.add('h2', opts);
+    const N = '02:00:00:00:00:77';
+    const original = await w.add('n1', { ...opts, peerName: N, uid: '7001', nickname: 'n' });
+    b.connect(['h1'], false);
+    original.connect(['h2'], false);
+    await w.run(2000);
+    expect(a.status().peers.find((p) => p.name === N)?.uid).toBe('7001');
+
+    // A clone of n (its name, another uid) dials h1, which has no connection to n: nothing to tell yet, so h1
+    // takes it. The two then outbid each other's entry; when the original's uid comes back at h1, h1 knows both
+    // are alive, keeps the uid that held the name first and closes the clone, and refuses it from then on.
+    const clone = await w.add('n2', { ...opts, peerName: N, uid: '7002', nickname: 'n-clone' });
+    clone.connect(['h1'], false);
+    await w.run(6000);
+    expect(a.counters()['peer_name_collision']).toBeGreaterThanOrEqual(1);
+    expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2']);
+    expect(clone.neighbours()).toEqual([]);
+    expect(a.status().peers.find((p) => p.name === N)?.uid).toBe('7001');
+    expect(logs.lines().filter((l) => /held by two live routers .*keeping uid 7001/.test(String(l['msg'])))).toHaveLength(1);
+    await clone.stop();
+
+    // The original restarts (a new uid, once, never back): that is not a collision, and the new uid gets in.
+    await original.stop();
+    await w.run(1000);
+    const before = a.counters()['peer_name_collision'] ?? 0;
+    const reborn = await w.add('n3', { ...opts, peerName: N, uid: '7003', nickname: 'n' });
+    reborn.connect(['h2', 'h1'], false);
+    await w.run(3000);
+    expect(a.counters()['peer_name_collision'] ?? 0).toBe(before);
+    expect(a.status().peers.find((p) => p.name === N)?.uid).toBe('7003');
+    expect(a.neighbours().map((n) => n.nickname)).toEqual(['h2', 'n']);
+  });
+
   it('keeps a confirmed data path across a reconnect: the new connection is established at once', async () => {
     const w = world();
     const opts = { isDiscoveryEnabled: false, requireDataPathConfirm: true };

@@ -51,6 +51,7 @@ import { ConnectionMaker, type BackoffOptions, type ConnectionMakerLimits, type 
 import { canonicalHost, discoveryRefusal } from './dial-policy.js';
 import { InboundAdmission, type InboundAdmissionOptions } from './inbound-admission.js';
 import { LogLimiter } from './log-limiter.js';
+import { NameHolders } from './name-holders.js';
 import { PeerConnection } from './connection.js';
 import { Gossip } from './gossip.js';
 import {
@@ -206,6 +207,9 @@ export class Mesh {
   private cachedControlRoutes: ControlRoutes = emptyRoutes;
   /** Whether a jump of our own version past a copy of our entry was logged (once; later ones are counted). */
   private isOwnOutbidLogged = false;
+  /** Which uid holds each peer name, and names two live routers share (name-holders.ts). */
+  private readonly nameHolders = new NameHolders();
+  private readonly collisionsLogged = new Set<string>();
   /** When our re-published entry last went out (clock ms), and the send waiting for the interval to pass. */
   private lastOwnOutbidAt = -Infinity;
   private ownOutbidTimer: Timer | null = null;
@@ -588,7 +592,10 @@ export class Mesh {
       { local: this.localHello, connId: this.nextConnId++, heartbeatMs: this.heartbeatMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs },
       {
         onHello: (c) => this.checkHello(c),
-        onConfirmed: (c) => this.claim(c),
+        onConfirmed: (c) => {
+          this.refuseHeldName(c);
+          this.claim(c);
+        },
         onReady: (c) => {
           this.releasePending(c);
           waiter?.resolve();
@@ -886,6 +893,7 @@ export class Mesh {
       const entries = decodeTopology(update);
       const delta = this.topology.apply(entries);
       if (delta.length === 0) return null;
+      this.observeHolders(delta);
       this.topologyChanged();
       this.wakePeers(signsOfLife(delta, this.name));
       if (this.topology.local.version === before) return encodeTopology(delta);
@@ -960,6 +968,8 @@ export class Mesh {
 
   private topologyChanged(): void {
     this.isRoutesDirty = true;
+    // A name nobody reachable holds any more is free again: a restarted holder gets back in at once.
+    this.nameHolders.forgetUnless((name) => this.topology.peers.has(name));
     this.noteReachability();
     this.maker.refresh();
     this.changed();
@@ -1012,6 +1022,41 @@ export class Mesh {
         }
       }
     });
+  }
+
+  /**
+   * Entries accepted from gossip: a name whose uid came back after another held it has two live routers
+   * (name-holders.ts). Count and say so once per name; close our connection to the one that is not the holder.
+   */
+  private observeHolders(delta: readonly { name: PeerName; uid: string }[]): void {
+    const now = this.deps.clock.now();
+    for (const e of delta) {
+      if (e.name === this.name) continue;
+      const holder = this.nameHolders.observe(e.name, e.uid, now);
+      if (holder === undefined) continue;
+      this.count('peer_name_collision');
+      const other = holder === e.uid ? undefined : e.uid;
+      if (!this.collisionsLogged.has(e.name) && this.collisionsLogged.size < 256) {
+        this.collisionsLogged.add(e.name);
+        this.log.warn(
+          { peer: e.name, uid: holder, other, reason: 'peer name collision' },
+          `peer name ${e.name} is held by two live routers (their topology entries keep outbidding each other): keeping uid ${holder}, refusing the other for a minute; remove <state-dir>/peer-name on one of them and restart it`,
+        );
+      }
+      const owner = this.owners.get(e.name);
+      if (owner !== undefined && owner.remote!.uid !== holder) {
+        owner.close('peer name collision', new PeerNameCollisionError(e.name, holder, owner.remote!.uid, owner.remoteAddr));
+      }
+    }
+  }
+
+  /** A confirmed connection from a peer whose name another live uid holds (name-holders.ts) is refused. */
+  private refuseHeldName(c: PeerConnection): void {
+    const remote = c.remote!;
+    const holder = this.nameHolders.holder(remote.name, this.deps.clock.now());
+    if (holder === undefined || holder === remote.uid) return;
+    this.count('peer_name_collision');
+    throw new PeerNameCollisionError(remote.name, holder, remote.uid, c.remoteAddr);
   }
 
   private count(reason: string): void {
