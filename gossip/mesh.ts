@@ -888,12 +888,13 @@ export class Mesh {
   }
 
   private topologyGossiper(): Gossiper {
-    const merge = (update: Uint8Array): Uint8Array | null => {
+    // `via`: the neighbour the update came over (the source, for a broadcast), so a name's holders are told apart by path.
+    const merge = (update: Uint8Array, via: PeerName): Uint8Array | null => {
       const before = this.topology.local.version;
       const entries = decodeTopology(update);
       const delta = this.topology.apply(entries);
       if (delta.length === 0) return null;
-      this.observeHolders(delta);
+      this.observeHolders(delta, via);
       this.topologyChanged();
       this.wakePeers(signsOfLife(delta, this.name));
       if (this.topology.local.version === before) return encodeTopology(delta);
@@ -911,7 +912,7 @@ export class Mesh {
     return {
       gossip: () => encodeTopologyChunks(this.topology.peers.values()),
       onGossip: merge,
-      onGossipBroadcast: (_src, update) => void merge(update),
+      onGossipBroadcast: (src, update) => void merge(update, src),
       onGossipUnicast: () => {},
     };
   }
@@ -1028,11 +1029,11 @@ export class Mesh {
    * Entries accepted from gossip: a name whose uid came back after another held it has two live routers
    * (name-holders.ts). Count and say so once per name; close our connection to the one that is not the holder.
    */
-  private observeHolders(delta: readonly { name: PeerName; uid: string }[]): void {
+  private observeHolders(delta: readonly { name: PeerName; uid: string }[], via: PeerName): void {
     const now = this.deps.clock.now();
     for (const e of delta) {
       if (e.name === this.name) continue;
-      const holder = this.nameHolders.observe(e.name, e.uid, now);
+      const holder = this.nameHolders.observe(e.name, e.uid, via, now);
       if (holder === undefined) continue;
       this.count('peer_name_collision');
       const other = holder === e.uid ? undefined : e.uid;

@@ -5,8 +5,10 @@
  * Every router starts each run with a new uid, so a name's entries change uid when its router restarts: once, from
  * the old uid to the new one, and never back (the old process is gone). Two live routers with one name (a cloned VM,
  * a copied state dir) outbid each other's entry for as long as both run (topology.ts: an owner re-publishes above any
- * newer copy of its own entry), so the name's uid goes from X to Y and back to X. That return is the evidence: from
- * then on, for `windowMs` after the last such return, the name is held by the uid that held it first in the window, and
+ * newer copy of its own entry), so the name's uid goes from X to Y and back to X, each side's entries arriving over the
+ * path towards its own router. That return is the evidence, when it comes over another path (a neighbour, or for a
+ * broadcast its source) than the change away from X did: one neighbour flipping a name both ways proves only that
+ * it says so (a member can forge entries), and is left to the topology's outbidding. From then on, for `windowMs` after the last such return, the name is held by the uid that held it first in the window, and
  * a connection from the other is refused (Weave Net refuses only a peer that claims our own name; a clone of someone
  * else's name there is left to the topology's order of versions and uids, which two live clones keep flipping).
  */
@@ -20,7 +22,7 @@ export const MAX_TRACKED_NAMES = 8192;
 interface Holding {
   uid: string;
   /** Uid changes of the name within the window, oldest first. */
-  changes: Array<{ from: string; to: string; atMs: number }>;
+  changes: Array<{ from: string; to: string; via: PeerName; atMs: number }>;
   /** While a collision is active: the uid that holds the name, and until when. */
   collision?: { holder: string; untilMs: number };
 }
@@ -33,10 +35,10 @@ export class NameHolders {
   constructor(private readonly windowMs = NAME_COLLISION_WINDOW_MS) {}
 
   /**
-   * An entry for `name` with `uid` was accepted into the topology at `nowMs`. Returns the uid that holds the name when
+   * An entry for `name` with `uid` was accepted into the topology at `nowMs`, brought by `via`. Returns the uid that holds the name when
    * this entry shows a collision that was not active before (the caller refuses the other one), else undefined.
    */
-  observe(name: PeerName, uid: string, nowMs: number): string | undefined {
+  observe(name: PeerName, uid: string, via: PeerName, nowMs: number): string | undefined {
     const h = this.names.get(name);
     if (h === undefined) {
       if (this.names.size >= MAX_TRACKED_NAMES) {
@@ -49,11 +51,12 @@ export class NameHolders {
     }
     if (h.uid === uid) return undefined;
     h.changes = h.changes.filter((c) => nowMs - c.atMs < this.windowMs);
-    h.changes.push({ from: h.uid, to: uid, atMs: nowMs });
+    h.changes.push({ from: h.uid, to: uid, via, atMs: nowMs });
     h.uid = uid;
     const wasActive = this.holder(name, nowMs) !== undefined;
-    // `uid` held the name earlier in the window, lost it and has it again: its router is alive, and so is the other.
-    if (h.changes.slice(0, -1).some((c) => c.from === uid)) {
+    // `uid` held the name earlier in the window, lost it over one path and has it again over another: its router is
+    // alive, and so is the other.
+    if (h.changes.slice(0, -1).some((c) => c.from === uid && c.via !== via)) {
       const holder = h.changes[0]!.from;
       h.collision = { holder, untilMs: nowMs + this.windowMs };
       this.active.add(name);
