@@ -406,7 +406,14 @@ export class PeerConnection {
       this.close(`bad message: ${err.message}`, err);
     } else if (err instanceof HandshakeError) {
       this.deps.count(err.code === 'ERR_DUPLICATE_CONNECTION' ? 'duplicate_connection' : 'handshake_refused');
-      const level = err.code === 'ERR_DUPLICATE_CONNECTION' || err.code === 'ERR_CONNECT_TO_SELF' ? 'info' : 'error';
+      // A duplicate or a dial to ourselves is routine; a name collision is the mesh's to report (once per name, by
+      // the mesh) and repeats with every retry of the connection maker; anything else is a setup error.
+      const level =
+        err.code === 'ERR_DUPLICATE_CONNECTION' || err.code === 'ERR_CONNECT_TO_SELF'
+          ? 'info'
+          : err.code === 'ERR_PEER_NAME_COLLISION'
+            ? 'warn'
+            : 'error';
       this.log[level]({ reason: err.message, code: err.code }, 'handshake refused');
       this.close(closeReasonOf(err), err);
     } else if (isCryptoRefusal(err)) {
