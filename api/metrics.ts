@@ -48,9 +48,10 @@ function cidrSize(cidr: string): number {
 export function createMetrics(report: () => Report): Registry {
   const registry = new Registry();
   // prom-client samples the event loop's delay with a timer; at its default 10 ms that wakes an idle router 100
-  // times a second (0.4 % of a core measured, more than the rest of an idle router). 250 ms still shows stalls that
-  // matter; the router's own stall counters (own_stalls in weft report) see every one.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 250 });
+  // times a second (0.4 % of a core measured, more than the rest of an idle router). Once a second still shows stalls
+  // that matter (its own timer is not on the router's tick grid: one more wake-up a second, not four); the router's
+  // own stall counters (own_stalls in weft report) see every one.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
   let current: Report | undefined;
   // The first collector of a scrape reads the report; the rest use it.
   const refresh = () => {

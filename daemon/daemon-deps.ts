@@ -13,6 +13,7 @@ import { WsTransport } from '../gossip/ws-transport.js';
 import { systemLocalHosts } from '../gossip/dial-policy.js';
 import type { Logger } from '../runtime/logger.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
+import { AlignedClock } from '../runtime/aligned-clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
 import { FileStore, type Store } from '../runtime/store.js';
 import { missingTools, missingToolsMessage } from '../netdev/tools.js';
@@ -97,7 +98,9 @@ export const hostDatapath: DatapathFactory = async (config, parts) => {
 export function hostDaemonDeps(config: WeftConfig, log: Logger): DaemonDeps {
   return {
     log,
-    clock: systemClock,
+    // Repeating timers on one wall-clock grid: one wake-up a second for every connection's heartbeat and rekey check,
+    // the data-path heartbeats and fastdp, and neighbours' heartbeats arrive in the same moment (issue 19).
+    clock: new AlignedClock(systemClock),
     random: systemRandom,
     store: new FileStore(config.stateDir),
     transport: new WsTransport(),

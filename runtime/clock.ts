@@ -13,7 +13,10 @@ export interface Clock {
   now(): number;
   /** Run `fn` once after `delayMs`. */
   setTimeout(fn: () => void, delayMs: number): Timer;
-  /** Run `fn` every `intervalMs` until cancelled. */
+  /**
+   * Run `fn` every `intervalMs` until cancelled. The first run may come sooner than `intervalMs` (the daemon's
+   * `AlignedClock` puts it on the next tick of a shared grid); callers must not count on its phase.
+   */
   setInterval(fn: () => void, intervalMs: number): Timer;
 }
 
