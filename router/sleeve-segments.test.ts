@@ -71,6 +71,25 @@ function announce(node: { capture: MemoryCapture }, mac: number): void {
   node.capture.inject(f);
 }
 
+/**
+ * One TCP flow from `from`'s container (MAC `srcMac`) to `dstMac`: each call injects the next 30,000-byte super-frame
+ * (gso_size 1300) at `from` and lets the sleeves run.
+ */
+function tcpFlow(from: { capture: MemoryCapture }, clock: FakeClock, srcMac: number, dstMac: number, fill: number): () => void {
+  const payload = Buffer.alloc(30_000, fill);
+  const spec: TcpFrameSpec = {
+    ...{ isV6: false, vlan: null, options: new Uint8Array(0), ipv4Options: new Uint8Array(0), payload, seq: 1000, ack: 1 },
+    ...{ flags: 0x10, window: 1000, ipId: 1, ttl: 64, tos: 0, flowLabel: 0, srcPort: 40000, dstPort: 5201 },
+    ...{ src: new Uint8Array(16).fill(1), dst: new Uint8Array(16).fill(fill), srcMac, dstMac },
+  };
+  return () => {
+    const frame = tsoSuperFrame(spec, 1300);
+    spec.seq += payload.length;
+    from.capture.inject(frame.subarray(10), frame.subarray(0, 10));
+    clock.advance(1);
+  };
+}
+
 /** The TCP payload bytes of the frames written, in order, each frame checked as a receiving kernel would. */
 function payloadOf(written: Buffer[], headers: Buffer[]): Buffer {
   const parts: Buffer[] = [];
@@ -131,18 +150,7 @@ describe('Sleeve cutting offloaded TCP frames into segments', () => {
     const macB = 0x02_0000_0000_0b;
     announce(b, macB);
     clock.advance(1);
-    const payload = Buffer.alloc(30_000, 7);
-    const spec: TcpFrameSpec = {
-      ...{ isV6: false, vlan: null, options: new Uint8Array(0), ipv4Options: new Uint8Array(0), payload, seq: 1000, ack: 1 },
-      ...{ flags: 0x10, window: 1000, ipId: 1, ttl: 64, tos: 0, flowLabel: 0, srcPort: 40000, dstPort: 5201 },
-      ...{ src: new Uint8Array(16).fill(1), dst: new Uint8Array(16).fill(2), srcMac: macA, dstMac: macB },
-    };
-    const send = () => {
-      const frame = tsoSuperFrame(spec, 1300);
-      spec.seq += payload.length;
-      a.capture.inject(frame.subarray(10), frame.subarray(0, 10));
-      clock.advance(1);
-    };
+    const send = tcpFlow(a, clock, macA, macB, 7);
     send();
     expect(a.sleeve.counters()).toMatchObject({ offloaded_out: 1, segmented_out: 0 });
     expect(b.sleeve.counters()).toMatchObject({ offloaded_delivered: 1, datagrams_missed: 0 });
@@ -176,18 +184,7 @@ describe('Sleeve cutting offloaded TCP frames into segments', () => {
     const macC = 0x02_0000_0000_0c;
     announce(c, macC);
     clock.advance(1);
-    const payload = Buffer.alloc(30_000, 9);
-    const spec: TcpFrameSpec = {
-      ...{ isV6: false, vlan: null, options: new Uint8Array(0), ipv4Options: new Uint8Array(0), payload, seq: 1000, ack: 1 },
-      ...{ flags: 0x10, window: 1000, ipId: 1, ttl: 64, tos: 0, flowLabel: 0, srcPort: 40000, dstPort: 5201 },
-      ...{ src: new Uint8Array(16).fill(1), dst: new Uint8Array(16).fill(3), srcMac: macA, dstMac: macC },
-    };
-    const send = () => {
-      const frame = tsoSuperFrame(spec, 1300);
-      spec.seq += payload.length;
-      a.capture.inject(frame.subarray(10), frame.subarray(0, 10));
-      clock.advance(1);
-    };
+    const send = tcpFlow(a, clock, macA, macC, 9);
     send();
     expect(c.sleeve.counters()).toMatchObject({ offloaded_delivered: 1 });
     // Loss only on the relay's link to C: A's link to B loses nothing.

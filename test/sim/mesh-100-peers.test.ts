@@ -15,6 +15,7 @@ import { SeededRandom } from '../../runtime/random.js';
 import { MemoryNetwork } from '../../gossip/memory-transport.js';
 import { Mesh } from '../../gossip/mesh.js';
 import { peerIdToName } from '../../gossip/peer-name.js';
+import { runUntil as runSimUntil } from './run-until.js';
 
 const N = 100;
 const HALF = N / 2;
@@ -47,16 +48,8 @@ function isConverged(group: Mesh[]): boolean {
   return group.every((m) => m.peers().size === group.length && view(m) === first);
 }
 
-/** Advance simulated time in 10 ms steps until `done()` or `limitMs`; returns the simulated ms taken. */
-async function runUntil(done: () => boolean, limitMs: number): Promise<number> {
-  const start = clock.now();
-  for (let step = 0; clock.now() - start < limitMs; step++) {
-    clock.advance(10);
-    await new Promise((r) => setImmediate(r));
-    if (step % 10 === 0 && done()) return clock.now() - start;
-  }
-  return Infinity;
-}
+/** Advance simulated time until `done()` or `limitMs` (./run-until.ts); returns the simulated ms taken. */
+const runUntil = (done: () => boolean, limitMs: number) => runSimUntil(clock, done, limitMs);
 
 afterAll(async () => {
   for (const m of meshes) await m.stop();

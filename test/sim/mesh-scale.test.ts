@@ -18,6 +18,7 @@ import { SeededRandom } from '../../runtime/random.js';
 import { MemoryNetwork } from '../../gossip/memory-transport.js';
 import { Mesh } from '../../gossip/mesh.js';
 import { peerIdToName } from '../../gossip/peer-name.js';
+import { runUntil as runSimUntil } from './run-until.js';
 
 const N = Number(process.env.WEFT_SIM_PEERS ?? 256);
 const seed = Number(process.env.WEFT_SEED ?? Date.now() % 100000);
@@ -40,16 +41,8 @@ function isFullMesh(live: Mesh[]): boolean {
   return live.every((m) => m.neighbours().length === n - 1 && m.peers().size === n);
 }
 
-/** Advance simulated time in 10 ms steps until `done()` or `limitMs`; returns the simulated ms taken. */
-async function runUntil(done: () => boolean, limitMs: number): Promise<number> {
-  const start = clock.now();
-  for (let step = 0; clock.now() - start < limitMs; step++) {
-    clock.advance(10);
-    await new Promise((r) => setImmediate(r));
-    if (step % 10 === 0 && done()) return clock.now() - start;
-  }
-  return Infinity;
-}
+/** Advance simulated time until `done()` or `limitMs` (./run-until.ts); returns the simulated ms taken. */
+const runUntil = (done: () => boolean, limitMs: number) => runSimUntil(clock, done, limitMs);
 
 const live = () => meshes.filter((m): m is Mesh => m !== null);
 
