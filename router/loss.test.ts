@@ -45,6 +45,11 @@ describe('loss: gaps in a neighbour sequence numbers', () => {
     expect(n.lostIn).toBe(0);
     noteSeq(n, 0, 7);
     expect(n.lostIn).toBe(2);
+    // A seq not known (a duplicate connection's grace: two sequences interleave) starts afresh, counting nothing.
+    noteSeq(n, 0, -1);
+    noteSeq(n, 0, 5000);
+    noteSeq(n, 0, 5001);
+    expect(n.lostIn).toBe(2);
   });
 
   it('reports the loss since the last ack, and a report makes the sender segment for the hold time', () => {

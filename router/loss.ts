@@ -39,10 +39,14 @@ export type SegmentMode = 'auto' | 'always' | 'never';
 
 /**
  * An authentic datagram with sequence number `seq` under key phase `phase` (0 or 1) came from `n`: note a gap before
- * it, or a late one filling a gap. Returns how many datagrams it showed missing (0 mostly). Allocates nothing.
+ * it, or a late one filling a gap; `seq` -1 (not known) starts the count afresh. Returns how many datagrams it showed missing (0 mostly). Allocates nothing.
  */
 export function noteSeq(n: Neighbour, phase: number, seq: number): number {
   const expected = n.seqInNext;
+  if (seq < 0) {
+    expected[phase] = -1; // not known (two sessions interleave): count afresh from the next one
+    return 0;
+  }
   const next = expected[phase]!;
   if (seq === next) {
     expected[phase] = seq + 1;
