@@ -101,6 +101,8 @@ describe.skipIf(skip)('NAT: two cone NATs punch a direct path, fall back to the 
       const cutAt = Date.now();
       await waitFor('A to relay B through C again', async () => (await pathTo(0, 1))?.path === 'relayed', 15_000, 250);
       console.log(`fell back to the relay ${Date.now() - cutAt} ms after the cut: ${JSON.stringify(await pathTo(0, 1))}`);
+      // Each side times the cut path out on its own (up to a heartbeat apart): the replies need B's side relayed too.
+      await waitFor('B to relay A through C again', async () => (await pathTo(1, 0))?.path === 'relayed', 15_000, 250);
       const before = await forwardedAtC();
       expect(await pingBurst()).toBeGreaterThanOrEqual(38);
       expect((await forwardedAtC()) - before).toBeGreaterThanOrEqual(76);
