@@ -202,7 +202,10 @@ describe.skipIf(skip)('authorized peers on 3 hosts', () => {
 
     writeFileSync(allowList, `${keys[0]} h1\n${keys[1]} h2\n`);
     const said = await h1.run(['reload']);
-    expect(said).toMatch(new RegExp(`^2 authorized peers; closed: h3 \\(${escape(net.hosts.host(3).ip)}:\\d+\\)\\n$`));
+    // One connection to h3, or two when h1 and h3 dialled each other at once: the duplicate that lost stays open for
+    // its grace period (3 s) and is closed too.
+    const h3conn = `h3 \\(${escape(net.hosts.host(3).ip)}:\\d+\\)`;
+    expect(said).toMatch(new RegExp(`^2 authorized peers; closed: ${h3conn}(, ${h3conn})?\\n$`));
     await waitFor('h1 to have dropped h3', async () => !(await established(h1)).includes('h3'), 10_000, 250);
     process.kill(h2.pid()!, 'SIGHUP');
     await waitFor('h2 to have dropped h3 on SIGHUP', async () => !(await established(h2)).includes('h3'), 10_000, 250);
