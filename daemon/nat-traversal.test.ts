@@ -38,6 +38,7 @@ function twoBehindNat(password: string | undefined, options = {}) {
     const channel: GossipChannel = {
       name: 'nat',
       gossip: () => undefined,
+      gossipTo: () => false,
       gossipBroadcast: () => undefined,
       gossipUnicast: (dst, message) => {
         const to = routers.get(dst);

@@ -31,6 +31,7 @@ class Fabric {
       name: 'dns',
       gossip: (u) => this.sendToNeighbours(name, u),
       gossipBroadcast: (u) => this.sendToNeighbours(name, u),
+      gossipTo: () => false,
       gossipUnicast: () => false,
     };
     ns.attach(channel);

@@ -28,13 +28,20 @@ export interface Gossiper {
   onGossipBroadcast(src: string, update: Uint8Array): void;
   /** A message addressed to this peer alone, from `src` (checked as for broadcasts). */
   onGossipUnicast(src: string, message: Uint8Array): void;
+  /**
+   * True when the subsystem passes its deltas on itself (with `GossipChannel.gossipTo`, coalesced: topology-spread.ts);
+   * the delta `onGossip` returns is then only counted as a merge, not relayed.
+   */
+  readonly spreadsItself?: boolean;
 }
 
 export interface GossipChannel {
   /** The channel name; the same name on every peer. */
   readonly name: string;
-  /** Send `update` toward neighbours (logarithmic fan-out, then onward gossip). */
+  /** Send `update` to every neighbour now; each passes on what was new to it. */
   gossip(update: Uint8Array): void;
+  /** Send `update` to neighbour `peer` alone; false when it is not a ready neighbour (or the update is over the cap). */
+  gossipTo(peer: string, update: Uint8Array): boolean;
   /** Deliver `update` to every reachable peer once, along the broadcast routes. */
   gossipBroadcast(update: Uint8Array): void;
   /** Deliver `message` to the peer named `dst` along unicast routes. Returns false if `dst` is unreachable. */

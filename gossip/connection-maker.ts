@@ -88,6 +88,12 @@ export interface ConnectionMakerDeps {
   isConnected(address: string): boolean;
   /** Listen addresses of peers known from the topology that we are not connected to. */
   discoveredAddresses(): Iterable<string>;
+  /**
+   * For a newly discovered address, how long to wait before its first dial and why (null: dial at once). The mesh
+   * lets the peer with the smaller name dial first, so two routers that learn of each other together do not both
+   * dial (a crossing dial costs a second handshake and a duplicate to retire).
+   */
+  firstDialDelay?(address: string): { ms: number; reason: string } | null;
 }
 
 type TargetState = 'connecting' | 'connected' | 'retrying' | 'failed';
@@ -261,6 +267,12 @@ export class ConnectionMaker {
       isDialling: false,
     };
     const past = isDirect ? undefined : this.pastBackoff.get(address);
+    const delay = isDirect || past ? null : (this.deps.firstDialDelay?.(address) ?? null);
+    if (delay !== null && delay.ms > 0) {
+      t.nextAttemptAt += delay.ms;
+      t.state = 'retrying';
+      t.lastError = delay.reason;
+    }
     if (past) {
       // Gossip that drops an address and names it again must not buy an immediate dial each time.
       this.pastBackoff.delete(address);

@@ -5,6 +5,8 @@
  * - A local change (`channel.gossip(update)`) goes to every direct neighbour at once.
  * - A received update is merged; the part that was new to us (the delta `onGossip` returns) goes on to every
  *   neighbour except the one it came from. Merges are idempotent, so a copy arriving twice costs a merge, no harm.
+ *   A gossiper that `spreadsItself` (topology: topology-spread.ts) passes its deltas on itself, coalesced, with
+ *   `gossipTo`.
  * - A new neighbour gets the complete state of every channel (full exchange, both sides).
  * - Every `gossipIntervalMs` (jittered ±10 %) each channel's complete state goes to ceil(log2(peers)) random
  *   neighbours, not to all: O(N log N) messages per round over the mesh, enough to repair anything lost.
@@ -155,7 +157,7 @@ export class Gossip {
   }
 
   /** Send one frame to a neighbour unless it is over the frame cap. */
-  private send(c: MeshChannel, peer: PeerName, frame: Uint8Array): boolean {
+  send(c: MeshChannel, peer: PeerName, frame: Uint8Array): boolean {
     if (frame.length > MAX_GOSSIP_FRAME_BYTES) {
       this.refuseOversized(c, frame.length);
       return false;
@@ -216,7 +218,7 @@ export class Gossip {
       const delta = this.safely(c, () => c.gossiper.onGossip(payload, from), from);
       if (delta) {
         c.stats.merges++;
-        this.sendToNeighbours(gossipFrame(c.header, delta), from, c);
+        if (c.gossiper.spreadsItself !== true) this.sendToNeighbours(gossipFrame(c.header, delta), from, c);
       }
     } else if (type === FrameType.Broadcast) {
       const src = peerIdToName(view.readUIntBE(o, 6));
@@ -334,6 +336,10 @@ class MeshChannel implements GossipChannel {
   /** A local change: to every direct neighbour now. */
   gossip(update: Uint8Array): void {
     this.owner.sendToNeighbours(gossipFrame(this.header, update), undefined, this);
+  }
+
+  gossipTo(peer: string, update: Uint8Array): boolean {
+    return this.owner.send(this, peer, gossipFrame(this.header, update));
   }
 
   gossipBroadcast(update: Uint8Array): void {

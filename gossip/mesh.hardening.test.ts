@@ -256,7 +256,7 @@ describe('discovery (item 9)', () => {
     };
     const channel = Buffer.from(TOPOLOGY_CHANNEL);
     rogue.t.send(Buffer.concat([Buffer.of(FrameType.Gossip, channel.length), channel, encodeTopology([entry])]));
-    await w.run(500);
+    await w.run(2000); // h3's name (as gossip gives it) is greater than h1's: h1 yields DISCOVERY_YIELD_MS first
     const targets = h1.status().targets.map((t) => t.address);
     expect(targets).toEqual(['h3:6783']);
     expect(h1.neighbours().map((n) => n.nickname)).toContain('h3');

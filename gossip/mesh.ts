@@ -54,6 +54,7 @@ import { LogLimiter } from './log-limiter.js';
 import { NameHolders } from './name-holders.js';
 import { PeerConnection } from './connection.js';
 import { Gossip } from './gossip.js';
+import { TopologySpread } from './topology-spread.js';
 import {
   describePeer,
   DuplicateConnectionError,
@@ -93,6 +94,12 @@ export const OWN_OUTBID_INTERVAL_MS = 1000;
  * the same swap half a round trip after us, so this only needs to outlast a slow round trip and a stalled loop.
  */
 export const DUPLICATE_GRACE_MS = 3000;
+
+/**
+ * A peer found by discovery whose name is greater than ours is dialled this long after we learn of it, unless it
+ * dialled us first (the smaller name dials first; see `firstDialDelay`). Lost peers are dialled by both at once.
+ */
+export const DISCOVERY_YIELD_MS = 1500;
 
 export interface MeshDeps {
   transport: Transport;
@@ -167,6 +174,8 @@ export class Mesh {
   private readonly gossip: Gossip;
   private readonly maker: ConnectionMaker;
   private readonly topologyChannel: GossipChannel;
+  /** Topology changes to neighbours, coalesced (topology-spread.ts). */
+  private readonly spread: TopologySpread;
   private readonly admission: InboundAdmission;
   /** Inbound connections admitted and not yet ready: each holds a place in `admission` until then. */
   private readonly pendingInbound = new Set<PeerConnection>();
@@ -174,6 +183,8 @@ export class Mesh {
   private readonly refusalLog: LogLimiter;
   /** Discovered addresses refused and already counted (bounded: oldest forgotten first, then counted again). */
   private readonly refusedDiscoveries = new Set<string>();
+  /** The peer at each address the last `discoveredAddresses` named (for `firstDialDelay`). */
+  private readonly discoveredPeers = new Map<string, PeerName>();
   private readonly conns = new Set<PeerConnection>();
   /** The one confirmed connection per peer (a duplicate is resolved when it is confirmed, never earlier). */
   private readonly owners = new Map<PeerName, PeerConnection>();
@@ -286,6 +297,12 @@ export class Mesh {
       { gossipIntervalMs: options.gossipIntervalMs },
     );
     this.topologyChannel = this.gossip.channel(TOPOLOGY_CHANNEL, this.topologyGossiper());
+    this.spread = new TopologySpread({
+      clock: deps.clock,
+      neighbours: () => this.readyNeighbourNames(),
+      entry: (name) => this.topology.peers.get(name),
+      send: (peer, update) => this.topologyChannel.gossipTo(peer, update),
+    });
     this.maker = new ConnectionMaker(
       {
         clock: deps.clock,
@@ -294,6 +311,7 @@ export class Mesh {
         connect: (addr, isLostPeer) => this.dial(addr, isLostPeer),
         isConnected: (addr) => this.isConnectedTo(addr),
         discoveredAddresses: () => this.discoveredAddresses(),
+        firstDialDelay: (addr) => this.firstDialDelay(addr),
       },
       {
         isDiscoveryEnabled: options.isDiscoveryEnabled ?? true,
@@ -346,6 +364,7 @@ export class Mesh {
     if (this.phase === 'stopped') return;
     this.phase = 'stopped';
     this.gossip.stop();
+    this.spread.stop();
     this.maker.stop();
     this.ownOutbidTimer?.cancel();
     this.ownOutbidTimer = null;
@@ -728,6 +747,7 @@ export class Mesh {
     }
     this.updateLocalEntry();
     this.gossip.onNewNeighbour(c.remote!.name);
+    this.spread.forget(c.remote!.name); // the complete state just sent holds everything queued for it
     this.maker.refresh();
   }
 
@@ -741,6 +761,7 @@ export class Mesh {
     }
     if (peer !== undefined && this.owners.get(peer) === c) {
       this.owners.delete(peer);
+      this.spread.forget(peer);
       if (c.readyAt > 0 && this.phase === 'running') this.lostPeer(c);
       this.updateLocalEntry();
     }
@@ -850,9 +871,24 @@ export class Mesh {
     return byPeer;
   }
 
+  /**
+   * Two routers that learn of each other from the same gossip would both dial, and one of the two connections would
+   * be thrown away (a second handshake, a duplicate in its grace, sessions to juggle): in a forming mesh that is every
+   * pair. So the one with the smaller name (the initiator duplicate resolution prefers) dials at once, and the other
+   * waits `DISCOVERY_YIELD_MS` for that dial before making its own (it may not come: the smaller one may not reach
+   * us, e.g. we are behind NAT). Lost peers and user-given targets are dialled by both at once.
+   */
+  private firstDialDelay(addr: string): { ms: number; reason: string } | null {
+    const peer = this.discoveredPeers.get(addr);
+    if (peer === undefined || peer < this.name || this.lostPeers.has(peer)) return null;
+    return { ms: DISCOVERY_YIELD_MS, reason: 'discovered: waiting for the peer to dial first (the smaller name dials)' };
+  }
+
   /** Listen addresses of peers in the topology or lately lost that we have no connection to. */
   private discoveredAddresses(): string[] {
     const byPeer = this.peerAddresses();
+    this.discoveredPeers.clear();
+    for (const [name, addr] of byPeer) this.discoveredPeers.set(addr, name);
     const localHosts = new Set<string>();
     for (const h of this.deps.localHosts?.() ?? []) localHosts.add(canonicalHost(h));
     const listenHost = this.listener ? splitAddress(this.listener.address).host : '';
@@ -882,7 +918,7 @@ export class Mesh {
       entries.push({ name, address: c.remoteAddr, isOutbound: c.isOutbound, isEstablished: this.isEstablished(c) });
     }
     if (this.topology.setLocalConnections(entries)) {
-      this.topologyChannel.gossip(encodeTopology(this.topology.localUpdate()));
+      this.spread.queue(this.topology.localUpdate().map((e) => e.name));
       this.topologyChanged();
     }
   }
@@ -893,10 +929,16 @@ export class Mesh {
       const before = this.topology.local.version;
       const entries = decodeTopology(update);
       const delta = this.topology.apply(entries);
+      this.spread.heard(via, entries);
       if (delta.length === 0) return null;
       this.observeHolders(delta, via);
       this.topologyChanged();
       this.wakePeers(signsOfLife(delta, this.name));
+      // What was new to us goes on to the other neighbours, coalesced; returned only to be counted as a merge.
+      this.spread.queue(
+        delta.filter((e) => e.name !== this.name).map((e) => e.name),
+        via,
+      );
       if (this.topology.local.version === before) return encodeTopology(delta);
       // We heard a copy of our own entry above ours (forged, or from an earlier run) and jumped past it. That is a
       // local change: it goes to every neighbour, the one that brought the copy included (it holds the copy for sure;
@@ -914,6 +956,7 @@ export class Mesh {
       onGossip: merge,
       onGossipBroadcast: (src, update) => void merge(update, src),
       onGossipUnicast: () => {},
+      spreadsItself: true,
     };
   }
 
@@ -946,7 +989,7 @@ export class Mesh {
       return;
     }
     this.lastOwnOutbidAt = this.deps.clock.now();
-    this.topologyChannel.gossip(encodeTopology([this.topology.local]));
+    this.spread.queue([this.name]);
   }
 
   /** An entry refused by a topology cap or as implausible: counted always, logged once per reason and peer. */

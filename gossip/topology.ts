@@ -288,7 +288,16 @@ export class Topology {
   }
 }
 
+/** Each entry's row, encoded once: entries are never changed in place (a change is a new entry object). */
+const rows = new WeakMap<PeerEntry, string>();
+
 function row(e: PeerEntry): string {
+  let r = rows.get(e);
+  if (r === undefined) rows.set(e, (r = encodeRow(e)));
+  return r;
+}
+
+function encodeRow(e: PeerEntry): string {
   return JSON.stringify([
     e.name,
     e.nickname,

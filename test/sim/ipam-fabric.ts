@@ -54,6 +54,7 @@ export class IpamFabric {
       name: 'ipam',
       gossip: (update) => this.toGroup(name, update, 'gossip'),
       gossipBroadcast: (update) => this.toGroup(name, update, 'broadcast'),
+      gossipTo: () => false, // the allocator gossips to every neighbour, never to one
       gossipUnicast: (dst, message) => {
         if (!this.canReach(name, dst)) return false;
         this.send(name, dst, message, 'unicast');

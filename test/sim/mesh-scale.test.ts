@@ -46,6 +46,21 @@ const runUntil = (done: () => boolean, limitMs: number) => runSimUntil(clock, do
 
 const live = () => meshes.filter((m): m is Mesh => m !== null);
 
+/** Gossip sent by every live mesh so far, per channel: messages and bytes, and all transport messages. */
+function gossipTraffic(): string {
+  const sum = new Map<string, { messages: number; bytes: number }>();
+  for (const m of live()) {
+    for (const [name, c] of Object.entries(m.gossipStats().channels)) {
+      const t = sum.get(name) ?? { messages: 0, bytes: 0 };
+      t.messages += c.messagesOut;
+      t.bytes += c.bytesOut;
+      sum.set(name, t);
+    }
+  }
+  const channels = [...sum].map(([name, t]) => `${name} ${t.messages} msgs ${(t.bytes / 2 ** 20).toFixed(1)} MiB`);
+  return `${net.sentMessages} transport messages; gossip ${channels.join(', ')}`;
+}
+
 afterAll(async () => {
   for (const m of live()) await m.stop();
 });
@@ -79,6 +94,7 @@ describe.runIf(process.env.WEFT_BENCH)(`mesh scale: ${N} peers, star bootstrap, 
         `${formWallS.toFixed(1)} s wall; heap +${((heapFormed - heapStart) / 2 ** 20).toFixed(0)} MiB ` +
         `(${((heapFormed - heapStart) / N / 2 ** 20).toFixed(2)} MiB per peer)`,
     );
+    console.log(`mesh-scale: forming: ${gossipTraffic()}`);
     expect(formMs, `seed ${seed}`).toBeLessThan(Infinity);
 
     const sentBefore = net.sentMessages;

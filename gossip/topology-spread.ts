@@ -1,0 +1,124 @@
+/**
+ * Spreading topology changes to neighbours, coalesced: what keeps a mesh forming or healing from flooding itself.
+ *
+ * Each change to the topology (our own entry, or entries new to us from a neighbour) must reach every neighbour. Sent
+ * one message per change, a mesh of N routers forming its full mesh costs about N^4 messages (N^2 connections, each
+ * changing two entries; each change relayed once by every router to every neighbour): 54,000 messages and 50 MiB at
+ * 16 peers in the simulation (test/sim/mesh-scale.test.ts), and at 32 the routers drown in it.
+ *
+ * So changes are queued by name, per neighbour, and go out together: the first change after a quiet spell goes at
+ * once (a microtask later, so one turn's changes share a message), later ones wait until `windowMs` after the last
+ * send. A message carries the entry as it is when it goes out, so ten versions of one entry queued in a window cost
+ * one row. A neighbour is not sent an entry it sent us at the version we hold (it has it), which is what "to every
+ * neighbour but the one it came from" becomes once updates are merged. A new neighbour gets the complete state from
+ * the full exchange instead (gossip.ts), so its queue starts empty.
+ *
+ * Cost: a router sends at most one topology message per neighbour per window however fast changes arrive, and
+ * each row at most once per neighbour per window.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { PeerName } from './peer-name.js';
+import { compareEntries, encodeTopologyChunks, type PeerEntry } from './topology.js';
+
+/** Topology messages to one neighbour go out at most once per this many ms (the first after a pause at once). */
+export const TOPOLOGY_SPREAD_WINDOW_MS = 50;
+
+export interface TopologySpreadDeps {
+  clock: Clock;
+  /** Neighbours that take gossip now (ready connections). */
+  neighbours(): Iterable<PeerName>;
+  /** The entry for `name` as the topology holds it now (undefined once gone). */
+  entry(name: PeerName): PeerEntry | undefined;
+  /** Send one encoded update to neighbour `peer`; false when it is no longer there. */
+  send(peer: PeerName, update: Uint8Array): boolean;
+}
+
+export class TopologySpread {
+  /** Per neighbour, the names whose entries it is still to be sent. */
+  private readonly pending = new Map<PeerName, Set<PeerName>>();
+  private timer: Timer | null = null;
+  private isFlushQueued = false;
+  private lastFlushAt = -Infinity;
+  private isStopped = false;
+
+  constructor(
+    private readonly deps: TopologySpreadDeps,
+    private readonly windowMs = TOPOLOGY_SPREAD_WINDOW_MS,
+  ) {}
+
+  /** Entries `names` changed here: to every neighbour except `except` (the one they came from, if any). */
+  queue(names: Iterable<PeerName>, except?: PeerName): void {
+    if (this.isStopped) return;
+    const list = [...names];
+    if (list.length === 0) return;
+    for (const n of this.deps.neighbours()) {
+      if (n === except) continue;
+      let set = this.pending.get(n);
+      if (!set) this.pending.set(n, (set = new Set()));
+      for (const name of list) set.add(name);
+    }
+    this.schedule();
+  }
+
+  /** Neighbour `from` sent us `entries`: it holds them, so nothing it already has at our version is queued for it. */
+  heard(from: PeerName, entries: readonly PeerEntry[]): void {
+    const set = this.pending.get(from);
+    if (!set) return;
+    for (const e of entries) {
+      if (!set.has(e.name)) continue;
+      const ours = this.deps.entry(e.name);
+      if (ours === undefined || compareEntries(ours, e) <= 0) set.delete(e.name);
+    }
+    if (set.size === 0) this.pending.delete(from);
+  }
+
+  /** A neighbour gone, or about to get our complete state: nothing queued for it. */
+  forget(peer: PeerName): void {
+    this.pending.delete(peer);
+  }
+
+  /** Names queued for `peer` (tests, reports). */
+  queuedFor(peer: PeerName): number {
+    return this.pending.get(peer)?.size ?? 0;
+  }
+
+  stop(): void {
+    this.isStopped = true;
+    this.timer?.cancel();
+    this.timer = null;
+    this.pending.clear();
+  }
+
+  private schedule(): void {
+    if (this.timer !== null || this.isFlushQueued) return;
+    const wait = this.lastFlushAt + this.windowMs - this.deps.clock.now();
+    if (wait <= 0) {
+      this.isFlushQueued = true;
+      queueMicrotask(() => {
+        this.isFlushQueued = false;
+        this.flush();
+      });
+      return;
+    }
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, wait);
+  }
+
+  private flush(): void {
+    if (this.isStopped || this.pending.size === 0) return;
+    this.lastFlushAt = this.deps.clock.now();
+    const batches = [...this.pending];
+    this.pending.clear();
+    for (const [peer, names] of batches) {
+      const entries: PeerEntry[] = [];
+      for (const name of names) {
+        const e = this.deps.entry(name);
+        if (e !== undefined) entries.push(e);
+      }
+      if (entries.length === 0) continue;
+      for (const update of encodeTopologyChunks(entries)) if (!this.deps.send(peer, update)) break;
+    }
+  }
+}
