@@ -17,6 +17,11 @@ export interface Gossiper {
    */
   gossip(): Uint8Array | readonly Uint8Array[] | null;
   /**
+   * Optional: what to send neighbour `peer` in place of `gossip()`, for a new neighbour (`exchange`) or a periodic
+   * round (`round`): a summary it answers, say (topology-summary.ts).
+   */
+  gossipFor?(peer: string, kind: 'exchange' | 'round'): Uint8Array | readonly Uint8Array[] | null;
+  /**
    * Merge a received update from neighbour `from` (the authenticated peer of the connection it came over; the
    * content may have been relayed from anyone). Return what in it was new to us (the delta to pass on), or null.
    */

@@ -118,9 +118,10 @@ export class Gossip {
     const fanout = Math.min(neighbours.length, Math.max(1, Math.ceil(Math.log2(Math.max(2, net.peerCount())))));
     let sent = 0;
     for (const c of this.channels.values()) {
-      const frames = this.stateFrames(c);
-      if (frames.length === 0) continue;
-      for (const peer of this.deps.random.sample(neighbours, fanout)) for (const f of frames) if (this.send(c, peer, f)) sent++;
+      const frames = c.gossiper.gossipFor ? null : this.stateFrames(c);
+      if (frames?.length === 0) continue;
+      for (const peer of this.deps.random.sample(neighbours, fanout))
+        for (const f of frames ?? this.stateFrames(c, peer, 'round')) if (this.send(c, peer, f)) sent++;
     }
     this.stats.rounds++;
     this.stats.lastRoundMessages = sent;
@@ -128,12 +129,13 @@ export class Gossip {
 
   /** Full exchange with a new neighbour: the complete state of every channel. */
   onNewNeighbour(peer: PeerName): void {
-    for (const c of this.channels.values()) for (const f of this.stateFrames(c)) this.send(c, peer, f);
+    for (const c of this.channels.values()) for (const f of this.stateFrames(c, peer, 'exchange')) this.send(c, peer, f);
   }
 
-  /** A channel's complete state as frames (none when empty or when its gossiper threw). */
-  private stateFrames(c: MeshChannel): Uint8Array[] {
-    const state = this.safely(c, () => c.gossiper.gossip());
+  /** A channel's complete state (or what it sends `peer` instead) as frames (none when empty or when it threw). */
+  private stateFrames(c: MeshChannel, peer?: PeerName, kind: 'exchange' | 'round' = 'round'): Uint8Array[] {
+    const g = c.gossiper;
+    const state = this.safely(c, () => (peer !== undefined && g.gossipFor ? g.gossipFor(peer, kind) : g.gossip()));
     if (!state) return [];
     return (state instanceof Uint8Array ? [state] : state).map((s) => gossipFrame(c.header, s));
   }

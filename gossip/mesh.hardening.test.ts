@@ -321,3 +321,56 @@ describe('a forged copy of our own entry (item 4)', () => {
     expect(x.neighbours()).toHaveLength(2);
   });
 });
+
+describe('topology summaries (issue 19; topology-summary.ts)', () => {
+  const channel = Buffer.from(TOPOLOGY_CHANNEL);
+  /** Topology payloads in frames a raw connection received (after the hello). */
+  const topologyPayloads = (inbox: Uint8Array[]) =>
+    inbox
+      .slice(1)
+      .filter((m) => m[0] === FrameType.Gossip && Buffer.from(m.subarray(2, 2 + channel.length)).equals(channel))
+      .map((m) => Buffer.from(m.subarray(2 + channel.length)).toString());
+
+  it('sends a router without the feature its complete state, one with it a summary, and answers a summary with what it lacks', async () => {
+    const w = world();
+    const h1 = await w.add('h1', 1);
+    const h3 = await w.add('h3', 3);
+    h3.connect(['h1'], false);
+    await w.run(500);
+    const old = await w.raw('old', 'h1:6783');
+    old.t.send(encodeHello(helloOf('02:00:00:00:00:40', '40', 'old', false)));
+    const current = await w.raw('new', 'h1:6783');
+    current.t.send(encodeHello({ ...helloOf('02:00:00:00:00:41', '41', 'new', false), features: ['topology-summary'] }));
+    await w.run(200);
+    const fromOld = topologyPayloads(old.inbox);
+    expect(fromOld[0], 'complete state to a router without the feature').toMatch(/^\[\[/);
+    expect(fromOld[0]).toContain(h3.name);
+    const fromNew = topologyPayloads(current.inbox);
+    expect(fromNew[0], 'a summary to a router with the feature').toMatch(/^\{"k":"exchange","s":\[/);
+    const sent = fromNew.length;
+    // The new router says it holds nothing: h1 answers with every entry it holds.
+    current.t.send(Buffer.concat([Buffer.of(FrameType.Gossip, channel.length), channel, Buffer.from('{"k":"exchange","s":[]}')]));
+    await w.run(200);
+    const answer = topologyPayloads(current.inbox).slice(sent).join('');
+    for (const m of [h1, h3]) expect(answer).toContain(m.name);
+  });
+
+  it('answers a flood of summaries from a member a few times, counts the rest, and keeps the connection', async () => {
+    const w = world();
+    const h1 = await w.add('h1', 1);
+    const rogue = await w.raw('evil', 'h1:6783');
+    rogue.t.send(encodeHello({ ...helloOf('02:00:00:00:00:66', '66', 'evil', false), features: ['topology-summary'] }));
+    await w.run(100);
+    const before = topologyPayloads(rogue.inbox).length;
+    for (let i = 0; i < 50; i++)
+      rogue.t.send(Buffer.concat([Buffer.of(FrameType.Gossip, channel.length), channel, Buffer.from('{"k":"round","s":[]}')]));
+    rogue.t.send(Buffer.concat([Buffer.of(FrameType.Gossip, channel.length), channel, Buffer.from('{"k":"round","s":[[1]]}')]));
+    await w.run(500);
+    expect(h1.counters().topology_summary_rate_limited).toBeGreaterThanOrEqual(45);
+    expect(h1.counters().gossip_decode_error).toBe(1);
+    // The answers coalesce: a few messages, not fifty.
+    expect(topologyPayloads(rogue.inbox).length - before).toBeLessThanOrEqual(5);
+    expect(rogue.closed).toEqual([]);
+    expect(h1.neighbours().map((n) => n.nickname)).toEqual(['evil']);
+  });
+});

@@ -55,6 +55,8 @@ import { NameHolders } from './name-holders.js';
 import { PeerConnection } from './connection.js';
 import { Gossip } from './gossip.js';
 import { TopologySpread } from './topology-spread.js';
+import { compareSummary, decodeSummary, encodeSummary, isSummary, TOPOLOGY_SUMMARY_FEATURE } from './topology-summary.js';
+import { TokenBucket } from './token-bucket.js';
 import {
   describePeer,
   DuplicateConnectionError,
@@ -183,6 +185,8 @@ export class Mesh {
   private readonly refusalLog: LogLimiter;
   /** Discovered addresses refused and already counted (bounded: oldest forgotten first, then counted again). */
   private readonly refusedDiscoveries = new Set<string>();
+  /** Per neighbour, the topology summaries we will still answer (each may cost our whole state). */
+  private readonly summaryBudgets = new Map<PeerName, TokenBucket>();
   /** The peer at each address the last `discoveredAddresses` named (for `firstDialDelay`). */
   private readonly discoveredPeers = new Map<string, PeerName>();
   private readonly conns = new Set<PeerConnection>();
@@ -266,7 +270,7 @@ export class Mesh {
       name,
       nickname: options.nickname,
       uid: options.uid,
-      features: options.features ?? [],
+      features: [...(options.features ?? []), TOPOLOGY_SUMMARY_FEATURE],
       hasPassword: false, // set per connection from `security`
       publicKey: new Uint8Array(0),
       udpPort: options.udpPort ?? 6784,
@@ -299,6 +303,7 @@ export class Mesh {
     this.topologyChannel = this.gossip.channel(TOPOLOGY_CHANNEL, this.topologyGossiper());
     this.spread = new TopologySpread({
       clock: deps.clock,
+      localName: name,
       neighbours: () => this.readyNeighbourNames(),
       entry: (name) => this.topology.peers.get(name),
       send: (peer, update) => this.topologyChannel.gossipTo(peer, update),
@@ -762,6 +767,7 @@ export class Mesh {
     if (peer !== undefined && this.owners.get(peer) === c) {
       this.owners.delete(peer);
       this.spread.forget(peer);
+      this.summaryBudgets.delete(peer);
       if (c.readyAt > 0 && this.phase === 'running') this.lostPeer(c);
       this.updateLocalEntry();
     }
@@ -917,8 +923,11 @@ export class Mesh {
       if (c.phase !== 'ready') continue;
       entries.push({ name, address: c.remoteAddr, isOutbound: c.isOutbound, isEstablished: this.isEstablished(c) });
     }
+    const before = new Set(this.topology.local.connections.map((c) => c.name));
     if (this.topology.setLocalConnections(entries)) {
-      this.spread.queue(this.topology.localUpdate().map((e) => e.name));
+      // Our entry, and the entries of peers newly connected to us, so receivers can attach them to their view. Not
+      // every neighbour's entry each time: with N neighbours that made each change cost N entries of N connections.
+      this.spread.queue([this.name, ...entries.filter((e) => !before.has(e.name)).map((e) => e.name)]);
       this.topologyChanged();
     }
   }
@@ -953,11 +962,39 @@ export class Mesh {
     };
     return {
       gossip: () => encodeTopologyChunks(this.topology.peers.values()),
-      onGossip: merge,
+      gossipFor: (peer, kind) =>
+        this.owners.get(peer)?.remote?.features.includes(TOPOLOGY_SUMMARY_FEATURE)
+          ? encodeSummary(kind, this.topology.peers.values())
+          : encodeTopologyChunks(this.topology.peers.values()),
+      onGossip: (update, via) => (isSummary(update) ? this.onSummary(update, via) : merge(update, via)),
       onGossipBroadcast: (src, update) => void merge(update, src),
       onGossipUnicast: () => {},
       spreadsItself: true,
     };
+  }
+
+  /**
+   * A neighbour's topology summary (topology-summary.ts): queue it what it lacks; answer a round's summary with ours
+   * when it holds something newer. Answered at most 4 at once and 1 a second per neighbour (each may cost us sending
+   * our whole state): the rest are counted as `topology_summary_rate_limited` and dropped. Throws `DecodeError`.
+   */
+  private onSummary(update: Uint8Array, via: PeerName): null {
+    const summary = decodeSummary(update);
+    const now = this.deps.clock.now();
+    let budget = this.summaryBudgets.get(via);
+    if (budget === undefined) {
+      // Dropped when its connection closes; frames come only over authenticated connections, so this stays small.
+      if (this.summaryBudgets.size >= 4096) this.summaryBudgets.delete(this.summaryBudgets.keys().next().value!);
+      this.summaryBudgets.set(via, (budget = new TokenBucket(4, 1, now)));
+    }
+    if (!budget.take(now)) {
+      this.count('topology_summary_rate_limited');
+      return null;
+    }
+    const { theyLack, theyHaveNewer } = compareSummary(this.topology.peers, summary.rows);
+    this.spread.queueTo(via, theyLack);
+    if (summary.kind === 'round' && theyHaveNewer) this.topologyChannel.gossipTo(via, encodeSummary('reply', this.topology.peers.values()));
+    return null;
   }
 
   /**

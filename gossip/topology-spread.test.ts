@@ -10,6 +10,7 @@ function setup(neighbours = ['n1', 'n2', 'n3']) {
   const live = new Set(neighbours);
   const spread = new TopologySpread({
     clock,
+    localName: 'me',
     neighbours: () => live,
     entry: (n) => entries.get(n),
     send: (peer, update) => {

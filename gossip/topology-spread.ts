@@ -10,7 +10,8 @@
  * once (a microtask later, so one turn's changes share a message), later ones wait until `windowMs` after the last
  * send. A message carries the entry as it is when it goes out, so ten versions of one entry queued in a window cost
  * one row. A neighbour is not sent an entry it sent us at the version we hold (it has it), which is what "to every
- * neighbour but the one it came from" becomes once updates are merged. A new neighbour gets the complete state from
+ * neighbour but the one it came from" becomes once updates are merged, nor another router's entry that lists it as
+ * connected (the owner sends it that entry itself: `hasItFromOwner`). A new neighbour gets the complete state from
  * the full exchange instead (gossip.ts), so its queue starts empty.
  *
  * Cost: a router sends at most one topology message per neighbour per window however fast changes arrive, and
@@ -25,6 +26,8 @@ export const TOPOLOGY_SPREAD_WINDOW_MS = 50;
 
 export interface TopologySpreadDeps {
   clock: Clock;
+  /** Our own name: our entry goes to every neighbour. */
+  localName: PeerName;
   /** Neighbours that take gossip now (ready connections). */
   neighbours(): Iterable<PeerName>;
   /** The entry for `name` as the topology holds it now (undefined once gone). */
@@ -32,6 +35,9 @@ export interface TopologySpreadDeps {
   /** Send one encoded update to neighbour `peer`; false when it is no longer there. */
   send(peer: PeerName, update: Uint8Array): boolean;
 }
+
+/** Each entry's connected names, built once per entry object (entries are never changed in place). */
+const connectedNames = new WeakMap<PeerEntry, Set<PeerName>>();
 
 export class TopologySpread {
   /** Per neighbour, the names whose entries it is still to be sent. */
@@ -58,6 +64,16 @@ export class TopologySpread {
       for (const name of list) set.add(name);
     }
     this.schedule();
+  }
+
+  /** Entries `names` to neighbour `peer` alone (it lacks them: its summary said so). */
+  queueTo(peer: PeerName, names: Iterable<PeerName>): void {
+    if (this.isStopped) return;
+    let set = this.pending.get(peer);
+    if (!set) this.pending.set(peer, (set = new Set()));
+    for (const name of names) set.add(name);
+    if (set.size === 0) this.pending.delete(peer);
+    else this.schedule();
   }
 
   /** Neighbour `from` sent us `entries`: it holds them, so nothing it already has at our version is queued for it. */
@@ -106,6 +122,19 @@ export class TopologySpread {
     }, wait);
   }
 
+  /**
+   * Another router's entry that lists `peer` among its connections: its owner sends every change of it to `peer`
+   * itself (as we send ours to every neighbour), so relaying it there would only duplicate. In a full mesh this is
+   * every relay: each change then costs one message per neighbour of its owner, not one per pair of routers. Should
+   * that direct send be lost with the connection, the owner's next entry no longer lists `peer` and is relayed.
+   */
+  private hasItFromOwner(e: PeerEntry, peer: PeerName): boolean {
+    if (e.name === this.deps.localName || e.name === peer) return false;
+    let names = connectedNames.get(e);
+    if (names === undefined) connectedNames.set(e, (names = new Set(e.connections.map((c) => c.name))));
+    return names.has(peer);
+  }
+
   private flush(): void {
     if (this.isStopped || this.pending.size === 0) return;
     this.lastFlushAt = this.deps.clock.now();
@@ -115,7 +144,7 @@ export class TopologySpread {
       const entries: PeerEntry[] = [];
       for (const name of names) {
         const e = this.deps.entry(name);
-        if (e !== undefined) entries.push(e);
+        if (e !== undefined && !this.hasItFromOwner(e, peer)) entries.push(e);
       }
       if (entries.length === 0) continue;
       for (const update of encodeTopologyChunks(entries)) if (!this.deps.send(peer, update)) break;
