@@ -33,7 +33,14 @@ interface Side {
 }
 
 async function pair(
-  opts: { securityA?: ConnectionSecurity; securityB?: ConnectionSecurity; stallsA?: StallWatch; stallsB?: StallWatch } = {},
+  opts: {
+    securityA?: ConnectionSecurity;
+    securityB?: ConnectionSecurity;
+    stallsA?: StallWatch;
+    stallsB?: StallWatch;
+    aliveA?: () => boolean;
+    aliveB?: () => boolean;
+  } = {},
 ) {
   const clock = new FakeClock();
   const net = new MemoryNetwork(clock, { latencyMs: 5 });
@@ -42,7 +49,7 @@ async function pair(
   const dialled = net.transport('10.0.0.1').dial('10.0.0.2:6783', 1000);
   clock.advance(10);
   const outbound = await dialled;
-  const make = (t: TransportConnection, h: Hello, security?: ConnectionSecurity, stalls?: StallWatch): Side => {
+  const make = (t: TransportConnection, h: Hello, security?: ConnectionSecurity, stalls?: StallWatch, alive?: () => boolean): Side => {
     const { log, lines } = createMemoryLogger();
     const counts = new Map<string, number>();
     const side: Side = { conn: null!, frames: [], closed: [], counts, lines, ready: false };
@@ -54,14 +61,15 @@ async function pair(
         onHello: () => {},
         onConfirmed: () => {},
         onReady: () => (side.ready = true),
+        ...(alive && { isPeerAlive: alive }),
         onFrame: (_c, type, body) => side.frames.push([type, [...body]]),
         onClose: (_c, reason, err) => side.closed.push({ reason, err }),
       },
     );
     return side;
   };
-  const a = make(outbound, hello('02:00:00:00:00:01', 'h1'), opts.securityA, opts.stallsA);
-  const b = make(inbound, hello('02:00:00:00:00:02', 'h2'), opts.securityB, opts.stallsB);
+  const a = make(outbound, hello('02:00:00:00:00:01', 'h1'), opts.securityA, opts.stallsA, opts.aliveA);
+  const b = make(inbound, hello('02:00:00:00:00:02', 'h2'), opts.securityB, opts.stallsB, opts.aliveB);
   return { clock, net, a, b, outbound, inbound };
 }
 
@@ -300,5 +308,69 @@ describe('PeerConnection', () => {
     q.clock.advance(10);
     expect(q.b.frames).toHaveLength(1);
     expect(q.b.closed).toEqual([]);
+  });
+});
+
+describe('quiet heartbeats (issue 19: the data path shows the peer alive)', () => {
+  it('sends a heartbeat every 10 s instead of every second, and keeps the connection', async () => {
+    let alive = true;
+    const { clock, net, a, b } = await pair({ aliveA: () => alive, aliveB: () => alive });
+    a.conn.start();
+    b.conn.start();
+    clock.advance(10);
+    const loud = net.sentMessages;
+    clock.advance(60_000);
+    const quiet = net.sentMessages - loud;
+    expect(quiet).toBeGreaterThanOrEqual(10);
+    expect(quiet).toBeLessThanOrEqual(14); // 6 a side in 60 s; loud it is 120
+    expect(a.closed).toEqual([]);
+    expect(b.closed).toEqual([]);
+    // Loud again: one a second per side.
+    alive = false;
+    const before = net.sentMessages;
+    clock.advance(10_000);
+    expect(net.sentMessages - before).toBeGreaterThanOrEqual(19);
+    expect(a.closed).toEqual([]);
+  });
+
+  it('still closes a control connection that died while the data path answers, after 30 s', async () => {
+    const { clock, a, b, inbound } = await pair({ aliveA: () => true, aliveB: () => true });
+    a.conn.start();
+    b.conn.start();
+    clock.advance(10);
+    (inbound as unknown as { sever(r: string): void }).sever('middlebox dropped the flow');
+    clock.advance(25_000);
+    expect(a.closed).toEqual([]);
+    clock.advance(10_000);
+    expect(a.closed[0]?.reason).toMatch(/^heartbeat timeout: nothing received for (2\d|3\d)\d\d\dms$/);
+  });
+
+  it('going loud gives a remote that is still quiet a full quiet period, and closes a dead one within it', async () => {
+    // b stays quiet 4 s longer than a (its view of the data path lags): no close.
+    let aliveA = true;
+    let aliveB = true;
+    const p = await pair({ aliveA: () => aliveA, aliveB: () => aliveB });
+    p.a.conn.start();
+    p.b.conn.start();
+    p.clock.advance(30_000);
+    aliveA = false;
+    p.clock.advance(4_000);
+    aliveB = false;
+    p.clock.advance(20_000);
+    expect(p.a.closed).toEqual([]);
+    expect(p.b.closed).toEqual([]);
+
+    // The remote died while heartbeats were quiet: found within a quiet period and a timeout of going loud.
+    let alive = true;
+    const q = await pair({ aliveA: () => alive, aliveB: () => alive });
+    q.a.conn.start();
+    q.b.conn.start();
+    q.clock.advance(15_000);
+    (q.inbound as unknown as { sever(r: string): void }).sever('host died');
+    alive = false;
+    const lostAt = q.clock.now();
+    for (let t = 0; t < 20_000 && q.a.closed.length === 0; t += 100) q.clock.advance(100);
+    expect(q.a.closed[0]?.reason).toMatch(/^heartbeat timeout/);
+    expect(q.clock.now() - lostAt).toBeLessThanOrEqual(11_100);
   });
 });

@@ -103,11 +103,28 @@ export interface PeerConnectionEvents {
   onReady(conn: PeerConnection): void;
   /** The first message after ready arrived (the remote is done with the handshake too). @default nothing */
   onHeard?(conn: PeerConnection): void;
+  /**
+   * The remote is shown alive outside this connection (its data path answers both ways) and takes quiet heartbeats
+   * (its hello lists `QUIET_HEARTBEATS_FEATURE`): heartbeats then go out every `QUIET_HEARTBEAT_MS` and silence is
+   * tolerated up to `QUIET_TIMEOUT_MS`. Asked at every tick. @default never
+   */
+  isPeerAlive?(conn: PeerConnection): boolean;
   /** A frame other than heartbeat and rekey. May throw `DecodeError`: the connection is then closed. */
   onFrame(conn: PeerConnection, type: number, body: Uint8Array): void;
   /** Called once. `err` is the typed error when the handshake was refused (ours or, by reason, theirs). */
   onClose(conn: PeerConnection, reason: string, err: Error | null): void;
 }
+
+/** Hello feature of routers that take quiet heartbeats (see `PeerConnectionEvents.isPeerAlive`). */
+export const QUIET_HEARTBEATS_FEATURE = 'quiet-heartbeats';
+/**
+ * While the remote is shown alive by the data path, a heartbeat (or any frame) goes out at least this often: its
+ * only job then is to find a control connection that died on its own (a middlebox dropping an idle TCP flow), and
+ * an idle router's cost is what it does per neighbour per second.
+ */
+export const QUIET_HEARTBEAT_MS = 10_000;
+/** Silence tolerated while the remote is shown alive elsewhere: three quiet heartbeats. */
+export const QUIET_TIMEOUT_MS = 30_000;
 
 export class PeerConnection {
   phase: ConnectionPhase = 'handshaking';
@@ -130,6 +147,9 @@ export class PeerConnection {
   private pendingSession: SecureSession | null = null;
   private timer: Timer | null = null;
   private lastReceivedAt: number;
+  /** When we last sent a frame after ready, and the last tick at which heartbeats were quiet (-Infinity: never). */
+  private lastSentAt = -Infinity;
+  private lastQuietAt = -Infinity;
   /** When the next heartbeat tick is due (its lateness is a stall of ours). */
   private tickDueMs = 0;
 
@@ -207,6 +227,7 @@ export class PeerConnection {
   /** Send one frame (first byte a FrameType). Dropped before ready and after close. */
   send(frame: Uint8Array): void {
     if (this.phase !== 'ready') return;
+    this.lastSentAt = this.deps.clock.now();
     this.transport.send(this.session ? this.session.seal(frame) : frame);
   }
 
@@ -380,10 +401,17 @@ export class PeerConnection {
     const stalls = this.deps.stalls;
     stalls?.fired(now, this.tickDueMs);
     this.tickDueMs = now + this.heartbeatMs;
+    const isQuiet = this.events.isPeerAlive?.(this) === true;
+    if (isQuiet) this.lastQuietAt = now;
     const silentMs = now - this.lastReceivedAt;
+    // Once heartbeats are loud again, the remote may still be quiet for up to one quiet period (its view of the data
+    // path lags ours): silence counts from no earlier than that.
+    const since = isQuiet
+      ? this.lastReceivedAt
+      : Math.max(this.lastReceivedAt, this.lastQuietAt + QUIET_HEARTBEAT_MS - this.heartbeatTimeoutMs);
     // Silence while our own loop stalled is not the peer's: the deadline moves by it.
-    const ownMs = stalls?.stalledSince(this.lastReceivedAt) ?? 0;
-    if (silentMs - ownMs >= this.heartbeatTimeoutMs) {
+    const ownMs = stalls?.stalledSince(since) ?? 0;
+    if (now - since - ownMs >= (isQuiet ? QUIET_TIMEOUT_MS : this.heartbeatTimeoutMs)) {
       if (stalls?.isInGrace(now) === true) {
         // Right after a stall of ours its frames may be waiting unread: look again next tick.
         this.deps.count('heartbeat_timeout_deferred');
@@ -394,7 +422,7 @@ export class PeerConnection {
         return;
       }
     }
-    this.send(HEARTBEAT);
+    if (!isQuiet || now - this.lastSentAt >= QUIET_HEARTBEAT_MS - this.heartbeatMs / 2) this.send(HEARTBEAT);
   }
 
   /** Close after a failure while handling input: typed refusals and decode errors are expected, anything else a bug. */

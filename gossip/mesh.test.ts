@@ -72,7 +72,10 @@ describe('Mesh', () => {
     const report = a.status();
     // Discovered targets leave the list once their peer is connected; direct ones stay.
     expect(report.targets).toEqual([{ address: 'h2:6783', state: 'connected' }]);
-    expect(report.connections.every((x) => x.state === "established"), JSON.stringify(report.connections)).toBe(true);
+    expect(
+      report.connections.every((x) => x.state === 'established'),
+      JSON.stringify(report.connections),
+    ).toBe(true);
     expect(report.peers.map((p) => p.nickname)).toEqual(['h1', 'h2', 'h3']);
   });
 

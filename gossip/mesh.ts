@@ -52,7 +52,7 @@ import { canonicalHost, discoveryRefusal } from './dial-policy.js';
 import { InboundAdmission, type InboundAdmissionOptions } from './inbound-admission.js';
 import { LogLimiter } from './log-limiter.js';
 import { NameHolders } from './name-holders.js';
-import { PeerConnection } from './connection.js';
+import { PeerConnection, QUIET_HEARTBEATS_FEATURE } from './connection.js';
 import { Gossip } from './gossip.js';
 import { TopologySpread } from './topology-spread.js';
 import { compareSummary, decodeSummary, encodeSummary, isSummary, TOPOLOGY_SUMMARY_FEATURE } from './topology-summary.js';
@@ -270,7 +270,7 @@ export class Mesh {
       name,
       nickname: options.nickname,
       uid: options.uid,
-      features: [...(options.features ?? []), TOPOLOGY_SUMMARY_FEATURE],
+      features: [...(options.features ?? []), TOPOLOGY_SUMMARY_FEATURE, QUIET_HEARTBEATS_FEATURE],
       hasPassword: false, // set per connection from `security`
       publicKey: new Uint8Array(0),
       udpPort: options.udpPort ?? 6784,
@@ -626,6 +626,12 @@ export class Mesh {
           this.onReady(c);
         },
         onFrame: (c, type, body) => this.gossip.onFrame(c.remote!.name, type, body),
+        // Quiet heartbeats while the data path shows the peer alive (connection.ts): the owner only, both ends willing.
+        isPeerAlive: (c) =>
+          c.remote !== null &&
+          this.dataPathUp.has(c.remote.name) &&
+          this.owners.get(c.remote.name) === c &&
+          c.remote.features.includes(QUIET_HEARTBEATS_FEATURE),
         onHeard: (c) => {
           // The other side is done with `c`: the data path may send under its session now (`dataSessions`).
           if (this.retired.has(c.remote!.name)) this.changed();

@@ -74,7 +74,11 @@ describe.skipIf(skip)('healing on 3 hosts', () => {
     // The pings may cross through one peer before h3's other connection is back (ci17: h2 not yet, 39 ms after the
     // links returned): wait for both reconnections to be logged.
     const reconnected = () =>
-      new Set(logLines(weft[2]!.stateDir).filter((l) => l.level === 30 && l.msg === 'reconnected to peer').map((l) => l.nickname));
+      new Set(
+        logLines(weft[2]!.stateDir)
+          .filter((l) => l.level === 30 && l.msg === 'reconnected to peer')
+          .map((l) => l.nickname),
+      );
     await waitFor('h3 to log reconnecting to h1 and h2', async () => reconnected().has('h1') && reconnected().has('h2'), HEAL_BOUND_MS);
     expect([...reconnected()].sort()).toEqual(['h1', 'h2']);
   }, 180_000);

@@ -39,11 +39,7 @@ describe(`a full mesh of ${N} forming from a star (seed ${seed})`, () => {
       meshes.push(m);
     }
     for (let i = 1; i < N; i++) meshes[i]!.connect([`${host(0)}:6783`], false);
-    const formMs = await runUntil(
-      clock,
-      () => meshes.every((m) => m.neighbours().length === N - 1 && m.peers().size === N),
-      60_000,
-    );
+    const formMs = await runUntil(clock, () => meshes.every((m) => m.neighbours().length === N - 1 && m.peers().size === N), 60_000);
     let messages = 0;
     let bytes = 0;
     let duplicates = 0;
