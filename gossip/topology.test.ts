@@ -88,13 +88,6 @@ describe('Topology', () => {
     expect(delta).toEqual([t.local]);
     expect(seen).toEqual([old]);
   });
-
-  it('sends our entry with the entries of the peers we connect to', () => {
-    const t = new Topology({ name: A, nickname: 'h1', uid: '1' });
-    t.setLocalConnections([conn(B)]);
-    t.apply([{ name: B, nickname: 'h2', uid: '2', version: 1, connections: [conn(A)] }]);
-    expect(t.localUpdate().map((e) => e.name)).toEqual([A, B]);
-  });
 });
 
 describe('topology codec', () => {

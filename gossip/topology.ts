@@ -277,15 +277,6 @@ export class Topology {
     return removed;
   }
 
-  /** Our entry plus the entries of the peers it connects to: a local change receivers can attach to their view. */
-  localUpdate(): PeerEntry[] {
-    const out = [this.localEntry];
-    for (const c of this.localEntry.connections) {
-      const e = this.entries.get(c.name);
-      if (e && !out.includes(e)) out.push(e);
-    }
-    return out;
-  }
 }
 
 /** Each entry's row, encoded once: entries are never changed in place (a change is a new entry object). */

@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench-scale: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ "$ROUTERS" =~ ^[0-9]+$ ]] && [ "$ROUTERS" -ge 2 ] && [ "$ROUTERS" -le 50 ] || { echo "bench-scale: --routers must be 2..50" >&2; exit 2; }
+[[ "$ROUTERS" =~ ^[0-9]+$ ]] && [ "$ROUTERS" -ge 2 ] && [ "$ROUTERS" -le 64 ] || { echo "bench-scale: --routers must be 2..64" >&2; exit 2; }
 [[ "$IDLE" =~ ^[0-9]+$ ]] && [ "$IDLE" -ge 1 ] && [ "$IDLE" -le 600 ] || { echo "bench-scale: --idle must be 1..600 s" >&2; exit 2; }
 [ -f "$CLI" ] || { echo "bench-scale: weft is not built ($CLI): run scripts/setup.sh" >&2; exit 1; }
 [ $KILL = 0 ] || [ "$ROUTERS" -ge 4 ] || { echo "bench-scale: --kill-quarter needs --routers 4 or more" >&2; exit 2; }

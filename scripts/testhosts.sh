@@ -176,7 +176,7 @@ _th_neigh_restore() {
 
 testhosts_up() {
   local count=$1 prefix=${2:-} x subnet owner group
-  [[ "$count" =~ ^[1-9][0-9]?$ ]] && [ "$count" -le 50 ] || { _th_err "usage: up N [PREFIX] (N = 1..50)"; return 1; }
+  [[ "$count" =~ ^[1-9][0-9]?$ ]] && [ "$count" -le 64 ] || { _th_err "usage: up N [PREFIX] (N = 1..64)"; return 1; }
   _th_need_tools || return 1
   [ -n "$prefix" ] || prefix="w$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
   _th_check_prefix "$prefix" || return 1
