@@ -276,7 +276,6 @@ export class Topology {
     }
     return removed;
   }
-
 }
 
 /** Each entry's row, encoded once: entries are never changed in place (a change is a new entry object). */
