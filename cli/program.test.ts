@@ -110,10 +110,13 @@ describe('weft against a real API on 127.0.0.1 with a fake daemon', () => {
     expect((await weft(['attach', 'web'], env)).code).toBe(0);
     expect((await weft(['attach', 'net:10.32.8.0/24', 'ip:10.32.9.9', '3f2a9c'], env)).code).toBe(0);
     expect((await weft(['detach', 'web'], env)).code).toBe(0);
+    // An id prefix of digits alone is a container, not an address (ci19: `attach ip:10.32.200.7 5454654080`).
+    expect((await weft(['attach', 'ip:10.32.200.7', '5454654080'], env)).code).toBe(0);
     expect(control.calls.map((c) => [c.method, ...c.args])).toEqual([
       ['attach', { target: 'docker:web', addresses: ['net:default'] }],
       ['attach', { target: 'docker:3f2a9c', addresses: ['net:10.32.8.0/24', 'ip:10.32.9.9'] }],
       ['detach', 'docker:web'],
+      ['attach', { target: 'docker:5454654080', addresses: ['ip:10.32.200.7'] }],
     ]);
     const both = await weft(['detach', '--netns', 'c1', 'web'], env);
     expect(both.code).toBe(2);

@@ -619,7 +619,8 @@ function checkDnsName(name: string, command: string): void {
 
 /** Whether an attach argument is meant as an address (then it is checked as one) rather than a container. */
 function looksLikeAddress(a: string): boolean {
-  return a.startsWith('net:') || a.startsWith('ip:') || /^[0-9.]+(\/\d+)?$/.test(a) || a.includes('/');
+  // Digits alone are not an address (a Docker id prefix may be all digits): an IPv4 address has its dots.
+  return a.startsWith('net:') || a.startsWith('ip:') || /^\d+\.[0-9.]*(\/\d+)?$/.test(a) || a.includes('/') || a.includes(':');
 }
 
 /** A Docker container name or id as an attach/detach target (`docker:NAME`). */

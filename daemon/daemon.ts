@@ -31,6 +31,7 @@ import { NatTraversal } from './nat-traversal.js';
 import type { ObservedEndpoint } from './punch.js';
 import { isPeerName, parsePeerName, peerIdToName, peerNameToId } from '../gossip/peer-name.js';
 import { Allocator, type IpamInit } from '../ipam/allocator.js';
+import { IpamExhaustedError } from '../ipam/errors.js';
 import { reachableFrom } from '../gossip/topology.js';
 import { decodeSavedTargets, SavedTargets } from './saved-targets.js';
 import { socketHost } from './socket-host.js';
@@ -794,12 +795,30 @@ export class Daemon implements WeftControl {
   private async listenOnBridge(dns: WeftDns): Promise<void> {
     if (!this.datapath) throw new Error('no weft bridge (--no-datapath)');
     if (!this.ipam || this.config.ipallocRange === undefined) throw new Error('IPAM is off, so weft cannot pick an address on the bridge');
-    const address = (await this.ipam.allocate(DNS_IDENT)).split('/')[0]!;
+    const address = (await this.allocateRetrying(DNS_IDENT, 'weftDNS')).split('/')[0]!;
     if (this.isStopping) return;
     await addDnsAddress(this.config.bridge, address, this.config.ipallocRange);
     this.dnsBridgeCidr = `${address}/32`;
     if (this.isStopping) return;
     await dns.listen(address, this.config.dns.listenPort);
+  }
+
+  /**
+   * IPAM's address for `ident`, asked again every 2 s while the space is held by peers we cannot reach yet (a router
+   * that just joined learns the topology a moment after the ring): logged once at warn. Throws anything else.
+   */
+  private async allocateRetrying(ident: string, what: string): Promise<string> {
+    for (let isLogged = false; ;) {
+      try {
+        return await this.ipam!.allocate(ident);
+      } catch (err) {
+        if (!(err instanceof IpamExhaustedError) || this.isStopping) throw err;
+        if (!isLogged) this.log.warn({ err: err.message }, `${what} has no address yet: ${err.message}; asking again every 2 s`);
+        isLogged = true;
+      }
+      await new Promise<void>((r) => this.clock.setTimeout(r, 2000));
+      if (this.isStopping) throw new Error('router stopping');
+    }
   }
 
   private async stopDns(): Promise<void> {

@@ -333,7 +333,7 @@ describe('topology summaries (issue 19; topology-summary.ts)', () => {
 
   it('sends a router without the feature its complete state, one with it a summary, and answers a summary with what it lacks', async () => {
     const w = world();
-    const h1 = await w.add('h1', 1);
+    const h1 = await w.add('h1', 1, { summaryAboveBytes: 0 }); // summaries however small the state
     const h3 = await w.add('h3', 3);
     h3.connect(['h1'], false);
     await w.run(500);

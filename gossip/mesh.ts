@@ -98,6 +98,12 @@ export const OWN_OUTBID_INTERVAL_MS = 1000;
 export const DUPLICATE_GRACE_MS = 3000;
 
 /**
+ * Below this many bytes of encoded topology (a full mesh of ~20), new neighbours and gossip rounds get the complete
+ * state: it costs less than the round trip a summary's answer takes (topology-summary.ts).
+ */
+export const SUMMARY_ABOVE_BYTES = 16 * 1024;
+
+/**
  * A peer found by discovery whose name is greater than ours is dialled this long after we learn of it, unless it
  * dialled us first (the smaller name dials first; see `firstDialDelay`). Lost peers are dialled by both at once.
  */
@@ -137,6 +143,8 @@ export interface MeshOptions extends BackoffOptions, ConnectionMakerLimits, Heal
   heartbeatTimeoutMs?: number;
   /** Period of complete-state gossip. @default 30000 */
   gossipIntervalMs?: number;
+  /** Send topology summaries, not the complete state, once it is above this many bytes. @default SUMMARY_ABOVE_BYTES */
+  summaryAboveBytes?: number;
   /** @default 5000 */
   dialTimeoutMs?: number;
   /** How long a confirmed duplicate that lost stays open, retired (see the header). @default DUPLICATE_GRACE_MS */
@@ -185,6 +193,7 @@ export class Mesh {
   private readonly refusalLog: LogLimiter;
   /** Discovered addresses refused and already counted (bounded: oldest forgotten first, then counted again). */
   private readonly refusedDiscoveries = new Set<string>();
+  private readonly summaryAboveBytes: number;
   /** Per neighbour, the topology summaries we will still answer (each may cost our whole state). */
   private readonly summaryBudgets = new Map<PeerName, TokenBucket>();
   /** The peer at each address the last `discoveredAddresses` named (for `firstDialDelay`). */
@@ -253,6 +262,7 @@ export class Mesh {
     this.log = deps.log;
     this.listenAddr = options.listenAddr ?? `0.0.0.0:${DEFAULT_CONTROL_PORT}`;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.summaryAboveBytes = options.summaryAboveBytes ?? SUMMARY_ABOVE_BYTES;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
     this.duplicateGraceMs = options.duplicateGraceMs ?? DUPLICATE_GRACE_MS;
@@ -968,8 +978,9 @@ export class Mesh {
     };
     return {
       gossip: () => encodeTopologyChunks(this.topology.peers.values()),
+      // A summary costs the receiver a round trip before it has our entries: only worth it once the state is big.
       gossipFor: (peer, kind) =>
-        this.owners.get(peer)?.remote?.features.includes(TOPOLOGY_SUMMARY_FEATURE)
+        this.topology.stateBytes > this.summaryAboveBytes && this.owners.get(peer)?.remote?.features.includes(TOPOLOGY_SUMMARY_FEATURE)
           ? encodeSummary(kind, this.topology.peers.values())
           : encodeTopologyChunks(this.topology.peers.values()),
       onGossip: (update, via) => (isSummary(update) ? this.onSummary(update, via) : merge(update, via)),

@@ -59,6 +59,24 @@ describe('TopologySpread', () => {
     }
   });
 
+  it('widens the window with the neighbours: one step of 50 ms per 16 of them', async () => {
+    const many = Array.from({ length: 40 }, (_, i) => `n${i}`);
+    const { clock, sent, spread, put, tick } = setup(many);
+    put(names(1), 1);
+    spread.queue([names(1)]);
+    await tick();
+    expect(sent).toHaveLength(40); // the first at once
+    sent.length = 0;
+    put(names(1), 2);
+    spread.queue([names(1)]);
+    clock.advance(3 * TOPOLOGY_SPREAD_WINDOW_MS - 1);
+    await tick();
+    expect(sent, '40 neighbours: 3 steps').toEqual([]);
+    clock.advance(1);
+    await tick();
+    expect(sent).toHaveLength(40);
+  });
+
   it('skips the neighbour a change came from, and drops what a neighbour sent us at the version we hold', async () => {
     const { sent, spread, put, tick } = setup();
     const a = put(names(1), 5);

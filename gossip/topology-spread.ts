@@ -21,8 +21,15 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { PeerName } from './peer-name.js';
 import { compareEntries, encodeTopologyChunks, type PeerEntry } from './topology.js';
 
-/** Topology messages to one neighbour go out at most once per this many ms (the first after a pause at once). */
+/**
+ * Topology messages to one neighbour go out at most once per this many ms (the first after a pause at once), times
+ * one more for every `TOPOLOGY_SPREAD_NEIGHBOURS_PER_STEP` neighbours, up to `TOPOLOGY_SPREAD_MAX_WINDOW_MS`: a
+ * router with many neighbours sends fewer, larger messages (each entry holds N connections and changes N times while
+ * a mesh forms, so what a window costs grows as N^3).
+ */
 export const TOPOLOGY_SPREAD_WINDOW_MS = 50;
+export const TOPOLOGY_SPREAD_NEIGHBOURS_PER_STEP = 16;
+export const TOPOLOGY_SPREAD_MAX_WINDOW_MS = 1000;
 
 export interface TopologySpreadDeps {
   clock: Clock;
@@ -45,6 +52,7 @@ export class TopologySpread {
   private timer: Timer | null = null;
   private isFlushQueued = false;
   private lastFlushAt = -Infinity;
+  private neighbourCount = 0;
   private isStopped = false;
 
   constructor(
@@ -57,12 +65,15 @@ export class TopologySpread {
     if (this.isStopped) return;
     const list = [...names];
     if (list.length === 0) return;
+    let count = 0;
     for (const n of this.deps.neighbours()) {
+      count++;
       if (n === except) continue;
       let set = this.pending.get(n);
       if (!set) this.pending.set(n, (set = new Set()));
       for (const name of list) set.add(name);
     }
+    this.neighbourCount = count;
     this.schedule();
   }
 
@@ -107,7 +118,9 @@ export class TopologySpread {
 
   private schedule(): void {
     if (this.timer !== null || this.isFlushQueued) return;
-    const wait = this.lastFlushAt + this.windowMs - this.deps.clock.now();
+    const steps = Math.max(1, Math.ceil(this.neighbourCount / TOPOLOGY_SPREAD_NEIGHBOURS_PER_STEP));
+    const windowMs = Math.min(TOPOLOGY_SPREAD_MAX_WINDOW_MS, this.windowMs * steps);
+    const wait = this.lastFlushAt + windowMs - this.deps.clock.now();
     if (wait <= 0) {
       this.isFlushQueued = true;
       queueMicrotask(() => {
