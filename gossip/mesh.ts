@@ -768,7 +768,8 @@ export class Mesh {
     }
     this.updateLocalEntry();
     this.gossip.onNewNeighbour(c.remote!.name);
-    this.spread.forget(c.remote!.name); // the complete state just sent holds everything queued for it
+    // (nothing queued for it is dropped: a summary exchange answers with what is queued, and a replaced duplicate may
+    // hold answers to the first exchange)
     this.maker.refresh();
   }
 

@@ -88,6 +88,28 @@ describe('TopologySpread', () => {
     expect(sent.map((s) => s.peer)).toEqual(['n1']);
   });
 
+  it('relays no entry to a neighbour its owner lists (the owner sends it), unless that neighbour asked for it', async () => {
+    const [n1, n2] = [names(0x21), names(0x22)];
+    const { clock, sent, spread, entries, tick } = setup([n1, n2]);
+    const owned: PeerEntry = {
+      name: names(7),
+      nickname: 'p7',
+      uid: '1',
+      version: 3,
+      connections: [{ name: n1, address: '10.0.0.1:6783', isOutbound: true, isEstablished: true }],
+    };
+    entries.set(owned.name, owned);
+    spread.queue([owned.name]);
+    await tick();
+    expect(sent.map((s) => s.peer)).toEqual([n2]);
+    sent.length = 0;
+    // n1's summary said it lacks the entry (its owner's own send was lost): it gets it.
+    spread.queueTo(n1, [owned.name]);
+    clock.advance(TOPOLOGY_SPREAD_WINDOW_MS);
+    await tick();
+    expect(sent).toEqual([{ peer: n1, names: [owned.name], versions: [3], at: TOPOLOGY_SPREAD_WINDOW_MS }]);
+  });
+
   it('sends nothing to a neighbour forgotten (gone, or sent the complete state), and nothing after stop', async () => {
     const { clock, sent, spread, put, tick, live } = setup();
     put(names(1), 1);

@@ -49,6 +49,8 @@ const connectedNames = new WeakMap<PeerEntry, Set<PeerName>>();
 export class TopologySpread {
   /** Per neighbour, the names whose entries it is still to be sent. */
   private readonly pending = new Map<PeerName, Set<PeerName>>();
+  /** Per neighbour, the queued names it asked for (its summary said it lacks them): sent even if their owner lists it. */
+  private readonly asked = new Map<PeerName, Set<PeerName>>();
   private timer: Timer | null = null;
   private isFlushQueued = false;
   private lastFlushAt = -Infinity;
@@ -80,11 +82,17 @@ export class TopologySpread {
   /** Entries `names` to neighbour `peer` alone (it lacks them: its summary said so). */
   queueTo(peer: PeerName, names: Iterable<PeerName>): void {
     if (this.isStopped) return;
+    const list = [...names];
+    if (list.length === 0) return;
     let set = this.pending.get(peer);
     if (!set) this.pending.set(peer, (set = new Set()));
-    for (const name of names) set.add(name);
-    if (set.size === 0) this.pending.delete(peer);
-    else this.schedule();
+    let asked = this.asked.get(peer);
+    if (!asked) this.asked.set(peer, (asked = new Set()));
+    for (const name of list) {
+      set.add(name);
+      asked.add(name);
+    }
+    this.schedule();
   }
 
   /** Neighbour `from` sent us `entries`: it holds them, so nothing it already has at our version is queued for it. */
@@ -99,9 +107,10 @@ export class TopologySpread {
     if (set.size === 0) this.pending.delete(from);
   }
 
-  /** A neighbour gone, or about to get our complete state: nothing queued for it. */
+  /** A neighbour gone: nothing queued for it. */
   forget(peer: PeerName): void {
     this.pending.delete(peer);
+    this.asked.delete(peer);
   }
 
   /** Names queued for `peer` (tests, reports). */
@@ -114,6 +123,7 @@ export class TopologySpread {
     this.timer?.cancel();
     this.timer = null;
     this.pending.clear();
+    this.asked.clear();
   }
 
   private schedule(): void {
@@ -152,12 +162,15 @@ export class TopologySpread {
     if (this.isStopped || this.pending.size === 0) return;
     this.lastFlushAt = this.deps.clock.now();
     const batches = [...this.pending];
+    const asked = new Map(this.asked);
     this.pending.clear();
+    this.asked.clear();
     for (const [peer, names] of batches) {
       const entries: PeerEntry[] = [];
+      const askedNames = asked.get(peer);
       for (const name of names) {
         const e = this.deps.entry(name);
-        if (e !== undefined && !this.hasItFromOwner(e, peer)) entries.push(e);
+        if (e !== undefined && (askedNames?.has(name) === true || !this.hasItFromOwner(e, peer))) entries.push(e);
       }
       if (entries.length === 0) continue;
       for (const update of encodeTopologyChunks(entries)) if (!this.deps.send(peer, update)) break;

@@ -86,6 +86,16 @@ describe.runIf(process.env.WEFT_BENCH)(`mesh scale: ${N} peers, star bootstrap, 
           `median ${counts[counts.length >> 1]}, max ${counts[counts.length - 1]} (of ${N - 1}); ` +
           `${((performance.now() - wallStart) / 1000).toFixed(1)} s wall`,
       );
+      // Whose views disagree: the peers each one lacks or holds beyond the live ones.
+      const names = new Set(live().map((m) => m.name));
+      for (const m of live()) {
+        const lacks = [...names].filter((n) => !m.peers().has(n));
+        const extra = [...m.peers().keys()].filter((n) => !names.has(n));
+        if (lacks.length + extra.length > 0)
+          console.log(
+            `mesh-scale: ${m.name} lacks [${lacks.join(' ')}], holds extra [${extra.join(' ')}]; counters ${JSON.stringify(m.counters())}`,
+          );
+      }
     }
     const formWallS = (performance.now() - wallStart) / 1000;
     const heapFormed = process.memoryUsage().heapUsed;
