@@ -146,15 +146,18 @@ export class TopologySpread {
   }
 
   /**
-   * Another router's entry that lists `peer` among its connections: its owner sends every change of it to `peer`
-   * itself (as we send ours to every neighbour), so relaying it there would only duplicate. In a full mesh this is
-   * every relay: each change then costs one message per neighbour of its owner, not one per pair of routers. Should
-   * that direct send be lost with the connection, the owner's next entry no longer lists `peer` and is relayed.
+   * Another router's entry that lists `peer` as an established connection: its owner sends every change of it to
+   * `peer` itself (as we send ours to every neighbour), so relaying it there would only duplicate. In a full mesh this
+   * is every relay: each change then costs one message per neighbour of its owner, not one per pair of routers.
+   * Established, not merely listed: a connection whose path died stays open (and listed) until its heartbeats time
+   * out, and what the owner sends over it is lost; the data path calls it pending within a second or five (the
+   * owner's entry changes then, and that is relayed). A neighbour that still lacks an entry says so in its next
+   * summary, and answers to summaries are never suppressed.
    */
   private hasItFromOwner(e: PeerEntry, peer: PeerName): boolean {
     if (e.name === this.deps.localName || e.name === peer) return false;
     let names = connectedNames.get(e);
-    if (names === undefined) connectedNames.set(e, (names = new Set(e.connections.map((c) => c.name))));
+    if (names === undefined) connectedNames.set(e, (names = new Set(e.connections.filter((c) => c.isEstablished).map((c) => c.name))));
     return names.has(peer);
   }
 
