@@ -113,11 +113,6 @@ export class TopologySpread {
     this.asked.delete(peer);
   }
 
-  /** Names queued for `peer` (tests, reports). */
-  queuedFor(peer: PeerName): number {
-    return this.pending.get(peer)?.size ?? 0;
-  }
-
   stop(): void {
     this.isStopped = true;
     this.timer?.cancel();
