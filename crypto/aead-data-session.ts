@@ -188,8 +188,9 @@ export class AeadDataSession implements DataSession {
       this.receiveKeys[phase],
     );
     if (opened < 0) return OpenResult.BadTag;
-    window.accept(seq);
-    return opened;
+    // Fresh by `check`, yet refused when it came from further behind than the ring tracked (the ring grew).
+    const accepted = window.accept(seq);
+    return accepted === ReplayCheck.Fresh ? opened : accepted;
   }
 
   /** See `DataSession.sealRun`. */
