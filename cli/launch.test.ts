@@ -141,6 +141,31 @@ describe('processSpawner (real child processes, loopback only)', () => {
     }
   });
 
+  it("starts the daemon with its memory settings, keeping an operator's own MALLOC_ARENA_MAX (issue 19)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-spawn-'));
+    try {
+      const script = join(dir, 'main.mjs');
+      writeFileSync(script, 'console.log(JSON.stringify({ flags: process.execArgv, arenas: process.env.MALLOC_ARENA_MAX }));\n');
+      const client = { version: async (): Promise<VersionAnswer> => Promise.reject(new DaemonNotRunningError('127.0.0.1:1')) };
+      const env = { ...process.env };
+      delete env.MALLOC_ARENA_MAX;
+      for (const [given, expected] of [
+        [undefined, '2'],
+        ['4', '4'],
+      ] as const) {
+        const log = join(dir, `weft-${expected}.log`);
+        const child = processSpawner(script)([], given === undefined ? env : { ...env, MALLOC_ARENA_MAX: given }, log);
+        expect(await waitForDaemon(child, { client, ...realTime }, { timeoutMs: 10_000, intervalMs: 20 })).toMatchObject({
+          kind: 'exited',
+          code: 0,
+        });
+        expect(JSON.parse(logTail(log, 0)[0]!)).toEqual({ flags: ['--max-semi-space-size=1'], arenas: expected });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('is ready once the spawned process answers /version with its own pid', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-spawn-'));
     // A free port on loopback for the stand-in daemon.

@@ -29,13 +29,37 @@ export type DaemonSpawner = (args: readonly string[], env: NodeJS.ProcessEnv, lo
 /** The compiled daemon entry beside this file: dist/cli/launch.js -> dist/daemon/main.js. */
 export const daemonMainPath = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 
-/** The real spawner: `process.execPath daemonMainPath ...args`, detached into its own session, not waited for. */
+/**
+ * Node and allocator settings for the daemon's process (issue 19: memory per router). The daemon's data path
+ * allocates nothing per packet and its control plane little, so a small young generation costs a few more
+ * scavenges and saves the 10-30 MB the default one grows to (and keeps) after a burst of gossip; one malloc arena
+ * besides the main thread's keeps V8's worker threads from each holding an arena of mostly free pages. Measured in
+ * docs/benchmarks.md ("Memory per router"). The systemd unit uses the same (./systemd.ts).
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const DAEMON_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
+/** `env` with `DAEMON_ENV`'s settings added where the operator did not set them. */
+export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const [k, v] of Object.entries(DAEMON_ENV)) out[k] ??= v;
+  return out;
+}
+
+/**
+ * The real spawner: `process.execPath DAEMON_NODE_FLAGS daemonMainPath ...args` with `daemonEnv(env)`, detached into
+ * its own session, not waited for.
+ */
 export function processSpawner(mainPath = daemonMainPath): DaemonSpawner {
   return (args, env, logPath) => {
     const fd = openSync(logPath, 'a', 0o600);
     let status: { code: number | null; signal: string | null } | undefined;
     try {
-      const child = spawn(process.execPath, [mainPath, ...args], { detached: true, stdio: ['ignore', fd, fd], env });
+      const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, mainPath, ...args], {
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: daemonEnv(env),
+      });
       if (child.pid === undefined) throw new Error(`could not start ${process.execPath} ${mainPath}`);
       child.on('exit', (code, signal) => (status = { code, signal }));
       child.on('error', () => (status ??= { code: null, signal: null }));

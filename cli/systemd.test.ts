@@ -36,7 +36,9 @@ describe('weft setup-systemd', () => {
     expect(first).toMatchObject({ unit: 'written', env: 'written' });
     expect(statSync(options.envFile).mode & 0o777).toBe(0o600);
     const unit = readFileSync(first.unitPath, 'utf8');
-    expect(unit).toContain(`ExecStart=${process.execPath} ${paths.cliPath} launch --foreground $WEFT_PEERS`);
+    // The daemon's memory settings (issue 19), as `weft launch` gives its background daemon.
+    expect(unit).toContain(`ExecStart=${process.execPath} --max-semi-space-size=1 ${paths.cliPath} launch --foreground $WEFT_PEERS`);
+    expect(unit).toContain('Environment=MALLOC_ARENA_MAX=2\n');
     expect(unit).toContain(`EnvironmentFile=-${options.envFile}`);
     expect(unit).toContain('Restart=on-failure');
     expect(setupSystemd(options, template)).toMatchObject({ unit: 'unchanged', env: 'kept' });

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envFileText } from '../config/launch.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from './launch.js';
 
 export interface SystemdSetupOptions {
   /** Where the unit goes. @default '/etc/systemd/system' */
@@ -41,8 +42,10 @@ After=network-online.target docker.service
 
 [Service]
 Type=simple
-EnvironmentFile=-${options.envFile}
-ExecStart=${options.nodePath} ${options.cliPath} launch --foreground $WEFT_PEERS
+${Object.entries(DAEMON_ENV)
+  .map(([k, v]) => `Environment=${k}=${v}\n`)
+  .join('')}EnvironmentFile=-${options.envFile}
+ExecStart=${options.nodePath} ${DAEMON_NODE_FLAGS.join(' ')} ${options.cliPath} launch --foreground $WEFT_PEERS
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=2
