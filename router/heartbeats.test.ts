@@ -21,17 +21,22 @@ function frame(dst: number, src: number): Buffer {
 
 /** Two sleeves A and B, neighbours over an in-memory network, started and established. */
 async function pair(options: SleeveOptions = {}) {
+  return pairMixed(options, options);
+}
+
+/** `pair` with options of its own for each side. */
+async function pairMixed(optionsA: SleeveOptions, optionsB: SleeveOptions) {
   const fake = new FakeClock();
   const clock = fake;
   const network = new MemoryUdpNetwork({ clock: fake });
-  const make = (address: string) => {
+  const make = (address: string, options: SleeveOptions) => {
     const capture = new MemoryCapture({ clock: fake });
     const underlay = new MemoryUnderlay({ network }, { address });
     const sleeve = new Sleeve({ capture, underlay, clock, log: silentLogger }, options);
     return { capture, underlay, sleeve, endpoint: underlay.endpoint() };
   };
-  const a = make('10.0.0.1');
-  const b = make('10.0.0.2');
+  const a = make('10.0.0.1', optionsA);
+  const b = make('10.0.0.2', optionsB);
   const snap = (self: PeerId, other: PeerId, endpoint: { address: string; port: number }): ForwardingSnapshot => ({
     localPeer: self,
     neighbours: new Map([[other, { peer: other, endpoint, session: null }]]),
@@ -114,9 +119,11 @@ describe('Heartbeats: dead paths found while traffic flows', () => {
     expect(a.sleeve.counters()['probes_out']).toBe(probesAtIdle);
     const cutAt = fake.now();
     network.partition('10.0.0.1', '10.0.0.2');
-    fake.advance(7000);
+    // Idle heartbeats: the next one is due within 10 s, and lost 5 s after it goes unanswered.
+    fake.advance(16_000);
     expect(events.at(-1)?.[1]).toBe(false);
     expect(events.at(-1)![0] - cutAt).toBeGreaterThanOrEqual(4000);
+    expect(events.at(-1)![0] - cutAt).toBeLessThanOrEqual(15_500);
     expect(a.sleeve.counters()['paths_lost_timeout']).toBe(1);
     expect(a.sleeve.counters()['probes_out']).toBe(probesAtIdle);
     await stop();
@@ -168,6 +175,83 @@ describe('Heartbeats: dead paths found while traffic flows', () => {
     fake.advance(7000);
     expect(isUp()).toBe(false);
     expect(a.sleeve.counters()['paths_lost_timeout']).toBe(1);
+    await stop();
+  });
+});
+
+describe('Heartbeats: idle paths heartbeated slowly (issue 19)', () => {
+  const heartbeatsOut = (side: { sleeve: Sleeve }) => side.sleeve.counters()['heartbeats_out']!;
+
+  it('heartbeats an idle path every 10 s instead of every second, both sides staying established', async () => {
+    const { fake, a, b, events, isUp, stop } = await pair();
+    fake.advance(6000); // idle for idleAfterMs
+    const [a0, b0] = [heartbeatsOut(a), heartbeatsOut(b)];
+    fake.advance(60_000);
+    // About six each in a minute (a heartbeat a second before: 60).
+    expect(heartbeatsOut(a) - a0).toBeGreaterThanOrEqual(5);
+    expect(heartbeatsOut(a) - a0).toBeLessThanOrEqual(8);
+    expect(heartbeatsOut(b) - b0).toBeLessThanOrEqual(8);
+    expect(isUp()).toBe(true);
+    expect(b.sleeve.peerHealth().get(A)?.isEstablished).toBe(true);
+    expect(events).toHaveLength(1); // never lost
+    await stop();
+  });
+
+  it('keeps a heartbeat a second toward a router that does not announce idle heartbeats (older routers)', async () => {
+    // B announces 0 (as a router before idle heartbeats, whose heartbeats carry no body, is read).
+    const { fake, a, b, stop } = await pairMixed({}, { idleHeartbeatMs: 0 });
+    fake.advance(6000);
+    const [a0, b0] = [heartbeatsOut(a), heartbeatsOut(b)];
+    fake.advance(30_000);
+    expect(heartbeatsOut(a) - a0).toBeGreaterThanOrEqual(29);
+    expect(heartbeatsOut(b) - b0).toBeGreaterThanOrEqual(29);
+    expect(b.sleeve.peerHealth().get(A)?.isEstablished).toBe(true);
+    await stop();
+  });
+
+  it('goes back to a heartbeat a second while data flows, and detects a cut then within a second', async () => {
+    const { fake, network, a, events, ping, stop } = await pair();
+    fake.advance(30_000);
+    const a0 = heartbeatsOut(a);
+    ping(5000);
+    expect(heartbeatsOut(a) - a0).toBeGreaterThanOrEqual(4);
+    const cutAt = fake.now();
+    network.partition('10.0.0.1', '10.0.0.2');
+    ping(2000);
+    expect(events.at(-1)?.[1]).toBe(false);
+    expect(events.at(-1)![0] - cutAt).toBeLessThanOrEqual(1100);
+    await stop();
+  });
+
+  it('one lost idle heartbeat moves nothing: it is sent again each second until answered', async () => {
+    const { fake, network, a, events, isUp, stop } = await pair();
+    fake.advance(30_000);
+    const a0 = heartbeatsOut(a);
+    // A 2.5 s blackout: whatever idle heartbeat falls in it goes unanswered and is repeated.
+    for (let i = 0; i < 8; i++) {
+      network.partition('10.0.0.1', '10.0.0.2');
+      fake.advance(2500);
+      network.heal('10.0.0.1', '10.0.0.2');
+      fake.advance(7500 + 333 * i);
+      expect(isUp()).toBe(true);
+    }
+    expect(events).toHaveLength(1);
+    expect(heartbeatsOut(a) - a0).toBeGreaterThan(8); // some repeated
+    expect(heartbeatsOut(a) - a0).toBeLessThan(40);
+    await stop();
+  });
+
+  it('finds a dead idle path within the idle interval plus the timeout, and takes it back when it returns', async () => {
+    const { fake, network, events, isUp, stop } = await pair();
+    fake.advance(30_000);
+    const cutAt = fake.now();
+    network.partition('10.0.0.1', '10.0.0.2');
+    fake.advance(16_000);
+    expect(isUp()).toBe(false);
+    expect(events.at(-1)![0] - cutAt).toBeLessThanOrEqual(15_500);
+    network.heal('10.0.0.1', '10.0.0.2');
+    fake.advance(4000); // the lost path is heartbeated every second again; trusted after the hold
+    expect(isUp()).toBe(true);
     await stop();
   });
 });

@@ -21,13 +21,24 @@
  * One lost heartbeat never moves traffic (it takes `probeMisses` in a row), a timer that fired late (our own stall,
  * the answers still unread) counts no miss, and a lost path is trusted again only after acks newer than
  * `recoverMs` past the loss, so a flapping link does not pull traffic back and forth.
+ *
+ * Idle heartbeats (issue 19: idle cost that does not grow with connections): an established path that carried no
+ * data for `idleAfterMs` is heartbeated every `idleHeartbeatMs` instead of every `heartbeatMs`, when the neighbour's
+ * own heartbeats say it knows the rule (their body carries its idle interval; routers before it send none and get a
+ * heartbeat a second, as they expect). A heartbeat left unacked is sent again every `heartbeatMs`, and the path is
+ * lost when one stays unacked for `heartbeatTimeoutMs`: at idle a dead path is found within `idleHeartbeatMs +
+ * heartbeatTimeoutMs` (15 s by default; the control connection, and data's fast detection, are unchanged), and one
+ * lost datagram still moves nothing. Its heartbeats are expected up to its interval plus the timeout apart. An ack
+ * answers a heartbeat both ways (ours reached it, its reached us), so the slower side's heartbeats are never needed
+ * for the decision while ours are answered. Data restarts the heartbeat a second at the next round (loss reports
+ * ride on acks), and the first unanswered datagram probes at once as before.
  */
 import type { Underlay } from './underlay.js';
 import type { PeerHealth, PeerId } from './datapath.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { StallWatch } from '../runtime/stall-watch.js';
-import { MessageType } from './sleeve-format.js';
+import { MAX_IDLE_HEARTBEAT_MS, MessageType } from './sleeve-format.js';
 import { peerLabel, type Neighbour, type SleeveView } from './sleeve-neighbour.js';
 import type { SleeveSend } from './sleeve-send.js';
 import type { SleeveCounters } from './sleeve-counters.js';
@@ -61,6 +72,13 @@ export interface HeartbeatsOptions {
   probeMisses?: number;
   /** After a loss, acks must keep coming for this long before the path is trusted again (hysteresis). @default 2000 */
   recoverMs?: number;
+  /**
+   * Interval between heartbeats to an established neighbour that knows idle heartbeats, once no data went either way
+   * for `idleAfterMs`; 0 or <= `heartbeatMs`: never slower than `heartbeatMs`. @default 10000
+   */
+  idleHeartbeatMs?: number;
+  /** No data either way for this long makes a path idle. @default 5000 */
+  idleAfterMs?: number;
 }
 
 export class Heartbeats {
@@ -77,6 +95,9 @@ export class Heartbeats {
   private readonly probeMs: number;
   private readonly probeMisses: number;
   private readonly recoverMs: number;
+  /** 0 when idle heartbeats are off. */
+  readonly idleHeartbeatMs: number;
+  private readonly idleAfterMs: number;
   /** Our own stalls, seen as lateness of the check timer: no probe counts as missed right after one. */
   readonly stalls: StallWatch;
   private readonly listeners: Array<(peer: PeerId, health: PeerHealth) => void> = [];
@@ -99,6 +120,10 @@ export class Heartbeats {
     this.probeMs = options.probeMs ?? 200;
     this.probeMisses = options.probeMisses ?? 3;
     this.recoverMs = options.recoverMs ?? 2000;
+    const idle = options.idleHeartbeatMs ?? 10_000;
+    this.idleHeartbeatMs = idle > this.heartbeatMs ? Math.min(idle, MAX_IDLE_HEARTBEAT_MS) : 0;
+    this.idleAfterMs = options.idleAfterMs ?? 5000;
+    this.send.idleHeartbeatMs = this.idleHeartbeatMs;
     // Lateness beyond half the check period is a stall of ours; the grace lets the queued answers be read.
     this.stalls = new StallWatch({ thresholdMs: this.probeMs / 2, graceMs: this.probeMs });
   }
@@ -263,19 +288,30 @@ export class Heartbeats {
     this.tickDueMs = now + this.heartbeatMs;
     // Right after a stall of ours the heartbeats and acks that came meanwhile are unread: declare nothing lost now.
     const isInGrace = this.stalls.isInGrace(now);
+    const timeoutMs = this.heartbeatTimeoutMs;
     for (const n of view.neighbours) {
       // After a loss, only acks and heartbeats newer than the loss plus the hold count (hysteresis).
       const since = n.lostAtMs < 0 ? -1 : n.lostAtMs + this.recoverMs;
+      // A recent ack; or, while we heartbeat it slowly (and for a timeout after: its acks are a period old when data
+      // makes us heartbeat every second again), no heartbeat of ours unanswered for too long: the timeout less a
+      // period, as the first unanswered heartbeat leaves up to a period after the last ack.
+      const isAckFresh =
+        now - n.lastAckMs <= timeoutMs + this.stalls.stalledSince(n.lastAckMs) ||
+        (n.idleBeatAtMs >= 0 &&
+          now - n.idleBeatAtMs <= timeoutMs &&
+          (n.unackedSinceMs < 0 || now - n.unackedSinceMs <= timeoutMs - this.heartbeatMs + this.stalls.stalledSince(n.unackedSinceMs)));
       const isEstablished =
         n.lastAckMs > since &&
         n.lastHeartbeatMs > since &&
         n.lastAckMs >= 0 &&
         n.lastHeartbeatMs >= 0 &&
-        now - n.lastAckMs <= this.heartbeatTimeoutMs + this.stalls.stalledSince(n.lastAckMs) &&
-        now - n.lastHeartbeatMs <= this.heartbeatTimeoutMs + this.stalls.stalledSince(n.lastHeartbeatMs);
+        isAckFresh &&
+        now - n.lastHeartbeatMs <= timeoutMs + n.peerIdleHeartbeatMs + this.stalls.stalledSince(n.lastHeartbeatMs);
       if (isEstablished !== n.isEstablished && (isEstablished || !isInGrace)) {
         if (isEstablished) {
           n.isEstablished = true;
+          n.lastDataMs = now; // idle heartbeats only after idleAfterMs established without data
+          n.dataSeen = n.datagramsIn + n.datagramsOut - n.controlDatagrams;
           this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, 'sleeve established');
           this.notify(n);
         } else {
@@ -283,7 +319,22 @@ export class Heartbeats {
           this.lose(n, now, `no heartbeat or ack for ${this.heartbeatTimeoutMs}ms`);
         }
       }
-      this.send.sendControl(n, MessageType.Heartbeat);
+      const data = n.datagramsIn + n.datagramsOut - n.controlDatagrams;
+      if (data !== n.dataSeen) {
+        n.dataSeen = data;
+        n.lastDataMs = now;
+      }
+      n.isIdleBeat =
+        this.idleHeartbeatMs > 0 &&
+        n.isEstablished &&
+        n.peerIdleHeartbeatMs > 0 &&
+        (n.lastDataMs < 0 || now - n.lastDataMs >= this.idleAfterMs);
+      if (n.isIdleBeat) n.idleBeatAtMs = now;
+      // Idle: a heartbeat every idleHeartbeatMs (half a period early rather than a period late), or again each
+      // period while one is unanswered.
+      if (!n.isIdleBeat || n.unackedSinceMs >= 0 || now - n.heartbeatOutMs >= this.idleHeartbeatMs - this.heartbeatMs / 2) {
+        this.send.sendControl(n, MessageType.Heartbeat);
+      }
       this.probeMtu(n, now);
     }
     this.underlay.flush();

@@ -56,7 +56,9 @@
  * A piece that does not continue the frame its capturing peer is sending (a lost or reordered datagram) drops the
  * frame; TCP sends it again. Relays pass pieces on unchanged, without joining them.
  *
- * Heartbeat and heartbeat-ack bodies are empty; receivers ignore any body bytes (room for later fields).
+ * A heartbeat's body is empty, or a u32 big-endian: the longest the sender may leave between heartbeats while the
+ * path is idle, in ms (./heartbeats.ts "idle heartbeats"; 0 or absent: every heartbeat period, as senders before it
+ * did). A heartbeat-ack's body is a loss report (./loss.ts). Receivers ignore body bytes past what they know.
  *
  * MTU probe and probe-ack bodies (./path-mtu.ts): a probe is padded so that, with the outer IP and UDP headers, it is
  * exactly `size` bytes of IP packet; its ack is just the first six bytes back. Receivers ignore bytes past them.
@@ -114,6 +116,11 @@ const LAST_TYPE = MessageType.MtuProbeAck;
 
 /** Bytes of an MTU probe's fields (round and size); also the whole body of its ack. */
 export const PROBE_FIELDS_BYTES = 6;
+
+/** Bytes of a heartbeat's field (the sender's idle heartbeat interval, u32 BE ms). */
+export const HEARTBEAT_FIELDS_BYTES = 4;
+/** The longest idle heartbeat interval a receiver takes from a heartbeat (a larger one is taken as this). */
+export const MAX_IDLE_HEARTBEAT_MS = 60_000;
 
 /** Bytes in front of the piece bytes in a piece body. */
 export const PIECE_HEADER_BYTES = 34;

@@ -82,6 +82,21 @@ export class Neighbour {
   dropsOutTooBig = 0;
   /** `Clock.now()` of our last heartbeat not yet acked, or -1. */
   heartbeatSentMs = -1;
+  // Idle heartbeats (./heartbeats.ts): an idle path is heartbeated every `idleHeartbeatMs`, not every second.
+  /** When our last heartbeat (or probe) left, or -1. */
+  heartbeatOutMs = -1;
+  /** When the first of our heartbeats not acked since the last ack left, or -1 (all acked). */
+  unackedSinceMs = -1;
+  /** The longest it said it may leave between heartbeats when idle (its heartbeats' body), 0 before it said. */
+  peerIdleHeartbeatMs = 0;
+  /** Whether the last heartbeat round found this path idle and heartbeated it slowly, and when one last did, or -1. */
+  isIdleBeat = false;
+  idleBeatAtMs = -1;
+  /** Heartbeats, acks and MTU probes to and from it (what is not data), for telling an idle path. */
+  controlDatagrams = 0;
+  /** Data datagrams (in and out) as the last heartbeat round counted them, and when that count last moved. */
+  dataSeen = 0;
+  lastDataMs = -1;
   /** Round trip of the last heartbeat acked, and the smoothed round trip (RFC 6298's SRTT, gain 1/8), or -1. */
   rttMs = -1;
   smoothedRttMs = -1;

@@ -29,6 +29,8 @@ import type { DatagramBatch } from './underlay.js';
 import type { Clock } from '../runtime/clock.js';
 import {
   HEADER_BYTES,
+  HEARTBEAT_FIELDS_BYTES,
+  MAX_IDLE_HEARTBEAT_MS,
   HeaderDrop,
   MAX_RELAYS,
   MessageType,
@@ -303,9 +305,13 @@ export class SleeveReceive {
       this.pieces.received(view, n, buf, off + HEADER_BYTES, bodyLength, now);
       return true;
     }
+    n.controlDatagrams++;
     if (type === MessageType.Heartbeat) {
       s.heartbeats_in++;
       n.lastHeartbeatMs = now;
+      // How far apart its heartbeats may come while the path is idle (absent from routers before idle heartbeats).
+      n.peerIdleHeartbeatMs =
+        bodyLength >= HEARTBEAT_FIELDS_BYTES ? Math.min(buf.readUInt32BE(off + HEADER_BYTES), MAX_IDLE_HEARTBEAT_MS) : 0;
       this.send.sendControl(n, MessageType.HeartbeatAck);
     } else if (type === MessageType.MtuProbe || type === MessageType.MtuProbeAck) {
       const body = off + HEADER_BYTES;
@@ -323,6 +329,7 @@ export class SleeveReceive {
     } else {
       s.heartbeat_acks_in++;
       n.lastAckMs = now;
+      n.unackedSinceMs = -1;
       noteAck(n, now);
       if (takeLossReport(n, buf, off + HEADER_BYTES, bodyLength, now) > 0) s.loss_reports_in++;
     }

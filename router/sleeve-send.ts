@@ -22,6 +22,7 @@ import type { DataSession } from '../crypto/data-session.js';
 import type { Clock } from '../runtime/clock.js';
 import {
   HEADER_BYTES,
+  HEARTBEAT_FIELDS_BYTES,
   MIN_FRAME_BYTES,
   MessageType,
   PROBE_FIELDS_BYTES,
@@ -84,6 +85,8 @@ export class SleeveSend {
    * such stretch, not per datagram): the heartbeats start watching for an answer. Set once by the sleeve.
    */
   onAwaiting: ((n: Neighbour) => void) | null = null;
+  /** What our heartbeats announce as the longest we leave between them on an idle path (ms; 0: never idle). */
+  idleHeartbeatMs = 0;
   private readonly capture: Capture;
   private readonly underlay: Underlay;
   private readonly clock: Clock;
@@ -444,6 +447,7 @@ export class SleeveSend {
     this.stats.bytes_out += length;
     n.datagramsOut++;
     n.bytesOut += length;
+    n.controlDatagrams++;
     this.stats.mtu_probes_out++;
     return true;
   }
@@ -466,14 +470,27 @@ export class SleeveSend {
     this.stats.bytes_out += length;
     n.datagramsOut++;
     n.bytesOut += length;
+    n.controlDatagrams++;
     this.stats.mtu_probe_acks_out++;
   }
 
-  /** Send a heartbeat or an ack to `n` now (an empty body, sealed when `n` has a session). */
+  /**
+   * Send a heartbeat or an ack to `n` now (sealed when `n` has a session). A heartbeat says how long we may leave
+   * between heartbeats while the path is idle (`idleHeartbeatMs`, ./heartbeats.ts); an ack carries a loss report.
+   */
   sendControl(n: Neighbour, type: MessageType): void {
     if (!this.isRunning) return;
-    // An ack tells the loss seen from `n` since the last one (./loss.ts); a heartbeat's body is empty.
-    const bodyLength = type === MessageType.HeartbeatAck ? writeLossReport(n, this.controlBuffer, HEADER_BYTES) : 0;
+    // An ack tells the loss seen from `n` since the last one (./loss.ts).
+    let bodyLength = HEARTBEAT_FIELDS_BYTES;
+    if (type === MessageType.HeartbeatAck) {
+      bodyLength = writeLossReport(n, this.controlBuffer, HEADER_BYTES);
+    } else {
+      this.controlBuffer.writeUInt32BE(this.idleHeartbeatMs, HEADER_BYTES);
+      // Owed an answer from here on, sent or not (one that could not be sealed is never answered either).
+      const now = this.clock.now();
+      n.heartbeatOutMs = now;
+      if (n.unackedSinceMs < 0) n.unackedSinceMs = now;
+    }
     const length = this.sealAt(n, this.controlBuffer, 0, type, bodyLength);
     if (length < 0) return;
     this.underlay.send(this.controlBuffer, 0, length, n.endpoint);
@@ -481,9 +498,10 @@ export class SleeveSend {
     this.stats.bytes_out += length;
     n.datagramsOut++;
     n.bytesOut += length;
+    n.controlDatagrams++;
     if (type === MessageType.Heartbeat) {
       this.stats.heartbeats_out++;
-      n.heartbeatSentMs = this.clock.now(); // an unanswered earlier one is timed no more
+      n.heartbeatSentMs = n.heartbeatOutMs; // an unanswered earlier one is timed no more
     } else this.stats.heartbeat_acks_out++;
   }
 }

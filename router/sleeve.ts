@@ -198,7 +198,12 @@ export class Sleeve implements Datapath {
           // pair in its grace (same peer, same launch, same path: gossip/mesh.ts).
           const isSwap =
             n.session !== null && (path.graceSession === n.session || (path.session !== null && path.session === n.graceSession));
-          if (!isSwap) n.lastHeartbeatMs = n.lastAckMs = n.heartbeatSentMs = -1;
+          if (!isSwap) {
+            n.lastHeartbeatMs = n.lastAckMs = n.heartbeatSentMs = n.heartbeatOutMs = n.unackedSinceMs = -1;
+            n.peerIdleHeartbeatMs = 0;
+            n.isIdleBeat = false;
+            n.idleBeatAtMs = -1;
+          }
         }
         n.takeEndpoint(path.endpoint);
         if (n.session !== path.session || n.graceSession !== (path.graceSession ?? null)) {
