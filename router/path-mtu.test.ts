@@ -55,13 +55,56 @@ describe('PathMtu probing', () => {
     const p = new PathMtu(1500);
     const { now } = settle(p, 1400);
     expect(p.mtuBytes).toBe(1400);
-    // The path grows (a re-route): the next full round proves 1500, and its ack raises the MTU at once.
-    let round = p.poll(now);
-    for (let t = now; round === null && t < now + 60_000; t += 1000) round = p.poll(t);
+    // The path grows (a re-route): the next confirm round proves the next common size up, and its ack raises the
+    // MTU at once; a full round follows at once and proves 1500.
+    let t = now;
+    let round = p.poll(t);
+    for (; round === null && t < now + 60_000; t += 1000) round = p.poll(t);
+    expect(round!.sizes).toEqual([1420, 1400]);
+    expect(p.acked(round!.id, 1420)).toBe(true);
+    expect(p.mtuBytes).toBe(1420);
+    p.acked(round!.id, 1400);
+    t += 1000;
+    round = p.poll(t); // ends the confirm round: the path grew, a full round at once
     expect(round!.sizes[0]).toBe(1500);
-    round = round!;
-    expect(p.acked(round.id, 1500)).toBe(true);
+    expect(p.acked(round!.id, 1500)).toBe(true);
     expect(p.mtuBytes).toBe(1500);
+  });
+
+  it('confirms a known MTU with two probes every 30 s, and runs the whole ladder only every 10 minutes (issue 19)', () => {
+    const p = new PathMtu(1500);
+    const { now } = settle(p, 1400);
+    let probes = 0;
+    let fullRounds = 0;
+    for (let t = now; t < now + 20 * 60_000; t += 1000) {
+      const round = p.poll(t);
+      if (round === null) continue;
+      probes += round.sizes.length;
+      if (round.sizes[0] === 1500) fullRounds++;
+      else if (round.sizes.length === 2) expect(round.sizes).toEqual([1420, 1400]);
+      else expect(round.sizes.every((size) => size > 1400 && size < 1420)).toBe(true); // refining after a full one
+      for (const size of round.sizes) if (size <= 1400) p.acked(round.id, size);
+    }
+    expect(p.mtuBytes).toBe(1400);
+    expect(fullRounds).toBeGreaterThanOrEqual(1);
+    expect(fullRounds).toBeLessThanOrEqual(3); // every raiseMs, each perhaps with a refine round after it
+    // 40 confirm rounds of 2, a few full ones of ~14: a full round every 30 s would have been ~560.
+    expect(probes).toBeLessThan(160);
+  });
+
+  it('a confirm round whose MTU in use goes unanswered starts a full round at once, which lowers it', () => {
+    const p = new PathMtu(1500);
+    const { now } = settle(p, 1500);
+    let t = now;
+    let round = p.poll(t);
+    for (; round === null; t += 1000) round = p.poll(t);
+    expect(round.sizes).toEqual([1500]); // at the ceiling: nothing above to try
+    t += 1000;
+    round = p.poll(t)!; // no ack (the path shrank: a tunnel on the way): a full round at once
+    expect(round.sizes.length).toBeGreaterThan(5); // the whole ladder
+    for (const size of round.sizes) if (size <= 1380) p.acked(round.id, size);
+    p.poll(t + 1000);
+    expect(p.mtuBytes).toBe(1380);
   });
 
   it('lowers the MTU at the next full round when the path shrinks, and at once after suspect()', () => {

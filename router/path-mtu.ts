@@ -12,9 +12,13 @@
  *                   1400, 1280, ...), and brackets any other between the largest acked and the smallest lost.
  *   refine rounds   while that bracket is wider than `granularityBytes`, up to 6 sizes evenly spread inside it: a
  *                   binary search six ways wide, so two refine rounds narrow any bracket to a few bytes.
- *   done            the next full round comes after `reprobeMs` (a path may have grown, or shrunk: a probe of the
- *                   MTU in use that goes unanswered lowers it), or at once after `suspect()` (the neighbour moved or
- *                   its heartbeats stopped: packets vanished).
+ *   confirm rounds  once the MTU is known, every `reprobeMs`: just the MTU in use and the next size above it (a
+ *                   path may have shrunk, or grown). The MTU acked and the larger not: nothing changes. The larger
+ *                   acked (the path grew) or nothing acked (it may have shrunk): a full round at once.
+ *   full again      every `raiseMs` (a path may have grown past the next size), and at once after `suspect()` (the
+ *                   neighbour moved or its heartbeats stopped: packets vanished).
+ * Confirming with two probes instead of the whole ladder keeps an idle mesh quiet (issue 19: a full round every 30 s
+ * was ~14 probes and acks each way, most of an idle router's underlay bytes).
  *
  * A round ends at the first `poll` `roundTimeoutMs` after it began; sizes sent and not acked by then count as lost.
  * During a round an ack larger than the MTU in use raises it at once (more room is safe the moment it is proven);
@@ -35,8 +39,10 @@ const REFINE_WIDTH = 6;
 export interface PathMtuOptions {
   /** A round's probes not acked this long after it began count as lost. @default 1000 */
   roundTimeoutMs?: number;
-  /** Time between full rounds once the MTU is known. @default 30_000 */
+  /** Time between confirm rounds once the MTU is known. @default 30_000 */
   reprobeMs?: number;
+  /** Time between full rounds once the MTU is known (confirm rounds in between). @default 600_000 */
+  raiseMs?: number;
   /** Stop refining once the largest acked and the smallest lost size are this close. @default 8 */
   granularityBytes?: number;
   /** Rounds in a row without any ack before probing waits `reprobeMs`. @default 3 */
@@ -75,10 +81,17 @@ export class PathMtu {
   private high = Infinity;
   private nextRoundMs = 0;
   private silentRounds = 0;
+  private readonly raiseMs: number;
+  /** When the last full round began; the next comes `raiseMs` later, or at once when `isFullDue`. */
+  private lastFullMs = -Infinity;
+  private isFullDue = true;
+  /** The round under way is a confirm round of this size (0: it is not). */
+  private confirmingBytes = 0;
 
   constructor(ceilingBytes: number, options: PathMtuOptions = {}) {
     this.roundTimeoutMs = options.roundTimeoutMs ?? 1000;
     this.reprobeMs = options.reprobeMs ?? 30_000;
+    this.raiseMs = options.raiseMs ?? 600_000;
     this.granularityBytes = options.granularityBytes ?? 8;
     this.maxSilentRounds = options.maxSilentRounds ?? 3;
     this.floorBytes = options.floorBytes ?? 576;
@@ -93,11 +106,13 @@ export class PathMtu {
     this.mtuBytes = ceilingBytes;
     this.isConfirmed = false;
     this.endRoundSilently();
+    this.isFullDue = true;
     this.nextRoundMs = now;
   }
 
   /** Packets may be vanishing (the neighbour moved, heartbeats stopped): run a full round at the next `poll`. */
   suspect(now: number): void {
+    this.isFullDue = true;
     if (this.roundEndsMs < 0) this.nextRoundMs = now;
   }
 
@@ -111,7 +126,18 @@ export class PathMtu {
       this.endRound(now);
     }
     if (now < this.nextRoundMs) return null;
-    const sizes = this.isRefining ? this.refineSizes() : this.fullSizes();
+    let sizes: number[];
+    this.confirmingBytes = 0;
+    if (this.isRefining) {
+      sizes = this.refineSizes();
+    } else if (this.isConfirmed && !this.isFullDue && now - this.lastFullMs < this.raiseMs) {
+      sizes = this.confirmSizes();
+      this.confirmingBytes = this.mtuBytes;
+    } else {
+      sizes = this.fullSizes();
+      this.isFullDue = false;
+      this.lastFullMs = now;
+    }
     if (sizes.length === 0) {
       this.isRefining = false;
       this.nextRoundMs = now + this.reprobeMs;
@@ -150,6 +176,13 @@ export class PathMtu {
     return out;
   }
 
+  /** The next size above the MTU in use (the ceiling or a common MTU below it), then the MTU in use. */
+  private confirmSizes(): number[] {
+    let up = this.ceiling;
+    for (const m of CANDIDATE_MTUS) if (m > this.mtuBytes && m < up) up = m;
+    return up > this.mtuBytes ? [up, this.mtuBytes] : [this.mtuBytes];
+  }
+
   private refineSizes(): number[] {
     const span = this.high - this.low;
     if (!(span > this.granularityBytes)) return [];
@@ -164,6 +197,16 @@ export class PathMtu {
 
   private endRound(now: number): void {
     this.roundEndsMs = -1;
+    const confirming = this.confirmingBytes;
+    if (confirming > 0) {
+      this.confirmingBytes = 0;
+      // The MTU in use still passes and nothing larger does: all is as it was. Otherwise (the path grew: `acked`
+      // raised the MTU already; or nothing came back: it may have shrunk) a full round finds out at once.
+      const isSame = this.ackedSizes.has(confirming) && this.mtuBytes === confirming;
+      if (!isSame) this.isFullDue = true;
+      this.nextRoundMs = isSame ? now + this.reprobeMs : now;
+      return;
+    }
     const wasRefining = this.isRefining;
     if (this.ackedSizes.size === 0 && !wasRefining) {
       // Nothing came back: no news about the path. Keep what is in use; try again soon, then rarely.
