@@ -79,6 +79,37 @@ describe('waitForDaemon', () => {
     expect(polls).toBe(11);
   });
 
+  it('waits longer for a daemon whose progress moves (a slow start on a loaded machine), within maxMs', async () => {
+    const client = { version: async (): Promise<VersionAnswer> => Promise.reject(new DaemonNotRunningError('127.0.0.1:6784')) };
+    // Progress for 3 s, then none: the deadline is 1 s after the last move.
+    let time = fakeTime();
+    let t0 = time.now();
+    const slow = await waitForDaemon(
+      fakeChild(4242),
+      { client, ...time },
+      { timeoutMs: 1_000, intervalMs: 100, maxMs: 10_000, progress: () => Math.min(time.now() - t0, 3_000) },
+    );
+    expect(slow).toEqual({ kind: 'timeout' });
+    expect(time.now() - t0).toBeGreaterThanOrEqual(3_900);
+    expect(time.now() - t0).toBeLessThanOrEqual(4_200);
+    // Progress forever: stopped at maxMs.
+    time = fakeTime();
+    t0 = time.now();
+    const endless = await waitForDaemon(
+      fakeChild(4242),
+      { client, ...time },
+      { timeoutMs: 1_000, intervalMs: 100, maxMs: 10_000, progress: () => time.now() },
+    );
+    expect(endless).toEqual({ kind: 'timeout' });
+    expect(time.now() - t0).toBeGreaterThanOrEqual(10_000);
+    expect(time.now() - t0).toBeLessThanOrEqual(10_200);
+    // No progress: the fixed deadline.
+    time = fakeTime();
+    t0 = time.now();
+    await waitForDaemon(fakeChild(4242), { client, ...time }, { timeoutMs: 1_000, intervalMs: 100, maxMs: 10_000, progress: () => 7 });
+    expect(time.now() - t0).toBeLessThanOrEqual(1_200);
+  });
+
   it('passes an unexpected client error through', async () => {
     const client = { version: async (): Promise<VersionAnswer> => Promise.reject(new TypeError('bug')) };
     await expect(waitForDaemon(fakeChild(1), { client, ...fakeTime() })).rejects.toThrow('bug');

@@ -97,16 +97,27 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** @default 50 */
   intervalMs?: number;
+  /**
+   * A measure of the daemon's progress (its log's size): while it moves, the deadline is at least `timeoutMs`
+   * after the last move, up to `maxMs` in all, so a daemon starting slowly on a loaded machine (many routers
+   * launched at once, issue 19) is not stopped halfway. @default none (the deadline is fixed)
+   */
+  progress?: () => number;
+  /** @default 120_000 */
+  maxMs?: number;
 }
 
 /**
- * Poll until the daemon `spawned` answers `GET /version` with its own pid, it exits, or `timeoutMs` passes.
- * An answer from another pid (a daemon that was already there) does not count.
+ * Poll until the daemon `spawned` answers `GET /version` with its own pid, it exits, or `timeoutMs` passes (more
+ * while `progress` moves). An answer from another pid (a daemon that was already there) does not count.
  */
 export async function waitForDaemon(spawned: SpawnedDaemon, deps: WaitDeps, options: WaitOptions = {}): Promise<WaitOutcome> {
   const timeoutMs = options.timeoutMs ?? 20_000;
   const intervalMs = options.intervalMs ?? 50;
-  const deadline = deps.now() + timeoutMs;
+  const start = deps.now();
+  const latest = start + Math.max(timeoutMs, options.maxMs ?? 120_000);
+  let deadline = start + timeoutMs;
+  let progress = options.progress?.();
   for (;;) {
     const exited = spawned.exitStatus();
     if (exited) return { kind: 'exited', ...exited };
@@ -119,6 +130,13 @@ export async function waitForDaemon(spawned: SpawnedDaemon, deps: WaitDeps, opti
     // It may have exited while we asked.
     const exitedNow = spawned.exitStatus();
     if (exitedNow) return { kind: 'exited', ...exitedNow };
+    if (options.progress !== undefined) {
+      const now = options.progress();
+      if (now !== progress) {
+        progress = now;
+        deadline = Math.min(latest, Math.max(deadline, deps.now() + timeoutMs));
+      }
+    }
     if (deps.now() >= deadline) return { kind: 'timeout' };
     await deps.sleep(intervalMs);
   }

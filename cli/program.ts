@@ -232,7 +232,13 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     const outOffset = logSize(outPath);
     const spawned = (io.spawner ?? processSpawner())(args, env, outPath);
     writePidFile(pidPath, spawned.pid);
-    const outcome = await waitForDaemon(spawned, { client: api, sleep, now }, { timeoutMs: waitMs });
+    // A daemon whose log still grows is starting, only slowly (a loaded machine): it gets more time, within bounds.
+    const waitStart = now();
+    const outcome = await waitForDaemon(
+      spawned,
+      { client: api, sleep, now },
+      { timeoutMs: waitMs, maxMs: Math.max(waitMs, 6 * waitMs), progress: () => logSize(logPath) + logSize(outPath) },
+    );
     if (outcome.kind === 'ready') {
       out(`weft ${outcome.version.version} is running on ${config.httpAddr} (pid ${spawned.pid}, log ${logPath})\n`);
       return;
@@ -243,7 +249,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       why = `the daemon exited (${outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.code}`}) before its API answered on ${config.httpAddr}`;
     } else {
       spawned.kill();
-      why = `the daemon did not answer on ${config.httpAddr} within ${waitMs / 1000} s; stopped it (pid ${spawned.pid})`;
+      const waited = Math.round((now() - waitStart) / 1000);
+      why = `the daemon did not answer on ${config.httpAddr} within ${waited} s; stopped it (pid ${spawned.pid})`;
     }
     const tail = [...logTail(logPath, offset), ...logTail(outPath, outOffset)];
     throw new CommandFailedError(
