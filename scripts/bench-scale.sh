@@ -13,27 +13,31 @@
 #                              a timeout there is a survivor giving up on another survivor, or on a dead one late)
 #   kill.rejoin_s              from the last relaunch returning to the full mesh again
 # Everything is bounded in time and removed at the end, also on failure or Ctrl-C.
-#   npm run bench:scale -- [--routers N] [--idle SECONDS] [--kill-quarter] [--json]
+#   npm run bench:scale -- [--routers N] [--idle SECONDS] [--settle SECONDS] [--kill-quarter] [--json]
+# --settle waits that long after the full mesh before the idle window (default 0: the window starts at once, while
+# the routers' own devices still send their first IPv6 router solicitations, flooded to every peer as data).
 # WEFT_CLI=path/to/dist/cli/main.js measures another build (e.g. main's, for a before/after).
 # Default 16 routers, 30 s idle. The machine is shared: the figures are for this machine at this load.
 set -uo pipefail
 umask 077 # password file and state dirs private (weft warns otherwise)
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
-ROUTERS=16 IDLE=30 JSON=0 MESH_TIMEOUT=300 KILL=0
+ROUTERS=16 IDLE=30 SETTLE=0 JSON=0 MESH_TIMEOUT=300 KILL=0
 CLI=${WEFT_CLI:-dist/cli/main.js}
 while [ $# -gt 0 ]; do
   case "$1" in
     --routers) ROUTERS=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
+    --settle) SETTLE=$2; shift 2 ;;
     --json) JSON=1; shift ;;
     --kill-quarter) KILL=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "bench-scale: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ "$ROUTERS" =~ ^[0-9]+$ ]] && [ "$ROUTERS" -ge 2 ] && [ "$ROUTERS" -le 64 ] || { echo "bench-scale: --routers must be 2..64" >&2; exit 2; }
 [[ "$IDLE" =~ ^[0-9]+$ ]] && [ "$IDLE" -ge 1 ] && [ "$IDLE" -le 600 ] || { echo "bench-scale: --idle must be 1..600 s" >&2; exit 2; }
+[[ "$SETTLE" =~ ^[0-9]+$ ]] && [ "$SETTLE" -le 900 ] || { echo "bench-scale: --settle must be 0..900 s" >&2; exit 2; }
 [ -f "$CLI" ] || { echo "bench-scale: weft is not built ($CLI): run scripts/setup.sh" >&2; exit 1; }
 [ $KILL = 0 ] || [ "$ROUTERS" -ge 4 ] || { echo "bench-scale: --kill-quarter needs --routers 4 or more" >&2; exit 2; }
 
@@ -83,7 +87,8 @@ while :; do
   if [ "$(echo "$(now) - $LAST_LAUNCH > $MESH_TIMEOUT" | bc)" = 1 ]; then log "no full mesh within $MESH_TIMEOUT s"; break; fi
   sleep 0.5
 done
-log "full mesh after ${MESH_S} s; idling $IDLE s"
+log "full mesh after ${MESH_S} s; settling $SETTLE s, then idling $IDLE s"
+sleep "$SETTLE"
 
 PIDS=()
 for i in $(seq 1 "$ROUTERS"); do PIDS+=("$(cat "$RUN/h$i/weft.pid" 2>/dev/null || echo 0)"); done
@@ -180,8 +185,8 @@ MESH_S=$(f "$MESH_S" 2) RMIN=$(f "$RMIN" 1) RMED=$(f "$RMED" 1) RMAX=$(f "$RMAX"
 CMAX=$(f "$CMAX" 2) PPS=$(f "$PPS" 1) BPS=$(f "$BPS" 0) SMED=$(f "$SMED" 2) SMAX=$(f "$SMAX" 2) STOP_ALL=$(f "$STOP_ALL" 2)
 KILL_REJOIN=$(f "$KILL_REJOIN" 2)
 if [ $JSON = 1 ]; then
-  printf '{"routers":%s,"idle_s":%s,"mesh_s":%s,"rss_mb":{"min":%s,"median":%s,"max":%s},"idle_cpu_pct":{"min":%s,"median":%s,"max":%s},"underlay":{"packets_per_s":%s,"bytes_per_s":%s},"stop_s":{"median":%s,"max":%s,"all":%s},"heartbeat_timeouts":%s,"kill":{"survivor_links_lost":%s,"survivor_hb_timeouts":%s,"rejoin_s":%s}}\n' \
-    "$ROUTERS" "$IDLE" "$MESH_S" "$RMIN" "$RMED" "$RMAX" "$CMIN" "$CMED" "$CMAX" "$PPS" "$BPS" "$SMED" "$SMAX" "$STOP_ALL" "${TIMEOUTS%% *}" "$KILL_LOST" "$KILL_HB" "$KILL_REJOIN"
+  printf '{"routers":%s,"settle_s":%s,"idle_s":%s,"mesh_s":%s,"rss_mb":{"min":%s,"median":%s,"max":%s},"idle_cpu_pct":{"min":%s,"median":%s,"max":%s},"underlay":{"packets_per_s":%s,"bytes_per_s":%s},"stop_s":{"median":%s,"max":%s,"all":%s},"heartbeat_timeouts":%s,"kill":{"survivor_links_lost":%s,"survivor_hb_timeouts":%s,"rejoin_s":%s}}\n' \
+    "$ROUTERS" "$SETTLE" "$IDLE" "$MESH_S" "$RMIN" "$RMED" "$RMAX" "$CMIN" "$CMED" "$CMAX" "$PPS" "$BPS" "$SMED" "$SMAX" "$STOP_ALL" "${TIMEOUTS%% *}" "$KILL_LOST" "$KILL_HB" "$KILL_REJOIN"
 else
   printf '| routers | full mesh after last launch | RSS per router (min / median / max) | idle CPU per router (min / median / max) | idle underlay (all hosts) | weft stop, all at once (median / max; all) | heartbeat timeouts |\n'
   printf '|---|---|---|---|---|---|---|\n'
