@@ -404,12 +404,11 @@ export class PeerConnection {
     const isQuiet = this.events.isPeerAlive?.(this) === true;
     if (isQuiet) this.lastQuietAt = now;
     const silentMs = now - this.lastReceivedAt;
-    // Once heartbeats are loud again, the remote may stay quiet until its view of the data path catches up with ours
-    // (an idle data path is found dead in up to 15 s, router/heartbeats.ts), and then send its next heartbeat up to
-    // a quiet period later: its silence is tolerated up to the quiet timeout from our last quiet tick.
+    // Once heartbeats are loud again, the remote may still be quiet for up to one quiet period (its view of the data
+    // path lags ours): silence counts from no earlier than that.
     const since = isQuiet
       ? this.lastReceivedAt
-      : Math.max(this.lastReceivedAt, this.lastQuietAt + QUIET_TIMEOUT_MS - this.heartbeatTimeoutMs);
+      : Math.max(this.lastReceivedAt, this.lastQuietAt + QUIET_HEARTBEAT_MS - this.heartbeatTimeoutMs);
     // Silence while our own loop stalled is not the peer's: the deadline moves by it.
     const ownMs = stalls?.stalledSince(since) ?? 0;
     if (now - since - ownMs >= (isQuiet ? QUIET_TIMEOUT_MS : this.heartbeatTimeoutMs)) {
