@@ -44,20 +44,24 @@ describe.skipIf(skip)('healing on 3 hosts', () => {
   it('after a 60 s isolation of h3, pings cross again within 5 s of the links returning; the loss is a warning', async () => {
     const { hosts, weft } = net;
     await hosts.isolate(3);
+    const isolatedAt = Date.now();
     await waitFor(
       'h1 to lose h3',
       async () => !(await weft[0]!.report()).router.connections.some((x) => x.nickname === 'h3' && x.state === 'established'),
-      20_000,
+      30_000,
     );
+    const lostMs = Date.now() - isolatedAt;
     // Both sides keep dialling: h3 (which was given only h1) retries h2 too, every retrying row with its reason.
+    // An idle router's data paths are found dead in up to 15 s (idle heartbeats), its control connections 10 s after.
     await waitFor(
       'h3 to retry both peers',
       async () => {
         const rows = (await weft[2]!.report()).router.connections;
         return rows.length === 2 && rows.every((r) => r.state === 'connecting' || (r.state === 'retrying' && r.info.length > 0));
       },
-      20_000,
+      40_000,
     );
+    console.log(`isolated idle h3: h1 lost it after ${lostMs} ms, h3 retried both peers after ${Date.now() - isolatedAt} ms`);
     const text = await weft[2]!.run(['status', 'connections']);
     console.log(`h3 status connections while isolated:\n${text}`);
     await new Promise((r) => setTimeout(r, 60_000));
@@ -92,7 +96,7 @@ describe.skipIf(skip)('healing on 3 hosts', () => {
         const r = await weft[0]!.report();
         return !r.router.connections.some((x) => x.nickname === 'h3' && x.state === 'established');
       },
-      20_000,
+      30_000, // an idle data path is found dead in up to 15 s
     );
     expect(await waitFor('c1 -> c3 via h2', () => canPing(c[0]!, cip(3)), 20_000)).toBe(true);
     await weft[1]!.run(['stop'], 30_000);
