@@ -102,7 +102,7 @@ sleep "$SETTLE"
 PIDS=()
 for i in $(seq 1 "$ROUTERS"); do PIDS+=("$(cat "$RUN/h$i/weft.pid" 2>/dev/null || echo 0)"); done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-ul_sum() { ip netns exec "$P-ul" sh -c "cat /sys/class/net/h*/statistics/$1" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+ul_sum() { ip netns exec "$P-ul" sh -c "cat /sys/class/net/h*/statistics/$1" 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 declare -a T0
 for i in "${!PIDS[@]}"; do T0[$i]=$(cpu_ticks "${PIDS[$i]}"); done
 PK0=$(ul_sum rx_packets) BY0=$(ul_sum rx_bytes) S0=$(now)
