@@ -237,7 +237,7 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     const outcome = await waitForDaemon(
       spawned,
       { client: api, sleep, now },
-      { timeoutMs: waitMs, maxMs: Math.max(waitMs, 6 * waitMs), progress: () => logSize(logPath) + logSize(outPath) },
+      { timeoutMs: waitMs, maxMs: 6 * waitMs, progress: () => logSize(logPath) + logSize(outPath) },
     );
     if (outcome.kind === 'ready') {
       out(`weft ${outcome.version.version} is running on ${config.httpAddr} (pid ${spawned.pid}, log ${logPath})\n`);

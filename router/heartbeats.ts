@@ -311,7 +311,7 @@ export class Heartbeats {
         if (isEstablished) {
           n.isEstablished = true;
           n.lastDataMs = now; // idle heartbeats only after idleAfterMs established without data
-          n.dataSeen = n.datagramsIn + n.datagramsOut - n.controlDatagrams;
+          n.dataSeen = n.dataDatagrams;
           this.log.info({ peer: peerLabel(n.peer), addr: `${n.endpoint.address}:${n.endpoint.port}` }, 'sleeve established');
           this.notify(n);
         } else {
@@ -319,20 +319,20 @@ export class Heartbeats {
           this.lose(n, now, `no heartbeat or ack for ${this.heartbeatTimeoutMs}ms`);
         }
       }
-      const data = n.datagramsIn + n.datagramsOut - n.controlDatagrams;
+      const data = n.dataDatagrams;
       if (data !== n.dataSeen) {
         n.dataSeen = data;
         n.lastDataMs = now;
       }
-      n.isIdleBeat =
+      const isIdle =
         this.idleHeartbeatMs > 0 &&
         n.isEstablished &&
         n.peerIdleHeartbeatMs > 0 &&
         (n.lastDataMs < 0 || now - n.lastDataMs >= this.idleAfterMs);
-      if (n.isIdleBeat) n.idleBeatAtMs = now;
+      if (isIdle) n.idleBeatAtMs = now;
       // Idle: a heartbeat every idleHeartbeatMs (half a period early rather than a period late), or again each
       // period while one is unanswered.
-      if (!n.isIdleBeat || n.unackedSinceMs >= 0 || now - n.heartbeatOutMs >= this.idleHeartbeatMs - this.heartbeatMs / 2) {
+      if (!isIdle || n.unackedSinceMs >= 0 || now - n.heartbeatOutMs >= this.idleHeartbeatMs - this.heartbeatMs / 2) {
         this.send.sendControl(n, MessageType.Heartbeat);
       }
       this.probeMtu(n, now);

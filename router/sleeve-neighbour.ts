@@ -89,8 +89,7 @@ export class Neighbour {
   unackedSinceMs = -1;
   /** The longest it said it may leave between heartbeats when idle (its heartbeats' body), 0 before it said. */
   peerIdleHeartbeatMs = 0;
-  /** Whether the last heartbeat round found this path idle and heartbeated it slowly, and when one last did, or -1. */
-  isIdleBeat = false;
+  /** When a heartbeat round last found this path idle (heartbeated slowly), or -1. */
   idleBeatAtMs = -1;
   /** Heartbeats, acks and MTU probes to and from it (what is not data), for telling an idle path. */
   controlDatagrams = 0;
@@ -149,6 +148,11 @@ export class Neighbour {
     this.overlayMtuBytes = 0;
     this.pathMtu = new PathMtu(underlayMtuBytes);
     this.resize(underlayMtuBytes);
+  }
+
+  /** Data datagrams to and from it so far (everything counted but heartbeats, acks and MTU probes). */
+  get dataDatagrams(): number {
+    return this.datagramsIn + this.datagramsOut - this.controlDatagrams;
   }
 
   /** Whether a datagram from `address`:`port` comes from where this neighbour is. */

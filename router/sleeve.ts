@@ -201,7 +201,6 @@ export class Sleeve implements Datapath {
           if (!isSwap) {
             n.lastHeartbeatMs = n.lastAckMs = n.heartbeatSentMs = n.heartbeatOutMs = n.unackedSinceMs = -1;
             n.peerIdleHeartbeatMs = 0;
-            n.isIdleBeat = false;
             n.idleBeatAtMs = -1;
           }
         }
