@@ -6,6 +6,7 @@ import { MemoryUdpNetwork, MemoryUnderlay } from './memory-underlay.js';
 import { Sleeve } from './sleeve.js';
 import type { SleeveOptions } from './sleeve.js';
 import type { ForwardingSnapshot, PeerId } from './datapath.js';
+import { MessageType, encodeDatagram } from './sleeve-format.js';
 
 const A = 0x0a00_0000_0001;
 const B = 0x0a00_0000_0002;
@@ -238,6 +239,32 @@ describe('Heartbeats: idle paths heartbeated slowly (issue 19)', () => {
     expect(events).toHaveLength(1);
     expect(heartbeatsOut(a) - a0).toBeGreaterThan(8); // some repeated
     expect(heartbeatsOut(a) - a0).toBeLessThan(40);
+    await stop();
+  });
+
+  it('takes any heartbeat body: short or garbage ones read as "no idle rule", huge intervals are capped', async () => {
+    const { fake, a, b, events, isUp, stop } = await pair();
+    fake.advance(30_000); // idle: B heartbeats A every 10 s
+    const heartbeat = (body: Buffer, seq: number) =>
+      encodeDatagram({ type: MessageType.Heartbeat, isEncrypted: false, keyPhase: 0, sender: A, seq, records: [], body });
+    const inBefore = b.sleeve.counters()['heartbeats_in']!;
+    const bodies = [Buffer.alloc(1, 0xff), Buffer.from([1, 2, 3]), Buffer.alloc(4, 0xff), Buffer.alloc(300, 0xa5), Buffer.from([0, 1])];
+    bodies.forEach((body, i) => {
+      const d = heartbeat(body, 1_000_000 + i);
+      a.underlay.send(d, 0, d.length, b.endpoint); // from A's own address: taken as A's
+    });
+    a.underlay.flush();
+    fake.advance(10);
+    expect(b.sleeve.counters()['heartbeats_in']! - inBefore).toBe(bodies.length);
+    // The last one (2 bytes, too short to be read as 65,536+ ms) says nothing of an idle rule: B heartbeats A every
+    // second until A's next real heartbeat.
+    const b0 = heartbeatsOut(b);
+    fake.advance(3000);
+    expect(heartbeatsOut(b) - b0).toBeGreaterThanOrEqual(2);
+    fake.advance(30_000);
+    expect(isUp()).toBe(true);
+    expect(b.sleeve.peerHealth().get(A)?.isEstablished).toBe(true);
+    expect(events).toHaveLength(1);
     await stop();
   });
 
